@@ -1,0 +1,555 @@
+//! The `segno` command line: argument parsing and the commands' human and JSON output.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+
+use crate::config::{AnyConfig, ConfigError, Family};
+use crate::store::{Project, StoreError, StoreOutcome};
+
+/// Exit codes of `segno`, so scripts can tell failures apart.
+pub mod exit {
+    /// Everything worked.
+    pub const OK: u8 = 0;
+    /// A config is malformed or invalid.
+    pub const INVALID: u8 = 1;
+    /// Bad command-line usage (reported by the argument parser).
+    pub const USAGE: u8 = 2;
+    /// A named config does not exist.
+    pub const NOT_FOUND: u8 = 3;
+    /// A different config already exists under that name.
+    pub const CONFLICT: u8 = 4;
+    /// A file could not be read or written (including read-only projects).
+    pub const IO: u8 = 5;
+}
+
+/// Segno: train, apply and inspect segmentation networks for large 3D microscopy volumes.
+#[derive(Debug, Parser)]
+#[command(name = "segno", version, about, long_about = None)]
+pub struct Cli {
+    /// Log level: error, warn, info, debug or trace (or a tracing filter).
+    #[arg(long, global = true, default_value = "warn")]
+    pub log_level: String,
+
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List, show, validate, import and export the configs of a project.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Show the version and the compute devices libtorch can use.
+    Info(JsonFlag),
+}
+
+/// Options shared by commands that work on a project.
+#[derive(Debug, Args, Clone)]
+pub struct ProjectArgs {
+    /// Project directory (DaCapo's runs_base_dir).
+    #[arg(long, short = 'p', default_value = ".", value_name = "DIR")]
+    pub project: PathBuf,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A lone `--json` flag.
+#[derive(Debug, Args, Clone)]
+pub struct JsonFlag {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `segno config …` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// List stored configs, by family.
+    List {
+        /// Only this family: runs, tasks, architectures, trainers, datasplits or arrays.
+        family: Option<String>,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Print one stored config as YAML (or JSON with --json).
+    Show {
+        /// Family: runs, tasks, architectures, trainers, datasplits or arrays.
+        family: String,
+        /// Config name.
+        name: String,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Check config files (or, with no files, every stored config) and list every problem.
+    Validate {
+        /// YAML/JSON files to check; the family is detected unless --family is given.
+        files: Vec<PathBuf>,
+        /// Family of the given files.
+        #[arg(long)]
+        family: Option<String>,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Store config files (or every YAML/JSON file below given directories, such as a
+    /// DaCapo `configs` folder) in the project.
+    Import {
+        /// Files or directories to import.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Family of the given files (detected from the folder name or content otherwise).
+        #[arg(long)]
+        family: Option<String>,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Write one stored config to a file (or standard output) in DaCapo's YAML dialect.
+    Export {
+        /// Family: runs, tasks, architectures, trainers, datasplits or arrays.
+        family: String,
+        /// Config name.
+        name: String,
+        /// Output file; standard output when absent.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// Replace an existing output file.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+}
+
+/// A failure of a command, with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit code for the process.
+    pub code: u8,
+    /// Message for standard error.
+    pub message: String,
+}
+
+impl Failure {
+    fn new(code: u8, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        let code = match &e {
+            StoreError::InvalidName { .. }
+            | StoreError::InvalidConfig { .. }
+            | StoreError::Config(_) => exit::INVALID,
+            StoreError::NotFound { .. } => exit::NOT_FOUND,
+            StoreError::Duplicate { .. } => exit::CONFLICT,
+            StoreError::ReadOnly { .. }
+            | StoreError::NotADirectory { .. }
+            | StoreError::Io { .. } => exit::IO,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Self::new(exit::INVALID, e.to_string())
+    }
+}
+
+fn parse_family(text: &str) -> Result<Family, Failure> {
+    Family::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = Family::ALL.iter().map(|f| f.dir_name()).collect();
+        Failure::new(
+            exit::USAGE,
+            format!(
+                "unknown config family {text:?}; use one of {}",
+                names.join(", ")
+            ),
+        )
+    })
+}
+
+/// Runs a parsed command line, printing results to stdout and errors to stderr.
+pub fn run(cli: Cli) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match dispatch(cli.command, &mut out) {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            let _ = out.flush();
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
+    match command {
+        Command::Info(flag) => info(flag.json, out),
+        Command::Config(cmd) => config(cmd, out),
+    }
+}
+
+fn emit(out: &mut dyn Write, text: &str) -> Result<(), Failure> {
+    out.write_all(text.as_bytes())
+        .map_err(|e| Failure::new(exit::IO, format!("cannot write output: {e}")))
+}
+
+fn emit_json(out: &mut dyn Write, value: &Value) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::new(exit::IO, format!("cannot encode JSON: {e}")))?;
+    emit(out, &format!("{text}\n"))
+}
+
+/// Loads a stored config named on the command line.
+fn retrieve(
+    project: &ProjectArgs,
+    family: &str,
+    name: &str,
+) -> Result<(Family, AnyConfig), Failure> {
+    let family = parse_family(family)?;
+    let config = Project::open(&project.project)?
+        .configs()
+        .retrieve(family, name)?;
+    Ok((family, config))
+}
+
+fn info(json: bool, out: &mut dyn Write) -> Result<u8, Failure> {
+    let rt = crate::torch::RuntimeInfo::query();
+    let device = crate::torch::choose_device(None)
+        .map(|d| format!("{d:?}"))
+        .unwrap_or_else(|e| e.to_string());
+    if json {
+        emit_json(
+            out,
+            &json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "cuda_available": rt.cuda_available,
+                "cuda_devices": rt.cuda_devices,
+                "cudnn_available": rt.cudnn_available,
+                "cpu_threads": rt.cpu_threads,
+                "default_device": device,
+            }),
+        )?;
+    } else {
+        emit(
+            out,
+            &format!(
+                "segno {}\nlibtorch: {rt}\ndefault device: {device}\n",
+                env!("CARGO_PKG_VERSION")
+            ),
+        )?;
+    }
+    Ok(exit::OK)
+}
+
+fn config(cmd: ConfigCommand, out: &mut dyn Write) -> Result<u8, Failure> {
+    match cmd {
+        ConfigCommand::List { family, project } => {
+            let families = match family {
+                Some(f) => vec![parse_family(&f)?],
+                None => Family::ALL.to_vec(),
+            };
+            let store = Project::open(&project.project)?.configs();
+            let mut listing = Vec::new();
+            for f in families {
+                listing.push((f, store.names(f)?));
+            }
+            if project.json {
+                let map: serde_json::Map<String, Value> = listing
+                    .iter()
+                    .map(|(f, names)| (f.dir_name().to_string(), json!(names)))
+                    .collect();
+                emit_json(out, &Value::Object(map))?;
+            } else {
+                let mut text = String::new();
+                for (f, names) in &listing {
+                    text.push_str(&format!("{} ({}):\n", f.dir_name(), names.len()));
+                    for n in names {
+                        text.push_str(&format!("  {n}\n"));
+                    }
+                }
+                emit(out, &text)?;
+            }
+            Ok(exit::OK)
+        }
+        ConfigCommand::Show {
+            family,
+            name,
+            project,
+        } => {
+            let (_, config) = retrieve(&project, &family, &name)?;
+            if project.json {
+                emit_json(out, &config.to_document())?;
+            } else {
+                emit(out, &config.to_yaml())?;
+            }
+            Ok(exit::OK)
+        }
+        ConfigCommand::Validate {
+            files,
+            family,
+            project,
+        } => validate(files, family, &project, out),
+        ConfigCommand::Import {
+            paths,
+            family,
+            project,
+        } => import(paths, family, &project, out),
+        ConfigCommand::Export {
+            family,
+            name,
+            output,
+            force,
+            project,
+        } => {
+            let (family, config) = retrieve(&project, &family, &name)?;
+            let text = if project.json {
+                serde_json::to_string_pretty(&config.to_document())
+                    .map(|t| t + "\n")
+                    .map_err(|e| Failure::new(exit::IO, format!("cannot encode JSON: {e}")))?
+            } else {
+                config.to_yaml()
+            };
+            match output {
+                None => emit(out, &text)?,
+                Some(path) => {
+                    if path.exists() && !force {
+                        return Err(Failure::new(
+                            exit::CONFLICT,
+                            format!("{} exists; pass --force to replace it", path.display()),
+                        ));
+                    }
+                    crate::store::atomic::write_atomic(&path, text.as_bytes(), true)?;
+                    eprintln!("wrote {} {:?} to {}", family.noun(), name, path.display());
+                }
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// One checked or imported document, for reports.
+struct Report {
+    source: String,
+    family: Option<Family>,
+    name: Option<String>,
+    outcome: Result<String, Failure>,
+}
+
+impl Report {
+    fn to_json(&self) -> Value {
+        let mut v = json!({
+            "source": self.source,
+            "family": self.family.map(|f| f.dir_name()),
+            "name": self.name,
+        });
+        match &self.outcome {
+            Ok(what) => {
+                v["ok"] = json!(true);
+                v["outcome"] = json!(what);
+            }
+            Err(f) => {
+                v["ok"] = json!(false);
+                v["error"] = json!(f.message);
+                v["exit_code"] = json!(f.code);
+            }
+        }
+        v
+    }
+
+    fn to_text(&self) -> String {
+        let what = match (&self.family, &self.name) {
+            (Some(f), Some(n)) => format!(" ({} {n:?})", f.noun()),
+            _ => String::new(),
+        };
+        match &self.outcome {
+            Ok(o) => format!("{}{what}: {o}\n", self.source),
+            Err(f) => format!("{}{what}: error: {}\n", self.source, f.message),
+        }
+    }
+}
+
+fn finish(reports: &[Report], json: bool, out: &mut dyn Write) -> Result<u8, Failure> {
+    if json {
+        emit_json(
+            out,
+            &Value::Array(reports.iter().map(Report::to_json).collect()),
+        )?;
+    } else {
+        let text: String = reports.iter().map(Report::to_text).collect();
+        emit(out, &text)?;
+        let failed = reports.iter().filter(|r| r.outcome.is_err()).count();
+        emit(
+            out,
+            &format!("{} ok, {failed} with errors\n", reports.len() - failed),
+        )?;
+    }
+    // The most severe failure decides the exit code (I/O over conflicts over invalid).
+    Ok(reports
+        .iter()
+        .filter_map(|r| r.outcome.as_ref().err().map(|f| f.code))
+        .max()
+        .unwrap_or(exit::OK))
+}
+
+fn load_file(path: &Path, family: Option<Family>) -> (Option<Family>, Result<AnyConfig, Failure>) {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            return (
+                family,
+                Err(Failure::new(
+                    exit::IO,
+                    format!("cannot read {}: {e}", path.display()),
+                )),
+            )
+        }
+    };
+    let source = path.display().to_string();
+    match AnyConfig::from_text(family, &text, &source) {
+        Ok(c) => (Some(c.family()), Ok(c)),
+        Err(e) => (family, Err(e.into())),
+    }
+}
+
+fn validate(
+    files: Vec<PathBuf>,
+    family: Option<String>,
+    project: &ProjectArgs,
+    out: &mut dyn Write,
+) -> Result<u8, Failure> {
+    let family = family.as_deref().map(parse_family).transpose()?;
+    let mut reports = Vec::new();
+    let check = |config: &AnyConfig| -> Result<String, Failure> {
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok("valid".to_string())
+        } else {
+            Err(Failure::new(
+                exit::INVALID,
+                format!("{} problem(s):\n{problems}", problems.len()),
+            ))
+        }
+    };
+    if files.is_empty() {
+        let store = Project::open(&project.project)?.configs();
+        let families = family.map_or(Family::ALL.to_vec(), |f| vec![f]);
+        for f in families {
+            for name in store.names(f)? {
+                let source = store.path_of(f, &name).display().to_string();
+                let outcome = store
+                    .retrieve(f, &name)
+                    .map_err(Failure::from)
+                    .and_then(|c| check(&c));
+                reports.push(Report {
+                    source,
+                    family: Some(f),
+                    name: Some(name),
+                    outcome,
+                });
+            }
+        }
+    } else {
+        for path in files {
+            let (fam, loaded) = load_file(&path, family);
+            let name = loaded.as_ref().ok().map(|c| c.name().to_string());
+            reports.push(Report {
+                source: path.display().to_string(),
+                family: fam,
+                name,
+                outcome: loaded.and_then(|c| check(&c)),
+            });
+        }
+    }
+    finish(&reports, project.json, out)
+}
+
+/// Collects the YAML/JSON files to import, with the family implied by their folder.
+fn collect_import_files(
+    path: &Path,
+    out: &mut Vec<(PathBuf, Option<Family>)>,
+) -> Result<(), Failure> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| Failure::new(exit::IO, format!("cannot list {}: {e}", path.display())))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for entry in entries {
+            let hidden = entry
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if entry.is_dir() {
+                collect_import_files(&entry, out)?;
+            } else if matches!(
+                entry.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            ) {
+                let family = entry
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .and_then(|n| n.to_str())
+                    .and_then(Family::parse);
+                out.push((entry, family));
+            }
+        }
+        Ok(())
+    } else if path.exists() {
+        out.push((path.to_path_buf(), None));
+        Ok(())
+    } else {
+        Err(Failure::new(
+            exit::IO,
+            format!("{} does not exist", path.display()),
+        ))
+    }
+}
+
+fn import(
+    paths: Vec<PathBuf>,
+    family: Option<String>,
+    project: &ProjectArgs,
+    out: &mut dyn Write,
+) -> Result<u8, Failure> {
+    let family = family.as_deref().map(parse_family).transpose()?;
+    let mut files = Vec::new();
+    for p in &paths {
+        collect_import_files(p, &mut files)?;
+    }
+    let store = Project::open(&project.project)?.configs();
+    let mut reports = Vec::new();
+    for (path, implied) in files {
+        let (fam, loaded) = load_file(&path, family.or(implied));
+        let name = loaded.as_ref().ok().map(|c| c.name().to_string());
+        let outcome = loaded.and_then(|c| {
+            store
+                .store(&c)
+                .map(|o| match o {
+                    StoreOutcome::Written => "stored".to_string(),
+                    StoreOutcome::Unchanged => "already stored (identical)".to_string(),
+                })
+                .map_err(Failure::from)
+        });
+        reports.push(Report {
+            source: path.display().to_string(),
+            family: fam,
+            name,
+            outcome,
+        });
+    }
+    finish(&reports, project.json, out)
+}

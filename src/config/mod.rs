@@ -1,0 +1,450 @@
+//! The config data model: every DaCapo config type, with defaults, help texts, validation
+//! that reports every problem by field path, and DaCapo-compatible YAML/JSON.
+//!
+//! Documents are read in any of the three DaCapo dialects (seed era, v0.3.x, newer) and
+//! written in the v0.3.x dialect: tagged families carry a `__type__` key naming the DaCapo
+//! class, keys are sorted, and `!!python/tuple` tags are accepted on read. Unlike DaCapo,
+//! an unknown key or type is an error, not silently ignored.
+
+#[macro_use]
+pub mod schema;
+
+pub mod architectures;
+pub mod arrays;
+pub mod datasplits;
+pub mod options;
+pub mod runs;
+pub mod tasks;
+pub mod trainers;
+
+use std::fmt;
+
+use serde_json::Value;
+
+pub use architectures::{ArchitectureConfig, CNNectomeUNetConfig, DummyArchitectureConfig};
+pub use arrays::*;
+pub use datasplits::*;
+pub use options::{BsubConfig, ComputeContextConfig, LocalTorchConfig, OptionsConfig};
+pub use runs::{CosemStartConfig, InitialWeightsConfig, RunConfig, StartConfig};
+pub use schema::{Decode, Encode, FieldInfo, Problem, Problems, TypeInfo, Validate};
+pub use tasks::*;
+pub use trainers::*;
+
+use crate::geometry::Coordinate;
+
+/// The key holding the concrete type name in tagged config documents.
+pub const TYPE_KEY: &str = "__type__";
+
+/// Errors reading or checking a config document.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The text is not valid YAML/JSON.
+    #[error("{source_name}: not valid YAML or JSON: {message}")]
+    Syntax {
+        /// File name (or other label) of the document.
+        source_name: String,
+        /// The parser's description, with line and column.
+        message: String,
+    },
+    /// The document holds nothing.
+    #[error("{source_name}: the document is empty")]
+    Empty {
+        /// File name (or other label) of the document.
+        source_name: String,
+    },
+    /// The document has the wrong shape or values; every problem is listed.
+    #[error("{source_name}: {} problem(s):\n{problems}", problems.len())]
+    Invalid {
+        /// File name (or other label) of the document.
+        source_name: String,
+        /// Every problem found, each with its field path.
+        problems: Problems,
+    },
+}
+
+impl ConfigError {
+    /// The problems of an [`ConfigError::Invalid`] error (empty for other kinds).
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            Self::Invalid { problems, .. } => &problems.0,
+            _ => &[],
+        }
+    }
+}
+
+/// Checks a config's `name` (nested names may contain any printable characters).
+pub(crate) fn check_name(name: &str, path: &str, problems: &mut Problems) {
+    let npath = schema::child(path, "name");
+    if name.trim().is_empty() {
+        problems.push(&npath, "must not be empty");
+    } else if name.chars().any(char::is_control) {
+        problems.push(&npath, format!("{name:?} contains control characters"));
+    }
+}
+
+/// Checks that every component of a size-like coordinate is positive.
+pub(crate) fn check_positive_coordinate(c: &Coordinate, path: &str, problems: &mut Problems) {
+    if c.iter().any(|v| v <= 0) {
+        problems.push(path, format!("must be positive on every axis, got {c}"));
+    }
+}
+
+/// Parses YAML (or JSON, which is read as YAML) into a document tree, dropping YAML tags
+/// such as `!!python/tuple` (tuples become lists).
+pub fn parse_document(text: &str, source_name: &str) -> Result<Value, ConfigError> {
+    let yaml: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Syntax {
+            source_name: source_name.to_string(),
+            message: e.to_string(),
+        })?;
+    let mut problems = Problems::default();
+    let doc = yaml_to_tree(yaml, "", &mut problems);
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid {
+            source_name: source_name.to_string(),
+            problems,
+        });
+    }
+    if doc.is_null() {
+        return Err(ConfigError::Empty {
+            source_name: source_name.to_string(),
+        });
+    }
+    Ok(doc)
+}
+
+fn yaml_to_tree(value: serde_yaml_ng::Value, path: &str, problems: &mut Problems) -> Value {
+    use serde_yaml_ng::Value as Y;
+    match value {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                match serde_json::Number::from_f64(f) {
+                    Some(num) => Value::Number(num),
+                    None => {
+                        problems.push(path, format!("{f} is not a finite number"));
+                        Value::Null
+                    }
+                }
+            }
+        }
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| yaml_to_tree(v, &schema::index(path, i), problems))
+                .collect(),
+        ),
+        Y::Mapping(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                let key = match k {
+                    Y::String(s) => s,
+                    Y::Number(n) => n.to_string(),
+                    Y::Bool(b) => b.to_string(),
+                    other => {
+                        problems.push(
+                            path,
+                            format!("mapping keys must be plain text, found {other:?}"),
+                        );
+                        continue;
+                    }
+                };
+                let child = yaml_to_tree(v, &schema::child(path, &key), problems);
+                out.insert(key, child);
+            }
+            Value::Object(out)
+        }
+        Y::Tagged(tagged) => yaml_to_tree(tagged.value, path, problems),
+    }
+}
+
+/// Writes a document tree as block-style YAML with sorted keys (DaCapo's layout).
+pub fn to_yaml(doc: &Value) -> String {
+    // Serialising a serde_json::Value cannot fail: every key is a string.
+    serde_yaml_ng::to_string(doc).unwrap_or_default()
+}
+
+/// Decodes and validates a document as a `T`, reporting every problem with its path.
+pub fn decode_document<T: Decode + Validate>(
+    doc: &Value,
+    source_name: &str,
+) -> Result<T, ConfigError> {
+    let mut problems = Problems::default();
+    let decoded = T::decode(doc, "", &mut problems);
+    match decoded {
+        Some(value) if problems.is_empty() => {
+            value.validate("", &mut problems);
+            if problems.is_empty() {
+                Ok(value)
+            } else {
+                Err(ConfigError::Invalid {
+                    source_name: source_name.to_string(),
+                    problems,
+                })
+            }
+        }
+        _ => Err(ConfigError::Invalid {
+            source_name: source_name.to_string(),
+            problems,
+        }),
+    }
+}
+
+/// Decodes a document as a `T` without the semantic checks (shape and types only), so a
+/// config that is well-formed but not yet valid can still be opened and fixed.
+pub fn decode_document_unchecked<T: Decode>(
+    doc: &Value,
+    source_name: &str,
+) -> Result<T, ConfigError> {
+    let mut problems = Problems::default();
+    match T::decode(doc, "", &mut problems) {
+        Some(value) if problems.is_empty() => Ok(value),
+        _ => Err(ConfigError::Invalid {
+            source_name: source_name.to_string(),
+            problems,
+        }),
+    }
+}
+
+/// The kinds of config that are stored by name in a project, one directory each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// Runs (`configs/runs`).
+    Runs,
+    /// Tasks (`configs/tasks`).
+    Tasks,
+    /// Architectures (`configs/architectures`).
+    Architectures,
+    /// Trainers (`configs/trainers`).
+    Trainers,
+    /// DataSplits (`configs/datasplits`).
+    Datasplits,
+    /// Arrays (`configs/arrays`).
+    Arrays,
+}
+
+impl Family {
+    /// Every family, in display order.
+    pub const ALL: [Family; 6] = [
+        Family::Runs,
+        Family::Tasks,
+        Family::Architectures,
+        Family::Trainers,
+        Family::Datasplits,
+        Family::Arrays,
+    ];
+
+    /// Directory name below `configs/` (also the CLI spelling).
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Family::Runs => "runs",
+            Family::Tasks => "tasks",
+            Family::Architectures => "architectures",
+            Family::Trainers => "trainers",
+            Family::Datasplits => "datasplits",
+            Family::Arrays => "arrays",
+        }
+    }
+
+    /// Singular noun for messages ("run", "task", …).
+    pub fn noun(self) -> &'static str {
+        match self {
+            Family::Runs => "run",
+            Family::Tasks => "task",
+            Family::Architectures => "architecture",
+            Family::Trainers => "trainer",
+            Family::Datasplits => "datasplit",
+            Family::Arrays => "array",
+        }
+    }
+
+    /// Parses a family from its directory name or singular noun (case-insensitive).
+    pub fn parse(text: &str) -> Option<Family> {
+        let t = text.to_ascii_lowercase();
+        Family::ALL
+            .into_iter()
+            .find(|f| f.dir_name() == t || f.noun() == t)
+    }
+
+    /// Guesses the family of an untyped document: runs are untagged mappings with a
+    /// `task_config`; tagged documents are recognised by their `__type__`.
+    pub fn detect(doc: &Value) -> Option<Family> {
+        let map = doc.as_object()?;
+        if map.contains_key("task_config") || map.contains_key("architecture_config") {
+            return Some(Family::Runs);
+        }
+        let tag = map.get(TYPE_KEY)?.as_str()?;
+        let has = |types: &[TypeInfo]| types.iter().any(|t| t.tag == tag);
+        [
+            (Family::Tasks, TaskConfig::TYPES),
+            (Family::Architectures, ArchitectureConfig::TYPES),
+            (Family::Trainers, TrainerConfig::TYPES),
+            (Family::Datasplits, DataSplitConfig::TYPES),
+            (Family::Arrays, ArrayConfig::TYPES),
+        ]
+        .into_iter()
+        .find(|(_, types)| has(types))
+        .map(|(f, _)| f)
+    }
+
+    /// The concrete types of this family (empty for runs, which are untagged).
+    pub fn types(self) -> &'static [TypeInfo] {
+        match self {
+            Family::Runs => &[],
+            Family::Tasks => TaskConfig::TYPES,
+            Family::Architectures => ArchitectureConfig::TYPES,
+            Family::Trainers => TrainerConfig::TYPES,
+            Family::Datasplits => DataSplitConfig::TYPES,
+            Family::Arrays => ArrayConfig::TYPES,
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.dir_name())
+    }
+}
+
+/// A config of any stored family.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // small trees of settings, never hot
+pub enum AnyConfig {
+    /// A run.
+    Run(Box<RunConfig>),
+    /// A task.
+    Task(TaskConfig),
+    /// An architecture.
+    Architecture(ArchitectureConfig),
+    /// A trainer.
+    Trainer(TrainerConfig),
+    /// A datasplit.
+    Datasplit(DataSplitConfig),
+    /// An array.
+    Array(ArrayConfig),
+}
+
+impl AnyConfig {
+    /// The family this config is stored in.
+    pub fn family(&self) -> Family {
+        match self {
+            AnyConfig::Run(_) => Family::Runs,
+            AnyConfig::Task(_) => Family::Tasks,
+            AnyConfig::Architecture(_) => Family::Architectures,
+            AnyConfig::Trainer(_) => Family::Trainers,
+            AnyConfig::Datasplit(_) => Family::Datasplits,
+            AnyConfig::Array(_) => Family::Arrays,
+        }
+    }
+
+    /// The config's name (its file name in the store).
+    pub fn name(&self) -> &str {
+        match self {
+            AnyConfig::Run(c) => &c.name,
+            AnyConfig::Task(c) => c.name(),
+            AnyConfig::Architecture(c) => c.name(),
+            AnyConfig::Trainer(c) => c.name(),
+            AnyConfig::Datasplit(c) => c.name(),
+            AnyConfig::Array(c) => c.name(),
+        }
+    }
+
+    /// The document tree in the v0.3.x dialect.
+    pub fn to_document(&self) -> Value {
+        match self {
+            AnyConfig::Run(c) => c.encode(),
+            AnyConfig::Task(c) => c.encode(),
+            AnyConfig::Architecture(c) => c.encode(),
+            AnyConfig::Trainer(c) => c.encode(),
+            AnyConfig::Datasplit(c) => c.encode(),
+            AnyConfig::Array(c) => c.encode(),
+        }
+    }
+
+    /// YAML text in the v0.3.x dialect.
+    pub fn to_yaml(&self) -> String {
+        to_yaml(&self.to_document())
+    }
+
+    /// Every validation problem of this config (empty when it is valid).
+    pub fn problems(&self) -> Problems {
+        let mut problems = Problems::default();
+        match self {
+            AnyConfig::Run(c) => c.validate("", &mut problems),
+            AnyConfig::Task(c) => c.validate("", &mut problems),
+            AnyConfig::Architecture(c) => c.validate("", &mut problems),
+            AnyConfig::Trainer(c) => c.validate("", &mut problems),
+            AnyConfig::Datasplit(c) => c.validate("", &mut problems),
+            AnyConfig::Array(c) => c.validate("", &mut problems),
+        }
+        problems
+    }
+
+    /// Decodes a document of `family` (shape and types only; see [`AnyConfig::problems`]
+    /// for the semantic checks). Newer-dialect run documents are lifted first.
+    pub fn from_document(
+        family: Family,
+        doc: &Value,
+        source_name: &str,
+    ) -> Result<Self, ConfigError> {
+        Ok(match family {
+            Family::Runs => {
+                let lifted = runs::lift_run_dialect(doc.clone());
+                AnyConfig::Run(Box::new(decode_document_unchecked(&lifted, source_name)?))
+            }
+            Family::Tasks => AnyConfig::Task(decode_document_unchecked(doc, source_name)?),
+            Family::Architectures => {
+                AnyConfig::Architecture(decode_document_unchecked(doc, source_name)?)
+            }
+            Family::Trainers => AnyConfig::Trainer(decode_document_unchecked(doc, source_name)?),
+            Family::Datasplits => {
+                AnyConfig::Datasplit(decode_document_unchecked(doc, source_name)?)
+            }
+            Family::Arrays => AnyConfig::Array(decode_document_unchecked(doc, source_name)?),
+        })
+    }
+
+    /// Parses YAML/JSON text of `family` (or of the detected family when `None`).
+    pub fn from_text(
+        family: Option<Family>,
+        text: &str,
+        source_name: &str,
+    ) -> Result<Self, ConfigError> {
+        let doc = parse_document(text, source_name)?;
+        let family = match family.or_else(|| Family::detect(&doc)) {
+            Some(f) => f,
+            None => {
+                let mut problems = Problems::default();
+                problems.push(
+                    "",
+                    "cannot tell which kind of config this is: expected a run (with task_config, \
+                     architecture_config, …) or a mapping with a known `__type__`",
+                );
+                if let Some(tag) = doc.get(TYPE_KEY).and_then(Value::as_str) {
+                    let all = Family::ALL
+                        .iter()
+                        .flat_map(|f| f.types().iter().map(|t| t.tag));
+                    let mut msg = format!("unknown config type `{tag}`");
+                    if let Some(best) = schema::closest(tag, all) {
+                        msg.push_str(&format!(" (did you mean `{best}`?)"));
+                    }
+                    problems = Problems::default();
+                    problems.push(TYPE_KEY, msg);
+                }
+                return Err(ConfigError::Invalid {
+                    source_name: source_name.to_string(),
+                    problems,
+                });
+            }
+        };
+        Self::from_document(family, &doc, source_name)
+    }
+}

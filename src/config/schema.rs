@@ -1,0 +1,913 @@
+//! The machinery shared by every config type: decoding from a generic document tree with
+//! problems collected per field path, encoding back to a tree, validation hooks, and the
+//! field descriptions (key, aliases, help text) that editors show.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::{Map, Number, Value};
+
+use crate::geometry::{Coordinate, Roi};
+
+/// One problem found in a config document, located by its field path
+/// (for example `architecture_config.downsample_factors[1]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted/indexed path of the offending field; empty for the document root.
+    pub path: String,
+    /// What is wrong and, where possible, what to do about it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// An ordered collection of [`Problem`]s; decoding and validation append to it instead of
+/// stopping at the first one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl Problems {
+    /// Records one problem at `path`.
+    pub fn push(&mut self, path: &str, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// True when no problem was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Number of recorded problems.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Iterates over the recorded problems in the order they were found.
+    pub fn iter(&self) -> std::slice::Iter<'_, Problem> {
+        self.0.iter()
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Path of a named child field below `path`.
+pub fn child(path: &str, key: &str) -> String {
+    let simple = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    match (path.is_empty(), simple) {
+        (true, true) => key.to_string(),
+        (true, false) => format!("[{key:?}]"),
+        (false, true) => format!("{path}.{key}"),
+        (false, false) => format!("{path}[{key:?}]"),
+    }
+}
+
+/// Path of the `index`-th element below `path`.
+pub fn index(path: &str, index: usize) -> String {
+    format!("{path}[{index}]")
+}
+
+/// Short description of a document value for "expected X, found Y" messages.
+pub fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) if s.chars().count() > 40 => "a string".into(),
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Array(a) => format!("a list of {} element(s)", a.len()),
+        Value::Object(_) => "a mapping".into(),
+    }
+}
+
+/// Describes one field of a config type: its key in files, accepted spellings, help text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldInfo {
+    /// Rust field name.
+    pub name: &'static str,
+    /// Key written to files (the DaCapo v0.3.x spelling).
+    pub key: &'static str,
+    /// Other spellings accepted on read (seed era / newer DaCapo dialects).
+    pub aliases: &'static [&'static str],
+    /// Raw help text (the field's doc comment); use [`FieldInfo::help`] for display.
+    pub raw_help: &'static str,
+    /// The Rust type of the field, for display.
+    pub type_name: &'static str,
+    /// Whether the field has no default and must be given.
+    pub required: bool,
+}
+
+impl FieldInfo {
+    /// Help text with doc-comment indentation removed.
+    pub fn help(&self) -> String {
+        tidy_doc(self.raw_help)
+    }
+}
+
+/// Describes one concrete config type of a tagged family (e.g. `ZarrArrayConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeInfo {
+    /// The `__type__` tag (the DaCapo class name).
+    pub tag: &'static str,
+    /// Raw help text of the type; use [`TypeInfo::help`] for display.
+    pub raw_help: &'static str,
+    /// The type's fields in declaration order.
+    pub fields: &'static [FieldInfo],
+}
+
+impl TypeInfo {
+    /// Help text with doc-comment indentation removed.
+    pub fn help(&self) -> String {
+        tidy_doc(self.raw_help)
+    }
+}
+
+/// Joins doc-comment lines into readable text: trims each line, keeps paragraph breaks.
+pub fn tidy_doc(raw: &str) -> String {
+    let mut out = String::new();
+    for line in raw.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            if !out.is_empty() && !out.ends_with("\n\n") {
+                out.push_str("\n\n");
+            }
+            continue;
+        }
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push(' ');
+        }
+        out.push_str(line);
+    }
+    out.trim_end().to_string()
+}
+
+/// Decoding from a generic document tree, recording every problem with its field path.
+pub trait Decode: Sized {
+    /// What a valid value looks like, for messages ("a list of integers", …).
+    fn expected() -> String;
+
+    /// Decodes `value` found at `path`; returns `None` after recording at least one problem.
+    fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self>;
+}
+
+/// Encoding to a generic document tree in the DaCapo v0.3.x dialect.
+pub trait Encode {
+    /// The document tree of this value (mappings with alphabetically sorted keys).
+    fn encode(&self) -> Value;
+}
+
+/// Semantic validation: records every violated rule with its field path.
+pub trait Validate {
+    /// Checks this value (and everything it contains) found at `path`.
+    fn validate(&self, _path: &str, _problems: &mut Problems) {}
+}
+
+/// The type-specific rules of one config type, called after its fields are validated.
+pub trait Check {
+    /// Records problems of this config found at `path`; the default has no rules.
+    fn check(&self, _path: &str, _problems: &mut Problems) {}
+}
+
+fn mismatch<T: Decode>(value: &Value, path: &str, problems: &mut Problems) {
+    problems.push(
+        path,
+        format!("expected {}, found {}", T::expected(), describe(value)),
+    );
+}
+
+impl Decode for bool {
+    fn expected() -> String {
+        "true or false".into()
+    }
+    fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
+        match value {
+            Value::Bool(b) => Some(*b),
+            _ => {
+                mismatch::<Self>(value, path, problems);
+                None
+            }
+        }
+    }
+}
+
+impl Encode for bool {
+    fn encode(&self) -> Value {
+        Value::Bool(*self)
+    }
+}
+
+macro_rules! int_codec {
+    ($($t:ty => $what:literal),* $(,)?) => {$(
+        impl Decode for $t {
+            fn expected() -> String {
+                $what.into()
+            }
+            fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
+                let parsed = match value {
+                    Value::Number(n) => n
+                        .as_i64()
+                        .and_then(|v| <$t>::try_from(v).ok())
+                        .or_else(|| n.as_u64().and_then(|v| <$t>::try_from(v).ok())),
+                    _ => None,
+                };
+                if parsed.is_none() {
+                    mismatch::<Self>(value, path, problems);
+                }
+                parsed
+            }
+        }
+        impl Encode for $t {
+            fn encode(&self) -> Value {
+                Value::Number(Number::from(*self))
+            }
+        }
+        impl Validate for $t {}
+    )*};
+}
+
+int_codec!(
+    i64 => "an integer",
+    u32 => "a non-negative integer (at most 4294967295)",
+    u64 => "a non-negative integer",
+);
+
+impl Decode for f64 {
+    fn expected() -> String {
+        "a number".into()
+    }
+    fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
+        match value.as_f64() {
+            Some(v) => Some(v),
+            None => {
+                mismatch::<Self>(value, path, problems);
+                None
+            }
+        }
+    }
+}
+
+impl Encode for f64 {
+    fn encode(&self) -> Value {
+        Number::from_f64(*self).map_or(Value::Null, Value::Number)
+    }
+}
+
+impl Decode for String {
+    fn expected() -> String {
+        "a string".into()
+    }
+    fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
+        match value {
+            Value::String(s) => Some(s.clone()),
+            _ => {
+                mismatch::<Self>(value, path, problems);
+                None
+            }
+        }
+    }
+}
+
+impl Encode for String {
+    fn encode(&self) -> Value {
+        Value::String(self.clone())
+    }
+}
+
+impl Decode for Value {
+    fn expected() -> String {
+        "any value".into()
+    }
+    fn decode(value: &Value, _path: &str, _problems: &mut Problems) -> Option<Self> {
+        Some(value.clone())
+    }
+}
+
+impl Encode for Value {
+    fn encode(&self) -> Value {
+        self.clone()
+    }
+}
+
+impl<T: Decode> Decode for Option<T> {
+    fn expected() -> String {
+        format!("{} or null", T::expected())
+    }
+    fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
+        match value {
+            Value::Null => Some(None),
+            _ => T::decode(value, path, problems).map(Some),
+        }
+    }
+}
+
+impl<T: Encode> Encode for Option<T> {
+    fn encode(&self) -> Value {
+        self.as_ref().map_or(Value::Null, Encode::encode)
+    }
+}
+
+impl<T: Validate> Validate for Option<T> {
+    fn validate(&self, path: &str, problems: &mut Problems) {
+        if let Some(v) = self {
+            v.validate(path, problems);
+        }
+    }
+}
+
+impl<T: Decode> Decode for Box<T> {
+    fn expected() -> String {
+        T::expected()
+    }
+    fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
+        T::decode(value, path, problems).map(Box::new)
+    }
+}
+
+impl<T: Encode> Encode for Box<T> {
+    fn encode(&self) -> Value {
+        (**self).encode()
+    }
+}
+
+impl<T: Validate> Validate for Box<T> {
+    fn validate(&self, path: &str, problems: &mut Problems) {
+        (**self).validate(path, problems);
+    }
+}
+
+impl<T: Decode> Decode for Vec<T> {
+    fn expected() -> String {
+        format!("a list of {}", plural(&T::expected()))
+    }
+    fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
+        let Value::Array(items) = value else {
+            mismatch::<Self>(value, path, problems);
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            match T::decode(item, &index(path, i), problems) {
+                Some(v) => out.push(v),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+}
+
+impl<T: Encode> Encode for Vec<T> {
+    fn encode(&self) -> Value {
+        Value::Array(self.iter().map(Encode::encode).collect())
+    }
+}
+
+impl<T: Validate> Validate for Vec<T> {
+    fn validate(&self, path: &str, problems: &mut Problems) {
+        for (i, v) in self.iter().enumerate() {
+            v.validate(&index(path, i), problems);
+        }
+    }
+}
+
+impl<T: Decode> Decode for BTreeMap<String, T> {
+    fn expected() -> String {
+        format!("a mapping from names to {}", plural(&T::expected()))
+    }
+    fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
+        let Value::Object(map) = value else {
+            mismatch::<Self>(value, path, problems);
+            return None;
+        };
+        let mut out = BTreeMap::new();
+        let mut ok = true;
+        for (k, v) in map {
+            match T::decode(v, &child(path, k), problems) {
+                Some(v) => {
+                    out.insert(k.clone(), v);
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+}
+
+impl<T: Encode> Encode for BTreeMap<String, T> {
+    fn encode(&self) -> Value {
+        Value::Object(self.iter().map(|(k, v)| (k.clone(), v.encode())).collect())
+    }
+}
+
+impl<T: Validate> Validate for BTreeMap<String, T> {
+    fn validate(&self, path: &str, problems: &mut Problems) {
+        for (k, v) in self {
+            v.validate(&child(path, k), problems);
+        }
+    }
+}
+
+macro_rules! tuple_codec {
+    ($n:literal; $($t:ident $i:tt),+) => {
+        impl<$($t: Decode),+> Decode for ($($t,)+) {
+            fn expected() -> String {
+                let parts: Vec<String> = vec![$($t::expected()),+];
+                format!("a list of {} elements ({})", $n, parts.join(", "))
+            }
+            fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
+                match value {
+                    Value::Array(items) if items.len() == $n => {
+                        let decoded = ($($t::decode(&items[$i], &index(path, $i), problems),)+);
+                        Some(($(decoded.$i?,)+))
+                    }
+                    _ => {
+                        mismatch::<Self>(value, path, problems);
+                        None
+                    }
+                }
+            }
+        }
+        impl<$($t: Encode),+> Encode for ($($t,)+) {
+            fn encode(&self) -> Value {
+                Value::Array(vec![$(self.$i.encode()),+])
+            }
+        }
+        impl<$($t: Validate),+> Validate for ($($t,)+) {
+            fn validate(&self, path: &str, problems: &mut Problems) {
+                $(self.$i.validate(&index(path, $i), problems);)+
+            }
+        }
+    };
+}
+
+tuple_codec!(2; A 0, B 1);
+tuple_codec!(3; A 0, B 1, C 2);
+
+impl Validate for bool {}
+impl Validate for f64 {}
+impl Validate for String {}
+impl Validate for Value {}
+
+impl Decode for Coordinate {
+    fn expected() -> String {
+        "a coordinate (a list of 1 to 4 integers, z, y, x order)".into()
+    }
+    fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
+        let ints = match value {
+            Value::Array(items) if (1..=4).contains(&items.len()) => items
+                .iter()
+                .map(Value::as_i64)
+                .collect::<Option<Vec<i64>>>(),
+            _ => None,
+        };
+        match ints.map(Coordinate::try_from) {
+            Some(Ok(c)) => Some(c),
+            Some(Err(e)) => {
+                problems.push(path, e.to_string());
+                None
+            }
+            None => {
+                mismatch::<Self>(value, path, problems);
+                None
+            }
+        }
+    }
+}
+
+impl Encode for Coordinate {
+    fn encode(&self) -> Value {
+        Value::Array(
+            self.iter()
+                .map(|v| Value::Number(Number::from(v)))
+                .collect(),
+        )
+    }
+}
+
+impl Validate for Coordinate {}
+
+impl Decode for Roi {
+    fn expected() -> String {
+        "a region: a list of two coordinates [offset, shape]".into()
+    }
+    fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
+        let (offset, shape) = <(Coordinate, Coordinate)>::decode(value, path, problems)?;
+        match Roi::new(offset, shape) {
+            Ok(roi) => Some(roi),
+            Err(e) => {
+                problems.push(path, e.to_string());
+                None
+            }
+        }
+    }
+}
+
+impl Encode for Roi {
+    fn encode(&self) -> Value {
+        Value::Array(vec![self.offset().encode(), self.shape().encode()])
+    }
+}
+
+impl Validate for Roi {}
+
+fn plural(expected: &str) -> String {
+    let s = expected
+        .strip_prefix("a ")
+        .or_else(|| expected.strip_prefix("an "))
+        .unwrap_or(expected);
+    format!("{s}s").replace("(s)s", "(s)")
+}
+
+/// Expects a mapping at `path`, recording a problem naming `what` otherwise.
+pub fn expect_map<'a>(
+    value: &'a Value,
+    path: &str,
+    problems: &mut Problems,
+    what: &str,
+) -> Option<&'a Map<String, Value>> {
+    match value {
+        Value::Object(map) => Some(map),
+        _ => {
+            problems.push(
+                path,
+                format!("expected a mapping ({what}), found {}", describe(value)),
+            );
+            None
+        }
+    }
+}
+
+/// Records a problem for every key of `map` that is not a known field key or alias
+/// (`__type__` is always allowed), suggesting the closest known key.
+pub fn check_unknown_keys(
+    map: &Map<String, Value>,
+    fields: &[FieldInfo],
+    type_name: &str,
+    path: &str,
+    problems: &mut Problems,
+) {
+    for key in map.keys() {
+        if key == super::TYPE_KEY {
+            continue;
+        }
+        let known = fields
+            .iter()
+            .any(|f| f.key == key || f.aliases.contains(&key.as_str()));
+        if !known {
+            let mut msg = format!("unknown key `{key}` for {type_name}");
+            if let Some(best) = closest(key, fields.iter().map(|f| f.key)) {
+                msg.push_str(&format!(" (did you mean `{best}`?)"));
+            }
+            let keys: Vec<&str> = fields.iter().map(|f| f.key).collect();
+            msg.push_str(&format!("; known keys: {}", keys.join(", ")));
+            problems.push(&child(path, key), msg);
+        }
+    }
+}
+
+/// The candidate closest to `word` by edit distance, if it is plausibly a typo of it.
+pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = word.to_ascii_lowercase();
+    candidates
+        .map(|c| (edit_distance(&lower, &c.to_ascii_lowercase()), c))
+        .filter(|(d, c)| *d <= (c.len().max(3) / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Decodes the field stored under `key` (or one of its `aliases`) of `map`; a missing
+/// field takes `default`, or is reported as missing when there is none.
+pub fn decode_field<T: Decode>(
+    map: &Map<String, Value>,
+    key: &str,
+    aliases: &[&str],
+    path: &str,
+    problems: &mut Problems,
+    default: Option<fn() -> T>,
+) -> Option<T> {
+    let present: Vec<&str> = std::iter::once(key)
+        .chain(aliases.iter().copied())
+        .filter(|k| map.contains_key(*k))
+        .collect();
+    match present.as_slice() {
+        [] => match default {
+            Some(make) => Some(make()),
+            None => {
+                problems.push(
+                    &child(path, key),
+                    format!("missing required field `{key}` ({})", T::expected()),
+                );
+                None
+            }
+        },
+        [k] => T::decode(&map[*k], &child(path, k), problems),
+        [first, second, ..] => {
+            problems.push(
+                &child(path, key),
+                format!("both `{first}` and `{second}` are given for the same field; keep one"),
+            );
+            None
+        }
+    }
+}
+
+/// Defines a config struct together with its decoder, encoder, validator and field table.
+///
+/// Each field is `name: Type` (required) or `name: Type = default`; `name ["key", "alias"…]`
+/// sets the key used in files and other accepted spellings. Doc comments become help text.
+macro_rules! config_struct {
+    (
+        $(#[doc = $sdoc:literal])*
+        $name:ident {
+            $(
+                $(#[doc = $fdoc:literal])*
+                $field:ident $([$key:literal $(, $alias:literal)*])? : $ty:ty $(= $default:expr)?
+            ),* $(,)?
+        }
+    ) => {
+        $(#[doc = $sdoc])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct $name {
+            $(
+                $(#[doc = $fdoc])*
+                pub $field: $ty,
+            )*
+        }
+
+        impl $name {
+            /// The fields of this config type, in declaration order.
+            pub const FIELDS: &'static [$crate::config::schema::FieldInfo] = &[
+                $($crate::config::schema::FieldInfo {
+                    name: stringify!($field),
+                    key: config_key!($field $(, $key)?),
+                    aliases: &[$($($alias),*)?],
+                    raw_help: concat!($($fdoc, "\n",)* ""),
+                    type_name: stringify!($ty),
+                    required: config_required!($($default)?),
+                },)*
+            ];
+
+            /// Help text of this config type (its doc comment).
+            pub const HELP: &'static str = concat!($($sdoc, "\n",)* "");
+        }
+
+        impl $crate::config::schema::Decode for $name {
+            fn expected() -> String {
+                format!("a {} mapping", stringify!($name))
+            }
+
+            fn decode(
+                value: &serde_json::Value,
+                path: &str,
+                problems: &mut $crate::config::schema::Problems,
+            ) -> Option<Self> {
+                let map = $crate::config::schema::expect_map(value, path, problems, stringify!($name))?;
+                $crate::config::schema::check_unknown_keys(map, Self::FIELDS, stringify!($name), path, problems);
+                $(
+                    let $field = $crate::config::schema::decode_field::<$ty>(
+                        map,
+                        config_key!($field $(, $key)?),
+                        &[$($($alias),*)?],
+                        path,
+                        problems,
+                        config_default!($ty; $($default)?),
+                    );
+                )*
+                Some(Self { $($field: $field?,)* })
+            }
+        }
+
+        impl $crate::config::schema::Encode for $name {
+            fn encode(&self) -> serde_json::Value {
+                let mut map = serde_json::Map::new();
+                $(
+                    map.insert(
+                        config_key!($field $(, $key)?).to_string(),
+                        $crate::config::schema::Encode::encode(&self.$field),
+                    );
+                )*
+                serde_json::Value::Object(map)
+            }
+        }
+
+        impl $crate::config::schema::Validate for $name {
+            fn validate(&self, path: &str, problems: &mut $crate::config::schema::Problems) {
+                $(
+                    $crate::config::schema::Validate::validate(
+                        &self.$field,
+                        &$crate::config::schema::child(path, config_key!($field $(, $key)?)),
+                        problems,
+                    );
+                )*
+                $crate::config::schema::Check::check(self, path, problems);
+            }
+        }
+    };
+}
+
+macro_rules! config_key {
+    ($field:ident) => {
+        stringify!($field)
+    };
+    ($field:ident, $key:literal) => {
+        $key
+    };
+}
+
+macro_rules! config_required {
+    () => {
+        true
+    };
+    ($default:expr) => {
+        false
+    };
+}
+
+macro_rules! config_default {
+    ($ty:ty;) => {
+        None::<fn() -> $ty>
+    };
+    ($ty:ty; $default:expr) => {
+        Some((|| $default) as fn() -> $ty)
+    };
+}
+
+/// Defines a tagged config family (an enum over config structs, tagged by `__type__` with
+/// the struct's name), with decoding, encoding, validation and the type table.
+macro_rules! config_enum {
+    (
+        $(#[doc = $edoc:literal])*
+        $name:ident: named {
+            $(
+                $(#[doc = $vdoc:literal])*
+                $variant:ident($ty:ident)
+            ),* $(,)?
+        }
+    ) => {
+        config_enum! {
+            $(#[doc = $edoc])*
+            $name {
+                $(
+                    $(#[doc = $vdoc])*
+                    $variant($ty)
+                ),*
+            }
+        }
+
+        impl $name {
+            /// The config's name.
+            pub fn name(&self) -> &str {
+                match self {
+                    $(Self::$variant(c) => &c.name,)*
+                }
+            }
+        }
+    };
+    (
+        $(#[doc = $edoc:literal])*
+        $name:ident {
+            $(
+                $(#[doc = $vdoc:literal])*
+                $variant:ident($ty:ident)
+            ),* $(,)?
+        }
+    ) => {
+        $(#[doc = $edoc])*
+        #[derive(Debug, Clone, PartialEq)]
+        #[allow(clippy::large_enum_variant)] // small trees of settings, never hot
+        pub enum $name {
+            $(
+                $(#[doc = $vdoc])*
+                $variant($ty),
+            )*
+        }
+
+        impl $name {
+            /// Every concrete type of this family with its tag, help text and fields.
+            pub const TYPES: &'static [$crate::config::schema::TypeInfo] = &[
+                $($crate::config::schema::TypeInfo {
+                    tag: stringify!($ty),
+                    raw_help: $ty::HELP,
+                    fields: $ty::FIELDS,
+                },)*
+            ];
+
+            /// The `__type__` tag of this value (the DaCapo class name).
+            pub fn type_tag(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => stringify!($ty),)*
+                }
+            }
+
+        }
+
+
+        impl $crate::config::schema::Decode for $name {
+            fn expected() -> String {
+                format!("a mapping with a `__type__` tag ({})", stringify!($name))
+            }
+
+            fn decode(
+                value: &serde_json::Value,
+                path: &str,
+                problems: &mut $crate::config::schema::Problems,
+            ) -> Option<Self> {
+                let map = $crate::config::schema::expect_map(value, path, problems, stringify!($name))?;
+                let tags: &[&str] = &[$(stringify!($ty)),*];
+                let tag_path = $crate::config::schema::child(path, $crate::config::TYPE_KEY);
+                let tag = match map.get($crate::config::TYPE_KEY) {
+                    Some(serde_json::Value::String(tag)) => tag.as_str(),
+                    Some(other) => {
+                        problems.push(&tag_path, format!(
+                            "expected a type name string, found {}",
+                            $crate::config::schema::describe(other)
+                        ));
+                        return None;
+                    }
+                    None => {
+                        problems.push(&tag_path, format!(
+                            "missing `__type__` tag saying which kind of {} this is; one of: {}",
+                            stringify!($name), tags.join(", ")
+                        ));
+                        return None;
+                    }
+                };
+                $(
+                    if tag == stringify!($ty) {
+                        return <$ty as $crate::config::schema::Decode>::decode(value, path, problems)
+                            .map(Self::$variant);
+                    }
+                )*
+                let mut msg = format!("unknown {} type `{tag}`", stringify!($name));
+                if let Some(best) = $crate::config::schema::closest(tag, tags.iter().copied()) {
+                    msg.push_str(&format!(" (did you mean `{best}`?)"));
+                }
+                msg.push_str(&format!("; known types: {}", tags.join(", ")));
+                problems.push(&tag_path, msg);
+                None
+            }
+        }
+
+        impl $crate::config::schema::Encode for $name {
+            fn encode(&self) -> serde_json::Value {
+                let (tag, mut value) = match self {
+                    $(Self::$variant(c) => (stringify!($ty), $crate::config::schema::Encode::encode(c)),)*
+                };
+                if let serde_json::Value::Object(map) = &mut value {
+                    map.insert($crate::config::TYPE_KEY.to_string(), serde_json::Value::String(tag.to_string()));
+                }
+                value
+            }
+        }
+
+        impl $crate::config::schema::Validate for $name {
+            fn validate(&self, path: &str, problems: &mut $crate::config::schema::Problems) {
+                match self {
+                    $(Self::$variant(c) => $crate::config::schema::Validate::validate(c, path, problems),)*
+                }
+            }
+        }
+
+        $(
+            impl From<$ty> for $name {
+                fn from(c: $ty) -> Self {
+                    Self::$variant(c)
+                }
+            }
+        )*
+    };
+}

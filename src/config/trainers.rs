@@ -1,0 +1,300 @@
+//! Trainer configs and the augmentations applied to training batches.
+
+use std::collections::BTreeMap;
+
+use super::check_name;
+use super::schema::{child, index, Check, Problems};
+
+config_enum! {
+    /// How to train: batch size, learning rate, data loading and augmentations.
+    TrainerConfig: named {
+        /// Random, augmented patches from the training datasets (DaCapo's gunpowder trainer).
+        Gunpowder(GunpowderTrainerConfig),
+        /// Random-noise batches, for tests.
+        Dummy(DummyTrainerConfig),
+    }
+}
+
+config_struct! {
+    /// Trains on random patches sampled from the training datasets (weighted by dataset
+    /// weight), rejecting patches whose centre is masked out, then applies the augmentations
+    /// in order; optimiser RAdam with a learning-rate warm-up.
+    GunpowderTrainerConfig {
+        /// Name of this trainer.
+        name: String,
+        /// Samples per iteration.
+        batch_size: u32 = 1,
+        /// RAdam learning rate after warm-up.
+        learning_rate: f64 = 0.001,
+        /// Worker threads preparing batches in the background.
+        num_data_fetchers: u32 = 5,
+        /// Augmentations, applied in list order.
+        augments: Vec<AugmentConfig> = Vec::new(),
+        /// Save a snapshot of the batch and prediction every this many iterations (none when null).
+        snapshot_interval: Option<u64> = None,
+        /// Minimum fraction of annotated voxels a sample needs.
+        min_masked: Option<f64> = Some(0.15),
+        /// Crop the raw data to the ground-truth region before sampling.
+        clip_raw: bool = false,
+        /// Reject samples whose ground-truth mean is at most this.
+        gt_min_reject: Option<f64> = None,
+        /// How sample locations are chosen: `integral_mask`, `reject`, `sample_points` or null (default).
+        sample_strategy: Option<String> = None,
+    }
+}
+
+impl Check for GunpowderTrainerConfig {
+    fn check(&self, path: &str, problems: &mut Problems) {
+        check_name(&self.name, path, problems);
+        if self.batch_size == 0 {
+            problems.push(&child(path, "batch_size"), "must be at least 1");
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            problems.push(
+                &child(path, "learning_rate"),
+                format!("must be a positive number, got {}", self.learning_rate),
+            );
+        }
+        if self.snapshot_interval == Some(0) {
+            problems.push(
+                &child(path, "snapshot_interval"),
+                "must be positive; use null for no snapshots",
+            );
+        }
+        if let Some(m) = self.min_masked {
+            if !(0.0..=1.0).contains(&m) {
+                problems.push(
+                    &child(path, "min_masked"),
+                    format!("must lie in [0, 1], got {m}"),
+                );
+            }
+        }
+        if let Some(s) = &self.sample_strategy {
+            if !["integral_mask", "reject", "sample_points"].contains(&s.as_str()) {
+                problems.push(
+                    &child(path, "sample_strategy"),
+                    format!(
+                        "`{s}` is not a strategy; use integral_mask, reject, sample_points or null"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+config_struct! {
+    /// Random-noise batches, for tests.
+    DummyTrainerConfig {
+        /// Name of this trainer.
+        name: String,
+        /// Samples per iteration.
+        batch_size: u32 = 1,
+        /// Learning rate.
+        learning_rate: f64 = 0.001,
+        /// Placeholder flag.
+        mirror_augment ["mirror_augment", "dummy_attr"]: bool = false,
+    }
+}
+
+impl Check for DummyTrainerConfig {
+    fn check(&self, path: &str, problems: &mut Problems) {
+        check_name(&self.name, path, problems);
+    }
+}
+
+config_enum! {
+    /// One augmentation step applied to training batches.
+    AugmentConfig {
+        /// Smooth random deformation and rotation.
+        Elastic(ElasticAugmentConfig),
+        /// Random mirroring and axis transposition.
+        Simple(SimpleAugmentConfig),
+        /// Random gamma correction of intensities.
+        Gamma(GammaAugmentConfig),
+        /// Random contrast scale and brightness shift.
+        Intensity(IntensityAugmentConfig),
+        /// Fixed intensity mapping x·scale + shift (also applied when predicting).
+        IntensityScaleShift(IntensityScaleShiftAugmentConfig),
+        /// Random noise.
+        Noise(NoiseAugmentConfig),
+    }
+}
+
+fn check_probability(p: f64, path: &str, problems: &mut Problems) {
+    if !(0.0..=1.0).contains(&p) {
+        problems.push(
+            &child(path, "augmentation_probability"),
+            format!("must lie in [0, 1], got {p}"),
+        );
+    }
+}
+
+fn check_range(range: (f64, f64), key: &str, path: &str, problems: &mut Problems) {
+    if !(range.0.is_finite() && range.1.is_finite()) || range.0 > range.1 {
+        problems.push(
+            &child(path, key),
+            format!(
+                "must be an interval [low, high] with low ≤ high, got [{}, {}]",
+                range.0, range.1
+            ),
+        );
+    }
+}
+
+config_struct! {
+    /// Smooth random deformation on a grid of control points, plus a random rotation.
+    ElasticAugmentConfig {
+        /// Spacing of the control-point grid, in voxels, per axis.
+        control_point_spacing: Vec<i64>,
+        /// Standard deviation of control-point displacements, in nm, per axis.
+        control_point_displacement_sigma: Vec<f64>,
+        /// Rotation angle range [low, high) in radians, in the y–x plane.
+        rotation_interval: (f64, f64),
+        /// Compute the deformation on a grid downsampled by this factor (faster).
+        subsample: u32 = 1,
+        /// Use a uniformly random 3D rotation instead of rotation_interval.
+        uniform_3d_rotation: bool = false,
+        /// Probability of applying this augmentation to a sample.
+        augmentation_probability: f64 = 1.0,
+    }
+}
+
+impl Check for ElasticAugmentConfig {
+    fn check(&self, path: &str, problems: &mut Problems) {
+        let spath = child(path, "control_point_spacing");
+        if self.control_point_spacing.is_empty() {
+            problems.push(&spath, "needs one spacing per axis");
+        }
+        for (i, s) in self.control_point_spacing.iter().enumerate() {
+            if *s <= 0 {
+                problems.push(&index(&spath, i), format!("must be positive, got {s}"));
+            }
+        }
+        let dpath = child(path, "control_point_displacement_sigma");
+        if self.control_point_displacement_sigma.len() != self.control_point_spacing.len() {
+            problems.push(
+                &dpath,
+                format!(
+                    "has {} axes but control_point_spacing has {}",
+                    self.control_point_displacement_sigma.len(),
+                    self.control_point_spacing.len()
+                ),
+            );
+        }
+        for (i, s) in self.control_point_displacement_sigma.iter().enumerate() {
+            if !(s.is_finite() && *s >= 0.0) {
+                problems.push(&index(&dpath, i), format!("must be 0 or positive, got {s}"));
+            }
+        }
+        check_range(self.rotation_interval, "rotation_interval", path, problems);
+        if self.subsample == 0 {
+            problems.push(&child(path, "subsample"), "must be at least 1");
+        }
+        check_probability(self.augmentation_probability, path, problems);
+    }
+}
+
+config_struct! {
+    /// Random mirroring (p = 0.5 per axis) and random transposition of the spatial axes.
+    SimpleAugmentConfig {
+        /// Probability of applying this augmentation to a sample.
+        augmentation_probability: f64 = 1.0,
+    }
+}
+
+impl Check for SimpleAugmentConfig {
+    fn check(&self, path: &str, problems: &mut Problems) {
+        check_probability(self.augmentation_probability, path, problems);
+    }
+}
+
+config_struct! {
+    /// Random gamma correction: intensities are raised to a power drawn from gamma_range.
+    GammaAugmentConfig {
+        /// Range [low, high] of the gamma exponent.
+        gamma_range: (f64, f64),
+    }
+}
+
+impl Check for GammaAugmentConfig {
+    fn check(&self, path: &str, problems: &mut Problems) {
+        check_range(self.gamma_range, "gamma_range", path, problems);
+        if self.gamma_range.0 <= 0.0 {
+            problems.push(
+                &child(path, "gamma_range"),
+                format!(
+                    "gamma must be positive, got a low end of {}",
+                    self.gamma_range.0
+                ),
+            );
+        }
+    }
+}
+
+config_struct! {
+    /// Random contrast and brightness: x·a + b with a from scale and b from shift.
+    IntensityAugmentConfig {
+        /// Range [low, high] of the random contrast factor.
+        scale: (f64, f64),
+        /// Range [low, high] of the random additive shift.
+        shift: (f64, f64),
+        /// Clip to [0, 1] afterwards.
+        clip: bool = true,
+        /// Probability of applying this augmentation to a sample.
+        augmentation_probability: f64 = 1.0,
+    }
+}
+
+impl Check for IntensityAugmentConfig {
+    fn check(&self, path: &str, problems: &mut Problems) {
+        check_range(self.scale, "scale", path, problems);
+        check_range(self.shift, "shift", path, problems);
+        check_probability(self.augmentation_probability, path, problems);
+    }
+}
+
+config_struct! {
+    /// Deterministic intensity mapping x·scale + shift (e.g. scale 2, shift −1 maps [0, 1]
+    /// to [−1, 1]); applied at prediction time too.
+    IntensityScaleShiftAugmentConfig {
+        /// Multiplier.
+        scale: f64,
+        /// Added after scaling.
+        shift: f64,
+    }
+}
+
+impl Check for IntensityScaleShiftAugmentConfig {
+    fn check(&self, path: &str, problems: &mut Problems) {
+        if !self.scale.is_finite() || self.scale == 0.0 {
+            problems.push(
+                &child(path, "scale"),
+                format!("must be a non-zero number, got {}", self.scale),
+            );
+        }
+    }
+}
+
+config_struct! {
+    /// Random noise (scikit-image `random_noise` options: mode, var, amount, …).
+    NoiseAugmentConfig {
+        /// Noise options, e.g. `{mode: gaussian, var: 0.01}`.
+        kwargs: BTreeMap<String, serde_json::Value> = BTreeMap::new(),
+    }
+}
+
+impl Check for NoiseAugmentConfig {
+    fn check(&self, path: &str, problems: &mut Problems) {
+        if let Some(mode) = self.kwargs.get("mode") {
+            let known = [
+                "gaussian", "localvar", "poisson", "salt", "pepper", "s&p", "speckle",
+            ];
+            if !mode.as_str().is_some_and(|m| known.contains(&m)) {
+                problems.push(
+                    &child(&child(path, "kwargs"), "mode"),
+                    format!("unknown noise mode {mode}; use one of {}", known.join(", ")),
+                );
+            }
+        }
+    }
+}

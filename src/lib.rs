@@ -1,0 +1,11 @@
+//! Segno: configuration-driven training, prediction and inspection of deep-learning
+//! segmentation models for large 3D microscopy volumes.
+//!
+//! The engine modules (`geometry`, `config`, `store`, …) have no GUI dependencies; the
+//! desktop application is layered on top of them.
+
+pub mod cli;
+pub mod config;
+pub mod geometry;
+pub mod store;
+pub mod torch;

@@ -1,0 +1,142 @@
+//! Compute-device choice for libtorch: CUDA when present and wanted, otherwise the CPU.
+
+use std::fmt;
+
+/// Errors choosing a compute device.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DeviceError {
+    /// The requested device name is not understood.
+    #[error("unknown device {0:?}: use auto, cpu, cuda or cuda:N")]
+    Unknown(String),
+    /// CUDA was requested but libtorch sees no usable GPU.
+    #[error("device {requested:?} was requested but {reason}")]
+    Unavailable {
+        /// The requested device.
+        requested: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+}
+
+/// Picks the device for `request`: `None`/`"auto"` → the first GPU if CUDA is available,
+/// else the CPU; `"cpu"`; `"cuda"` / `"cuda:N"` → that GPU, or an error if it is missing.
+pub fn choose_device(request: Option<&str>) -> Result<tch::Device, DeviceError> {
+    let gpus = if tch::Cuda::is_available() {
+        usize::try_from(tch::Cuda::device_count()).unwrap_or(0)
+    } else {
+        0
+    };
+    choose_device_among(request, gpus)
+}
+
+/// [`choose_device`] for a machine with `gpus` usable CUDA devices (testable without one).
+pub fn choose_device_among(request: Option<&str>, gpus: usize) -> Result<tch::Device, DeviceError> {
+    let request = request.map(str::trim).unwrap_or("auto");
+    let want_gpu = |index: usize| {
+        if index < gpus {
+            Ok(tch::Device::Cuda(index))
+        } else if gpus == 0 {
+            Err(DeviceError::Unavailable {
+                requested: request.to_string(),
+                reason: "libtorch reports no CUDA device on this machine".to_string(),
+            })
+        } else {
+            Err(DeviceError::Unavailable {
+                requested: request.to_string(),
+                reason: format!(
+                    "only {gpus} CUDA device(s) exist (cuda:0 … cuda:{})",
+                    gpus - 1
+                ),
+            })
+        }
+    };
+    match request {
+        "auto" | "" => Ok(if gpus > 0 {
+            tch::Device::Cuda(0)
+        } else {
+            tch::Device::Cpu
+        }),
+        "cpu" => Ok(tch::Device::Cpu),
+        "cuda" | "gpu" => want_gpu(0),
+        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(i)) => want_gpu(i),
+            _ => Err(DeviceError::Unknown(other.to_string())),
+        },
+    }
+}
+
+/// What this build of libtorch can use, for `segno info` and bug reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeInfo {
+    /// Whether CUDA is usable.
+    pub cuda_available: bool,
+    /// Number of CUDA devices.
+    pub cuda_devices: i64,
+    /// Whether cuDNN is usable.
+    pub cudnn_available: bool,
+    /// Threads libtorch uses for CPU work.
+    pub cpu_threads: i32,
+}
+
+impl RuntimeInfo {
+    /// Queries libtorch.
+    pub fn query() -> Self {
+        Self {
+            cuda_available: tch::Cuda::is_available(),
+            cuda_devices: tch::Cuda::device_count(),
+            cudnn_available: tch::Cuda::cudnn_is_available(),
+            cpu_threads: tch::get_num_threads(),
+        }
+    }
+}
+
+impl fmt::Display for RuntimeInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "CUDA: {} ({} device(s), cuDNN {}), CPU threads: {}",
+            if self.cuda_available {
+                "available"
+            } else {
+                "not available"
+            },
+            self.cuda_devices,
+            if self.cudnn_available { "yes" } else { "no" },
+            self.cpu_threads
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_choice_without_gpu() {
+        assert_eq!(choose_device_among(None, 0), Ok(tch::Device::Cpu));
+        assert_eq!(choose_device_among(Some("auto"), 0), Ok(tch::Device::Cpu));
+        assert_eq!(choose_device_among(Some("cpu"), 0), Ok(tch::Device::Cpu));
+        assert!(matches!(
+            choose_device_among(Some("cuda"), 0),
+            Err(DeviceError::Unavailable { .. })
+        ));
+        assert_eq!(
+            choose_device_among(Some("tpu"), 0),
+            Err(DeviceError::Unknown("tpu".into()))
+        );
+    }
+
+    #[test]
+    fn device_choice_with_gpus() {
+        assert_eq!(choose_device_among(None, 2), Ok(tch::Device::Cuda(0)));
+        assert_eq!(
+            choose_device_among(Some("cuda:1"), 2),
+            Ok(tch::Device::Cuda(1))
+        );
+        assert!(matches!(
+            choose_device_among(Some("cuda:2"), 2),
+            Err(DeviceError::Unavailable { reason, .. }) if reason.contains("only 2")
+        ));
+        assert_eq!(choose_device_among(Some("cpu"), 2), Ok(tch::Device::Cpu));
+    }
+}
