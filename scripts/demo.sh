@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up the machine (scripts/setup.sh), builds Segno and walks through what it does so
 # far: the command line, the compute devices, and a round trip of DaCapo config files
-# through a project (import → list → show → export → validate).
+# through a project (import → list → show → export → re-import elsewhere → compare).
 # The demo project is ./demo-project unless SEGNO_DEMO_DIR names another directory.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,14 +17,19 @@ step "$segno" info
 step "$segno" config import assets/examples/configs --project "$project"
 step "$segno" config list --project "$project"
 step "$segno" config show tasks example_distance_task --project "$project"
+step "$segno" config describe DistanceTaskConfig
+
 out=$(mktemp -d)
-step "$segno" config export runs example_run_bench_132_f1 -o "$out/run.yaml" --project "$project"
+trap 'rm -rf "$out"' EXIT
+run=example_run_bench_132_f1
+step "$segno" config export runs "$run" -o "$out/run.yaml" --project "$project"
 step "$segno" config validate "$out/run.yaml"
-if cmp -s "$out/run.yaml" "$project/configs/runs/example_run_bench_132_f1.yaml"; then
-  echo "round trip: the exported run is byte-identical to the stored one"
+step "$segno" config import "$out/run.yaml" --project "$out/second-project"
+if cmp -s <("$segno" config show runs "$run" --project "$project") \
+          <("$segno" config show runs "$run" --project "$out/second-project"); then
+  echo "round trip: the run reads back identically after export and re-import"
 else
-  echo "round trip: the exported run differs from the stored one" >&2
+  echo "round trip: the run changed between the two projects" >&2
   exit 1
 fi
-rm -rf "$out"
 printf '\nDemo project: %s\n' "$project"

@@ -8,9 +8,9 @@ cd "$root"
 bash scripts/setup.sh
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --no-fail-fast "$@"
-  # nextest does not run doc tests.
+  # nextest does not run doc tests; run them first so nextest's summary closes the output.
   cargo test --doc --quiet
+  cargo nextest run --no-fail-fast "$@"
 else
   cargo test --no-fail-fast "$@"
 fi

@@ -75,6 +75,7 @@ pub enum ConfigCommand {
     List {
         /// Only this family: runs, tasks, architectures, trainers, datasplits or arrays.
         family: Option<String>,
+        /// Project directory and output format.
         #[command(flatten)]
         project: ProjectArgs,
     },
@@ -84,6 +85,7 @@ pub enum ConfigCommand {
         family: String,
         /// Config name.
         name: String,
+        /// Project directory and output format.
         #[command(flatten)]
         project: ProjectArgs,
     },
@@ -94,6 +96,7 @@ pub enum ConfigCommand {
         /// Family of the given files.
         #[arg(long)]
         family: Option<String>,
+        /// Project directory and output format.
         #[command(flatten)]
         project: ProjectArgs,
     },
@@ -106,8 +109,18 @@ pub enum ConfigCommand {
         /// Family of the given files (detected from the folder name or content otherwise).
         #[arg(long)]
         family: Option<String>,
+        /// Project directory and output format.
         #[command(flatten)]
         project: ProjectArgs,
+    },
+    /// Explain the config types: all groups, the types of one group (e.g. `tasks`), or the
+    /// fields of one type (e.g. `DistanceTaskConfig`) with defaults and help.
+    Describe {
+        /// A group name or a type name; everything when absent.
+        what: Option<String>,
+        /// Print machine-readable JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Write one stored config to a file (or standard output) in DaCapo's YAML dialect.
     Export {
@@ -121,6 +134,7 @@ pub enum ConfigCommand {
         /// Replace an existing output file.
         #[arg(long)]
         force: bool,
+        /// Project directory and output format.
         #[command(flatten)]
         project: ProjectArgs,
     },
@@ -305,6 +319,7 @@ fn config(cmd: ConfigCommand, out: &mut dyn Write) -> Result<u8, Failure> {
             family,
             project,
         } => import(paths, family, &project, out),
+        ConfigCommand::Describe { what, json } => describe(what.as_deref(), json, out),
         ConfigCommand::Export {
             family,
             name,
@@ -450,7 +465,20 @@ fn validate(
                 let outcome = store
                     .retrieve(f, &name)
                     .map_err(Failure::from)
-                    .and_then(|c| check(&c));
+                    .and_then(|c| {
+                        if c.name() == name {
+                            check(&c)
+                        } else {
+                            Err(Failure::new(
+                                exit::INVALID,
+                                format!(
+                                    "the config is named {:?} but its file is named {name:?}; \
+                                     rename one so they match",
+                                    c.name()
+                                ),
+                            ))
+                        }
+                    });
                 reports.push(Report {
                     source,
                     family: Some(f),
@@ -494,7 +522,14 @@ fn collect_import_files(
                 continue;
             }
             if entry.is_dir() {
-                collect_import_files(&entry, out)?;
+                // Array containers and run outputs hold JSON metadata, not configs.
+                let container = matches!(
+                    entry.extension().and_then(|e| e.to_str()),
+                    Some("zarr" | "n5")
+                );
+                if !container {
+                    collect_import_files(&entry, out)?;
+                }
             } else if matches!(
                 entry.extension().and_then(|e| e.to_str()),
                 Some("yaml" | "yml" | "json")
@@ -552,4 +587,100 @@ fn import(
         });
     }
     finish(&reports, project.json, out)
+}
+
+fn field_json(f: &crate::config::FieldInfo) -> Value {
+    json!({
+        "key": f.key,
+        "aliases": f.aliases,
+        "required": f.required(),
+        "default": f.default.map(|d| d()),
+        "expected": (f.expected)(),
+        "help": f.help(),
+    })
+}
+
+/// A group and its types, one line each with the first sentence of the type's help.
+fn group_text(group: &crate::config::TypeGroup) -> String {
+    let mut text = format!("{} — {}\n", group.name, group.help);
+    for t in group.types {
+        let help = t.help();
+        let first = help.split(". ").next().unwrap_or("").trim_end_matches('.');
+        text.push_str(&format!("  {:<34} {first}\n", t.tag));
+    }
+    text
+}
+
+fn describe(what: Option<&str>, json: bool, out: &mut dyn Write) -> Result<u8, Failure> {
+    let groups = crate::config::catalogue();
+    match what {
+        None => {
+            if json {
+                let v: Vec<Value> = groups
+                    .iter()
+                    .map(|g| json!({"group": g.name, "help": g.help, "types": g.types.iter().map(|t| t.tag).collect::<Vec<_>>()}))
+                    .collect();
+                return emit_json(out, &Value::Array(v)).map(|()| exit::OK);
+            }
+            let text: String = groups.iter().map(group_text).collect();
+            emit(out, &text)?;
+        }
+        Some(name) => {
+            if let Some(g) = groups.iter().find(|g| g.name.eq_ignore_ascii_case(name)) {
+                if json {
+                    let v: Vec<Value> = g
+                        .types
+                        .iter()
+                        .map(|t| json!({"type": t.tag, "help": t.help()}))
+                        .collect();
+                    return emit_json(out, &Value::Array(v)).map(|()| exit::OK);
+                }
+                let text = group_text(g);
+                return emit(out, &text).map(|()| exit::OK);
+            }
+            let Some((group, t)) = crate::config::find_type(name) else {
+                let all = groups
+                    .iter()
+                    .flat_map(|g| g.types.iter().map(|t| t.tag).chain([g.name]));
+                let hint = crate::config::schema::closest(name, all)
+                    .map(|b| format!(" (did you mean {b}?)"))
+                    .unwrap_or_default();
+                return Err(Failure::new(
+                    exit::NOT_FOUND,
+                    format!("no config type or group named {name:?}{hint}; run `segno config describe` for the list"),
+                ));
+            };
+            if json {
+                let v = json!({
+                    "type": t.tag,
+                    "group": group.name,
+                    "help": t.help(),
+                    "fields": t.fields.iter().map(field_json).collect::<Vec<_>>(),
+                });
+                return emit_json(out, &v).map(|()| exit::OK);
+            }
+            let mut text = format!("{} ({})\n  {}\n\n", t.tag, group.name, t.help());
+            for f in t.fields {
+                let key = if f.aliases.is_empty() {
+                    f.key.to_string()
+                } else {
+                    format!("{} (also {})", f.key, f.aliases.join(", "))
+                };
+                let default = match f.default {
+                    None => "required".to_string(),
+                    Some(d) => format!(
+                        "default {}",
+                        crate::config::to_yaml(&d()).trim_end().replace('\n', " ")
+                    ),
+                };
+                text.push_str(&format!(
+                    "  {key}: {} — {default}\n      {}\n",
+                    (f.expected)(),
+                    f.help()
+                ));
+            }
+            emit(out, &text)?;
+        }
+    }
+    Ok(exit::OK)
 }

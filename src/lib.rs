@@ -4,6 +4,8 @@
 //! The engine modules (`geometry`, `config`, `store`, …) have no GUI dependencies; the
 //! desktop application is layered on top of them.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod config;
 pub mod geometry;

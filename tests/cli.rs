@@ -233,3 +233,48 @@ fn exit_codes_tell_failures_apart() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn describe_explains_types_and_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = stdout_of(segno(dir.path()).args(["describe"]));
+    assert!(all.contains("augments — "), "{all}");
+    assert!(all.contains("  ElasticAugmentConfig"), "{all}");
+
+    let unet = stdout_of(segno(dir.path()).args(["describe", "cnnectomeunetconfig"]));
+    assert!(
+        unet.starts_with("CNNectomeUNetConfig (architectures)\n"),
+        "{unet}"
+    );
+    assert!(
+        unet.contains("input_shape (also _input_shape): a coordinate"),
+        "{unet}"
+    );
+    assert!(
+        unet.contains("constant_upsample: true or false — default true"),
+        "{unet}"
+    );
+
+    let json: Value = serde_json::from_str(&stdout_of(segno(dir.path()).args([
+        "describe",
+        "GunpowderTrainerConfig",
+        "--json",
+    ])))
+    .unwrap();
+    let fields = json["fields"].as_array().unwrap();
+    let fetchers = fields
+        .iter()
+        .find(|f| f["key"] == "num_data_fetchers")
+        .unwrap();
+    assert_eq!(fetchers["default"], 5);
+    assert_eq!(fetchers["required"], false);
+    let name = fields.iter().find(|f| f["key"] == "name").unwrap();
+    assert_eq!(name["required"], true);
+
+    let out = segno(dir.path())
+        .args(["describe", "DistanceTask"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean DistanceTaskConfig?"));
+}

@@ -74,46 +74,57 @@ fn round_trip<T: Decode + Encode + Validate + PartialEq + std::fmt::Debug>(tag: 
     assert_subset(&doc, &doc2, tag);
 }
 
-/// A family's type table and the round-trip check for its enum.
-type Family8 = (&'static [segno::config::TypeInfo], fn(&str, &str));
+/// The checks of one tagged family, instantiated for its enum type.
+#[derive(Clone, Copy)]
+struct FamilyChecks {
+    types: &'static [segno::config::TypeInfo],
+    round_trip: fn(&str, &str),
+    yaml: fn(&str, &str) -> String,
+}
+
+fn checks<T: Decode + Encode + Validate + PartialEq + std::fmt::Debug>(
+    types: &'static [segno::config::TypeInfo],
+) -> FamilyChecks {
+    FamilyChecks {
+        types,
+        round_trip: round_trip::<T>,
+        yaml: sample_yaml::<T>,
+    }
+}
+
+/// Every tagged family.
+fn families() -> [FamilyChecks; 8] {
+    [
+        checks::<ArrayConfig>(ArrayConfig::TYPES),
+        checks::<DatasetConfig>(DatasetConfig::TYPES),
+        checks::<DataSplitConfig>(DataSplitConfig::TYPES),
+        checks::<ArchitectureConfig>(ArchitectureConfig::TYPES),
+        checks::<TaskConfig>(TaskConfig::TYPES),
+        checks::<TrainerConfig>(TrainerConfig::TYPES),
+        checks::<AugmentConfig>(AugmentConfig::TYPES),
+        checks::<InitialWeightsConfig>(InitialWeightsConfig::TYPES),
+    ]
+}
+
+/// The family that has the type `tag`.
+fn family_of(tag: &str) -> FamilyChecks {
+    families()
+        .into_iter()
+        .find(|f| f.types.iter().any(|t| t.tag == tag))
+        .unwrap_or_else(|| panic!("{tag} belongs to no family"))
+}
 
 #[test]
 fn every_config_type_round_trips_through_yaml() {
     let samples = samples();
     let mut covered = BTreeSet::new();
     for (tag, text) in &samples {
-        let families: [Family8; 8] = [
-            (ArrayConfig::TYPES, round_trip::<ArrayConfig>),
-            (DatasetConfig::TYPES, round_trip::<DatasetConfig>),
-            (DataSplitConfig::TYPES, round_trip::<DataSplitConfig>),
-            (ArchitectureConfig::TYPES, round_trip::<ArchitectureConfig>),
-            (TaskConfig::TYPES, round_trip::<TaskConfig>),
-            (TrainerConfig::TYPES, round_trip::<TrainerConfig>),
-            (AugmentConfig::TYPES, round_trip::<AugmentConfig>),
-            (
-                InitialWeightsConfig::TYPES,
-                round_trip::<InitialWeightsConfig>,
-            ),
-        ];
-        let (_, check) = families
-            .iter()
-            .find(|(types, _)| types.iter().any(|t| t.tag == *tag))
-            .unwrap_or_else(|| panic!("{tag} belongs to no family"));
-        check(tag, text);
+        (family_of(tag).round_trip)(tag, text);
         covered.insert(*tag);
     }
     // Every concrete type of every family has a sample.
-    for types in [
-        ArrayConfig::TYPES,
-        DatasetConfig::TYPES,
-        DataSplitConfig::TYPES,
-        ArchitectureConfig::TYPES,
-        TaskConfig::TYPES,
-        TrainerConfig::TYPES,
-        AugmentConfig::TYPES,
-        InitialWeightsConfig::TYPES,
-    ] {
-        for t in types {
+    for family in families() {
+        for t in family.types {
             assert!(
                 covered.contains(t.tag),
                 "no round-trip sample for {}",
@@ -486,4 +497,120 @@ fn written_yaml_is_sorted_and_tagged_like_dacapo() {
         ]
     );
     assert!(yaml.starts_with("__type__: DistanceTaskConfig\n"));
+}
+
+/// Every field of every type has help text for editors, and keys/aliases are unambiguous.
+#[test]
+fn every_field_has_help_and_unambiguous_keys() {
+    let mut fields = 0;
+    for group in segno::config::catalogue() {
+        for t in group.types {
+            assert!(!t.help().is_empty(), "{} has no help", t.tag);
+            let mut keys = BTreeSet::new();
+            for f in t.fields {
+                assert!(!f.help().is_empty(), "{}.{} has no help", t.tag, f.key);
+                assert!(!(f.expected)().is_empty());
+                for k in std::iter::once(f.key).chain(f.aliases.iter().copied()) {
+                    assert!(keys.insert(k), "{}: key {k} is used twice", t.tag);
+                }
+                fields += 1;
+            }
+        }
+    }
+    assert!(fields > 150, "only {fields} fields described");
+    // Defaults are the spec's.
+    let (_, distance) = segno::config::find_type("DistanceTaskConfig").unwrap();
+    let default_of = |key: &str| {
+        distance
+            .fields
+            .iter()
+            .find(|f| f.key == key)
+            .and_then(|f| f.default)
+            .map(|d| d())
+    };
+    assert_eq!(default_of("scale_factor"), Some(serde_json::json!(1.0)));
+    assert_eq!(default_of("mask_distances"), Some(serde_json::json!(true)));
+    assert_eq!(default_of("clipmax"), Some(serde_json::json!(0.95)));
+    assert_eq!(default_of("channels"), None, "channels is required");
+}
+
+/// Decodes a sample as `T` and returns its YAML text as Segno writes it.
+fn sample_yaml<T: Decode + Encode + Validate>(tag: &str, text: &str) -> String {
+    let doc = parse_document(text, tag).unwrap();
+    let value: T = decode_document(&doc, tag).unwrap();
+    segno::config::schema::to_yaml_text(&value.encode_yaml())
+}
+
+/// With `SEGNO_EXPORT_SAMPLES_TO=DIR`, writes every sample as Segno encodes it to
+/// `DIR/<type>.yaml`, so that DaCapo itself can be asked to read them
+/// (`scripts/dacapo-interop.sh`). Without the variable it only checks the encoding.
+#[test]
+fn export_samples_for_dacapo() {
+    let target = std::env::var_os("SEGNO_EXPORT_SAMPLES_TO");
+    let mut files = vec![(
+        "RunConfig".to_string(),
+        AnyConfig::from_text(None, &run_text(), "run")
+            .unwrap()
+            .to_yaml(),
+    )];
+    for (tag, text) in samples() {
+        let yaml = (family_of(tag).yaml)(tag, &text);
+        assert!(yaml.contains(&format!("__type__: {tag}\n")), "{yaml}");
+        files.push((tag.to_string(), yaml));
+    }
+    if let Some(dir) = &target {
+        let dir = std::path::Path::new(dir);
+        std::fs::create_dir_all(dir).unwrap();
+        for (tag, yaml) in &files {
+            std::fs::write(dir.join(format!("{tag}.yaml")), yaml).unwrap();
+        }
+    }
+}
+
+/// Segno writes DaCapo's files back with the same keys and structure, tags included:
+/// tuples carry `!!python/tuple`, lists do not (numbers compared by value: DaCapo may write
+/// `255` for a float field). Keys of newer DaCapo versions are left out at their defaults.
+#[test]
+fn written_files_match_dacapo_tags() {
+    fn normalise(v: serde_yaml_ng::Value) -> serde_yaml_ng::Value {
+        use serde_yaml_ng::Value as Y;
+        match v {
+            Y::Number(n) => Y::from(n.as_f64().unwrap()),
+            Y::Sequence(items) => Y::Sequence(items.into_iter().map(normalise).collect()),
+            Y::Mapping(m) => Y::Mapping(m.into_iter().map(|(k, v)| (k, normalise(v))).collect()),
+            Y::Tagged(mut t) => {
+                t.value = normalise(std::mem::replace(&mut t.value, Y::Null));
+                Y::Tagged(t)
+            }
+            other => other,
+        }
+    }
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dacapo-v0.3.5");
+    let mut compared = 0;
+    for family in Family::ALL {
+        for entry in std::fs::read_dir(std::path::Path::new(root).join(family.dir_name())).unwrap()
+        {
+            let path = entry.unwrap().path();
+            let theirs_text = std::fs::read_to_string(&path).unwrap();
+            let ours_text = AnyConfig::from_text(Some(family), &theirs_text, "x")
+                .unwrap()
+                .to_yaml();
+            let theirs: serde_yaml_ng::Value = serde_yaml_ng::from_str(&theirs_text).unwrap();
+            let ours: serde_yaml_ng::Value = serde_yaml_ng::from_str(&ours_text).unwrap();
+            assert_eq!(
+                normalise(ours),
+                normalise(theirs),
+                "{}:\n{ours_text}",
+                path.display()
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 8);
+    // A file without tuples is byte-identical to DaCapo's.
+    let task = std::fs::read_to_string(format!("{root}/tasks/peer_distance_task.yaml")).unwrap();
+    assert_eq!(
+        AnyConfig::from_text(None, &task, "t").unwrap().to_yaml(),
+        task
+    );
 }

@@ -60,7 +60,7 @@ config_struct! {
         /// Open mode: `r` (read only), `w` (create) or `a` (read/write).
         mode: Option<String> = Some("a".to_string()),
         /// Open through OME-NGFF multiscales metadata (the dataset's last path element is the scale).
-        ome_metadata: bool = false,
+        ome_metadata: bool = false => newer,
     }
 }
 

@@ -166,10 +166,10 @@ fn yaml_to_tree(value: serde_yaml_ng::Value, path: &str, problems: &mut Problems
     }
 }
 
-/// Writes a document tree as block-style YAML with sorted keys (DaCapo's layout).
+/// Writes a document tree as block-style YAML with sorted keys (DaCapo's layout), without
+/// tuple tags; use [`Encode::encode_yaml`] with [`schema::to_yaml_text`] to get them.
 pub fn to_yaml(doc: &Value) -> String {
-    // Serialising a serde_json::Value cannot fail: every key is a string.
-    serde_yaml_ng::to_string(doc).unwrap_or_default()
+    schema::to_yaml_text(&schema::json_to_yaml(doc))
 }
 
 /// Decodes and validates a document as a `T`, reporting every problem with its path.
@@ -369,9 +369,17 @@ impl AnyConfig {
         }
     }
 
-    /// YAML text in the v0.3.x dialect.
+    /// YAML text in the v0.3.x dialect, with `!!python/tuple` tags where DaCapo has tuples.
     pub fn to_yaml(&self) -> String {
-        to_yaml(&self.to_document())
+        let tree = match self {
+            AnyConfig::Run(c) => c.encode_yaml(),
+            AnyConfig::Task(c) => c.encode_yaml(),
+            AnyConfig::Architecture(c) => c.encode_yaml(),
+            AnyConfig::Trainer(c) => c.encode_yaml(),
+            AnyConfig::Datasplit(c) => c.encode_yaml(),
+            AnyConfig::Array(c) => c.encode_yaml(),
+        };
+        schema::to_yaml_text(&tree)
     }
 
     /// Every validation problem of this config (empty when it is valid).
@@ -447,4 +455,106 @@ impl AnyConfig {
         };
         Self::from_document(family, &doc, source_name)
     }
+}
+
+/// One group of config types in the [`catalogue`].
+#[derive(Debug, Clone, Copy)]
+pub struct TypeGroup {
+    /// Group name ("tasks", "augments", …).
+    pub name: &'static str,
+    /// What the group is for.
+    pub help: &'static str,
+    /// The concrete types of the group.
+    pub types: &'static [TypeInfo],
+}
+
+const RUN_TYPES: &[TypeInfo] = &[TypeInfo {
+    tag: "RunConfig",
+    raw_help: RunConfig::HELP,
+    fields: RunConfig::FIELDS,
+}];
+
+const OPTION_TYPES: &[TypeInfo] = &[
+    TypeInfo {
+        tag: "OptionsConfig",
+        raw_help: OptionsConfig::HELP,
+        fields: OptionsConfig::FIELDS,
+    },
+    TypeInfo {
+        tag: "LocalTorch",
+        raw_help: LocalTorchConfig::HELP,
+        fields: LocalTorchConfig::FIELDS,
+    },
+    TypeInfo {
+        tag: "Bsub",
+        raw_help: BsubConfig::HELP,
+        fields: BsubConfig::FIELDS,
+    },
+];
+
+/// Every config type with its fields and help texts, grouped as in a DaCapo project; what
+/// `segno config describe` prints and what config editors build their forms from.
+pub fn catalogue() -> [TypeGroup; 10] {
+    [
+        TypeGroup {
+            name: "runs",
+            help: "Experiments: task + architecture + trainer + datasplit.",
+            types: RUN_TYPES,
+        },
+        TypeGroup {
+            name: "tasks",
+            help: "What the network learns and how results are scored.",
+            types: TaskConfig::TYPES,
+        },
+        TypeGroup {
+            name: "architectures",
+            help: "Network backbones.",
+            types: ArchitectureConfig::TYPES,
+        },
+        TypeGroup {
+            name: "trainers",
+            help: "How to train.",
+            types: TrainerConfig::TYPES,
+        },
+        TypeGroup {
+            name: "augments",
+            help: "Augmentations inside a trainer.",
+            types: AugmentConfig::TYPES,
+        },
+        TypeGroup {
+            name: "datasplits",
+            help: "Training and validation data.",
+            types: DataSplitConfig::TYPES,
+        },
+        TypeGroup {
+            name: "datasets",
+            help: "Volumes inside a datasplit.",
+            types: DatasetConfig::TYPES,
+        },
+        TypeGroup {
+            name: "arrays",
+            help: "Voxel data sources and lazy transforms.",
+            types: ArrayConfig::TYPES,
+        },
+        TypeGroup {
+            name: "starts",
+            help: "Initial weights of a run.",
+            types: InitialWeightsConfig::TYPES,
+        },
+        TypeGroup {
+            name: "options",
+            help: "The options file (dacapo.yaml) and its compute contexts.",
+            types: OPTION_TYPES,
+        },
+    ]
+}
+
+/// Finds a type of the [`catalogue`] by its tag (case-insensitive), with its group.
+pub fn find_type(tag: &str) -> Option<(TypeGroup, TypeInfo)> {
+    catalogue().into_iter().find_map(|g| {
+        g.types
+            .iter()
+            .find(|t| t.tag.eq_ignore_ascii_case(tag))
+            .map(|t| (g, *t))
+    })
 }

@@ -121,7 +121,8 @@ const COMPUTE_CONTEXT_FIELDS: &[FieldInfo] = &[
         aliases: &[],
         raw_help: "`LocalTorch` or `Bsub`.",
         type_name: "String",
-        required: true,
+        expected: <String as Decode>::expected,
+        default: None,
     },
     FieldInfo {
         name: "config",
@@ -129,7 +130,8 @@ const COMPUTE_CONTEXT_FIELDS: &[FieldInfo] = &[
         aliases: &[],
         raw_help: "Options of the chosen compute context.",
         type_name: "mapping",
-        required: false,
+        expected: || "a mapping of the chosen context's options".to_string(),
+        default: Some(|| Value::Object(Map::new())),
     },
 ];
 

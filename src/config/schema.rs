@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde_json::{Map, Number, Value};
+use serde_yaml_ng::Value as YamlValue;
 
 use crate::geometry::{Coordinate, Roi};
 
@@ -100,8 +101,9 @@ pub fn describe(value: &Value) -> String {
     }
 }
 
-/// Describes one field of a config type: its key in files, accepted spellings, help text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Describes one field of a config type: its key in files, accepted spellings, help text,
+/// the kind of value expected and its default.
+#[derive(Debug, Clone, Copy)]
 pub struct FieldInfo {
     /// Rust field name.
     pub name: &'static str,
@@ -113,11 +115,18 @@ pub struct FieldInfo {
     pub raw_help: &'static str,
     /// The Rust type of the field, for display.
     pub type_name: &'static str,
-    /// Whether the field has no default and must be given.
-    pub required: bool,
+    /// Describes the values the field accepts ("a list of strings", …).
+    pub expected: fn() -> String,
+    /// The default value as a document tree; `None` when the field must be given.
+    pub default: Option<fn() -> Value>,
 }
 
 impl FieldInfo {
+    /// Whether the field has no default and must be given.
+    pub fn required(&self) -> bool {
+        self.default.is_none()
+    }
+
     /// Help text with doc-comment indentation removed.
     pub fn help(&self) -> String {
         tidy_doc(self.raw_help)
@@ -125,7 +134,7 @@ impl FieldInfo {
 }
 
 /// Describes one concrete config type of a tagged family (e.g. `ZarrArrayConfig`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct TypeInfo {
     /// The `__type__` tag (the DaCapo class name).
     pub tag: &'static str,
@@ -174,6 +183,89 @@ pub trait Decode: Sized {
 pub trait Encode {
     /// The document tree of this value (mappings with alphabetically sorted keys).
     fn encode(&self) -> Value;
+
+    /// The YAML tree of this value: as [`Encode::encode`], but values that DaCapo types as
+    /// Python tuples (coordinates, pairs, regions) carry the `python/tuple` tag, so that
+    /// PyYAML reads them back as tuples and DaCapo's duplicate checks compare equal.
+    fn encode_yaml(&self) -> YamlValue {
+        json_to_yaml(&self.encode())
+    }
+}
+
+/// The tag DaCapo's YAML files put on tuples (written `!!python/tuple` by [`to_yaml_text`]).
+const TUPLE_TAG: &str = "python/tuple";
+
+/// Converts a document tree to a YAML tree without tags.
+pub fn json_to_yaml(value: &Value) -> YamlValue {
+    match value {
+        Value::Null => YamlValue::Null,
+        Value::Bool(b) => YamlValue::Bool(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                YamlValue::from(i)
+            } else if let Some(u) = n.as_u64() {
+                YamlValue::from(u)
+            } else {
+                YamlValue::from(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Value::String(s) => YamlValue::String(s.clone()),
+        Value::Array(items) => YamlValue::Sequence(items.iter().map(json_to_yaml).collect()),
+        Value::Object(map) => sorted_mapping(map.iter().map(|(k, v)| (k.clone(), json_to_yaml(v)))),
+    }
+}
+
+/// A YAML mapping with its keys in sorted order (PyYAML's default layout).
+pub fn sorted_mapping(entries: impl Iterator<Item = (String, YamlValue)>) -> YamlValue {
+    let sorted: BTreeMap<String, YamlValue> = entries.collect();
+    YamlValue::Mapping(
+        sorted
+            .into_iter()
+            .map(|(k, v)| (YamlValue::String(k), v))
+            .collect(),
+    )
+}
+
+/// A YAML sequence tagged as a Python tuple.
+pub fn tuple_yaml(items: Vec<YamlValue>) -> YamlValue {
+    YamlValue::Tagged(Box::new(serde_yaml_ng::value::TaggedValue {
+        tag: serde_yaml_ng::value::Tag::new(TUPLE_TAG),
+        value: YamlValue::Sequence(items),
+    }))
+}
+
+/// Writes a YAML tree as block-style text with DaCapo's `!!python/tuple` tags. The text is
+/// parsed back to make sure the tags landed only on tuple nodes; if not (a string holding
+/// the tag text), the tags are left out, which DaCapo also reads.
+pub fn to_yaml_text(tree: &YamlValue) -> String {
+    let local = serde_yaml_ng::to_string(tree).unwrap_or_default();
+    let tagged = local.replace("!python/tuple", "!!python/tuple");
+    let mut plain = tree.clone();
+    strip_tags(&mut plain);
+    let reparsed = serde_yaml_ng::from_str::<YamlValue>(&tagged)
+        .ok()
+        .map(|mut v| {
+            strip_tags(&mut v);
+            v
+        });
+    if reparsed.as_ref() == Some(&plain) {
+        tagged
+    } else {
+        serde_yaml_ng::to_string(&plain).unwrap_or_default()
+    }
+}
+
+fn strip_tags(value: &mut YamlValue) {
+    match value {
+        YamlValue::Tagged(tagged) => {
+            let mut inner = std::mem::replace(&mut tagged.value, YamlValue::Null);
+            strip_tags(&mut inner);
+            *value = inner;
+        }
+        YamlValue::Sequence(items) => items.iter_mut().for_each(strip_tags),
+        YamlValue::Mapping(map) => map.values_mut().for_each(strip_tags),
+        _ => {}
+    }
 }
 
 /// Semantic validation: records every violated rule with its field path.
@@ -324,6 +416,9 @@ impl<T: Encode> Encode for Option<T> {
     fn encode(&self) -> Value {
         self.as_ref().map_or(Value::Null, Encode::encode)
     }
+    fn encode_yaml(&self) -> YamlValue {
+        self.as_ref().map_or(YamlValue::Null, Encode::encode_yaml)
+    }
 }
 
 impl<T: Validate> Validate for Option<T> {
@@ -346,6 +441,9 @@ impl<T: Decode> Decode for Box<T> {
 impl<T: Encode> Encode for Box<T> {
     fn encode(&self) -> Value {
         (**self).encode()
+    }
+    fn encode_yaml(&self) -> YamlValue {
+        (**self).encode_yaml()
     }
 }
 
@@ -379,6 +477,9 @@ impl<T: Decode> Decode for Vec<T> {
 impl<T: Encode> Encode for Vec<T> {
     fn encode(&self) -> Value {
         Value::Array(self.iter().map(Encode::encode).collect())
+    }
+    fn encode_yaml(&self) -> YamlValue {
+        YamlValue::Sequence(self.iter().map(Encode::encode_yaml).collect())
     }
 }
 
@@ -417,6 +518,9 @@ impl<T: Encode> Encode for BTreeMap<String, T> {
     fn encode(&self) -> Value {
         Value::Object(self.iter().map(|(k, v)| (k.clone(), v.encode())).collect())
     }
+    fn encode_yaml(&self) -> YamlValue {
+        sorted_mapping(self.iter().map(|(k, v)| (k.clone(), v.encode_yaml())))
+    }
 }
 
 impl<T: Validate> Validate for BTreeMap<String, T> {
@@ -450,6 +554,9 @@ macro_rules! tuple_codec {
         impl<$($t: Encode),+> Encode for ($($t,)+) {
             fn encode(&self) -> Value {
                 Value::Array(vec![$(self.$i.encode()),+])
+            }
+            fn encode_yaml(&self) -> YamlValue {
+                tuple_yaml(vec![$(self.$i.encode_yaml()),+])
             }
         }
         impl<$($t: Validate),+> Validate for ($($t,)+) {
@@ -502,6 +609,9 @@ impl Encode for Coordinate {
                 .collect(),
         )
     }
+    fn encode_yaml(&self) -> YamlValue {
+        tuple_yaml(self.iter().map(YamlValue::from).collect())
+    }
 }
 
 impl Validate for Coordinate {}
@@ -525,6 +635,12 @@ impl Decode for Roi {
 impl Encode for Roi {
     fn encode(&self) -> Value {
         Value::Array(vec![self.offset().encode(), self.shape().encode()])
+    }
+    fn encode_yaml(&self) -> YamlValue {
+        tuple_yaml(vec![
+            self.offset().encode_yaml(),
+            self.shape().encode_yaml(),
+        ])
     }
 }
 
@@ -648,14 +764,16 @@ pub fn decode_field<T: Decode>(
 /// Defines a config struct together with its decoder, encoder, validator and field table.
 ///
 /// Each field is `name: Type` (required) or `name: Type = default`; `name ["key", "alias"…]`
-/// sets the key used in files and other accepted spellings. Doc comments become help text.
+/// sets the key used in files and other accepted spellings; `= default => newer` marks a
+/// field of newer DaCapo versions that is only written when it differs from its default,
+/// so files stay identical to what DaCapo v0.3.x writes. Doc comments become help text.
 macro_rules! config_struct {
     (
         $(#[doc = $sdoc:literal])*
         $name:ident {
             $(
                 $(#[doc = $fdoc:literal])*
-                $field:ident $([$key:literal $(, $alias:literal)*])? : $ty:ty $(= $default:expr)?
+                $field:ident $([$key:literal $(, $alias:literal)*])? : $ty:ty $(= $default:expr)? $(=> $newer:ident)?
             ),* $(,)?
         }
     ) => {
@@ -677,7 +795,8 @@ macro_rules! config_struct {
                     aliases: &[$($($alias),*)?],
                     raw_help: concat!($($fdoc, "\n",)* ""),
                     type_name: stringify!($ty),
-                    required: config_required!($($default)?),
+                    expected: <$ty as $crate::config::schema::Decode>::expected,
+                    default: config_default_value!($ty; $($default)?),
                 },)*
             ];
 
@@ -715,12 +834,27 @@ macro_rules! config_struct {
             fn encode(&self) -> serde_json::Value {
                 let mut map = serde_json::Map::new();
                 $(
-                    map.insert(
-                        config_key!($field $(, $key)?).to_string(),
-                        $crate::config::schema::Encode::encode(&self.$field),
-                    );
+                    if config_written!(self.$field; $ty; $($default)?; $($newer)?) {
+                        map.insert(
+                            config_key!($field $(, $key)?).to_string(),
+                            $crate::config::schema::Encode::encode(&self.$field),
+                        );
+                    }
                 )*
                 serde_json::Value::Object(map)
+            }
+
+            fn encode_yaml(&self) -> serde_yaml_ng::Value {
+                let mut entries = Vec::new();
+                $(
+                    if config_written!(self.$field; $ty; $($default)?; $($newer)?) {
+                        entries.push((
+                            config_key!($field $(, $key)?).to_string(),
+                            $crate::config::schema::Encode::encode_yaml(&self.$field),
+                        ));
+                    }
+                )*
+                $crate::config::schema::sorted_mapping(entries.into_iter())
             }
         }
 
@@ -748,12 +882,29 @@ macro_rules! config_key {
     };
 }
 
-macro_rules! config_required {
-    () => {
+/// Whether a field is written: always, except fields marked `=> newer` (keys only newer
+/// DaCapo versions know, which older versions reject as differences) at their default.
+macro_rules! config_written {
+    ($value:expr; $ty:ty; $($default:expr)?;) => {
         true
     };
-    ($default:expr) => {
-        false
+    ($value:expr; $ty:ty; $default:expr; newer) => {{
+        let default: $ty = $default;
+        $value != default
+    }};
+}
+
+macro_rules! config_default_value {
+    ($ty:ty;) => {
+        None
+    };
+    ($ty:ty; $default:expr) => {
+        Some(
+            (|| {
+                let value: $ty = $default;
+                $crate::config::schema::Encode::encode(&value)
+            }) as fn() -> serde_json::Value,
+        )
     };
 }
 
@@ -891,6 +1042,23 @@ macro_rules! config_enum {
                     map.insert($crate::config::TYPE_KEY.to_string(), serde_json::Value::String(tag.to_string()));
                 }
                 value
+            }
+
+            fn encode_yaml(&self) -> serde_yaml_ng::Value {
+                let (tag, value) = match self {
+                    $(Self::$variant(c) => (stringify!($ty), $crate::config::schema::Encode::encode_yaml(c)),)*
+                };
+                match value {
+                    serde_yaml_ng::Value::Mapping(map) => $crate::config::schema::sorted_mapping(
+                        map.into_iter()
+                            .filter_map(|(k, v)| k.as_str().map(|k| (k.to_string(), v)))
+                            .chain(std::iter::once((
+                                $crate::config::TYPE_KEY.to_string(),
+                                serde_yaml_ng::Value::String(tag.to_string()),
+                            ))),
+                    ),
+                    other => other,
+                }
             }
         }
 

@@ -39,7 +39,7 @@ config_struct! {
         /// Reject samples whose ground-truth mean is at most this.
         gt_min_reject: Option<f64> = None,
         /// How sample locations are chosen: `integral_mask`, `reject`, `sample_points` or null (default).
-        sample_strategy: Option<String> = None,
+        sample_strategy: Option<String> = None => newer,
     }
 }
 
