@@ -149,6 +149,8 @@ impl Check for CNNectomeUNetConfig {
                     self.padding
                 ),
             );
+        } else if dims >= 2 && dims <= 3 && self.input_shape.is_positive() {
+            check_unet_shapes(self, path, problems);
         }
     }
 }
@@ -176,5 +178,328 @@ impl Check for DummyArchitectureConfig {
                 problems.push(&child(path, key), "must be positive");
             }
         }
+    }
+}
+
+/// Why a U-Net cannot process an input of a given size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UNetShapeError {
+    /// The config itself is inconsistent (mismatched axes, wrong number of kernel levels).
+    #[error("the architecture is inconsistent: {0}")]
+    Inconsistent(String),
+    /// The feature map became empty (too small an input for this many convolutions).
+    #[error("axis {axis}: the input size {input} is too small: the feature map shrinks to {size} at level {level}")]
+    TooSmall {
+        /// Spatial axis (0 = z).
+        axis: usize,
+        /// The input size on that axis, in voxels.
+        input: i64,
+        /// The level where the map vanished.
+        level: usize,
+        /// The size it shrank to.
+        size: i64,
+    },
+    /// A feature map entering a max-pool is not divisible by the pooling factor.
+    #[error("axis {axis}: the input size {input} does not fit: at level {level} the feature map of size {size} is not divisible by the downsampling factor {factor}")]
+    NotDivisible {
+        /// Spatial axis (0 = z).
+        axis: usize,
+        /// The input size on that axis, in voxels.
+        input: i64,
+        /// The level of the max-pool.
+        level: usize,
+        /// The feature map size entering it.
+        size: i64,
+        /// The pooling factor on that axis.
+        factor: i64,
+    },
+}
+
+impl CNNectomeUNetConfig {
+    /// Number of levels (downsampling steps + 1).
+    pub fn levels(&self) -> usize {
+        self.downsample_factors.len() + 1
+    }
+
+    fn kernel_shrink(&self, kernels: Option<&Vec<Coordinate>>, axis: usize, same: bool) -> i64 {
+        if same {
+            return 0;
+        }
+        match kernels {
+            Some(ks) => ks.iter().map(|k| k.get(axis).unwrap_or(3) - 1).sum(),
+            // The default pass: two convolutions of size 3.
+            None => 4,
+        }
+    }
+
+    fn down_kernels(&self, level: usize) -> Option<&Vec<Coordinate>> {
+        self.kernel_size_down.as_ref().and_then(|k| k.get(level))
+    }
+
+    fn up_kernels(&self, level: usize) -> Option<&Vec<Coordinate>> {
+        self.kernel_size_up.as_ref().and_then(|k| k.get(level))
+    }
+
+    fn check_consistent(&self) -> Result<(), UNetShapeError> {
+        let dims = self.input_shape.dims();
+        let bad = |what: String| Err(UNetShapeError::Inconsistent(what));
+        if self
+            .downsample_factors
+            .iter()
+            .chain(self.upsample_factors.iter().flatten())
+            .any(|f| f.dims() != dims || !f.is_positive())
+        {
+            return bad("factors must be positive with one entry per input axis".into());
+        }
+        for (key, kernels, want) in [
+            ("kernel_size_down", &self.kernel_size_down, self.levels()),
+            ("kernel_size_up", &self.kernel_size_up, self.levels() - 1),
+        ] {
+            if let Some(k) = kernels {
+                if k.len() != want
+                    || k.iter()
+                        .flatten()
+                        .any(|k| k.dims() != dims || !k.is_positive())
+                {
+                    return bad(format!(
+                        "{key} needs {want} level(s) of positive kernels with {dims} axes"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Output size on one axis for an input of `input` voxels (see [`Self::output_shape`]).
+    fn output_size(&self, axis: usize, input: i64) -> Result<i64, UNetShapeError> {
+        let same = self.padding == "same";
+        let last = self.levels() - 1;
+        let too_small = |level: usize, size: i64| UNetShapeError::TooSmall {
+            axis,
+            input,
+            level,
+            size,
+        };
+        // Down path: shrink by the convolutions, then pool.
+        let mut size = input;
+        for level in 0..=last {
+            size -= self.kernel_shrink(self.down_kernels(level), axis, same);
+            if size <= 0 {
+                return Err(too_small(level, size));
+            }
+            if level < last {
+                let factor = self.downsample_factors[level][axis];
+                if size % factor != 0 {
+                    return Err(UNetShapeError::NotDivisible {
+                        axis,
+                        input,
+                        level,
+                        size,
+                        factor,
+                    });
+                }
+                size /= factor;
+            }
+        }
+        // Up path: upsample, crop to a multiple of the remaining downsampling (keeps the
+        // network translation-equivariant), then shrink by the convolutions.
+        for level in (0..last).rev() {
+            size *= self.downsample_factors[level][axis];
+            let total: i64 = self.downsample_factors[level..]
+                .iter()
+                .map(|f| f[axis])
+                .product();
+            let shrink = self.kernel_shrink(self.up_kernels(level), axis, same);
+            let cropped = (size - shrink).div_euclid(total) * total + shrink;
+            if cropped != size {
+                if cropped <= shrink {
+                    return Err(too_small(level, cropped - shrink));
+                }
+                size = cropped;
+            }
+            size -= shrink;
+            if size <= 0 {
+                return Err(too_small(level, size));
+            }
+        }
+        // Extra upsampling stages: always valid convolutions with the last up kernels.
+        for factor in self.upsample_factors.iter().flatten() {
+            let kernels = self.kernel_size_up.as_ref().and_then(|k| k.last());
+            size = size * factor[axis] - self.kernel_shrink(kernels, axis, false);
+            if size <= 0 {
+                return Err(too_small(last + 1, size));
+            }
+        }
+        Ok(size)
+    }
+
+    /// The network's output shape (voxels, at the output voxel size) for an input of
+    /// `input` voxels, or why that input does not fit. With `valid` padding every
+    /// convolution shrinks the map; with `same` padding the output equals the input, which
+    /// must be divisible by the product of the downsampling factors.
+    pub fn output_shape(&self, input: &Coordinate) -> Result<Coordinate, UNetShapeError> {
+        self.check_consistent()?;
+        if input.dims() != self.input_shape.dims() {
+            return Err(UNetShapeError::Inconsistent(format!(
+                "the input {input} has {} axes, the network {}",
+                input.dims(),
+                self.input_shape.dims()
+            )));
+        }
+        let sizes = input
+            .iter()
+            .enumerate()
+            .map(|(axis, s)| self.output_size(axis, s))
+            .collect::<Result<Vec<i64>, _>>()?;
+        Coordinate::new(&sizes).map_err(|e| UNetShapeError::Inconsistent(e.to_string()))
+    }
+
+    /// The valid input sizes on `axis` nearest to `size`: the largest valid size below (if
+    /// any) and the smallest valid size at or above it.
+    pub fn nearest_valid_sizes(&self, axis: usize, size: i64) -> (Option<i64>, Option<i64>) {
+        if self.check_consistent().is_err() || axis >= self.input_shape.dims() {
+            return (None, None);
+        }
+        // Valid sizes repeat with the product of the downsampling factors.
+        let period: i64 = self.downsample_factors.iter().map(|f| f[axis]).product();
+        let span = period.max(1) * 4 + 64;
+        let ok = |s: i64| s > 0 && self.output_size(axis, s).is_ok();
+        let below = (1..=span).map(|d| size - d).find(|&s| ok(s));
+        let above = (0..=span).map(|d| size + d).find(|&s| ok(s));
+        (below, above)
+    }
+}
+
+fn check_unet_shapes(unet: &CNNectomeUNetConfig, path: &str, problems: &mut Problems) {
+    if unet.check_consistent().is_err() {
+        return; // the field checks above already report it
+    }
+    let mut check = |key: &str, shape: &Coordinate| {
+        if let Err(e) = unet.output_shape(shape) {
+            let mut msg = e.to_string();
+            if let UNetShapeError::TooSmall { axis, input, .. }
+            | UNetShapeError::NotDivisible { axis, input, .. } = e
+            {
+                match unet.nearest_valid_sizes(axis, input) {
+                    (Some(b), Some(a)) => {
+                        msg.push_str(&format!("; nearest valid sizes on that axis: {b} or {a}"))
+                    }
+                    (None, Some(a)) => {
+                        msg.push_str(&format!("; the smallest valid size on that axis is {a}"))
+                    }
+                    _ => {}
+                }
+            }
+            problems.push(&child(path, key), msg);
+        }
+    };
+    check("input_shape", &unet.input_shape);
+    if let Some(inc) = &unet.eval_shape_increase {
+        if inc.dims() == unet.input_shape.dims() {
+            if let Ok(eval) = unet.input_shape.checked_add(inc) {
+                check("_eval_shape_increase", &eval);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::schema::Validate;
+
+    fn unet(factors: &[[i64; 3]], kernel: Option<[i64; 3]>, padding: &str) -> CNNectomeUNetConfig {
+        let levels = factors.len() + 1;
+        let kernels = kernel.map(|k| vec![vec![Coordinate::from(k); 2]; levels]);
+        CNNectomeUNetConfig {
+            name: "u".into(),
+            input_shape: Coordinate::from([132, 132, 132]),
+            fmaps_out: 12,
+            fmaps_in: 1,
+            num_fmaps: 12,
+            fmap_inc_factor: 2,
+            downsample_factors: factors.iter().map(|f| Coordinate::from(*f)).collect(),
+            kernel_size_down: kernels.clone(),
+            kernel_size_up: kernels.map(|mut k| {
+                k.pop();
+                k
+            }),
+            eval_shape_increase: None,
+            upsample_factors: None,
+            constant_upsample: true,
+            padding: padding.into(),
+            use_attention: false,
+            batch_norm: false,
+        }
+    }
+
+    fn out(net: &CNNectomeUNetConfig, s: [i64; 3]) -> Result<[i64; 3], UNetShapeError> {
+        let c = net.output_shape(&Coordinate::from(s))?;
+        Ok([c[0], c[1], c[2]])
+    }
+
+    #[test]
+    fn output_shapes_match_dacapo() {
+        let three = unet(&[[2, 2, 2]; 3], None, "valid");
+        for (i, o) in [(172, 80), (180, 88), (188, 96), (244, 152), (260, 168)] {
+            assert_eq!(out(&three, [i; 3]), Ok([o; 3]), "{i}");
+        }
+        assert!(matches!(
+            out(&three, [173, 172, 172]),
+            Err(UNetShapeError::NotDivisible {
+                axis: 0,
+                input: 173,
+                level: 0,
+                size: 169,
+                factor: 2
+            })
+        ));
+
+        let mut cosem = unet(&[[2, 2, 2], [3, 3, 3], [3, 3, 3]], None, "valid");
+        cosem.upsample_factors = Some(vec![Coordinate::from([2, 2, 2])]);
+        assert_eq!(out(&cosem, [216; 3]), Ok([68; 3]));
+        assert_eq!(out(&cosem, [288; 3]), Ok([212; 3]));
+
+        let flat = unet(&[[1, 4, 4], [1, 4, 4]], Some([1, 3, 3]), "valid");
+        assert_eq!(out(&flat, [2, 132, 132]), Ok([2, 16, 16]));
+        assert_eq!(out(&flat, [10, 164, 164]), Ok([10, 48, 48]));
+
+        let two = unet(&[[2, 2, 2]; 2], None, "valid");
+        assert_eq!(out(&two, [132; 3]), Ok([92; 3]));
+        assert_eq!(
+            out(&unet(&[[2, 2, 2]; 2], None, "same"), [64; 3]),
+            Ok([64; 3])
+        );
+        // Same padding keeps the size (DaCapo crops 64 to 60 here, a defect).
+        let same3 = unet(&[[2, 2, 2]; 3], None, "same");
+        assert_eq!(out(&same3, [64; 3]), Ok([64; 3]));
+        assert_eq!(out(&same3, [96; 3]), Ok([96; 3]));
+        assert!(out(&same3, [100; 3]).is_err());
+    }
+
+    #[test]
+    fn invalid_input_shapes_are_reported_with_nearest_valid_sizes() {
+        let mut net = unet(&[[2, 2, 2]; 3], None, "valid");
+        net.input_shape = Coordinate::from([172, 173, 172]);
+        net.eval_shape_increase = Some(Coordinate::from([72, 72, 72]));
+        assert_eq!(net.nearest_valid_sizes(1, 173), (Some(172), Some(180)));
+        let mut problems = Problems::default();
+        net.validate("architecture_config", &mut problems);
+        let texts: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "architecture_config.input_shape: axis 1: the input size 173 does not fit: at level 0 the feature map of size 169 is not divisible by the downsampling factor 2; nearest valid sizes on that axis: 172 or 180",
+                "architecture_config._eval_shape_increase: axis 1: the input size 245 does not fit: at level 0 the feature map of size 241 is not divisible by the downsampling factor 2; nearest valid sizes on that axis: 244 or 252",
+            ]
+        );
+        // Too small an input.
+        assert!(matches!(
+            out(&net, [20, 172, 172]),
+            Err(UNetShapeError::TooSmall { axis: 0, .. })
+        ));
+        // 100 → 8 is the smallest: 172 → 80 minus nine steps of 8.
+        assert_eq!(net.nearest_valid_sizes(0, 20), (None, Some(100)));
+        assert_eq!(out(&net, [100, 172, 172]), Ok([8, 80, 80]));
     }
 }
