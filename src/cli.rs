@@ -52,12 +52,27 @@ pub enum Command {
 /// Options shared by commands that work on a project.
 #[derive(Debug, Args, Clone)]
 pub struct ProjectArgs {
-    /// Project directory (DaCapo's runs_base_dir).
-    #[arg(long, short = 'p', default_value = ".", value_name = "DIR")]
-    pub project: PathBuf,
+    /// Project directory (DaCapo's runs_base_dir). Default: the runs_base_dir of
+    /// $DACAPO_OPTIONS_FILE or ./dacapo.yaml if one exists, else the current directory.
+    #[arg(long, short = 'p', value_name = "DIR")]
+    pub project: Option<PathBuf>,
     /// Print machine-readable JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+impl ProjectArgs {
+    /// Opens the project these arguments name (see [`crate::store::locate_project`]).
+    pub fn open(&self) -> Result<Project, Failure> {
+        let (dir, source) = crate::store::locate_project(
+            self.project.as_deref(),
+            &crate::store::options_file_candidates(),
+        )?;
+        if let crate::store::ProjectSource::OptionsFile(file) = &source {
+            tracing::info!("project {} from {}", dir.display(), file.display());
+        }
+        Ok(Project::open(dir)?)
+    }
 }
 
 /// A lone `--json` flag.
@@ -231,9 +246,7 @@ fn retrieve(
     name: &str,
 ) -> Result<(Family, AnyConfig), Failure> {
     let family = parse_family(family)?;
-    let config = Project::open(&project.project)?
-        .configs()
-        .retrieve(family, name)?;
+    let config = project.open()?.configs().retrieve(family, name)?;
     Ok((family, config))
 }
 
@@ -273,7 +286,8 @@ fn config(cmd: ConfigCommand, out: &mut dyn Write) -> Result<u8, Failure> {
                 Some(f) => vec![parse_family(&f)?],
                 None => Family::ALL.to_vec(),
             };
-            let store = Project::open(&project.project)?.configs();
+            let project_dir = project.open()?;
+            let store = project_dir.configs();
             let mut listing = Vec::new();
             for f in families {
                 listing.push((f, store.names(f)?));
@@ -285,7 +299,7 @@ fn config(cmd: ConfigCommand, out: &mut dyn Write) -> Result<u8, Failure> {
                     .collect();
                 emit_json(out, &Value::Object(map))?;
             } else {
-                let mut text = String::new();
+                let mut text = format!("project: {}\n", project_dir.root().display());
                 for (f, names) in &listing {
                     text.push_str(&format!("{} ({}):\n", f.dir_name(), names.len()));
                     for n in names {
@@ -437,6 +451,28 @@ fn load_file(path: &Path, family: Option<Family>) -> (Option<Family>, Result<Any
     }
 }
 
+/// Checks `path` as a DaCapo options file (`dacapo.yaml`) if it looks like one.
+fn check_options_file(path: &Path) -> Option<Report> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let source = path.display().to_string();
+    let doc = crate::config::parse_document(&text, &source).ok()?;
+    let map = doc.as_object()?;
+    let looks_like_options = !map.contains_key(crate::config::TYPE_KEY)
+        && (map.contains_key("runs_base_dir") || map.contains_key("compute_context"));
+    if !looks_like_options {
+        return None;
+    }
+    let outcome = crate::config::decode_document::<crate::config::OptionsConfig>(&doc, &source)
+        .map(|_| "valid options file".to_string())
+        .map_err(Failure::from);
+    Some(Report {
+        source,
+        family: None,
+        name: None,
+        outcome,
+    })
+}
+
 fn validate(
     files: Vec<PathBuf>,
     family: Option<String>,
@@ -457,7 +493,7 @@ fn validate(
         }
     };
     if files.is_empty() {
-        let store = Project::open(&project.project)?.configs();
+        let store = project.open()?.configs();
         let families = family.map_or(Family::ALL.to_vec(), |f| vec![f]);
         for f in families {
             for name in store.names(f)? {
@@ -489,6 +525,12 @@ fn validate(
         }
     } else {
         for path in files {
+            if family.is_none() {
+                if let Some(report) = check_options_file(&path) {
+                    reports.push(report);
+                    continue;
+                }
+            }
             let (fam, loaded) = load_file(&path, family);
             let name = loaded.as_ref().ok().map(|c| c.name().to_string());
             reports.push(Report {
@@ -565,7 +607,7 @@ fn import(
     for p in &paths {
         collect_import_files(p, &mut files)?;
     }
-    let store = Project::open(&project.project)?.configs();
+    let store = project.open()?.configs();
     let mut reports = Vec::new();
     for (path, implied) in files {
         let (fam, loaded) = load_file(&path, family.or(implied));

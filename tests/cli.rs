@@ -278,3 +278,37 @@ fn describe_explains_types_and_fields() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean DistanceTaskConfig?"));
 }
+
+#[test]
+fn the_project_defaults_to_the_dacapo_options_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("dacapo.yaml"),
+        "type: files\nruns_base_dir: runs\ncompute_context:\n  type: LocalTorch\n  config: {device: cpu}\n",
+    )
+    .unwrap();
+    let task = dir.path().join("t.yaml");
+    std::fs::write(
+        &task,
+        "{__type__: DistanceTaskConfig, name: t, channels: [a], clip_distance: 1, tol_distance: 1}",
+    )
+    .unwrap();
+    let mut cmd = Command::cargo_bin("segno").unwrap();
+    cmd.current_dir(dir.path())
+        .env_remove("DACAPO_OPTIONS_FILE");
+    let out = cmd.args(["config", "import", "t.yaml"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("runs/configs/tasks/t.yaml").is_file());
+
+    // The options file itself validates.
+    let out = segno(dir.path())
+        .args(["validate", "dacapo.yaml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("dacapo.yaml: valid options file"));
+}

@@ -98,6 +98,58 @@ impl StoreError {
     }
 }
 
+/// Where the project directory of a command came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectSource {
+    /// Given explicitly (`--project`).
+    Argument,
+    /// The `runs_base_dir` of a DaCapo options file.
+    OptionsFile(PathBuf),
+    /// Nothing was given and no options file exists: the current directory.
+    CurrentDirectory,
+}
+
+/// The options files looked for, in order, when no project is given: `$DACAPO_OPTIONS_FILE`,
+/// then `./dacapo.yaml` (DaCapo's own first two places).
+pub fn options_file_candidates() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(p) = std::env::var_os("DACAPO_OPTIONS_FILE") {
+        out.push(PathBuf::from(p));
+    }
+    out.push(PathBuf::from("dacapo.yaml"));
+    out
+}
+
+/// Finds the project directory: `explicit` if given, else the `runs_base_dir` of the first
+/// existing options file in `candidates` (a leading `~` is the home directory), else the
+/// current directory. An options file that exists but is invalid is an error.
+pub fn locate_project(
+    explicit: Option<&Path>,
+    candidates: &[PathBuf],
+) -> Result<(PathBuf, ProjectSource), StoreError> {
+    if let Some(p) = explicit {
+        return Ok((p.to_path_buf(), ProjectSource::Argument));
+    }
+    for file in candidates {
+        if !file.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).map_err(|e| StoreError::io("read", file, e))?;
+        let source_name = file.display().to_string();
+        let doc = crate::config::parse_document(&text, &source_name)?;
+        let options: crate::config::OptionsConfig =
+            crate::config::decode_document(&doc, &source_name)?;
+        let dir = match options.runs_base_dir.strip_prefix("~/") {
+            Some(rest) => std::env::var_os("HOME")
+                .map(|home| PathBuf::from(home).join(rest))
+                .unwrap_or_else(|| PathBuf::from(&options.runs_base_dir)),
+            None => PathBuf::from(&options.runs_base_dir),
+        };
+        return Ok((dir, ProjectSource::OptionsFile(file.clone())));
+    }
+    Ok((PathBuf::from("."), ProjectSource::CurrentDirectory))
+}
+
 /// A project directory (DaCapo's `runs_base_dir`): configs, stats, checkpoints and arrays.
 #[derive(Debug, Clone)]
 pub struct Project {
@@ -123,5 +175,59 @@ impl Project {
     /// The config store (`<root>/configs`).
     pub fn configs(&self) -> ConfigStore {
         ConfigStore::new(self.root.join("configs"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_comes_from_argument_then_options_file_then_cwd() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = dir.path().join("dacapo.yaml");
+        let candidates = vec![dir.path().join("missing.yaml"), options.clone()];
+
+        assert_eq!(
+            locate_project(None, &candidates).unwrap(),
+            (PathBuf::from("."), ProjectSource::CurrentDirectory)
+        );
+        std::fs::write(
+            &options,
+            "type: files\nruns_base_dir: /data/runs\ncompute_context: {type: LocalTorch, config: {device: cpu}}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            locate_project(None, &candidates).unwrap(),
+            (
+                PathBuf::from("/data/runs"),
+                ProjectSource::OptionsFile(options.clone())
+            )
+        );
+        assert_eq!(
+            locate_project(Some(Path::new("elsewhere")), &candidates).unwrap(),
+            (PathBuf::from("elsewhere"), ProjectSource::Argument)
+        );
+        std::fs::write(&options, "type: files\nruns_base_dir: ~/dacapo\n").unwrap();
+        let home = PathBuf::from(std::env::var_os("HOME").unwrap());
+        assert_eq!(
+            locate_project(None, &candidates).unwrap().0,
+            home.join("dacapo")
+        );
+    }
+
+    #[test]
+    fn an_invalid_options_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = dir.path().join("dacapo.yaml");
+        std::fs::write(&options, "type: files\nruns_base_dir: /r\nmongodbhost: x\n").unwrap();
+        let err = locate_project(None, &[options.clone()]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with(&options.display().to_string()), "{msg}");
+        assert!(
+            msg.contains("mongodbhost: unknown key `mongodbhost`"),
+            "{msg}"
+        );
+        assert!(msg.contains("did you mean `mongo_db_host`?"), "{msg}");
     }
 }
