@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod array;
 pub mod cli;
 pub mod config;
 pub mod geometry;

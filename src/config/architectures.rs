@@ -149,7 +149,7 @@ impl Check for CNNectomeUNetConfig {
                     self.padding
                 ),
             );
-        } else if dims >= 2 && dims <= 3 && self.input_shape.is_positive() {
+        } else if (2..=3).contains(&dims) && self.input_shape.is_positive() {
             check_unet_shapes(self, path, problems);
         }
     }

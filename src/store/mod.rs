@@ -221,7 +221,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let options = dir.path().join("dacapo.yaml");
         std::fs::write(&options, "type: files\nruns_base_dir: /r\nmongodbhost: x\n").unwrap();
-        let err = locate_project(None, &[options.clone()]).unwrap_err();
+        let err = locate_project(None, std::slice::from_ref(&options)).unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with(&options.display().to_string()), "{msg}");
         assert!(

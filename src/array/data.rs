@@ -1,0 +1,300 @@
+//! Operations on [`ArrayData`] that every array node needs: filled buffers, element-type
+//! conversion, sub-region copies and concatenation along the channel axis.
+
+use std::ops::Range;
+
+use ndarray::{ArrayD, Axis, IxDyn, SliceInfoElem};
+
+use super::{ArrayData, DataType};
+
+/// A voxel element type: converts to and from `f64` (integers round and saturate; booleans
+/// are 0 or 1 and any non-zero value is `true`).
+pub trait Scalar: Copy + Clone + Send + Sync + PartialEq + Default + 'static {
+    /// The value as `f64`.
+    fn to_f64(self) -> f64;
+    /// The nearest representable value (rounded, clamped to the type's range; NaN → 0).
+    fn from_f64(v: f64) -> Self;
+}
+
+impl Scalar for bool {
+    fn to_f64(self) -> f64 {
+        if self {
+            1.0
+        } else {
+            0.0
+        }
+    }
+    fn from_f64(v: f64) -> Self {
+        v != 0.0 && !v.is_nan()
+    }
+}
+
+macro_rules! int_scalar {
+    ($($t:ty),*) => {$(
+        impl Scalar for $t {
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn from_f64(v: f64) -> Self {
+                // `as` saturates at the bounds and maps NaN to 0.
+                v.round() as $t
+            }
+        }
+    )*};
+}
+int_scalar!(u8, u16, u32, u64, i8, i16, i32, i64);
+
+impl Scalar for f32 {
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl Scalar for f64 {
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}
+
+fn cast<A: Scalar, B: Scalar>(a: &ArrayD<A>) -> ArrayD<B> {
+    a.mapv(|v| B::from_f64(v.to_f64()))
+}
+
+/// Builds an [`ArrayData`] of type `dt` from `f64` values (rounded and clamped for integers).
+pub fn from_f64(dt: DataType, a: &ArrayD<f64>) -> ArrayData {
+    match dt {
+        DataType::Bool => ArrayData::Bool(cast(a)),
+        DataType::U8 => ArrayData::U8(cast(a)),
+        DataType::U16 => ArrayData::U16(cast(a)),
+        DataType::U32 => ArrayData::U32(cast(a)),
+        DataType::U64 => ArrayData::U64(cast(a)),
+        DataType::I8 => ArrayData::I8(cast(a)),
+        DataType::I16 => ArrayData::I16(cast(a)),
+        DataType::I32 => ArrayData::I32(cast(a)),
+        DataType::I64 => ArrayData::I64(cast(a)),
+        DataType::F32 => ArrayData::F32(cast(a)),
+        DataType::F64 => ArrayData::F64(a.clone()),
+    }
+}
+
+fn slice_info(ranges: &[Range<usize>]) -> Vec<SliceInfoElem> {
+    ranges
+        .iter()
+        .map(|r| SliceInfoElem::Slice {
+            start: r.start as isize,
+            end: Some(r.end as isize),
+            step: 1,
+        })
+        .collect()
+}
+
+impl ArrayData {
+    /// An array of type `dt` and `shape` with every element `value` (converted to `dt`).
+    pub fn filled(dt: DataType, shape: &[usize], value: f64) -> ArrayData {
+        fn f<T: Scalar>(shape: &[usize], value: f64) -> ArrayD<T> {
+            ArrayD::from_elem(IxDyn(shape), T::from_f64(value))
+        }
+        match dt {
+            DataType::Bool => ArrayData::Bool(f(shape, value)),
+            DataType::U8 => ArrayData::U8(f(shape, value)),
+            DataType::U16 => ArrayData::U16(f(shape, value)),
+            DataType::U32 => ArrayData::U32(f(shape, value)),
+            DataType::U64 => ArrayData::U64(f(shape, value)),
+            DataType::I8 => ArrayData::I8(f(shape, value)),
+            DataType::I16 => ArrayData::I16(f(shape, value)),
+            DataType::I32 => ArrayData::I32(f(shape, value)),
+            DataType::I64 => ArrayData::I64(f(shape, value)),
+            DataType::F32 => ArrayData::F32(f(shape, value)),
+            DataType::F64 => ArrayData::F64(f(shape, value)),
+        }
+    }
+
+    /// The values as `f64`.
+    pub fn to_f64(&self) -> ArrayD<f64> {
+        crate::with_array_data!(self, a => cast(a))
+    }
+
+    /// The values as `f32` (what networks consume).
+    pub fn to_f32(&self) -> ArrayD<f32> {
+        crate::with_array_data!(self, a => cast(a))
+    }
+
+    /// The values as `u64` label ids; negative values and fractions are errors.
+    pub fn to_labels(&self) -> Result<ArrayD<u64>, String> {
+        match self {
+            ArrayData::U64(a) => Ok(a.clone()),
+            ArrayData::U8(a) => Ok(a.mapv(u64::from)),
+            ArrayData::U16(a) => Ok(a.mapv(u64::from)),
+            ArrayData::U32(a) => Ok(a.mapv(u64::from)),
+            ArrayData::Bool(a) => Ok(a.mapv(u64::from)),
+            other => {
+                let v = other.to_f64();
+                if let Some(bad) = v.iter().find(|x| **x < 0.0 || x.fract() != 0.0) {
+                    return Err(format!(
+                        "label arrays must hold non-negative whole numbers, found {bad} ({})",
+                        other.data_type()
+                    ));
+                }
+                Ok(v.mapv(|x| x as u64))
+            }
+        }
+    }
+
+    /// The same values converted to `dt` (rounded and clamped for integer types).
+    pub fn cast(&self, dt: DataType) -> ArrayData {
+        if self.data_type() == dt {
+            return self.clone();
+        }
+        from_f64(dt, &self.to_f64())
+    }
+
+    /// Copies `src` into this array with its first element at `offset` (per axis).
+    /// Both must have the same type and number of axes, and `src` must fit.
+    pub fn assign_at(&mut self, offset: &[usize], src: &ArrayData) -> Result<(), String> {
+        let shape = self.shape().to_vec();
+        let src_shape = src.shape();
+        if offset.len() != shape.len() || src_shape.len() != shape.len() {
+            return Err(format!(
+                "cannot place a {src_shape:?} block at {offset:?} into a {shape:?} array"
+            ));
+        }
+        let ranges: Vec<Range<usize>> = offset
+            .iter()
+            .zip(src_shape)
+            .map(|(o, n)| *o..o + n)
+            .collect();
+        if ranges.iter().zip(&shape).any(|(r, n)| r.end > *n) {
+            return Err(format!(
+                "a {src_shape:?} block at {offset:?} does not fit into a {shape:?} array"
+            ));
+        }
+        let info = slice_info(&ranges);
+        macro_rules! assign {
+            ($($v:ident),*) => {
+                match (self, src) {
+                    $((ArrayData::$v(dst), ArrayData::$v(s)) => {
+                        dst.slice_mut(info.as_slice()).assign(s);
+                        Ok(())
+                    })*
+                    (dst, s) => Err(format!(
+                        "cannot copy {} values into a {} array",
+                        s.data_type(),
+                        dst.data_type()
+                    )),
+                }
+            };
+        }
+        assign!(Bool, U8, U16, U32, U64, I8, I16, I32, I64, F32, F64)
+    }
+
+    /// A copy of the sub-region `ranges` (one range per axis).
+    pub fn slice_region(&self, ranges: &[Range<usize>]) -> ArrayData {
+        let info = slice_info(ranges);
+        macro_rules! sl {
+            ($($v:ident),*) => {
+                match self {
+                    $(ArrayData::$v(a) => ArrayData::$v(a.slice(info.as_slice()).to_owned()),)*
+                }
+            };
+        }
+        sl!(Bool, U8, U16, U32, U64, I8, I16, I32, I64, F32, F64)
+    }
+
+    /// This array with a new leading axis of length 1 (a channel axis).
+    pub fn with_channel_axis(self) -> ArrayData {
+        macro_rules! ins {
+            ($($v:ident),*) => {
+                match self {
+                    $(ArrayData::$v(a) => ArrayData::$v(a.insert_axis(Axis(0))),)*
+                }
+            };
+        }
+        ins!(Bool, U8, U16, U32, U64, I8, I16, I32, I64, F32, F64)
+    }
+
+    /// Concatenates arrays of one type along their first axis.
+    pub fn concat(parts: &[ArrayData]) -> Result<ArrayData, String> {
+        let Some(first) = parts.first() else {
+            return Err("nothing to concatenate".into());
+        };
+        macro_rules! cat {
+            ($($v:ident),*) => {
+                match first {
+                    $(ArrayData::$v(_) => {
+                        let mut views = Vec::with_capacity(parts.len());
+                        for p in parts {
+                            match p {
+                                ArrayData::$v(a) => views.push(a.view()),
+                                other => return Err(format!(
+                                    "cannot concatenate {} with {} channels",
+                                    first.data_type(),
+                                    other.data_type()
+                                )),
+                            }
+                        }
+                        ndarray::concatenate(Axis(0), &views)
+                            .map(ArrayData::$v)
+                            .map_err(|e| format!("cannot concatenate channels: {e}"))
+                    })*
+                }
+            };
+        }
+        cat!(Bool, U8, U16, U32, U64, I8, I16, I32, I64, F32, F64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn casts_round_and_clamp() {
+        let a = ArrayD::from_shape_vec(IxDyn(&[4]), vec![-3.0, 1.5, 254.6, 999.0]).unwrap();
+        assert_eq!(
+            from_f64(DataType::U8, &a),
+            ArrayData::U8(ArrayD::from_shape_vec(IxDyn(&[4]), vec![0, 2, 255, 255]).unwrap())
+        );
+        assert_eq!(
+            from_f64(DataType::Bool, &a),
+            ArrayData::Bool(
+                ArrayD::from_shape_vec(IxDyn(&[4]), vec![true, true, true, true]).unwrap()
+            )
+        );
+    }
+
+    #[test]
+    fn assign_slice_and_concat() {
+        let mut a = ArrayData::filled(DataType::U16, &[3, 4], 7.0);
+        let b = ArrayData::filled(DataType::U16, &[2, 2], 1.0);
+        a.assign_at(&[1, 2], &b).unwrap();
+        let v = a.to_f64();
+        assert_eq!(v[[0, 0]], 7.0);
+        assert_eq!(v[[1, 2]], 1.0);
+        assert_eq!(v[[2, 3]], 1.0);
+        assert_eq!(v[[2, 1]], 7.0);
+        assert!(a
+            .assign_at(&[2, 3], &b)
+            .unwrap_err()
+            .contains("does not fit"));
+        let wrong = ArrayData::filled(DataType::U8, &[1, 1], 0.0);
+        assert!(a.assign_at(&[0, 0], &wrong).unwrap_err().contains("uint8"));
+        let s = a.slice_region(&[1..3, 2..4]);
+        assert_eq!(s, b);
+        let c = ArrayData::concat(&[b.clone().with_channel_axis(), b.with_channel_axis()]).unwrap();
+        assert_eq!(c.shape(), &[2, 2, 2]);
+    }
+
+    #[test]
+    fn labels_reject_negative_and_fractional_values() {
+        let a = ArrayData::F32(ArrayD::from_shape_vec(IxDyn(&[2]), vec![1.0, 2.5]).unwrap());
+        assert!(a.to_labels().unwrap_err().contains("2.5"));
+        let b = ArrayData::I32(ArrayD::from_shape_vec(IxDyn(&[2]), vec![3, 4]).unwrap());
+        assert_eq!(b.to_labels().unwrap().as_slice().unwrap(), &[3, 4]);
+    }
+}
