@@ -2,7 +2,8 @@
 # Installs everything Segno needs to build, test and run, idempotently:
 #   - Debian packages for software Vulkan rendering (GUI tests) and a headless X server;
 #   - a project-local Python venv `.venv` holding the libtorch that `tch` links against
-#     (PyPI's torch 2.13.0 wheel), exposed at the stable path `.venv/libtorch`.
+#     (PyPI's torch 2.13.0 wheel), exposed at the stable path `.venv/libtorch`;
+#   - a venv `.venv-zarr` with zarr-python, which interop tests and benchmarks compare against.
 # Safe to run again: finished steps are detected and skipped.
 # Environment: SEGNO_TORCH=cpu|cuda forces the wheel flavour (default: cuda when
 # `nvidia-smi` sees a GPU, cpu otherwise). SEGNO_SKIP_APT=1 skips the Debian packages.
@@ -67,5 +68,12 @@ else
   echo "$want" > "$stamp"
   # torch-sys caches the libtorch it was built against: force a rebuild after a change.
   rm -rf target/*/build/torch-sys-* 2>/dev/null || true
+fi
+
+# --- zarr-python (interop tests and array benchmarks compare against it) ---------------
+if [ "${SEGNO_SKIP_ZARR_PYTHON:-0}" != 1 ]; then
+  if ! bash scripts/zarr-python-venv.sh >/dev/null; then
+    say "zarr-python could not be installed into .venv-zarr: the zarr-python interop tests will be skipped"
+  fi
 fi
 say "ready: LIBTORCH=$root/.venv/libtorch"

@@ -47,6 +47,46 @@ pub enum Command {
     Config(ConfigCommand),
     /// Show the version and the compute devices libtorch can use.
     Info(JsonFlag),
+    /// Inspect zarr / N5 / OME-NGFF arrays.
+    #[command(subcommand)]
+    Array(ArrayCommand),
+    /// Write synthetic EM-like demo data (raw, labels, crops) into a project.
+    DemoData(DemoDataArgs),
+}
+
+/// `segno array …` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum ArrayCommand {
+    /// Show an array's type, shape, chunking, voxel size, offset, axes, units, codecs and
+    /// scale levels. PATH is `container.zarr/dataset`, `container.n5/dataset` or an
+    /// OME-NGFF image group.
+    Info {
+        /// The array or multiscale group.
+        path: PathBuf,
+        /// Print machine-readable JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Options of `segno demo-data`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoDataArgs {
+    /// Project directory; the data goes to DIR/data/synthetic.zarr.
+    #[arg(long, short = 'p', value_name = "DIR", default_value = ".")]
+    pub project: PathBuf,
+    /// Seed of the generator (the same seed gives identical data).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Edge length of the raw volume in voxels (8 nm); e.g. 2048 for benchmarks.
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Replace existing demo data.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options shared by commands that work on a project.
@@ -225,7 +265,205 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
     match command {
         Command::Info(flag) => info(flag.json, out),
         Command::Config(cmd) => config(cmd, out),
+        Command::Array(ArrayCommand::Info { path, json }) => array_info(&path, json, out),
+        Command::DemoData(args) => demo_data(&args, out),
     }
+}
+
+impl From<crate::array::ArrayError> for Failure {
+    fn from(e: crate::array::ArrayError) -> Self {
+        use crate::array::ArrayError as E;
+        let code = match &e {
+            E::NotFound { .. } => exit::NOT_FOUND,
+            E::Io { .. } | E::Write { .. } | E::Chunk { .. } | E::Read { .. } => exit::IO,
+            E::Metadata { .. }
+            | E::Unsupported { .. }
+            | E::Invalid { .. }
+            | E::OutOfBounds { .. }
+            | E::Misaligned { .. } => exit::INVALID,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+fn join_dims<T: std::fmt::Display>(v: impl IntoIterator<Item = T>, sep: &str) -> String {
+    v.into_iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+fn array_info(path: &std::path::Path, json: bool, out: &mut dyn Write) -> Result<u8, Failure> {
+    use crate::array::{self, zarr};
+    let a = array::open(path)?;
+    let info = a.info();
+    let (container, inner) = array::split_container_path(path);
+    // Scale levels: of the group named, or of the multiscale group holding this array.
+    let mut levels = zarr::scale_levels(&container, &inner).unwrap_or_default();
+    let mut current = levels.first().map(|l| l.path.clone());
+    if levels.is_empty() {
+        if let Some((parent, name)) = inner.trim_matches('/').rsplit_once('/') {
+            let siblings = zarr::scale_levels(&container, parent).unwrap_or_default();
+            if siblings.iter().any(|l| l.path == name) {
+                levels = siblings;
+                current = Some(name.to_string());
+            }
+        } else if !inner.is_empty() {
+            let siblings = zarr::scale_levels(&container, "").unwrap_or_default();
+            if siblings.iter().any(|l| l.path == inner.trim_matches('/')) {
+                levels = siblings;
+                current = Some(inner.trim_matches('/').to_string());
+            }
+        }
+    }
+    let g = &info.geometry;
+    if json {
+        let level_json: Vec<Value> = levels
+            .iter()
+            .map(|l| {
+                json!({
+                    "path": l.path,
+                    "voxel_size_nm": l.info.geometry.voxel_size.to_vec(),
+                    "offset_nm": l.info.geometry.offset.to_vec(),
+                    "shape": l.info.shape,
+                })
+            })
+            .collect();
+        emit_json(
+            out,
+            &json!({
+                "path": info.path,
+                "format": info.format,
+                "data_type": info.data_type.name(),
+                "shape": info.shape,
+                "chunk_shape": info.chunk_shape,
+                "shard_shape": info.shard_shape,
+                "axes": g.axes.iter().map(|a| json!({"name": a.name, "spatial": a.spatial})).collect::<Vec<_>>(),
+                "channels": info.channels(),
+                "voxel_size_nm": g.voxel_size.to_vec(),
+                "offset_nm": g.offset.to_vec(),
+                "roi_nm": {"offset": info.roi.offset().to_vec(), "shape": info.roi.shape().to_vec()},
+                "units": g.units,
+                "codecs": info.codecs,
+                "fill_value": info.fill_value,
+                "metadata": g.source,
+                "scale_levels": level_json,
+                "current_level": current,
+            }),
+        )?;
+        return Ok(exit::OK);
+    }
+    let axes = join_dims(
+        g.axes.iter().map(|a| {
+            if a.spatial {
+                a.name.clone()
+            } else {
+                format!("{} (channel)", a.name)
+            }
+        }),
+        ", ",
+    );
+    let mut text = format!(
+        "{}\n  format        {}\n  data type     {}\n  shape         {}   (axes {axes})\n  chunks        {}\n",
+        info.path,
+        info.format,
+        info.data_type,
+        join_dims(&info.shape, " × "),
+        join_dims(&info.chunk_shape, " × "),
+    );
+    if let Some(shard) = &info.shard_shape {
+        text.push_str(&format!("  shards        {}\n", join_dims(shard, " × ")));
+    }
+    if info.channels() > 1 {
+        text.push_str(&format!("  channels      {}\n", info.channels()));
+    }
+    text.push_str(&format!(
+        "  voxel size    {} nm\n  offset        {} nm\n  region        {} nm\n  units         {}\n  codecs        {}\n  fill value    {}\n  geometry from {}\n",
+        join_dims(g.voxel_size.iter(), " × "),
+        join_dims(g.offset.iter(), ", "),
+        info.roi,
+        g.units.join(", "),
+        info.codecs,
+        info.fill_value,
+        g.source,
+    ));
+    if !levels.is_empty() {
+        text.push_str("  scale levels\n");
+        for l in &levels {
+            let mark = if current.as_deref() == Some(l.path.as_str()) {
+                "*"
+            } else {
+                " "
+            };
+            text.push_str(&format!(
+                "   {mark}{:<6} {:>16} nm   shape {}\n",
+                l.path,
+                join_dims(l.info.geometry.voxel_size.iter(), " × "),
+                join_dims(&l.info.shape, " × "),
+            ));
+        }
+    }
+    emit(out, &text)?;
+    Ok(exit::OK)
+}
+
+fn demo_data(args: &DemoDataArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    let options = crate::demo::DemoOptions {
+        seed: args.seed,
+        size: args.size,
+        overwrite: args.overwrite,
+    };
+    let started = std::time::Instant::now();
+    let data = crate::demo::generate(&args.project, &options)?;
+    let duration_secs = started.elapsed().as_secs_f64();
+    if args.json {
+        let arrays: Vec<Value> = data
+            .arrays
+            .iter()
+            .map(|a| {
+                json!({
+                    "dataset": a.dataset,
+                    "role": a.role,
+                    "roi_nm": {"offset": a.roi.offset().to_vec(), "shape": a.roi.shape().to_vec()},
+                    "voxel_size_nm": a.voxel_size.to_vec(),
+                    "levels": a.levels,
+                })
+            })
+            .collect();
+        emit_json(
+            out,
+            &json!({
+                "container": data.container.display().to_string(),
+                "csv": data.csv.display().to_string(),
+                "seed": args.seed,
+                "size": args.size,
+                "duration_secs": duration_secs,
+                "arrays": arrays,
+            }),
+        )?;
+    } else {
+        let mut text = format!(
+            "wrote {} in {duration_secs:.1} s\n",
+            data.container.display()
+        );
+        for a in &data.arrays {
+            text.push_str(&format!(
+                "  {:<24} {:<9} {} nm voxels, region {}{}\n",
+                a.dataset,
+                a.role,
+                join_dims(a.voxel_size.iter(), "×"),
+                a.roi,
+                if a.levels > 1 {
+                    format!(", {} scale levels", a.levels)
+                } else {
+                    String::new()
+                },
+            ));
+        }
+        text.push_str(&format!("DataSplit CSV: {}\n", data.csv.display()));
+        emit(out, &text)?;
+    }
+    Ok(exit::OK)
 }
 
 fn emit(out: &mut dyn Write, text: &str) -> Result<(), Failure> {

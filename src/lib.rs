@@ -9,6 +9,7 @@
 pub mod array;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod geometry;
 pub mod store;
 pub mod torch;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates, idempotently, the Python venv `.venv-zarr` at the repository root holding
 # zarr-python (>=3.1,<3.2), numcodecs and numpy from PyPI, for the zarr-python benchmark
-# and read helpers in this folder. When the venv already exists and imports them at the
+# and read helpers in this folder (array benchmarks and interop tests). When the venv already exists and imports them at the
 # right versions, nothing is done.
 # The interpreter is $PYTHON when set, else python3, and must be Python 3.11 or newer.
 # Messages go to stderr; the last line on stdout is the venv's python path.
@@ -10,7 +10,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="$root/.venv-zarr"
 vpy="$venv/bin/python"
-say() { printf '[bench-venv] %s\n' "$*" >&2; }
+say() { printf '[zarr-python-venv] %s\n' "$*" >&2; }
 
 check='
 import sys
