@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up the machine (scripts/setup.sh), builds Segno and walks through what it does so
-# far: the command line, the compute devices, and a round trip of DaCapo config files
-# through a project (import → list → show → export → re-import elsewhere → compare).
+# far: the command line, the compute devices, synthetic demo data and what `array info`
+# says about it, and a round trip of DaCapo config files through a project
+# (import → list → show → export → re-import elsewhere → compare).
 # The demo project is ./demo-project unless SEGNO_DEMO_DIR names another directory.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,6 +15,9 @@ step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
 step "$segno" --help
 step "$segno" info
+step "$segno" demo-data --project "$project" --overwrite
+step "$segno" array info "$project/data/synthetic.zarr/raw"
+step "$segno" array info "$project/data/synthetic.zarr/labels/crop3/mito"
 step "$segno" config import assets/examples/configs --project "$project"
 step "$segno" config list --project "$project"
 step "$segno" config show tasks example_distance_task --project "$project"

@@ -52,6 +52,36 @@ pub enum Command {
     Array(ArrayCommand),
     /// Write synthetic EM-like demo data (raw, labels, crops) into a project.
     DemoData(DemoDataArgs),
+    /// Benchmarks, run side by side with a reference implementation.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `segno bench …` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Read throughput of zarr v2 (Blosc) and v3 (sharded Zstandard) arrays, by Segno
+    /// and by zarr-python on the same files. Build with --release for real numbers.
+    Arrays {
+        /// Edge length of the uint8 test cube in voxels.
+        #[arg(long, default_value_t = 512)]
+        size: usize,
+        /// Where the test arrays are kept between runs.
+        #[arg(long, value_name = "DIR", default_value = "target/bench-arrays")]
+        dir: PathBuf,
+        /// Timed repetitions per measurement (the best counts).
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Python with zarr-python (default: .venv-zarr/bin/python of this checkout).
+        #[arg(long, value_name = "PYTHON")]
+        python: Option<PathBuf>,
+        /// Only time Segno.
+        #[arg(long)]
+        no_reference: bool,
+        /// Print machine-readable JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `segno array …` sub-commands.
@@ -267,7 +297,110 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
         Command::Config(cmd) => config(cmd, out),
         Command::Array(ArrayCommand::Info { path, json }) => array_info(&path, json, out),
         Command::DemoData(args) => demo_data(&args, out),
+        Command::Bench(BenchCommand::Arrays {
+            size,
+            dir,
+            repeats,
+            python,
+            no_reference,
+            json,
+        }) => bench_arrays(size, dir, repeats, python, no_reference, json, out),
     }
+}
+
+/// A file of this checkout: relative to the current directory, else to the source tree
+/// the binary was built from.
+fn checkout_file(relative: &str) -> PathBuf {
+    let here = PathBuf::from(relative);
+    if here.exists() {
+        return here;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn bench_arrays(
+    size: usize,
+    dir: PathBuf,
+    repeats: usize,
+    python: Option<PathBuf>,
+    no_reference: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<u8, Failure> {
+    if size < 64 {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!("--size must be at least 64, got {size}"),
+        ));
+    }
+    let python = if no_reference {
+        None
+    } else {
+        let py = python.unwrap_or_else(|| checkout_file(".venv-zarr/bin/python"));
+        if !py.exists() {
+            return Err(Failure::new(
+                exit::IO,
+                format!("{} not found: run scripts/zarr-python-venv.sh, pass --python, or use --no-reference", py.display()),
+            ));
+        }
+        Some(py)
+    };
+    let options = crate::bench::ArrayBenchOptions {
+        size,
+        dir,
+        repeats,
+        python,
+        script: checkout_file("scripts/zarr_python_bench.py"),
+    };
+    if cfg!(debug_assertions) {
+        tracing::warn!("this is a debug build: build with --release for meaningful numbers");
+    }
+    let rows =
+        crate::bench::bench_arrays(&options).map_err(|e| Failure::new(exit::IO, e.to_string()))?;
+    if json {
+        let v: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "array": r.array,
+                    "mode": r.mode,
+                    "threads": r.threads,
+                    "segno_mb_per_s": r.segno_mb_per_s,
+                    "zarr_python_mb_per_s": r.reference_mb_per_s,
+                    "ratio": r.ratio(),
+                })
+            })
+            .collect();
+        emit_json(
+            out,
+            &json!({"size": size, "debug_build": cfg!(debug_assertions), "rows": v}),
+        )?;
+        return Ok(exit::OK);
+    }
+    let mut text =
+        format!(
+        "{size}³ uint8 ({:.0} MB), best of {repeats}{}\n{:<22} {:<7} {:>7} {:>12} {:>14} {:>7}\n",
+        (size * size * size) as f64 / 1e6,
+        if cfg!(debug_assertions) { ", DEBUG BUILD" } else { "" },
+        "array", "mode", "threads", "segno MB/s", "zarr-py MB/s", "ratio"
+    );
+    for r in &rows {
+        text.push_str(&format!(
+            "{:<22} {:<7} {:>7} {:>12.0} {:>14} {:>7}\n",
+            r.array,
+            r.mode,
+            r.threads,
+            r.segno_mb_per_s,
+            r.reference_mb_per_s
+                .map(|v| format!("{v:.0}"))
+                .unwrap_or_else(|| "-".into()),
+            r.ratio()
+                .map(|v| format!("{v:.2}×"))
+                .unwrap_or_else(|| "-".into()),
+        ));
+    }
+    emit(out, &text)?;
+    Ok(exit::OK)
 }
 
 impl From<crate::array::ArrayError> for Failure {

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod array;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -265,6 +265,24 @@ fn bad_files_give_errors_naming_the_array_and_chunk() {
     assert!(err.to_string().contains("multichannel_zstd"), "{err}");
     assert!(err.to_string().contains("fancy_codec"), "{err}");
 
+    // zarr v3: missing zarr.json, and a corrupt shard.
+    let v3 = dir.path().join("bad3.zarr");
+    copy_dir(&fixtures().join("v3.zarr"), &v3);
+    let shard = walk(&v3.join("raw_sharded"))
+        .into_iter()
+        .find(|p| !p.ends_with("zarr.json"))
+        .unwrap();
+    std::fs::write(&shard, b"garbage").unwrap();
+    let a = array::open(&v3.join("raw_sharded")).unwrap();
+    let err = a.read(&a.info().roi).unwrap_err();
+    assert!(err.to_string().contains("raw_sharded"), "{err}");
+    std::fs::remove_file(v3.join("raw_sharded/zarr.json")).unwrap();
+    let err = array::open(&v3.join("raw_sharded")).err().unwrap();
+    assert!(
+        err.to_string().contains("raw_sharded") && err.to_string().contains("zarr.json"),
+        "{err}"
+    );
+
     // N5: truncated block, unknown compression, unsupported type.
     let n5 = dir.path().join("bad.n5");
     copy_dir(&fixtures().join("funlib.n5"), &n5);

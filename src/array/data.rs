@@ -83,6 +83,94 @@ pub fn from_f64(dt: DataType, a: &ArrayD<f64>) -> ArrayData {
     }
 }
 
+/// A zero-filled array for a large read. On Linux the buffer is marked for transparent
+/// huge pages before it is touched, which makes filling it several times faster (the same
+/// hint numpy gives for its large arrays).
+pub fn zeroed<T: Copy + Default>(shape: &[usize]) -> ArrayD<T> {
+    let n: usize = shape.iter().product();
+    let v = vec![T::default(); n];
+    advise_huge_pages(&v);
+    ArrayD::from_shape_vec(IxDyn(shape), v).unwrap_or_else(|_| ArrayD::default(IxDyn(shape)))
+}
+
+#[cfg(target_os = "linux")]
+fn advise_huge_pages<T>(buf: &[T]) {
+    let len = std::mem::size_of_val(buf);
+    if len < 8 << 20 {
+        return;
+    }
+    const PAGE: usize = 4096;
+    let start = buf.as_ptr() as usize;
+    let aligned = (start + PAGE - 1) & !(PAGE - 1);
+    let end = (start + len) & !(PAGE - 1);
+    if end > aligned {
+        // SAFETY: madvise only changes how the kernel backs these pages of our own live
+        // allocation; it does not read or write them, and failure is harmless.
+        unsafe {
+            libc::madvise(
+                aligned as *mut libc::c_void,
+                end - aligned,
+                libc::MADV_HUGEPAGE,
+            );
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages<T>(_buf: &[T]) {}
+
+/// Copies `src` into `dst` with its first element at `offset`, row by row (both in
+/// standard layout, `src` fitting inside `dst`; falls back to ndarray's assignment
+/// otherwise). Much faster than an element-wise assignment over dynamic dimensions.
+pub fn copy_block<T: Copy>(dst: &mut ArrayD<T>, src: &ArrayD<T>, offset: &[usize]) {
+    let ndim = dst.ndim();
+    let dshape = dst.shape().to_vec();
+    let sshape = src.shape().to_vec();
+    let fits = ndim > 0
+        && src.ndim() == ndim
+        && offset.len() == ndim
+        && (0..ndim).all(|i| offset[i] + sshape[i] <= dshape[i]);
+    if !fits || sshape.contains(&0) {
+        if fits {
+            return;
+        }
+        let ranges: Vec<Range<usize>> =
+            offset.iter().zip(&sshape).map(|(o, n)| *o..o + n).collect();
+        dst.slice_mut(slice_info(&ranges).as_slice()).assign(src);
+        return;
+    }
+    let (Some(d), Some(s)) = (dst.as_slice_mut(), src.as_slice()) else {
+        let ranges: Vec<Range<usize>> =
+            offset.iter().zip(&sshape).map(|(o, n)| *o..o + n).collect();
+        dst.slice_mut(slice_info(&ranges).as_slice()).assign(src);
+        return;
+    };
+    // Strides in elements of the destination.
+    let mut dstride = vec![1usize; ndim];
+    for i in (0..ndim - 1).rev() {
+        dstride[i] = dstride[i + 1] * dshape[i + 1];
+    }
+    let row = sshape[ndim - 1];
+    let rows: usize = sshape[..ndim - 1].iter().product();
+    let mut index = vec![0usize; ndim];
+    let mut start: usize = (0..ndim).map(|k| offset[k] * dstride[k]).sum();
+    for r in 0..rows {
+        d[start..start + row].copy_from_slice(&s[r * row..(r + 1) * row]);
+        // Advance to the next row, carrying into the outer axes.
+        let mut k = ndim - 1;
+        while k > 0 {
+            k -= 1;
+            index[k] += 1;
+            start += dstride[k];
+            if index[k] < sshape[k] {
+                break;
+            }
+            start -= sshape[k] * dstride[k];
+            index[k] = 0;
+        }
+    }
+}
+
 fn slice_info(ranges: &[Range<usize>]) -> Vec<SliceInfoElem> {
     ranges
         .iter()
@@ -174,12 +262,11 @@ impl ArrayData {
                 "a {src_shape:?} block at {offset:?} does not fit into a {shape:?} array"
             ));
         }
-        let info = slice_info(&ranges);
         macro_rules! assign {
             ($($v:ident),*) => {
                 match (self, src) {
                     $((ArrayData::$v(dst), ArrayData::$v(s)) => {
-                        dst.slice_mut(info.as_slice()).assign(s);
+                        copy_block(dst, s, offset);
                         Ok(())
                     })*
                     (dst, s) => Err(format!(
@@ -287,6 +374,17 @@ mod tests {
         let s = a.slice_region(&[1..3, 2..4]);
         assert_eq!(s, b);
         let c = ArrayData::concat(&[b.clone().with_channel_axis(), b.with_channel_axis()]).unwrap();
+        assert_eq!(c.shape(), &[2, 2, 2]);
+        // Row-wise copies agree with ndarray's assignment.
+        let mut big = ArrayD::<u32>::zeros(IxDyn(&[3, 4, 5]));
+        let small = ArrayD::from_shape_fn(IxDyn(&[2, 2, 3]), |i| {
+            (i[0] * 100 + i[1] * 10 + i[2] + 1) as u32
+        });
+        copy_block(&mut big, &small, &[1, 2, 1]);
+        assert_eq!(big[[1, 2, 1]], 1);
+        assert_eq!(big[[2, 3, 3]], 113);
+        assert_eq!(big[[1, 2, 0]], 0);
+        assert_eq!(big.iter().filter(|v| **v != 0).count(), 12);
         assert_eq!(c.shape(), &[2, 2, 2]);
     }
 

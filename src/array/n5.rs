@@ -289,7 +289,7 @@ impl N5Array {
         ranges: &[std::ops::Range<u64>],
     ) -> Result<ArrayD<T>, ArrayError> {
         let out_shape: Vec<usize> = ranges.iter().map(|r| (r.end - r.start) as usize).collect();
-        let mut out = ArrayD::<T>::from_elem(IxDyn(&out_shape), T::ZERO);
+        let mut out = super::data::zeroed::<T>(&out_shape);
         if out_shape.contains(&0) {
             return Ok(out);
         }
@@ -407,7 +407,7 @@ impl ArraySource for N5Array {
 }
 
 /// A numeric element stored big-endian in N5 blocks.
-trait Element: Copy + Clone + Send + Sync + 'static {
+trait Element: Copy + Clone + Default + Send + Sync + 'static {
     const ZERO: Self;
     fn from_be(bytes: &[u8]) -> Self;
 }

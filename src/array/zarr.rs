@@ -359,6 +359,73 @@ macro_rules! read_typed {
     }};
 }
 
+impl ZarrArray {
+    /// Reads a region that spans several stored chunks (or shards): each one is decoded
+    /// on its own, in parallel on the current thread pool, and copied into place.
+    fn read_assembled<T>(
+        &self,
+        ranges: &[std::ops::Range<u64>],
+        what: &str,
+    ) -> Result<ArrayD<T>, ArrayError>
+    where
+        T: zarrs::array::ElementOwned + Copy + Default + Send + Sync,
+    {
+        use rayon::prelude::*;
+        // Sharded arrays are assembled from their inner chunks: decoding a whole shard at once
+        // is several times slower in zarrs than reading its chunks one by one.
+        let chunk = &self.info.chunk_shape;
+        let first: Vec<u64> = ranges.iter().zip(chunk).map(|(r, c)| r.start / c).collect();
+        let counts: Vec<u64> = ranges
+            .iter()
+            .zip(chunk)
+            .zip(&first)
+            .map(|((r, c), f)| (r.end - 1) / c - f + 1)
+            .collect();
+        let shape: Vec<usize> = ranges.iter().map(|r| (r.end - r.start) as usize).collect();
+        let out = std::sync::Mutex::new(super::data::zeroed::<T>(&shape));
+        let err = |e: zarrs::array::ArrayError| ArrayError::Read {
+            path: self.info.path.clone(),
+            roi: what.to_string(),
+            message: e.to_string(),
+        };
+        super::write::grid_indices(&counts)
+            .par_iter()
+            .try_for_each(|rel| {
+                let part: Vec<std::ops::Range<u64>> = rel
+                    .iter()
+                    .zip(&first)
+                    .zip(chunk)
+                    .zip(ranges)
+                    .map(|(((i, f), c), r)| {
+                        let b = (i + f) * c;
+                        b.max(r.start)..(b + c).min(r.end)
+                    })
+                    .collect();
+                let data = self
+                    .array
+                    .retrieve_array_subset::<ArrayD<T>>(&part)
+                    .map_err(err)?;
+                let offset: Vec<usize> = part
+                    .iter()
+                    .zip(ranges)
+                    .map(|(p, r)| (p.start - r.start) as usize)
+                    .collect();
+                let mut guard = out.lock().map_err(|_| ArrayError::Read {
+                    path: self.info.path.clone(),
+                    roi: what.to_string(),
+                    message: "a reader thread panicked".into(),
+                })?;
+                super::data::copy_block(&mut guard, &data, &offset);
+                Ok(())
+            })?;
+        out.into_inner().map_err(|_| ArrayError::Read {
+            path: self.info.path.clone(),
+            roi: what.to_string(),
+            message: "a reader thread panicked".into(),
+        })
+    }
+}
+
 impl ArraySource for ZarrArray {
     fn info(&self) -> &ArrayInfo {
         &self.info
@@ -370,7 +437,32 @@ impl ArraySource for ZarrArray {
 
     fn read(&self, roi: &Roi) -> Result<ArrayData, ArrayError> {
         let ranges = self.info.voxel_ranges(roi)?;
-        read_typed!(self, ranges, roi.to_string())
+        let what = roi.to_string();
+        let chunk = self
+            .info
+            .shard_shape
+            .as_ref()
+            .unwrap_or(&self.info.chunk_shape);
+        let spans_chunks = ranges
+            .iter()
+            .zip(chunk)
+            .any(|(r, c)| r.end > r.start && (r.start / c) != ((r.end - 1) / c));
+        if !spans_chunks {
+            return read_typed!(self, ranges, what);
+        }
+        Ok(match self.info.data_type {
+            DataType::Bool => ArrayData::Bool(self.read_assembled(&ranges, &what)?),
+            DataType::U8 => ArrayData::U8(self.read_assembled(&ranges, &what)?),
+            DataType::U16 => ArrayData::U16(self.read_assembled(&ranges, &what)?),
+            DataType::U32 => ArrayData::U32(self.read_assembled(&ranges, &what)?),
+            DataType::U64 => ArrayData::U64(self.read_assembled(&ranges, &what)?),
+            DataType::I8 => ArrayData::I8(self.read_assembled(&ranges, &what)?),
+            DataType::I16 => ArrayData::I16(self.read_assembled(&ranges, &what)?),
+            DataType::I32 => ArrayData::I32(self.read_assembled(&ranges, &what)?),
+            DataType::I64 => ArrayData::I64(self.read_assembled(&ranges, &what)?),
+            DataType::F32 => ArrayData::F32(self.read_assembled(&ranges, &what)?),
+            DataType::F64 => ArrayData::F64(self.read_assembled(&ranges, &what)?),
+        })
     }
 
     fn chunk_grid_shape(&self) -> Vec<u64> {
