@@ -459,3 +459,85 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn sharded_fast_path_matches_zarrs_with_fill_values_and_missing_shards() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["gzip", "zstd"] {
+        let container = dir.path().join(format!("{name}.zarr"));
+        let store = Arc::new(zarrs::filesystem::FilesystemStore::new(&container).unwrap());
+        zarrs::group::GroupBuilder::new()
+            .build(store.clone(), "/")
+            .unwrap()
+            .store_metadata()
+            .unwrap();
+        let a = zarrs::array::ArrayBuilder::new(
+            vec![10, 12, 9],
+            vec![4, 6, 6],
+            zarrs::array::data_type::uint16(),
+            9u16,
+        )
+        .subchunk_shape(vec![2, 3, 3])
+        .bytes_to_bytes_codecs(if name == "gzip" {
+            vec![Arc::new(zarrs::array::codec::GzipCodec::new(5).unwrap())]
+        } else {
+            vec![Arc::new(zarrs::array::codec::ZstdCodec::new(3, true))]
+        })
+        .build(store.clone(), "/a")
+        .unwrap();
+        a.store_metadata().unwrap();
+        // Write only part of the array: other shards and chunks stay missing (fill value 9).
+        let data = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[5, 7, 9]), |i| {
+            (i[0] * 100 + i[1] * 10 + i[2]) as u16
+        });
+        a.store_array_subset(
+            &zarrs::array::ArraySubset::new_with_ranges(&[3..8, 2..9, 0..9]),
+            data,
+        )
+        .unwrap();
+        let arr = array::open(&container.join("a")).unwrap();
+        let whole = arr.read(&arr.info().roi).unwrap().to_f64();
+        assert_eq!(whole[[0, 0, 0]], 9.0, "{name}");
+        assert_eq!(whole[[3, 2, 0]], 0.0, "{name}");
+        assert_eq!(whole[[7, 8, 8]], 468.0, "{name}");
+        assert_eq!(whole[[9, 11, 8]], 9.0, "{name}");
+        // Every shard read through zarrs equals the same part of the fast-path read.
+        for index in write::grid_indices(&arr.chunk_grid_shape()) {
+            let shard = arr.read_chunk(&index).unwrap().to_f64();
+            let start: Vec<usize> = index
+                .iter()
+                .zip([4, 6, 6])
+                .map(|(i, s)| (*i as usize) * s)
+                .collect();
+            for ((z, y, x), v) in shard
+                .into_dimensionality::<ndarray::Ix3>()
+                .unwrap()
+                .indexed_iter()
+            {
+                assert_eq!(
+                    *v,
+                    whole[[start[0] + z, start[1] + y, start[2] + x]],
+                    "{name} shard {index:?}"
+                );
+            }
+        }
+        // An unaligned sub-region across shard borders.
+        let part = arr.read(&roi([2, 5, 1], [5, 4, 7])).unwrap().to_f64();
+        assert_eq!(part[[1, 0, 0]], whole[[3, 5, 1]]);
+        assert_eq!(part[[4, 3, 6]], whole[[6, 8, 7]]);
+    }
+    // A shard whose index is damaged is an error naming the array and the chunk.
+    let container = dir.path().join("zstd.zarr");
+    let shard = container.join("a/c/1/0/0");
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0xff;
+    std::fs::write(&shard, &bytes).unwrap();
+    let arr = array::open(&container.join("a")).unwrap();
+    let err = arr.read(&arr.info().roi).unwrap_err();
+    assert!(
+        err.to_string().contains("zstd.zarr/a") && err.to_string().contains("corrupt"),
+        "{err}"
+    );
+}

@@ -83,6 +83,23 @@ pub fn from_f64(dt: DataType, a: &ArrayD<f64>) -> ArrayData {
     }
 }
 
+/// The chunks a non-empty voxel region touches: the grid index of the first one and how
+/// many there are along each axis.
+pub fn chunk_span(ranges: &[Range<u64>], chunk: &[u64]) -> (Vec<u64>, Vec<u64>) {
+    let first: Vec<u64> = ranges
+        .iter()
+        .zip(chunk)
+        .map(|(r, c)| r.start / c.max(&1))
+        .collect();
+    let counts = ranges
+        .iter()
+        .zip(chunk)
+        .zip(&first)
+        .map(|((r, c), f)| (r.end.max(r.start + 1) - 1) / c.max(&1) - f + 1)
+        .collect();
+    (first, counts)
+}
+
 /// A zero-filled array for a large read. On Linux the buffer is marked for transparent
 /// huge pages before it is touched, which makes filling it several times faster (the same
 /// hint numpy gives for its large arrays).
@@ -166,6 +183,75 @@ pub fn copy_block<T: Copy>(dst: &mut ArrayD<T>, src: &ArrayD<T>, offset: &[usize
                 break;
             }
             start -= sshape[k] * dstride[k];
+            index[k] = 0;
+        }
+    }
+}
+
+/// Copies the sub-box `part` of `src` (a C-order buffer of shape `src_shape`) into `dst`
+/// at `dst_offset`, row by row. Boxes that do not fit are clipped to `dst`.
+pub fn copy_sub_block<T: Copy>(
+    dst: &mut ArrayD<T>,
+    dst_offset: &[usize],
+    src: &[T],
+    src_shape: &[usize],
+    part: &[Range<usize>],
+) {
+    let dshape = dst.shape().to_vec();
+    if let Some(d) = dst.as_slice_mut() {
+        copy_sub_block_into(d, &dshape, dst_offset, src, src_shape, part);
+    }
+}
+
+/// [`copy_sub_block`] into a C-order buffer `d` of shape `dshape`.
+pub fn copy_sub_block_into<T: Copy>(
+    d: &mut [T],
+    dshape: &[usize],
+    dst_offset: &[usize],
+    src: &[T],
+    src_shape: &[usize],
+    part: &[Range<usize>],
+) {
+    let ndim = dshape.len();
+    if ndim == 0 || src_shape.len() != ndim || part.len() != ndim || dst_offset.len() != ndim {
+        return;
+    }
+    let size: Vec<usize> = (0..ndim)
+        .map(|k| {
+            let p = part[k].end.min(src_shape[k]).saturating_sub(part[k].start);
+            p.min(dshape[k].saturating_sub(dst_offset[k]))
+        })
+        .collect();
+    if size.contains(&0)
+        || src.len() < src_shape.iter().product::<usize>()
+        || d.len() < dshape.iter().product::<usize>()
+    {
+        return;
+    }
+    let mut dstride = vec![1usize; ndim];
+    let mut sstride = vec![1usize; ndim];
+    for k in (0..ndim - 1).rev() {
+        dstride[k] = dstride[k + 1] * dshape[k + 1];
+        sstride[k] = sstride[k + 1] * src_shape[k + 1];
+    }
+    let row = size[ndim - 1];
+    let rows: usize = size[..ndim - 1].iter().product();
+    let mut index = vec![0usize; ndim];
+    let mut di: usize = (0..ndim).map(|k| dst_offset[k] * dstride[k]).sum();
+    let mut si: usize = (0..ndim).map(|k| part[k].start * sstride[k]).sum();
+    for _ in 0..rows {
+        d[di..di + row].copy_from_slice(&src[si..si + row]);
+        let mut k = ndim - 1;
+        while k > 0 {
+            k -= 1;
+            index[k] += 1;
+            di += dstride[k];
+            si += sstride[k];
+            if index[k] < size[k] {
+                break;
+            }
+            di -= size[k] * dstride[k];
+            si -= size[k] * sstride[k];
             index[k] = 0;
         }
     }

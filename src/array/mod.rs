@@ -10,6 +10,7 @@ pub mod meta;
 pub mod n5;
 pub mod open;
 pub mod resample;
+pub mod shard;
 pub mod transform;
 pub mod write;
 pub mod zarr;

@@ -17,6 +17,8 @@ use crate::geometry::Roi;
 pub struct ZarrArray {
     array: Array<FilesystemStore>,
     info: ArrayInfo,
+    container: std::path::PathBuf,
+    shards: Option<super::shard::ShardLayout>,
 }
 
 fn node_path(inner: &str) -> String {
@@ -93,7 +95,20 @@ impl ZarrArray {
             message: e.to_string(),
         })?;
         let info = describe(&store, &array, &path, &display, axes)?;
-        Ok(Self { array, info })
+        let shards = match array.metadata() {
+            ArrayMetadata::V3(m) if info.data_type != DataType::Bool => {
+                serde_json::to_value(m).ok().and_then(|v| {
+                    super::shard::ShardLayout::from_metadata(&v, info.data_type.size_bytes())
+                })
+            }
+            _ => None,
+        };
+        Ok(Self {
+            array,
+            info,
+            container: container.to_path_buf(),
+            shards,
+        })
     }
 }
 
@@ -374,13 +389,7 @@ impl ZarrArray {
         // Sharded arrays are assembled from their inner chunks: decoding a whole shard at once
         // is several times slower in zarrs than reading its chunks one by one.
         let chunk = &self.info.chunk_shape;
-        let first: Vec<u64> = ranges.iter().zip(chunk).map(|(r, c)| r.start / c).collect();
-        let counts: Vec<u64> = ranges
-            .iter()
-            .zip(chunk)
-            .zip(&first)
-            .map(|((r, c), f)| (r.end - 1) / c - f + 1)
-            .collect();
+        let (first, counts) = super::data::chunk_span(ranges, chunk);
         let shape: Vec<usize> = ranges.iter().map(|r| (r.end - r.start) as usize).collect();
         let out = std::sync::Mutex::new(super::data::zeroed::<T>(&shape));
         let err = |e: zarrs::array::ArrayError| ArrayError::Read {
@@ -438,17 +447,35 @@ impl ArraySource for ZarrArray {
     fn read(&self, roi: &Roi) -> Result<ArrayData, ArrayError> {
         let ranges = self.info.voxel_ranges(roi)?;
         let what = roi.to_string();
-        let chunk = self
-            .info
-            .shard_shape
-            .as_ref()
-            .unwrap_or(&self.info.chunk_shape);
+        // Inner chunks for sharded arrays.
+        let chunk = &self.info.chunk_shape;
         let spans_chunks = ranges
             .iter()
             .zip(chunk)
             .any(|(r, c)| r.end > r.start && (r.start / c) != ((r.end - 1) / c));
-        if !spans_chunks {
+        if !spans_chunks && self.shards.is_none() {
             return read_typed!(self, ranges, what);
+        }
+        if let Some(layout) = &self.shards {
+            let path = |shard: &[u64]| self.container.join(self.array.chunk_key(shard).as_str());
+            let fill = self.info.fill_value.as_f64().unwrap_or(0.0);
+            macro_rules! sharded {
+                ($($v:ident: $t:ty),*) => {
+                    match self.info.data_type {
+                        $(DataType::$v => {
+                            return Ok(ArrayData::$v(super::shard::read::<$t>(
+                                layout,
+                                &ranges,
+                                <$t as super::data::Scalar>::from_f64(fill),
+                                &path,
+                                &self.info.path,
+                            )?))
+                        })*
+                        DataType::Bool => {}
+                    }
+                };
+            }
+            sharded!(U8: u8, U16: u16, U32: u32, U64: u64, I8: i8, I16: i16, I32: i32, I64: i64, F32: f32, F64: f64);
         }
         Ok(match self.info.data_type {
             DataType::Bool => ArrayData::Bool(self.read_assembled(&ranges, &what)?),
