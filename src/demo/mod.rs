@@ -85,29 +85,33 @@ struct Crop {
     voxel_nm: i64,
 }
 
+/// Largest crop edge in 8 nm voxels: ground-truth crops stay small however big the volume.
+const MAX_CROP: usize = 256;
+
 fn crops(n: usize) -> Vec<Crop> {
     // Train on the first half along x, validate on the last quarter, with a gap between;
-    // the fine crop sits in the gap's first half.
+    // the fine crop sits in the gap's first half. Big volumes keep the crops of a 256³ one.
+    let m = n.min(MAX_CROP);
     vec![
         Crop {
             name: "crop1",
             role: "train",
             begin: [0, 0, 0],
-            end: [n, n, n / 2],
+            end: [m, m, m / 2],
             voxel_nm: RAW_VOXEL_NM,
         },
         Crop {
             name: "crop2",
             role: "validate",
-            begin: [n / 8, n / 8, 3 * n / 4],
-            end: [n - n / 8, n - n / 8, n],
+            begin: [m / 8, m / 8, 3 * m / 4],
+            end: [m - m / 8, m - m / 8, m],
             voxel_nm: RAW_VOXEL_NM,
         },
         Crop {
             name: "crop3",
             role: "train",
-            begin: [n / 4, n / 4, n / 2],
-            end: [3 * n / 4, 3 * n / 4, n / 2 + n / 8],
+            begin: [m / 4, m / 4, m / 2],
+            end: [3 * m / 4, 3 * m / 4, m / 2 + m / 8],
             voxel_nm: FINE_VOXEL_NM,
         },
     ]
