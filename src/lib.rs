@@ -12,5 +12,6 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod geometry;
+pub mod nn;
 pub mod store;
 pub mod torch;
