@@ -14,4 +14,5 @@ pub mod demo;
 pub mod geometry;
 pub mod nn;
 pub mod store;
+pub mod task;
 pub mod torch;

@@ -1,0 +1,16 @@
+//! Tasks: what a network learns (targets and weights), how it is scored during training
+//! (losses), how its predictions become segmentations (post-processing) and how those are
+//! evaluated against ground truth.
+
+pub mod distance;
+pub mod edt;
+pub mod loss;
+pub mod postprocess;
+
+/// Errors computing targets, weights or scores.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TaskError {
+    /// Inputs of mismatching shapes or unusable values.
+    #[error("{0}")]
+    Shape(String),
+}
