@@ -16,3 +16,4 @@ pub mod nn;
 pub mod store;
 pub mod task;
 pub mod torch;
+pub mod train;
