@@ -16,6 +16,25 @@ pub struct ClassBalance {
 }
 
 impl ClassBalance {
+    /// The counts as a flat list (channel-major: bg num, bg den, fg num, fg den), for
+    /// checkpoints.
+    pub fn to_vec(&self) -> Vec<f64> {
+        self.counts
+            .iter()
+            .flat_map(|c| [c[0].0, c[0].1, c[1].0, c[1].1])
+            .collect()
+    }
+
+    /// Restores counts saved with [`ClassBalance::to_vec`].
+    pub fn from_vec(values: &[f64]) -> Self {
+        Self {
+            counts: values
+                .chunks_exact(4)
+                .map(|c| [(c[0], c[1]), (c[2], c[3])])
+                .collect(),
+        }
+    }
+
     /// Weights for binary labels `y` (one channel per leading index) under `scale`
     /// (the product of the masks): `scale · 1 / (2 · clip(fraction of the class so far))`,
     /// 0 for a class absent from this channel.

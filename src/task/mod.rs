@@ -4,6 +4,7 @@
 
 pub mod distance;
 pub mod edt;
+pub mod evaluate;
 pub mod loss;
 pub mod postprocess;
 
