@@ -1,5 +1,40 @@
-//! Training: optimizer and learning-rate schedule, checkpoints, statistics.
+//! Training: random augmented samples, the batch loader, the optimizer and learning-rate
+//! schedule, checkpoints, statistics and the training loop.
 
+pub mod augment;
 pub mod checkpoint;
 pub mod optim;
+pub mod run;
+pub mod sample;
 pub mod stats;
+
+pub use run::{train_run, TrainOptions, TrainReport};
+
+/// Errors of a training run; each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The run's data or configuration cannot be trained on.
+    #[error("{0}")]
+    Data(String),
+    /// Reading an array failed.
+    #[error(transparent)]
+    Array(#[from] crate::array::ArrayError),
+    /// The network could not be built or run.
+    #[error(transparent)]
+    Nn(#[from] crate::nn::NnError),
+    /// An augment is misconfigured.
+    #[error(transparent)]
+    Augment(#[from] augment::AugmentError),
+    /// Targets or weights could not be computed.
+    #[error(transparent)]
+    Task(#[from] crate::task::TaskError),
+    /// A checkpoint could not be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    /// Statistics could not be read or written.
+    #[error(transparent)]
+    Stats(#[from] stats::StatsError),
+    /// libtorch reported an error.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}

@@ -1,0 +1,348 @@
+//! The training loop of a run: build the model, resume from the latest checkpoint (model,
+//! optimizer, schedule and class-balance state), stream batches from loader threads, step
+//! RAdam, flush statistics and write checkpoints at every validation interval and at the end.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Instant;
+
+use ndarray::{ArrayD, Axis};
+use tch::{nn, Kind, Tensor};
+
+use super::augment::{input_normalisation, Augmenter};
+use super::checkpoint::{self, checkpoint_path, latest_iteration};
+use super::optim::{warmup_lr, RAdam};
+use super::sample::{open_datasets, PatchGeometry, Sampler, TrainingSample};
+use super::stats::{self, IterationStats};
+use super::TrainError;
+use crate::config::{ArchitectureConfig, DataSplitConfig, RunConfig, TaskConfig, TrainerConfig};
+use crate::geometry::Coordinate;
+use crate::nn::{model_output_shape, output_voxel_size, HeadSpec, Model};
+use crate::task::distance::{ClassBalance, DistancePredictor};
+use crate::task::loss::{mse, WeightMode};
+
+/// How to train.
+pub struct TrainOptions {
+    /// Seed of weight initialisation and sampling.
+    pub seed: u64,
+    /// Where the network runs.
+    pub device: tch::Device,
+    /// Batch-loading threads.
+    pub loader_threads: usize,
+    /// Stop after this many iterations in this call (the run can be resumed later).
+    pub stop_after: Option<u64>,
+    /// Called after every iteration with (iteration, loss).
+    pub on_iteration: Option<Box<dyn FnMut(u64, f64) + Send>>,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            device: tch::Device::Cpu,
+            loader_threads: 2,
+            stop_after: None,
+            on_iteration: None,
+        }
+    }
+}
+
+/// What a call to [`train_run`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainReport {
+    /// The iteration training got to (the next one to run).
+    pub trained_until: u64,
+    /// The checkpoint training resumed from, if any.
+    pub resumed_from: Option<u64>,
+    /// The loss of the last iteration run in this call.
+    pub last_loss: Option<f64>,
+    /// Checkpoints written in this call.
+    pub checkpoints: Vec<u64>,
+}
+
+/// A batch as the loader delivers it.
+struct Batch {
+    samples: Vec<TrainingSample>,
+}
+
+fn stack(arrays: Vec<ArrayD<f32>>, device: tch::Device) -> Result<Tensor, TrainError> {
+    let views: Vec<_> = arrays.iter().map(|a| a.view()).collect();
+    let stacked = ndarray::stack(Axis(0), &views).map_err(|e| TrainError::Data(e.to_string()))?;
+    let shape: Vec<i64> = stacked.shape().iter().map(|n| *n as i64).collect();
+    let data: Vec<f32> = stacked.iter().copied().collect();
+    Ok(Tensor::from_slice(&data)
+        .f_view(shape.as_slice())?
+        .f_to_device(device)?)
+}
+
+/// Everything a run needs, built and checked before any training starts.
+struct Setup {
+    sampler: Arc<Sampler>,
+    head: HeadSpec,
+    batch_size: usize,
+    learning_rate: f64,
+}
+
+fn setup(project: &Path, run: &RunConfig, seed: u64) -> Result<Setup, TrainError> {
+    let TaskConfig::Distance(task) = &run.task_config else {
+        return Err(TrainError::Data(format!(
+            "run `{}`: training {} tasks is not supported yet (DistanceTaskConfig is)",
+            run.name,
+            run.task_config.type_tag()
+        )));
+    };
+    let TrainerConfig::Gunpowder(trainer) = &run.trainer_config else {
+        return Err(TrainError::Data(format!(
+            "run `{}`: only GunpowderTrainerConfig trainers are supported",
+            run.name
+        )));
+    };
+    let ArchitectureConfig::CnnectomeUnet(unet) = &run.architecture_config else {
+        return Err(TrainError::Data(format!(
+            "run `{}`: only CNNectomeUNet architectures can be trained",
+            run.name
+        )));
+    };
+    let DataSplitConfig::TrainValidate(split) = &run.datasplit_config else {
+        return Err(TrainError::Data(format!(
+            "run `{}`: only TrainValidateDataSplitConfig datasplits are supported",
+            run.name
+        )));
+    };
+    let datasets = open_datasets(&split.train_configs, project)?;
+    let raw_vs = datasets[0].raw.info().geometry.voxel_size;
+    if raw_vs.dims() != unet.input_shape.dims() {
+        return Err(TrainError::Data(format!(
+            "the raw data has {} spatial axes, the network {}",
+            raw_vs.dims(),
+            unet.input_shape.dims()
+        )));
+    }
+    let out_vs = output_voxel_size(unet, &raw_vs);
+    let output_shape = model_output_shape(&run.architecture_config, 1, &unet.input_shape)?;
+    let gt_pad = if task.mask_distances {
+        Coordinate::new(
+            &out_vs
+                .iter()
+                .map(|v| (task.scale_factor / v as f64).floor() as i64)
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| TrainError::Data(e.to_string()))?
+    } else {
+        Coordinate::zeros(raw_vs.dims())
+    };
+    let geometry = PatchGeometry {
+        raw_vs,
+        out_vs,
+        input_shape: unet.input_shape,
+        output_shape,
+        gt_pad,
+    };
+    let augmenter = Augmenter::new(&trainer.augments, raw_vs.dims())?;
+    let norm = input_normalisation(&trainer.augments);
+    let predictor = DistancePredictor::new(
+        task.scale_factor,
+        task.mask_distances,
+        task.clipmin,
+        task.clipmax,
+    );
+    for d in &datasets {
+        let c = d.gt.info().channels() as usize;
+        if c != task.channels.len() {
+            return Err(TrainError::Data(format!(
+                "dataset `{}`: the ground truth has {c} channel(s), the task lists {} ({})",
+                d.name,
+                task.channels.len(),
+                task.channels.join(", ")
+            )));
+        }
+        let fin = d.raw.info().channels();
+        if fin != u64::from(unet.fmaps_in) {
+            return Err(TrainError::Data(format!(
+                "dataset `{}`: raw has {fin} channel(s), the network expects fmaps_in = {}",
+                d.name, unet.fmaps_in
+            )));
+        }
+    }
+    let sampler = Sampler::new(datasets, geometry, augmenter, predictor, seed, norm)?;
+    Ok(Setup {
+        sampler: Arc::new(sampler),
+        head: HeadSpec {
+            channels: task.channels.len() as i64,
+            kernel_size: 1,
+            eval_sigmoid: false,
+        },
+        batch_size: trainer.batch_size.max(1) as usize,
+        learning_rate: trainer.learning_rate,
+    })
+}
+
+/// Trains `run` of the project at `project` from wherever it stopped (see the module docs).
+pub fn train_run(
+    project: &Path,
+    run: &RunConfig,
+    mut options: TrainOptions,
+) -> Result<TrainReport, TrainError> {
+    let setup = setup(project, run, options.seed)?;
+    let run_dir = project.join(&run.name);
+    let stats_path = stats::training_stats_path(project, &run.name);
+    let mut history = stats::read_training_stats(&stats_path)?;
+
+    tch::manual_seed(options.seed as i64);
+    let vs = nn::VarStore::new(options.device);
+    let model = Model::new(&vs.root(), &run.architecture_config, &setup.head)?;
+    let mut optimizer = RAdam::new(&vs);
+    let mut balance = ClassBalance::default();
+
+    // Resume: continue from the latest checkpoint; statistics beyond it are dropped.
+    let mut resumed_from = None;
+    let start;
+    match latest_iteration(&run_dir) {
+        Some(latest) => {
+            let extra = checkpoint::load(
+                &checkpoint_path(&run_dir, latest),
+                &vs,
+                Some(&mut optimizer),
+            )?;
+            if let Some(b) = extra.get("class_balance") {
+                let v: Vec<f64> = Vec::<f64>::try_from(b)?;
+                balance = ClassBalance::from_vec(&v);
+            }
+            history.retain(|s| s.iteration < latest);
+            start = latest;
+            resumed_from = Some(latest);
+        }
+        None => {
+            // No checkpoint: statistics without weights are worthless; start afresh.
+            history.clear();
+            start = 0;
+        }
+    }
+    let end = match options.stop_after {
+        Some(n) => (start + n).min(run.num_iterations),
+        None => run.num_iterations,
+    };
+    let mut report = TrainReport {
+        trained_until: start,
+        resumed_from,
+        last_loss: None,
+        checkpoints: Vec::new(),
+    };
+    if start >= end {
+        return Ok(report);
+    }
+
+    // Loader threads: batch i is made from samples i·B … i·B + B − 1 and delivered in order.
+    let next = Arc::new(AtomicU64::new(start));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) =
+        mpsc::sync_channel::<(u64, Result<Batch, TrainError>)>(options.loader_threads.max(1) * 2);
+    let mut workers = Vec::new();
+    for _ in 0..options.loader_threads.max(1) {
+        let (next, stop, tx, sampler) = (
+            next.clone(),
+            stop.clone(),
+            tx.clone(),
+            setup.sampler.clone(),
+        );
+        let b = setup.batch_size as u64;
+        workers.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= end {
+                    break;
+                }
+                let batch = (0..b)
+                    .map(|k| sampler.sample(i * b + k))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|samples| Batch { samples });
+                if tx.send((i, batch)).is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    drop(tx);
+
+    let predictor = setup.sampler.predictor().clone();
+    let mut pending: BTreeMap<u64, Result<Batch, TrainError>> = BTreeMap::new();
+    let result = (|| -> Result<(), TrainError> {
+        for i in start..end {
+            let batch = loop {
+                if let Some(b) = pending.remove(&i) {
+                    break b?;
+                }
+                match rx.recv() {
+                    Ok((j, b)) => {
+                        pending.insert(j, b);
+                    }
+                    Err(_) => {
+                        return Err(TrainError::Data(format!(
+                            "the batch loader stopped before iteration {i}"
+                        )))
+                    }
+                }
+            };
+            let t0 = Instant::now();
+            let mut raws = Vec::new();
+            let mut targets = Vec::new();
+            let mut weights = Vec::new();
+            for s in batch.samples {
+                // Class balance in batch order, so the weights do not depend on thread timing.
+                let w = balance.weights(&s.gt, &s.scale, predictor.clipmin, predictor.clipmax)?;
+                raws.push(s.raw);
+                targets.push(s.target);
+                weights.push(w);
+            }
+            let raw = stack(raws, options.device)?;
+            let target = stack(targets, options.device)?;
+            let weight = stack(weights, options.device)?;
+            optimizer.zero_grad();
+            let prediction = model.forward_t(&raw, true)?;
+            let loss = mse(&prediction, &target, &weight, WeightMode::Squared)?;
+            loss.f_backward()?;
+            optimizer.step(warmup_lr(setup.learning_rate, i))?;
+            let loss_value = loss.f_double_value(&[])?;
+            if !loss_value.is_finite() {
+                return Err(TrainError::Data(format!(
+                    "the loss became {loss_value} at iteration {i}; lower the learning rate"
+                )));
+            }
+            history.push(IterationStats {
+                iteration: i,
+                loss: loss_value,
+                time: t0.elapsed().as_secs_f64(),
+                run_name: run.name.clone(),
+            });
+            report.last_loss = Some(loss_value);
+            report.trained_until = i + 1;
+            if let Some(cb) = options.on_iteration.as_mut() {
+                cb(i, loss_value);
+            }
+            let checkpoint_now =
+                (i + 1) % run.validation_interval.max(1) == 0 || i + 1 == run.num_iterations;
+            if checkpoint_now || (i + 1) % 100 == 0 || i + 1 == end {
+                stats::write_training_stats(&stats_path, &history)?;
+            }
+            if checkpoint_now {
+                let mut extra = BTreeMap::new();
+                extra.insert(
+                    "class_balance".to_string(),
+                    Tensor::from_slice(&balance.to_vec()).to_kind(Kind::Double),
+                );
+                checkpoint::save(&checkpoint_path(&run_dir, i + 1), &vs, &optimizer, &extra)?;
+                report.checkpoints.push(i + 1);
+            }
+        }
+        Ok(())
+    })();
+    stop.store(true, Ordering::Relaxed);
+    drop(rx);
+    for w in workers {
+        let _ = w.join();
+    }
+    result?;
+    Ok(report)
+}
