@@ -55,6 +55,31 @@ pub enum Command {
     /// Benchmarks, run side by side with a reference implementation.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Train a run of the project, resuming from its latest checkpoint.
+    Train(TrainArgs),
+}
+
+/// Options of `segno train`.
+#[derive(Debug, Args, Clone)]
+pub struct TrainArgs {
+    /// The run to train (a config in the project's configs/runs).
+    #[arg(long, short = 'r')]
+    pub run: String,
+    /// Seed of weight initialisation and sampling (the same seed gives the same run).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Compute device: auto (a GPU when there is one), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Batch-loading threads.
+    #[arg(long, default_value_t = 2)]
+    pub loader_threads: usize,
+    /// Stop after this many iterations (train again to continue).
+    #[arg(long)]
+    pub iterations: Option<u64>,
+    /// Project directory and output format.
+    #[command(flatten)]
+    pub project: ProjectArgs,
 }
 
 /// `segno bench …` sub-commands.
@@ -297,6 +322,7 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
         Command::Config(cmd) => config(cmd, out),
         Command::Array(ArrayCommand::Info { path, json }) => array_info(&path, json, out),
         Command::DemoData(args) => demo_data(&args, out),
+        Command::Train(args) => train(&args, out),
         Command::Bench(BenchCommand::Arrays {
             size,
             dir,
@@ -306,6 +332,81 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
             json,
         }) => bench_arrays(size, dir, repeats, python, no_reference, json, out),
     }
+}
+
+fn train(args: &TrainArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    let project = args.project.open()?;
+    let run = match project.configs().retrieve(Family::Runs, &args.run)? {
+        AnyConfig::Run(r) => *r,
+        _ => {
+            return Err(Failure::new(
+                exit::INVALID,
+                format!("`{}` is not a run", args.run),
+            ))
+        }
+    };
+    let device = crate::torch::choose_device(Some(&args.device))
+        .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    let bar = indicatif::ProgressBar::new(run.num_iterations);
+    if args.project.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} iterations, loss {msg} ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(run.name.clone());
+    let progress = bar.clone();
+    let options = crate::train::TrainOptions {
+        seed: args.seed,
+        device,
+        loader_threads: args.loader_threads,
+        stop_after: args.iterations,
+        on_iteration: Some(Box::new(move |i, loss| {
+            progress.set_position(i + 1);
+            progress.set_message(format!("{loss:.4}"));
+        })),
+    };
+    let started = std::time::Instant::now();
+    let report = crate::train::train_run(project.root(), &run, options)
+        .map_err(|e| Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name)))?;
+    bar.finish_and_clear();
+    let duration_secs = started.elapsed().as_secs_f64();
+    if args.project.json {
+        emit_json(
+            out,
+            &json!({
+                "run": run.name,
+                "trained_until": report.trained_until,
+                "num_iterations": run.num_iterations,
+                "resumed_from": report.resumed_from,
+                "last_loss": report.last_loss,
+                "checkpoints": report.checkpoints,
+                "duration_secs": duration_secs,
+                "device": format!("{device:?}"),
+            }),
+        )?;
+    } else {
+        let resumed = report
+            .resumed_from
+            .map(|r| format!(" (resumed from checkpoint {r})"))
+            .unwrap_or_default();
+        emit(
+            out,
+            &format!(
+                "run {}: trained to iteration {} of {}{resumed} in {duration_secs:.1} s on {device:?}\n  last loss      {}\n  checkpoints    {}\n",
+                run.name,
+                report.trained_until,
+                run.num_iterations,
+                report.last_loss.map(|l| format!("{l:.5}")).unwrap_or_else(|| "-".into()),
+                if report.checkpoints.is_empty() { "-".to_string() } else { join_dims(&report.checkpoints, ", ") },
+            ),
+        )?;
+    }
+    Ok(exit::OK)
 }
 
 /// A file of this checkout: relative to the current directory, else to the source tree

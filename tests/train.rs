@@ -231,3 +231,79 @@ fn bad_runs_fail_before_training_and_write_nothing() {
         before
     );
 }
+
+#[test]
+fn segno_train_killed_mid_run_resumes_to_the_same_result() {
+    use segno::store::Project;
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    for dir in [a.path(), b.path()] {
+        project(dir);
+        let p = Project::open(dir).unwrap();
+        p.configs()
+            .store(&AnyConfig::Run(Box::new(run_config("cli", 12, 4, 0.05))))
+            .unwrap();
+    }
+    let segno = assert_cmd::cargo::cargo_bin("segno");
+    let train = |dir: &Path| {
+        let mut c = std::process::Command::new(&segno);
+        c.args([
+            "train", "--run", "cli", "--seed", "3", "--device", "cpu", "--json", "-p",
+        ])
+        .arg(dir);
+        c.env("OMP_NUM_THREADS", "1");
+        c
+    };
+    // Uninterrupted.
+    let out = train(a.path()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["trained_until"], 12);
+    assert_eq!(v["checkpoints"], serde_json::json!([4, 8, 12]));
+    // Killed with SIGKILL once the first checkpoint exists, then started again.
+    let mut child = train(b.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = checkpoint::checkpoint_path(&b.path().join("cli"), 4);
+    let t0 = std::time::Instant::now();
+    while !first.exists() && t0.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(first.exists());
+    let done_before = checkpoint::latest_iteration(&b.path().join("cli")).unwrap();
+    assert!(
+        done_before < 12,
+        "the run finished before it could be killed"
+    );
+    let out = train(b.path()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["resumed_from"], done_before);
+    let la: Vec<f64> = stats::read_training_stats(&stats::training_stats_path(a.path(), "cli"))
+        .unwrap()
+        .iter()
+        .map(|s| s.loss)
+        .collect();
+    let lb: Vec<f64> = stats::read_training_stats(&stats::training_stats_path(b.path(), "cli"))
+        .unwrap()
+        .iter()
+        .map(|s| s.loss)
+        .collect();
+    assert_eq!(la.len(), 12);
+    assert_eq!(la, lb);
+    let wa = std::fs::read(checkpoint::checkpoint_path(&a.path().join("cli"), 12)).unwrap();
+    let wb = std::fs::read(checkpoint::checkpoint_path(&b.path().join("cli"), 12)).unwrap();
+    assert!(wa == wb, "the final checkpoints differ");
+}
