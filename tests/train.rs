@@ -147,6 +147,45 @@ fn the_loss_falls_on_synthetic_data() {
         last < 0.8 * first,
         "the loss did not fall by 20%: {first} → {last}"
     );
+
+    // Validation at the last iteration: every threshold scored, outputs and bests written.
+    assert_eq!(report.validations.len(), 1);
+    let v = &report.validations[0];
+    assert_eq!(v.iteration, 150);
+    assert_eq!(
+        v.parameters,
+        vec!["threshold_-0.2", "threshold_0", "threshold_0.2"]
+    );
+    assert_eq!(v.datasets, vec!["synthetic_crop2"]);
+    assert_eq!(v.criteria.len(), 21);
+    let at = |name: &str| v.criteria.iter().position(|c| c == name).unwrap();
+    let dice = v.scores[0][1][at("mito__dice")];
+    let recall = v.scores[0][1][at("mito__recall")];
+    eprintln!("validation at 150: dice {dice:.3}, recall {recall:.3}");
+    assert!(dice.is_finite() && (0.0..=1.0).contains(&dice), "{dice}");
+    let run_dir = dir.path().join("falls");
+    let gt_roi = segno::array::open(&dir.path().join("data/synthetic.zarr/labels/crop2/mito"))
+        .unwrap()
+        .info()
+        .roi;
+    for p in [
+        "validation.zarr/150/synthetic_crop2/prediction",
+        "validation.zarr/150/synthetic_crop2/output/threshold_0",
+    ] {
+        let a = segno::array::open(&run_dir.join(p)).unwrap();
+        assert_eq!(a.info().roi, gt_roi, "{p}");
+    }
+    let best: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("checkpoints/synthetic_crop2/mito__f1_score.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(best["iteration"], 150);
+    let scores: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("stats/validation_scores/falls.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(scores["iterations"][0]["iteration"], 150);
 }
 
 #[test]

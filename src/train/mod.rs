@@ -7,6 +7,7 @@ pub mod optim;
 pub mod run;
 pub mod sample;
 pub mod stats;
+pub mod validate;
 
 pub use run::{train_run, TrainOptions, TrainReport};
 

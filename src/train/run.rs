@@ -16,6 +16,7 @@ use super::checkpoint::{self, checkpoint_path, latest_iteration};
 use super::optim::{warmup_lr, RAdam};
 use super::sample::{open_datasets, PatchGeometry, Sampler, TrainingSample};
 use super::stats::{self, IterationStats};
+use super::validate::{open_validation, validate, Inference, ValidationOutcome};
 use super::TrainError;
 use crate::config::{ArchitectureConfig, DataSplitConfig, RunConfig, TaskConfig, TrainerConfig};
 use crate::geometry::Coordinate;
@@ -60,6 +61,8 @@ pub struct TrainReport {
     pub last_loss: Option<f64>,
     /// Checkpoints written in this call.
     pub checkpoints: Vec<u64>,
+    /// Validations run in this call, in order.
+    pub validations: Vec<ValidationOutcome>,
 }
 
 /// A batch as the loader delivers it.
@@ -83,6 +86,11 @@ struct Setup {
     head: HeadSpec,
     batch_size: usize,
     learning_rate: f64,
+    validation: Vec<super::sample::TrainDataset>,
+    inference: Inference,
+    channels: Vec<String>,
+    clip_distance: f64,
+    tol_distance: f64,
 }
 
 fn setup(project: &Path, run: &RunConfig, seed: u64) -> Result<Setup, TrainError> {
@@ -166,6 +174,31 @@ fn setup(project: &Path, run: &RunConfig, seed: u64) -> Result<Setup, TrainError
             )));
         }
     }
+    let validation = open_validation(project, &split.validate_configs)?;
+    for d in &validation {
+        if d.raw.info().geometry.voxel_size != raw_vs || d.gt.info().geometry.voxel_size != out_vs {
+            return Err(TrainError::Data(format!(
+                "validation dataset `{}`: voxel sizes raw {} / gt {} differ from training's {raw_vs} / {out_vs}",
+                d.name,
+                d.raw.info().geometry.voxel_size,
+                d.gt.info().geometry.voxel_size
+            )));
+        }
+    }
+    // Validation predicts with the larger evaluation block when one is configured.
+    let eval_input = match unet.eval_shape_increase {
+        Some(inc) if inc.dims() == unet.input_shape.dims() => unet.input_shape + inc,
+        _ => unet.input_shape,
+    };
+    let eval_output = model_output_shape(&run.architecture_config, 1, &eval_input)?;
+    let inference = Inference {
+        input_shape: eval_input,
+        output_shape: eval_output,
+        raw_vs,
+        out_vs,
+        normalisation: norm,
+        device: tch::Device::Cpu,
+    };
     let sampler = Sampler::new(datasets, geometry, augmenter, predictor, seed, norm)?;
     Ok(Setup {
         sampler: Arc::new(sampler),
@@ -176,6 +209,11 @@ fn setup(project: &Path, run: &RunConfig, seed: u64) -> Result<Setup, TrainError
         },
         batch_size: trainer.batch_size.max(1) as usize,
         learning_rate: trainer.learning_rate,
+        validation,
+        inference,
+        channels: task.channels.clone(),
+        clip_distance: task.clip_distance,
+        tol_distance: task.tol_distance,
     })
 }
 
@@ -185,7 +223,8 @@ pub fn train_run(
     run: &RunConfig,
     mut options: TrainOptions,
 ) -> Result<TrainReport, TrainError> {
-    let setup = setup(project, run, options.seed)?;
+    let mut setup = setup(project, run, options.seed)?;
+    setup.inference.device = options.device;
     let run_dir = project.join(&run.name);
     let stats_path = stats::training_stats_path(project, &run.name);
     let mut history = stats::read_training_stats(&stats_path)?;
@@ -229,6 +268,7 @@ pub fn train_run(
         resumed_from,
         last_loss: None,
         checkpoints: Vec::new(),
+        validations: Vec::new(),
     };
     if start >= end {
         return Ok(report);
@@ -334,6 +374,20 @@ pub fn train_run(
                 );
                 checkpoint::save(&checkpoint_path(&run_dir, i + 1), &vs, &optimizer, &extra)?;
                 report.checkpoints.push(i + 1);
+                if !setup.validation.is_empty() {
+                    let outcome = validate(
+                        project,
+                        &run.name,
+                        i + 1,
+                        &model,
+                        &setup.inference,
+                        &setup.validation,
+                        &setup.channels,
+                        setup.clip_distance,
+                        setup.tol_distance,
+                    )?;
+                    report.validations.push(outcome);
+                }
             }
         }
         Ok(())

@@ -1,0 +1,394 @@
+//! Validation: predict every validation crop with the current weights (tiling the crop
+//! with output blocks, the remainder included), threshold the prediction at every point of
+//! the post-processor grid, score each result against the ground truth, store the scores
+//! and record the best iteration and parameters per (dataset, criterion).
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{ArrayD, Axis, IxDyn};
+use serde_json::{json, Value};
+use tch::Tensor;
+
+use super::sample::{open_datasets, TrainDataset};
+use super::TrainError;
+use crate::array::write::{self, ArraySpec, WriteMode};
+use crate::array::{ArrayData, ArraySource, DataType};
+use crate::geometry::{Coordinate, Roi};
+use crate::nn::Model;
+use crate::task::evaluate::{binary_segmentation, ValidationScores, BINARY_METRICS};
+use crate::task::postprocess::{threshold, threshold_grid};
+
+/// Shapes and normalisation for running a trained network over a region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inference {
+    /// Network input block (voxels).
+    pub input_shape: Coordinate,
+    /// Network output block (voxels).
+    pub output_shape: Coordinate,
+    /// Raw voxel size (nm).
+    pub raw_vs: Coordinate,
+    /// Output voxel size (nm).
+    pub out_vs: Coordinate,
+    /// (scale, shift) applied to raw before the network (the training normalisation).
+    pub normalisation: (f32, f32),
+    /// Where the network runs.
+    pub device: tch::Device,
+}
+
+impl Inference {
+    /// The world context on each side between input and output blocks.
+    pub fn context(&self) -> Coordinate {
+        (self.raw_vs * self.input_shape - self.out_vs * self.output_shape)
+            / Coordinate::splat(2, self.raw_vs.dims())
+    }
+
+    /// Output blocks covering `roi` (world): a regular grid of the output size, the last
+    /// block on each axis moved back to end at the region's end (so nothing is left out).
+    pub fn blocks(&self, roi: &Roi) -> Result<Vec<Roi>, TrainError> {
+        let size = self.out_vs * self.output_shape;
+        let dims = size.dims();
+        let mut starts: Vec<Vec<i64>> = Vec::with_capacity(dims);
+        for a in 0..dims {
+            let (b, e, s) = (roi.begin()[a], roi.end()[a], size[a]);
+            let mut v = Vec::new();
+            let mut o = b;
+            while o + s < e {
+                v.push(o);
+                o += s;
+            }
+            // The last block ends at the region's end (or starts at its begin if smaller).
+            let last = (e - s).max(b);
+            let last = b + (last - b).div_euclid(self.out_vs[a]) * self.out_vs[a];
+            if v.last() != Some(&last) {
+                v.push(last);
+            }
+            starts.push(v);
+        }
+        let counts: Vec<u64> = starts.iter().map(|v| v.len() as u64).collect();
+        write::grid_indices(&counts)
+            .into_iter()
+            .map(|idx| {
+                let o: Vec<i64> = idx
+                    .iter()
+                    .enumerate()
+                    .map(|(a, i)| starts[a][*i as usize])
+                    .collect();
+                let o = Coordinate::new(&o).map_err(|e| TrainError::Data(e.to_string()))?;
+                Roi::new(o, size).map_err(|e| TrainError::Data(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Predicts `roi` (world, on the output grid) from `raw` into a `(channels, spatial…)`
+    /// array; raw beyond its data reads as 0.
+    pub fn predict(
+        &self,
+        model: &Model,
+        raw: &dyn ArraySource,
+        roi: &Roi,
+        channels: usize,
+    ) -> Result<ArrayD<f32>, TrainError> {
+        let shape: Vec<usize> = std::iter::once(channels)
+            .chain((roi.shape() / self.out_vs).iter().map(|v| v as usize))
+            .collect();
+        let mut out = ArrayD::<f32>::zeros(IxDyn(&shape));
+        let context = self.context();
+        let (s, sh) = self.normalisation;
+        for block in self.blocks(roi)? {
+            let input_roi = block
+                .grow(&context, &context)
+                .map_err(|e| TrainError::Data(e.to_string()))?;
+            let mut x = raw.read_filled(&input_roi, 0.0)?.to_f32();
+            if x.ndim() == self.raw_vs.dims() {
+                x = x.insert_axis(Axis(0));
+            }
+            x.mapv_inplace(|v| v * s + sh);
+            let dims: Vec<i64> = std::iter::once(1)
+                .chain(x.shape().iter().map(|n| *n as i64))
+                .collect();
+            let data: Vec<f32> = x.iter().copied().collect();
+            let t = Tensor::from_slice(&data)
+                .f_view(dims.as_slice())?
+                .f_to_device(self.device)?;
+            let y = tch::no_grad(|| model.forward_t(&t, false))?.f_to_device(tch::Device::Cpu)?;
+            let ys: Vec<usize> = y.size()[1..].iter().map(|n| *n as usize).collect();
+            let values: Vec<f32> = Vec::<f32>::try_from(y.f_flatten(0, -1)?)?;
+            let y = ArrayD::from_shape_vec(IxDyn(&ys), values)
+                .map_err(|e| TrainError::Data(e.to_string()))?;
+            // The part of the block inside the region.
+            let part = block.intersect(roi);
+            let src_off = (part.begin() - block.begin()) / self.out_vs;
+            let dst_off = (part.begin() - roi.begin()) / self.out_vs;
+            let n = part.shape() / self.out_vs;
+            let src_ranges: Vec<std::ops::Range<usize>> = std::iter::once(0..channels)
+                .chain((0..n.dims()).map(|a| src_off[a] as usize..(src_off[a] + n[a]) as usize))
+                .collect();
+            let piece = ArrayData::F32(y).slice_region(&src_ranges);
+            let mut whole = ArrayData::F32(std::mem::take(&mut out));
+            let mut offset = vec![0usize];
+            offset.extend(dst_off.iter().map(|v| v as usize));
+            whole.assign_at(&offset, &piece).map_err(TrainError::Data)?;
+            let ArrayData::F32(w) = whole else {
+                return Err(TrainError::Data("prediction buffer changed type".into()));
+            };
+            out = w;
+        }
+        Ok(out)
+    }
+}
+
+/// The validation scores file of a run.
+pub fn scores_path(project: &Path, run: &str) -> PathBuf {
+    project
+        .join("stats/validation_scores")
+        .join(format!("{run}.json"))
+}
+
+fn nan_to_null(v: f64) -> Value {
+    if v.is_finite() {
+        json!(v)
+    } else {
+        Value::Null
+    }
+}
+
+/// Reads a run's validation scores, or starts an empty store with these names.
+pub fn read_scores(
+    path: &Path,
+    criteria: &[String],
+    parameters: &[String],
+    datasets: &[String],
+) -> Result<ValidationScores, TrainError> {
+    let mut scores =
+        ValidationScores::new(criteria.to_vec(), parameters.to_vec(), datasets.to_vec())
+            .map_err(|e| TrainError::Data(e.to_string()))?;
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(scores),
+        Err(e) => return Err(TrainError::Data(format!("{}: {e}", path.display()))),
+    };
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
+    let same = |key: &str, names: &[String]| {
+        v[key].as_array().is_some_and(|a| {
+            a.iter()
+                .map(|x| x.as_str().unwrap_or(""))
+                .eq(names.iter().map(String::as_str))
+        })
+    };
+    if !(same("criteria", criteria) && same("parameters", parameters) && same("datasets", datasets))
+    {
+        // Scored with other datasets or criteria (the run changed): start afresh.
+        return Ok(scores);
+    }
+    for it in v["iterations"].as_array().into_iter().flatten() {
+        let iteration = it["iteration"].as_u64().unwrap_or(0);
+        let block: Vec<Vec<Vec<f64>>> = it["scores"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                d.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| {
+                        p.as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|x| x.as_f64().unwrap_or(f64::NAN))
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        scores
+            .add_iteration(iteration, block)
+            .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
+    }
+    Ok(scores)
+}
+
+/// Writes validation scores atomically.
+pub fn write_scores(path: &Path, scores: &ValidationScores) -> Result<(), TrainError> {
+    let iterations: Vec<Value> = scores
+        .iterations()
+        .filter_map(|i| scores.block(i).map(|b| (i, b)))
+        .map(|(i, b)| json!({"iteration": i, "scores": b.iter().map(|d| d.iter().map(|p| p.iter().map(|x| nan_to_null(*x)).collect::<Vec<_>>()).collect::<Vec<_>>()).collect::<Vec<_>>()}))
+        .collect();
+    let doc = json!({"criteria": scores.criteria(), "parameters": scores.parameters(), "datasets": scores.datasets(), "iterations": iterations});
+    let text = serde_json::to_vec_pretty(&doc).map_err(|e| TrainError::Data(e.to_string()))?;
+    crate::store::atomic::write_atomic(path, &text, true)
+        .map_err(|e| TrainError::Data(e.to_string()))
+}
+
+/// What a validation produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationOutcome {
+    /// The iteration validated.
+    pub iteration: u64,
+    /// Per dataset, per parameter set: the criteria values, in `criteria` order.
+    pub scores: Vec<Vec<Vec<f64>>>,
+    /// Criterion names.
+    pub criteria: Vec<String>,
+    /// Parameter-set names.
+    pub parameters: Vec<String>,
+    /// Dataset names.
+    pub datasets: Vec<String>,
+}
+
+/// Validates `model` at `iteration` on `datasets` (distance tasks with `channels`), writing
+/// predictions and outputs under `<run>/validation.zarr/<iteration>/`, the scores to the
+/// stats store and the best (iteration, parameters) per dataset and criterion to
+/// `<run>/checkpoints/<dataset>/<criterion>.json`.
+#[allow(clippy::too_many_arguments)]
+pub fn validate(
+    project: &Path,
+    run_name: &str,
+    iteration: u64,
+    model: &Model,
+    inference: &Inference,
+    datasets: &[TrainDataset],
+    channels: &[String],
+    clip_distance: f64,
+    tol_distance: f64,
+) -> Result<ValidationOutcome, TrainError> {
+    let run_dir = project.join(run_name);
+    let container = run_dir.join("validation.zarr");
+    let grid = threshold_grid();
+    let parameters: Vec<String> = grid.iter().map(|p| p.name()).collect();
+    let criteria: Vec<String> = if channels.len() == 1 {
+        BINARY_METRICS
+            .iter()
+            .map(|m| format!("{}__{m}", channels[0]))
+            .collect()
+    } else {
+        channels
+            .iter()
+            .flat_map(|c| BINARY_METRICS.iter().map(move |m| format!("{c}__{m}")))
+            .collect()
+    };
+    let names: Vec<String> = datasets.iter().map(|d| d.name.clone()).collect();
+    let mut block = Vec::with_capacity(datasets.len());
+    for d in datasets {
+        let roi = d.gt.info().roi;
+        let key = d.name.replace('/', "_");
+        let prediction = inference.predict(model, d.raw.as_ref(), &roi, channels.len())?;
+        let mut spec = ArraySpec::new(
+            DataType::F32,
+            roi,
+            inference.out_vs,
+            Some(channels.len() as u64),
+        );
+        spec.chunk_voxels = Some(inference.output_shape.iter().map(|v| v as u64).collect());
+        let w = write::create(
+            &container,
+            &format!("{iteration}/{key}/prediction"),
+            &spec,
+            WriteMode::Overwrite,
+        )?;
+        w.write(&roi, &ArrayData::F32(prediction.clone()))?;
+        let mut gt =
+            d.gt.read(&roi)?
+                .to_labels()
+                .map_err(TrainError::Data)?
+                .mapv(|v| u8::from(v != 0));
+        if gt.ndim() == roi.dims() {
+            gt = gt.insert_axis(Axis(0));
+        }
+        let spacing: Vec<f64> = inference.out_vs.iter().map(|v| v as f64).collect();
+        let mut per_param = Vec::with_capacity(grid.len());
+        for (p, name) in grid.iter().zip(&parameters) {
+            let crate::task::postprocess::PostProcessorParameters::Threshold {
+                threshold: t, ..
+            } = p
+            else {
+                continue;
+            };
+            let out = threshold(&prediction, *t);
+            let mut spec = ArraySpec::new(
+                DataType::U8,
+                roi,
+                inference.out_vs,
+                Some(channels.len() as u64),
+            );
+            spec.chunk_voxels = Some(inference.output_shape.iter().map(|v| v as u64).collect());
+            let w = write::create(
+                &container,
+                &format!("{iteration}/{key}/output/{name}"),
+                &spec,
+                WriteMode::Overwrite,
+            )?;
+            w.write(&roi, &ArrayData::U8(out.clone()))?;
+            let names_c: Vec<String> = channels.to_vec();
+            let s = binary_segmentation(&out, &gt, &spacing, &names_c, clip_distance, tol_distance)
+                .map_err(|e| TrainError::Data(e.to_string()))?;
+            per_param.push(s.values);
+        }
+        block.push(per_param);
+    }
+    let path = scores_path(project, run_name);
+    let mut store = read_scores(&path, &criteria, &parameters, &names)?;
+    store
+        .add_iteration(iteration, block.clone())
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    write_scores(&path, &store)?;
+    for entry in store.best_table() {
+        if let Some((it, p, score)) = entry.best {
+            let file = run_dir
+                .join("checkpoints")
+                .join(entry.dataset.replace('/', "_"))
+                .join(format!("{}.json", entry.criterion));
+            let doc =
+                json!({"iteration": it, "parameters": parameters[p], "score": nan_to_null(score)});
+            let text =
+                serde_json::to_vec_pretty(&doc).map_err(|e| TrainError::Data(e.to_string()))?;
+            crate::store::atomic::write_atomic(&file, &text, true)
+                .map_err(|e| TrainError::Data(e.to_string()))?;
+        }
+    }
+    Ok(ValidationOutcome {
+        iteration,
+        scores: block,
+        criteria,
+        parameters,
+        datasets: names,
+    })
+}
+
+/// Opens a run's validation datasets.
+pub fn open_validation(
+    project: &Path,
+    configs: &[crate::config::DatasetConfig],
+) -> Result<Vec<TrainDataset>, TrainError> {
+    if configs.is_empty() {
+        return Ok(Vec::new());
+    }
+    open_datasets(configs, project)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_cover_the_region_including_the_remainder() {
+        let inf = Inference {
+            input_shape: Coordinate::from([20, 20, 20]),
+            output_shape: Coordinate::from([8, 8, 8]),
+            raw_vs: Coordinate::from([4, 4, 4]),
+            out_vs: Coordinate::from([4, 4, 4]),
+            normalisation: (1.0, 0.0),
+            device: tch::Device::Cpu,
+        };
+        assert_eq!(inf.context(), Coordinate::from([24, 24, 24]));
+        // 80 nm along z = 2.5 blocks of 32 nm: starts 0, 32 and 48 (moved back to end at 80).
+        let roi = Roi::new(Coordinate::from([0, 0, 0]), Coordinate::from([80, 32, 16])).unwrap();
+        let blocks = inf.blocks(&roi).unwrap();
+        let zs: std::collections::BTreeSet<i64> = blocks.iter().map(|b| b.begin()[0]).collect();
+        assert_eq!(zs.into_iter().collect::<Vec<_>>(), vec![0, 32, 48]);
+        // Smaller than a block: one block starting at the region.
+        let xs: std::collections::BTreeSet<i64> = blocks.iter().map(|b| b.begin()[2]).collect();
+        assert_eq!(xs.into_iter().collect::<Vec<_>>(), vec![0]);
+        assert_eq!(blocks.len(), 3);
+    }
+}
