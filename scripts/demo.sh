@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Sets up the machine (scripts/setup.sh), builds Segno and walks through what it does so
-# far: the command line, the compute devices, synthetic demo data and what `array info`
-# says about it, and a round trip of DaCapo config files through a project
-# (import → list → show → export → re-import elsewhere → compare).
+# Sets up the machine (scripts/setup.sh), builds Segno and runs its main job on synthetic
+# data: `segno demo` writes EM-like volumes with ground truth and the configs of an
+# experiment, trains a small U-Net (validating every 100 iterations) and prints the scores.
+# Then it shows what `array info` says about the data and round-trips DaCapo config files
+# through a project (import → list → show → export → re-import elsewhere → compare).
 # The demo project is ./demo-project unless SEGNO_DEMO_DIR names another directory.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,7 +16,7 @@ step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
 step "$segno" --help
 step "$segno" info
-step "$segno" demo-data --project "$project" --overwrite
+step "$segno" demo --project "$project"
 step "$segno" array info "$project/data/synthetic.zarr/raw"
 step "$segno" array info "$project/data/synthetic.zarr/labels/crop3/mito"
 step "$segno" config import assets/examples/configs --project "$project"

@@ -57,6 +57,32 @@ pub enum Command {
     Bench(BenchCommand),
     /// Train a run of the project, resuming from its latest checkpoint.
     Train(TrainArgs),
+    /// The whole workflow on synthetic data: write data and configs, train a small U-Net
+    /// with validation, and print the scores.
+    Demo(DemoArgs),
+}
+
+/// Options of `segno demo`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Project directory for the demo (created if missing; reused if it exists).
+    #[arg(long, short = 'p', value_name = "DIR", default_value = "segno-demo")]
+    pub project: PathBuf,
+    /// Training iterations.
+    #[arg(long, default_value_t = 300)]
+    pub iterations: u64,
+    /// Validate every this many iterations.
+    #[arg(long, default_value_t = 100)]
+    pub validation_interval: u64,
+    /// Edge of the synthetic volume in voxels.
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Seed of data, weights and sampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `segno train`.
@@ -323,6 +349,7 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
         Command::Array(ArrayCommand::Info { path, json }) => array_info(&path, json, out),
         Command::DemoData(args) => demo_data(&args, out),
         Command::Train(args) => train(&args, out),
+        Command::Demo(args) => demo(&args, out),
         Command::Bench(BenchCommand::Arrays {
             size,
             dir,
@@ -332,6 +359,159 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
             json,
         }) => bench_arrays(size, dir, repeats, python, no_reference, json, out),
     }
+}
+
+fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    let dir = &args.project;
+    let say = |text: String| {
+        if !args.json {
+            eprintln!("{text}");
+        }
+    };
+    if !dir.join("data/synthetic.zarr/raw").exists() {
+        say(format!(
+            "writing synthetic data ({0}³ voxels) to {1}/data/synthetic.zarr",
+            args.size,
+            dir.display()
+        ));
+        crate::demo::generate(
+            dir,
+            &crate::demo::DemoOptions {
+                seed: args.seed,
+                size: args.size,
+                overwrite: false,
+            },
+        )?;
+    }
+    let project = Project::open(dir)?;
+    let run = crate::demo::project::demo_run(args.iterations, args.validation_interval.max(1));
+    let outcome = project
+        .configs()
+        .store(&AnyConfig::Run(Box::new(run.clone())))?;
+    say(format!(
+        "run config `{}`: {outcome:?} in {}/configs/runs",
+        run.name,
+        dir.display()
+    ));
+    let train_args = TrainArgs {
+        run: run.name.clone(),
+        seed: args.seed,
+        device: "auto".into(),
+        loader_threads: 2,
+        iterations: None,
+        project: ProjectArgs {
+            project: Some(dir.clone()),
+            json: true,
+        },
+    };
+    let mut sink = Vec::new();
+    say(format!(
+        "training `{}` for {} iterations (validation every {})…",
+        run.name, run.num_iterations, run.validation_interval
+    ));
+    let started = std::time::Instant::now();
+    train(&train_args, &mut sink)?;
+    let duration_secs = started.elapsed().as_secs_f64();
+    // Results: the stored validation scores, best threshold per class and iteration.
+    let scores_path = crate::train::validate::scores_path(dir, &run.name);
+    let doc: Value = std::fs::read_to_string(&scores_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .ok_or_else(|| {
+            Failure::new(
+                exit::IO,
+                format!(
+                    "{}: no validation scores were written",
+                    scores_path.display()
+                ),
+            )
+        })?;
+    let criteria: Vec<String> = doc["criteria"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect();
+    let params: Vec<String> = doc["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect();
+    let at = |name: &str| criteria.iter().position(|c| c == name);
+    let mut rows = Vec::new();
+    for it in doc["iterations"].as_array().into_iter().flatten() {
+        let iteration = it["iteration"].as_u64().unwrap_or(0);
+        let block = &it["scores"][0];
+        let mut row = json!({"iteration": iteration});
+        for class in crate::demo::project::CLASSES {
+            let (Some(f1), Some(dice)) = (
+                at(&format!("{class}__f1_score")),
+                at(&format!("{class}__dice")),
+            ) else {
+                continue;
+            };
+            let mut best: Option<(usize, f64)> = None;
+            for p in 0..params.len() {
+                let v = block[p][f1].as_f64().unwrap_or(f64::NAN);
+                if v.is_finite() && best.is_none_or(|(_, b)| v > b) {
+                    best = Some((p, v));
+                }
+            }
+            if let Some((p, f)) = best {
+                row[class] =
+                    json!({"threshold": params[p], "f1_score": f, "dice": block[p][dice].as_f64()});
+            }
+        }
+        rows.push(row);
+    }
+    let stats = crate::train::stats::read_training_stats(
+        &crate::train::stats::training_stats_path(dir, &run.name),
+    )
+    .map_err(|e| Failure::new(exit::IO, e.to_string()))?;
+    if args.json {
+        emit_json(
+            out,
+            &json!({"project": dir.display().to_string(), "run": run.name, "duration_secs": duration_secs, "validations": rows, "iterations": stats.len()}),
+        )?;
+        return Ok(exit::OK);
+    }
+    let mean_loss = |from: usize, to: usize| {
+        let s = &stats[from.min(stats.len())..to.min(stats.len())];
+        s.iter().map(|x| x.loss).sum::<f64>() / s.len().max(1) as f64
+    };
+    let mut text = format!("\ntrained {} iterations in {duration_secs:.0} s; loss {:.4} (first 20) → {:.4} (last 20)\n\n", stats.len(), mean_loss(0, 20), mean_loss(stats.len().saturating_sub(20), stats.len()));
+    text.push_str(&format!(
+        "{:>9}  {:<24} {:<24}\n",
+        "iteration", "mito: best F1 (threshold)", "er: best F1 (threshold)"
+    ));
+    for r in &rows {
+        let cell = |c: &str| {
+            r.get(c)
+                .map(|v| {
+                    format!(
+                        "{:.3} ({})",
+                        v["f1_score"].as_f64().unwrap_or(f64::NAN),
+                        v["threshold"].as_str().unwrap_or("")
+                    )
+                })
+                .unwrap_or_else(|| "-".into())
+        };
+        text.push_str(&format!(
+            "{:>9}  {:<24} {:<24}\n",
+            r["iteration"],
+            cell("mito"),
+            cell("er")
+        ));
+    }
+    text.push_str(&format!(
+        "\nproject: {0}\n  checkpoints  {0}/{1}/checkpoints/iterations/\n  predictions  {0}/{1}/validation.zarr/<iteration>/synthetic_crop2/\n  scores       {2}\n",
+        dir.display(),
+        run.name,
+        scores_path.display()
+    ));
+    emit(out, &text)?;
+    Ok(exit::OK)
 }
 
 fn train(args: &TrainArgs, out: &mut dyn Write) -> Result<u8, Failure> {

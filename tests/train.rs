@@ -346,3 +346,47 @@ fn segno_train_killed_mid_run_resumes_to_the_same_result() {
     let wb = std::fs::read(checkpoint::checkpoint_path(&b.path().join("cli"), 12)).unwrap();
     assert!(wa == wb, "the final checkpoints differ");
 }
+
+#[test]
+fn segno_demo_trains_validates_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("demo");
+    let run = || {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("segno"))
+            .args([
+                "demo",
+                "--size",
+                "64",
+                "--iterations",
+                "20",
+                "--validation-interval",
+                "10",
+                "--json",
+                "-p",
+            ])
+            .arg(&project)
+            .env("OMP_NUM_THREADS", "1")
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["run"], "demo_mito_er_20");
+    assert_eq!(v["iterations"], 20);
+    let rows = v["validations"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["iteration"], 20);
+    let f1 = rows[1]["mito"]["f1_score"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&f1), "{f1}");
+    // The configs are in the project, and a second demo reuses the finished run.
+    assert!(project.join("configs/runs/demo_mito_er_20.yaml").is_file());
+    let again = run();
+    assert!(again.status.success());
+    let v2: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(v2["validations"], v["validations"]);
+}

@@ -11,6 +11,7 @@
 //! A DataSplit CSV (`<project>/data/synthetic.csv`) lists the crops for the
 //! `[mito&er]` classes.
 
+pub mod project;
 pub mod synth;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,127 @@
+//! The demo experiment: configs for learning signed distances to mitochondria and ER on
+//! the synthetic data with a small U-Net, ready to train on a laptop CPU.
+
+use std::collections::BTreeMap;
+
+use crate::config::*;
+use crate::geometry::Coordinate;
+
+fn zarr(name: &str, dataset: &str) -> ArrayConfig {
+    ArrayConfig::Zarr(ZarrArrayConfig {
+        name: name.into(),
+        file_name: "data/synthetic.zarr".into(),
+        dataset: dataset.into(),
+        snap_to_grid: None,
+        axes: None,
+        mode: None,
+        ome_metadata: false,
+    })
+}
+
+/// The classes the demo learns.
+pub const CLASSES: [&str; 2] = ["mito", "er"];
+
+fn dataset(crop: &str) -> DatasetConfig {
+    let mut sources = BTreeMap::new();
+    for class in CLASSES {
+        sources.insert(
+            class.to_string(),
+            ArrayConfig::Binarize(BinarizeArrayConfig {
+                name: format!("synthetic_{crop}_{class}_8nm_binarized"),
+                source_array_config: Box::new(zarr(
+                    &format!("gt_synthetic_{crop}_{class}_uint64"),
+                    &format!("labels/{crop}/{class}"),
+                )),
+                groupings: vec![(class.to_string(), vec![])],
+                background: 0,
+            }),
+        );
+    }
+    DatasetConfig::RawGt(RawGTDatasetConfig {
+        name: format!("synthetic_{crop}"),
+        weight: 1,
+        raw_config: Some(ArrayConfig::Intensities(IntensitiesArrayConfig {
+            name: "raw_synthetic_uint8".into(),
+            source_array_config: Box::new(zarr("raw_synthetic_s0", "raw")),
+            min: 0.0,
+            max: 255.0,
+        })),
+        gt_config: Some(ArrayConfig::Concat(ConcatArrayConfig {
+            name: format!("synthetic_{crop}_mito_er_8nm_gt"),
+            channels: CLASSES.iter().map(|c| c.to_string()).collect(),
+            source_array_configs: sources,
+            default_config: None,
+        })),
+        mask_config: None,
+        sample_points: None,
+    })
+}
+
+/// The demo run: `iterations` of training, validating every `validation_interval`.
+pub fn demo_run(iterations: u64, validation_interval: u64) -> RunConfig {
+    RunConfig {
+        name: format!("demo_mito_er_{iterations}"),
+        repetition: 0,
+        num_iterations: iterations,
+        validation_interval,
+        task_config: TaskConfig::Distance(DistanceTaskConfig {
+            name: "demo_distance_mito_er".into(),
+            channels: CLASSES.iter().map(|c| c.to_string()).collect(),
+            clip_distance: 40.0,
+            tol_distance: 40.0,
+            scale_factor: 40.0,
+            mask_distances: true,
+            clipmin: 0.05,
+            clipmax: 0.95,
+        }),
+        architecture_config: ArchitectureConfig::CnnectomeUnet(CNNectomeUNetConfig {
+            name: "demo_unet_52".into(),
+            input_shape: Coordinate::from([52, 52, 52]),
+            fmaps_out: 8,
+            fmaps_in: 1,
+            num_fmaps: 8,
+            fmap_inc_factor: 2,
+            downsample_factors: vec![Coordinate::from([2, 2, 2])],
+            kernel_size_down: None,
+            kernel_size_up: None,
+            eval_shape_increase: Some(Coordinate::from([24, 24, 24])),
+            upsample_factors: None,
+            constant_upsample: true,
+            padding: "valid".into(),
+            use_attention: false,
+            batch_norm: false,
+        }),
+        trainer_config: TrainerConfig::Gunpowder(GunpowderTrainerConfig {
+            name: "demo_trainer".into(),
+            batch_size: 1,
+            learning_rate: 0.05,
+            num_data_fetchers: 2,
+            augments: vec![
+                AugmentConfig::Simple(SimpleAugmentConfig {
+                    augmentation_probability: 1.0,
+                }),
+                AugmentConfig::Intensity(IntensityAugmentConfig {
+                    scale: (0.9, 1.1),
+                    shift: (-0.05, 0.05),
+                    clip: true,
+                    augmentation_probability: 0.5,
+                }),
+                AugmentConfig::IntensityScaleShift(IntensityScaleShiftAugmentConfig {
+                    scale: 2.0,
+                    shift: -1.0,
+                }),
+            ],
+            snapshot_interval: None,
+            min_masked: None,
+            clip_raw: false,
+            gt_min_reject: None,
+            sample_strategy: None,
+        }),
+        datasplit_config: DataSplitConfig::TrainValidate(TrainValidateDataSplitConfig {
+            name: "synthetic_semantic_mito&er_8nm".into(),
+            train_configs: vec![dataset("crop1")],
+            validate_configs: vec![dataset("crop2")],
+        }),
+        start_config: None,
+    }
+}
