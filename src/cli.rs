@@ -60,6 +60,40 @@ pub enum Command {
     /// The whole workflow on synthetic data: write data and configs, train a small U-Net
     /// with validation, and print the scores.
     Demo(DemoArgs),
+    /// Predict a raw volume block by block with a trained run (resumable).
+    Predict(PredictArgs),
+}
+
+/// Options of `segno predict`.
+#[derive(Debug, Args, Clone)]
+pub struct PredictArgs {
+    /// The trained run.
+    #[arg(long, short = 'r')]
+    pub run: String,
+    /// Checkpoint iteration (default: the latest, or the best with --best).
+    #[arg(long)]
+    pub iteration: Option<u64>,
+    /// Use the best checkpoint for DATASET:CRITERION (e.g. synthetic_crop2:mito__f1_score).
+    #[arg(long, value_name = "DATASET:CRITERION")]
+    pub best: Option<String>,
+    /// The raw array (container.zarr/dataset, N5 or an OME-NGFF image).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output zarr container.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Output dataset (default prediction_<run>_<iteration>).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Region to predict in world units, e.g. "[0:800, 0:800, 0:800]" (default: all of the raw region with full context).
+    #[arg(long)]
+    pub roi: Option<String>,
+    /// Compute device: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Project directory and output format.
+    #[command(flatten)]
+    pub project: ProjectArgs,
 }
 
 /// Options of `segno demo`.
@@ -350,6 +384,7 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
         Command::DemoData(args) => demo_data(&args, out),
         Command::Train(args) => train(&args, out),
         Command::Demo(args) => demo(&args, out),
+        Command::Predict(args) => predict(&args, out),
         Command::Bench(BenchCommand::Arrays {
             size,
             dir,
@@ -359,6 +394,109 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
             json,
         }) => bench_arrays(size, dir, repeats, python, no_reference, json, out),
     }
+}
+
+fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    use crate::blockwise::{self, Which};
+    let project = args.project.open()?;
+    let run = match project.configs().retrieve(Family::Runs, &args.run)? {
+        AnyConfig::Run(r) => *r,
+        _ => {
+            return Err(Failure::new(
+                exit::INVALID,
+                format!("`{}` is not a run", args.run),
+            ))
+        }
+    };
+    let which = match (&args.iteration, &args.best) {
+        (Some(_), Some(_)) => {
+            return Err(Failure::new(
+                exit::USAGE,
+                "give --iteration or --best, not both",
+            ))
+        }
+        (Some(i), None) => Which::Iteration(*i),
+        (None, Some(b)) => {
+            let Some((dataset, criterion)) = b.split_once(':') else {
+                return Err(Failure::new(
+                    exit::USAGE,
+                    format!("--best takes DATASET:CRITERION, got `{b}`"),
+                ));
+            };
+            Which::Best {
+                dataset: dataset.into(),
+                criterion: criterion.into(),
+            }
+        }
+        (None, None) => Which::Latest,
+    };
+    let device = crate::torch::choose_device(Some(&args.device))
+        .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    let fail = |e: crate::train::TrainError| {
+        Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name))
+    };
+    let model = blockwise::load_model(project.root(), &run, &which, device).map_err(fail)?;
+    let raw = crate::array::open(&args.input)?;
+    let inference =
+        blockwise::inference_for(&run, raw.info().geometry.voxel_size, device).map_err(fail)?;
+    let roi = args
+        .roi
+        .as_deref()
+        .map(crate::geometry::Roi::parse_slices)
+        .transpose()
+        .map_err(|e| Failure::new(exit::USAGE, format!("--roi: {e}")))?;
+    let dataset = args
+        .dataset
+        .clone()
+        .unwrap_or_else(|| format!("prediction_{}_{}", run.name, model.iteration));
+    let bar = indicatif::ProgressBar::new(0);
+    if args.project.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let started = std::time::Instant::now();
+    let report = blockwise::predict(
+        &model,
+        &inference,
+        raw.as_ref(),
+        blockwise::raw_scale(raw.info().data_type),
+        roi,
+        &args.output,
+        &dataset,
+        |k, n| {
+            bar.set_length(n as u64);
+            bar.set_position(k as u64);
+        },
+    )
+    .map_err(fail)?;
+    bar.finish_and_clear();
+    let duration_secs = started.elapsed().as_secs_f64();
+    if args.project.json {
+        emit_json(
+            out,
+            &json!({
+                "output": report.output.display().to_string(),
+                "iteration": model.iteration,
+                "roi_nm": {"offset": report.roi.offset().to_vec(), "shape": report.roi.shape().to_vec()},
+                "blocks": report.blocks,
+                "skipped": report.skipped,
+                "duration_secs": duration_secs,
+            }),
+        )?;
+    } else {
+        emit(
+            out,
+            &format!(
+                "predicted {} with run {} (iteration {}) in {duration_secs:.1} s\n  region  {}\n  blocks  {} ({} already done)\n",
+                report.output.display(),
+                run.name,
+                model.iteration,
+                report.roi,
+                report.blocks,
+                report.skipped
+            ),
+        )?;
+    }
+    Ok(exit::OK)
 }
 
 fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Failure> {
