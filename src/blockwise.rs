@@ -276,3 +276,75 @@ pub fn raw_scale(dt: DataType) -> f32 {
         _ => 1.0,
     }
 }
+
+/// What [`threshold_array`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostProcessReport {
+    /// The output array.
+    pub output: PathBuf,
+    /// Chunks written.
+    pub chunks: usize,
+    /// Voxels above the threshold, per channel.
+    pub foreground: Vec<u64>,
+}
+
+/// Thresholds a prediction chunk by chunk, in parallel, into `container/dataset` (uint8,
+/// same geometry and chunking): `prediction > threshold`.
+pub fn threshold_array(
+    prediction: &dyn ArraySource,
+    threshold: f64,
+    container: &Path,
+    dataset: &str,
+) -> Result<PostProcessReport, TrainError> {
+    use rayon::prelude::*;
+    let info = prediction.info();
+    let channels = info
+        .geometry
+        .axes
+        .iter()
+        .any(|a| !a.spatial)
+        .then(|| info.channels());
+    let mut spec = ArraySpec::new(DataType::U8, info.roi, info.geometry.voxel_size, channels);
+    spec.chunk_voxels = Some(
+        info.spatial_axes()
+            .iter()
+            .map(|&a| info.chunk_shape[a])
+            .collect(),
+    );
+    spec.attributes.insert(
+        "segno_post_process".into(),
+        serde_json::json!({"threshold": threshold, "source": info.path}),
+    );
+    let writer = write::create(container, dataset, &spec, WriteMode::Overwrite)?;
+    let indices = write::grid_indices(&writer.chunk_grid_shape());
+    let n_channels = channels.unwrap_or(1) as usize;
+    let counts = indices
+        .par_iter()
+        .map(|index| -> Result<Vec<u64>, TrainError> {
+            let roi = writer.info().chunk_roi(index)?;
+            let p = prediction.read(&roi)?.to_f32();
+            let out = crate::task::postprocess::threshold(&p, threshold);
+            let mut fg = vec![0u64; n_channels];
+            if channels.is_some() {
+                for (c, lane) in out.outer_iter().enumerate() {
+                    fg[c] = lane.iter().filter(|v| **v != 0).count() as u64;
+                }
+            } else {
+                fg[0] = out.iter().filter(|v| **v != 0).count() as u64;
+            }
+            writer.write(&roi, &ArrayData::U8(out))?;
+            Ok(fg)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut foreground = vec![0u64; n_channels];
+    for c in counts {
+        for (a, b) in foreground.iter_mut().zip(c) {
+            *a += b;
+        }
+    }
+    Ok(PostProcessReport {
+        output: container.join(dataset),
+        chunks: indices.len(),
+        foreground,
+    })
+}

@@ -62,6 +62,53 @@ pub enum Command {
     Demo(DemoArgs),
     /// Predict a raw volume block by block with a trained run (resumable).
     Predict(PredictArgs),
+    /// Threshold a prediction into a segmentation, chunk by chunk in parallel.
+    PostProcess(PostProcessArgs),
+    /// Score a segmentation against ground truth (DaCapo's 21 binary metrics per channel).
+    Evaluate(EvaluateArgs),
+}
+
+/// Options of `segno post-process`.
+#[derive(Debug, Args, Clone)]
+pub struct PostProcessArgs {
+    /// The prediction array (e.g. out.zarr/prediction_<run>_<iteration>).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output zarr container.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Output dataset (default output_<prediction name>_threshold_<T>).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Foreground where the prediction exceeds this value (tanh units for distance tasks).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub threshold: f64,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `segno evaluate`.
+#[derive(Debug, Args, Clone)]
+pub struct EvaluateArgs {
+    /// The segmentation to score (non-zero = foreground).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// The ground truth (non-zero = foreground), same geometry; scored where both exist.
+    #[arg(long)]
+    pub gt: PathBuf,
+    /// Channel names, comma-separated, one per channel (e.g. mito,er).
+    #[arg(long, value_delimiter = ',', default_value = "foreground")]
+    pub channels: Vec<String>,
+    /// Distances are clipped at this many nm in the clipped metrics.
+    #[arg(long, default_value_t = 40.0)]
+    pub clip_distance: f64,
+    /// Tolerance in nm of the with-tolerance metrics.
+    #[arg(long, default_value_t = 40.0)]
+    pub tol_distance: f64,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `segno predict`.
@@ -385,6 +432,8 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
         Command::Train(args) => train(&args, out),
         Command::Demo(args) => demo(&args, out),
         Command::Predict(args) => predict(&args, out),
+        Command::PostProcess(args) => post_process(&args, out),
+        Command::Evaluate(args) => evaluate(&args, out),
         Command::Bench(BenchCommand::Arrays {
             size,
             dir,
@@ -394,6 +443,126 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
             json,
         }) => bench_arrays(size, dir, repeats, python, no_reference, json, out),
     }
+}
+
+fn post_process(args: &PostProcessArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    let prediction = crate::array::open(&args.input)?;
+    let base = args
+        .input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "prediction".into());
+    let base = if base == "s0" {
+        args.input
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or(base)
+    } else {
+        base
+    };
+    let dataset = args
+        .dataset
+        .clone()
+        .unwrap_or_else(|| format!("output_{base}_threshold_{}", args.threshold));
+    let started = std::time::Instant::now();
+    let report = crate::blockwise::threshold_array(
+        prediction.as_ref(),
+        args.threshold,
+        &args.output,
+        &dataset,
+    )
+    .map_err(|e| Failure::new(exit::INVALID, e.to_string()))?;
+    let duration_secs = started.elapsed().as_secs_f64();
+    if args.json {
+        emit_json(
+            out,
+            &json!({"output": report.output.display().to_string(), "chunks": report.chunks, "foreground_voxels": report.foreground, "duration_secs": duration_secs}),
+        )?;
+    } else {
+        emit(
+            out,
+            &format!(
+                "wrote {} ({} chunks, {duration_secs:.1} s); foreground voxels per channel: {}\n",
+                report.output.display(),
+                report.chunks,
+                join_dims(&report.foreground, ", ")
+            ),
+        )?;
+    }
+    Ok(exit::OK)
+}
+
+fn evaluate(args: &EvaluateArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    let test = crate::array::open(&args.output)?;
+    let truth = crate::array::open(&args.gt)?;
+    let (ti, gi) = (test.info(), truth.info());
+    if ti.geometry.voxel_size != gi.geometry.voxel_size {
+        return Err(Failure::new(
+            exit::INVALID,
+            format!(
+                "{} has voxel size {} but {} has {}",
+                ti.path, ti.geometry.voxel_size, gi.path, gi.geometry.voxel_size
+            ),
+        ));
+    }
+    if !ti.roi.intersects(&gi.roi) {
+        return Err(Failure::new(
+            exit::INVALID,
+            format!(
+                "{} ({}) and {} ({}) do not overlap",
+                ti.path, ti.roi, gi.path, gi.roi
+            ),
+        ));
+    }
+    let roi = ti.roi.intersect(&gi.roi);
+    let as_u8 = |a: &dyn crate::array::ArraySource| -> Result<ndarray::ArrayD<u8>, Failure> {
+        let v = a
+            .read(&roi)?
+            .to_labels()
+            .map_err(|m| Failure::new(exit::INVALID, format!("{}: {m}", a.info().path)))?;
+        Ok(v.mapv(|x| u8::from(x != 0)))
+    };
+    let (t, g) = (as_u8(test.as_ref())?, as_u8(truth.as_ref())?);
+    let spacing: Vec<f64> = ti.geometry.voxel_size.iter().map(|v| v as f64).collect();
+    let channels: Vec<String> = if t.ndim() == spacing.len() {
+        Vec::new()
+    } else {
+        args.channels.clone()
+    };
+    let scores = crate::task::evaluate::binary_segmentation(
+        &t,
+        &g,
+        &spacing,
+        &channels,
+        args.clip_distance,
+        args.tol_distance,
+    )
+    .map_err(|e| Failure::new(exit::INVALID, e.to_string()))?;
+    if args.json {
+        let map: serde_json::Map<String, Value> = scores
+            .criteria
+            .iter()
+            .zip(&scores.values)
+            .map(|(c, v)| {
+                (
+                    c.clone(),
+                    if v.is_finite() { json!(v) } else { Value::Null },
+                )
+            })
+            .collect();
+        emit_json(
+            out,
+            &json!({"region_nm": {"offset": roi.offset().to_vec(), "shape": roi.shape().to_vec()}, "scores": map}),
+        )?;
+    } else {
+        let mut text = format!("scored {} against {} over {roi}\n", ti.path, gi.path);
+        for (c, v) in scores.criteria.iter().zip(&scores.values) {
+            text.push_str(&format!("  {c:<48} {v:.4}\n"));
+        }
+        emit(out, &text)?;
+    }
+    Ok(exit::OK)
 }
 
 fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<u8, Failure> {

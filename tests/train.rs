@@ -478,4 +478,44 @@ fn segno_predict_blockwise_matches_validation_and_resumes() {
     assert_eq!(v2["blocks"], blocks);
     let b2 = pred.read(&common).unwrap().to_f64();
     assert_eq!(b, b2);
+
+    // Thresholding matches validation's output at the same threshold.
+    let pred_path = format!("{p}/out.zarr/prediction_demo_mito_er_10_10");
+    let v = cmd(&[
+        "post-process",
+        "--input",
+        &pred_path,
+        "--output",
+        &output,
+        "--threshold",
+        "0.2",
+        "--json",
+    ]);
+    let seg = segno::array::open(Path::new(v["output"].as_str().unwrap())).unwrap();
+    assert_eq!(seg.info().data_type, segno::array::DataType::U8);
+    let val_out = segno::array::open(
+        &project.join("demo_mito_er_10/validation.zarr/10/synthetic_crop2/output/threshold_0.2"),
+    )
+    .unwrap();
+    let x = seg.read(&common).unwrap().to_f64();
+    let y = val_out.read(&common).unwrap().to_f64();
+    let differ = x.iter().zip(y.iter()).filter(|(a, b)| a != b).count();
+    assert!(
+        differ * 10_000 <= x.len(),
+        "{differ} of {} voxels differ",
+        x.len()
+    );
+    let total: u64 = v["foreground_voxels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .sum();
+    assert!(total > 0);
+    // Evaluating ground truth against itself: perfect scores.
+    let gt = format!("{p}/data/synthetic.zarr/labels/crop2/mito");
+    let e = cmd(&["evaluate", "--output", &gt, "--gt", &gt, "--json"]);
+    assert_eq!(e["scores"]["dice"], 1.0);
+    assert_eq!(e["scores"]["hausdorff"], 0.0);
+    assert_eq!(e["scores"]["false_positive_rate"], 0.0);
 }
