@@ -62,10 +62,29 @@ pub enum Command {
     Demo(DemoArgs),
     /// Predict a raw volume block by block with a trained run (resumable).
     Predict(PredictArgs),
+    /// Validate a checkpoint of a run on its validation datasets (scores and bests are stored).
+    Validate(ValidateArgs),
     /// Threshold a prediction into a segmentation, chunk by chunk in parallel.
     PostProcess(PostProcessArgs),
     /// Score a segmentation against ground truth (DaCapo's 21 binary metrics per channel).
     Evaluate(EvaluateArgs),
+}
+
+/// Options of `segno validate`.
+#[derive(Debug, Args, Clone)]
+pub struct ValidateArgs {
+    /// The run.
+    #[arg(long, short = 'r')]
+    pub run: String,
+    /// Checkpoint iteration (default: the latest).
+    #[arg(long)]
+    pub iteration: Option<u64>,
+    /// Compute device: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Project directory and output format.
+    #[command(flatten)]
+    pub project: ProjectArgs,
 }
 
 /// Options of `segno post-process`.
@@ -432,6 +451,7 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
         Command::Train(args) => train(&args, out),
         Command::Demo(args) => demo(&args, out),
         Command::Predict(args) => predict(&args, out),
+        Command::Validate(args) => validate_run(&args, out),
         Command::PostProcess(args) => post_process(&args, out),
         Command::Evaluate(args) => evaluate(&args, out),
         Command::Bench(BenchCommand::Arrays {
@@ -443,6 +463,105 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
             json,
         }) => bench_arrays(size, dir, repeats, python, no_reference, json, out),
     }
+}
+
+fn validate_run(args: &ValidateArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    use crate::blockwise::{self, Which};
+    let project = args.project.open()?;
+    let run = match project.configs().retrieve(Family::Runs, &args.run)? {
+        AnyConfig::Run(r) => *r,
+        _ => {
+            return Err(Failure::new(
+                exit::INVALID,
+                format!("`{}` is not a run", args.run),
+            ))
+        }
+    };
+    let crate::config::TaskConfig::Distance(task) = &run.task_config else {
+        return Err(Failure::new(
+            exit::INVALID,
+            format!(
+                "validating {} tasks is not supported yet",
+                run.task_config.type_tag()
+            ),
+        ));
+    };
+    let crate::config::DataSplitConfig::TrainValidate(split) = &run.datasplit_config else {
+        return Err(Failure::new(
+            exit::INVALID,
+            "only TrainValidateDataSplitConfig datasplits can be validated",
+        ));
+    };
+    let device = crate::torch::choose_device(Some(&args.device))
+        .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    let fail = |e: crate::train::TrainError| {
+        Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name))
+    };
+    let which = args.iteration.map_or(Which::Latest, Which::Iteration);
+    let model = blockwise::load_model(project.root(), &run, &which, device).map_err(fail)?;
+    let datasets = crate::train::validate::open_validation(project.root(), &split.validate_configs)
+        .map_err(fail)?;
+    let Some(first) = datasets.first() else {
+        return Err(Failure::new(
+            exit::INVALID,
+            format!("run `{}` has no validation datasets", run.name),
+        ));
+    };
+    let inference = blockwise::inference_for(&run, first.raw.info().geometry.voxel_size, device)
+        .map_err(fail)?;
+    let outcome = crate::train::validate::validate(
+        project.root(),
+        &run.name,
+        model.iteration,
+        &model.model,
+        &inference,
+        &datasets,
+        &task.channels,
+        task.clip_distance,
+        task.tol_distance,
+    )
+    .map_err(fail)?;
+    if args.project.json {
+        let scores: Vec<Value> = outcome
+            .datasets
+            .iter()
+            .zip(&outcome.scores)
+            .map(|(d, per_param)| {
+                json!({"dataset": d, "parameters": outcome.parameters.iter().zip(per_param).map(|(p, vals)| {
+                    let m: serde_json::Map<String, Value> = outcome.criteria.iter().zip(vals).map(|(c, v)| (c.clone(), if v.is_finite() { json!(v) } else { Value::Null })).collect();
+                    json!({"parameters": p, "scores": m})
+                }).collect::<Vec<_>>()})
+            })
+            .collect();
+        emit_json(
+            out,
+            &json!({"run": run.name, "iteration": outcome.iteration, "results": scores}),
+        )?;
+    } else {
+        let mut text = format!(
+            "run {} validated at iteration {}\n",
+            run.name, outcome.iteration
+        );
+        let pick: Vec<usize> = outcome
+            .criteria
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.ends_with("__f1_score") || c.ends_with("__dice"))
+            .map(|(i, _)| i)
+            .collect();
+        for (d, per_param) in outcome.datasets.iter().zip(&outcome.scores) {
+            text.push_str(&format!("  {d}\n"));
+            for (p, vals) in outcome.parameters.iter().zip(per_param) {
+                let cells: Vec<String> = pick
+                    .iter()
+                    .map(|&i| format!("{} {:.3}", outcome.criteria[i], vals[i]))
+                    .collect();
+                text.push_str(&format!("    {p:<16} {}\n", cells.join("  ")));
+            }
+        }
+        emit(out, &text)?;
+    }
+    Ok(exit::OK)
 }
 
 fn post_process(args: &PostProcessArgs, out: &mut dyn Write) -> Result<u8, Failure> {

@@ -512,6 +512,35 @@ fn segno_predict_blockwise_matches_validation_and_resumes() {
         .map(|c| c.as_u64().unwrap())
         .sum();
     assert!(total > 0);
+    // Re-validating the checkpoint gives the scores training stored.
+    let stored: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(project.join("stats/validation_scores/demo_mito_er_10.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let r = cmd(&[
+        "validate",
+        "-r",
+        "demo_mito_er_10",
+        "--iteration",
+        "10",
+        "--device",
+        "cpu",
+        "--json",
+        "-p",
+        p,
+    ]);
+    assert_eq!(r["iteration"], 10);
+    let dice = r["results"][0]["parameters"][1]["scores"]["mito__dice"]
+        .as_f64()
+        .unwrap();
+    let criteria = stored["criteria"].as_array().unwrap();
+    let at = criteria.iter().position(|c| c == "mito__dice").unwrap();
+    let stored_dice = stored["iterations"][0]["scores"][0][1][at]
+        .as_f64()
+        .unwrap();
+    assert!((dice - stored_dice).abs() < 1e-9, "{dice} vs {stored_dice}");
+
     // Evaluating ground truth against itself: perfect scores.
     let gt = format!("{p}/data/synthetic.zarr/labels/crop2/mito");
     let e = cmd(&["evaluate", "--output", &gt, "--gt", &gt, "--json"]);
