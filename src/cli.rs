@@ -465,18 +465,21 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
     }
 }
 
+/// A run config stored in the project.
+fn stored_run(project: &Project, name: &str) -> Result<crate::config::RunConfig, Failure> {
+    match project.configs().retrieve(Family::Runs, name)? {
+        AnyConfig::Run(r) => Ok(*r),
+        _ => Err(Failure::new(
+            exit::INVALID,
+            format!("`{name}` is not a run"),
+        )),
+    }
+}
+
 fn validate_run(args: &ValidateArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     use crate::blockwise::{self, Which};
     let project = args.project.open()?;
-    let run = match project.configs().retrieve(Family::Runs, &args.run)? {
-        AnyConfig::Run(r) => *r,
-        _ => {
-            return Err(Failure::new(
-                exit::INVALID,
-                format!("`{}` is not a run", args.run),
-            ))
-        }
-    };
+    let run = stored_run(&project, &args.run)?;
     let crate::config::TaskConfig::Distance(task) = &run.task_config else {
         return Err(Failure::new(
             exit::INVALID,
@@ -687,15 +690,7 @@ fn evaluate(args: &EvaluateArgs, out: &mut dyn Write) -> Result<u8, Failure> {
 fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     use crate::blockwise::{self, Which};
     let project = args.project.open()?;
-    let run = match project.configs().retrieve(Family::Runs, &args.run)? {
-        AnyConfig::Run(r) => *r,
-        _ => {
-            return Err(Failure::new(
-                exit::INVALID,
-                format!("`{}` is not a run", args.run),
-            ))
-        }
-    };
+    let run = stored_run(&project, &args.run)?;
     let which = match (&args.iteration, &args.best) {
         (Some(_), Some(_)) => {
             return Err(Failure::new(
@@ -942,15 +937,7 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Failure> {
 
 fn train(args: &TrainArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let project = args.project.open()?;
-    let run = match project.configs().retrieve(Family::Runs, &args.run)? {
-        AnyConfig::Run(r) => *r,
-        _ => {
-            return Err(Failure::new(
-                exit::INVALID,
-                format!("`{}` is not a run", args.run),
-            ))
-        }
-    };
+    let run = stored_run(&project, &args.run)?;
     let device = crate::torch::choose_device(Some(&args.device))
         .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let bar = indicatif::ProgressBar::new(run.num_iterations);
