@@ -337,27 +337,12 @@ impl ArrayInfo {
     /// The world region of the chunk at grid `index` (clipped to the array). Non-spatial
     /// axes are ignored: the region covers every channel.
     pub fn chunk_roi(&self, index: &[u64]) -> Result<Roi, ArrayError> {
-        let chunk = self.shard_shape.as_ref().unwrap_or(&self.chunk_shape);
-        let grid: Vec<u64> = self
-            .shape
-            .iter()
-            .zip(chunk)
-            .map(|(s, c)| s.div_ceil((*c).max(1)))
-            .collect();
-        if index.len() != grid.len() || index.iter().zip(&grid).any(|(i, g)| i >= g) {
-            return Err(ArrayError::Chunk {
-                path: self.path.clone(),
-                chunk: format!("{index:?}"),
-                message: format!("outside the chunk grid {grid:?}"),
-            });
-        }
+        let ranges = self.chunk_ranges(index)?;
         let mut begin = Vec::new();
         let mut end = Vec::new();
         for axis in self.spatial_axes() {
-            let b = index[axis] * chunk[axis];
-            let e = ((index[axis] + 1) * chunk[axis]).min(self.shape[axis]);
-            begin.push(b as i64);
-            end.push(e as i64);
+            begin.push(ranges[axis].start as i64);
+            end.push(ranges[axis].end as i64);
         }
         let vs = self.geometry.voxel_size;
         let begin = Coordinate::new(&begin).map_err(|e| self.meta_error(e))?;
@@ -367,6 +352,36 @@ impl ArrayInfo {
             end * vs + self.geometry.offset,
         )
         .map_err(|e| self.meta_error(e))
+    }
+
+    /// Number of stored chunks (shards for sharded arrays) along every axis.
+    pub fn chunk_grid(&self) -> Vec<u64> {
+        let chunk = self.shard_shape.as_ref().unwrap_or(&self.chunk_shape);
+        self.shape
+            .iter()
+            .zip(chunk)
+            .map(|(s, c)| s.div_ceil((*c).max(1)))
+            .collect()
+    }
+
+    /// The voxel range of every axis covered by the stored chunk (shard) at grid `index`,
+    /// clipped to the array; an index outside the grid is an error naming the array.
+    pub fn chunk_ranges(&self, index: &[u64]) -> Result<Vec<std::ops::Range<u64>>, ArrayError> {
+        let chunk = self.shard_shape.as_ref().unwrap_or(&self.chunk_shape);
+        let grid = self.chunk_grid();
+        if index.len() != grid.len() || index.iter().zip(&grid).any(|(i, g)| i >= g) {
+            return Err(ArrayError::Chunk {
+                path: self.path.clone(),
+                chunk: format!("{index:?}"),
+                message: format!("outside the chunk grid {grid:?}"),
+            });
+        }
+        Ok(index
+            .iter()
+            .zip(chunk)
+            .zip(&self.shape)
+            .map(|((i, c), s)| i * c..((i + 1) * c).min(*s))
+            .collect())
     }
 
     fn meta_error(&self, e: impl fmt::Display) -> ArrayError {
@@ -432,29 +447,22 @@ pub trait ArraySource: Send + Sync {
 
     /// Number of chunks along every stored axis.
     fn chunk_grid_shape(&self) -> Vec<u64> {
-        let info = self.info();
-        let chunk = info.shard_shape.as_ref().unwrap_or(&info.chunk_shape);
-        info.shape
-            .iter()
-            .zip(chunk)
-            .map(|(s, c)| s.div_ceil((*c).max(1)))
-            .collect()
+        self.info().chunk_grid()
     }
 
     /// Reads one chunk by its grid index (edge chunks are clipped to the array).
     fn read_chunk(&self, index: &[u64]) -> Result<ArrayData, ArrayError> {
-        let roi = self.info().chunk_roi(index)?;
+        let info = self.info();
+        let chunk = info.chunk_ranges(index)?;
+        let roi = info.chunk_roi(index)?;
         let data = self.read(&roi)?;
         // Virtual arrays read channel axes whole; keep only the chunk's channel range.
-        let info = self.info();
-        let chunk = info.shard_shape.as_ref().unwrap_or(&info.chunk_shape);
         let ranges: Vec<std::ops::Range<usize>> = (0..info.shape.len())
             .map(|axis| {
                 if info.geometry.axes[axis].spatial {
                     0..data.shape()[axis]
                 } else {
-                    let b = (index[axis] * chunk[axis]) as usize;
-                    b..((index[axis] + 1) * chunk[axis]).min(info.shape[axis]) as usize
+                    chunk[axis].start as usize..chunk[axis].end as usize
                 }
             })
             .collect();

@@ -378,30 +378,8 @@ impl ArraySource for N5Array {
         self.read_any(&ranges)
     }
 
-    fn chunk_grid_shape(&self) -> Vec<u64> {
-        self.info
-            .shape
-            .iter()
-            .zip(&self.block)
-            .map(|(s, b)| s.div_ceil(*b))
-            .collect()
-    }
-
     fn read_chunk(&self, index: &[u64]) -> Result<ArrayData, ArrayError> {
-        let grid = self.chunk_grid_shape();
-        if index.len() != grid.len() || index.iter().zip(&grid).any(|(i, g)| i >= g) {
-            return Err(ArrayError::Chunk {
-                path: self.info.path.clone(),
-                chunk: format!("{index:?}"),
-                message: format!("outside the block grid {grid:?}"),
-            });
-        }
-        let ranges: Vec<std::ops::Range<u64>> = index
-            .iter()
-            .zip(&self.block)
-            .zip(&self.info.shape)
-            .map(|((i, b), s)| i * b..((i + 1) * b).min(*s))
-            .collect();
+        let ranges = self.info.chunk_ranges(index)?;
         self.read_any(&ranges)
     }
 }

@@ -591,20 +591,7 @@ impl ArrayWriter {
     /// Writes one whole chunk (clipped at the array's edge) by its grid index.
     pub fn write_chunk(&self, index: &[u64], data: &ArrayData) -> Result<(), ArrayError> {
         let info = self.reader.info();
-        let grid = self.reader.chunk_grid_shape();
-        if index.len() != grid.len() || index.iter().zip(&grid).any(|(i, g)| i >= g) {
-            return Err(ArrayError::Chunk {
-                path: info.path.clone(),
-                chunk: format!("{index:?}"),
-                message: format!("outside the chunk grid {grid:?}"),
-            });
-        }
-        let ranges: Vec<std::ops::Range<u64>> = index
-            .iter()
-            .zip(&info.chunk_shape)
-            .zip(&info.shape)
-            .map(|((i, c), s)| i * c..((i + 1) * c).min(*s))
-            .collect();
+        let ranges = info.chunk_ranges(index)?;
         let expected: Vec<usize> = ranges.iter().map(|r| (r.end - r.start) as usize).collect();
         if data.shape() != expected.as_slice() {
             return Err(ArrayError::Chunk {

@@ -492,40 +492,8 @@ impl ArraySource for ZarrArray {
         })
     }
 
-    fn chunk_grid_shape(&self) -> Vec<u64> {
-        let chunk = self
-            .info
-            .shard_shape
-            .as_ref()
-            .unwrap_or(&self.info.chunk_shape);
-        self.info
-            .shape
-            .iter()
-            .zip(chunk)
-            .map(|(s, c)| s.div_ceil((*c).max(1)))
-            .collect()
-    }
-
     fn read_chunk(&self, index: &[u64]) -> Result<ArrayData, ArrayError> {
-        let chunk = self
-            .info
-            .shard_shape
-            .as_ref()
-            .unwrap_or(&self.info.chunk_shape);
-        let grid = self.chunk_grid_shape();
-        if index.len() != grid.len() || index.iter().zip(&grid).any(|(i, g)| i >= g) {
-            return Err(ArrayError::Chunk {
-                path: self.info.path.clone(),
-                chunk: format!("{index:?}"),
-                message: format!("outside the chunk grid {grid:?}"),
-            });
-        }
-        let ranges: Vec<std::ops::Range<u64>> = index
-            .iter()
-            .zip(chunk)
-            .zip(&self.info.shape)
-            .map(|((i, c), s)| i * c..((i + 1) * c).min(*s))
-            .collect();
+        let ranges = self.info.chunk_ranges(index)?;
         read_typed!(self, ranges, format!("chunk {index:?}"))
     }
 }
