@@ -12,9 +12,9 @@ use tch::nn;
 
 use crate::array::write::{self, ArraySpec, WriteMode};
 use crate::array::{ArrayData, ArraySource, DataType};
-use crate::config::{ArchitectureConfig, RunConfig, TaskConfig, TrainerConfig};
+use crate::config::{RunConfig, TaskConfig};
 use crate::geometry::{Coordinate, Roi, SnapMode};
-use crate::nn::{model_output_shape, output_voxel_size, HeadSpec, Model};
+use crate::nn::{HeadSpec, Model};
 use crate::train::checkpoint::{self, checkpoint_path};
 use crate::train::validate::Inference;
 use crate::train::TrainError;
@@ -116,34 +116,13 @@ pub fn load_model(
     })
 }
 
-/// The inference shapes of `run` for raw data at `raw_vs`.
+/// The inference shapes of `run` for raw data at `raw_vs` (see [`Inference::for_run`]).
 pub fn inference_for(
     run: &RunConfig,
     raw_vs: Coordinate,
     device: tch::Device,
 ) -> Result<Inference, TrainError> {
-    let ArchitectureConfig::CnnectomeUnet(unet) = &run.architecture_config else {
-        return Err(TrainError::Data(
-            "only CNNectomeUNet architectures can predict".into(),
-        ));
-    };
-    let input = match unet.eval_shape_increase {
-        Some(inc) if inc.dims() == unet.input_shape.dims() => unet.input_shape + inc,
-        _ => unet.input_shape,
-    };
-    let output = model_output_shape(&run.architecture_config, 1, &input)?;
-    let normalisation = match &run.trainer_config {
-        TrainerConfig::Gunpowder(t) => crate::train::augment::input_normalisation(&t.augments),
-        TrainerConfig::Dummy(_) => (1.0, 0.0),
-    };
-    Ok(Inference {
-        input_shape: input,
-        output_shape: output,
-        out_vs: output_voxel_size(unet, &raw_vs),
-        raw_vs,
-        normalisation,
-        device,
-    })
+    Inference::for_run(run, raw_vs, device)
 }
 
 /// What [`predict`] did.

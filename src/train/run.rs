@@ -11,7 +11,7 @@ use std::time::Instant;
 use ndarray::{ArrayD, Axis};
 use tch::{nn, Kind, Tensor};
 
-use super::augment::{input_normalisation, Augmenter};
+use super::augment::Augmenter;
 use super::checkpoint::{self, checkpoint_path, latest_iteration};
 use super::optim::{warmup_lr, RAdam};
 use super::sample::{open_datasets, PatchGeometry, Sampler, TrainingSample};
@@ -74,8 +74,11 @@ fn stack(arrays: Vec<ArrayD<f32>>, device: tch::Device) -> Result<Tensor, TrainE
     let views: Vec<_> = arrays.iter().map(|a| a.view()).collect();
     let stacked = ndarray::stack(Axis(0), &views).map_err(|e| TrainError::Data(e.to_string()))?;
     let shape: Vec<i64> = stacked.shape().iter().map(|n| *n as i64).collect();
-    let data: Vec<f32> = stacked.iter().copied().collect();
-    Ok(Tensor::from_slice(&data)
+    let contiguous = stacked.as_standard_layout();
+    let data = contiguous
+        .as_slice()
+        .ok_or_else(|| TrainError::Data("a batch is not contiguous".into()))?;
+    Ok(Tensor::from_slice(data)
         .f_view(shape.as_slice())?
         .f_to_device(device)?)
 }
@@ -93,7 +96,12 @@ struct Setup {
     tol_distance: f64,
 }
 
-fn setup(project: &Path, run: &RunConfig, seed: u64) -> Result<Setup, TrainError> {
+fn setup(
+    project: &Path,
+    run: &RunConfig,
+    seed: u64,
+    device: tch::Device,
+) -> Result<Setup, TrainError> {
     let TaskConfig::Distance(task) = &run.task_config else {
         return Err(TrainError::Data(format!(
             "run `{}`: training {} tasks is not supported yet (DistanceTaskConfig is)",
@@ -149,7 +157,6 @@ fn setup(project: &Path, run: &RunConfig, seed: u64) -> Result<Setup, TrainError
         gt_pad,
     };
     let augmenter = Augmenter::new(&trainer.augments, raw_vs.dims())?;
-    let norm = input_normalisation(&trainer.augments);
     let predictor = DistancePredictor::new(
         task.scale_factor,
         task.mask_distances,
@@ -186,20 +193,8 @@ fn setup(project: &Path, run: &RunConfig, seed: u64) -> Result<Setup, TrainError
         }
     }
     // Validation predicts with the larger evaluation block when one is configured.
-    let eval_input = match unet.eval_shape_increase {
-        Some(inc) if inc.dims() == unet.input_shape.dims() => unet.input_shape + inc,
-        _ => unet.input_shape,
-    };
-    let eval_output = model_output_shape(&run.architecture_config, 1, &eval_input)?;
-    let inference = Inference {
-        input_shape: eval_input,
-        output_shape: eval_output,
-        raw_vs,
-        out_vs,
-        normalisation: norm,
-        device: tch::Device::Cpu,
-    };
-    let sampler = Sampler::new(datasets, geometry, augmenter, predictor, seed, norm)?;
+    let inference = Inference::for_run(run, raw_vs, device)?;
+    let sampler = Sampler::new(datasets, geometry, augmenter, predictor, seed)?;
     Ok(Setup {
         sampler: Arc::new(sampler),
         head: HeadSpec {
@@ -223,8 +218,7 @@ pub fn train_run(
     run: &RunConfig,
     mut options: TrainOptions,
 ) -> Result<TrainReport, TrainError> {
-    let mut setup = setup(project, run, options.seed)?;
-    setup.inference.device = options.device;
+    let setup = setup(project, run, options.seed, options.device)?;
     let run_dir = project.join(&run.name);
     let stats_path = stats::training_stats_path(project, &run.name);
     let mut history = stats::read_training_stats(&stats_path)?;

@@ -142,9 +142,8 @@ pub struct Sampler {
     augmenter: Augmenter,
     predictor: DistancePredictor,
     seed: u64,
-    /// (scale, shift) the augments apply to raw (IntensityScaleShift), which prediction
-    /// must apply too.
-    pub input_normalisation: (f32, f32),
+    /// Extra voxels per side the augments need (per spatial axis).
+    margin: Coordinate,
 }
 
 fn to_f32(d: ArrayData) -> ArrayD<f32> {
@@ -177,7 +176,6 @@ impl Sampler {
         augmenter: Augmenter,
         predictor: DistancePredictor,
         seed: u64,
-        input_normalisation: (f32, f32),
     ) -> Result<Self, TrainError> {
         geometry.context()?;
         for d in &datasets {
@@ -192,18 +190,22 @@ impl Sampler {
             if gv != geometry.out_vs {
                 return Err(TrainError::Data(format!("dataset `{}`: ground truth voxel size {gv} is not the network's output voxel size {}", d.name, geometry.out_vs)));
             }
-            if d.raw.info().channels() != 1 && d.raw.info().geometry.axes.iter().any(|a| !a.spatial)
-            {
-                // Multi-channel raw is fine; nothing to check here beyond the network's fmaps_in.
-            }
         }
+        let shape: Vec<usize> = geometry.input_shape.iter().map(|v| v as usize).collect();
+        let vs: Vec<f64> = geometry.out_vs.iter().map(|v| v as f64).collect();
+        let margin: Vec<i64> = augmenter
+            .margin(&shape, &vs)
+            .iter()
+            .map(|m| *m as i64)
+            .collect();
+        let margin = Coordinate::new(&margin).map_err(|e| TrainError::Data(e.to_string()))?;
         Ok(Self {
             datasets,
             geometry,
             augmenter,
             predictor,
             seed,
-            input_normalisation,
+            margin,
         })
     }
 
@@ -234,12 +236,7 @@ impl Sampler {
         let vs_f: Vec<f64> = g.out_vs.iter().map(|v| v as f64).collect();
         let context = g.context()?;
         let out_size = g.output_size();
-        let margin: Vec<usize> = self.augmenter.margin(
-            &g.input_shape.iter().map(|v| v as usize).collect::<Vec<_>>(),
-            &vs_f,
-        );
-        let margin_c = Coordinate::new(&margin.iter().map(|m| *m as i64).collect::<Vec<_>>())
-            .map_err(|e| TrainError::Data(e.to_string()))?;
+        let margin_c = self.margin;
         for _attempt in 0..1000 {
             // Dataset by weight.
             let mut pick = rng.gen::<f64>() * total;
@@ -287,13 +284,22 @@ impl Sampler {
                         .collect();
                     let begin = gt_read.begin();
                     let mut m = ArrayD::<f32>::zeros(IxDyn(&shape));
-                    for (idx, v) in m.indexed_iter_mut() {
-                        let inside = (0..dims).all(|a| {
-                            let w = begin[a] + idx[a] as i64 * g.out_vs[a];
-                            w >= gt_roi.begin()[a] && w < gt_roi.end()[a]
-                        });
-                        *v = if inside { 1.0 } else { 0.0 };
-                    }
+                    // Voxel i lies in the ground truth where begin + i·vs ∈ [gt begin, gt end).
+                    let ceil_div = |a: i64, b: i64| -(-a).div_euclid(b);
+                    let inside: Vec<ndarray::SliceInfoElem> = (0..dims)
+                        .map(|a| {
+                            let n = shape[a] as i64;
+                            let lo =
+                                ceil_div(gt_roi.begin()[a] - begin[a], g.out_vs[a]).clamp(0, n);
+                            let hi = ceil_div(gt_roi.end()[a] - begin[a], g.out_vs[a]).clamp(lo, n);
+                            ndarray::SliceInfoElem::Slice {
+                                start: lo as isize,
+                                end: Some(hi as isize),
+                                step: 1,
+                            }
+                        })
+                        .collect();
+                    m.slice_mut(inside.as_slice()).fill(1.0);
                     m.insert_axis(Axis(0))
                 }
             };

@@ -12,7 +12,7 @@ use tch::Tensor;
 use super::sample::{open_datasets, TrainDataset};
 use super::TrainError;
 use crate::array::write::{self, ArraySpec, WriteMode};
-use crate::array::{ArrayData, ArraySource, DataType};
+use crate::array::{ArrayData, ArraySource};
 use crate::geometry::{Coordinate, Roi};
 use crate::nn::Model;
 use crate::task::evaluate::{binary_segmentation, ValidationScores, BINARY_METRICS};
@@ -36,6 +36,39 @@ pub struct Inference {
 }
 
 impl Inference {
+    /// The inference shapes and normalisation of `run` for raw data at `raw_vs`: the
+    /// evaluation block (input_shape + eval_shape_increase when set) and the input
+    /// normalisation of the run's IntensityScaleShift augments.
+    pub fn for_run(
+        run: &crate::config::RunConfig,
+        raw_vs: Coordinate,
+        device: tch::Device,
+    ) -> Result<Self, TrainError> {
+        use crate::config::{ArchitectureConfig, TrainerConfig};
+        let ArchitectureConfig::CnnectomeUnet(unet) = &run.architecture_config else {
+            return Err(TrainError::Data(
+                "only CNNectomeUNet architectures can predict".into(),
+            ));
+        };
+        let input = match unet.eval_shape_increase {
+            Some(inc) if inc.dims() == unet.input_shape.dims() => unet.input_shape + inc,
+            _ => unet.input_shape,
+        };
+        let output = crate::nn::model_output_shape(&run.architecture_config, 1, &input)?;
+        let normalisation = match &run.trainer_config {
+            TrainerConfig::Gunpowder(t) => super::augment::input_normalisation(&t.augments),
+            TrainerConfig::Dummy(_) => (1.0, 0.0),
+        };
+        Ok(Self {
+            input_shape: input,
+            output_shape: output,
+            out_vs: crate::nn::output_voxel_size(unet, &raw_vs),
+            raw_vs,
+            normalisation,
+            device,
+        })
+    }
+
     /// The world context on each side between input and output blocks.
     pub fn context(&self) -> Coordinate {
         (self.raw_vs * self.input_shape - self.out_vs * self.output_shape)
@@ -106,16 +139,17 @@ impl Inference {
             let dims: Vec<i64> = std::iter::once(1)
                 .chain(x.shape().iter().map(|n| *n as i64))
                 .collect();
-            let data: Vec<f32> = x.iter().copied().collect();
-            let t = Tensor::from_slice(&data)
+            let contiguous = x.as_standard_layout();
+            let data = contiguous
+                .as_slice()
+                .ok_or_else(|| TrainError::Data("a batch is not contiguous".into()))?;
+            let t = Tensor::from_slice(data)
                 .f_view(dims.as_slice())?
                 .f_to_device(self.device)?;
             let y = tch::no_grad(|| model.forward_t(&t, false))?.f_to_device(tch::Device::Cpu)?;
             let ys: Vec<usize> = y.size()[1..].iter().map(|n| *n as usize).collect();
             let values: Vec<f32> = Vec::<f32>::try_from(y.f_flatten(0, -1)?)?;
-            let y = ArrayD::from_shape_vec(IxDyn(&ys), values)
-                .map_err(|e| TrainError::Data(e.to_string()))?;
-            // The part of the block inside the region.
+            // The part of the block inside the region, copied into place.
             let part = block.intersect(roi);
             let src_off = (part.begin() - block.begin()) / self.out_vs;
             let dst_off = (part.begin() - roi.begin()) / self.out_vs;
@@ -123,15 +157,10 @@ impl Inference {
             let src_ranges: Vec<std::ops::Range<usize>> = std::iter::once(0..channels)
                 .chain((0..n.dims()).map(|a| src_off[a] as usize..(src_off[a] + n[a]) as usize))
                 .collect();
-            let piece = ArrayData::F32(y).slice_region(&src_ranges);
-            let mut whole = ArrayData::F32(std::mem::take(&mut out));
-            let mut offset = vec![0usize];
-            offset.extend(dst_off.iter().map(|v| v as usize));
-            whole.assign_at(&offset, &piece).map_err(TrainError::Data)?;
-            let ArrayData::F32(w) = whole else {
-                return Err(TrainError::Data("prediction buffer changed type".into()));
-            };
-            out = w;
+            let dst_offset: Vec<usize> = std::iter::once(0)
+                .chain(dst_off.iter().map(|v| v as usize))
+                .collect();
+            crate::array::data::copy_sub_block(&mut out, &dst_offset, &values, &ys, &src_ranges);
         }
         Ok(out)
     }
@@ -273,20 +302,17 @@ pub fn validate(
         let roi = d.gt.info().roi;
         let key = d.name.replace('/', "_");
         let prediction = inference.predict(model, d.raw.as_ref(), &roi, channels.len())?;
-        let mut spec = ArraySpec::new(
-            DataType::F32,
-            roi,
-            inference.out_vs,
-            Some(channels.len() as u64),
-        );
-        spec.chunk_voxels = Some(inference.output_shape.iter().map(|v| v as u64).collect());
-        let w = write::create(
-            &container,
-            &format!("{iteration}/{key}/prediction"),
-            &spec,
-            WriteMode::Overwrite,
-        )?;
-        w.write(&roi, &ArrayData::F32(prediction.clone()))?;
+        let store = |path: String, data: ArrayData| -> Result<(), TrainError> {
+            let mut spec = ArraySpec::new(
+                data.data_type(),
+                roi,
+                inference.out_vs,
+                Some(channels.len() as u64),
+            );
+            spec.chunk_voxels = Some(inference.output_shape.iter().map(|v| v as u64).collect());
+            write::create(&container, &path, &spec, WriteMode::Overwrite)?.write(&roi, &data)?;
+            Ok(())
+        };
         let mut gt =
             d.gt.read(&roi)?
                 .to_labels()
@@ -305,25 +331,18 @@ pub fn validate(
                 continue;
             };
             let out = threshold(&prediction, *t);
-            let mut spec = ArraySpec::new(
-                DataType::U8,
-                roi,
-                inference.out_vs,
-                Some(channels.len() as u64),
-            );
-            spec.chunk_voxels = Some(inference.output_shape.iter().map(|v| v as u64).collect());
-            let w = write::create(
-                &container,
-                &format!("{iteration}/{key}/output/{name}"),
-                &spec,
-                WriteMode::Overwrite,
-            )?;
-            w.write(&roi, &ArrayData::U8(out.clone()))?;
-            let names_c: Vec<String> = channels.to_vec();
-            let s = binary_segmentation(&out, &gt, &spacing, &names_c, clip_distance, tol_distance)
+            let s = binary_segmentation(&out, &gt, &spacing, channels, clip_distance, tol_distance)
                 .map_err(|e| TrainError::Data(e.to_string()))?;
+            store(
+                format!("{iteration}/{key}/output/{name}"),
+                ArrayData::U8(out),
+            )?;
             per_param.push(s.values);
         }
+        store(
+            format!("{iteration}/{key}/prediction"),
+            ArrayData::F32(prediction),
+        )?;
         block.push(per_param);
     }
     let path = scores_path(project, run_name);
