@@ -12,9 +12,9 @@ use tch::nn;
 
 use crate::array::write::{self, ArraySpec, WriteMode};
 use crate::array::{ArrayData, ArraySource, DataType};
-use crate::config::{RunConfig, TaskConfig};
-use crate::geometry::{Coordinate, Roi, SnapMode};
-use crate::nn::{HeadSpec, Model};
+use crate::config::RunConfig;
+use crate::geometry::{Roi, SnapMode};
+use crate::nn::Model;
 use crate::train::checkpoint::{self, checkpoint_path};
 use crate::train::validate::Inference;
 use crate::train::TrainError;
@@ -81,25 +81,10 @@ pub fn load_model(
                 .ok_or_else(|| TrainError::Data(format!("{}: no iteration", file.display())))?
         }
     };
-    let channels = match &run.task_config {
-        TaskConfig::Distance(t) => t.channels.len(),
-        other => {
-            return Err(TrainError::Data(format!(
-                "predicting with {} tasks is not supported yet",
-                other.type_tag()
-            )))
-        }
-    };
+    let head = crate::train::run::head_for(&run.task_config)?;
+    let channels = head.channels as usize;
     let vs = nn::VarStore::new(device);
-    let model = Model::new(
-        &vs.root(),
-        &run.architecture_config,
-        &HeadSpec {
-            channels: channels as i64,
-            kernel_size: 1,
-            eval_sigmoid: false,
-        },
-    )?;
+    let model = Model::new(&vs.root(), &run.architecture_config, &head)?;
     let path = checkpoint_path(&run_dir, iteration);
     if !path.is_file() {
         return Err(TrainError::Data(format!(
@@ -114,15 +99,6 @@ pub fn load_model(
         channels,
         iteration,
     })
-}
-
-/// The inference shapes of `run` for raw data at `raw_vs` (see [`Inference::for_run`]).
-pub fn inference_for(
-    run: &RunConfig,
-    raw_vs: Coordinate,
-    device: tch::Device,
-) -> Result<Inference, TrainError> {
-    Inference::for_run(run, raw_vs, device)
 }
 
 /// What [`predict`] did.

@@ -510,8 +510,12 @@ fn validate_run(args: &ValidateArgs, out: &mut dyn Write) -> Result<u8, Failure>
             format!("run `{}` has no validation datasets", run.name),
         ));
     };
-    let inference = blockwise::inference_for(&run, first.raw.info().geometry.voxel_size, device)
-        .map_err(fail)?;
+    let inference = crate::train::validate::Inference::for_run(
+        &run,
+        first.raw.info().geometry.voxel_size,
+        device,
+    )
+    .map_err(fail)?;
     let outcome = crate::train::validate::validate(
         project.root(),
         &run.name,
@@ -721,7 +725,8 @@ fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let model = blockwise::load_model(project.root(), &run, &which, device).map_err(fail)?;
     let raw = crate::array::open(&args.input)?;
     let inference =
-        blockwise::inference_for(&run, raw.info().geometry.voxel_size, device).map_err(fail)?;
+        crate::train::validate::Inference::for_run(&run, raw.info().geometry.voxel_size, device)
+            .map_err(fail)?;
     let roi = args
         .roi
         .as_deref()

@@ -5,21 +5,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use segno::config::*;
+use segno::demo::project::zarr;
 use segno::demo::{self, DemoOptions};
 use segno::geometry::Coordinate;
 use segno::train::{self, checkpoint, stats, TrainOptions};
-
-fn zarr(name: &str, dataset: &str) -> ArrayConfig {
-    ArrayConfig::Zarr(ZarrArrayConfig {
-        name: name.into(),
-        file_name: "data/synthetic.zarr".into(),
-        dataset: dataset.into(),
-        snap_to_grid: None,
-        axes: None,
-        mode: None,
-        ome_metadata: false,
-    })
-}
 
 fn dataset(crop: &str) -> DatasetConfig {
     DatasetConfig::RawGt(RawGTDatasetConfig {

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use crate::config::*;
 use crate::geometry::Coordinate;
 
-fn zarr(name: &str, dataset: &str) -> ArrayConfig {
+/// A config for the array `dataset` of the project's synthetic container.
+pub fn zarr(name: &str, dataset: &str) -> ArrayConfig {
     ArrayConfig::Zarr(ZarrArrayConfig {
         name: name.into(),
         file_name: "data/synthetic.zarr".into(),

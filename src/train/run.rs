@@ -96,6 +96,22 @@ struct Setup {
     tol_distance: f64,
 }
 
+/// The prediction head a task puts on the backbone (distance tasks: one channel per class,
+/// a 1×1 convolution, no activation).
+pub fn head_for(task: &TaskConfig) -> Result<HeadSpec, TrainError> {
+    match task {
+        TaskConfig::Distance(t) => Ok(HeadSpec {
+            channels: t.channels.len() as i64,
+            kernel_size: 1,
+            eval_sigmoid: false,
+        }),
+        other => Err(TrainError::Data(format!(
+            "{} tasks are not supported yet (DistanceTaskConfig is)",
+            other.type_tag()
+        ))),
+    }
+}
+
 fn setup(
     project: &Path,
     run: &RunConfig,
@@ -197,11 +213,7 @@ fn setup(
     let sampler = Sampler::new(datasets, geometry, augmenter, predictor, seed)?;
     Ok(Setup {
         sampler: Arc::new(sampler),
-        head: HeadSpec {
-            channels: task.channels.len() as i64,
-            kernel_size: 1,
-            eval_sigmoid: false,
-        },
+        head: head_for(&run.task_config)?,
         batch_size: trainer.batch_size.max(1) as usize,
         learning_rate: trainer.learning_rate,
         validation,
