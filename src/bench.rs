@@ -174,13 +174,7 @@ fn time_segno(path: &Path, threads: usize, repeats: usize) -> Result<(f64, f64),
     let rois: Vec<Roi> = {
         let mut probe = info.clone();
         probe.shard_shape = None;
-        let grid: Vec<u64> = probe
-            .shape
-            .iter()
-            .zip(&probe.chunk_shape)
-            .map(|(s, c)| s.div_ceil(*c))
-            .collect();
-        write::grid_indices(&grid)
+        write::grid_indices(&probe.chunk_grid())
             .iter()
             .map(|i| probe.chunk_roi(i))
             .collect::<Result<_, _>>()?
