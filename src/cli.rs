@@ -480,15 +480,8 @@ fn validate_run(args: &ValidateArgs, out: &mut dyn Write) -> Result<u8, Failure>
     use crate::blockwise::{self, Which};
     let project = args.project.open()?;
     let run = stored_run(&project, &args.run)?;
-    let crate::config::TaskConfig::Distance(task) = &run.task_config else {
-        return Err(Failure::new(
-            exit::INVALID,
-            format!(
-                "validating {} tasks is not supported yet",
-                run.task_config.type_tag()
-            ),
-        ));
-    };
+    let predictor = crate::task::predictor::Predictor::from_task(&run.task_config)
+        .map_err(|e| Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name)))?;
     let crate::config::DataSplitConfig::TrainValidate(split) = &run.datasplit_config else {
         return Err(Failure::new(
             exit::INVALID,
@@ -523,9 +516,7 @@ fn validate_run(args: &ValidateArgs, out: &mut dyn Write) -> Result<u8, Failure>
         &model.model,
         &inference,
         &datasets,
-        &task.channels,
-        task.clip_distance,
-        task.tol_distance,
+        &predictor,
     )
     .map_err(fail)?;
     if args.project.json {
@@ -553,7 +544,12 @@ fn validate_run(args: &ValidateArgs, out: &mut dyn Write) -> Result<u8, Failure>
             .criteria
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.ends_with("__f1_score") || c.ends_with("__dice"))
+            .filter(|(_, c)| {
+                c.ends_with("__f1_score")
+                    || c.ends_with("__dice")
+                    || c.starts_with("voi")
+                    || !c.contains("__")
+            })
             .map(|(i, _)| i)
             .collect();
         for (d, per_param) in outcome.datasets.iter().zip(&outcome.scores) {

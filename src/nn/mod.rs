@@ -87,15 +87,26 @@ pub struct HeadSpec {
     pub channels: i64,
     /// Kernel size of the head convolution (1 for most tasks).
     pub kernel_size: i64,
-    /// Apply a sigmoid when not training (affinities).
-    pub eval_sigmoid: bool,
+    /// The activation applied when not training.
+    pub eval_activation: Activation,
+}
+
+/// An activation the model applies to its output at prediction time (training sees logits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// The raw head output (distances).
+    Identity,
+    /// Element-wise sigmoid (affinities, LSDs).
+    Sigmoid,
+    /// Softmax over the channel axis (one-hot class probabilities).
+    Softmax,
 }
 
 /// Backbone + task head (+ evaluation activation): the trained network.
 pub struct Model {
     backbone: Backbone,
     head: Conv,
-    eval_sigmoid: bool,
+    eval_activation: Activation,
     dims: usize,
 }
 
@@ -124,7 +135,7 @@ impl Model {
         Ok(Self {
             backbone,
             head: head_conv,
-            eval_sigmoid: head.eval_sigmoid,
+            eval_activation: head.eval_activation,
             dims,
         })
     }
@@ -139,11 +150,14 @@ impl Model {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor, NnError> {
         let features = self.backbone.forward_t(x, train)?;
         let out = self.head.forward(&features)?;
-        if !train && self.eval_sigmoid {
-            Ok(out.f_sigmoid()?)
-        } else {
-            Ok(out)
+        if train {
+            return Ok(out);
         }
+        Ok(match self.eval_activation {
+            Activation::Identity => out,
+            Activation::Sigmoid => out.f_sigmoid()?,
+            Activation::Softmax => out.f_softmax(1, tch::Kind::Float)?,
+        })
     }
 }
 
@@ -218,7 +232,7 @@ mod tests {
             &HeadSpec {
                 channels: 3,
                 kernel_size: 1,
-                eval_sigmoid: false,
+                eval_activation: Activation::Identity,
             },
         )
         .unwrap();
@@ -287,7 +301,7 @@ mod tests {
             &HeadSpec {
                 channels: 2,
                 kernel_size: 3,
-                eval_sigmoid: true,
+                eval_activation: Activation::Sigmoid,
             },
         )
         .unwrap();
@@ -314,7 +328,7 @@ mod tests {
             &HeadSpec {
                 channels: 1,
                 kernel_size: 1,
-                eval_sigmoid: false,
+                eval_activation: Activation::Identity,
             },
         )
         .unwrap();

@@ -2,7 +2,7 @@
 //! nearest object boundary, with class-balanced weights and optional masking of voxels
 //! whose distance the crop cannot know.
 
-use ndarray::{ArrayD, Axis, Dimension, IxDyn, Slice};
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 
 use super::edt::distance_to_features;
 use super::TaskError;
@@ -107,10 +107,15 @@ pub struct DistancePredictor {
     pub balance: ClassBalance,
 }
 
-/// The signed distance (nm) of every voxel of one binary channel to the nearest boundary
-/// between foreground and background: positive inside, negative outside; a voxel next to
-/// a boundary is at ±vs/2. Without any boundary: ±min(shape · vs / 2).
-pub fn signed_distance(labels: &ArrayD<u8>, voxel_size: &[f64]) -> ArrayD<f64> {
+/// Distance (nm) of every voxel to the nearest boundary between neighbours `x`, `y` for
+/// which `differ(x, y)`, measured on the doubled grid of DaCapo's targets (a boundary lies
+/// half-way between two voxels, so a voxel next to one is at vs/2). `None` without any
+/// boundary.
+pub fn boundary_distance<T: Copy>(
+    labels: &ArrayViewD<T>,
+    voxel_size: &[f64],
+    differ: impl Fn(T, T) -> bool,
+) -> Option<ArrayD<f64>> {
     let shape = labels.shape().to_vec();
     let doubled: Vec<usize> = shape.iter().map(|n| (2 * n).saturating_sub(1)).collect();
     let mut boundary = ArrayD::from_elem(IxDyn(&doubled), false);
@@ -121,41 +126,64 @@ pub fn signed_distance(labels: &ArrayD<u8>, voxel_size: &[f64]) -> ArrayD<f64> {
         }
         let a = labels.slice_axis(Axis(axis), Slice::from(..-1));
         let b = labels.slice_axis(Axis(axis), Slice::from(1..));
-        for ((idx, x), y) in a.indexed_iter().zip(b.iter()) {
-            if (*x != 0) != (*y != 0) {
-                let pos: Vec<usize> = idx
-                    .slice()
-                    .iter()
-                    .enumerate()
-                    .map(|(k, i)| if k == axis { 2 * i + 1 } else { 2 * i })
-                    .collect();
-                boundary[IxDyn(&pos)] = true;
-                any = true;
+        // Boundary positions of this axis: odd along it, even along the others.
+        let mut between = boundary.slice_each_axis_mut(|d| {
+            if d.axis.index() == axis {
+                Slice::new(1, None, 2)
+            } else {
+                Slice::new(0, None, 2)
             }
-        }
+        });
+        ndarray::Zip::from(&mut between)
+            .and(&a)
+            .and(&b)
+            .for_each(|o, x, y| {
+                if differ(*x, *y) {
+                    *o = true;
+                    any = true;
+                }
+            });
     }
     if !any {
-        let d = shape
-            .iter()
-            .zip(voxel_size)
-            .map(|(n, v)| *n as f64 * v / 2.0)
-            .fold(f64::INFINITY, f64::min);
-        let sign = if labels.iter().any(|v| *v != 0) {
-            1.0
-        } else {
-            -1.0
-        };
-        return ArrayD::from_elem(IxDyn(&shape), sign * d);
+        return None;
     }
     let half: Vec<f64> = voxel_size.iter().map(|v| v / 2.0).collect();
     let d = distance_to_features(&boundary, &half);
-    let mut out = ArrayD::<f64>::zeros(IxDyn(&shape));
-    for (idx, o) in out.indexed_iter_mut() {
-        let pos: Vec<usize> = idx.slice().iter().map(|i| 2 * i).collect();
-        let v = d[IxDyn(&pos)];
-        *o = if labels[&idx] != 0 { v } else { -v };
+    Some(d.slice_each_axis(|_| Slice::new(0, None, 2)).to_owned())
+}
+
+/// The signed distance (nm) of every voxel of one binary channel to the nearest boundary
+/// between foreground (non-zero) and background: positive inside, negative outside; a
+/// voxel next to a boundary is at ±vs/2. Without any boundary: ±min(shape · vs / 2).
+pub fn signed_distance<T: Copy + PartialEq + Default>(
+    labels: &ArrayViewD<T>,
+    voxel_size: &[f64],
+) -> ArrayD<f64> {
+    let zero = T::default();
+    match boundary_distance(labels, voxel_size, |x, y| (x != zero) != (y != zero)) {
+        Some(mut d) => {
+            ndarray::Zip::from(&mut d).and(labels).for_each(|o, l| {
+                if *l == zero {
+                    *o = -*o;
+                }
+            });
+            d
+        }
+        None => {
+            let d = labels
+                .shape()
+                .iter()
+                .zip(voxel_size)
+                .map(|(n, v)| *n as f64 * v / 2.0)
+                .fold(f64::INFINITY, f64::min);
+            let sign = if labels.iter().any(|v| *v != zero) {
+                1.0
+            } else {
+                -1.0
+            };
+            ArrayD::from_elem(labels.raw_dim(), sign * d)
+        }
     }
-    out
 }
 
 impl DistancePredictor {
@@ -170,11 +198,16 @@ impl DistancePredictor {
         }
     }
 
-    /// `tanh(signed distance / σ)` per channel of `gt` (channel axis first, binary values).
-    pub fn target(&self, gt: &ArrayD<u8>, voxel_size: &[f64]) -> ArrayD<f32> {
+    /// `tanh(signed distance / σ)` per channel of `gt` (channel axis first, non-zero is
+    /// foreground).
+    pub fn target<T: Copy + PartialEq + Default>(
+        &self,
+        gt: &ArrayD<T>,
+        voxel_size: &[f64],
+    ) -> ArrayD<f32> {
         let mut out = ArrayD::<f32>::zeros(gt.raw_dim());
         for c in 0..gt.shape()[0] {
-            let d = signed_distance(&gt.index_axis(Axis(0), c).to_owned(), voxel_size);
+            let d = signed_distance(&gt.index_axis(Axis(0), c), voxel_size);
             let sigma = self.scale_factor;
             out.index_axis_mut(Axis(0), c)
                 .assign(&d.mapv(|v| (v / sigma).tanh() as f32));
@@ -196,21 +229,23 @@ impl DistancePredictor {
             // Distance of every voxel to the nearest masked-out voxel, beyond the crop included.
             let padded_shape: Vec<usize> = m.shape().iter().map(|n| n + 2).collect();
             let mut outside = ArrayD::from_elem(IxDyn(&padded_shape), true);
-            for (idx, v) in m.indexed_iter() {
-                let pos: Vec<usize> = idx.slice().iter().map(|i| i + 1).collect();
-                outside[IxDyn(&pos)] = *v == 0.0;
-            }
+            outside
+                .slice_each_axis_mut(|_| Slice::new(1, Some(-1), 1))
+                .zip_mut_with(&m, |o, v| *o = *v == 0.0);
             let d = distance_to_features(&outside, voxel_size);
+            let inner = d.slice_each_axis(|_| Slice::new(1, Some(-1), 1));
             let t = target.index_axis(Axis(0), c);
-            let mut oc = out.index_axis_mut(Axis(0), c);
-            for (idx, o) in oc.indexed_iter_mut() {
-                let pos: Vec<usize> = idx.slice().iter().map(|i| i + 1).collect();
-                let b = (d[IxDyn(&pos)] / self.scale_factor).tanh();
-                let known = ((t[&idx].abs() as f64) + 0.05).min(0.8);
-                if known >= b {
-                    *o = 0.0;
-                }
-            }
+            let sigma = self.scale_factor;
+            ndarray::Zip::from(out.index_axis_mut(Axis(0), c))
+                .and(&t)
+                .and(&inner)
+                .for_each(|o, t, d| {
+                    let b = (d / sigma).tanh();
+                    let known = ((t.abs() as f64) + 0.05).min(0.8);
+                    if known >= b {
+                        *o = 0.0;
+                    }
+                });
         }
         out
     }
@@ -243,21 +278,15 @@ mod tests {
     #[test]
     fn signed_distances_on_a_line() {
         // 0 0 1 1 1 0 at 4 nm: boundaries between voxels 1|2 and 4|5.
-        let d = signed_distance(
-            &line(&[0, 0, 1, 1, 1, 0]).index_axis(Axis(0), 0).to_owned(),
-            &[4.0],
-        );
+        let d = signed_distance(&line(&[0, 0, 1, 1, 1, 0]).index_axis(Axis(0), 0), &[4.0]);
         assert_eq!(
             d.iter().copied().collect::<Vec<_>>(),
             vec![-6.0, -2.0, 2.0, 6.0, 2.0, -2.0]
         );
         // No boundary: ±min(shape · vs / 2) = 6 · 4 / 2 = 12.
-        let d = signed_distance(
-            &line(&[1, 1, 1, 1, 1, 1]).index_axis(Axis(0), 0).to_owned(),
-            &[4.0],
-        );
+        let d = signed_distance(&line(&[1, 1, 1, 1, 1, 1]).index_axis(Axis(0), 0), &[4.0]);
         assert!(d.iter().all(|v| *v == 12.0));
-        let d = signed_distance(&line(&[0, 0]).index_axis(Axis(0), 0).to_owned(), &[4.0]);
+        let d = signed_distance(&line(&[0, 0]).index_axis(Axis(0), 0), &[4.0]);
         assert!(d.iter().all(|v| *v == -4.0));
     }
 

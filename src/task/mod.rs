@@ -7,6 +7,7 @@ pub mod edt;
 pub mod evaluate;
 pub mod loss;
 pub mod postprocess;
+pub mod predictor;
 
 /// Errors computing targets, weights or scores.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

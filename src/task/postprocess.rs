@@ -18,6 +18,20 @@ pub enum PostProcessorParameters {
         /// Index in the grid.
         id: usize,
     },
+    /// Mutex watershed of affinities with `bias` subtracted from every edge.
+    Watershed {
+        /// Index in the grid.
+        id: usize,
+        /// Subtracted from affinities in [0, 1]: higher splits more.
+        bias: f64,
+    },
+    /// The dummy task's output: every voxel `min_size`.
+    Dummy {
+        /// Index in the grid.
+        id: usize,
+        /// The value written.
+        min_size: usize,
+    },
 }
 
 impl PostProcessorParameters {
@@ -30,7 +44,25 @@ impl PostProcessorParameters {
             PostProcessorParameters::Argmax { id } => {
                 format!("ArgmaxPostProcessorParameters(id={id})")
             }
+            PostProcessorParameters::Watershed { bias, .. } => format!("bias_{bias}"),
+            PostProcessorParameters::Dummy { min_size, .. } => format!("min_size_{min_size}"),
         }
+    }
+
+    /// Finds the parameters called `name` in `grid`; a threshold grid also accepts any
+    /// `threshold_<value>`.
+    pub fn from_name(name: &str, grid: &[PostProcessorParameters]) -> Option<Self> {
+        if let Some(p) = grid.iter().find(|p| p.name() == name) {
+            return Some(p.clone());
+        }
+        let value = name.strip_prefix("threshold_")?.parse::<f64>().ok()?;
+        let is_threshold = grid
+            .iter()
+            .any(|p| matches!(p, PostProcessorParameters::Threshold { .. }));
+        (is_threshold && value.is_finite()).then_some(PostProcessorParameters::Threshold {
+            id: grid.len(),
+            threshold: value,
+        })
     }
 }
 

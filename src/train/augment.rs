@@ -18,7 +18,7 @@ pub struct Sample {
     /// Network input patch `(c_in, spatial…)`, larger than `gt` by a context on each side.
     pub raw: ArrayD<f32>,
     /// Labels on the output patch `(c_gt, spatial…)`, concentric with `raw`.
-    pub gt: ArrayD<u8>,
+    pub gt: ArrayD<u64>,
     /// Annotation mask with the shape of `gt`: 1 = annotated, 0 = unknown.
     pub mask: ArrayD<f32>,
 }
@@ -1176,14 +1176,14 @@ fn elastic<R: Rng + ?Sized>(
     });
 
     let raw_data: Vec<f32> = s.raw.iter().copied().collect();
-    let gt_data: Vec<u8> = s.gt.iter().copied().collect();
+    let gt_data: Vec<u64> = s.gt.iter().copied().collect();
     let mask_data: Vec<f32> = s.mask.iter().copied().collect();
     let vol_in = raw_in.iter().product::<usize>();
     let vol_out = raw_out.iter().product::<usize>();
     let gvol_in = gt_in.iter().product::<usize>();
     let gvol_out = gt_out.iter().product::<usize>();
     let mut raw_res = vec![0.0f32; nc * vol_out];
-    let mut gt_res = vec![0u8; ngc * gvol_out];
+    let mut gt_res = vec![0u64; ngc * gvol_out];
     let mut mask_res = vec![0.0f32; ngc * gvol_out];
     let centre = |n: usize| (n as f64 - 1.0) / 2.0;
     let c_in = raw_in.map(centre);
@@ -1302,7 +1302,7 @@ mod tests {
     fn thresholded(raw: ArrayD<f32>, gt_shape: &[usize]) -> Sample {
         let gt = crop(&raw, gt_shape)
             .index_axis(Axis(0), 0)
-            .mapv(|v| u8::from(v > 0.5))
+            .mapv(|v| u64::from(v > 0.5))
             .insert_axis(Axis(0));
         let mask = gt.mapv(|_| 1.0f32);
         Sample { raw, gt, mask }
@@ -1610,8 +1610,8 @@ mod tests {
         let big_raw: Vec<usize> = raw_shape.iter().zip(&m).map(|(n, m)| n + 2 * m).collect();
         let big_gt: Vec<usize> = gt_shape.iter().zip(&m).map(|(n, m)| n + 2 * m).collect();
         let raw = hashed(&[2, big_raw[0], big_raw[1]]);
-        let gt = hashed(&[2, big_gt[0], big_gt[1]]).mapv(|v| (v * 200.0) as u8);
-        let mask = gt.mapv(|v| f32::from(v % 2));
+        let gt = hashed(&[2, big_gt[0], big_gt[1]]).mapv(|v| (v * 200.0) as u64);
+        let mask = gt.mapv(|v| (v % 2) as f32);
         let s = Sample {
             raw: raw.clone(),
             gt: gt.clone(),
@@ -1621,7 +1621,10 @@ mod tests {
             .apply(s, &raw_shape, &gt_shape, &[4.0, 4.0], &mut rng(1))
             .unwrap();
         assert_eq!(out.raw, crop(&raw, &raw_shape));
-        assert_eq!(out.gt.mapv(f32::from), crop(&gt.mapv(f32::from), &gt_shape));
+        assert_eq!(
+            out.gt.mapv(|v| v as f32),
+            crop(&gt.mapv(|v| v as f32), &gt_shape)
+        );
         assert_eq!(out.mask, crop(&mask, &gt_shape));
 
         // 3D, subsampled field, margin 0: exactly the input.
@@ -1652,7 +1655,7 @@ mod tests {
         // source (2, 5) appears at output (5, 6).
         let mut raw = ArrayD::<f32>::zeros(IxDyn(&[1, 9, 9]));
         raw[[0, 2, 5]] = 1.0;
-        let mut gt = ArrayD::<u8>::zeros(IxDyn(&[1, 5, 5]));
+        let mut gt = ArrayD::<u64>::zeros(IxDyn(&[1, 5, 5]));
         gt[[0, 0, 3]] = 7;
         let mask = ArrayD::<f32>::ones(IxDyn(&[1, 5, 5]));
         let out = aug
@@ -2138,7 +2141,7 @@ mod tests {
                     .collect(),
             )
             .unwrap();
-            let gt = ArrayD::from_elem(IxDyn(&big(cg, &gt_shape)), 1u8);
+            let gt = ArrayD::from_elem(IxDyn(&big(cg, &gt_shape)), 1u64);
             let mask = ArrayD::from_elem(IxDyn(&big(cg, &gt_shape)), 1.0f32);
             let out = aug
                 .apply(Sample { raw, gt, mask }, &raw_shape, &gt_shape, &vs, &mut r)

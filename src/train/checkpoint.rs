@@ -224,7 +224,7 @@ mod tests {
         let head = HeadSpec {
             channels: 1,
             kernel_size: 1,
-            eval_sigmoid: false,
+            eval_activation: crate::nn::Activation::Identity,
         };
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let model = Model::new(&vs.root(), &arch(2), &head).unwrap();

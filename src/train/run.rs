@@ -21,8 +21,8 @@ use super::TrainError;
 use crate::config::{ArchitectureConfig, DataSplitConfig, RunConfig, TaskConfig, TrainerConfig};
 use crate::geometry::Coordinate;
 use crate::nn::{model_output_shape, output_voxel_size, HeadSpec, Model};
-use crate::task::distance::{ClassBalance, DistancePredictor};
-use crate::task::loss::{mse, WeightMode};
+use crate::task::distance::ClassBalance;
+use crate::task::predictor::Predictor;
 
 /// How to train.
 pub struct TrainOptions {
@@ -83,6 +83,15 @@ fn stack(arrays: Vec<ArrayD<f32>>, device: tch::Device) -> Result<Tensor, TrainE
         .f_to_device(device)?)
 }
 
+/// The checkpoint entry holding the class counts of balanced weight part `k`.
+fn balance_key(k: usize) -> String {
+    if k == 0 {
+        "class_balance".into()
+    } else {
+        format!("class_balance_{k}")
+    }
+}
+
 /// Everything a run needs, built and checked before any training starts.
 struct Setup {
     sampler: Arc<Sampler>,
@@ -91,25 +100,12 @@ struct Setup {
     learning_rate: f64,
     validation: Vec<super::sample::TrainDataset>,
     inference: Inference,
-    channels: Vec<String>,
-    clip_distance: f64,
-    tol_distance: f64,
+    predictor: Predictor,
 }
 
-/// The prediction head a task puts on the backbone (distance tasks: one channel per class,
-/// a 1×1 convolution, no activation).
+/// The prediction head a task puts on the backbone.
 pub fn head_for(task: &TaskConfig) -> Result<HeadSpec, TrainError> {
-    match task {
-        TaskConfig::Distance(t) => Ok(HeadSpec {
-            channels: t.channels.len() as i64,
-            kernel_size: 1,
-            eval_sigmoid: false,
-        }),
-        other => Err(TrainError::Data(format!(
-            "{} tasks are not supported yet (DistanceTaskConfig is)",
-            other.type_tag()
-        ))),
-    }
+    Ok(Predictor::from_task(task)?.head())
 }
 
 fn setup(
@@ -118,13 +114,9 @@ fn setup(
     seed: u64,
     device: tch::Device,
 ) -> Result<Setup, TrainError> {
-    let TaskConfig::Distance(task) = &run.task_config else {
-        return Err(TrainError::Data(format!(
-            "run `{}`: training {} tasks is not supported yet (DistanceTaskConfig is)",
-            run.name,
-            run.task_config.type_tag()
-        )));
-    };
+    let predictor = Predictor::from_task(&run.task_config)
+        .map_err(|e| TrainError::Data(format!("run `{}`: {e}", run.name)))?;
+    let head = predictor.head();
     let TrainerConfig::Gunpowder(trainer) = &run.trainer_config else {
         return Err(TrainError::Data(format!(
             "run `{}`: only GunpowderTrainerConfig trainers are supported",
@@ -153,18 +145,13 @@ fn setup(
         )));
     }
     let out_vs = output_voxel_size(unet, &raw_vs);
-    let output_shape = model_output_shape(&run.architecture_config, 1, &unet.input_shape)?;
-    let gt_pad = if task.mask_distances {
-        Coordinate::new(
-            &out_vs
-                .iter()
-                .map(|v| (task.scale_factor / v as f64).floor() as i64)
-                .collect::<Vec<_>>(),
-        )
-        .map_err(|e| TrainError::Data(e.to_string()))?
-    } else {
-        Coordinate::zeros(raw_vs.dims())
-    };
+    let output_shape = model_output_shape(
+        &run.architecture_config,
+        head.kernel_size,
+        &unet.input_shape,
+    )?;
+    let gt_pad = Coordinate::new(&predictor.gt_padding(&out_vs.to_vec()))
+        .map_err(|e| TrainError::Data(e.to_string()))?;
     let geometry = PatchGeometry {
         raw_vs,
         out_vs,
@@ -173,20 +160,13 @@ fn setup(
         gt_pad,
     };
     let augmenter = Augmenter::new(&trainer.augments, raw_vs.dims())?;
-    let predictor = DistancePredictor::new(
-        task.scale_factor,
-        task.mask_distances,
-        task.clipmin,
-        task.clipmax,
-    );
     for d in &datasets {
         let c = d.gt.info().channels() as usize;
-        if c != task.channels.len() {
+        if let Some(want) = predictor.gt_channels().filter(|w| *w != c) {
             return Err(TrainError::Data(format!(
-                "dataset `{}`: the ground truth has {c} channel(s), the task lists {} ({})",
+                "dataset `{}`: the ground truth has {c} channel(s), the task needs {want} ({})",
                 d.name,
-                task.channels.len(),
-                task.channels.join(", ")
+                predictor.channel_names().join(", ")
             )));
         }
         let fin = d.raw.info().channels();
@@ -210,17 +190,15 @@ fn setup(
     }
     // Validation predicts with the larger evaluation block when one is configured.
     let inference = Inference::for_run(run, raw_vs, device)?;
-    let sampler = Sampler::new(datasets, geometry, augmenter, predictor, seed)?;
+    let sampler = Sampler::new(datasets, geometry, augmenter, predictor.clone(), seed)?;
     Ok(Setup {
         sampler: Arc::new(sampler),
-        head: head_for(&run.task_config)?,
+        head,
         batch_size: trainer.batch_size.max(1) as usize,
         learning_rate: trainer.learning_rate,
         validation,
         inference,
-        channels: task.channels.clone(),
-        clip_distance: task.clip_distance,
-        tol_distance: task.tol_distance,
+        predictor,
     })
 }
 
@@ -239,7 +217,7 @@ pub fn train_run(
     let vs = nn::VarStore::new(options.device);
     let model = Model::new(&vs.root(), &run.architecture_config, &setup.head)?;
     let mut optimizer = RAdam::new(&vs);
-    let mut balance = ClassBalance::default();
+    let mut balances: Vec<ClassBalance> = Vec::new();
 
     // Resume: continue from the latest checkpoint; statistics beyond it are dropped.
     let mut resumed_from = None;
@@ -251,9 +229,12 @@ pub fn train_run(
                 &vs,
                 Some(&mut optimizer),
             )?;
-            if let Some(b) = extra.get("class_balance") {
+            for k in 0.. {
+                let Some(b) = extra.get(&balance_key(k)) else {
+                    break;
+                };
                 let v: Vec<f64> = Vec::<f64>::try_from(b)?;
-                balance = ClassBalance::from_vec(&v);
+                balances.push(ClassBalance::from_vec(&v));
             }
             history.retain(|s| s.iteration < latest);
             start = latest;
@@ -312,7 +293,7 @@ pub fn train_run(
     }
     drop(tx);
 
-    let predictor = setup.sampler.predictor().clone();
+    let predictor = &setup.predictor;
     let mut pending: BTreeMap<u64, Result<Batch, TrainError>> = BTreeMap::new();
     let result = (|| -> Result<(), TrainError> {
         for i in start..end {
@@ -337,9 +318,9 @@ pub fn train_run(
             let mut weights = Vec::new();
             for s in batch.samples {
                 // Class balance in batch order, so the weights do not depend on thread timing.
-                let w = balance.weights(&s.gt, &s.scale, predictor.clipmin, predictor.clipmax)?;
+                let w = predictor.weights(&mut balances, &s.targets)?;
                 raws.push(s.raw);
-                targets.push(s.target);
+                targets.push(s.targets.target);
                 weights.push(w);
             }
             let raw = stack(raws, options.device)?;
@@ -347,7 +328,7 @@ pub fn train_run(
             let weight = stack(weights, options.device)?;
             optimizer.zero_grad();
             let prediction = model.forward_t(&raw, true)?;
-            let loss = mse(&prediction, &target, &weight, WeightMode::Squared)?;
+            let loss = predictor.loss(&prediction, &target, &weight)?;
             loss.f_backward()?;
             optimizer.step(warmup_lr(setup.learning_rate, i))?;
             let loss_value = loss.f_double_value(&[])?;
@@ -374,10 +355,12 @@ pub fn train_run(
             }
             if checkpoint_now {
                 let mut extra = BTreeMap::new();
-                extra.insert(
-                    "class_balance".to_string(),
-                    Tensor::from_slice(&balance.to_vec()).to_kind(Kind::Double),
-                );
+                for (k, b) in balances.iter().enumerate() {
+                    extra.insert(
+                        balance_key(k),
+                        Tensor::from_slice(&b.to_vec()).to_kind(Kind::Double),
+                    );
+                }
                 checkpoint::save(&checkpoint_path(&run_dir, i + 1), &vs, &optimizer, &extra)?;
                 report.checkpoints.push(i + 1);
                 if !setup.validation.is_empty() {
@@ -388,9 +371,7 @@ pub fn train_run(
                         &model,
                         &setup.inference,
                         &setup.validation,
-                        &setup.channels,
-                        setup.clip_distance,
-                        setup.tol_distance,
+                        &setup.predictor,
                     )?;
                     report.validations.push(outcome);
                 }

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use ndarray::{ArrayD, Axis, IxDyn, Slice};
+use ndarray::{ArrayD, Axis, IxDyn};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -17,7 +17,7 @@ use crate::array::open::open_config;
 use crate::array::{ArrayData, ArraySource};
 use crate::config::DatasetConfig;
 use crate::geometry::{Coordinate, Roi};
-use crate::task::distance::DistancePredictor;
+use crate::task::predictor::{crop_spatial, GtKind, Predictor};
 
 /// One training dataset, opened.
 pub struct TrainDataset {
@@ -118,8 +118,8 @@ impl PatchGeometry {
     }
 }
 
-/// A sample ready for training: network input, target, the mask-derived scale and the
-/// ground truth (for class balancing, which runs in batch order).
+/// A sample ready for training: network input, targets with what their weights are made
+/// of (class balancing runs in batch order), and the ground truth and mask for snapshots.
 pub struct TrainingSample {
     /// Index of the dataset it came from.
     pub dataset: usize,
@@ -127,12 +127,12 @@ pub struct TrainingSample {
     pub output_roi: Roi,
     /// Network input `(c_in, spatial…)`.
     pub raw: ArrayD<f32>,
-    /// Ground truth `(c, spatial…)` on the output patch.
-    pub gt: ArrayD<u8>,
-    /// Target `(c, spatial…)`.
-    pub target: ArrayD<f32>,
-    /// Mask × distance mask `(c, spatial…)`.
-    pub scale: ArrayD<f32>,
+    /// Ground truth `(c, spatial…)` on the output patch, as the task reads it.
+    pub gt: ArrayD<u64>,
+    /// Annotation mask `(c, spatial…)` on the output patch.
+    pub mask: ArrayD<f32>,
+    /// Targets on the output patch.
+    pub targets: crate::task::predictor::Targets,
 }
 
 /// Draws samples for a run.
@@ -140,7 +140,7 @@ pub struct Sampler {
     datasets: Vec<TrainDataset>,
     geometry: PatchGeometry,
     augmenter: Augmenter,
-    predictor: DistancePredictor,
+    predictor: Predictor,
     seed: u64,
     /// Extra voxels per side the augments need (per spatial axis).
     margin: Coordinate,
@@ -158,23 +158,13 @@ fn with_channels<T: Clone>(a: ArrayD<T>, dims: usize) -> ArrayD<T> {
     }
 }
 
-fn crop_spatial<T: Clone>(a: &ArrayD<T>, pad: &[usize]) -> ArrayD<T> {
-    let mut v = a.view();
-    for (i, p) in pad.iter().enumerate() {
-        let axis = Axis(i + 1);
-        let n = v.shape()[i + 1];
-        v.slice_axis_inplace(axis, Slice::from(*p..n.saturating_sub(*p)));
-    }
-    v.to_owned()
-}
-
 impl Sampler {
     /// A sampler over `datasets` with `geometry`, augments and the task's predictor.
     pub fn new(
         datasets: Vec<TrainDataset>,
         geometry: PatchGeometry,
         augmenter: Augmenter,
-        predictor: DistancePredictor,
+        predictor: Predictor,
         seed: u64,
     ) -> Result<Self, TrainError> {
         geometry.context()?;
@@ -215,7 +205,7 @@ impl Sampler {
     }
 
     /// The predictor (its class-balance state is applied by the caller in batch order).
-    pub fn predictor(&self) -> &DistancePredictor {
+    pub fn predictor(&self) -> &Predictor {
         &self.predictor
     }
 
@@ -319,7 +309,10 @@ impl Sampler {
                 d.gt.read_filled(&gt_read, 0.0)?
                     .to_labels()
                     .map_err(|e| TrainError::Data(format!("dataset `{}`, gt: {e}", d.name)))?
-                    .mapv(|v| u8::from(v != 0)),
+                    .mapv(|v| match self.predictor.gt_kind() {
+                        GtKind::Binary => u64::from(v != 0),
+                        GtKind::Labels => v,
+                    }),
                 dims,
             );
             let mask = if mask.shape()[0] == 1 && gt.shape()[0] > 1 {
@@ -344,21 +337,18 @@ impl Sampler {
             )?;
             // IntensityScaleShift is one of the augments: `raw` is already normalised.
             let raw = augmented.raw;
-            let target_full = self.predictor.target(&augmented.gt, &vs_f);
-            let scale_full = if self.predictor.mask_distances {
-                self.predictor
-                    .distance_mask(&target_full, &augmented.mask, &vs_f)
-            } else {
-                augmented.mask.clone()
-            };
+            let targets = self
+                .predictor
+                .targets(&augmented.gt, &augmented.mask, &vs_f)
+                .map_err(|e| TrainError::Data(format!("dataset `{}`: {e}", d.name)))?;
             let pad: Vec<usize> = g.gt_pad.iter().map(|v| v as usize).collect();
             return Ok(TrainingSample {
                 dataset: di,
                 output_roi: out_roi,
                 raw,
                 gt: crop_spatial(&augmented.gt, &pad),
-                target: crop_spatial(&target_full, &pad),
-                scale: crop_spatial(&scale_full, &pad),
+                mask: crop_spatial(&augmented.mask, &pad),
+                targets: targets.cropped(&pad),
             });
         }
         Err(TrainError::Data("1000 random patches in a row had no annotated voxel at their centre: check the datasets' masks".into()))

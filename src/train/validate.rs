@@ -15,8 +15,8 @@ use crate::array::write::{self, ArraySpec, WriteMode};
 use crate::array::{ArrayData, ArraySource};
 use crate::geometry::{Coordinate, Roi};
 use crate::nn::Model;
-use crate::task::evaluate::{binary_segmentation, ValidationScores, BINARY_METRICS};
-use crate::task::postprocess::{threshold, threshold_grid};
+use crate::task::evaluate::ValidationScores;
+use crate::task::predictor::{GtKind, Predictor, Segmentation};
 
 /// Shapes and normalisation for running a trained network over a region.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,7 +54,10 @@ impl Inference {
             Some(inc) if inc.dims() == unet.input_shape.dims() => unet.input_shape + inc,
             _ => unet.input_shape,
         };
-        let output = crate::nn::model_output_shape(&run.architecture_config, 1, &input)?;
+        let kernel = crate::task::predictor::Predictor::from_task(&run.task_config)?
+            .head()
+            .kernel_size;
+        let output = crate::nn::model_output_shape(&run.architecture_config, kernel, &input)?;
         let normalisation = match &run.trainer_config {
             TrainerConfig::Gunpowder(t) => super::augment::input_normalisation(&t.augments),
             TrainerConfig::Dummy(_) => (1.0, 0.0),
@@ -265,11 +268,10 @@ pub struct ValidationOutcome {
     pub datasets: Vec<String>,
 }
 
-/// Validates `model` at `iteration` on `datasets` (distance tasks with `channels`), writing
+/// Validates `model` at `iteration` on `datasets` with the task's `predictor`, writing
 /// predictions and outputs under `<run>/validation.zarr/<iteration>/`, the scores to the
 /// stats store and the best (iteration, parameters) per dataset and criterion to
 /// `<run>/checkpoints/<dataset>/<criterion>.json`.
-#[allow(clippy::too_many_arguments)]
 pub fn validate(
     project: &Path,
     run_name: &str,
@@ -277,71 +279,46 @@ pub fn validate(
     model: &Model,
     inference: &Inference,
     datasets: &[TrainDataset],
-    channels: &[String],
-    clip_distance: f64,
-    tol_distance: f64,
+    predictor: &Predictor,
 ) -> Result<ValidationOutcome, TrainError> {
     let run_dir = project.join(run_name);
     let container = run_dir.join("validation.zarr");
-    let grid = threshold_grid();
+    let grid = predictor.parameters();
     let parameters: Vec<String> = grid.iter().map(|p| p.name()).collect();
-    let criteria: Vec<String> = if channels.len() == 1 {
-        BINARY_METRICS
-            .iter()
-            .map(|m| format!("{}__{m}", channels[0]))
-            .collect()
-    } else {
-        channels
-            .iter()
-            .flat_map(|c| BINARY_METRICS.iter().map(move |m| format!("{c}__{m}")))
-            .collect()
-    };
+    let criteria = predictor.criteria();
+    let channels = predictor.head().channels as usize;
     let names: Vec<String> = datasets.iter().map(|d| d.name.clone()).collect();
     let mut block = Vec::with_capacity(datasets.len());
     for d in datasets {
         let roi = d.gt.info().roi;
         let key = d.name.replace('/', "_");
-        let prediction = inference.predict(model, d.raw.as_ref(), &roi, channels.len())?;
-        let store = |path: String, data: ArrayData| -> Result<(), TrainError> {
-            let mut spec = ArraySpec::new(
-                data.data_type(),
-                roi,
-                inference.out_vs,
-                Some(channels.len() as u64),
-            );
+        let prediction = inference.predict(model, d.raw.as_ref(), &roi, channels)?;
+        let store = |path: String, data: ArrayData, channels: Option<u64>| {
+            let mut spec = ArraySpec::new(data.data_type(), roi, inference.out_vs, channels);
             spec.chunk_voxels = Some(inference.output_shape.iter().map(|v| v as u64).collect());
             write::create(&container, &path, &spec, WriteMode::Overwrite)?.write(&roi, &data)?;
-            Ok(())
+            Ok::<(), TrainError>(())
         };
-        let mut gt =
-            d.gt.read(&roi)?
-                .to_labels()
-                .map_err(TrainError::Data)?
-                .mapv(|v| u8::from(v != 0));
-        if gt.ndim() == roi.dims() {
-            gt = gt.insert_axis(Axis(0));
-        }
+        let gt = read_gt(d.gt.as_ref(), &roi, predictor)?;
         let spacing: Vec<f64> = inference.out_vs.iter().map(|v| v as f64).collect();
         let mut per_param = Vec::with_capacity(grid.len());
-        for (p, name) in grid.iter().zip(&parameters) {
-            let crate::task::postprocess::PostProcessorParameters::Threshold {
-                threshold: t, ..
-            } = p
-            else {
-                continue;
-            };
-            let out = threshold(&prediction, *t);
-            let s = binary_segmentation(&out, &gt, &spacing, channels, clip_distance, tol_distance)
-                .map_err(|e| TrainError::Data(e.to_string()))?;
-            store(
-                format!("{iteration}/{key}/output/{name}"),
-                ArrayData::U8(out),
-            )?;
-            per_param.push(s.values);
+        for (k, (p, name)) in grid.iter().zip(&parameters).enumerate() {
+            let out = predictor.post_process(&prediction, p)?;
+            let values = predictor.evaluate(&out, &gt, &spacing, iteration ^ (k as u64) << 32)?;
+            let path = format!("{iteration}/{key}/output/{name}");
+            match out {
+                Segmentation::Binary(b) => {
+                    let c = b.shape()[0] as u64;
+                    store(path, ArrayData::U8(b), Some(c))?
+                }
+                Segmentation::Labels(l) => store(path, ArrayData::U64(l), None)?,
+            }
+            per_param.push(values);
         }
         store(
             format!("{iteration}/{key}/prediction"),
             ArrayData::F32(prediction),
+            Some(channels as u64),
         )?;
         block.push(per_param);
     }
@@ -372,6 +349,22 @@ pub fn validate(
         parameters,
         datasets: names,
     })
+}
+
+/// Ground truth over `roi` as `predictor` reads it, with a channel axis.
+pub fn read_gt(
+    gt: &dyn ArraySource,
+    roi: &Roi,
+    predictor: &Predictor,
+) -> Result<ArrayD<u64>, TrainError> {
+    let mut labels = gt.read(roi)?.to_labels().map_err(TrainError::Data)?;
+    if predictor.gt_kind() == GtKind::Binary {
+        labels.mapv_inplace(|v| u64::from(v != 0));
+    }
+    if labels.ndim() == roi.dims() {
+        labels = labels.insert_axis(Axis(0));
+    }
+    Ok(labels)
 }
 
 /// Opens a run's validation datasets.

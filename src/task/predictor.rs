@@ -1,0 +1,832 @@
+//! One type for every task: what ground truth it reads, the head it puts on the network,
+//! its targets and class-balanced weights, its loss, its post-processing grid and how the
+//! results are scored. Training, validation and prediction all go through [`Predictor`],
+//! so a task behaves the same everywhere.
+
+use ndarray::{concatenate, ArrayD, Axis, Slice};
+use tch::Tensor;
+
+use super::distance::{boundary_distance, ClassBalance, DistancePredictor};
+use super::evaluate::{self, BINARY_METRICS};
+use super::loss::{bce_with_logits, l1_sum, mse, WeightMode};
+use super::postprocess::{self, PostProcessorParameters};
+use super::TaskError;
+use crate::config::TaskConfig;
+use crate::nn::{Activation, HeadSpec};
+
+/// How a task's ground truth is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GtKind {
+    /// One binary channel per class (non-zero is foreground).
+    Binary,
+    /// Label ids as stored (instances or class indices).
+    Labels,
+}
+
+/// Labels and masks a class balance turns into weights (one independently balanced slab
+/// per channel), for one part of a task's weight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BalanceInput {
+    /// Binary labels `(channels, spatial…)`.
+    pub labels: ArrayD<u8>,
+    /// The product of the masks, same shape.
+    pub scale: ArrayD<f32>,
+    /// How many times the resulting weight channels are repeated (LSDs share one weight).
+    pub repeat: usize,
+    /// Lower and upper clip of the class fractions.
+    pub clip: (f64, f64),
+}
+
+/// A task's training targets for one patch, with what its weights are made from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Targets {
+    /// The target `(channels, spatial…)`.
+    pub target: ArrayD<f32>,
+    /// The balanced parts of the weight, concatenated along channels in order; empty means
+    /// weights of one everywhere.
+    pub balance: Vec<BalanceInput>,
+}
+
+impl Targets {
+    /// The same targets cropped by `pad` voxels on both sides of every spatial axis.
+    pub fn cropped(&self, pad: &[usize]) -> Self {
+        Self {
+            target: crop_spatial(&self.target, pad),
+            balance: self
+                .balance
+                .iter()
+                .map(|b| BalanceInput {
+                    labels: crop_spatial(&b.labels, pad),
+                    scale: crop_spatial(&b.scale, pad),
+                    repeat: b.repeat,
+                    clip: b.clip,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `a` without `pad[i]` voxels on both sides of spatial axis `i` (axis 0 is channels).
+pub fn crop_spatial<T: Clone>(a: &ArrayD<T>, pad: &[usize]) -> ArrayD<T> {
+    let mut v = a.view();
+    for (i, p) in pad.iter().enumerate() {
+        let axis = Axis(i + 1);
+        let n = v.shape()[i + 1];
+        v.slice_axis_inplace(axis, Slice::from(*p..n.saturating_sub(*p).max(*p)));
+    }
+    v.to_owned()
+}
+
+/// A post-processed prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Segmentation {
+    /// Binary masks `(channels, spatial…)`.
+    Binary(ArrayD<u8>),
+    /// One label id per voxel `(spatial…)`.
+    Labels(ArrayD<u64>),
+}
+
+impl Segmentation {
+    /// Whether the stored array has a channel axis.
+    pub fn has_channels(&self) -> bool {
+        matches!(self, Segmentation::Binary(_))
+    }
+}
+
+/// Everything a task needs at training, validation and prediction time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Predictor {
+    /// Signed distances to class boundaries, `tanh(d/σ)` (DistanceTask).
+    Distance {
+        /// Targets and the distance mask.
+        distance: DistancePredictor,
+        /// Class names, one channel each.
+        channels: Vec<String>,
+        /// Distances clipped at this many nm in the clipped metrics.
+        clip_distance: f64,
+        /// Tolerance (nm) of the with-tolerance metrics.
+        tol_distance: f64,
+    },
+    /// Distances to instance boundaries inside objects, 0 outside (InnerDistanceTask).
+    InnerDistance {
+        /// σ of `tanh(d/σ)` in nm.
+        scale_factor: f64,
+        /// Class names, one channel each.
+        channels: Vec<String>,
+        /// Distances clipped at this many nm in the clipped metrics.
+        clip_distance: f64,
+        /// Tolerance (nm) of the with-tolerance metrics.
+        tol_distance: f64,
+    },
+    /// Binary class maps and signed distances side by side, `2·C` channels (HotDistanceTask).
+    HotDistance {
+        /// Targets of the distance half and the distance mask.
+        distance: DistancePredictor,
+        /// Class names.
+        channels: Vec<String>,
+        /// Head kernel size.
+        kernel_size: i64,
+        /// Distances clipped at this many nm in the clipped metrics.
+        clip_distance: f64,
+        /// Tolerance (nm) of the with-tolerance metrics.
+        tol_distance: f64,
+    },
+    /// Class probabilities from a label volume of class indices (OneHotTask).
+    OneHot {
+        /// Class names; label `i` is class `i`.
+        classes: Vec<String>,
+        /// Head kernel size.
+        kernel_size: i64,
+    },
+    /// A predictor that learns zeros (DummyTask), for testing the plumbing.
+    Dummy {
+        /// Output channels.
+        embedding_dims: i64,
+    },
+}
+
+fn binary_criteria(channels: &[String]) -> Vec<String> {
+    channels
+        .iter()
+        .flat_map(|c| BINARY_METRICS.iter().map(move |m| format!("{c}__{m}")))
+        .collect()
+}
+
+fn binary_labels(gt: &ArrayD<u64>) -> ArrayD<u8> {
+    gt.mapv(|v| u8::from(v != 0))
+}
+
+fn head(channels: usize, kernel_size: i64, eval_activation: Activation) -> HeadSpec {
+    HeadSpec {
+        channels: channels as i64,
+        kernel_size,
+        eval_activation,
+    }
+}
+
+impl Predictor {
+    /// The predictor of a task config (a pretrained task uses its sub-task's).
+    pub fn from_task(task: &TaskConfig) -> Result<Self, TaskError> {
+        Ok(match task {
+            TaskConfig::Distance(t) => Predictor::Distance {
+                distance: DistancePredictor::new(
+                    t.scale_factor,
+                    t.mask_distances,
+                    t.clipmin,
+                    t.clipmax,
+                ),
+                channels: t.channels.clone(),
+                clip_distance: t.clip_distance,
+                tol_distance: t.tol_distance,
+            },
+            TaskConfig::InnerDistance(t) => Predictor::InnerDistance {
+                scale_factor: t.scale_factor,
+                channels: t.channels.clone(),
+                clip_distance: t.clip_distance,
+                tol_distance: t.tol_distance,
+            },
+            TaskConfig::HotDistance(t) => Predictor::HotDistance {
+                distance: DistancePredictor::new(t.scale_factor, t.mask_distances, 0.05, 0.95),
+                channels: t.channels.clone(),
+                kernel_size: i64::from(t.kernel_size.unwrap_or(3)),
+                clip_distance: t.clip_distance,
+                tol_distance: t.tol_distance,
+            },
+            TaskConfig::OneHot(t) => Predictor::OneHot {
+                classes: t.classes.clone(),
+                kernel_size: i64::from(t.kernel_size.unwrap_or(3)),
+            },
+            TaskConfig::Dummy(t) => {
+                if t.embedding_dims < 1 {
+                    return Err(TaskError::Shape(format!(
+                        "task `{}`: embedding_dims must be positive, got {}",
+                        t.name, t.embedding_dims
+                    )));
+                }
+                Predictor::Dummy {
+                    embedding_dims: t.embedding_dims,
+                }
+            }
+            TaskConfig::Pretrained(t) => Self::from_task(&t.sub_task_config)?,
+            TaskConfig::Affinities(_) => {
+                return Err(TaskError::Shape(
+                    "AffinitiesTaskConfig tasks are not supported yet".into(),
+                ))
+            }
+        })
+    }
+
+    /// The head the task puts on the backbone.
+    pub fn head(&self) -> HeadSpec {
+        match self {
+            Predictor::Distance { channels, .. } | Predictor::InnerDistance { channels, .. } => {
+                head(channels.len(), 1, Activation::Identity)
+            }
+            Predictor::HotDistance {
+                channels,
+                kernel_size,
+                ..
+            } => head(2 * channels.len(), *kernel_size, Activation::Identity),
+            Predictor::OneHot {
+                classes,
+                kernel_size,
+            } => head(classes.len(), *kernel_size, Activation::Softmax),
+            Predictor::Dummy { embedding_dims } => HeadSpec {
+                channels: *embedding_dims,
+                kernel_size: 1,
+                eval_activation: Activation::Identity,
+            },
+        }
+    }
+
+    /// How the ground truth is read.
+    pub fn gt_kind(&self) -> GtKind {
+        match self {
+            Predictor::Distance { .. } | Predictor::HotDistance { .. } => GtKind::Binary,
+            Predictor::InnerDistance { .. }
+            | Predictor::OneHot { .. }
+            | Predictor::Dummy { .. } => GtKind::Labels,
+        }
+    }
+
+    /// The number of channels the ground truth must have (`None`: any).
+    pub fn gt_channels(&self) -> Option<usize> {
+        match self {
+            Predictor::Distance { channels, .. }
+            | Predictor::InnerDistance { channels, .. }
+            | Predictor::HotDistance { channels, .. } => Some(channels.len()),
+            Predictor::OneHot { .. } => Some(1),
+            Predictor::Dummy { .. } => None,
+        }
+    }
+
+    /// Names of the ground-truth channels (for messages).
+    pub fn channel_names(&self) -> Vec<String> {
+        match self {
+            Predictor::Distance { channels, .. }
+            | Predictor::InnerDistance { channels, .. }
+            | Predictor::HotDistance { channels, .. } => channels.clone(),
+            Predictor::OneHot { classes, .. } => vec![format!("class ids {}", classes.join("/"))],
+            Predictor::Dummy { .. } => Vec::new(),
+        }
+    }
+
+    /// Extra ground truth (voxels per side) around the output patch the targets need to be
+    /// right at the patch border.
+    pub fn gt_padding(&self, out_vs: &[i64]) -> Vec<i64> {
+        let grow = |sigma: f64| -> Vec<i64> {
+            out_vs
+                .iter()
+                .map(|v| (sigma / *v as f64).floor() as i64)
+                .collect()
+        };
+        match self {
+            Predictor::Distance { distance, .. } | Predictor::HotDistance { distance, .. }
+                if distance.mask_distances =>
+            {
+                grow(distance.scale_factor)
+            }
+            Predictor::InnerDistance { scale_factor, .. } => grow(*scale_factor),
+            _ => vec![0; out_vs.len()],
+        }
+    }
+
+    /// Targets for ground truth `gt` and annotation mask `mask` (both `(channels, spatial…)`,
+    /// over the padded patch) at `voxel_size` nm.
+    pub fn targets(
+        &self,
+        gt: &ArrayD<u64>,
+        mask: &ArrayD<f32>,
+        voxel_size: &[f64],
+    ) -> Result<Targets, TaskError> {
+        if gt.shape() != mask.shape() && !matches!(self, Predictor::Dummy { .. }) {
+            return Err(TaskError::Shape(format!(
+                "ground truth {:?} and mask {:?} differ in shape",
+                gt.shape(),
+                mask.shape()
+            )));
+        }
+        Ok(match self {
+            Predictor::Distance { distance, .. } => {
+                let target = distance.target(gt, voxel_size);
+                let scale = if distance.mask_distances {
+                    distance.distance_mask(&target, mask, voxel_size)
+                } else {
+                    mask.clone()
+                };
+                Targets {
+                    target,
+                    balance: vec![BalanceInput {
+                        labels: binary_labels(gt),
+                        scale,
+                        repeat: 1,
+                        clip: (distance.clipmin, distance.clipmax),
+                    }],
+                }
+            }
+            Predictor::HotDistance { distance, .. } => {
+                let dist = distance.target(gt, voxel_size);
+                let scale = if distance.mask_distances {
+                    distance.distance_mask(&dist, mask, voxel_size)
+                } else {
+                    mask.clone()
+                };
+                let hot = gt.mapv(|v| f32::from(u8::from(v != 0)));
+                let target = concatenate(Axis(0), &[hot.view(), dist.view()])
+                    .map_err(|e| TaskError::Shape(e.to_string()))?;
+                let labels = binary_labels(gt);
+                let clip = (distance.clipmin, distance.clipmax);
+                Targets {
+                    target,
+                    balance: vec![
+                        BalanceInput {
+                            labels: labels.clone(),
+                            scale: mask.clone(),
+                            repeat: 1,
+                            clip,
+                        },
+                        BalanceInput {
+                            labels,
+                            scale,
+                            repeat: 1,
+                            clip,
+                        },
+                    ],
+                }
+            }
+            Predictor::InnerDistance { scale_factor, .. } => {
+                let mut target = ArrayD::<f32>::zeros(gt.raw_dim());
+                for c in 0..gt.shape()[0] {
+                    let g = gt.index_axis(Axis(0), c);
+                    // Boundaries between different ids (an object and background included).
+                    let d = boundary_distance(&g, voxel_size, |x, y| x != y);
+                    let mut t = target.index_axis_mut(Axis(0), c);
+                    match d {
+                        Some(d) => {
+                            ndarray::Zip::from(&mut t)
+                                .and(&g)
+                                .and(&d)
+                                .for_each(|o, l, d| {
+                                    if *l != 0 {
+                                        *o = (d / scale_factor).tanh() as f32;
+                                    }
+                                })
+                        }
+                        None => {
+                            // One object fills the patch: as far inside as the patch can tell.
+                            let far = g
+                                .shape()
+                                .iter()
+                                .zip(voxel_size)
+                                .map(|(n, v)| *n as f64 * v / 2.0)
+                                .fold(f64::INFINITY, f64::min);
+                            ndarray::Zip::from(&mut t).and(&g).for_each(|o, l| {
+                                if *l != 0 {
+                                    *o = (far / scale_factor).tanh() as f32;
+                                }
+                            });
+                        }
+                    }
+                }
+                Targets {
+                    target,
+                    balance: vec![BalanceInput {
+                        labels: binary_labels(gt),
+                        scale: mask.clone(),
+                        repeat: 1,
+                        clip: (0.05, 0.95),
+                    }],
+                }
+            }
+            Predictor::OneHot { classes, .. } => {
+                let labels = gt.index_axis(Axis(0), 0);
+                let mut target = ArrayD::<f32>::zeros(
+                    std::iter::once(classes.len())
+                        .chain(labels.shape().iter().copied())
+                        .collect::<Vec<_>>(),
+                );
+                for (k, mut lane) in target.outer_iter_mut().enumerate() {
+                    ndarray::Zip::from(&mut lane)
+                        .and(&labels)
+                        .for_each(|o, l| *o = f32::from(u8::from(*l == k as u64)));
+                }
+                Targets {
+                    target,
+                    balance: Vec::new(),
+                }
+            }
+            Predictor::Dummy { embedding_dims } => {
+                let spatial = &gt.shape()[1..];
+                Targets {
+                    target: ArrayD::zeros(
+                        std::iter::once(*embedding_dims as usize)
+                            .chain(spatial.iter().copied())
+                            .collect::<Vec<_>>(),
+                    ),
+                    balance: Vec::new(),
+                }
+            }
+        })
+    }
+
+    /// How many class balances the weights need (one state per balanced part).
+    pub fn balance_parts(&self) -> usize {
+        match self {
+            Predictor::Distance { .. } | Predictor::InnerDistance { .. } => 1,
+            Predictor::HotDistance { .. } => 2,
+            Predictor::OneHot { .. } | Predictor::Dummy { .. } => 0,
+        }
+    }
+
+    /// The weights of `targets`, updating the class counts in `balances` (one per part,
+    /// created on first use). Call in batch order so weights do not depend on thread timing.
+    pub fn weights(
+        &self,
+        balances: &mut Vec<ClassBalance>,
+        targets: &Targets,
+    ) -> Result<ArrayD<f32>, TaskError> {
+        if targets.balance.is_empty() {
+            return Ok(ArrayD::from_elem(targets.target.raw_dim(), 1.0));
+        }
+        if balances.len() < targets.balance.len() {
+            balances.resize(targets.balance.len(), ClassBalance::default());
+        }
+        let mut parts = Vec::new();
+        for (b, input) in balances.iter_mut().zip(&targets.balance) {
+            let w = b.weights(&input.labels, &input.scale, input.clip.0, input.clip.1)?;
+            for _ in 0..input.repeat.max(1) {
+                parts.push(w.clone());
+            }
+        }
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        let weight = concatenate(Axis(0), &views).map_err(|e| TaskError::Shape(e.to_string()))?;
+        if weight.shape() != targets.target.shape() {
+            return Err(TaskError::Shape(format!(
+                "weights {:?} do not match targets {:?}",
+                weight.shape(),
+                targets.target.shape()
+            )));
+        }
+        Ok(weight)
+    }
+
+    /// The training loss of a batch `(batch, channels, spatial…)`.
+    pub fn loss(
+        &self,
+        prediction: &Tensor,
+        target: &Tensor,
+        weight: &Tensor,
+    ) -> Result<Tensor, tch::TchError> {
+        match self {
+            Predictor::Distance { .. } | Predictor::InnerDistance { .. } => {
+                mse(prediction, target, weight, WeightMode::Squared)
+            }
+            Predictor::HotDistance { channels, .. } => {
+                let c = channels.len() as i64;
+                let hot = bce_with_logits(
+                    &prediction.f_narrow(1, 0, c)?,
+                    &target.f_narrow(1, 0, c)?,
+                    Some(&weight.f_narrow(1, 0, c)?),
+                )?;
+                let dist = mse(
+                    &prediction.f_narrow(1, c, c)?,
+                    &target.f_narrow(1, c, c)?,
+                    &weight.f_narrow(1, c, c)?,
+                    WeightMode::Squared,
+                )?;
+                hot.f_add(&dist)
+            }
+            Predictor::OneHot { .. } => {
+                // Cross-entropy of the softmax over channels (DaCapo trains one-hot tasks with
+                // an L1 "dummy" loss on logits, which does not learn probabilities).
+                let log_p = prediction.f_log_softmax(1, tch::Kind::Float)?;
+                log_p
+                    .f_mul(target)?
+                    .f_sum_dim_intlist(Some([1i64].as_slice()), false, tch::Kind::Float)?
+                    .f_mean(None)?
+                    .f_neg()
+            }
+            Predictor::Dummy { .. } => l1_sum(prediction, target),
+        }
+    }
+
+    /// The post-processing parameter grid validation sweeps.
+    pub fn parameters(&self) -> Vec<PostProcessorParameters> {
+        match self {
+            Predictor::Distance { .. } | Predictor::HotDistance { .. } => {
+                postprocess::threshold_grid()
+            }
+            // Inner distances are 0 outside objects: thresholds at and above it.
+            Predictor::InnerDistance { .. } => [0.0, 0.1, 0.2]
+                .iter()
+                .enumerate()
+                .map(|(id, t)| PostProcessorParameters::Threshold { id, threshold: *t })
+                .collect(),
+            Predictor::OneHot { .. } => vec![PostProcessorParameters::Argmax { id: 1 }],
+            Predictor::Dummy { .. } => (1..=10)
+                .enumerate()
+                .map(|(id, min_size)| PostProcessorParameters::Dummy { id, min_size })
+                .collect(),
+        }
+    }
+
+    /// Post-processes `prediction` `(channels, spatial…)` with `parameters`.
+    pub fn post_process(
+        &self,
+        prediction: &ArrayD<f32>,
+        parameters: &PostProcessorParameters,
+    ) -> Result<Segmentation, TaskError> {
+        let wrong = || {
+            TaskError::Shape(format!(
+                "post-processing parameters {} do not belong to this task",
+                parameters.name()
+            ))
+        };
+        Ok(match (self, parameters) {
+            (
+                Predictor::Distance { .. } | Predictor::InnerDistance { .. },
+                PostProcessorParameters::Threshold { threshold, .. },
+            ) => Segmentation::Binary(postprocess::threshold(prediction, *threshold)),
+            (
+                Predictor::HotDistance { channels, .. },
+                PostProcessorParameters::Threshold { threshold, .. },
+            ) => {
+                // The distance half decides; the hot half is a training aid.
+                let c = channels.len();
+                let dist = prediction
+                    .slice_axis(Axis(0), Slice::from(c..2 * c))
+                    .to_owned();
+                Segmentation::Binary(postprocess::threshold(&dist, *threshold))
+            }
+            (Predictor::OneHot { .. }, PostProcessorParameters::Argmax { .. }) => {
+                Segmentation::Labels(postprocess::argmax(prediction).mapv(u64::from))
+            }
+            (Predictor::Dummy { .. }, PostProcessorParameters::Dummy { min_size, .. }) => {
+                Segmentation::Labels(ArrayD::from_elem(
+                    prediction.index_axis(Axis(0), 0).raw_dim(),
+                    *min_size as u64,
+                ))
+            }
+            _ => return Err(wrong()),
+        })
+    }
+
+    /// The names of the scores [`Predictor::evaluate`] returns, in order.
+    pub fn criteria(&self) -> Vec<String> {
+        match self {
+            Predictor::Distance { channels, .. }
+            | Predictor::InnerDistance { channels, .. }
+            | Predictor::HotDistance { channels, .. } => binary_criteria(channels),
+            Predictor::OneHot { classes, .. } => binary_criteria(classes),
+            Predictor::Dummy { .. } => vec!["frizz_level".into(), "blipp_score".into()],
+        }
+    }
+
+    /// Scores `output` against ground truth `gt` (`(channels, spatial…)` as read for this
+    /// task) at `voxel_size` nm; values in [`Predictor::criteria`] order.
+    pub fn evaluate(
+        &self,
+        output: &Segmentation,
+        gt: &ArrayD<u64>,
+        voxel_size: &[f64],
+        seed: u64,
+    ) -> Result<Vec<f64>, TaskError> {
+        let shape_err = |e: evaluate::EvaluateError| TaskError::Shape(e.to_string());
+        let wrong = || {
+            TaskError::Shape(format!(
+                "a {} output cannot be scored by this task",
+                if output.has_channels() {
+                    "binary"
+                } else {
+                    "label"
+                }
+            ))
+        };
+        match (self, output) {
+            (
+                Predictor::Distance {
+                    channels,
+                    clip_distance,
+                    tol_distance,
+                    ..
+                }
+                | Predictor::InnerDistance {
+                    channels,
+                    clip_distance,
+                    tol_distance,
+                    ..
+                }
+                | Predictor::HotDistance {
+                    channels,
+                    clip_distance,
+                    tol_distance,
+                    ..
+                },
+                Segmentation::Binary(out),
+            ) => {
+                let truth = binary_labels(gt);
+                Ok(evaluate::binary_segmentation(
+                    out,
+                    &truth,
+                    voxel_size,
+                    channels,
+                    *clip_distance,
+                    *tol_distance,
+                )
+                .map_err(shape_err)?
+                .values)
+            }
+            (Predictor::OneHot { classes, .. }, Segmentation::Labels(out)) => {
+                // Each class scored as a binary segmentation (DaCapo scores one-hot at random).
+                let labels = gt.index_axis(Axis(0), 0);
+                let per_class = |a: &ndarray::ArrayViewD<u64>| -> Result<ArrayD<u8>, TaskError> {
+                    let views: Vec<ArrayD<u8>> = (0..classes.len())
+                        .map(|k| a.mapv(|v| u8::from(v == k as u64)))
+                        .collect();
+                    let v: Vec<_> = views.iter().map(|x| x.view()).collect();
+                    ndarray::stack(Axis(0), &v).map_err(|e| TaskError::Shape(e.to_string()))
+                };
+                let (t, g) = (per_class(&out.view())?, per_class(&labels)?);
+                Ok(
+                    evaluate::binary_segmentation(&t, &g, voxel_size, classes, 40.0, 40.0)
+                        .map_err(shape_err)?
+                        .values,
+                )
+            }
+            (Predictor::Dummy { .. }, Segmentation::Labels(_)) => Ok(evaluate::dummy(seed).values),
+            _ => Err(wrong()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::IxDyn;
+
+    fn line(values: &[u64]) -> ArrayD<u64> {
+        ArrayD::from_shape_vec(IxDyn(&[1, values.len()]), values.to_vec()).unwrap()
+    }
+
+    fn ones(n: usize) -> ArrayD<f32> {
+        ArrayD::from_elem(IxDyn(&[1, n]), 1.0)
+    }
+
+    fn distance(channels: &[&str], mask_distances: bool) -> Predictor {
+        Predictor::Distance {
+            distance: DistancePredictor::new(4.0, mask_distances, 0.05, 0.95),
+            channels: channels.iter().map(|c| c.to_string()).collect(),
+            clip_distance: 40.0,
+            tol_distance: 40.0,
+        }
+    }
+
+    #[test]
+    fn inner_distances_separate_touching_instances() {
+        // Ids 1 1 2 2 2 0 at 4 nm: boundaries 1|2 (between voxels 1 and 2) and 2|0 (4|5).
+        let p = Predictor::InnerDistance {
+            scale_factor: 4.0,
+            channels: vec!["cells".into()],
+            clip_distance: 40.0,
+            tol_distance: 40.0,
+        };
+        let t = p
+            .targets(&line(&[1, 1, 2, 2, 2, 0]), &ones(6), &[4.0])
+            .unwrap();
+        let d = [6.0f64, 2.0, 2.0, 6.0, 2.0];
+        let mut want: Vec<f32> = d.iter().map(|v| (v / 4.0).tanh() as f32).collect();
+        want.push(0.0);
+        assert_eq!(t.target.iter().copied().collect::<Vec<_>>(), want);
+        // Weights balance objects (5 voxels) against background (1): counts (0,1) + 6.
+        let mut balances = Vec::new();
+        let w = p.weights(&mut balances, &t).unwrap();
+        let (fg, bg) = (1.0 / (2.0 * 5.0 / 7.0), 1.0 / (2.0 * 1.0 / 7.0));
+        assert!((w[[0, 0]] - fg as f32).abs() < 1e-6, "{w:?}");
+        assert!((w[[0, 5]] - bg as f32).abs() < 1e-6, "{w:?}");
+        // Thresholding above zero keeps the two objects apart.
+        let Segmentation::Binary(out) = p.post_process(&t.target, &p.parameters()[0]).unwrap()
+        else {
+            panic!("binary output expected")
+        };
+        assert_eq!(out.iter().copied().collect::<Vec<_>>(), [1, 1, 1, 1, 1, 0]);
+    }
+
+    #[test]
+    fn hot_distance_concatenates_classes_and_distances() {
+        let p = Predictor::HotDistance {
+            distance: DistancePredictor::new(4.0, false, 0.05, 0.95),
+            channels: vec!["mito".into()],
+            kernel_size: 3,
+            clip_distance: 40.0,
+            tol_distance: 40.0,
+        };
+        assert_eq!(p.head().channels, 2);
+        assert_eq!(p.head().kernel_size, 3);
+        let gt = line(&[0, 0, 1, 1, 1, 0]);
+        let t = p.targets(&gt, &ones(6), &[4.0]).unwrap();
+        assert_eq!(t.target.shape(), &[2, 6]);
+        let hot: Vec<f32> = t.target.index_axis(Axis(0), 0).iter().copied().collect();
+        assert_eq!(hot, [0.0, 0.0, 1.0, 1.0, 1.0, 0.0]);
+        let want: Vec<f32> = [-6.0f64, -2.0, 2.0, 6.0, 2.0, -2.0]
+            .iter()
+            .map(|d| (d / 4.0).tanh() as f32)
+            .collect();
+        let dist: Vec<f32> = t.target.index_axis(Axis(0), 1).iter().copied().collect();
+        assert_eq!(dist, want);
+        let mut balances = Vec::new();
+        let w = p.weights(&mut balances, &t).unwrap();
+        assert_eq!(balances.len(), 2);
+        assert_eq!(w.shape(), &[2, 6]);
+        // Both halves: fg 3/7 → 7/6, bg 3/7 → 7/6 (counts start at (0, 1)).
+        assert!(w.iter().all(|v| (v - 7.0 / 6.0).abs() < 1e-6), "{w:?}");
+        // The post-processed output thresholds the distance half only.
+        let Segmentation::Binary(out) = p.post_process(&t.target, &p.parameters()[1]).unwrap()
+        else {
+            panic!("binary output expected")
+        };
+        assert_eq!(out.shape(), &[1, 6]);
+        assert_eq!(out.iter().copied().collect::<Vec<_>>(), [0, 0, 1, 1, 1, 0]);
+        let scores = p
+            .evaluate(&Segmentation::Binary(out), &gt, &[4.0], 0)
+            .unwrap();
+        let f1 = p
+            .criteria()
+            .iter()
+            .position(|c| c == "mito__f1_score")
+            .unwrap();
+        assert_eq!(scores[f1], 1.0);
+    }
+
+    #[test]
+    fn one_hot_targets_loss_and_scores() {
+        let p = Predictor::OneHot {
+            classes: vec!["bg".into(), "a".into(), "b".into()],
+            kernel_size: 3,
+        };
+        let gt = line(&[0, 1, 2, 1]);
+        let t = p.targets(&gt, &ones(4), &[4.0]).unwrap();
+        assert_eq!(
+            t.target.iter().copied().collect::<Vec<_>>(),
+            [1., 0., 0., 0., 0., 1., 0., 1., 0., 0., 1., 0.]
+        );
+        assert!(t.balance.is_empty());
+        let mut balances = Vec::new();
+        assert!(p
+            .weights(&mut balances, &t)
+            .unwrap()
+            .iter()
+            .all(|v| *v == 1.0));
+        // Equal logits: cross-entropy = ln 3 per voxel.
+        let zeros = Tensor::zeros([1, 3, 4], (tch::Kind::Float, tch::Device::Cpu));
+        let target = Tensor::from_slice(t.target.as_slice().unwrap()).view([1, 3, 4]);
+        let loss = p.loss(&zeros, &target, &zeros).unwrap().double_value(&[]);
+        assert!((loss - 3f64.ln()).abs() < 1e-6, "{loss}");
+        // Argmax of the target itself reproduces the labels and scores perfectly.
+        let seg = p.post_process(&t.target, &p.parameters()[0]).unwrap();
+        assert_eq!(
+            seg,
+            Segmentation::Labels(ArrayD::from_shape_vec(IxDyn(&[4]), vec![0, 1, 2, 1]).unwrap())
+        );
+        let scores = p.evaluate(&seg, &gt, &[4.0], 0).unwrap();
+        assert_eq!(scores.len(), 3 * BINARY_METRICS.len());
+        let f1 = p
+            .criteria()
+            .iter()
+            .position(|c| c == "b__f1_score")
+            .unwrap();
+        assert_eq!(scores[f1], 1.0);
+    }
+
+    #[test]
+    fn distance_targets_crop_and_balance() {
+        let p = distance(&["mito"], false);
+        let t = p
+            .targets(&line(&[0, 0, 1, 1, 1, 0]), &ones(6), &[4.0])
+            .unwrap()
+            .cropped(&[1]);
+        assert_eq!(t.target.shape(), &[1, 4]);
+        assert_eq!(
+            t.balance[0].labels.iter().copied().collect::<Vec<_>>(),
+            [0, 1, 1, 1]
+        );
+        // A mismatching task/parameter pair is an error, not a wrong output.
+        assert!(p
+            .post_process(&t.target, &PostProcessorParameters::Argmax { id: 1 })
+            .is_err());
+        assert_eq!(p.gt_padding(&[4]), vec![0]);
+        assert_eq!(distance(&["mito"], true).gt_padding(&[4]), vec![1]);
+    }
+
+    #[test]
+    fn dummy_learns_zeros() {
+        let p = Predictor::Dummy { embedding_dims: 2 };
+        let t = p.targets(&line(&[3, 4, 5]), &ones(3), &[1.0]).unwrap();
+        assert_eq!(t.target.shape(), &[2, 3]);
+        assert!(t.target.iter().all(|v| *v == 0.0));
+        assert_eq!(p.parameters().len(), 10);
+        let seg = p.post_process(&t.target, &p.parameters()[4]).unwrap();
+        assert_eq!(seg, Segmentation::Labels(ArrayD::from_elem(IxDyn(&[3]), 5)));
+        let s = p.evaluate(&seg, &line(&[0, 0, 0]), &[1.0], 3).unwrap();
+        assert_eq!(s, evaluate::dummy(3).values);
+    }
+}
