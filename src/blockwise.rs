@@ -15,6 +15,8 @@ use crate::array::{ArrayData, ArraySource, DataType};
 use crate::config::RunConfig;
 use crate::geometry::{Roi, SnapMode};
 use crate::nn::Model;
+use crate::task::postprocess::PostProcessorParameters;
+use crate::task::predictor::{Predictor, Segmentation};
 use crate::train::checkpoint::{self, checkpoint_path};
 use crate::train::validate::Inference;
 use crate::train::TrainError;
@@ -232,62 +234,73 @@ pub fn raw_scale(dt: DataType) -> f32 {
     }
 }
 
-/// What [`threshold_array`] did.
+/// What a post-processing pass did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PostProcessReport {
     /// The output array.
     pub output: PathBuf,
     /// Chunks written.
     pub chunks: usize,
-    /// Voxels above the threshold, per channel.
+    /// Non-zero output voxels, per channel (one entry for label outputs).
     pub foreground: Vec<u64>,
 }
 
-/// Thresholds a prediction chunk by chunk, in parallel, into `container/dataset` (uint8,
-/// same geometry and chunking): `prediction > threshold`.
-pub fn threshold_array(
+/// Applies a point-wise post-processing `f` to a prediction chunk by chunk, in parallel,
+/// into `container/dataset` (same region, voxel size and chunking; `channels` output
+/// channels or none for label outputs).
+fn map_chunks(
     prediction: &dyn ArraySource,
-    threshold: f64,
+    data_type: DataType,
+    channels: Option<u64>,
+    attributes: serde_json::Value,
     container: &Path,
     dataset: &str,
+    f: &(dyn Fn(&ndarray::ArrayD<f32>) -> Result<Segmentation, TrainError> + Sync),
 ) -> Result<PostProcessReport, TrainError> {
     use rayon::prelude::*;
     let info = prediction.info();
-    let channels = info
-        .geometry
-        .axes
-        .iter()
-        .any(|a| !a.spatial)
-        .then(|| info.channels());
-    let mut spec = ArraySpec::new(DataType::U8, info.roi, info.geometry.voxel_size, channels);
+    let mut spec = ArraySpec::new(data_type, info.roi, info.geometry.voxel_size, channels);
     spec.chunk_voxels = Some(
         info.spatial_axes()
             .iter()
             .map(|&a| info.chunk_shape[a])
             .collect(),
     );
-    spec.attributes.insert(
-        "segno_post_process".into(),
-        serde_json::json!({"threshold": threshold, "source": info.path}),
-    );
+    spec.attributes
+        .insert("segno_post_process".into(), attributes);
     let writer = write::create(container, dataset, &spec, WriteMode::Overwrite)?;
     let indices = write::grid_indices(&writer.chunk_grid_shape());
     let n_channels = channels.unwrap_or(1) as usize;
+    let has_channel_axis = info.geometry.axes.iter().any(|a| !a.spatial);
     let counts = indices
         .par_iter()
         .map(|index| -> Result<Vec<u64>, TrainError> {
             let roi = writer.info().chunk_roi(index)?;
-            let p = prediction.read(&roi)?.to_f32();
-            let out = crate::task::postprocess::threshold(&p, threshold);
-            let mut fg = vec![0u64; n_channels];
-            if channels.is_some() {
-                for (c, lane) in out.outer_iter().enumerate() {
-                    fg[c] = lane.iter().filter(|v| **v != 0).count() as u64;
-                }
-            } else {
-                fg[0] = out.iter().filter(|v| **v != 0).count() as u64;
+            let mut p = prediction.read(&roi)?.to_f32();
+            if !has_channel_axis {
+                p = p.insert_axis(ndarray::Axis(0));
             }
-            writer.write(&roi, &ArrayData::U8(out))?;
+            let mut fg = vec![0u64; n_channels];
+            let data = match f(&p)? {
+                Segmentation::Binary(out) => {
+                    for (c, lane) in out.outer_iter().enumerate().take(n_channels) {
+                        fg[c] = lane.iter().filter(|v| **v != 0).count() as u64;
+                    }
+                    if channels.is_some() {
+                        ArrayData::U8(out)
+                    } else {
+                        ArrayData::U8(out.index_axis_move(ndarray::Axis(0), 0))
+                    }
+                }
+                Segmentation::Labels(out) => {
+                    fg[0] = out.iter().filter(|v| **v != 0).count() as u64;
+                    match data_type {
+                        DataType::U8 => ArrayData::U8(out.mapv(|v| v.min(255) as u8)),
+                        _ => ArrayData::U64(out),
+                    }
+                }
+            };
+            writer.write(&roi, &data)?;
             Ok(fg)
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -301,5 +314,162 @@ pub fn threshold_array(
         output: container.join(dataset),
         chunks: indices.len(),
         foreground,
+    })
+}
+
+/// Thresholds a prediction chunk by chunk, in parallel, into `container/dataset` (uint8,
+/// same geometry and chunking): `prediction > threshold`.
+pub fn threshold_array(
+    prediction: &dyn ArraySource,
+    threshold: f64,
+    container: &Path,
+    dataset: &str,
+) -> Result<PostProcessReport, TrainError> {
+    let info = prediction.info();
+    let channels = info
+        .geometry
+        .axes
+        .iter()
+        .any(|a| !a.spatial)
+        .then(|| info.channels());
+    map_chunks(
+        prediction,
+        DataType::U8,
+        channels,
+        serde_json::json!({"threshold": threshold, "source": info.path}),
+        container,
+        dataset,
+        &|p| {
+            Ok(Segmentation::Binary(crate::task::postprocess::threshold(
+                p, threshold,
+            )))
+        },
+    )
+}
+
+/// Post-processes a prediction of `predictor`'s task with `parameters` into
+/// `container/dataset`, chunk by chunk in parallel.
+pub fn post_process_array(
+    prediction: &dyn ArraySource,
+    predictor: &Predictor,
+    parameters: &PostProcessorParameters,
+    container: &Path,
+    dataset: &str,
+) -> Result<PostProcessReport, TrainError> {
+    let info = prediction.info();
+    let want = predictor.head().channels as u64;
+    if info.channels() != want {
+        return Err(TrainError::Data(format!(
+            "{}: the prediction has {} channel(s), the task predicts {want}",
+            info.path,
+            info.channels()
+        )));
+    }
+    let channels = predictor.output_channels().map(|c| c as u64);
+    let data_type = match predictor {
+        Predictor::OneHot { .. } => DataType::U8,
+        _ if channels.is_some() => DataType::U8,
+        _ => DataType::U64,
+    };
+    map_chunks(
+        prediction,
+        data_type,
+        channels,
+        serde_json::json!({"parameters": parameters.name(), "source": info.path}),
+        container,
+        dataset,
+        &|p| Ok(predictor.post_process(p, parameters)?),
+    )
+}
+
+/// The checkpoint and post-processing parameters [`choose`] settled on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    /// The checkpoint iteration.
+    pub iteration: u64,
+    /// The post-processing parameters.
+    pub parameters: PostProcessorParameters,
+    /// Where they came from: (validation dataset, criterion, score), if from the scores.
+    pub basis: Option<(String, String, f64)>,
+}
+
+/// Picks the iteration and parameters for `apply`: those given, else the best on the
+/// validation scores of `dataset` (default: the first validation dataset) by `criterion`
+/// (a full criterion name or a metric averaged over the channels).
+pub fn choose(
+    project: &Path,
+    run: &RunConfig,
+    predictor: &Predictor,
+    iteration: Option<u64>,
+    parameters: Option<&str>,
+    dataset: Option<&str>,
+    criterion: Option<&str>,
+) -> Result<Choice, TrainError> {
+    let grid = predictor.parameters();
+    let given = parameters
+        .map(|name| {
+            PostProcessorParameters::from_name(name, &grid).ok_or_else(|| {
+                TrainError::Data(format!(
+                    "unknown post-processing parameters `{name}`; this task has: {}",
+                    grid.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+                ))
+            })
+        })
+        .transpose()?;
+    if let (Some(iteration), Some(parameters)) = (iteration, given.clone()) {
+        return Ok(Choice {
+            iteration,
+            parameters,
+            basis: None,
+        });
+    }
+    let names: Vec<String> = match &run.datasplit_config {
+        crate::config::DataSplitConfig::TrainValidate(s) => s
+            .validate_configs
+            .iter()
+            .map(|d| d.name().to_string())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let criterion = criterion.unwrap_or(predictor.default_criterion());
+    let dataset = match dataset {
+        Some(d) if names.iter().any(|n| n == d) => d.to_string(),
+        Some(d) => {
+            return Err(TrainError::Data(format!(
+                "`{d}` is not a validation dataset of run `{}` ({})",
+                run.name,
+                names.join(", ")
+            )))
+        }
+        None => names.first().cloned().ok_or_else(|| {
+            TrainError::Data(format!(
+                "run `{}` has no validation datasets: give --iteration and --parameters",
+                run.name
+            ))
+        })?,
+    };
+    let param_names: Vec<String> = grid.iter().map(|p| p.name()).collect();
+    let scores = crate::train::validate::read_scores(
+        &crate::train::validate::scores_path(project, &run.name),
+        &predictor.criteria(),
+        &param_names,
+        &names,
+    )?;
+    // The best among what was not given (parameters off the grid: any scored parameters).
+    let k = given
+        .as_ref()
+        .and_then(|p| param_names.iter().position(|n| *n == p.name()));
+    let keep = |i: u64, p: usize| iteration.is_none_or(|it| it == i) && k.is_none_or(|k| k == p);
+    let (it, p, score) = scores.best_where(&dataset, criterion, keep).ok_or_else(|| {
+        TrainError::Data(format!(
+            "run `{}` has no validation score for `{criterion}` on `{dataset}`{}: validate it first (segno validate) or give --iteration and --parameters",
+            run.name,
+            iteration.map(|i| format!(" at iteration {i}")).unwrap_or_default()
+        ))
+    })?;
+    Ok(Choice {
+        iteration: it,
+        parameters: given.unwrap_or_else(|| grid[p].clone()),
+        basis: Some((dataset, criterion.to_string(), score)),
     })
 }

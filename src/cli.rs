@@ -62,6 +62,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Predict a raw volume block by block with a trained run (resumable).
     Predict(PredictArgs),
+    /// Predict and post-process a raw volume with a run's best checkpoint and parameters
+    /// (or the ones given): the whole job from raw data to a segmentation.
+    Apply(ApplyArgs),
     /// Validate a checkpoint of a run on its validation datasets (scores and bests are stored).
     Validate(ValidateArgs),
     /// Threshold a prediction into a segmentation, chunk by chunk in parallel.
@@ -142,16 +145,24 @@ pub struct PredictArgs {
     /// Use the best checkpoint for DATASET:CRITERION (e.g. synthetic_crop2:mito__f1_score).
     #[arg(long, value_name = "DATASET:CRITERION")]
     pub best: Option<String>,
+    /// Output dataset (default prediction_<run>_<iteration>).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Input, output, region, device and project.
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+/// What `segno predict` and `segno apply` read and write, and where they run.
+#[derive(Debug, Args, Clone)]
+pub struct JobArgs {
     /// The raw array (container.zarr/dataset, N5 or an OME-NGFF image).
     #[arg(long)]
     pub input: PathBuf,
     /// Output zarr container.
     #[arg(long)]
     pub output: PathBuf,
-    /// Output dataset (default prediction_<run>_<iteration>).
-    #[arg(long)]
-    pub dataset: Option<String>,
-    /// Region to predict in world units, e.g. "[0:800, 0:800, 0:800]" (default: all of the raw region with full context).
+    /// Region in world units, e.g. "[0:800, 0:800, 0:800]" (default: all of the raw region with full context).
     #[arg(long)]
     pub roi: Option<String>,
     /// Compute device: auto, cpu, cuda or cuda:N.
@@ -160,6 +171,29 @@ pub struct PredictArgs {
     /// Project directory and output format.
     #[command(flatten)]
     pub project: ProjectArgs,
+}
+
+/// Options of `segno apply`.
+#[derive(Debug, Args, Clone)]
+pub struct ApplyArgs {
+    /// The trained run.
+    #[arg(long, short = 'r')]
+    pub run: String,
+    /// Checkpoint iteration (default: the best on the validation scores).
+    #[arg(long)]
+    pub iteration: Option<u64>,
+    /// Post-processing parameters, e.g. threshold_0.2 (default: the best on the validation scores).
+    #[arg(long)]
+    pub parameters: Option<String>,
+    /// Validation dataset whose scores choose (default: the run's first).
+    #[arg(long)]
+    pub validation_dataset: Option<String>,
+    /// Criterion that chooses: a full name (mito__f1_score) or a metric averaged over the classes (default f1_score; voi for instances).
+    #[arg(long)]
+    pub criterion: Option<String>,
+    /// Input (raw), output container (gets prediction_<run>_<iteration> and output_<run>_<iteration>_<parameters>), region, device and project.
+    #[command(flatten)]
+    pub job: JobArgs,
 }
 
 /// Options of `segno demo`.
@@ -451,6 +485,7 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
         Command::Train(args) => train(&args, out),
         Command::Demo(args) => demo(&args, out),
         Command::Predict(args) => predict(&args, out),
+        Command::Apply(args) => apply(&args, out),
         Command::Validate(args) => validate_run(&args, out),
         Command::PostProcess(args) => post_process(&args, out),
         Command::Evaluate(args) => evaluate(&args, out),
@@ -689,7 +724,7 @@ fn evaluate(args: &EvaluateArgs, out: &mut dyn Write) -> Result<u8, Failure> {
 
 fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     use crate::blockwise::{self, Which};
-    let project = args.project.open()?;
+    let project = args.job.project.open()?;
     let run = stored_run(&project, &args.run)?;
     let which = match (&args.iteration, &args.best) {
         (Some(_), Some(_)) => {
@@ -713,48 +748,25 @@ fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         }
         (None, None) => Which::Latest,
     };
-    let device = crate::torch::choose_device(Some(&args.device))
+    let device = crate::torch::choose_device(Some(&args.job.device))
         .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let fail = |e: crate::train::TrainError| {
         Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name))
     };
     let model = blockwise::load_model(project.root(), &run, &which, device).map_err(fail)?;
-    let raw = crate::array::open(&args.input)?;
-    let inference =
-        crate::train::validate::Inference::for_run(&run, raw.info().geometry.voxel_size, device)
-            .map_err(fail)?;
-    let roi = args
-        .roi
-        .as_deref()
-        .map(crate::geometry::Roi::parse_slices)
-        .transpose()
-        .map_err(|e| Failure::new(exit::USAGE, format!("--roi: {e}")))?;
-    let dataset = args
-        .dataset
-        .clone()
-        .unwrap_or_else(|| format!("prediction_{}_{}", run.name, model.iteration));
-    let bar = indicatif::ProgressBar::new(0);
-    if args.project.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
     let started = std::time::Instant::now();
-    let report = blockwise::predict(
+    let report = predict_with(
+        &run,
         &model,
-        &inference,
-        raw.as_ref(),
-        blockwise::raw_scale(raw.info().data_type),
-        roi,
-        &args.output,
-        &dataset,
-        |k, n| {
-            bar.set_length(n as u64);
-            bar.set_position(k as u64);
-        },
-    )
-    .map_err(fail)?;
-    bar.finish_and_clear();
+        &args.job.input,
+        args.job.roi.as_deref(),
+        &args.job.output,
+        args.dataset.clone(),
+        device,
+        args.job.project.json,
+    )?;
     let duration_secs = started.elapsed().as_secs_f64();
-    if args.project.json {
+    if args.job.project.json {
         emit_json(
             out,
             &json!({
@@ -780,6 +792,164 @@ fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<u8, Failure> {
             ),
         )?;
     }
+    Ok(exit::OK)
+}
+
+/// Predicts `input` with a loaded model block by block (with a progress bar on a terminal).
+#[allow(clippy::too_many_arguments)]
+fn predict_with(
+    run: &crate::config::RunConfig,
+    model: &crate::blockwise::LoadedModel,
+    input: &Path,
+    roi: Option<&str>,
+    output: &Path,
+    dataset: Option<String>,
+    device: tch::Device,
+    quiet: bool,
+) -> Result<crate::blockwise::PredictReport, Failure> {
+    let fail = |e: crate::train::TrainError| {
+        Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name))
+    };
+    let raw = crate::array::open(input)?;
+    let inference =
+        crate::train::validate::Inference::for_run(run, raw.info().geometry.voxel_size, device)
+            .map_err(fail)?;
+    let roi = roi
+        .map(crate::geometry::Roi::parse_slices)
+        .transpose()
+        .map_err(|e| Failure::new(exit::USAGE, format!("--roi: {e}")))?;
+    let dataset = dataset.unwrap_or_else(|| format!("prediction_{}_{}", run.name, model.iteration));
+    let bar = indicatif::ProgressBar::new(0);
+    if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let report = crate::blockwise::predict(
+        model,
+        &inference,
+        raw.as_ref(),
+        crate::blockwise::raw_scale(raw.info().data_type),
+        roi,
+        output,
+        &dataset,
+        |k, n| {
+            bar.set_length(n as u64);
+            bar.set_position(k as u64);
+        },
+    )
+    .map_err(fail)?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+fn apply(args: &ApplyArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    use crate::blockwise::{self, Which};
+    let project = args.job.project.open()?;
+    let run = stored_run(&project, &args.run)?;
+    let fail = |e: crate::train::TrainError| {
+        Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name))
+    };
+    let predictor = crate::task::predictor::Predictor::from_task(&run.task_config)
+        .map_err(|e| Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name)))?;
+    let choice = blockwise::choose(
+        project.root(),
+        &run,
+        &predictor,
+        args.iteration,
+        args.parameters.as_deref(),
+        args.validation_dataset.as_deref(),
+        args.criterion.as_deref(),
+    )
+    .map_err(fail)?;
+    let device = crate::torch::choose_device(Some(&args.job.device))
+        .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    let model = blockwise::load_model(
+        project.root(),
+        &run,
+        &Which::Iteration(choice.iteration),
+        device,
+    )
+    .map_err(fail)?;
+    let started = std::time::Instant::now();
+    let predicted = predict_with(
+        &run,
+        &model,
+        &args.job.input,
+        args.job.roi.as_deref(),
+        &args.job.output,
+        None,
+        device,
+        args.job.project.json,
+    )?;
+    let predict_secs = started.elapsed().as_secs_f64();
+    let prediction = crate::array::open(&predicted.output)?;
+    let name = format!(
+        "output_{}_{}_{}",
+        run.name,
+        choice.iteration,
+        choice.parameters.name()
+    );
+    let started = std::time::Instant::now();
+    let post = blockwise::post_process_array(
+        prediction.as_ref(),
+        &predictor,
+        &choice.parameters,
+        &args.job.output,
+        &name,
+    )
+    .map_err(fail)?;
+    let post_secs = started.elapsed().as_secs_f64();
+    let voxels = predicted.roi.shape() / prediction.info().geometry.voxel_size;
+    let total: u64 = voxels.iter().map(|v| v as u64).product();
+    if args.job.project.json {
+        emit_json(
+            out,
+            &json!({
+                "run": run.name,
+                "iteration": choice.iteration,
+                "parameters": choice.parameters.name(),
+                "chosen_by": choice.basis.as_ref().map(|(d, c, v)| json!({"dataset": d, "criterion": c, "score": v})),
+                "prediction": predicted.output.display().to_string(),
+                "output": post.output.display().to_string(),
+                "roi_nm": {"offset": predicted.roi.offset().to_vec(), "shape": predicted.roi.shape().to_vec()},
+                "blocks": predicted.blocks,
+                "skipped": predicted.skipped,
+                "foreground_voxels": post.foreground,
+                "voxels": total,
+                "predict_secs": predict_secs,
+                "post_process_secs": post_secs,
+            }),
+        )?;
+        return Ok(exit::OK);
+    }
+    let basis = match &choice.basis {
+        Some((d, c, v)) => format!("best {c} on {d}: {v:.3}"),
+        None => "as given".to_string(),
+    };
+    let classes = predictor.channel_names();
+    let mut text = format!(
+        "applied run {} (iteration {}, {}; {basis})\n  region       {}\n  prediction   {} ({} blocks, {} already done, {predict_secs:.1} s)\n  output       {} ({} chunks, {post_secs:.1} s)\n",
+        run.name,
+        choice.iteration,
+        choice.parameters.name(),
+        predicted.roi,
+        predicted.output.display(),
+        predicted.blocks,
+        predicted.skipped,
+        post.output.display(),
+        post.chunks,
+    );
+    for (k, n) in post.foreground.iter().enumerate() {
+        let label = if predictor.output_channels().is_some() {
+            classes.get(k).cloned().unwrap_or_default()
+        } else {
+            "labelled".to_string()
+        };
+        text.push_str(&format!(
+            "  {label:<12} {:.2}% of {total} voxels\n",
+            100.0 * *n as f64 / total.max(1) as f64
+        ));
+    }
+    emit(out, &text)?;
     Ok(exit::OK)
 }
 
@@ -891,10 +1061,36 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         &crate::train::stats::training_stats_path(dir, &run.name),
     )
     .map_err(|e| Failure::new(exit::IO, e.to_string()))?;
+    // Apply the best checkpoint and threshold to the whole raw volume.
+    say(format!(
+        "applying the best checkpoint to {}/data/synthetic.zarr/raw…",
+        dir.display()
+    ));
+    let apply_args = ApplyArgs {
+        run: run.name.clone(),
+        iteration: None,
+        parameters: None,
+        validation_dataset: None,
+        criterion: None,
+        job: JobArgs {
+            input: dir.join("data/synthetic.zarr/raw"),
+            output: dir.join("outputs/synthetic.zarr"),
+            roi: None,
+            device: "auto".into(),
+            project: ProjectArgs {
+                project: Some(dir.clone()),
+                json: true,
+            },
+        },
+    };
+    let mut sink = Vec::new();
+    apply(&apply_args, &mut sink)?;
+    let applied: Value = serde_json::from_slice(&sink)
+        .map_err(|e| Failure::new(exit::IO, format!("apply report: {e}")))?;
     if args.json {
         emit_json(
             out,
-            &json!({"project": dir.display().to_string(), "run": run.name, "duration_secs": duration_secs, "validations": rows, "iterations": stats.len()}),
+            &json!({"project": dir.display().to_string(), "run": run.name, "duration_secs": duration_secs, "validations": rows, "iterations": stats.len(), "applied": applied}),
         )?;
         return Ok(exit::OK);
     }
@@ -921,16 +1117,37 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         };
         text.push_str(&format!(
             "{:>9}  {:<24} {:<24}\n",
-            r["iteration"],
+            r["iteration"].as_u64().unwrap_or(0),
             cell("mito"),
             cell("er")
         ));
     }
+    let voxels = applied["voxels"].as_u64().unwrap_or(0).max(1) as f64;
+    let fg: Vec<String> = crate::demo::project::CLASSES
+        .iter()
+        .zip(
+            applied["foreground_voxels"]
+                .as_array()
+                .into_iter()
+                .flatten(),
+        )
+        .map(|(c, n)| format!("{c} {:.1}%", 100.0 * n.as_f64().unwrap_or(0.0) / voxels))
+        .collect();
     text.push_str(&format!(
-        "\nproject: {0}\n  checkpoints  {0}/{1}/checkpoints/iterations/\n  predictions  {0}/{1}/validation.zarr/<iteration>/synthetic_crop2/\n  scores       {2}\n",
+        "\napplied iteration {} with {} to the whole volume ({:.0} s): {}\n",
+        applied["iteration"],
+        applied["parameters"].as_str().unwrap_or(""),
+        applied["predict_secs"].as_f64().unwrap_or(0.0)
+            + applied["post_process_secs"].as_f64().unwrap_or(0.0),
+        fg.join(", ")
+    ));
+    text.push_str(&format!(
+        "\nproject: {0}\n  checkpoints  {0}/{1}/checkpoints/iterations/\n  predictions  {0}/{1}/validation.zarr/<iteration>/synthetic_crop2/\n  scores       {2}\n  prediction   {3}\n  segmentation {4}\n",
         dir.display(),
         run.name,
-        scores_path.display()
+        scores_path.display(),
+        applied["prediction"].as_str().unwrap_or(""),
+        applied["output"].as_str().unwrap_or("")
     ));
     emit(out, &text)?;
     Ok(exit::OK)

@@ -372,6 +372,96 @@ fn segno_demo_trains_validates_and_reports() {
     assert_eq!(rows[1]["iteration"], 20);
     let f1 = rows[1]["mito"]["f1_score"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&f1), "{f1}");
+    // The best checkpoint and threshold by mean F1 over mito and ER were applied.
+    let scores: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(project.join("stats/validation_scores/demo_mito_er_20.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let names: Vec<&str> = scores["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let (fm, fe) = (
+        names.iter().position(|c| *c == "mito__f1_score").unwrap(),
+        names.iter().position(|c| *c == "er__f1_score").unwrap(),
+    );
+    let mut best = (0u64, 0usize, f64::NEG_INFINITY);
+    for it in scores["iterations"].as_array().unwrap() {
+        for (p, vals) in it["scores"][0].as_array().unwrap().iter().enumerate() {
+            let m = 0.5 * (vals[fm].as_f64().unwrap() + vals[fe].as_f64().unwrap());
+            if m > best.2 {
+                best = (it["iteration"].as_u64().unwrap(), p, m);
+            }
+        }
+    }
+    let applied = &v["applied"];
+    assert_eq!(applied["iteration"], best.0);
+    assert_eq!(
+        applied["parameters"],
+        scores["parameters"][best.1].as_str().unwrap()
+    );
+    assert!((applied["chosen_by"]["score"].as_f64().unwrap() - best.2).abs() < 1e-12);
+    // The segmentation is the prediction thresholded, and its counts are reported.
+    let threshold: f32 = applied["parameters"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("threshold_")
+        .parse()
+        .unwrap();
+    let pred = segno::array::open(std::path::Path::new(
+        applied["prediction"].as_str().unwrap(),
+    ))
+    .unwrap();
+    let seg =
+        segno::array::open(std::path::Path::new(applied["output"].as_str().unwrap())).unwrap();
+    assert_eq!(seg.info().roi, pred.info().roi);
+    let p = pred.read(&pred.info().roi).unwrap().to_f32();
+    let o = seg.read(&seg.info().roi).unwrap().to_f32();
+    assert_eq!(p.shape(), o.shape());
+    assert_eq!(p.shape()[0], 2);
+    assert!(p
+        .iter()
+        .zip(o.iter())
+        .all(|(p, o)| (*o == 1.0) == (*p > threshold)));
+    for c in 0..2 {
+        let n = o
+            .index_axis(ndarray::Axis(0), c)
+            .iter()
+            .filter(|v| **v != 0.0)
+            .count();
+        assert_eq!(applied["foreground_voxels"][c], n as u64);
+    }
+    assert_eq!(applied["voxels"], 48 * 48 * 48);
+    // Unknown parameters or validation datasets are refused with what is available.
+    let apply = |extra: &[&str]| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("segno"))
+            .args(["apply", "-r", "demo_mito_er_20", "--output"])
+            .arg(dir.path().join("out.zarr"))
+            .arg("--input")
+            .arg(project.join("data/synthetic.zarr/raw"))
+            .arg("-p")
+            .arg(&project)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let bad = apply(&["--parameters", "bias_0.5"]);
+    assert!(!bad.status.success());
+    let msg = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        msg.contains("`bias_0.5`") && msg.contains("threshold_-0.2, threshold_0, threshold_0.2"),
+        "{msg}"
+    );
+    let bad = apply(&["--validation-dataset", "nope"]);
+    let msg = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && msg.contains("synthetic_crop2"),
+        "{msg}"
+    );
+    assert!(!dir.path().join("out.zarr").exists());
     // The configs are in the project, and a second demo reuses the finished run.
     assert!(project.join("configs/runs/demo_mito_er_20.yaml").is_file());
     let again = run();

@@ -722,6 +722,58 @@ impl ValidationScores {
             })
             .collect()
     }
+
+    /// The best (iteration, parameter index, value) on `dataset` for `criterion`, which is
+    /// either a full criterion name (`mito__f1_score`) or a metric (`f1_score`) standing for
+    /// the mean over every channel that has it. NaN values are skipped; ties go to the
+    /// earliest iteration and the first parameters.
+    pub fn best_for(&self, dataset: &str, criterion: &str) -> Option<(u64, usize, f64)> {
+        self.best_where(dataset, criterion, |_, _| true)
+    }
+
+    /// [`ValidationScores::best_for`] among the (iteration, parameter index) pairs `keep`
+    /// accepts.
+    pub fn best_where(
+        &self,
+        dataset: &str,
+        criterion: &str,
+        keep: impl Fn(u64, usize) -> bool,
+    ) -> Option<(u64, usize, f64)> {
+        let d = self.datasets.iter().position(|n| n == dataset)?;
+        let columns: Vec<usize> = match self.criteria.iter().position(|n| n == criterion) {
+            Some(c) => vec![c],
+            None => self
+                .criteria
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.rsplit_once("__").is_some_and(|(_, m)| m == criterion))
+                .map(|(c, _)| c)
+                .collect(),
+        };
+        if columns.is_empty() {
+            return None;
+        }
+        let info = criterion_info(criterion)?;
+        let mut best: Option<(u64, usize, f64)> = None;
+        for (iteration, block) in &self.iterations {
+            for p in 0..self.parameters.len() {
+                if !keep(*iteration, p) {
+                    continue;
+                }
+                let values: Option<Vec<f64>> =
+                    columns.iter().map(|c| cell(block, d, p, *c)).collect();
+                let Some(values) = values else { continue };
+                let v = values.iter().sum::<f64>() / values.len() as f64;
+                if v.is_nan() {
+                    continue;
+                }
+                if best.is_none_or(|(_, _, b)| info.is_better(v, b)) {
+                    best = Some((*iteration, p, v));
+                }
+            }
+        }
+        best
+    }
 }
 
 /// `block[d][p][c]`, if present.
@@ -1397,6 +1449,37 @@ mod tests {
         assert_eq!(
             err,
             Err(EvaluateError::UnknownCriterion("bogus".to_string()))
+        );
+    }
+
+    #[test]
+    fn best_for_a_metric_averages_the_channels() {
+        let mut s = ValidationScores::new(
+            vec!["a__f1_score".into(), "b__f1_score".into(), "a__dice".into()],
+            vec!["t0".into(), "t1".into()],
+            vec!["crop".into()],
+        )
+        .unwrap();
+        // Iteration 10: t0 mean 0.5, t1 mean 0.6; iteration 20: t0 mean 0.7 (a NaN dice
+        // does not matter), t1 has a NaN F1 and is skipped.
+        s.add_iteration(10, vec![vec![vec![0.4, 0.6, 0.1], vec![0.9, 0.3, 0.2]]])
+            .unwrap();
+        s.add_iteration(
+            20,
+            vec![vec![vec![0.8, 0.6, f64::NAN], vec![f64::NAN, 1.0, 0.3]]],
+        )
+        .unwrap();
+        let (it, p, v) = s.best_for("crop", "f1_score").unwrap();
+        assert_eq!((it, p), (20, 0));
+        assert!((v - 0.7).abs() < 1e-12);
+        // A full name picks that column only: a__f1_score is best at 10/t1 (0.9).
+        assert_eq!(s.best_for("crop", "a__f1_score"), Some((10, 1, 0.9)));
+        assert_eq!(s.best_for("crop", "a__dice"), Some((20, 1, 0.3)));
+        assert_eq!(s.best_for("crop", "voi"), None);
+        assert_eq!(s.best_for("other", "f1_score"), None);
+        assert_eq!(
+            s.best_where("crop", "f1_score", |i, _| i == 10),
+            Some((10, 1, 0.6))
         );
     }
 }

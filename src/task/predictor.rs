@@ -239,6 +239,25 @@ impl Predictor {
         }
     }
 
+    /// Channels of the post-processed output (`None`: one label per voxel, no channel axis).
+    pub fn output_channels(&self) -> Option<usize> {
+        match self {
+            Predictor::Distance { channels, .. }
+            | Predictor::InnerDistance { channels, .. }
+            | Predictor::HotDistance { channels, .. } => Some(channels.len()),
+            Predictor::OneHot { .. } | Predictor::Dummy { .. } => None,
+        }
+    }
+
+    /// The criterion `apply` picks the best iteration and parameters by when none is given:
+    /// the F1 score averaged over the classes, or VOI for instances.
+    pub fn default_criterion(&self) -> &'static str {
+        match self {
+            Predictor::Dummy { .. } => "frizz_level",
+            _ => "f1_score",
+        }
+    }
+
     /// How the ground truth is read.
     pub fn gt_kind(&self) -> GtKind {
         match self {

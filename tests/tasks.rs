@@ -1,0 +1,210 @@
+//! Every task trains, validates and stores scores and outputs of the right kind on the
+//! synthetic demo data: inner distances on cell instances, hot distances and one-hot
+//! classes on mitochondria, and the dummy task.
+
+use std::path::Path;
+
+use segno::array::{self, DataType};
+use segno::config::*;
+use segno::demo::project::{demo_run, zarr};
+use segno::demo::{self, DemoOptions};
+use segno::geometry::Coordinate;
+use segno::task::predictor::Predictor;
+use segno::train::{self, TrainOptions};
+
+fn mito(crop: &str) -> ArrayConfig {
+    ArrayConfig::Binarize(BinarizeArrayConfig {
+        name: format!("{crop}_mito"),
+        source_array_config: Box::new(zarr("mito", &format!("labels/{crop}/mito"))),
+        groupings: vec![("mito".into(), vec![])],
+        background: 0,
+    })
+}
+
+fn cells(crop: &str) -> ArrayConfig {
+    zarr("cells", &format!("labels/{crop}/cells"))
+}
+
+/// The demo run with a smaller network, 4 iterations validated every 2, and `task`
+/// learning from the ground truth `gt(crop)`.
+fn run_config(task: TaskConfig, gt: fn(&str) -> ArrayConfig) -> RunConfig {
+    let mut run = demo_run(4, 2);
+    run.name = format!("task_{}", task.name());
+    run.task_config = task;
+    if let ArchitectureConfig::CnnectomeUnet(u) = &mut run.architecture_config {
+        u.input_shape = Coordinate::from([44, 44, 44]);
+        u.num_fmaps = 2;
+        u.fmaps_out = 4;
+        u.eval_shape_increase = None;
+    }
+    if let TrainerConfig::Gunpowder(t) = &mut run.trainer_config {
+        t.learning_rate = 0.01;
+    }
+    if let DataSplitConfig::TrainValidate(split) = &mut run.datasplit_config {
+        let datasets = split
+            .train_configs
+            .iter_mut()
+            .zip(["crop1"])
+            .chain(split.validate_configs.iter_mut().zip(["crop2"]));
+        for (d, crop) in datasets {
+            if let DatasetConfig::RawGt(r) = d {
+                r.gt_config = Some(gt(crop));
+            }
+        }
+    }
+    run
+}
+
+/// A temporary project with the 64³ synthetic data.
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    demo::generate(
+        dir.path(),
+        &DemoOptions {
+            seed: 1,
+            size: 64,
+            overwrite: false,
+        },
+    )
+    .unwrap();
+    dir
+}
+
+/// Trains `task` for 4 iterations (validating at 2 and 4) and checks the stored scores and
+/// the validation output of the last iteration; returns the output's values.
+fn train_and_check(
+    task: TaskConfig,
+    gt: fn(&str) -> ArrayConfig,
+    output_type: DataType,
+    output_channels: Option<u64>,
+) -> (RunConfig, Vec<f64>, ndarray::ArrayD<f32>) {
+    tch::set_num_threads(1);
+    let dir = project();
+    let run = run_config(task, gt);
+    let predictor = Predictor::from_task(&run.task_config).unwrap();
+    let report = train::train_run(
+        dir.path(),
+        &run,
+        TrainOptions {
+            seed: 3,
+            loader_threads: 1,
+            ..TrainOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(report.trained_until, 4);
+    assert!(report.last_loss.is_some_and(f64::is_finite));
+    assert_eq!(report.validations.len(), 2);
+    let last = &report.validations[1];
+    assert_eq!(last.criteria, predictor.criteria());
+    let grid: Vec<String> = predictor.parameters().iter().map(|p| p.name()).collect();
+    assert_eq!(last.parameters, grid);
+    // Every criterion of every parameter set was scored.
+    assert_eq!(last.scores[0].len(), grid.len());
+    assert!(last.scores[0]
+        .iter()
+        .all(|v| v.len() == last.criteria.len()));
+    let output = dir
+        .path()
+        .join(&run.name)
+        .join("validation.zarr/4/synthetic_crop2/output")
+        .join(&grid[0]);
+    let out = array::open(&output).unwrap();
+    assert_eq!(out.info().data_type, output_type);
+    let has_channels = out.info().geometry.axes.iter().any(|a| !a.spatial);
+    assert_eq!(has_channels.then(|| out.info().channels()), output_channels);
+    let gt_roi = array::open(&dir.path().join("data/synthetic.zarr/labels/crop2/mito"))
+        .unwrap()
+        .info()
+        .roi;
+    assert_eq!(out.info().roi, gt_roi);
+    let values = out.read(&out.info().roi).unwrap().to_f32();
+    let first = last.scores[0][0].clone();
+    (run, first, values)
+}
+
+#[test]
+fn inner_distance_trains_on_cell_instances() {
+    let task = TaskConfig::InnerDistance(InnerDistanceTaskConfig {
+        name: "inner".into(),
+        channels: vec!["cells".into()],
+        clip_distance: 40.0,
+        tol_distance: 40.0,
+        scale_factor: 40.0,
+    });
+    let (run, scores, values) = train_and_check(task, cells, DataType::U8, Some(1));
+    assert!(values.iter().all(|v| *v == 0.0 || *v == 1.0));
+    // F1 is a number in [0, 1] or NaN when nothing was predicted.
+    let criteria = Predictor::from_task(&run.task_config).unwrap().criteria();
+    let f1 = scores[criteria
+        .iter()
+        .position(|c| c == "cells__f1_score")
+        .unwrap()];
+    assert!(f1.is_nan() || (0.0..=1.0).contains(&f1), "{f1}");
+}
+
+#[test]
+fn hot_distance_outputs_one_channel_per_class() {
+    let task = TaskConfig::HotDistance(HotDistanceTaskConfig {
+        name: "hot".into(),
+        channels: vec!["mito".into()],
+        clip_distance: 40.0,
+        tol_distance: 40.0,
+        scale_factor: 40.0,
+        mask_distances: false,
+        kernel_size: None,
+    });
+    let (_, _, values) = train_and_check(task, mito, DataType::U8, Some(1));
+    assert!(values.iter().all(|v| *v == 0.0 || *v == 1.0));
+}
+
+#[test]
+fn one_hot_outputs_class_labels() {
+    let task = TaskConfig::OneHot(OneHotTaskConfig {
+        classes: vec!["background".into(), "mito".into()],
+        name: "onehot".into(),
+        kernel_size: None,
+    });
+    let (_, scores, values) = train_and_check(task, mito, DataType::U64, None);
+    assert!(values.iter().all(|v| *v == 0.0 || *v == 1.0));
+    assert_eq!(
+        scores.len(),
+        2 * segno::task::evaluate::BINARY_METRICS.len()
+    );
+}
+
+#[test]
+fn dummy_task_scores_are_deterministic() {
+    let task = TaskConfig::Dummy(DummyTaskConfig {
+        name: "dummy".into(),
+        embedding_dims: 2,
+        detection_threshold: 0.5,
+    });
+    let (_, scores, values) = train_and_check(task, mito, DataType::U64, None);
+    // Parameters id 0 write min_size 1 everywhere; scores are the dummy evaluator's.
+    assert!(values.iter().all(|v| *v == 1.0));
+    assert_eq!(scores.len(), 2);
+    assert!(scores.iter().all(|v| (0.0..1.0).contains(v)));
+}
+
+#[test]
+fn a_task_that_cannot_read_the_ground_truth_fails_before_training() {
+    // Two-channel ground truth for a one-class task.
+    let dir = project();
+    let task = TaskConfig::InnerDistance(InnerDistanceTaskConfig {
+        name: "inner2".into(),
+        channels: vec!["a".into(), "b".into()],
+        clip_distance: 40.0,
+        tol_distance: 40.0,
+        scale_factor: 40.0,
+    });
+    let run = run_config(task, cells);
+    let err = train::train_run(dir.path(), &run, TrainOptions::default())
+        .expect_err("mismatching channels are refused")
+        .to_string();
+    assert!(
+        err.contains("1 channel(s), the task needs 2 (a, b)"),
+        "{err}"
+    );
+    assert!(!Path::new(&dir.path().join(&run.name)).exists());
+}
