@@ -208,3 +208,71 @@ fn a_task_that_cannot_read_the_ground_truth_fails_before_training() {
     );
     assert!(!Path::new(&dir.path().join(&run.name)).exists());
 }
+
+#[test]
+fn snapshots_hold_the_sample_prediction_and_loss_gradient() {
+    tch::set_num_threads(1);
+    let dir = project();
+    let task = TaskConfig::Distance(DistanceTaskConfig {
+        name: "dist".into(),
+        channels: vec!["mito".into()],
+        clip_distance: 40.0,
+        tol_distance: 40.0,
+        scale_factor: 40.0,
+        mask_distances: false,
+        clipmin: 0.05,
+        clipmax: 0.95,
+    });
+    let mut run = run_config(task, mito);
+    run.num_iterations = 3;
+    run.validation_interval = 3;
+    if let TrainerConfig::Gunpowder(t) = &mut run.trainer_config {
+        t.snapshot_interval = Some(2);
+        t.augments.clear();
+    }
+    train::train_run(dir.path(), &run, TrainOptions::default()).unwrap();
+    let snaps = dir.path().join(&run.name).join("snapshot.zarr");
+    // Iterations 0 and 2 (counted from 0), not 1.
+    assert!(snaps.join("0/volumes/raw").is_dir());
+    assert!(snaps.join("2/volumes/raw").is_dir());
+    assert!(!snaps.join("1").exists());
+    let open = |name: &str| array::open(&snaps.join("2/volumes").join(name)).unwrap();
+    let (raw, gt, target, weight, pred, grad) = (
+        open("raw"),
+        open("gt"),
+        open("target"),
+        open("weight"),
+        open("prediction"),
+        open("gradients"),
+    );
+    // Raw is the network input (44³) around the output patch, at their world positions.
+    let out_roi = gt.info().roi;
+    assert_eq!(raw.info().shape, vec![44, 44, 44]);
+    let context = (raw.info().roi.shape() - out_roi.shape()) / Coordinate::from([2, 2, 2]);
+    assert_eq!(raw.info().roi.begin() + context, out_roi.begin());
+    for a in [&target, &weight, &pred, &grad] {
+        assert_eq!(a.info().roi, out_roi);
+        assert_eq!(a.info().channels(), 1);
+    }
+    // Without augments the ground truth is the dataset's at the patch (zero beyond it).
+    let truth = array::open(&dir.path().join("data/synthetic.zarr/labels/crop1/mito"))
+        .unwrap()
+        .read_filled(&out_roi, 0.0)
+        .unwrap()
+        .to_labels()
+        .unwrap()
+        .mapv(|v| u64::from(v != 0));
+    let stored = gt.read(&out_roi).unwrap().to_labels().unwrap();
+    assert_eq!(stored, truth);
+    // DaCapo's MSE: loss = mean(w² (p − t)²), so ∂loss/∂p = 2 w² (p − t) / N.
+    let read = |a: &Box<dyn array::ArraySource>| a.read(&out_roi).unwrap().to_f32();
+    let (t, w, p, g) = (read(&target), read(&weight), read(&pred), read(&grad));
+    let n = t.len() as f32;
+    let mut worst = 0.0f32;
+    for (((t, w), p), g) in t.iter().zip(&w).zip(&p).zip(&g) {
+        let want = 2.0 * w * w * (p - t) / n;
+        worst = worst.max((want - g).abs() / want.abs().max(1e-9));
+    }
+    assert!(worst < 1e-3, "relative gradient error {worst}");
+    assert!(g.iter().any(|v| *v != 0.0));
+}

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod optim;
 pub mod run;
 pub mod sample;
+pub mod snapshot;
 pub mod stats;
 pub mod validate;
 

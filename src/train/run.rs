@@ -15,6 +15,7 @@ use super::augment::Augmenter;
 use super::checkpoint::{self, checkpoint_path, latest_iteration};
 use super::optim::{warmup_lr, RAdam};
 use super::sample::{open_datasets, PatchGeometry, Sampler, TrainingSample};
+use super::snapshot;
 use super::stats::{self, IterationStats};
 use super::validate::{open_validation, validate, Inference, ValidationOutcome};
 use super::TrainError;
@@ -83,6 +84,14 @@ fn stack(arrays: Vec<ArrayD<f32>>, device: tch::Device) -> Result<Tensor, TrainE
         .f_to_device(device)?)
 }
 
+/// The first item of a `(batch, …)` tensor as an array.
+fn first_of_batch(t: &Tensor) -> Result<ArrayD<f32>, TrainError> {
+    let first = t.f_detach()?.f_get(0)?.f_to_device(tch::Device::Cpu)?;
+    let shape: Vec<usize> = first.size().iter().map(|n| *n as usize).collect();
+    let values = Vec::<f32>::try_from(first.f_flatten(0, -1)?)?;
+    ArrayD::from_shape_vec(shape, values).map_err(|e| TrainError::Data(e.to_string()))
+}
+
 /// The checkpoint entry holding the class counts of balanced weight part `k`.
 fn balance_key(k: usize) -> String {
     if k == 0 {
@@ -101,6 +110,9 @@ struct Setup {
     validation: Vec<super::sample::TrainDataset>,
     inference: Inference,
     predictor: Predictor,
+    snapshot_interval: Option<u64>,
+    raw_vs: Coordinate,
+    context: Coordinate,
 }
 
 /// The prediction head a task puts on the backbone.
@@ -159,6 +171,7 @@ fn setup(
         output_shape,
         gt_pad,
     };
+    let context = geometry.context()?;
     let augmenter = Augmenter::new(&trainer.augments, raw_vs.dims())?;
     for d in &datasets {
         let c = d.gt.info().channels() as usize;
@@ -199,6 +212,9 @@ fn setup(
         validation,
         inference,
         predictor,
+        snapshot_interval: trainer.snapshot_interval,
+        raw_vs,
+        context,
     })
 }
 
@@ -316,19 +332,44 @@ pub fn train_run(
             let mut raws = Vec::new();
             let mut targets = Vec::new();
             let mut weights = Vec::new();
-            for s in batch.samples {
+            let mut kept = None;
+            for (k, s) in batch.samples.into_iter().enumerate() {
+                if k == 0 && snapshot::is_due(setup.snapshot_interval, i) {
+                    kept = Some(s.clone());
+                }
                 // Class balance in batch order, so the weights do not depend on thread timing.
                 let w = predictor.weights(&mut balances, &s.targets)?;
                 raws.push(s.raw);
                 targets.push(s.targets.target);
                 weights.push(w);
             }
+            let keep = snapshot::is_due(setup.snapshot_interval, i)
+                .then(|| (kept.take(), weights.first().cloned()));
             let raw = stack(raws, options.device)?;
             let target = stack(targets, options.device)?;
             let weight = stack(weights, options.device)?;
             optimizer.zero_grad();
             let prediction = model.forward_t(&raw, true)?;
             let loss = predictor.loss(&prediction, &target, &weight)?;
+            if let Some((Some(sample), Some(w))) = keep {
+                let gradients = Tensor::f_run_backward(&[&loss], &[&prediction], true, false)?;
+                let g = gradients
+                    .first()
+                    .ok_or_else(|| TrainError::Data("no loss gradient for the snapshot".into()))?;
+                snapshot::write_snapshot(
+                    &run_dir,
+                    i,
+                    &sample,
+                    snapshot::NetworkArrays {
+                        weight: w,
+                        prediction: first_of_batch(&prediction)?,
+                        gradients: first_of_batch(g)?,
+                    },
+                    setup.raw_vs,
+                    setup.inference.out_vs,
+                    setup.context,
+                )?;
+            }
             loss.f_backward()?;
             optimizer.step(warmup_lr(setup.learning_rate, i))?;
             let loss_value = loss.f_double_value(&[])?;

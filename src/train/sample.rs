@@ -120,6 +120,7 @@ impl PatchGeometry {
 
 /// A sample ready for training: network input, targets with what their weights are made
 /// of (class balancing runs in batch order), and the ground truth and mask for snapshots.
+#[derive(Debug, Clone)]
 pub struct TrainingSample {
     /// Index of the dataset it came from.
     pub dataset: usize,
