@@ -20,7 +20,7 @@ pub fn snapshot_container(run_dir: &Path) -> PathBuf {
 
 /// Whether iteration `i` (counted from 0) is snapshotted with `interval`.
 pub fn is_due(interval: Option<u64>, i: u64) -> bool {
-    interval.is_some_and(|n| n > 0 && i % n == 0)
+    interval.is_some_and(|n| n > 0 && i.is_multiple_of(n))
 }
 
 /// The network-side arrays of a snapshot, each `(channels, spatial…)` on the output patch.
