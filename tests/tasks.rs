@@ -265,8 +265,13 @@ fn snapshots_hold_the_sample_prediction_and_loss_gradient() {
     let stored = gt.read(&out_roi).unwrap().to_labels().unwrap();
     assert_eq!(stored, truth);
     // DaCapo's MSE: loss = mean(w² (p − t)²), so ∂loss/∂p = 2 w² (p − t) / N.
-    let read = |a: &Box<dyn array::ArraySource>| a.read(&out_roi).unwrap().to_f32();
-    let (t, w, p, g) = (read(&target), read(&weight), read(&pred), read(&grad));
+    let read = |a: &dyn array::ArraySource| a.read(&out_roi).unwrap().to_f32();
+    let (t, w, p, g) = (
+        read(target.as_ref()),
+        read(weight.as_ref()),
+        read(pred.as_ref()),
+        read(grad.as_ref()),
+    );
     let n = t.len() as f32;
     let mut worst = 0.0f32;
     for (((t, w), p), g) in t.iter().zip(&w).zip(&p).zip(&g) {
