@@ -201,22 +201,103 @@ pub fn predict(
         ),
         ..inference.clone()
     };
-    let mut skipped = 0;
-    for (k, block) in blocks.iter().enumerate() {
-        let key = block.to_string();
-        if done.contains(&key) {
-            skipped += 1;
-            on_block(k + 1, blocks.len());
-            continue;
-        }
-        let part = block.intersect(&roi);
-        let values = scaled.predict(&model.model, raw, &part, model.channels)?;
-        writer.write(&part, &ArrayData::F32(values))?;
-        writeln!(log, "{key};")
-            .and_then(|()| log.flush())
-            .map_err(|e| TrainError::Data(format!("{}: {e}", done_file.display())))?;
-        on_block(k + 1, blocks.len());
+    let pending: Vec<(usize, Roi)> = blocks
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| !done.contains(&b.to_string()))
+        .map(|(k, b)| (k, *b))
+        .collect();
+    let skipped = blocks.len() - pending.len();
+    let mut finished = skipped;
+    if skipped > 0 {
+        on_block(finished, blocks.len());
     }
+    // Three stages overlap: reading the next inputs, the network, writing the last outputs.
+    type Input = (Roi, ndarray::ArrayD<f32>);
+    type Output = (Roi, Vec<f32>, Vec<usize>);
+    let channels = model.channels;
+    let out_vs = inference.out_vs;
+    std::thread::scope(|scope| -> Result<(), TrainError> {
+        let (in_tx, in_rx) = std::sync::mpsc::sync_channel::<Result<Input, TrainError>>(2);
+        let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<Output>(2);
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<(), TrainError>>();
+        let scaled = &scaled;
+        let pending = &pending;
+        scope.spawn(move || {
+            for (_, block) in pending {
+                let item = scaled.read_input(raw, block).map(|x| (*block, x));
+                let failed = item.is_err();
+                if in_tx.send(item).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let writer = &writer;
+        let log = &mut log;
+        let done_file = &done_file;
+        scope.spawn(move || {
+            for (block, values, shape) in out_rx {
+                let result = (|| -> Result<(), TrainError> {
+                    let part = block.intersect(&roi);
+                    let n = part.shape() / out_vs;
+                    let src_off = (part.begin() - block.begin()) / out_vs;
+                    let dims: Vec<usize> = std::iter::once(channels)
+                        .chain(n.iter().map(|v| v as usize))
+                        .collect();
+                    let mut data = ndarray::ArrayD::<f32>::zeros(dims);
+                    let ranges: Vec<std::ops::Range<usize>> = std::iter::once(0..channels)
+                        .chain(
+                            (0..n.dims())
+                                .map(|a| src_off[a] as usize..(src_off[a] + n[a]) as usize),
+                        )
+                        .collect();
+                    crate::array::data::copy_sub_block(
+                        &mut data,
+                        &vec![0; ranges.len()],
+                        &values,
+                        &shape,
+                        &ranges,
+                    );
+                    writer.write(&part, &ArrayData::F32(data))?;
+                    writeln!(log, "{block};")
+                        .and_then(|()| log.flush())
+                        .map_err(|e| TrainError::Data(format!("{}: {e}", done_file.display())))
+                })();
+                let failed = result.is_err();
+                if done_tx.send(result).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let mut in_flight = 0usize;
+        for item in in_rx {
+            let (block, x) = item?;
+            let (values, shape) = scaled.forward(&model.model, &x)?;
+            if shape.first() != Some(&channels) {
+                return Err(TrainError::Data(format!(
+                    "the network produced {shape:?}, expected {channels} channels"
+                )));
+            }
+            if out_tx.send((block, values, shape)).is_err() {
+                break;
+            }
+            in_flight += 1;
+            // Report blocks as they are written.
+            while let Ok(r) = done_rx.try_recv() {
+                r?;
+                in_flight -= 1;
+                finished += 1;
+                on_block(finished, blocks.len());
+            }
+        }
+        drop(out_tx);
+        for r in done_rx.iter().take(in_flight) {
+            r?;
+            finished += 1;
+            on_block(finished, blocks.len());
+        }
+        Ok(())
+    })?;
     Ok(PredictReport {
         output: container.join(dataset),
         roi,

@@ -115,6 +115,49 @@ impl Inference {
             .collect()
     }
 
+    /// The network input for output block `block`: raw grown by the context (zero beyond
+    /// the data), with a channel axis, normalised.
+    pub fn read_input(
+        &self,
+        raw: &dyn ArraySource,
+        block: &Roi,
+    ) -> Result<ArrayD<f32>, TrainError> {
+        let context = self.context();
+        let input_roi = block
+            .grow(&context, &context)
+            .map_err(|e| TrainError::Data(e.to_string()))?;
+        let mut x = raw.read_filled(&input_roi, 0.0)?.to_f32();
+        if x.ndim() == self.raw_vs.dims() {
+            x = x.insert_axis(Axis(0));
+        }
+        let (s, sh) = self.normalisation;
+        x.mapv_inplace(|v| v * s + sh);
+        Ok(x)
+    }
+
+    /// Runs `model` in evaluation mode on one input `(channels, spatial…)`; returns the
+    /// output values (row-major) and their shape `(channels, spatial…)`.
+    pub fn forward(
+        &self,
+        model: &Model,
+        x: &ArrayD<f32>,
+    ) -> Result<(Vec<f32>, Vec<usize>), TrainError> {
+        let dims: Vec<i64> = std::iter::once(1)
+            .chain(x.shape().iter().map(|n| *n as i64))
+            .collect();
+        let contiguous = x.as_standard_layout();
+        let data = contiguous
+            .as_slice()
+            .ok_or_else(|| TrainError::Data("a batch is not contiguous".into()))?;
+        let t = Tensor::from_slice(data)
+            .f_view(dims.as_slice())?
+            .f_to_device(self.device)?;
+        let y = tch::no_grad(|| model.forward_t(&t, false))?.f_to_device(tch::Device::Cpu)?;
+        let ys: Vec<usize> = y.size()[1..].iter().map(|n| *n as usize).collect();
+        let values: Vec<f32> = Vec::<f32>::try_from(y.f_flatten(0, -1)?)?;
+        Ok((values, ys))
+    }
+
     /// Predicts `roi` (world, on the output grid) from `raw` into a `(channels, spatial…)`
     /// array; raw beyond its data reads as 0.
     pub fn predict(
@@ -128,30 +171,9 @@ impl Inference {
             .chain((roi.shape() / self.out_vs).iter().map(|v| v as usize))
             .collect();
         let mut out = ArrayD::<f32>::zeros(IxDyn(&shape));
-        let context = self.context();
-        let (s, sh) = self.normalisation;
         for block in self.blocks(roi)? {
-            let input_roi = block
-                .grow(&context, &context)
-                .map_err(|e| TrainError::Data(e.to_string()))?;
-            let mut x = raw.read_filled(&input_roi, 0.0)?.to_f32();
-            if x.ndim() == self.raw_vs.dims() {
-                x = x.insert_axis(Axis(0));
-            }
-            x.mapv_inplace(|v| v * s + sh);
-            let dims: Vec<i64> = std::iter::once(1)
-                .chain(x.shape().iter().map(|n| *n as i64))
-                .collect();
-            let contiguous = x.as_standard_layout();
-            let data = contiguous
-                .as_slice()
-                .ok_or_else(|| TrainError::Data("a batch is not contiguous".into()))?;
-            let t = Tensor::from_slice(data)
-                .f_view(dims.as_slice())?
-                .f_to_device(self.device)?;
-            let y = tch::no_grad(|| model.forward_t(&t, false))?.f_to_device(tch::Device::Cpu)?;
-            let ys: Vec<usize> = y.size()[1..].iter().map(|n| *n as usize).collect();
-            let values: Vec<f32> = Vec::<f32>::try_from(y.f_flatten(0, -1)?)?;
+            let x = self.read_input(raw, &block)?;
+            let (values, ys) = self.forward(model, &x)?;
             // The part of the block inside the region, copied into place.
             let part = block.intersect(roi);
             let src_off = (part.begin() - block.begin()) / self.out_vs;
