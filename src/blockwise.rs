@@ -447,6 +447,32 @@ pub fn post_process_array(
         )));
     }
     let channels = predictor.output_channels().map(|c| c as u64);
+    if let PostProcessorParameters::Watershed { .. } = parameters {
+        // Instances span chunks: the region is segmented in one piece.
+        let p = prediction.read(&info.roi)?.to_f32();
+        let Segmentation::Labels(labels) = predictor.post_process(&p, parameters)? else {
+            return Err(TrainError::Data("the watershed produced no labels".into()));
+        };
+        let mut spec = ArraySpec::new(DataType::U64, info.roi, info.geometry.voxel_size, None);
+        spec.chunk_voxels = Some(
+            info.spatial_axes()
+                .iter()
+                .map(|&a| info.chunk_shape[a])
+                .collect(),
+        );
+        spec.attributes.insert(
+            "segno_post_process".into(),
+            serde_json::json!({"parameters": parameters.name(), "source": info.path}),
+        );
+        let writer = write::create(container, dataset, &spec, WriteMode::Overwrite)?;
+        let labelled = labels.iter().filter(|v| **v != 0).count() as u64;
+        writer.write(&info.roi, &ArrayData::U64(labels))?;
+        return Ok(PostProcessReport {
+            output: container.join(dataset),
+            chunks: write::grid_indices(&writer.chunk_grid_shape()).len(),
+            foreground: vec![labelled],
+        });
+    }
     let data_type = match predictor {
         Predictor::OneHot { .. } => DataType::U8,
         _ if channels.is_some() => DataType::U8,

@@ -281,3 +281,38 @@ fn snapshots_hold_the_sample_prediction_and_loss_gradient() {
     assert!(worst < 1e-3, "relative gradient error {worst}");
     assert!(g.iter().any(|v| *v != 0.0));
 }
+
+#[test]
+fn affinities_with_lsds_train_and_segment_cells() {
+    let task = TaskConfig::Affinities(AffinitiesTaskConfig {
+        name: "affs".into(),
+        neighborhood: vec![
+            Coordinate::from([1, 0, 0]),
+            Coordinate::from([0, 1, 0]),
+            Coordinate::from([0, 0, 1]),
+        ],
+        lsds: true,
+        num_lsd_voxels: 2,
+        downsample_lsds: 2,
+        lsds_to_affs_weight_ratio: 1.0,
+        affs_weight_clipmin: 0.05,
+        affs_weight_clipmax: 0.95,
+        lsd_weight_clipmin: 0.05,
+        lsd_weight_clipmax: 0.95,
+        background_as_object: false,
+    });
+    let (run, scores, values) = train_and_check(task, cells, DataType::U64, None);
+    let predictor = Predictor::from_task(&run.task_config).unwrap();
+    assert_eq!(predictor.head().channels, 3 + 10);
+    assert_eq!(predictor.criteria(), ["voi_split", "voi_merge", "voi"]);
+    // VOI split and merge are non-negative and voi is their mean.
+    assert!(scores[0] >= 0.0 && scores[1] >= 0.0);
+    assert!((scores[2] - 0.5 * (scores[0] + scores[1])).abs() < 1e-12);
+    // Labels are consecutive from 1 (0 is background).
+    let max = values.iter().copied().fold(0.0f32, f32::max) as usize;
+    let mut seen = vec![false; max + 1];
+    for v in values.iter() {
+        seen[*v as usize] = true;
+    }
+    assert!(seen[1..].iter().all(|s| *s), "ids 1..={max} are all used");
+}

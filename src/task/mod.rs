@@ -2,6 +2,7 @@
 //! (losses), how its predictions become segmentations (post-processing) and how those are
 //! evaluated against ground truth.
 
+pub mod affinities;
 pub mod distance;
 pub mod edt;
 pub mod evaluate;

@@ -6,6 +6,7 @@
 use ndarray::{concatenate, ArrayD, Axis, Slice};
 use tch::Tensor;
 
+use super::affinities::{self, AffError};
 use super::distance::{boundary_distance, ClassBalance, DistancePredictor};
 use super::evaluate::{self, BINARY_METRICS};
 use super::loss::{bce_with_logits, l1_sum, mse, WeightMode};
@@ -138,6 +139,18 @@ pub enum Predictor {
         /// Head kernel size.
         kernel_size: i64,
     },
+    /// Affinities to neighbours at `offsets`, optionally with local shape descriptors, for
+    /// instance segmentation by mutex watershed (AffinitiesTask).
+    Affinities {
+        /// Neighbour offsets in voxels, one channel each.
+        offsets: Vec<Vec<i64>>,
+        /// Local shape descriptors as auxiliary targets, if configured.
+        lsds: Option<LsdSpec>,
+        /// Label 0 is an object of its own.
+        background_as_object: bool,
+        /// Class-fraction clip of the affinity weights.
+        clip: (f64, f64),
+    },
     /// A predictor that learns zeros (DummyTask), for testing the plumbing.
     Dummy {
         /// Output channels.
@@ -145,11 +158,46 @@ pub enum Predictor {
     },
 }
 
+/// The local-shape-descriptor part of an affinities task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LsdSpec {
+    /// σ = `voxels` · the largest voxel size.
+    pub voxels: u32,
+    /// Compute on a grid this many times coarser.
+    pub downsample: usize,
+    /// Weight of the LSD loss relative to the affinity loss.
+    pub ratio: f64,
+    /// Class-fraction clip of the LSD weights.
+    pub clip: (f64, f64),
+}
+
+impl LsdSpec {
+    /// σ in nm for a voxel size.
+    pub fn sigma(&self, voxel_size: &[f64]) -> f64 {
+        f64::from(self.voxels) * voxel_size.iter().copied().fold(0.0, f64::max)
+    }
+}
+
+/// LSD channels for `dims` spatial axes: mean offset, variances, correlations, size.
+pub fn lsd_channels(dims: usize) -> usize {
+    dims + dims + dims * dims.saturating_sub(1) / 2 + 1
+}
+
+/// The mutex-watershed bias grid.
+const BIASES: [f64; 5] = [0.1, 0.25, 0.5, 0.75, 0.9];
+
+/// The largest region (voxels) the mutex watershed segments in one piece.
+pub const MAX_WATERSHED_VOXELS: usize = 1 << 24;
+
 fn binary_criteria(channels: &[String]) -> Vec<String> {
     channels
         .iter()
         .flat_map(|c| BINARY_METRICS.iter().map(move |m| format!("{c}__{m}")))
         .collect()
+}
+
+fn aff_error(e: AffError) -> TaskError {
+    TaskError::Shape(e.to_string())
 }
 
 fn binary_labels(gt: &ArrayD<u64>) -> ArrayD<u8> {
@@ -208,11 +256,17 @@ impl Predictor {
                 }
             }
             TaskConfig::Pretrained(t) => Self::from_task(&t.sub_task_config)?,
-            TaskConfig::Affinities(_) => {
-                return Err(TaskError::Shape(
-                    "AffinitiesTaskConfig tasks are not supported yet".into(),
-                ))
-            }
+            TaskConfig::Affinities(t) => Predictor::Affinities {
+                offsets: t.neighborhood.iter().map(|o| o.to_vec()).collect(),
+                lsds: t.lsds.then(|| LsdSpec {
+                    voxels: t.num_lsd_voxels,
+                    downsample: t.downsample_lsds.max(1) as usize,
+                    ratio: t.lsds_to_affs_weight_ratio,
+                    clip: (t.lsd_weight_clipmin, t.lsd_weight_clipmax),
+                }),
+                background_as_object: t.background_as_object,
+                clip: (t.affs_weight_clipmin, t.affs_weight_clipmax),
+            },
         })
     }
 
@@ -231,6 +285,15 @@ impl Predictor {
                 classes,
                 kernel_size,
             } => head(classes.len(), *kernel_size, Activation::Softmax),
+            Predictor::Affinities { offsets, lsds, .. } => {
+                let dims = offsets.first().map_or(3, Vec::len);
+                let extra = if lsds.is_some() {
+                    lsd_channels(dims)
+                } else {
+                    0
+                };
+                head(offsets.len() + extra, 1, Activation::Sigmoid)
+            }
             Predictor::Dummy { embedding_dims } => HeadSpec {
                 channels: *embedding_dims,
                 kernel_size: 1,
@@ -245,7 +308,9 @@ impl Predictor {
             Predictor::Distance { channels, .. }
             | Predictor::InnerDistance { channels, .. }
             | Predictor::HotDistance { channels, .. } => Some(channels.len()),
-            Predictor::OneHot { .. } | Predictor::Dummy { .. } => None,
+            Predictor::OneHot { .. } | Predictor::Dummy { .. } | Predictor::Affinities { .. } => {
+                None
+            }
         }
     }
 
@@ -254,6 +319,7 @@ impl Predictor {
     pub fn default_criterion(&self) -> &'static str {
         match self {
             Predictor::Dummy { .. } => "frizz_level",
+            Predictor::Affinities { .. } => "voi",
             _ => "f1_score",
         }
     }
@@ -264,6 +330,7 @@ impl Predictor {
             Predictor::Distance { .. } | Predictor::HotDistance { .. } => GtKind::Binary,
             Predictor::InnerDistance { .. }
             | Predictor::OneHot { .. }
+            | Predictor::Affinities { .. }
             | Predictor::Dummy { .. } => GtKind::Labels,
         }
     }
@@ -274,7 +341,7 @@ impl Predictor {
             Predictor::Distance { channels, .. }
             | Predictor::InnerDistance { channels, .. }
             | Predictor::HotDistance { channels, .. } => Some(channels.len()),
-            Predictor::OneHot { .. } => Some(1),
+            Predictor::OneHot { .. } | Predictor::Affinities { .. } => Some(1),
             Predictor::Dummy { .. } => None,
         }
     }
@@ -286,6 +353,7 @@ impl Predictor {
             | Predictor::InnerDistance { channels, .. }
             | Predictor::HotDistance { channels, .. } => channels.clone(),
             Predictor::OneHot { classes, .. } => vec![format!("class ids {}", classes.join("/"))],
+            Predictor::Affinities { .. } => vec!["instance ids".into()],
             Predictor::Dummy { .. } => Vec::new(),
         }
     }
@@ -306,6 +374,23 @@ impl Predictor {
                 grow(distance.scale_factor)
             }
             Predictor::InnerDistance { scale_factor, .. } => grow(*scale_factor),
+            Predictor::Affinities { offsets, lsds, .. } => {
+                // Every offset's partner inside the patch, and 3σ of context for LSDs.
+                let vs: Vec<f64> = out_vs.iter().map(|v| *v as f64).collect();
+                (0..out_vs.len())
+                    .map(|a| {
+                        let aff = offsets
+                            .iter()
+                            .map(|o| o.get(a).map_or(0, |v| v.abs()))
+                            .max()
+                            .unwrap_or(0);
+                        let lsd = lsds
+                            .as_ref()
+                            .map_or(0, |l| (3.0 * l.sigma(&vs) / vs[a]).ceil() as i64);
+                        aff.max(lsd)
+                    })
+                    .collect()
+            }
             _ => vec![0; out_vs.len()],
         }
     }
@@ -434,6 +519,47 @@ impl Predictor {
                     balance: Vec::new(),
                 }
             }
+            Predictor::Affinities {
+                offsets,
+                lsds,
+                background_as_object,
+                clip,
+            } => {
+                let seg = gt.index_axis(Axis(0), 0);
+                let aff = affinities::affinity_target(&seg, offsets, *background_as_object)
+                    .map_err(aff_error)?;
+                let m = mask.index_axis(Axis(0), 0);
+                let per_offset: Vec<_> = offsets.iter().map(|_| m.view()).collect();
+                let aff_scale = ndarray::stack(Axis(0), &per_offset)
+                    .map_err(|e| TaskError::Shape(e.to_string()))?;
+                let mut balance = vec![BalanceInput {
+                    labels: aff.mapv(|v| u8::from(v > 0.5)),
+                    scale: aff_scale,
+                    repeat: 1,
+                    clip: *clip,
+                }];
+                let target = match lsds {
+                    Some(l) => {
+                        let lsd = affinities::lsd_target(
+                            &seg,
+                            voxel_size,
+                            l.sigma(voxel_size),
+                            l.downsample,
+                        )
+                        .map_err(aff_error)?;
+                        balance.push(BalanceInput {
+                            labels: binary_labels(gt),
+                            scale: mask.clone(),
+                            repeat: lsd.shape()[0],
+                            clip: l.clip,
+                        });
+                        concatenate(Axis(0), &[aff.view(), lsd.view()])
+                            .map_err(|e| TaskError::Shape(e.to_string()))?
+                    }
+                    None => aff,
+                };
+                Targets { target, balance }
+            }
             Predictor::Dummy { embedding_dims } => {
                 let spatial = &gt.shape()[1..];
                 Targets {
@@ -453,6 +579,7 @@ impl Predictor {
         match self {
             Predictor::Distance { .. } | Predictor::InnerDistance { .. } => 1,
             Predictor::HotDistance { .. } => 2,
+            Predictor::Affinities { lsds, .. } => 1 + usize::from(lsds.is_some()),
             Predictor::OneHot { .. } | Predictor::Dummy { .. } => 0,
         }
     }
@@ -525,6 +652,29 @@ impl Predictor {
                     .f_mean(None)?
                     .f_neg()
             }
+            Predictor::Affinities { offsets, lsds, .. } => {
+                // Weighted BCE on the affinities (DaCapo ignores the weights without LSDs,
+                // which also trains unannotated voxels as background), plus the LSDs' MSE.
+                let n = offsets.len() as i64;
+                let affs = bce_with_logits(
+                    &prediction.f_narrow(1, 0, n)?,
+                    &target.f_narrow(1, 0, n)?,
+                    Some(&weight.f_narrow(1, 0, n)?),
+                )?;
+                let Some(l) = lsds else {
+                    return Ok(affs);
+                };
+                let m = prediction.size()[1] - n;
+                let lsd = prediction
+                    .f_narrow(1, n, m)?
+                    .f_sigmoid()?
+                    .f_sub(&target.f_narrow(1, n, m)?)?;
+                let lsd = lsd
+                    .f_mul(&lsd)?
+                    .f_mul(&weight.f_narrow(1, n, m)?)?
+                    .f_mean(None)?;
+                affs.f_add(&lsd.f_mul_scalar(l.ratio)?)
+            }
             Predictor::Dummy { .. } => l1_sum(prediction, target),
         }
     }
@@ -542,6 +692,11 @@ impl Predictor {
                 .map(|(id, t)| PostProcessorParameters::Threshold { id, threshold: *t })
                 .collect(),
             Predictor::OneHot { .. } => vec![PostProcessorParameters::Argmax { id: 1 }],
+            Predictor::Affinities { .. } => BIASES
+                .iter()
+                .enumerate()
+                .map(|(id, bias)| PostProcessorParameters::Watershed { id, bias: *bias })
+                .collect(),
             Predictor::Dummy { .. } => (1..=10)
                 .enumerate()
                 .map(|(id, min_size)| PostProcessorParameters::Dummy { id, min_size })
@@ -580,6 +735,25 @@ impl Predictor {
             (Predictor::OneHot { .. }, PostProcessorParameters::Argmax { .. }) => {
                 Segmentation::Labels(postprocess::argmax(prediction).mapv(u64::from))
             }
+            (
+                Predictor::Affinities { offsets, .. },
+                PostProcessorParameters::Watershed { bias, .. },
+            ) => {
+                let voxels: usize = prediction.shape().iter().skip(1).product();
+                if voxels > MAX_WATERSHED_VOXELS {
+                    return Err(TaskError::Shape(format!(
+                        "{voxels} voxels are too many to segment in one piece (at most {MAX_WATERSHED_VOXELS}); choose a smaller --roi"
+                    )));
+                }
+                let view = prediction.view();
+                let mut labels =
+                    affinities::mutex_watershed(&view, offsets, *bias).map_err(aff_error)?;
+                // Fragments whose mean affinity is below the bias are background.
+                affinities::filter_fragments(&mut labels, &view, offsets.len(), *bias)
+                    .map_err(aff_error)?;
+                affinities::relabel_consecutive(&mut labels);
+                Segmentation::Labels(labels)
+            }
             (Predictor::Dummy { .. }, PostProcessorParameters::Dummy { min_size, .. }) => {
                 Segmentation::Labels(ArrayD::from_elem(
                     prediction.index_axis(Axis(0), 0).raw_dim(),
@@ -597,6 +771,10 @@ impl Predictor {
             | Predictor::InnerDistance { channels, .. }
             | Predictor::HotDistance { channels, .. } => binary_criteria(channels),
             Predictor::OneHot { classes, .. } => binary_criteria(classes),
+            Predictor::Affinities { .. } => ["voi_split", "voi_merge", "voi"]
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
             Predictor::Dummy { .. } => vec!["frizz_level".into(), "blipp_score".into()],
         }
     }
@@ -671,6 +849,10 @@ impl Predictor {
                         .map_err(shape_err)?
                         .values,
                 )
+            }
+            (Predictor::Affinities { .. }, Segmentation::Labels(out)) => {
+                let truth = gt.index_axis(Axis(0), 0).to_owned();
+                Ok(evaluate::instance(out, &truth).map_err(shape_err)?.values)
             }
             (Predictor::Dummy { .. }, Segmentation::Labels(_)) => Ok(evaluate::dummy(seed).values),
             _ => Err(wrong()),
@@ -847,5 +1029,95 @@ mod tests {
         assert_eq!(seg, Segmentation::Labels(ArrayD::from_elem(IxDyn(&[3]), 5)));
         let s = p.evaluate(&seg, &line(&[0, 0, 0]), &[1.0], 3).unwrap();
         assert_eq!(s, evaluate::dummy(3).values);
+    }
+
+    fn affinities(lsds: bool) -> Predictor {
+        Predictor::Affinities {
+            offsets: vec![vec![-1, 0], vec![0, -1]],
+            lsds: lsds.then_some(LsdSpec {
+                voxels: 1,
+                downsample: 1,
+                ratio: 1.0,
+                clip: (0.05, 0.95),
+            }),
+            background_as_object: false,
+            clip: (0.05, 0.95),
+        }
+    }
+
+    fn square(values: &[u64], n: usize) -> ArrayD<u64> {
+        ArrayD::from_shape_vec(IxDyn(&[1, n, n]), values.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn affinities_and_lsds_targets_weights_and_watershed() {
+        // Two objects side by side (ids 1 | 2) with a background row.
+        #[rustfmt::skip]
+        let gt = square(&[
+            1, 1, 2, 2,
+            1, 1, 2, 2,
+            1, 1, 2, 2,
+            0, 0, 0, 0,
+        ], 4);
+        let mask = ArrayD::from_elem(IxDyn(&[1, 4, 4]), 1.0f32);
+        let p = affinities(true);
+        assert_eq!(p.head().channels, 2 + 6);
+        assert_eq!(p.head().eval_activation, Activation::Sigmoid);
+        // Padding: the largest offset (1) and 3σ = 3 voxels for the LSDs.
+        assert_eq!(p.gt_padding(&[4, 4]), vec![3, 3]);
+        let t = p.targets(&gt, &mask, &[4.0, 4.0]).unwrap();
+        assert_eq!(t.target.shape(), &[8, 4, 4]);
+        // Offset (0, -1): voxel (0, 1) and (0, 0) are both object 1; (0, 2) borders object 1.
+        assert_eq!(t.target[[1, 0, 1]], 1.0);
+        assert_eq!(t.target[[1, 0, 2]], 0.0);
+        assert_eq!(t.target[[1, 0, 0]], 0.0);
+        // Offset (-1, 0): the background row has no affinity.
+        assert_eq!(t.target[[0, 3, 0]], 0.0);
+        assert_eq!(t.target[[0, 1, 0]], 1.0);
+        let mut balances = Vec::new();
+        let w = p.weights(&mut balances, &t).unwrap();
+        assert_eq!(balances.len(), 2);
+        assert_eq!(w.shape(), &[8, 4, 4]);
+        // Channel 1 has 6 positive affinities of 16: w = 1/(2·6/17) and 1/(2·10/17).
+        assert!(
+            (w[[1, 0, 1]] - 17.0 / 12.0).abs() < 1e-6,
+            "{}",
+            w[[1, 0, 1]]
+        );
+        assert!(
+            (w[[1, 0, 0]] - 17.0 / 20.0).abs() < 1e-6,
+            "{}",
+            w[[1, 0, 0]]
+        );
+        // The LSD weights are the object/background balance, shared by the 6 channels.
+        assert_eq!(w[[2, 0, 0]], w[[7, 0, 0]]);
+        assert!((w[[2, 0, 0]] - 17.0 / 24.0).abs() < 1e-6);
+        // The mutex watershed of the target affinities recovers the two objects; VOI 0.
+        let params = p.parameters();
+        assert_eq!(params.len(), 5);
+        let seg = p.post_process(&t.target, &params[2]).unwrap();
+        let Segmentation::Labels(labels) = &seg else {
+            panic!("labels expected")
+        };
+        #[rustfmt::skip]
+        let want = [
+            1, 1, 2, 2,
+            1, 1, 2, 2,
+            1, 1, 2, 2,
+            0, 0, 0, 0,
+        ];
+        assert_eq!(labels.iter().copied().collect::<Vec<_>>(), want);
+        let scores = p.evaluate(&seg, &gt, &[4.0, 4.0], 0).unwrap();
+        assert_eq!(p.criteria(), ["voi_split", "voi_merge", "voi"]);
+        assert!(scores.iter().all(|v| v.abs() < 1e-12), "{scores:?}");
+        // The loss is finite and positive on zero logits.
+        let shape = [1i64, 8, 4, 4];
+        let zeros = Tensor::zeros(shape, (tch::Kind::Float, tch::Device::Cpu));
+        let target = Tensor::from_slice(t.target.as_slice().unwrap()).view(shape);
+        let weight = Tensor::from_slice(w.as_standard_layout().as_slice().unwrap()).view(shape);
+        let loss = p.loss(&zeros, &target, &weight).unwrap().double_value(&[]);
+        assert!(loss.is_finite() && loss > 0.0, "{loss}");
+        // Without LSDs the head has one channel per offset.
+        assert_eq!(affinities(false).head().channels, 2);
     }
 }
