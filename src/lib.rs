@@ -18,3 +18,4 @@ pub mod store;
 pub mod task;
 pub mod torch;
 pub mod train;
+pub mod weights;
