@@ -57,6 +57,9 @@ pub enum Command {
     Bench(BenchCommand),
     /// Train a run of the project, resuming from its latest checkpoint.
     Train(TrainArgs),
+    /// Import weights from a PyTorch/DaCapo checkpoint (torch.save file) or a safetensors
+    /// file into a run, as a checkpoint that training, prediction and apply start from.
+    ImportWeights(ImportWeightsArgs),
     /// The whole workflow on synthetic data: write data and configs, train a small U-Net
     /// with validation, and print the scores.
     Demo(DemoArgs),
@@ -168,6 +171,29 @@ pub struct JobArgs {
     /// Compute device: auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Project directory and output format.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+/// Options of `segno import-weights`.
+#[derive(Debug, Args, Clone)]
+pub struct ImportWeightsArgs {
+    /// The run whose network receives the weights (a config in the project's configs/runs).
+    #[arg(long, short = 'r')]
+    pub run: String,
+    /// The checkpoint: a torch.save file (state dict or DaCapo's {"model": …}) or .safetensors.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Iteration number the imported checkpoint gets (training continues from it).
+    #[arg(long, default_value_t = 0)]
+    pub iteration: u64,
+    /// Load what matches by name and shape and keep the rest freshly initialised (e.g. another head).
+    #[arg(long)]
+    pub partial: bool,
+    /// Replace an existing checkpoint of that iteration.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Project directory and output format.
     #[command(flatten)]
     pub project: ProjectArgs,
@@ -486,6 +512,7 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
         Command::Demo(args) => demo(&args, out),
         Command::Predict(args) => predict(&args, out),
         Command::Apply(args) => apply(&args, out),
+        Command::ImportWeights(args) => import_weights(&args, out),
         Command::Validate(args) => validate_run(&args, out),
         Command::PostProcess(args) => post_process(&args, out),
         Command::Evaluate(args) => evaluate(&args, out),
@@ -839,6 +866,74 @@ fn predict_with(
     .map_err(fail)?;
     bar.finish_and_clear();
     Ok(report)
+}
+
+fn import_weights(args: &ImportWeightsArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    use crate::train::checkpoint;
+    let project = args.project.open()?;
+    let run = stored_run(&project, &args.run)?;
+    let run_dir = project.root().join(&run.name);
+    let path = checkpoint::checkpoint_path(&run_dir, args.iteration);
+    if path.exists() && !args.overwrite {
+        return Err(Failure::new(
+            exit::INVALID,
+            format!(
+                "{} exists: choose another --iteration or pass --overwrite",
+                path.display()
+            ),
+        ));
+    }
+    let head = crate::train::run::head_for(&run.task_config)
+        .map_err(|e| Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name)))?;
+    tch::manual_seed(0);
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    crate::nn::Model::new(&vs.root(), &run.architecture_config, &head)
+        .map_err(|e| Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name)))?;
+    let invalid = |e: crate::weights::WeightsError| Failure::new(exit::INVALID, e.to_string());
+    let state = crate::weights::read_state_dict(&args.weights).map_err(invalid)?;
+    let report =
+        crate::weights::load_into(&vs, &state, &args.weights, args.partial).map_err(invalid)?;
+    let optimizer = crate::train::optim::RAdam::new(&vs);
+    checkpoint::save(&path, &vs, &optimizer, &std::collections::BTreeMap::new())
+        .map_err(|e| Failure::new(exit::IO, e.to_string()))?;
+    if args.project.json {
+        emit_json(
+            out,
+            &json!({
+                "run": run.name,
+                "checkpoint": path.display().to_string(),
+                "iteration": args.iteration,
+                "loaded": report.loaded,
+                "kept_initialised": report.kept,
+                "unused": report.unused,
+            }),
+        )?;
+    } else {
+        let mut text = format!(
+            "imported {} into run {} as iteration {}: {} tensors loaded\n  checkpoint  {}\n",
+            args.weights.display(),
+            run.name,
+            args.iteration,
+            report.loaded,
+            path.display()
+        );
+        if !report.kept.is_empty() {
+            text.push_str(&format!(
+                "  kept as initialised ({}): {}\n",
+                report.kept.len(),
+                report.kept.join(", ")
+            ));
+        }
+        if !report.unused.is_empty() {
+            text.push_str(&format!(
+                "  not used ({}): {}\n",
+                report.unused.len(),
+                report.unused.join(", ")
+            ));
+        }
+        emit(out, &text)?;
+    }
+    Ok(exit::OK)
 }
 
 fn apply(args: &ApplyArgs, out: &mut dyn Write) -> Result<u8, Failure> {

@@ -56,15 +56,20 @@ impl AttentionGate {
         let one = vec![1; factor.len()];
         let c = |p: nn::Path, i: i64, o: i64| Conv::new(&p, i, o, &one, false, false);
         Self {
+            // DaCapo's names: W_g and psi are ConvPasses, W_x a ConvPass followed by a
+            // max-pool (psi's sigmoids sit at 1 and 3 of its sequence).
             w_g: [
-                c(path / "W_g" / 0, f_g, f_int),
-                c(path / "W_g" / 1, f_int, f_int),
+                c(path / "W_g" / "conv_pass" / 0, f_g, f_int),
+                c(path / "W_g" / "conv_pass" / 1, f_int, f_int),
             ],
             w_x: [
-                c(path / "W_x" / 0, f_l, f_int),
-                c(path / "W_x" / 1, f_int, f_int),
+                c(path / "W_x" / 0 / "conv_pass" / 0, f_l, f_int),
+                c(path / "W_x" / 0 / "conv_pass" / 1, f_int, f_int),
             ],
-            psi: [c(path / "psi" / 0, f_int, 1), c(path / "psi" / 1, 1, 1)],
+            psi: [
+                c(path / "psi" / "conv_pass" / 0, f_int, 1),
+                c(path / "psi" / "conv_pass" / 2, 1, 1),
+            ],
             factor: factor.to_vec(),
         }
     }

@@ -2058,6 +2058,13 @@ fn opcode_name(op: u8) -> &'static str {
 /// Finds the model weights in a checkpoint: the top-level dict if all its values are tensors,
 /// else its `"model"` or `"state_dict"` entry if that is one; keys in stored order.
 pub fn state_dict(value: &Value) -> Result<Vec<(String, TensorData)>, TorchPickleError> {
+    let value = match value {
+        // An object holding the dicts as its state (DaCapo 0.3.5's `Weights`).
+        Value::Object {
+            state: Some(state), ..
+        } if state.as_dict().is_some() => state.as_ref(),
+        other => other,
+    };
     let items = match locate_state_dict(value)? {
         None => value.as_dict(),
         Some(index) => value
@@ -2074,6 +2081,12 @@ pub fn state_dict(value: &Value) -> Result<Vec<(String, TensorData)>, TorchPickl
 
 /// Like [`state_dict`], but moves the tensors out of `value` instead of copying them.
 pub fn into_state_dict(value: Value) -> Result<Vec<(String, TensorData)>, TorchPickleError> {
+    let value = match value {
+        Value::Object {
+            state: Some(state), ..
+        } if state.as_dict().is_some() => *state,
+        other => other,
+    };
     let index = locate_state_dict(&value)?;
     let Value::Dict(mut items) = value else {
         return Ok(Vec::new());
