@@ -213,17 +213,7 @@ fn a_task_that_cannot_read_the_ground_truth_fails_before_training() {
 fn snapshots_hold_the_sample_prediction_and_loss_gradient() {
     tch::set_num_threads(1);
     let dir = project();
-    let task = TaskConfig::Distance(DistanceTaskConfig {
-        name: "dist".into(),
-        channels: vec!["mito".into()],
-        clip_distance: 40.0,
-        tol_distance: 40.0,
-        scale_factor: 40.0,
-        mask_distances: false,
-        clipmin: 0.05,
-        clipmax: 0.95,
-    });
-    let mut run = run_config(task, mito);
+    let mut run = run_config(mito_distance("dist"), mito);
     run.num_iterations = 3;
     run.validation_interval = 3;
     if let TrainerConfig::Gunpowder(t) = &mut run.trainer_config {
@@ -315,4 +305,121 @@ fn affinities_with_lsds_train_and_segment_cells() {
         seen[*v as usize] = true;
     }
     assert!(seen[1..].iter().all(|s| *s), "ids 1..={max} are all used");
+}
+
+fn mito_distance(name: &str) -> TaskConfig {
+    TaskConfig::Distance(DistanceTaskConfig {
+        name: name.into(),
+        channels: vec!["mito".into()],
+        clip_distance: 40.0,
+        tol_distance: 40.0,
+        scale_factor: 40.0,
+        mask_distances: false,
+        clipmin: 0.05,
+        clipmax: 0.95,
+    })
+}
+
+/// The model tensors of a Segno checkpoint.
+fn model_tensors(path: &Path) -> Vec<(String, tch::Tensor)> {
+    let mut t: Vec<_> = tch::Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("optimizer.") && !k.starts_with("extra."))
+        .collect();
+    t.sort_by(|a, b| a.0.cmp(&b.0));
+    t
+}
+
+#[test]
+fn runs_start_from_another_runs_checkpoint_or_pretrained_weights() {
+    tch::set_num_threads(1);
+    let dir = project();
+    let mut first = run_config(mito_distance("first"), mito);
+    first.num_iterations = 2;
+    first.validation_interval = 2;
+    train::train_run(dir.path(), &first, TrainOptions::default()).unwrap();
+    let source = segno::train::checkpoint::checkpoint_path(&dir.path().join(&first.name), 2);
+    // With a learning rate of 0, one iteration keeps the starting weights exactly.
+    let frozen = |mut run: RunConfig| {
+        run.num_iterations = 1;
+        run.validation_interval = 1;
+        if let TrainerConfig::Gunpowder(t) = &mut run.trainer_config {
+            t.learning_rate = 0.0;
+        }
+        run
+    };
+    // By iteration number, and by the criterion whose best iteration the run recorded.
+    for (name, criterion) in [("by_iteration", "2"), ("by_criterion", "mito__f1_score")] {
+        let mut run = frozen(run_config(mito_distance(name), mito));
+        run.start_config = Some(InitialWeightsConfig::Start(StartConfig {
+            run: first.name.clone(),
+            criterion: criterion.into(),
+        }));
+        let report = train::train_run(dir.path(), &run, TrainOptions::default()).unwrap();
+        let (path, loaded) = report.initial_weights.clone().unwrap();
+        assert_eq!(loaded, model_tensors(&source).len());
+        let best: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                dir.path()
+                    .join(&first.name)
+                    .join("checkpoints/synthetic_crop2/mito__f1_score.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let want_iteration = if criterion == "2" {
+            2
+        } else {
+            best["iteration"].as_u64().unwrap()
+        };
+        assert_eq!(
+            path,
+            segno::train::checkpoint::checkpoint_path(
+                &dir.path().join(&first.name),
+                want_iteration
+            )
+        );
+        let after = segno::train::checkpoint::checkpoint_path(&dir.path().join(&run.name), 1);
+        for ((ka, a), (kb, b)) in model_tensors(&path)
+            .iter()
+            .zip(model_tensors(&after).iter())
+        {
+            assert_eq!(ka, kb);
+            assert!(a.equal(b), "{ka} changed");
+        }
+    }
+    // A pretrained task loads every weight of the file.
+    let pretrained = TaskConfig::Pretrained(PretrainedTaskConfig {
+        name: "pretrained".into(),
+        sub_task_config: Box::new(mito_distance("sub")),
+        weights: source.to_string_lossy().into_owned(),
+    });
+    let run = frozen(run_config(pretrained, mito));
+    let report = train::train_run(dir.path(), &run, TrainOptions::default()).unwrap();
+    assert_eq!(report.initial_weights.unwrap().0, source);
+    // Weights of another network are refused before anything is written.
+    let mut other = frozen(run_config(
+        TaskConfig::Pretrained(PretrainedTaskConfig {
+            name: "pretrained_wrong".into(),
+            sub_task_config: Box::new(mito_distance("sub")),
+            weights: source.to_string_lossy().into_owned(),
+        }),
+        mito,
+    ));
+    if let ArchitectureConfig::CnnectomeUnet(u) = &mut other.architecture_config {
+        u.num_fmaps = 3;
+    }
+    let err = train::train_run(dir.path(), &other, TrainOptions::default())
+        .expect_err("another architecture's weights are refused")
+        .to_string();
+    assert!(
+        err.contains("does not fit the run's network") && err.contains("has shape"),
+        "{err}"
+    );
+    assert!(!dir.path().join(&other.name).exists());
+    assert!(!dir
+        .path()
+        .join(format!("stats/training_stats/{}.jsonl", other.name))
+        .exists());
 }

@@ -3,7 +3,7 @@
 //! RAdam, flush statistics and write checkpoints at every validation interval and at the end.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
@@ -19,7 +19,10 @@ use super::snapshot;
 use super::stats::{self, IterationStats};
 use super::validate::{open_validation, validate, Inference, ValidationOutcome};
 use super::TrainError;
-use crate::config::{ArchitectureConfig, DataSplitConfig, RunConfig, TaskConfig, TrainerConfig};
+use crate::config::{
+    ArchitectureConfig, DataSplitConfig, InitialWeightsConfig, RunConfig, StartConfig, TaskConfig,
+    TrainerConfig,
+};
 use crate::geometry::Coordinate;
 use crate::nn::{model_output_shape, output_voxel_size, HeadSpec, Model};
 use crate::task::distance::ClassBalance;
@@ -58,6 +61,9 @@ pub struct TrainReport {
     pub trained_until: u64,
     /// The checkpoint training resumed from, if any.
     pub resumed_from: Option<u64>,
+    /// Where the initial weights came from when the run started afresh from another
+    /// run's checkpoint or a pretrained task's weights (file and tensors loaded).
+    pub initial_weights: Option<(PathBuf, usize)>,
     /// The loss of the last iteration run in this call.
     pub last_loss: Option<f64>,
     /// Checkpoints written in this call.
@@ -82,6 +88,84 @@ fn stack(arrays: Vec<ArrayD<f32>>, device: tch::Device) -> Result<Tensor, TrainE
     Ok(Tensor::from_slice(data)
         .f_view(shape.as_slice())?
         .f_to_device(device)?)
+}
+
+/// The checkpoint file a start config names: `criterion` is an iteration of the other run,
+/// or a criterion whose best iteration that run recorded (on any validation dataset, the
+/// first in name order), or a DaCapo checkpoint file `checkpoints/<criterion>`.
+pub fn start_checkpoint(project: &Path, start: &StartConfig) -> Result<PathBuf, TrainError> {
+    let other = project.join(&start.run);
+    if !other.is_dir() {
+        return Err(TrainError::Data(format!(
+            "start_config: run `{}` has no directory {} in this project",
+            start.run,
+            other.display()
+        )));
+    }
+    if let Ok(i) = start.criterion.parse::<u64>() {
+        for path in [
+            checkpoint_path(&other, i),
+            other.join("checkpoints/iterations").join(&start.criterion),
+        ] {
+            if path.is_file() {
+                return Ok(path);
+            }
+        }
+    }
+    let dacapo = other.join("checkpoints").join(&start.criterion);
+    if dacapo.is_file() {
+        return Ok(dacapo);
+    }
+    let mut datasets: Vec<PathBuf> = std::fs::read_dir(other.join("checkpoints"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    datasets.sort();
+    for d in datasets {
+        let best = d.join(format!("{}.json", start.criterion));
+        let Ok(text) = std::fs::read_to_string(&best) else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| TrainError::Data(format!("{}: {e}", best.display())))?;
+        if let Some(i) = v["iteration"].as_u64() {
+            return Ok(checkpoint_path(&other, i));
+        }
+    }
+    Err(TrainError::Data(format!(
+        "start_config: run `{}` has no checkpoint for `{}` (an iteration number, or a criterion it recorded a best iteration for)",
+        start.run, start.criterion
+    )))
+}
+
+/// Sets a fresh network's weights from the run's start config (the parameters whose names
+/// and shapes match; the rest keep their initialisation) or a pretrained task's weights
+/// file (every parameter), if either is configured.
+fn load_initial_weights(
+    project: &Path,
+    run: &RunConfig,
+    vs: &nn::VarStore,
+) -> Result<Option<(PathBuf, usize)>, TrainError> {
+    let fail =
+        |e: crate::weights::WeightsError| TrainError::Data(format!("run `{}`: {e}", run.name));
+    if let TaskConfig::Pretrained(t) = &run.task_config {
+        let path = project.join(&t.weights);
+        let state = crate::weights::read_state_dict(&path).map_err(fail)?;
+        let report = crate::weights::load_into(vs, &state, &path, false).map_err(fail)?;
+        return Ok(Some((path, report.loaded)));
+    }
+    match &run.start_config {
+        None => Ok(None),
+        Some(InitialWeightsConfig::Start(start)) => {
+            let path = start_checkpoint(project, start)?;
+            let state = crate::weights::read_state_dict(&path).map_err(fail)?;
+            let report = crate::weights::load_into(vs, &state, &path, true).map_err(fail)?;
+            Ok(Some((path, report.loaded)))
+        }
+        Some(InitialWeightsConfig::Cosem(c)) => Err(TrainError::Data(format!(
+            "run `{}`: COSEM checkpoint {}/{} is not downloaded by Segno; download it and bring it in with `segno import-weights` (or point a pretrained task at the file)",
+            run.name, c.run, c.criterion
+        ))),
+    }
 }
 
 /// The first item of a `(batch, …)` tensor as an array.
@@ -237,6 +321,7 @@ pub fn train_run(
 
     // Resume: continue from the latest checkpoint; statistics beyond it are dropped.
     let mut resumed_from = None;
+    let mut initial_weights = None;
     let start;
     match latest_iteration(&run_dir) {
         Some(latest) => {
@@ -260,6 +345,7 @@ pub fn train_run(
             // No checkpoint: statistics without weights are worthless; start afresh.
             history.clear();
             start = 0;
+            initial_weights = load_initial_weights(project, run, &vs)?;
         }
     }
     let end = match options.stop_after {
@@ -269,6 +355,7 @@ pub fn train_run(
     let mut report = TrainReport {
         trained_until: start,
         resumed_from,
+        initial_weights,
         last_loss: None,
         checkpoints: Vec::new(),
         validations: Vec::new(),
