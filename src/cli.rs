@@ -293,6 +293,52 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Batches per second of the training batch pipeline alone (sampling, augments,
+    /// targets, weights), by Segno and by DaCapo 0.3.5's gunpowder pipeline on the same run.
+    Pipeline(EngineBenchArgs),
+    /// The network alone: forward + backward + optimiser steps per second and evaluation
+    /// voxels per second, by Segno and DaCapo.
+    Model(EngineBenchArgs),
+    /// Training iterations per second end to end, by Segno and DaCapo, and Segno's rate as
+    /// a fraction of its model-only rate.
+    Train(EngineBenchArgs),
+    /// Output voxels per second predicting the whole synthetic volume, by Segno and DaCapo.
+    Predict(EngineBenchArgs),
+}
+
+/// Options shared by the engine benchmarks (`segno bench pipeline|model|train|predict`).
+#[derive(Debug, Args, Clone)]
+pub struct EngineBenchArgs {
+    /// The benchmark project (synthetic data and the run are made there once).
+    #[arg(long, value_name = "DIR", default_value = "target/bench-engine")]
+    pub dir: PathBuf,
+    /// Edge of the synthetic raw volume in voxels.
+    #[arg(long, default_value_t = 256)]
+    pub size: usize,
+    /// Edge of the network's training input in voxels.
+    #[arg(long, default_value_t = 132)]
+    pub input: i64,
+    /// Network: bench (12 maps ×2, 0.2 M parameters) or spec (DaCapo's tutorial, ×5, 3.6 M).
+    #[arg(long, default_value = "bench")]
+    pub net: String,
+    /// Timed iterations.
+    #[arg(long, default_value_t = 5)]
+    pub iterations: u64,
+    /// Untimed iterations first.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: u64,
+    /// Compute and loader threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Python of DaCapo's environment (default ~/segno-peer/.venv/bin/python).
+    #[arg(long, value_name = "PYTHON")]
+    pub python: Option<PathBuf>,
+    /// Only time Segno.
+    #[arg(long)]
+    pub no_reference: bool,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `segno array …` sub-commands.
@@ -524,6 +570,18 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
             no_reference,
             json,
         }) => bench_arrays(size, dir, repeats, python, no_reference, json, out),
+        Command::Bench(BenchCommand::Pipeline(a)) => {
+            bench_engine(crate::bench::engine::EngineMode::Pipeline, &a, out)
+        }
+        Command::Bench(BenchCommand::Model(a)) => {
+            bench_engine(crate::bench::engine::EngineMode::Model, &a, out)
+        }
+        Command::Bench(BenchCommand::Train(a)) => {
+            bench_engine(crate::bench::engine::EngineMode::Train, &a, out)
+        }
+        Command::Bench(BenchCommand::Predict(a)) => {
+            bench_engine(crate::bench::engine::EngineMode::Predict, &a, out)
+        }
     }
 }
 
@@ -1323,6 +1381,91 @@ fn checkout_file(relative: &str) -> PathBuf {
         return here;
     }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn bench_engine(
+    mode: crate::bench::engine::EngineMode,
+    args: &EngineBenchArgs,
+    out: &mut dyn Write,
+) -> Result<u8, Failure> {
+    use crate::bench::engine::{self, BenchNet};
+    let net = match args.net.as_str() {
+        "bench" => BenchNet::Bench,
+        "spec" => BenchNet::Spec,
+        other => {
+            return Err(Failure::new(
+                exit::USAGE,
+                format!("--net is bench or spec, not `{other}`"),
+            ))
+        }
+    };
+    if args.warmup == 0 {
+        return Err(Failure::new(exit::USAGE, "--warmup must be at least 1"));
+    }
+    let options = engine::EngineBenchOptions {
+        dir: args.dir.clone(),
+        size: args.size,
+        input: args.input,
+        net,
+        iterations: args.iterations.max(1),
+        warmup: args.warmup,
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        python: args.python.clone(),
+        reference: !args.no_reference,
+    };
+    let figures = engine::bench_engine(mode, &options)
+        .map_err(|e| Failure::new(exit::INVALID, e.to_string()))?;
+    if args.json {
+        let rows: Vec<Value> = figures
+            .iter()
+            .map(|f| {
+                json!({"name": f.name, "unit": f.unit, "segno": f.segno, "dacapo": f.dacapo, "ratio": f.ratio(), "target": f.target})
+            })
+            .collect();
+        emit_json(
+            out,
+            &json!({"mode": mode.name(), "net": args.net, "input": args.input, "threads": options.threads, "iterations": options.iterations, "warmup": options.warmup, "figures": rows}),
+        )?;
+        return Ok(exit::OK);
+    }
+    let mut text = format!(
+        "{} ({} net, {}³ input, {} threads, {} timed after {} warm-up)\n{:<36} {:>14} {:>14} {:>8}  {}\n",
+        mode.name(),
+        args.net,
+        args.input,
+        options.threads,
+        options.iterations,
+        options.warmup,
+        "figure",
+        "Segno",
+        "DaCapo 0.3.5",
+        "ratio",
+        "target"
+    );
+    for f in &figures {
+        let fmt = |v: f64| {
+            if v >= 1000.0 {
+                format!("{v:.3e}")
+            } else {
+                format!("{v:.4}")
+            }
+        };
+        text.push_str(&format!(
+            "{:<36} {:>14} {:>14} {:>8}  {}  ({})\n",
+            f.name,
+            fmt(f.segno),
+            f.dacapo.map(fmt).unwrap_or_else(|| "-".into()),
+            f.ratio()
+                .map(|r| format!("{r:.2}×"))
+                .unwrap_or_else(|| "-".into()),
+            f.target.map(|t| format!("≥ {t}")).unwrap_or_default(),
+            f.unit
+        ));
+    }
+    emit(out, &text)?;
+    Ok(exit::OK)
 }
 
 fn bench_arrays(

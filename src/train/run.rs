@@ -73,8 +73,91 @@ pub struct TrainReport {
 }
 
 /// A batch as the loader delivers it.
-struct Batch {
-    samples: Vec<TrainingSample>,
+pub struct Batch {
+    /// The batch's samples, in order.
+    pub samples: Vec<TrainingSample>,
+}
+
+/// Loader threads making batches `start..end` ahead of the network: batch `i` holds samples
+/// `i·B … i·B + B − 1` and is handed out in order whatever thread made it.
+pub struct BatchLoader {
+    rx: Option<mpsc::Receiver<(u64, Result<Batch, TrainError>)>>,
+    pending: BTreeMap<u64, Result<Batch, TrainError>>,
+    stop: Arc<AtomicBool>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl BatchLoader {
+    /// Starts `threads` loader threads (at least one) over `sampler`.
+    pub fn start(
+        sampler: Arc<Sampler>,
+        batch_size: usize,
+        start: u64,
+        end: u64,
+        threads: usize,
+    ) -> Self {
+        let next = Arc::new(AtomicU64::new(start));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::sync_channel(threads.max(1) * 2);
+        let b = batch_size.max(1) as u64;
+        let workers = (0..threads.max(1))
+            .map(|_| {
+                let (next, stop, tx, sampler) =
+                    (next.clone(), stop.clone(), tx.clone(), sampler.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= end {
+                            break;
+                        }
+                        let batch = (0..b)
+                            .map(|k| sampler.sample(i * b + k))
+                            .collect::<Result<Vec<_>, _>>()
+                            .map(|samples| Batch { samples });
+                        if tx.send((i, batch)).is_err() {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self {
+            rx: Some(rx),
+            pending: BTreeMap::new(),
+            stop,
+            workers,
+        }
+    }
+
+    /// Batch `i`, waiting for it if it is not made yet.
+    pub fn next(&mut self, i: u64) -> Result<Batch, TrainError> {
+        loop {
+            if let Some(b) = self.pending.remove(&i) {
+                return b;
+            }
+            match self.rx.as_ref().map(|rx| rx.recv()) {
+                Some(Ok((j, b))) => {
+                    self.pending.insert(j, b);
+                }
+                _ => {
+                    return Err(TrainError::Data(format!(
+                        "the batch loader stopped before iteration {i}"
+                    )))
+                }
+            }
+        }
+    }
+}
+
+impl Drop for BatchLoader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Closing the channel fails the senders' next send, so every thread ends.
+        drop(self.rx.take());
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
 }
 
 fn stack(arrays: Vec<ArrayD<f32>>, device: tch::Device) -> Result<Tensor, TrainError> {
@@ -186,17 +269,27 @@ fn balance_key(k: usize) -> String {
 }
 
 /// Everything a run needs, built and checked before any training starts.
-struct Setup {
-    sampler: Arc<Sampler>,
-    head: HeadSpec,
-    batch_size: usize,
-    learning_rate: f64,
-    validation: Vec<super::sample::TrainDataset>,
-    inference: Inference,
-    predictor: Predictor,
-    snapshot_interval: Option<u64>,
-    raw_vs: Coordinate,
-    context: Coordinate,
+pub struct Setup {
+    /// Makes the training samples.
+    pub sampler: Arc<Sampler>,
+    /// The task's head.
+    pub head: HeadSpec,
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// The trainer's learning rate.
+    pub learning_rate: f64,
+    /// The validation datasets.
+    pub validation: Vec<super::sample::TrainDataset>,
+    /// Prediction shapes and normalisation.
+    pub inference: Inference,
+    /// The task.
+    pub predictor: Predictor,
+    /// Snapshot every this many iterations.
+    pub snapshot_interval: Option<u64>,
+    /// Raw voxel size (nm).
+    pub raw_vs: Coordinate,
+    /// Raw context around the output patch (nm).
+    pub context: Coordinate,
 }
 
 /// The prediction head a task puts on the backbone.
@@ -204,7 +297,8 @@ pub fn head_for(task: &TaskConfig) -> Result<HeadSpec, TrainError> {
     Ok(Predictor::from_task(task)?.head())
 }
 
-fn setup(
+/// Opens and checks everything `run` needs to train (datasets, shapes, task, augments).
+pub fn setup(
     project: &Path,
     run: &RunConfig,
     seed: u64,
@@ -364,57 +458,17 @@ pub fn train_run(
         return Ok(report);
     }
 
-    // Loader threads: batch i is made from samples i·B … i·B + B − 1 and delivered in order.
-    let next = Arc::new(AtomicU64::new(start));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) =
-        mpsc::sync_channel::<(u64, Result<Batch, TrainError>)>(options.loader_threads.max(1) * 2);
-    let mut workers = Vec::new();
-    for _ in 0..options.loader_threads.max(1) {
-        let (next, stop, tx, sampler) = (
-            next.clone(),
-            stop.clone(),
-            tx.clone(),
-            setup.sampler.clone(),
-        );
-        let b = setup.batch_size as u64;
-        workers.push(std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= end {
-                    break;
-                }
-                let batch = (0..b)
-                    .map(|k| sampler.sample(i * b + k))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(|samples| Batch { samples });
-                if tx.send((i, batch)).is_err() {
-                    break;
-                }
-            }
-        }));
-    }
-    drop(tx);
-
+    let mut loader = BatchLoader::start(
+        setup.sampler.clone(),
+        setup.batch_size,
+        start,
+        end,
+        options.loader_threads,
+    );
     let predictor = &setup.predictor;
-    let mut pending: BTreeMap<u64, Result<Batch, TrainError>> = BTreeMap::new();
     let result = (|| -> Result<(), TrainError> {
         for i in start..end {
-            let batch = loop {
-                if let Some(b) = pending.remove(&i) {
-                    break b?;
-                }
-                match rx.recv() {
-                    Ok((j, b)) => {
-                        pending.insert(j, b);
-                    }
-                    Err(_) => {
-                        return Err(TrainError::Data(format!(
-                            "the batch loader stopped before iteration {i}"
-                        )))
-                    }
-                }
-            };
+            let batch = loader.next(i)?;
             let t0 = Instant::now();
             let mut raws = Vec::new();
             let mut targets = Vec::new();
@@ -507,11 +561,7 @@ pub fn train_run(
         }
         Ok(())
     })();
-    stop.store(true, Ordering::Relaxed);
-    drop(rx);
-    for w in workers {
-        let _ = w.join();
-    }
+    drop(loader);
     result?;
     Ok(report)
 }

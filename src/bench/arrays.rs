@@ -1,5 +1,3 @@
-//! Benchmarks run side by side with a reference implementation in the same run.
-//!
 //! `arrays`: read throughput of a synthetic uint8 cube stored as zarr v2 (Blosc-LZ4,
 //! 64³ chunks) and as zarr v3 (sharded, 256³ shards of 64³ Zstandard chunks), read
 //! chunk by chunk and as one region, with one thread and with all cores — by Segno and
@@ -15,23 +13,10 @@ use serde_json::Value;
 use zarrs::array::ArrayBuilder;
 use zarrs::filesystem::FilesystemStore;
 
+use super::BenchError;
 use crate::array::write::{self, ArraySpec, Compression, WriteMode};
-use crate::array::{self, ArrayData, ArrayError, ArraySource, DataType};
+use crate::array::{self, ArrayData, ArraySource, DataType};
 use crate::geometry::{Coordinate, Roi};
-
-/// Errors of a benchmark run.
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    /// Preparing or reading the arrays failed.
-    #[error(transparent)]
-    Array(#[from] ArrayError),
-    /// The reference implementation could not be run.
-    #[error("zarr-python: {0}")]
-    Reference(String),
-    /// Anything else (thread pools, files).
-    #[error("{0}")]
-    Other(String),
-}
 
 /// What to benchmark.
 #[derive(Debug, Clone, PartialEq)]
