@@ -108,6 +108,17 @@ pub struct PostProcessArgs {
     /// Foreground where the prediction exceeds this value (tanh units for distance tasks).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub threshold: f64,
+    /// Post-process as this run's task does (e.g. the mutex watershed of an affinities
+    /// task) instead of thresholding.
+    #[arg(long, short = 'r')]
+    pub run: Option<String>,
+    /// With --run: the task's post-processing parameters, e.g. bias_0.5 or threshold_0.2
+    /// (default: the best on the run's validation scores).
+    #[arg(long)]
+    pub parameters: Option<String>,
+    /// Project directory (with --run).
+    #[arg(long, short = 'p', value_name = "DIR")]
+    pub project: Option<PathBuf>,
     /// Print machine-readable JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -703,18 +714,68 @@ fn post_process(args: &PostProcessArgs, out: &mut dyn Write) -> Result<u8, Failu
     } else {
         base
     };
-    let dataset = args
-        .dataset
-        .clone()
-        .unwrap_or_else(|| format!("output_{base}_threshold_{}", args.threshold));
     let started = std::time::Instant::now();
-    let report = crate::blockwise::threshold_array(
-        prediction.as_ref(),
-        args.threshold,
-        &args.output,
-        &dataset,
-    )
-    .map_err(|e| Failure::new(exit::INVALID, e.to_string()))?;
+    let invalid = |e: crate::train::TrainError| Failure::new(exit::INVALID, e.to_string());
+    let report = match &args.run {
+        Some(name) => {
+            let project = ProjectArgs {
+                project: args.project.clone(),
+                json: args.json,
+            }
+            .open()?;
+            let run = stored_run(&project, name)?;
+            let predictor = crate::task::predictor::Predictor::from_task(&run.task_config)
+                .map_err(|e| Failure::new(exit::INVALID, format!("run `{name}`: {e}")))?;
+            let choice = crate::blockwise::choose(
+                project.root(),
+                &run,
+                &predictor,
+                None,
+                args.parameters.as_deref(),
+                None,
+                None,
+            )
+            .or_else(|e| match args.parameters.as_deref() {
+                // Given parameters need no scores.
+                Some(p) => crate::blockwise::choose(
+                    project.root(),
+                    &run,
+                    &predictor,
+                    Some(0),
+                    Some(p),
+                    None,
+                    None,
+                ),
+                None => Err(e),
+            })
+            .map_err(invalid)?;
+            let dataset = args
+                .dataset
+                .clone()
+                .unwrap_or_else(|| format!("output_{base}_{}", choice.parameters.name()));
+            crate::blockwise::post_process_array(
+                prediction.as_ref(),
+                &predictor,
+                &choice.parameters,
+                &args.output,
+                &dataset,
+            )
+            .map_err(invalid)?
+        }
+        None => {
+            let dataset = args
+                .dataset
+                .clone()
+                .unwrap_or_else(|| format!("output_{base}_threshold_{}", args.threshold));
+            crate::blockwise::threshold_array(
+                prediction.as_ref(),
+                args.threshold,
+                &args.output,
+                &dataset,
+            )
+            .map_err(invalid)?
+        }
+    };
     let duration_secs = started.elapsed().as_secs_f64();
     if args.json {
         emit_json(

@@ -77,7 +77,7 @@ fn train_and_check(
     gt: fn(&str) -> ArrayConfig,
     output_type: DataType,
     output_channels: Option<u64>,
-) -> (RunConfig, Vec<f64>, ndarray::ArrayD<f32>) {
+) -> (tempfile::TempDir, RunConfig, Vec<f64>, ndarray::ArrayD<f32>) {
     tch::set_num_threads(1);
     let dir = project();
     let run = run_config(task, gt);
@@ -120,7 +120,7 @@ fn train_and_check(
     assert_eq!(out.info().roi, gt_roi);
     let values = out.read(&out.info().roi).unwrap().to_f32();
     let first = last.scores[0][0].clone();
-    (run, first, values)
+    (dir, run, first, values)
 }
 
 #[test]
@@ -132,7 +132,7 @@ fn inner_distance_trains_on_cell_instances() {
         tol_distance: 40.0,
         scale_factor: 40.0,
     });
-    let (run, scores, values) = train_and_check(task, cells, DataType::U8, Some(1));
+    let (_dir, run, scores, values) = train_and_check(task, cells, DataType::U8, Some(1));
     assert!(values.iter().all(|v| *v == 0.0 || *v == 1.0));
     // F1 is a number in [0, 1] or NaN when nothing was predicted.
     let criteria = Predictor::from_task(&run.task_config).unwrap().criteria();
@@ -154,7 +154,7 @@ fn hot_distance_outputs_one_channel_per_class() {
         mask_distances: false,
         kernel_size: None,
     });
-    let (_, _, values) = train_and_check(task, mito, DataType::U8, Some(1));
+    let (_dir, _, _, values) = train_and_check(task, mito, DataType::U8, Some(1));
     assert!(values.iter().all(|v| *v == 0.0 || *v == 1.0));
 }
 
@@ -165,7 +165,7 @@ fn one_hot_outputs_class_labels() {
         name: "onehot".into(),
         kernel_size: None,
     });
-    let (_, scores, values) = train_and_check(task, mito, DataType::U64, None);
+    let (_dir, _, scores, values) = train_and_check(task, mito, DataType::U64, None);
     assert!(values.iter().all(|v| *v == 0.0 || *v == 1.0));
     assert_eq!(
         scores.len(),
@@ -180,7 +180,7 @@ fn dummy_task_scores_are_deterministic() {
         embedding_dims: 2,
         detection_threshold: 0.5,
     });
-    let (_, scores, values) = train_and_check(task, mito, DataType::U64, None);
+    let (_dir, _, scores, values) = train_and_check(task, mito, DataType::U64, None);
     // Parameters id 0 write min_size 1 everywhere; scores are the dummy evaluator's.
     assert!(values.iter().all(|v| *v == 1.0));
     assert_eq!(scores.len(), 2);
@@ -291,7 +291,7 @@ fn affinities_with_lsds_train_and_segment_cells() {
         lsd_weight_clipmax: 0.95,
         background_as_object: false,
     });
-    let (run, scores, values) = train_and_check(task, cells, DataType::U64, None);
+    let (dir, run, scores, values) = train_and_check(task, cells, DataType::U64, None);
     let predictor = Predictor::from_task(&run.task_config).unwrap();
     assert_eq!(predictor.head().channels, 3 + 10);
     assert_eq!(predictor.criteria(), ["voi_split", "voi_merge", "voi"]);
@@ -305,6 +305,46 @@ fn affinities_with_lsds_train_and_segment_cells() {
         seen[*v as usize] = true;
     }
     assert!(seen[1..].iter().all(|s| *s), "ids 1..={max} are all used");
+    // `segno post-process --run` segments the stored prediction as validation did.
+    segno::store::Project::open(dir.path())
+        .unwrap()
+        .configs()
+        .store(&AnyConfig::Run(Box::new(run.clone())))
+        .unwrap();
+    let v = dir
+        .path()
+        .join(&run.name)
+        .join("validation.zarr/4/synthetic_crop2");
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("segno"))
+        .args([
+            "post-process",
+            "-r",
+            &run.name,
+            "--parameters",
+            "bias_0.1",
+            "--json",
+        ])
+        .arg("--input")
+        .arg(v.join("prediction"))
+        .arg("--output")
+        .arg(dir.path().join("pp.zarr"))
+        .arg("-p")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |p: &Path| {
+        let a = array::open(p).unwrap();
+        a.read(&a.info().roi).unwrap().to_labels().unwrap()
+    };
+    assert_eq!(
+        read(&dir.path().join("pp.zarr/output_prediction_bias_0.1")),
+        read(&v.join("output/bias_0.1"))
+    );
 }
 
 fn mito_distance(name: &str) -> TaskConfig {

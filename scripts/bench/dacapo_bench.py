@@ -26,6 +26,14 @@ How the run is loaded
     AttributeError.  DaCapo's DataSplitGenerator
     (get_right_resolution_array_config) would have written `<group>/s0` in
     that case, so the script appends `/s0` (or the first multiscales path).
+  * Workaround (also in `workarounds`): dacapo-ml 0.3.5's
+    ConcatArrayConfig.array (the multi-channel GT that DaCapo's own
+    DataSplitGenerator emits) cannot work -- `da.zeros(n, *shape)` makes a
+    1-D array, then "could not broadcast input array from shape(1, z, y, x)
+    into shape ()".  It is replaced in-process by a documented-semantics
+    version (channel stack in `channels` order); see patch_concat_array.
+  * YAML keys that are not fields of the DaCapo config class are silently
+    dropped by cattrs; they are listed in `yaml_warnings` (and on stderr).
   * DaCapo's stores (options file, runs dir, daisy_logs) live in --work (a
     fresh temp dir by default, removed at exit); the cwd is --work so nothing
     is written into the Segno project.
@@ -190,7 +198,38 @@ def load_run_config(path):
         raise BenchError(
             "DaCapo's converter rejected part of the run YAML "
             f"({detail or 'top level'}). Converter said: {msgs or '(nothing)'}")
+    for where in unknown_keys(doc, cfg, "run"):
+        msg = f"{where}: not a field of the DaCapo config class (cattrs ignores it)"
+        log("[yaml] warning: " + msg)
+        YAML_WARNINGS.append(msg)
     return cfg
+
+
+YAML_WARNINGS = []
+
+
+def unknown_keys(doc, obj, where):
+    """YAML keys the converter silently dropped (typos / fields DaCapo 0.3.5 lacks)."""
+    import attr
+
+    out = []
+    if isinstance(doc, dict) and attr.has(type(obj)):
+        names = {f.name for f in attr.fields(type(obj))}
+        for k, v in doc.items():
+            if k == "__type__":
+                continue
+            if k not in names:
+                out.append(f"{where}.{k}")
+            else:
+                out += unknown_keys(v, getattr(obj, k), f"{where}.{k}")
+    elif isinstance(doc, dict) and isinstance(obj, dict):
+        for k, v in doc.items():
+            if k in obj:
+                out += unknown_keys(v, obj[k], f"{where}[{k!r}]")
+    elif isinstance(doc, (list, tuple)) and isinstance(obj, (list, tuple)):
+        for i, (d, o) in enumerate(zip(doc, obj)):
+            out += unknown_keys(d, o, f"{where}[{i}]")
+    return out
 
 
 def _children(obj, where):
@@ -215,6 +254,16 @@ def find_unstructured(obj, where):
     for w, v in _children(obj, where):
         out += find_unstructured(v, w)
     return out
+
+
+def iter_configs(obj, where="run"):
+    """Every attrs config object in the tree."""
+    import attr
+
+    if attr.has(type(obj)):
+        yield obj
+    for w, v in _children(obj, where):
+        yield from iter_configs(v, w)
 
 
 def iter_zarr_configs(obj, where="run"):
@@ -266,6 +315,61 @@ def fix_paths(cfg, project, workarounds):
                 workarounds.append(msg)
         elif not os.path.exists(os.path.join(full, ".zarray")):
             raise BenchError(f"{where}: {full} is not a zarr array")
+
+
+def patch_concat_array(workarounds):
+    """Replace ConcatArrayConfig.array, which is broken in dacapo-ml 0.3.5.
+
+    0.3.5 does `da.zeros(len(arrays), *arrays[0].physical_shape)` (shape and
+    chunks swapped: a 1-D array of length n_channels), then assigns each
+    source's (1, z, y, x) data into a scalar slot -> "ValueError: could not
+    broadcast input array from shape(1, 64, 64, 32) into shape ()", and it
+    would also label the result ["c^", "c^", z, y, x] and take channels in
+    source_array_configs dict order instead of `channels` order.  This
+    version does what the config documents: one channel per entry of
+    `channels` (in that order) from source_array_configs, else
+    default_config, else zeros; each source contributes its single channel.
+    """
+    import dask.array as da
+    from funlib.persistence import Array
+    from dacapo.experiments.datasplits.datasets.arrays import ConcatArrayConfig
+
+    def one_channel(name, a):
+        if a.channel_dims == 0:
+            return a.data
+        if a.channel_dims == 1 and a.data.shape[0] == 1:
+            return a.data[0]
+        raise BenchError(f"ConcatArrayConfig source {name!r} has shape {a.data.shape}: "
+                         "expected a single channel")
+
+    def array(self, mode="r"):
+        srcs = {k: c.array(mode) for k, c in self.source_array_configs.items()}
+        default = self.default_config.array(mode) if self.default_config is not None else None
+        ref = next(iter(srcs.values())) if srcs else default
+        if ref is None:
+            raise BenchError(f"ConcatArrayConfig {self.name}: no source arrays")
+        for k, a in list(srcs.items()) + ([("default", default)] if default is not None else []):
+            if a.roi != ref.roi or a.voxel_size != ref.voxel_size:
+                raise BenchError(f"ConcatArrayConfig {self.name}: {k} has roi {a.roi} / "
+                                 f"voxel size {a.voxel_size}, expected {ref.roi} / {ref.voxel_size}")
+        spatial = ref.data.shape[ref.channel_dims:]
+        parts = []
+        for ch in self.channels:
+            if ch in srcs:
+                parts.append(one_channel(ch, srcs[ch]))
+            elif default is not None:
+                parts.append(one_channel("default", default))
+            else:
+                parts.append(da.zeros(spatial, dtype=ref.dtype))
+        return Array(da.stack(parts, axis=0), offset=ref.offset, voxel_size=ref.voxel_size,
+                     axis_names=["c^"] + [a for a in ref.axis_names if not a.endswith("^")],
+                     units=ref.units)
+
+    ConcatArrayConfig.array = array
+    workarounds.append(
+        "dacapo 0.3.5 ConcatArrayConfig.array is broken (da.zeros(n, *shape) -> 'could not "
+        "broadcast input array from shape(1, z, y, x) into shape ()'); replaced by a channel "
+        "stack in `channels` order")
 
 
 # ---------------------------------------------------------------------------
@@ -559,6 +663,8 @@ def main(argv=None):
         workarounds = []
         cfg = load_run_config(args.run)
         fix_paths(cfg, args.project, workarounds)
+        if any(type(c).__name__ == "ConcatArrayConfig" for c in iter_configs(cfg)):
+            patch_concat_array(workarounds)
         torch.manual_seed(0)
         run = Run(cfg)  # task, architecture, trainer, model (+ dummy fwd), optimizer
         log(f"[run] {run.name}: model in {tuple(run.model.input_shape)} -> out "
@@ -583,7 +689,7 @@ def main(argv=None):
                    import_seconds=t_imported - T_PROC,
                    loadavg_start=[round(x, 2) for x in load0],
                    loadavg_end=[round(x, 2) for x in os.getloadavg()],
-                   workarounds=workarounds)
+                   workarounds=workarounds, yaml_warnings=YAML_WARNINGS)
         return res
     finally:
         os.chdir("/")

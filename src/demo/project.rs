@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use crate::config::*;
 use crate::geometry::Coordinate;
 
-/// A config for the array `dataset` of the project's synthetic container.
-pub fn zarr(name: &str, dataset: &str) -> ArrayConfig {
+/// A config for the finest level (`s0`) of the OME-NGFF image `image` in the project's
+/// synthetic container (the level array itself, so that DaCapo opens it too).
+pub fn zarr(name: &str, image: &str) -> ArrayConfig {
     ArrayConfig::Zarr(ZarrArrayConfig {
         name: name.into(),
         file_name: "data/synthetic.zarr".into(),
-        dataset: dataset.into(),
+        dataset: format!("{image}/s0"),
         snap_to_grid: None,
         axes: None,
         mode: None,
