@@ -621,41 +621,38 @@ pub fn watershed_array(
         .collect();
     let edges = faces
         .par_iter()
-        .map(
-            |(index, axis)| -> Result<Vec<FaceEdge>, TrainError> {
-                let block = writer.info().chunk_roi(index)?;
-                // The last layer of this block and the first of the next along `axis`.
-                let mut begin = block.begin().to_vec();
-                let mut shape = block.shape().to_vec();
-                begin[*axis] = block.end()[*axis] - vs[*axis];
-                shape[*axis] = 2 * vs[*axis];
-                let coord =
-                    |v: &[i64]| Coordinate::new(v).map_err(|e| TrainError::Data(e.to_string()));
-                let face = Roi::new(coord(&begin)?, coord(&shape)?)
-                    .map_err(|e| TrainError::Data(e.to_string()))?;
-                let labels = writer.read(&face)?.to_labels().map_err(TrainError::Data)?;
-                let affs = prediction.read(&face)?.to_f32();
-                let side = |arr: &ndarray::ArrayD<u64>, i: usize| {
-                    arr.index_axis(ndarray::Axis(*axis), i).to_owned()
-                };
-                let (la, lb) = (side(&labels, 0), side(&labels, 1));
-                let aff = channel_of(*axis).map(|(c, positive)| {
-                    let a = affs.index_axis(ndarray::Axis(0), c);
-                    // An edge (u, u + o) is stored at u: at the first layer for +1, the second for −1.
-                    a.index_axis(ndarray::Axis(*axis), if positive { 0 } else { 1 })
-                        .to_owned()
-                });
-                // Without a nearest-neighbour offset along the axis, touching counts as attraction.
-                let w = aff.unwrap_or_else(|| ndarray::ArrayD::from_elem(la.raw_dim(), 1.0));
-                let mut out = Vec::new();
-                for ((a, b), w) in la.iter().zip(lb.iter()).zip(w.iter()) {
-                    if *a != 0 && *b != 0 && a != b {
-                        out.push(((*a.min(b), *a.max(b)), f64::from(*w)));
-                    }
+        .map(|(index, axis)| -> Result<Vec<FaceEdge>, TrainError> {
+            let block = writer.info().chunk_roi(index)?;
+            // The last layer of this block and the first of the next along `axis`.
+            let mut begin = block.begin().to_vec();
+            let mut shape = block.shape().to_vec();
+            begin[*axis] = block.end()[*axis] - vs[*axis];
+            shape[*axis] = 2 * vs[*axis];
+            let coord = |v: &[i64]| Coordinate::new(v).map_err(|e| TrainError::Data(e.to_string()));
+            let face = Roi::new(coord(&begin)?, coord(&shape)?)
+                .map_err(|e| TrainError::Data(e.to_string()))?;
+            let labels = writer.read(&face)?.to_labels().map_err(TrainError::Data)?;
+            let affs = prediction.read(&face)?.to_f32();
+            let side = |arr: &ndarray::ArrayD<u64>, i: usize| {
+                arr.index_axis(ndarray::Axis(*axis), i).to_owned()
+            };
+            let (la, lb) = (side(&labels, 0), side(&labels, 1));
+            let aff = channel_of(*axis).map(|(c, positive)| {
+                let a = affs.index_axis(ndarray::Axis(0), c);
+                // An edge (u, u + o) is stored at u: at the first layer for +1, the second for −1.
+                a.index_axis(ndarray::Axis(*axis), if positive { 0 } else { 1 })
+                    .to_owned()
+            });
+            // Without a nearest-neighbour offset along the axis, touching counts as attraction.
+            let w = aff.unwrap_or_else(|| ndarray::ArrayD::from_elem(la.raw_dim(), 1.0));
+            let mut out = Vec::new();
+            for ((a, b), w) in la.iter().zip(lb.iter()).zip(w.iter()) {
+                if *a != 0 && *b != 0 && a != b {
+                    out.push(((*a.min(b), *a.max(b)), f64::from(*w)));
                 }
-                Ok(out)
-            },
-        )
+            }
+            Ok(out)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut sums: HashMap<(u64, u64), (f64, u64)> = HashMap::new();
     for (pair, w) in edges.into_iter().flatten() {

@@ -142,6 +142,9 @@ pub struct EvaluateArgs {
     /// Tolerance in nm of the with-tolerance metrics.
     #[arg(long, default_value_t = 40.0)]
     pub tol_distance: f64,
+    /// Score instance segmentations (label ids) by variation of information instead.
+    #[arg(long)]
+    pub instance: bool,
     /// Print machine-readable JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -796,6 +799,40 @@ fn post_process(args: &PostProcessArgs, out: &mut dyn Write) -> Result<u8, Failu
     Ok(exit::OK)
 }
 
+/// Binary-segmentation scores of `test` against `truth` over `roi` (non-zero is foreground).
+fn binary_scores(
+    args: &EvaluateArgs,
+    test: &dyn crate::array::ArraySource,
+    truth: &dyn crate::array::ArraySource,
+    roi: &crate::geometry::Roi,
+) -> Result<crate::task::evaluate::Scores, Failure> {
+    let ti = test.info();
+    let as_u8 = |a: &dyn crate::array::ArraySource| -> Result<ndarray::ArrayD<u8>, Failure> {
+        let v = a
+            .read(roi)?
+            .to_labels()
+            .map_err(|m| Failure::new(exit::INVALID, format!("{}: {m}", a.info().path)))?;
+        Ok(v.mapv(|x| u8::from(x != 0)))
+    };
+    let (t, g) = (as_u8(test)?, as_u8(truth)?);
+    let spacing: Vec<f64> = ti.geometry.voxel_size.iter().map(|v| v as f64).collect();
+    let channels: Vec<String> = if t.ndim() == spacing.len() {
+        Vec::new()
+    } else {
+        args.channels.clone()
+    };
+    let scores = crate::task::evaluate::binary_segmentation(
+        &t,
+        &g,
+        &spacing,
+        &channels,
+        args.clip_distance,
+        args.tol_distance,
+    )
+    .map_err(|e| Failure::new(exit::INVALID, e.to_string()))?;
+    Ok(scores)
+}
+
 fn evaluate(args: &EvaluateArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let test = crate::array::open(&args.output)?;
     let truth = crate::array::open(&args.gt)?;
@@ -819,29 +856,30 @@ fn evaluate(args: &EvaluateArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         ));
     }
     let roi = ti.roi.intersect(&gi.roi);
-    let as_u8 = |a: &dyn crate::array::ArraySource| -> Result<ndarray::ArrayD<u8>, Failure> {
-        let v = a
-            .read(&roi)?
+    let labels = |a: &dyn crate::array::ArraySource| -> Result<ndarray::ArrayD<u64>, Failure> {
+        a.read(&roi)?
             .to_labels()
-            .map_err(|m| Failure::new(exit::INVALID, format!("{}: {m}", a.info().path)))?;
-        Ok(v.mapv(|x| u8::from(x != 0)))
+            .map_err(|m| Failure::new(exit::INVALID, format!("{}: {m}", a.info().path)))
     };
-    let (t, g) = (as_u8(test.as_ref())?, as_u8(truth.as_ref())?);
-    let spacing: Vec<f64> = ti.geometry.voxel_size.iter().map(|v| v as f64).collect();
-    let channels: Vec<String> = if t.ndim() == spacing.len() {
-        Vec::new()
+    let scores = if args.instance {
+        let (t, g) = (labels(test.as_ref())?, labels(truth.as_ref())?);
+        if t.shape() != g.shape() {
+            return Err(Failure::new(
+                exit::INVALID,
+                format!(
+                    "{} has shape {:?} over the common region, {} {:?}: instance scores need one label per voxel in both",
+                    ti.path,
+                    t.shape(),
+                    gi.path,
+                    g.shape()
+                ),
+            ));
+        }
+        crate::task::evaluate::instance(&t, &g)
+            .map_err(|e| Failure::new(exit::INVALID, e.to_string()))?
     } else {
-        args.channels.clone()
+        binary_scores(args, test.as_ref(), truth.as_ref(), &roi)?
     };
-    let scores = crate::task::evaluate::binary_segmentation(
-        &t,
-        &g,
-        &spacing,
-        &channels,
-        args.clip_distance,
-        args.tol_distance,
-    )
-    .map_err(|e| Failure::new(exit::INVALID, e.to_string()))?;
     if args.json {
         let map: serde_json::Map<String, Value> = scores
             .criteria

@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// Training allocates and frees large patches many times a second; mimalloc keeps that memory
+// for reuse instead of returning it to the system and faulting it back in every time.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = segno::cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)

@@ -5,15 +5,13 @@
 
 use ndarray::{ArrayD, Axis, Zip};
 
-/// Squared distance transform of one line in place: `f[i]` holds 0 at features and
-/// infinity elsewhere on input, the squared distance to the nearest feature (with sample
-/// spacing `s`) on output.
-fn line(f: &mut [f64], s: f64, v: &mut Vec<usize>, z: &mut Vec<f64>, out: &mut Vec<f64>) {
+/// Squared distance transform of one line: `f[i]` holds 0 at features, infinity elsewhere
+/// (or an earlier pass's squared distances); `out[k]` receives the squared distance (with
+/// sample spacing `s`) at position `k · step` to the nearest feature.
+fn line(f: &[f64], s: f64, step: usize, v: &mut Vec<usize>, z: &mut Vec<f64>, out: &mut [f64]) {
     let n = f.len();
     v.clear();
     z.clear();
-    out.clear();
-    out.resize(n, f64::INFINITY);
     let s2 = s * s;
     // Positions with a finite value are parabola vertices.
     for q in 0..n {
@@ -42,36 +40,81 @@ fn line(f: &mut [f64], s: f64, v: &mut Vec<usize>, z: &mut Vec<f64>, out: &mut V
         }
     }
     if v.is_empty() {
-        f.iter_mut().for_each(|x| *x = f64::INFINITY);
+        out.iter_mut().for_each(|x| *x = f64::INFINITY);
         return;
     }
     let mut k = 0;
-    for (q, o) in out.iter_mut().enumerate() {
-        while k + 1 < v.len() && z[k + 1] < q as f64 {
+    for (i, o) in out.iter_mut().enumerate() {
+        let q = (i * step) as f64;
+        while k + 1 < v.len() && z[k + 1] < q {
             k += 1;
         }
-        let d = (q as f64 - v[k] as f64) * s;
+        let d = (q - v[k] as f64) * s;
         *o = d * d + f[v[k]];
     }
-    f.copy_from_slice(out);
+}
+
+/// One separable pass along `axis`: the lanes of `input` (loaded by `load`) transformed and
+/// kept at every `step`-th position.
+fn pass<T>(
+    input: &ArrayD<T>,
+    axis: usize,
+    spacing: f64,
+    step: usize,
+    load: impl Fn(&T) -> f64,
+) -> ArrayD<f64> {
+    let n = input.shape()[axis];
+    let mut shape = input.shape().to_vec();
+    shape[axis] = n.div_ceil(step);
+    let mut output = ArrayD::<f64>::zeros(shape);
+    let (mut v, mut z) = (Vec::new(), Vec::new());
+    let (mut src, mut dst) = (Vec::with_capacity(n), vec![0.0; n.div_ceil(step)]);
+    Zip::from(input.lanes(Axis(axis)))
+        .and(output.lanes_mut(Axis(axis)))
+        .for_each(|lane, mut out| {
+            src.clear();
+            src.extend(lane.iter().map(&load));
+            line(&src, spacing, step, &mut v, &mut z, &mut dst);
+            Zip::from(&mut out).and(&dst[..]).for_each(|a, b| *a = *b);
+        });
+    output
+}
+
+/// Squared distances (world units²) from the voxels at every `step`-th position along each
+/// axis (indices 0, step, 2·step, …; the output has `ceil(n / step)` voxels per axis) to the
+/// nearest voxel where `features` is true; infinity where there is none. Cheaper than the
+/// full transform followed by subsampling: each pass keeps only the positions the next
+/// ones need.
+pub fn squared_distance_at_steps(
+    features: &ArrayD<bool>,
+    spacing: &[f64],
+    step: usize,
+) -> ArrayD<f64> {
+    let ndim = features.ndim();
+    let step = step.max(1);
+    let s = |axis: usize| spacing.get(axis).copied().unwrap_or(1.0);
+    if ndim == 0 {
+        return features.mapv(|f| if f { 0.0 } else { f64::INFINITY });
+    }
+    // The innermost (contiguous) axis first, read straight from the features.
+    let last = ndim - 1;
+    let mut d = pass(features, last, s(last), step, |f| {
+        if *f {
+            0.0
+        } else {
+            f64::INFINITY
+        }
+    });
+    for axis in (0..last).rev() {
+        d = pass(&d, axis, s(axis), step, |x| *x);
+    }
+    d
 }
 
 /// Squared distances (world units²) from every voxel to the nearest voxel where `features`
 /// is true; infinity everywhere when there is none. `spacing` gives the voxel size per axis.
 pub fn squared_distance_to_features(features: &ArrayD<bool>, spacing: &[f64]) -> ArrayD<f64> {
-    let mut d = features.mapv(|f| if f { 0.0 } else { f64::INFINITY });
-    let (mut v, mut z, mut out) = (Vec::new(), Vec::new(), Vec::new());
-    let mut buf = Vec::new();
-    for axis in 0..d.ndim() {
-        let s = spacing.get(axis).copied().unwrap_or(1.0);
-        for mut lane in d.lanes_mut(Axis(axis)) {
-            buf.clear();
-            buf.extend(lane.iter().copied());
-            line(&mut buf, s, &mut v, &mut z, &mut out);
-            Zip::from(&mut lane).and(&buf[..]).for_each(|a, b| *a = *b);
-        }
-    }
-    d
+    squared_distance_at_steps(features, spacing, 1)
 }
 
 /// Euclidean distance (world units) from every voxel to the nearest voxel where `features`
@@ -123,6 +166,30 @@ mod tests {
         let slow = brute(&features, &spacing);
         for (a, b) in fast.iter().zip(slow.iter()) {
             assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn distances_at_steps_equal_the_full_transform_subsampled() {
+        let shape = [9usize, 8, 11];
+        let mut seed = 99u64;
+        let features = ArrayD::from_shape_fn(IxDyn(&shape), |_| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33).is_multiple_of(17)
+        });
+        let spacing = [2.0, 0.5, 1.5];
+        let full = brute(&features, &spacing);
+        for step in [2usize, 3] {
+            let d = squared_distance_at_steps(&features, &spacing, step);
+            let want_shape: Vec<usize> = shape.iter().map(|n| n.div_ceil(step)).collect();
+            assert_eq!(d.shape(), want_shape.as_slice());
+            for (idx, v) in d.indexed_iter() {
+                let at: Vec<usize> = idx.slice().iter().map(|i| i * step).collect();
+                let want = full[IxDyn(&at)];
+                assert!((v.sqrt() - want).abs() < 1e-9, "{at:?}: {} vs {want}", v.sqrt());
+            }
         }
     }
 

@@ -748,11 +748,8 @@ fn simple<R: Rng + ?Sized>(s: Sample, p: f64, vs: &[f64], rng: &mut R) -> Sample
         gt = gt.permuted_axes(axes.as_slice());
         mask = mask.permuted_axes(axes.as_slice());
     }
-    Sample {
-        raw: standard(raw),
-        gt: standard(gt),
-        mask: standard(mask),
-    }
+    // Views only: the next augment or the final crop copies what it needs.
+    Sample { raw, gt, mask }
 }
 
 /// Random contrast and brightness around the mean: `mean + (x − mean)·s + t`.
@@ -1175,9 +1172,12 @@ fn elastic<R: Rng + ?Sized>(
         })
     });
 
-    let raw_data: Vec<f32> = s.raw.iter().copied().collect();
-    let gt_data: Vec<u64> = s.gt.iter().copied().collect();
-    let mask_data: Vec<f32> = s.mask.iter().copied().collect();
+    // Row-major data (copied once if an earlier augment left strided views).
+    let (raw_std, gt_std, mask_std) = (standard(s.raw), standard(s.gt), standard(s.mask));
+    let layout = || input_error("elastic input is not contiguous".to_string());
+    let raw_data = raw_std.as_slice().ok_or_else(layout)?;
+    let gt_data = gt_std.as_slice().ok_or_else(layout)?;
+    let mask_data = mask_std.as_slice().ok_or_else(layout)?;
     let vol_in = raw_in.iter().product::<usize>();
     let vol_out = raw_out.iter().product::<usize>();
     let gvol_in = gt_in.iter().product::<usize>();
