@@ -132,21 +132,13 @@ fn read_done(path: &Path) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// Predicts `roi` (default: the raw region minus the network's context) of `raw` with
-/// `model` into `container/dataset` (float32, channels first, chunks = output blocks).
-/// Raw values are scaled by `raw_scale` (e.g. 1/255 for uint8) before the run's
-/// normalisation. Blocks finished by an earlier, interrupted call are skipped.
-#[allow(clippy::too_many_arguments)]
-pub fn predict(
-    model: &LoadedModel,
+/// The region a prediction covers: `roi` snapped outward to the output grid, within the raw
+/// region less the network's context (which is also the default).
+pub fn prediction_roi(
     inference: &Inference,
     raw: &dyn ArraySource,
-    raw_scale: f32,
     roi: Option<Roi>,
-    container: &Path,
-    dataset: &str,
-    mut on_block: impl FnMut(usize, usize),
-) -> Result<PredictReport, TrainError> {
+) -> Result<Roi, TrainError> {
     let context = inference.context();
     let raw_roi = raw.info().roi;
     let default = raw_roi
@@ -162,13 +154,75 @@ pub fn predict(
     if roi.is_empty() {
         return Err(TrainError::Data(format!("nothing to predict: the region is empty once the network's context ({context} nm) is taken from the raw region {raw_roi}")));
     }
+    Ok(roi)
+}
+
+/// The largest network input (voxels) a prediction block may have: activations of the
+/// widest full-resolution layer, a few alive at once, within about 4 GiB.
+pub fn max_block_input_voxels(run: &RunConfig) -> f64 {
+    let widest = match &run.architecture_config {
+        crate::config::ArchitectureConfig::CnnectomeUnet(u) => {
+            u.num_fmaps.max(u.fmaps_out).max(u.fmaps_in).max(1)
+        }
+        crate::config::ArchitectureConfig::Dummy(_) => 1,
+    };
+    (4u64 << 30) as f64 / (f64::from(widest) * 4.0 * 4.0)
+}
+
+/// Prediction shapes for `run` over `roi` of `raw` (default: all of it with context):
+/// blocks as large as the region and `max_input_voxels` (default
+/// [`max_block_input_voxels`]) allow, never smaller than the configured evaluation block,
+/// and the region itself.
+pub fn inference_for(
+    run: &RunConfig,
+    raw: &dyn ArraySource,
+    roi: Option<Roi>,
+    max_input_voxels: Option<f64>,
+    device: tch::Device,
+) -> Result<(Inference, Roi), TrainError> {
+    let inference = Inference::for_run(run, raw.info().geometry.voxel_size, device)?;
+    let roi = prediction_roi(&inference, raw, roi)?;
+    let budget = max_input_voxels.unwrap_or_else(|| max_block_input_voxels(run));
+    let sized = inference.sized_for(run, &roi, budget)?;
+    Ok((sized, roi))
+}
+
+/// Predicts `roi` (default: the raw region minus the network's context) of `raw` with
+/// `model` into `container/dataset` (float32, channels first, chunks = output blocks).
+/// Raw values are scaled by `raw_scale` (e.g. 1/255 for uint8) before the run's
+/// normalisation. Blocks finished by an earlier, interrupted call are skipped.
+#[allow(clippy::too_many_arguments)]
+pub fn predict(
+    model: &LoadedModel,
+    inference: &Inference,
+    raw: &dyn ArraySource,
+    raw_scale: f32,
+    roi: Option<Roi>,
+    container: &Path,
+    dataset: &str,
+    mut on_block: impl FnMut(usize, usize),
+) -> Result<PredictReport, TrainError> {
+    let roi = prediction_roi(inference, raw, roi)?;
     let mut spec = ArraySpec::new(
         DataType::F32,
         roi,
         inference.out_vs,
         Some(model.channels as u64),
     );
-    spec.chunk_voxels = Some(inference.output_shape.iter().map(|v| v as u64).collect());
+    // Chunks of at most 128 voxels per axis that tile a block (blocks may be larger).
+    spec.chunk_voxels = Some(
+        inference
+            .output_shape
+            .iter()
+            .map(|v| {
+                let mut c = v.max(1) as u64;
+                while c > 128 && c.is_multiple_of(2) {
+                    c /= 2;
+                }
+                c
+            })
+            .collect(),
+    );
     spec.attributes.insert(
         "segno_prediction".into(),
         serde_json::json!({"iteration": model.iteration}),

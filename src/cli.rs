@@ -185,6 +185,10 @@ pub struct JobArgs {
     /// Compute device: auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Largest network input per block, in voxels (default: what about 4 GiB of
+    /// activations allow); blocks are never smaller than the run's evaluation block.
+    #[arg(long, value_name = "VOXELS")]
+    pub max_block_input: Option<f64>,
     /// Project directory and output format.
     #[command(flatten)]
     pub project: ProjectArgs,
@@ -947,6 +951,7 @@ fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         &args.job.output,
         args.dataset.clone(),
         device,
+        args.job.max_block_input,
         args.job.project.json,
     )?;
     let duration_secs = started.elapsed().as_secs_f64();
@@ -989,19 +994,20 @@ fn predict_with(
     output: &Path,
     dataset: Option<String>,
     device: tch::Device,
+    max_block_input: Option<f64>,
     quiet: bool,
 ) -> Result<crate::blockwise::PredictReport, Failure> {
     let fail = |e: crate::train::TrainError| {
         Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name))
     };
     let raw = crate::array::open(input)?;
-    let inference =
-        crate::train::validate::Inference::for_run(run, raw.info().geometry.voxel_size, device)
-            .map_err(fail)?;
     let roi = roi
         .map(crate::geometry::Roi::parse_slices)
         .transpose()
         .map_err(|e| Failure::new(exit::USAGE, format!("--roi: {e}")))?;
+    let (inference, roi) =
+        crate::blockwise::inference_for(run, raw.as_ref(), roi, max_block_input, device)
+            .map_err(fail)?;
     let dataset = dataset.unwrap_or_else(|| format!("prediction_{}_{}", run.name, model.iteration));
     let bar = indicatif::ProgressBar::new(0);
     if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -1012,7 +1018,7 @@ fn predict_with(
         &inference,
         raw.as_ref(),
         crate::blockwise::raw_scale(raw.info().data_type),
-        roi,
+        Some(roi),
         output,
         &dataset,
         |k, n| {
@@ -1130,6 +1136,7 @@ fn apply(args: &ApplyArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         &args.job.output,
         None,
         device,
+        args.job.max_block_input,
         args.job.project.json,
     )?;
     let predict_secs = started.elapsed().as_secs_f64();
@@ -1329,6 +1336,7 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Failure> {
             output: dir.join("outputs/synthetic.zarr"),
             roi: None,
             device: "auto".into(),
+            max_block_input: None,
             project: ProjectArgs {
                 project: Some(dir.clone()),
                 json: true,

@@ -504,7 +504,22 @@ fn segno_predict_blockwise_matches_validation_and_resumes() {
     let raw = format!("{p}/data/synthetic.zarr/raw");
     let output = format!("{p}/out.zarr");
     // The whole volume (1024 nm) less the network's context (8 voxels of 8 nm): 896 nm per
-    // axis, two 480 nm output blocks per axis.
+    // axis. By default that is one block (as large as the region; memory allows it) ...
+    let auto = cmd(&[
+        "predict",
+        "-r",
+        "demo_mito_er_10",
+        "--input",
+        &raw,
+        "--output",
+        &format!("{p}/auto.zarr"),
+        "--json",
+        "-p",
+        p,
+    ]);
+    assert_eq!(auto["blocks"], 1, "{auto}");
+    // ... and with blocks kept to the run's evaluation block (76³ in, 60³ = 480 nm out), two
+    // blocks per axis, the last moved back to end at the region's end.
     let args = [
         "predict",
         "-r",
@@ -515,6 +530,8 @@ fn segno_predict_blockwise_matches_validation_and_resumes() {
         &raw,
         "--output",
         &output,
+        "--max-block-input",
+        "1",
         "--json",
         "-p",
         p,
@@ -548,6 +565,22 @@ fn segno_predict_blockwise_matches_validation_and_resumes() {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max);
     assert!(max_diff < 1e-4, "max difference {max_diff}");
+    // One large block predicts what the small ones do.
+    let whole = segno::array::open(&project.join("auto.zarr/prediction_demo_mito_er_10_10"))
+        .unwrap()
+        .read(&pred.info().roi)
+        .unwrap()
+        .to_f64();
+    let tiled = pred.read(&pred.info().roi).unwrap().to_f64();
+    let max_diff = whole
+        .iter()
+        .zip(tiled.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        max_diff < 1e-4,
+        "one block vs tiles: max difference {max_diff}"
+    );
     // Interrupted after one block: a second call only does the rest.
     let done = project.join("out.zarr/prediction_demo_mito_er_10_10/.segno-done-blocks");
     let text = std::fs::read_to_string(&done).unwrap();
@@ -626,4 +659,34 @@ fn segno_predict_blockwise_matches_validation_and_resumes() {
     assert_eq!(e["scores"]["dice"], 1.0);
     assert_eq!(e["scores"]["hausdorff"], 0.0);
     assert_eq!(e["scores"]["false_positive_rate"], 0.0);
+    // Instance scores: cells against themselves have no split or merge; cells against the
+    // mitochondria (each one object in its own cell, the rest background) both split and merge.
+    let cells = format!("{p}/data/synthetic.zarr/labels/crop2/cells");
+    let e = cmd(&[
+        "evaluate",
+        "--instance",
+        "--output",
+        &cells,
+        "--gt",
+        &cells,
+        "--json",
+    ]);
+    assert_eq!(e["scores"]["voi_split"], 0.0);
+    assert_eq!(e["scores"]["voi_merge"], 0.0);
+    let e = cmd(&[
+        "evaluate",
+        "--instance",
+        "--output",
+        &gt,
+        "--gt",
+        &cells,
+        "--json",
+    ]);
+    let (split, merge, voi) = (
+        e["scores"]["voi_split"].as_f64().unwrap(),
+        e["scores"]["voi_merge"].as_f64().unwrap(),
+        e["scores"]["voi"].as_f64().unwrap(),
+    );
+    assert!(split > 0.0 && merge > 0.0, "{split} {merge}");
+    assert!((voi - 0.5 * (split + merge)).abs() < 1e-12);
 }

@@ -388,12 +388,9 @@ fn segno_predict(options: &EngineBenchOptions, run: &RunConfig) -> Result<(f64, 
     )
     .map_err(other)?;
     let raw = crate::array::open(&options.dir.join("data/synthetic.zarr/raw/s0")).map_err(other)?;
-    let inference = crate::train::validate::Inference::for_run(
-        run,
-        raw.info().geometry.voxel_size,
-        tch::Device::Cpu,
-    )
-    .map_err(other)?;
+    let (inference, roi) =
+        crate::blockwise::inference_for(run, raw.as_ref(), None, None, tch::Device::Cpu)
+            .map_err(other)?;
     let out = options.dir.join("bench_predict.zarr");
     if out.exists() {
         std::fs::remove_dir_all(&out).map_err(other)?;
@@ -404,7 +401,7 @@ fn segno_predict(options: &EngineBenchOptions, run: &RunConfig) -> Result<(f64, 
         &inference,
         raw.as_ref(),
         crate::blockwise::raw_scale(raw.info().data_type),
-        None,
+        Some(roi),
         &out,
         "prediction",
         |_, _| {},

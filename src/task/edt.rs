@@ -188,7 +188,11 @@ mod tests {
             for (idx, v) in d.indexed_iter() {
                 let at: Vec<usize> = idx.slice().iter().map(|i| i * step).collect();
                 let want = full[IxDyn(&at)];
-                assert!((v.sqrt() - want).abs() < 1e-9, "{at:?}: {} vs {want}", v.sqrt());
+                assert!(
+                    (v.sqrt() - want).abs() < 1e-9,
+                    "{at:?}: {} vs {want}",
+                    v.sqrt()
+                );
             }
         }
     }

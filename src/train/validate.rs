@@ -72,6 +72,86 @@ impl Inference {
         })
     }
 
+    /// A copy whose blocks are as large as `region` and a memory budget allow (fewer blocks,
+    /// so less context computed twice; the outputs are the same): per axis the fewest
+    /// blocks that cover the region, each the smallest valid input that does, at least the
+    /// configured one; while the input exceeds `max_input_voxels`, the largest axis gets one
+    /// more block.
+    pub fn sized_for(
+        &self,
+        run: &crate::config::RunConfig,
+        region: &Roi,
+        max_input_voxels: f64,
+    ) -> Result<Self, TrainError> {
+        let kernel = crate::task::predictor::Predictor::from_task(&run.task_config)?
+            .head()
+            .kernel_size;
+        let arch = &run.architecture_config;
+        let dims = self.input_shape.dims();
+        // Valid (input, output) sizes per axis, from the configured block up.
+        let mut options: Vec<Vec<(i64, i64)>> = Vec::with_capacity(dims);
+        for a in 0..dims {
+            let want = region.shape()[a] / self.out_vs[a];
+            let mut list = Vec::new();
+            for extra in 0..2048 {
+                let mut input = self.input_shape.to_vec();
+                input[a] += extra;
+                let input = Coordinate::new(&input).map_err(|e| TrainError::Data(e.to_string()))?;
+                if let Ok(out) = crate::nn::model_output_shape(arch, kernel, &input) {
+                    list.push((input[a], out[a]));
+                    if out[a] >= want {
+                        break;
+                    }
+                }
+            }
+            if list.is_empty() {
+                list.push((self.input_shape[a], self.output_shape[a]));
+            }
+            options.push(list);
+        }
+        let want: Vec<i64> = (0..dims)
+            .map(|a| (region.shape()[a] / self.out_vs[a]).max(1))
+            .collect();
+        let largest: Vec<i64> = options
+            .iter()
+            .map(|o| o.last().map_or(1, |p| p.1))
+            .collect();
+        let mut blocks: Vec<i64> = (0..dims)
+            .map(|a| (want[a] + largest[a] - 1) / largest[a].max(1))
+            .collect();
+        let pick = |a: usize, n: i64| -> (i64, i64) {
+            let need = (want[a] + n - 1) / n.max(1);
+            options[a]
+                .iter()
+                .copied()
+                .find(|(_, out)| *out >= need)
+                .or_else(|| options[a].last().copied())
+                .unwrap_or((self.input_shape[a], self.output_shape[a]))
+        };
+        loop {
+            let chosen: Vec<(i64, i64)> = (0..dims).map(|a| pick(a, blocks[a])).collect();
+            let voxels: f64 = chosen.iter().map(|(i, _)| *i as f64).product();
+            let smallest = (0..dims).all(|a| chosen[a].0 <= self.input_shape[a]);
+            if voxels <= max_input_voxels || smallest {
+                let input: Vec<i64> = chosen.iter().map(|c| c.0).collect();
+                let output: Vec<i64> = chosen.iter().map(|c| c.1).collect();
+                let coord =
+                    |v: &[i64]| Coordinate::new(v).map_err(|e| TrainError::Data(e.to_string()));
+                return Ok(Self {
+                    input_shape: coord(&input)?,
+                    output_shape: coord(&output)?,
+                    ..self.clone()
+                });
+            }
+            // One more block along the axis with the largest input.
+            let a = (0..dims)
+                .filter(|a| chosen[*a].0 > self.input_shape[*a])
+                .max_by_key(|a| chosen[*a].0)
+                .unwrap_or(0);
+            blocks[a] += 1;
+        }
+    }
+
     /// The world context on each side between input and output blocks.
     pub fn context(&self) -> Coordinate {
         (self.raw_vs * self.input_shape - self.out_vs * self.output_shape)
@@ -424,5 +504,46 @@ mod tests {
         let xs: std::collections::BTreeSet<i64> = blocks.iter().map(|b| b.begin()[2]).collect();
         assert_eq!(xs.into_iter().collect::<Vec<_>>(), vec![0]);
         assert_eq!(blocks.len(), 3);
+    }
+
+    #[test]
+    fn prediction_blocks_grow_to_the_region_within_the_budget() {
+        let options = crate::bench::engine::EngineBenchOptions {
+            dir: std::path::PathBuf::new(),
+            size: 256,
+            input: 132,
+            net: crate::bench::engine::BenchNet::Bench,
+            iterations: 1,
+            warmup: 1,
+            threads: 1,
+            python: None,
+            reference: false,
+        };
+        let run = crate::bench::engine::bench_run(&options);
+        let vs = Coordinate::from([8, 8, 8]);
+        let inf = Inference::for_run(&run, vs, tch::Device::Cpu).unwrap();
+        // Configured: 148³ in, 108³ out.
+        assert_eq!(inf.input_shape, Coordinate::from([148, 148, 148]));
+        assert_eq!(inf.output_shape, Coordinate::from([108, 108, 108]));
+        // A 216³ region fits one 256³ → 216³ block.
+        let region = Roi::new(
+            Coordinate::from([320, 320, 320]),
+            vs * Coordinate::from([216, 216, 216]),
+        )
+        .unwrap();
+        let big = inf.sized_for(&run, &region, 1e9).unwrap();
+        assert_eq!(big.input_shape, Coordinate::from([256, 256, 256]));
+        assert_eq!(big.output_shape, Coordinate::from([216, 216, 216]));
+        assert_eq!(big.blocks(&region).unwrap().len(), 1);
+        assert_eq!(big.context(), inf.context());
+        // A budget below 256³ splits one axis in two.
+        let split = inf.sized_for(&run, &region, 256.0 * 256.0 * 200.0).unwrap();
+        let mut out = split.output_shape.to_vec();
+        out.sort();
+        assert_eq!(out, [108, 216, 216]);
+        assert_eq!(split.blocks(&region).unwrap().len(), 2);
+        // Never below the configured block.
+        let small = inf.sized_for(&run, &region, 1.0).unwrap();
+        assert_eq!(small.input_shape, inf.input_shape);
     }
 }
