@@ -185,8 +185,9 @@ pub struct JobArgs {
     /// Compute device: auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Largest network input per block, in voxels (default: what about 4 GiB of
-    /// activations allow); blocks are never smaller than the run's evaluation block.
+    /// Largest network input per block, in voxels (default: 2^23 on the CPU, what about
+    /// 4 GiB of activations allow on a GPU); blocks are never smaller than the run's
+    /// evaluation block.
     #[arg(long, value_name = "VOXELS")]
     pub max_block_input: Option<f64>,
     /// Project directory and output format.
