@@ -34,14 +34,16 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "warn")]
     pub log_level: String,
 
-    /// The command to run.
+    /// The command to run (none: open the app).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open the desktop app (also what `segno` with no command does).
+    Gui(GuiArgs),
     /// List, show, validate, import and export the configs of a project.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -193,6 +195,13 @@ pub struct JobArgs {
     /// Project directory and output format.
     #[command(flatten)]
     pub project: ProjectArgs,
+}
+
+/// Options of `segno gui`.
+#[derive(Debug, Args, Clone)]
+pub struct GuiArgs {
+    /// Project directory to open.
+    pub project: Option<PathBuf>,
 }
 
 /// Options of `segno import-weights`.
@@ -557,7 +566,10 @@ fn parse_family(text: &str) -> Result<Family, Failure> {
 /// Runs a parsed command line, printing results to stdout and errors to stderr.
 pub fn run(cli: Cli) -> ExitCode {
     let mut out = std::io::stdout().lock();
-    match dispatch(cli.command, &mut out) {
+    let command = cli
+        .command
+        .unwrap_or(Command::Gui(GuiArgs { project: None }));
+    match dispatch(command, &mut out) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
             let _ = out.flush();
@@ -577,6 +589,9 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
         Command::Demo(args) => demo(&args, out),
         Command::Predict(args) => predict(&args, out),
         Command::Apply(args) => apply(&args, out),
+        Command::Gui(args) => crate::gui::run(args.project)
+            .map(|()| exit::OK)
+            .map_err(|e| Failure::new(exit::IO, e.to_string())),
         Command::ImportWeights(args) => import_weights(&args, out),
         Command::Validate(args) => validate_run(&args, out),
         Command::PostProcess(args) => post_process(&args, out),

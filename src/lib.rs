@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod geometry;
+pub mod gui;
 pub mod nn;
 pub mod store;
 pub mod task;
