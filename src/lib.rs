@@ -15,6 +15,7 @@ pub mod demo;
 pub mod geometry;
 pub mod gui;
 pub mod nn;
+pub mod render;
 pub mod store;
 pub mod task;
 pub mod torch;
