@@ -1,6 +1,6 @@
 //! Segment colours as neuroglancer draws them, so a segmentation looks the same in Segno
-//! as in the viewer users know: a seeded MurmurHash3-style combine of the id's two 32-bit
-//! halves picks a hue and a saturation at full value.
+//! as in the viewer users know (a seeded MurmurHash3-style combine of the id's two 32-bit
+//! halves picks a hue and a saturation at full value), and the image colormaps.
 
 /// One round of neuroglancer's `hashCombine` (a MurmurHash3 x86_32 block step): mixes the
 /// 32-bit `value` into `state`.
@@ -87,5 +87,85 @@ mod tests {
         assert_eq!(hsv_to_rgb(1.0 / 3.0, 1.0, 1.0), [0.0, 1.0, 0.0]);
         assert_eq!(hsv_to_rgb(2.0 / 3.0, 1.0, 1.0), [0.0, 0.0, 1.0]);
         assert_eq!(hsv_to_rgb(0.5, 0.0, 0.5), [0.5, 0.5, 0.5]);
+    }
+}
+
+/// The colormaps of image layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Colormap {
+    /// Black to white.
+    Grey,
+    /// Perceptually uniform, dark blue to yellow (matplotlib's default).
+    Viridis,
+    /// Perceptually uniform, black to pale yellow through magenta.
+    Magma,
+    /// MATLAB's rainbow: blue, cyan, yellow, red (not perceptually uniform; familiar).
+    Jet,
+}
+
+impl Colormap {
+    /// Every colormap, in menu order.
+    pub const ALL: [Colormap; 4] = [
+        Colormap::Grey,
+        Colormap::Viridis,
+        Colormap::Magma,
+        Colormap::Jet,
+    ];
+
+    /// The colour at `t` in [0, 1] (clamped; NaN maps to 0).
+    pub fn rgb(self, t: f64) -> [u8; 3] {
+        let t = if t.is_nan() { 0.0 } else { t.clamp(0.0, 1.0) };
+        let byte = |x: f64| (x * 255.0).round().clamp(0.0, 255.0) as u8;
+        match self {
+            Colormap::Grey => [byte(t); 3],
+            Colormap::Viridis => from_colorous(colorous::VIRIDIS.eval_continuous(t)),
+            Colormap::Magma => from_colorous(colorous::MAGMA.eval_continuous(t)),
+            Colormap::Jet => {
+                let ramp = |centre: f64| (1.5 - (4.0 * t - centre).abs()).clamp(0.0, 1.0);
+                [byte(ramp(3.0)), byte(ramp(2.0)), byte(ramp(1.0))]
+            }
+        }
+    }
+
+    /// 256 RGBA entries (alpha 255) for a lookup texture: entry `i` is `rgb(i / 255)`.
+    pub fn lut(self) -> Vec<[u8; 4]> {
+        (0..256)
+            .map(|i| {
+                let [r, g, b] = self.rgb(f64::from(i) / 255.0);
+                [r, g, b, 255]
+            })
+            .collect()
+    }
+}
+
+fn from_colorous(c: colorous::Color) -> [u8; 3] {
+    [c.r, c.g, c.b]
+}
+
+#[cfg(test)]
+mod colormap_tests {
+    use super::*;
+
+    #[test]
+    fn colormap_ends_and_middles() {
+        assert_eq!(Colormap::Grey.rgb(0.0), [0, 0, 0]);
+        assert_eq!(Colormap::Grey.rgb(1.0), [255, 255, 255]);
+        assert_eq!(Colormap::Grey.rgb(0.5), [128, 128, 128]);
+        // matplotlib's published end colours.
+        assert_eq!(Colormap::Viridis.rgb(0.0), [0x44, 0x01, 0x54]);
+        assert_eq!(Colormap::Viridis.rgb(1.0), [0xfd, 0xe7, 0x25]);
+        assert_eq!(Colormap::Magma.rgb(0.0), [0x00, 0x00, 0x04]);
+        assert_eq!(Colormap::Magma.rgb(1.0), [0xfc, 0xfd, 0xbf]);
+        // Jet: dark blue, green-ish middle, dark red.
+        assert_eq!(Colormap::Jet.rgb(0.0), [0, 0, 128]);
+        assert_eq!(Colormap::Jet.rgb(0.5), [128, 255, 128]);
+        assert_eq!(Colormap::Jet.rgb(1.0), [128, 0, 0]);
+        // Out of range and NaN are clamped.
+        assert_eq!(Colormap::Viridis.rgb(-3.0), Colormap::Viridis.rgb(0.0));
+        assert_eq!(Colormap::Viridis.rgb(f64::NAN), Colormap::Viridis.rgb(0.0));
+        let lut = Colormap::Magma.lut();
+        assert_eq!(lut.len(), 256);
+        assert_eq!(lut[255], [0xfc, 0xfd, 0xbf, 255]);
     }
 }
