@@ -385,6 +385,26 @@ pub struct PostProcessReport {
     pub foreground: Vec<u64>,
 }
 
+/// The spec of a post-processed output: the prediction's region, voxel size and spatial
+/// chunking, `channels` channels (or none), `attributes` under `segno_post_process`.
+fn output_spec(
+    info: &crate::array::ArrayInfo,
+    data_type: DataType,
+    channels: Option<u64>,
+    attributes: serde_json::Value,
+) -> ArraySpec {
+    let mut spec = ArraySpec::new(data_type, info.roi, info.geometry.voxel_size, channels);
+    spec.chunk_voxels = Some(
+        info.spatial_axes()
+            .iter()
+            .map(|&a| info.chunk_shape[a])
+            .collect(),
+    );
+    spec.attributes
+        .insert("segno_post_process".into(), attributes);
+    spec
+}
+
 /// Applies a point-wise post-processing `f` to a prediction chunk by chunk, in parallel,
 /// into `container/dataset` (same region, voxel size and chunking; `channels` output
 /// channels or none for label outputs).
@@ -399,15 +419,7 @@ fn map_chunks(
 ) -> Result<PostProcessReport, TrainError> {
     use rayon::prelude::*;
     let info = prediction.info();
-    let mut spec = ArraySpec::new(data_type, info.roi, info.geometry.voxel_size, channels);
-    spec.chunk_voxels = Some(
-        info.spatial_axes()
-            .iter()
-            .map(|&a| info.chunk_shape[a])
-            .collect(),
-    );
-    spec.attributes
-        .insert("segno_post_process".into(), attributes);
+    let spec = output_spec(info, data_type, channels, attributes);
     let writer = write::create(container, dataset, &spec, WriteMode::Overwrite)?;
     let indices = write::grid_indices(&writer.chunk_grid_shape());
     let n_channels = channels.unwrap_or(1) as usize;
@@ -598,17 +610,13 @@ pub fn watershed_array(
     let info = prediction.info();
     let vs = info.geometry.voxel_size;
     let dims = vs.dims();
-    let mut spec = ArraySpec::new(DataType::U64, info.roi, vs, None);
-    let chunk: Vec<u64> = info
-        .spatial_axes()
-        .iter()
-        .map(|&a| info.chunk_shape[a])
-        .collect();
-    spec.chunk_voxels = Some(chunk.clone());
-    spec.attributes.insert(
-        "segno_post_process".into(),
+    let spec = output_spec(
+        info,
+        DataType::U64,
+        None,
         serde_json::json!({"parameters": parameters.name(), "source": info.path}),
     );
+    let chunk = spec.chunk_voxels.clone().unwrap_or_default();
     let writer = write::create(container, dataset, &spec, WriteMode::Overwrite)?;
     let indices = write::grid_indices(&writer.chunk_grid_shape());
     let region_voxels: i64 = (info.roi.shape() / vs).iter().product();

@@ -103,8 +103,8 @@ pub struct SegnoApp {
     path_field: String,
     /// The last error to show (opening a project, reading a config …).
     pub message: Option<String>,
-    /// The config whose YAML is shown in the Configs section.
-    selected_config: Option<(crate::config::Family, String)>,
+    /// The config shown in the Configs section, with its YAML (read once when selected).
+    selected_config: Option<(crate::config::Family, String, String)>,
 }
 
 impl SegnoApp {
@@ -230,8 +230,10 @@ impl SegnoApp {
                             .default_open(true)
                             .show(ui, |ui| {
                                 for n in names {
-                                    let on = self.selected_config.as_ref()
-                                        == Some(&(*family, n.clone()));
+                                    let on = self
+                                        .selected_config
+                                        .as_ref()
+                                        .is_some_and(|(f, name, _)| f == family && name == n);
                                     if ui.selectable_label(on, n).clicked() {
                                         select = Some((*family, n.clone()));
                                     }
@@ -240,8 +242,7 @@ impl SegnoApp {
                     }
                 });
             match &self.selected_config {
-                Some((family, name)) => {
-                    let text = p.config_yaml(*family, name);
+                Some((_, _, text)) => {
                     egui::ScrollArea::vertical()
                         .id_salt("config-yaml")
                         .show(&mut cols[1], |ui| {
@@ -257,8 +258,9 @@ impl SegnoApp {
                 }
             }
         });
-        if select.is_some() {
-            self.selected_config = select;
+        if let Some((family, name)) = select {
+            let text = p.config_yaml(family, &name);
+            self.selected_config = Some((family, name, text));
         }
     }
 
