@@ -89,3 +89,108 @@ fn a_bad_project_path_is_reported_and_the_open_project_kept() {
     h.run();
     assert!(!h.state().settings.dark);
 }
+
+/// The viewer in the app, drawn by wgpu on the software adapter: the xy panel's pixels
+/// are what the CPU reference shading computes, with the labels in neuroglancer's colours.
+#[test]
+fn the_viewer_draws_raw_and_labels_with_wgpu() {
+    use segno::render::colors::segment_color;
+    use segno::render::slice::Plane;
+    use segno::render::state::Layout;
+    let dir = project();
+    let data = dir.path().join("data/synthetic.zarr");
+    let path = dir.path().to_path_buf();
+    let mut h = Harness::builder()
+        .with_size(egui::Vec2::new(900.0, 600.0))
+        .wgpu()
+        .build_eframe(move |cc| SegnoApp::from_creation(cc, Some(&path)));
+    assert!(h.state().viewer.gpu, "the wgpu pipeline is installed");
+    h.state_mut().settings.section = Section::Viewer;
+    h.state_mut().viewer.add_layer(&data.join("raw"));
+    h.state_mut()
+        .viewer
+        .add_layer(&data.join("labels/crop1/cells"));
+    h.state_mut().viewer.state.layout = Layout::Xy;
+    // Centre on the labelled crop.
+    let crop = segno::array::open(&data.join("labels/crop1/cells")).unwrap();
+    let centre = crop.info().roi.center();
+    let centre2 = centre;
+    h.state_mut().viewer.state.position_nm =
+        segno::render::layer::WorldNm(std::array::from_fn(|a| centre.as_slice()[a] as f64 + 0.5));
+    h.state_mut().viewer.state.zoom_nm_per_px = 1.5;
+    h.state_mut().viewer.state.cross_hairs = false;
+    let mut loaded = false;
+    for _ in 0..200 {
+        h.run_steps(1);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        if !h.state().viewer.loading() {
+            h.run_steps(2);
+            loaded = !h.state().viewer.loading();
+            if loaded {
+                break;
+            }
+        }
+    }
+    assert!(loaded, "the visible chunks load");
+    let image = h.render().unwrap();
+    if let Ok(p) = std::env::var("SEGNO_SAVE_RENDER") {
+        image.save(p).unwrap();
+    }
+    let viewer = &h.state().viewer;
+    let centre = centre2;
+    let rect = viewer.panel_rects[&Plane::Xy];
+    let (u, t) = viewer.panel_upload(Plane::Xy).unwrap();
+    let mut checked = 0;
+    let mut label_pixels = 0;
+    for py in (0..t.height).step_by(7) {
+        for px in (0..t.width).step_by(7) {
+            // Skip the panel's name (top left) and the scale bar (bottom right).
+            let text = (px < 40 && py < 24) || (px + 130 > t.width && py + 30 > t.height);
+            if text {
+                continue;
+            }
+            let expected = segno::render::shade::shade(&u, &t, px, py);
+            let got = image
+                .get_pixel(
+                    rect.min.x.round() as u32 + px,
+                    rect.min.y.round() as u32 + py,
+                )
+                .0;
+            let diff = (0..3)
+                .map(|k| (i32::from(got[k]) - i32::from(expected[k])).abs())
+                .max()
+                .unwrap();
+            assert!(
+                diff <= 2,
+                "pixel ({px}, {py}): {got:?} vs {expected:?}; panel {rect:?}, origin {:?}, {}×{}",
+                u.origin_size,
+                t.width,
+                t.height
+            );
+            checked += 1;
+            // Where the cell labels show an object, its colour is neuroglancer's for that
+            // id at α 0.5 over the raw grey.
+            let values = viewer.values_at(Plane::Xy, f64::from(px), f64::from(py));
+            let id: u64 = values[1].1.parse().unwrap_or(0);
+            if id != 0 {
+                let grey: f64 = values[0].1.parse().unwrap();
+                let c = segment_color(0, id);
+                for k in 0..3 {
+                    let e = (grey * 0.5 + f64::from(c[k]) * 0.5).round();
+                    assert!(
+                        (f64::from(got[k]) - e).abs() <= 2.0,
+                        "{got:?} at ({px}, {py})"
+                    );
+                }
+                label_pixels += 1;
+            }
+        }
+    }
+    assert!(checked > 1000, "{checked}");
+    assert!(
+        label_pixels > 10,
+        "{label_pixels} label pixels; centre {centre:?}, status {}, values at the centre {:?}",
+        viewer.layer_status(1),
+        viewer.values_at(Plane::Xy, f64::from(t.width / 2), f64::from(t.height / 2))
+    );
+}

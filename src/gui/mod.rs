@@ -4,6 +4,7 @@
 //! duplicates it.
 
 mod project;
+pub mod viewer;
 
 use std::path::{Path, PathBuf};
 
@@ -105,6 +106,10 @@ pub struct SegnoApp {
     pub message: Option<String>,
     /// The config shown in the Configs section, with its YAML (read once when selected).
     selected_config: Option<(crate::config::Family, String, String)>,
+    /// The volume viewer.
+    pub viewer: viewer::Viewer,
+    /// Arrays found in the open project's containers (full paths).
+    project_arrays: Vec<PathBuf>,
 }
 
 impl SegnoApp {
@@ -116,6 +121,8 @@ impl SegnoApp {
             path_field: String::new(),
             message: None,
             selected_config: None,
+            viewer: viewer::Viewer::default(),
+            project_arrays: Vec::new(),
         };
         if let Some(p) = project {
             app.open(p);
@@ -129,7 +136,12 @@ impl SegnoApp {
             .storage
             .and_then(|s| eframe::get_value(s, SETTINGS_KEY))
             .unwrap_or_default();
-        Self::new(settings, project)
+        let mut app = Self::new(settings, project);
+        if let Some(rs) = &cc.wgpu_render_state {
+            crate::render::gpu::install(rs);
+            app.viewer.gpu = true;
+        }
+        app
     }
 
     /// Opens (or creates) the project at `path`; a failure is shown, nothing is lost.
@@ -138,6 +150,11 @@ impl SegnoApp {
             Ok(summary) => {
                 self.settings.remember(path);
                 self.path_field = path.display().to_string();
+                self.project_arrays = summary
+                    .arrays
+                    .iter()
+                    .flat_map(|c| crate::render::layer::list_arrays(&summary.root.join(c), 6))
+                    .collect();
                 self.project = Some(summary);
                 self.message = None;
                 self.selected_config = None;
@@ -316,16 +333,8 @@ impl SegnoApp {
             });
     }
 
-    fn viewer_section(&self, ui: &mut egui::Ui) {
-        ui.heading("Viewer");
-        let Some(p) = &self.project else {
-            ui.label("Open a project first.");
-            return;
-        };
-        ui.label("Arrays in the project:");
-        for a in &p.arrays {
-            ui.label(a);
-        }
+    fn viewer_section(&mut self, ui: &mut egui::Ui) {
+        self.viewer.ui(ui, &self.project_arrays);
     }
 }
 

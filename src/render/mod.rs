@@ -1,5 +1,12 @@
 //! Rendering of the volume viewer: the colour schemes layers are drawn with (segment
-//! colours, image colormaps), shared by the GPU shaders and the CPU side (legends, the
-//! expected colours of screenshots).
+//! colours, image colormaps), the layers' arrays and the chunk cache that streams them,
+//! cross-sections gathered from cached chunks, the saved view state, and the wgpu pipeline
+//! that colours and blends the layers (with a CPU reference of the same shading).
 
+pub mod cache;
 pub mod colors;
+pub mod gpu;
+pub mod layer;
+pub mod shade;
+pub mod slice;
+pub mod state;

@@ -1,0 +1,1165 @@
+//! The Viewer section: layers from any zarr/N5/OME-Zarr path drawn in cross-sections (xy,
+//! xz, yz) with neuroglancer's mouse and key bindings, per-layer drawing settings, the
+//! value under the cursor, error overlays, and the view state saved as JSON.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use eframe::egui;
+use eframe::egui_wgpu;
+
+use crate::render::cache::{ChunkCache, DEFAULT_CPU_CACHE_BYTES};
+use crate::render::colors::Colormap;
+use crate::render::gpu::{PanelUpload, SliceCallback};
+use crate::render::layer::{open_layer, LayerData, LayerKind, WorldNm};
+use crate::render::shade::{self, DrawLayer, DrawOverlay, GpuUniforms, PanelTextures};
+use crate::render::slice::{compose, LayerSlice, PixelValue, Plane, SliceView, Wanted};
+use crate::render::state::{Blend, ErrorOverlay, LayerSettings, LayerState, Layout, ViewState};
+
+/// A layer as the viewer holds it: its state plus the opened data (or why it failed).
+struct Layer {
+    uid: u64,
+    data: Result<Arc<LayerData>, String>,
+}
+
+/// What a panel drew last, to redraw only when something changed.
+#[derive(Default)]
+struct PanelCache {
+    view: Option<SliceView>,
+    completed: u64,
+    layers_key: Vec<(u64, LayerKind, bool)>,
+    slices: Vec<Option<LayerSlice>>,
+    settings_key: String,
+    upload: Option<(GpuUniforms, Arc<PanelTextures>)>,
+    fresh: bool,
+    version: u64,
+    cpu_texture: Option<egui::TextureHandle>,
+}
+
+/// The viewer's state and caches.
+pub struct Viewer {
+    /// What is saved and restored.
+    pub state: ViewState,
+    layers: Vec<Layer>,
+    cache: Arc<ChunkCache>,
+    next_uid: u64,
+    panels: HashMap<Plane, PanelCache>,
+    /// Whether the wgpu pipeline is installed (else panels are shaded on the CPU).
+    pub gpu: bool,
+    /// The last problem to show (a bad path, a state file that does not load …).
+    pub message: Option<String>,
+    path_field: String,
+    hover: Option<(Plane, f64, f64)>,
+    waker_set: bool,
+    truth_pick: usize,
+    prediction_pick: usize,
+    /// Where each cross-section was drawn last frame (points).
+    pub panel_rects: HashMap<Plane, egui::Rect>,
+}
+
+impl Default for Viewer {
+    fn default() -> Self {
+        Self::new(DEFAULT_CPU_CACHE_BYTES)
+    }
+}
+
+/// Neuroglancer's axis colours: x red, y green, z blue (by world axis z, y, x).
+const AXIS_COLORS: [[u8; 3]; 3] = [[0, 96, 255], [0, 200, 0], [255, 40, 40]];
+
+impl Viewer {
+    /// An empty viewer whose chunk cache holds at most `cpu_cache_bytes`.
+    pub fn new(cpu_cache_bytes: usize) -> Self {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(2, 8);
+        Self {
+            state: ViewState::default(),
+            layers: Vec::new(),
+            cache: Arc::new(ChunkCache::new(cpu_cache_bytes, threads)),
+            next_uid: 1,
+            panels: HashMap::new(),
+            gpu: false,
+            message: None,
+            path_field: String::new(),
+            hover: None,
+            waker_set: false,
+            truth_pick: 0,
+            prediction_pick: 0,
+            panel_rects: HashMap::new(),
+        }
+    }
+
+    /// The chunk cache (for statistics and tests).
+    pub fn cache(&self) -> &ChunkCache {
+        &self.cache
+    }
+
+    /// Adds the array at `path` as a layer drawn as its guessed kind. A path that cannot be
+    /// opened still becomes a layer, showing the error in its status line.
+    pub fn add_layer(&mut self, path: &Path) {
+        let data = open_layer(path).map_err(|e| e.to_string());
+        let (name, kind) = match &data {
+            Ok(d) => (d.name.clone(), d.default_kind),
+            Err(_) => (
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| path.display().to_string()),
+                LayerKind::Image,
+            ),
+        };
+        let mut settings = LayerSettings::for_kind(kind);
+        if let (Ok(d), LayerSettings::Image(s)) = (&data, &mut settings) {
+            s.range = default_range(d.data_type);
+        }
+        let name = self.unique_name(&name);
+        let first = self.layers.iter().all(|l| l.data.is_err());
+        if let Ok(d) = &data {
+            if first {
+                self.fit_to(d);
+            }
+        }
+        self.push(
+            LayerState {
+                name,
+                source: path.to_path_buf(),
+                visible: true,
+                settings,
+            },
+            data,
+        );
+    }
+
+    fn push(&mut self, state: LayerState, data: Result<Arc<LayerData>, String>) {
+        self.layers.push(Layer {
+            uid: self.next_uid,
+            data,
+        });
+        self.next_uid += 1;
+        self.state.layers.push(state);
+        self.invalidate();
+    }
+
+    fn unique_name(&self, base: &str) -> String {
+        let mut name = base.to_string();
+        let mut k = 2;
+        while self.state.layers.iter().any(|l| l.name == name) {
+            name = format!("{base} ({k})");
+            k += 1;
+        }
+        name
+    }
+
+    /// Centres the view on `d` with the whole volume in a 512-pixel panel.
+    fn fit_to(&mut self, d: &LayerData) {
+        let (b, e) = d.levels[0].bounds_nm();
+        self.state.position_nm = WorldNm(std::array::from_fn(|a| {
+            let vs = d.levels[0].voxel_size_nm[a];
+            // The centre voxel's centre, so slices start on a voxel.
+            let mid = (b[a] + e[a]) / 2.0;
+            ((mid - b[a]) / vs).floor() * vs + b[a] + vs / 2.0
+        }));
+        let extent = (0..3).map(|a| e[a] - b[a]).fold(0.0, f64::max);
+        self.state.zoom_nm_per_px = (extent / 512.0).max(1e-3);
+    }
+
+    /// Replaces the view by `state`, opening its layers.
+    pub fn set_state(&mut self, state: ViewState) {
+        self.layers.clear();
+        self.state = ViewState {
+            layers: Vec::new(),
+            ..state.clone()
+        };
+        for l in state.layers {
+            let data = open_layer(&l.source).map_err(|e| e.to_string());
+            self.push(l, data);
+        }
+    }
+
+    /// Loads a view state file; a bad file is reported and the current view kept.
+    pub fn load_state(&mut self, path: &Path) {
+        match ViewState::load(path) {
+            Ok(s) => {
+                self.set_state(s);
+                self.message = None;
+            }
+            Err(e) => self.message = Some(e.to_string()),
+        }
+    }
+
+    /// Whether anything shown is still loading (chunks queued or being read, or pixels
+    /// without data).
+    pub fn loading(&self) -> bool {
+        let st = self.cache.stats();
+        st.queued > 0
+            || st.in_flight > 0
+            || self.panels.values().any(|p| {
+                p.slices
+                    .iter()
+                    .flatten()
+                    .any(|s| s.loading > 0 || s.coarser > 0)
+            })
+    }
+
+    /// The drawn uniforms and textures of `plane`'s panel, as last composed.
+    pub fn panel_upload(&self, plane: Plane) -> Option<(GpuUniforms, Arc<PanelTextures>)> {
+        self.panels.get(&plane).and_then(|p| p.upload.clone())
+    }
+
+    /// The status line of layer `i`: its level and loading progress, or its error.
+    pub fn layer_status(&self, i: usize) -> String {
+        let Some(layer) = self.layers.get(i) else {
+            return String::new();
+        };
+        match &layer.data {
+            Err(e) => format!("error: {e}"),
+            Ok(d) => {
+                let mut errors: Vec<&String> = Vec::new();
+                let (mut loading, mut coarser, mut level) = (0, 0, None);
+                for p in self.panels.values() {
+                    if let Some(Some(s)) = p.slices.get(i) {
+                        loading += s.loading;
+                        coarser += s.coarser;
+                        level.get_or_insert(s.level);
+                        for e in &s.errors {
+                            if !errors.contains(&e) {
+                                errors.push(e);
+                            }
+                        }
+                    }
+                }
+                if let Some(e) = errors.first() {
+                    return format!("error: {} chunk(s) failed: {e}", errors.len());
+                }
+                let mut text = format!(
+                    "{} · {} ch · {} level{}",
+                    d.data_type,
+                    d.channels,
+                    d.levels.len(),
+                    if d.levels.len() == 1 { "" } else { "s" }
+                );
+                if let Some(l) = level {
+                    text.push_str(&format!(" · showing s{l}"));
+                }
+                if loading > 0 || coarser > 0 {
+                    text.push_str(" · loading");
+                }
+                text
+            }
+        }
+    }
+
+    fn invalidate(&mut self) {
+        for p in self.panels.values_mut() {
+            p.view = None;
+        }
+    }
+
+    /// Redraws every panel of the layout from the cache now (for headless renders and
+    /// tests): the slices of `plane` at `size` pixels.
+    pub fn compose_panel(
+        &mut self,
+        plane: Plane,
+        size: [u32; 2],
+    ) -> (GpuUniforms, Arc<PanelTextures>) {
+        let view = SliceView {
+            plane,
+            center: self.state.position_nm,
+            nm_per_px: self.state.zoom_nm_per_px,
+            width_px: size[0].max(1),
+            height_px: size[1].max(1),
+        };
+        self.cache.begin_frame();
+        let wanted = self.refresh_panel(plane, view);
+        self.cache.request(wanted.into_requests());
+        let p = self.panels.entry(plane).or_default();
+        p.upload.clone().unwrap_or_else(|| {
+            let (u, t) = shade::pack(&[], None, [0.0, 0.0], None);
+            (u, Arc::new(t))
+        })
+    }
+
+    /// Recomposes `plane`'s slices when the view, the cache or the settings changed;
+    /// returns the chunks it still wants.
+    fn refresh_panel(&mut self, plane: Plane, view: SliceView) -> Wanted {
+        let completed = self.cache.stats().completed;
+        let settings_key = format!(
+            "{:?}{:?}{:?}{:?}",
+            self.state.layers, self.state.overlays, self.hover, self.state.cross_hairs
+        );
+        let used: Vec<bool> = self
+            .state
+            .layers
+            .iter()
+            .map(|st| {
+                st.visible
+                    || self
+                        .state
+                        .overlays
+                        .iter()
+                        .any(|o| o.visible && (o.truth == st.name || o.prediction == st.name))
+            })
+            .collect();
+        let layers_key: Vec<(u64, LayerKind, bool)> = self
+            .layers
+            .iter()
+            .zip(&self.state.layers)
+            .zip(&used)
+            .map(|((l, st), u)| (l.uid, st.settings.kind(), *u))
+            .collect();
+        let p = self.panels.entry(plane).or_default();
+        let stale = p.view != Some(view) || p.completed != completed || p.layers_key != layers_key;
+        let mut wanted = Wanted::default();
+        if stale {
+            p.slices = Vec::with_capacity(self.layers.len());
+            for ((layer, st), used) in self.layers.iter().zip(&self.state.layers).zip(&used) {
+                match (&layer.data, *used) {
+                    (Ok(d), true) => {
+                        let (s, w) = compose(layer.uid, d, st.settings.kind(), &view, &self.cache);
+                        wanted.extend(w);
+                        p.slices.push(Some(s));
+                    }
+                    _ => p.slices.push(None),
+                }
+            }
+            p.view = Some(view);
+            p.completed = completed;
+            p.layers_key = layers_key;
+        }
+        if stale || p.settings_key != settings_key || p.upload.is_none() {
+            let hover_id =
+                self.hover.filter(|h| h.0 == plane).and_then(|(_, x, y)| {
+                    p.slices.iter().rev().flatten().find_map(|s| {
+                        match s.value_at(x as u32, y as u32) {
+                            Some(PixelValue::Label(id)) => Some(id),
+                            _ => None,
+                        }
+                    })
+                });
+            let mut draw = Vec::new();
+            let mut index_of: HashMap<&str, usize> = HashMap::new();
+            for (slice, st) in p.slices.iter().zip(&self.state.layers) {
+                if let Some(s) = slice {
+                    index_of.insert(st.name.as_str(), draw.len());
+                    draw.push(DrawLayer {
+                        slice: s,
+                        settings: &st.settings,
+                        visible: st.visible,
+                        hover: hover_id,
+                    });
+                }
+            }
+            let overlay = self
+                .state
+                .overlays
+                .iter()
+                .filter(|o| o.visible)
+                .find_map(|o| {
+                    Some(DrawOverlay {
+                        truth: *index_of.get(o.truth.as_str())?,
+                        prediction: *index_of.get(o.prediction.as_str())?,
+                        instances: o.instances,
+                        threshold: o.threshold,
+                        alpha: o.alpha,
+                    })
+                });
+            let [h, v, _] = plane.axes();
+            let cross = self.state.cross_hairs.then(|| {
+                (
+                    // On the pixel right of / below the centre, so the line is one pixel wide.
+                    [
+                        (view.width_px / 2) as f32 + 0.5,
+                        (view.height_px / 2) as f32 + 0.5,
+                    ],
+                    AXIS_COLORS[h],
+                    AXIS_COLORS[v],
+                )
+            });
+            let (u, t) = shade::pack(&draw, overlay, [0.0, 0.0], cross);
+            p.upload = Some((u, Arc::new(t)));
+            p.fresh = true;
+            p.version += 1;
+            p.settings_key = settings_key;
+        }
+        wanted
+    }
+
+    /// The value every layer shows at panel pixel (`x`, `y`) of `plane`, with the layer
+    /// names: `error` for layers that did not open, `hidden` for layers not drawn.
+    pub fn values_at(&self, plane: Plane, x: f64, y: f64) -> Vec<(String, String)> {
+        let slices = self
+            .panels
+            .get(&plane)
+            .map(|p| p.slices.as_slice())
+            .unwrap_or(&[]);
+        self.state
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, st)| {
+                let value = match (&self.layers[i].data, slices.get(i).and_then(|s| s.as_ref())) {
+                    (Err(_), _) => "error".to_string(),
+                    (Ok(_), None) => "hidden".to_string(),
+                    (Ok(_), Some(s)) => s
+                        .value_at(x as u32, y as u32)
+                        .map(|v| format_value(&v))
+                        .unwrap_or_default(),
+                };
+                (st.name.clone(), value)
+            })
+            .collect()
+    }
+
+    /// Draws the viewer section.
+    pub fn ui(&mut self, ui: &mut egui::Ui, project_arrays: &[PathBuf]) {
+        if !self.waker_set {
+            let ctx = ui.ctx().clone();
+            self.cache.set_waker(move || ctx.request_repaint());
+            self.waker_set = true;
+        }
+        self.handle_drops(ui);
+        egui::Panel::right("viewer-layers")
+            .resizable(true)
+            .default_size(300.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| self.side_panel(ui, project_arrays));
+            });
+        egui::Panel::bottom("viewer-status")
+            .exact_size(44.0)
+            .show(ui, |ui| self.status_bar(ui));
+        egui::CentralPanel::default_margins().show(ui, |ui| self.panels_ui(ui));
+        self.keys(ui);
+    }
+
+    fn handle_drops(&mut self, ui: &egui::Ui) {
+        let dropped: Vec<PathBuf> = ui.ctx().input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        });
+        for p in dropped {
+            if p.extension().is_some_and(|e| e == "json") {
+                self.load_state(&p);
+            } else {
+                self.add_layer(&p);
+            }
+        }
+    }
+
+    fn keys(&mut self, ui: &egui::Ui) {
+        if ui.ctx().egui_wants_keyboard_input() {
+            return;
+        }
+        let (space, digits) = ui.ctx().input(|i| {
+            let digits: Vec<usize> = [
+                egui::Key::Num1,
+                egui::Key::Num2,
+                egui::Key::Num3,
+                egui::Key::Num4,
+                egui::Key::Num5,
+                egui::Key::Num6,
+                egui::Key::Num7,
+                egui::Key::Num8,
+                egui::Key::Num9,
+            ]
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| i.key_pressed(**k))
+            .map(|(n, _)| n)
+            .collect();
+            (i.key_pressed(egui::Key::Space), digits)
+        });
+        if space {
+            self.state.layout = self.state.layout.next();
+        }
+        for d in digits {
+            if let Some(l) = self.state.layers.get_mut(d) {
+                l.visible = !l.visible;
+            }
+        }
+    }
+
+    fn panels_ui(&mut self, ui: &mut egui::Ui) {
+        let rect = ui.available_rect_before_wrap();
+        ui.allocate_rect(rect, egui::Sense::hover());
+        let gap = 2.0;
+        let half = |r: egui::Rect, col: usize, row: usize| {
+            let w = (r.width() - gap) / 2.0;
+            let h = (r.height() - gap) / 2.0;
+            egui::Rect::from_min_size(
+                r.min + egui::vec2(col as f32 * (w + gap), row as f32 * (h + gap)),
+                egui::vec2(w, h),
+            )
+        };
+        let mut panels: Vec<(Option<Plane>, egui::Rect)> = match self.state.layout {
+            Layout::FourPanel => vec![
+                (Some(Plane::Xy), half(rect, 0, 0)),
+                (Some(Plane::Xz), half(rect, 1, 0)),
+                (Some(Plane::Yz), half(rect, 0, 1)),
+                (None, half(rect, 1, 1)),
+            ],
+            Layout::Xy => vec![(Some(Plane::Xy), rect)],
+            Layout::Xz => vec![(Some(Plane::Xz), rect)],
+            Layout::Yz => vec![(Some(Plane::Yz), rect)],
+            Layout::ThreeD => vec![(None, rect)],
+        };
+        self.cache.begin_frame();
+        let mut wanted = Wanted::default();
+        for (plane, r) in panels.drain(..) {
+            match plane {
+                Some(p) => wanted.extend(self.slice_panel(ui, p, r)),
+                None => self.overview_panel(ui, r),
+            }
+        }
+        self.cache.request(wanted.into_requests());
+    }
+
+    fn slice_panel(&mut self, ui: &mut egui::Ui, plane: Plane, rect: egui::Rect) -> Wanted {
+        let ppp = ui.ctx().pixels_per_point();
+        self.panel_rects.insert(plane, rect);
+        let id = ui.scope_id().with(("panel", plane.label()));
+        let response = ui.interact(rect, id, egui::Sense::click_and_drag());
+        self.navigate(ui, plane, rect, &response);
+        let size = [
+            (rect.width() * ppp).round().max(1.0) as u32,
+            (rect.height() * ppp).round().max(1.0) as u32,
+        ];
+        // Zoom is per screen point; slices are composed per physical pixel.
+        let view = SliceView {
+            plane,
+            center: self.state.position_nm,
+            nm_per_px: self.state.zoom_nm_per_px / f64::from(ppp),
+            width_px: size[0],
+            height_px: size[1],
+        };
+        self.hover = response
+            .hover_pos()
+            .map(|p| {
+                let l = (p - rect.min) * ppp;
+                (plane, f64::from(l.x), f64::from(l.y))
+            })
+            .or(self.hover.filter(|h| h.0 != plane));
+        let wanted = self.refresh_panel(plane, view);
+        let painter = ui.painter_at(rect);
+        let gpu = self.gpu;
+        let p = self.panels.entry(plane).or_default();
+        if let Some((mut u, t)) = p.upload.clone() {
+            // egui places the callback's viewport on whole physical pixels.
+            u.origin_size[0] = (rect.min.x * ppp).round();
+            u.origin_size[1] = (rect.min.y * ppp).round();
+            if gpu {
+                let panel_id = match plane {
+                    Plane::Xy => 1,
+                    Plane::Xz => 2,
+                    Plane::Yz => 3,
+                };
+                painter.add(egui_wgpu::Callback::new_paint_callback(
+                    rect,
+                    SliceCallback {
+                        panel: panel_id,
+                        upload: PanelUpload {
+                            uniforms: u,
+                            textures: t,
+                            version: p.version,
+                        },
+                    },
+                ));
+            } else {
+                if std::mem::take(&mut p.fresh) || p.cpu_texture.is_none() {
+                    let rgba = shade::shade_all(&u, &t);
+                    let image = egui::ColorImage::from_rgba_unmultiplied(
+                        [t.width as usize, t.height as usize],
+                        &rgba,
+                    );
+                    match &mut p.cpu_texture {
+                        Some(h) => h.set(image, egui::TextureOptions::NEAREST),
+                        None => {
+                            p.cpu_texture = Some(ui.ctx().load_texture(
+                                format!("segno-panel-{}", plane.label()),
+                                image,
+                                egui::TextureOptions::NEAREST,
+                            ))
+                        }
+                    }
+                }
+                if let Some(h) = &p.cpu_texture {
+                    painter.image(
+                        h.id(),
+                        rect,
+                        egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
+                        egui::Color32::WHITE,
+                    );
+                }
+            }
+        }
+        self.decorations(&painter, plane, rect);
+        wanted
+    }
+
+    fn decorations(&self, painter: &egui::Painter, plane: Plane, rect: egui::Rect) {
+        let text = egui::Color32::from_gray(230);
+        painter.text(
+            rect.min + egui::vec2(6.0, 4.0),
+            egui::Align2::LEFT_TOP,
+            plane.label(),
+            egui::FontId::proportional(13.0),
+            text,
+        );
+        if self.state.scale_bar {
+            let (len_nm, label) =
+                scale_bar(self.state.zoom_nm_per_px, f64::from(rect.width()) / 4.0);
+            let px = (len_nm / self.state.zoom_nm_per_px) as f32;
+            let y = rect.max.y - 12.0;
+            let x0 = rect.max.x - 12.0 - px;
+            painter.line_segment(
+                [egui::pos2(x0, y), egui::pos2(x0 + px, y)],
+                egui::Stroke::new(3.0, egui::Color32::WHITE),
+            );
+            painter.text(
+                egui::pos2(x0 + px / 2.0, y - 4.0),
+                egui::Align2::CENTER_BOTTOM,
+                label,
+                egui::FontId::proportional(12.0),
+                text,
+            );
+        }
+    }
+
+    fn navigate(
+        &mut self,
+        ui: &egui::Ui,
+        plane: Plane,
+        rect: egui::Rect,
+        response: &egui::Response,
+    ) {
+        let [h, v, n] = plane.axes();
+        let zoom = self.state.zoom_nm_per_px;
+        if response.dragged_by(egui::PointerButton::Primary) {
+            let d = response.drag_delta();
+            self.state.position_nm.0[h] -= f64::from(d.x) * zoom;
+            self.state.position_nm.0[v] -= f64::from(d.y) * zoom;
+        }
+        let world_at = |pos: egui::Pos2, state: &ViewState| {
+            let mut p = state.position_nm;
+            p.0[h] += f64::from(pos.x - rect.center().x) * state.zoom_nm_per_px;
+            p.0[v] += f64::from(pos.y - rect.center().y) * state.zoom_nm_per_px;
+            p
+        };
+        if response.secondary_clicked() {
+            if let Some(pos) = response.interact_pointer_pos() {
+                self.state.position_nm = world_at(pos, &self.state);
+            }
+        }
+        if response.clicked() {
+            if let Some(pos) = response.interact_pointer_pos() {
+                self.select_at(plane, rect, pos, ui.ctx().pixels_per_point());
+            }
+        }
+        if !response.hovered() {
+            return;
+        }
+        // Wheel events: ctrl zooms about the cursor, otherwise one slice (shift: ten).
+        let wheels: Vec<(f32, egui::Modifiers)> = ui.ctx().input(|i| {
+            i.raw
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    egui::Event::MouseWheel {
+                        delta, modifiers, ..
+                    } => {
+                        let d = if delta.y != 0.0 { delta.y } else { delta.x };
+                        (d != 0.0).then_some((d, *modifiers))
+                    }
+                    _ => None,
+                })
+                .collect()
+        });
+        let pinch = ui.ctx().input(|i| i.multi_touch().map(|t| t.zoom_delta));
+        let mut factor = pinch.map(f64::from).unwrap_or(1.0);
+        for (d, m) in wheels {
+            if m.ctrl || m.command {
+                factor *= if d > 0.0 { 1.25 } else { 0.8 };
+            } else {
+                let step = self.normal_step(n) * if m.shift { 10.0 } else { 1.0 };
+                // Wheel up (content moves down) goes one slice back, as in neuroglancer.
+                self.state.position_nm.0[n] += if d > 0.0 { -step } else { step };
+            }
+        }
+        if factor != 1.0 {
+            if let Some(pos) = response.hover_pos() {
+                // Zoom about the cursor: the world point under it stays put.
+                let before = world_at(pos, &self.state);
+                self.state.zoom_nm_per_px = (zoom / factor).clamp(1e-3, 1e7);
+                let after = world_at(pos, &self.state);
+                for a in [h, v] {
+                    self.state.position_nm.0[a] += before.0[a] - after.0[a];
+                }
+            }
+        }
+    }
+
+    /// One voxel of the finest layer along world axis `axis` (1 nm without layers).
+    fn normal_step(&self, axis: usize) -> f64 {
+        self.layers
+            .iter()
+            .filter_map(|l| l.data.as_ref().ok())
+            .map(|d| d.levels[0].voxel_size_nm[axis])
+            .fold(f64::INFINITY, f64::min)
+            .min(1e9)
+            .max(if self.layers.is_empty() { 1.0 } else { 0.0 })
+    }
+
+    /// A click on a segment toggles its selection in the chosen (or topmost) segmentation.
+    fn select_at(&mut self, plane: Plane, rect: egui::Rect, pos: egui::Pos2, ppp: f32) {
+        let l = (pos - rect.min) * ppp;
+        let Some(p) = self.panels.get(&plane) else {
+            return;
+        };
+        let preferred = self.state.selected_layer.clone();
+        let mut target = None;
+        for (i, (st, s)) in self.state.layers.iter().zip(&p.slices).enumerate().rev() {
+            if !st.visible || !matches!(st.settings, LayerSettings::Segmentation(_)) {
+                continue;
+            }
+            if let Some(PixelValue::Label(id)) =
+                s.as_ref().and_then(|s| s.value_at(l.x as u32, l.y as u32))
+            {
+                if id == 0 {
+                    continue;
+                }
+                let is_pref = preferred.as_deref() == Some(st.name.as_str());
+                if target.is_none() || is_pref {
+                    target = Some((i, id));
+                }
+                if is_pref {
+                    break;
+                }
+            }
+        }
+        if let Some((i, id)) = target {
+            if let LayerSettings::Segmentation(s) = &mut self.state.layers[i].settings {
+                if let Some(k) = s.selected.iter().position(|x| *x == id) {
+                    s.selected.remove(k);
+                } else {
+                    s.selected.push(id);
+                }
+            }
+        }
+    }
+
+    fn overview_panel(&mut self, ui: &mut egui::Ui, rect: egui::Rect) {
+        let painter = ui.painter_at(rect);
+        painter.rect_filled(rect, 0.0, egui::Color32::from_gray(12));
+        painter.text(
+            rect.min + egui::vec2(6.0, 4.0),
+            egui::Align2::LEFT_TOP,
+            "3d",
+            egui::FontId::proportional(13.0),
+            egui::Color32::from_gray(230),
+        );
+        // The three planes through the position, drawn as outlines of the first layer's
+        // box in an oblique projection.
+        let Some(d) = self.layers.iter().find_map(|l| l.data.as_ref().ok()) else {
+            return;
+        };
+        let (b, e) = d.levels[0].bounds_nm();
+        let extent = (0..3).map(|a| e[a] - b[a]).fold(1e-9, f64::max);
+        let scale = f64::from(rect.width().min(rect.height())) * 0.45 / extent;
+        let centre = rect.center();
+        let project = |p: [f64; 3]| {
+            // Rotate about y by 35° and about x by 25° (z, y, x order in, screen out).
+            let (x, y, z) = (
+                p[2] - (b[2] + e[2]) / 2.0,
+                p[1] - (b[1] + e[1]) / 2.0,
+                p[0] - (b[0] + e[0]) / 2.0,
+            );
+            let (sa, ca) = 35f64.to_radians().sin_cos();
+            let (sb, cb) = 25f64.to_radians().sin_cos();
+            let x1 = x * ca + z * sa;
+            let z1 = -x * sa + z * ca;
+            let y1 = y * cb - z1 * sb;
+            egui::pos2(
+                centre.x + (x1 * scale) as f32,
+                centre.y + (y1 * scale) as f32,
+            )
+        };
+        let box_edges =
+            |lo: [f64; 3], hi: [f64; 3], color: egui::Color32, painter: &egui::Painter| {
+                let corner =
+                    |i: usize| [0, 1, 2].map(|a| if i >> a & 1 == 1 { hi[a] } else { lo[a] });
+                for i in 0..8usize {
+                    for a in 0..3 {
+                        let j = i | (1 << a);
+                        if j != i {
+                            painter.line_segment(
+                                [project(corner(i)), project(corner(j))],
+                                egui::Stroke::new(1.0, color),
+                            );
+                        }
+                    }
+                }
+            };
+        box_edges(b, e, egui::Color32::from_gray(120), &painter);
+        let pos = self.state.position_nm.0;
+        for (axis, color) in [
+            (0usize, AXIS_COLORS[0]),
+            (1, AXIS_COLORS[1]),
+            (2, AXIS_COLORS[2]),
+        ] {
+            let mut lo = b;
+            let mut hi = e;
+            lo[axis] = pos[axis].clamp(b[axis], e[axis]);
+            hi[axis] = lo[axis];
+            box_edges(
+                lo,
+                hi,
+                egui::Color32::from_rgb(color[0], color[1], color[2]),
+                &painter,
+            );
+        }
+    }
+
+    fn status_bar(&self, ui: &mut egui::Ui) {
+        let names = self
+            .layers
+            .iter()
+            .find_map(|l| l.data.as_ref().ok())
+            .map(|d| d.axis_names.clone())
+            .unwrap_or_else(|| ["z".into(), "y".into(), "x".into()]);
+        let p = self.state.position_nm.0;
+        let voxel = self
+            .layers
+            .iter()
+            .find_map(|l| l.data.as_ref().ok())
+            .map(|d| {
+                let l = &d.levels[0];
+                format!(
+                    "{} {} {} {} {} {} (voxels)",
+                    names[2],
+                    ((p[2] - l.offset_nm[2]) / l.voxel_size_nm[2]).floor(),
+                    names[1],
+                    ((p[1] - l.offset_nm[1]) / l.voxel_size_nm[1]).floor(),
+                    names[0],
+                    ((p[0] - l.offset_nm[0]) / l.voxel_size_nm[0]).floor()
+                )
+            })
+            .unwrap_or_default();
+        ui.horizontal(|ui| {
+            ui.label(format!(
+                "{} {:.1} {} {:.1} {} {:.1} nm · {voxel} · {:.3} nm/px",
+                names[2], p[2], names[1], p[1], names[0], p[0], self.state.zoom_nm_per_px
+            ));
+        });
+        if let Some((plane, x, y)) = self.hover {
+            let values: Vec<String> = self
+                .values_at(plane, x, y)
+                .into_iter()
+                .map(|(n, v)| format!("{n}: {v}"))
+                .collect();
+            ui.label(values.join("   "));
+        }
+    }
+
+    fn side_panel(&mut self, ui: &mut egui::Ui, project_arrays: &[PathBuf]) {
+        ui.heading("Layers");
+        if let Some(m) = &self.message {
+            ui.colored_label(ui.visuals().error_fg_color, m);
+        }
+        ui.horizontal(|ui| {
+            ui.add(
+                egui::TextEdit::singleline(&mut self.path_field)
+                    .desired_width(170.0)
+                    .hint_text("array path"),
+            );
+            if ui.button("Add").clicked() && !self.path_field.trim().is_empty() {
+                let p = PathBuf::from(self.path_field.trim());
+                self.add_layer(&p);
+            }
+            if ui.button("Browse…").clicked() {
+                if let Some(dir) = rfd::FileDialog::new().pick_folder() {
+                    self.add_layer(&dir);
+                }
+            }
+        });
+        ui.horizontal(|ui| {
+            for l in Layout::CYCLE {
+                if ui
+                    .selectable_label(self.state.layout == l, l.name())
+                    .clicked()
+                {
+                    self.state.layout = l;
+                }
+            }
+        });
+        ui.horizontal(|ui| {
+            if ui.button("Save view…").clicked() {
+                if let Some(p) = rfd::FileDialog::new()
+                    .add_filter("view state", &["json"])
+                    .set_file_name("view.json")
+                    .save_file()
+                {
+                    if let Err(e) = self.state.save(&p) {
+                        self.message = Some(e.to_string());
+                    }
+                }
+            }
+            if ui.button("Open view…").clicked() {
+                if let Some(p) = rfd::FileDialog::new()
+                    .add_filter("view state", &["json"])
+                    .pick_file()
+                {
+                    self.load_state(&p);
+                }
+            }
+        });
+        ui.separator();
+        let mut remove = None;
+        for i in 0..self.state.layers.len() {
+            let status = self.layer_status(i);
+            let failed = status.starts_with("error");
+            let l = &mut self.state.layers[i];
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut l.visible, "");
+                let selected = self.state.selected_layer.as_deref() == Some(l.name.as_str());
+                if ui
+                    .selectable_label(selected, format!("{} {}", i + 1, l.name))
+                    .clicked()
+                {
+                    self.state.selected_layer = Some(l.name.clone());
+                }
+                if ui
+                    .small_button("x")
+                    .on_hover_text("remove the layer")
+                    .clicked()
+                {
+                    remove = Some(i);
+                }
+            });
+            if failed {
+                ui.colored_label(ui.visuals().error_fg_color, status);
+            } else {
+                ui.weak(status);
+            }
+            let kind = l.settings.kind();
+            egui::ComboBox::from_id_salt(("kind", i))
+                .selected_text(kind.label())
+                .show_ui(ui, |ui| {
+                    for k in LayerKind::ALL {
+                        if ui.selectable_label(k == kind, k.label()).clicked() && k != kind {
+                            l.settings = LayerSettings::for_kind(k);
+                        }
+                    }
+                });
+            settings_ui(ui, i, &mut l.settings);
+            ui.separator();
+        }
+        if let Some(i) = remove {
+            self.state.layers.remove(i);
+            let layer = self.layers.remove(i);
+            self.cache.forget_layer(layer.uid);
+            let names: Vec<String> = self.state.layers.iter().map(|l| l.name.clone()).collect();
+            self.state
+                .overlays
+                .retain(|o| names.contains(&o.truth) && names.contains(&o.prediction));
+            self.invalidate();
+        }
+        self.overlay_ui(ui);
+        if !project_arrays.is_empty() {
+            ui.separator();
+            egui::CollapsingHeader::new("Project arrays").show(ui, |ui| {
+                let mut add = None;
+                for p in project_arrays {
+                    if ui.link(p.display().to_string()).clicked() {
+                        add = Some(p.clone());
+                    }
+                }
+                if let Some(p) = add {
+                    self.add_layer(&p);
+                }
+            });
+        }
+    }
+
+    fn overlay_ui(&mut self, ui: &mut egui::Ui) {
+        ui.label(egui::RichText::new("Error overlay").strong());
+        let names: Vec<String> = self.state.layers.iter().map(|l| l.name.clone()).collect();
+        if names.len() < 2 {
+            ui.weak("needs a ground-truth and a prediction layer");
+            return;
+        }
+        self.truth_pick = self.truth_pick.min(names.len() - 1);
+        self.prediction_pick = self.prediction_pick.min(names.len() - 1);
+        ui.horizontal(|ui| {
+            egui::ComboBox::from_id_salt("overlay-truth")
+                .selected_text(&names[self.truth_pick])
+                .show_ui(ui, |ui| {
+                    for (k, n) in names.iter().enumerate() {
+                        ui.selectable_value(&mut self.truth_pick, k, n);
+                    }
+                });
+            ui.label("vs");
+            egui::ComboBox::from_id_salt("overlay-prediction")
+                .selected_text(&names[self.prediction_pick])
+                .show_ui(ui, |ui| {
+                    for (k, n) in names.iter().enumerate() {
+                        ui.selectable_value(&mut self.prediction_pick, k, n);
+                    }
+                });
+        });
+        if ui.button("Add overlay").clicked() && self.truth_pick != self.prediction_pick {
+            self.state.overlays.push(ErrorOverlay {
+                truth: names[self.truth_pick].clone(),
+                prediction: names[self.prediction_pick].clone(),
+                visible: true,
+                instances: false,
+                threshold: 0.5,
+                alpha: 0.6,
+            });
+        }
+        let mut remove = None;
+        for (k, o) in self.state.overlays.iter_mut().enumerate() {
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut o.visible, format!("{} vs {}", o.truth, o.prediction));
+                ui.checkbox(&mut o.instances, "split/merge");
+                if ui.small_button("x").clicked() {
+                    remove = Some(k);
+                }
+            });
+        }
+        if let Some(k) = remove {
+            self.state.overlays.remove(k);
+        }
+    }
+}
+
+fn settings_ui(ui: &mut egui::Ui, i: usize, settings: &mut LayerSettings) {
+    match settings {
+        LayerSettings::Image(s) => {
+            range_ui(ui, &mut s.range);
+            ui.horizontal(|ui| {
+                colormap_ui(ui, ("cmap", i), &mut s.colormap);
+                ui.checkbox(&mut s.invert, "invert");
+            });
+            opacity_blend_ui(ui, &mut s.opacity, &mut s.blend);
+        }
+        LayerSettings::Segmentation(s) => {
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut s.hide_zero, "hide 0");
+                ui.checkbox(&mut s.isolate, "only selected");
+            });
+            ui.add(egui::Slider::new(&mut s.selected_alpha, 0.0..=1.0).text("selected opacity"));
+            ui.add(egui::Slider::new(&mut s.unselected_alpha, 0.0..=1.0).text("others opacity"));
+            ui.horizontal(|ui| {
+                ui.label("colour seed");
+                ui.add(egui::DragValue::new(&mut s.color_seed));
+            });
+            if !s.selected.is_empty() {
+                let ids: Vec<String> = s.selected.iter().map(|v| v.to_string()).collect();
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(format!("selected: {}", ids.join(", ")));
+                    if ui.small_button("clear").clicked() {
+                        s.selected.clear();
+                    }
+                });
+            }
+        }
+        LayerSettings::Prediction(s) => {
+            range_ui(ui, &mut s.range);
+            colormap_ui(ui, ("pcmap", i), &mut s.colormap);
+            opacity_blend_ui(ui, &mut s.opacity, &mut s.blend);
+        }
+    }
+}
+
+fn range_ui(ui: &mut egui::Ui, range: &mut [f64; 2]) {
+    ui.horizontal(|ui| {
+        ui.label("range");
+        let speed = ((range[1] - range[0]).abs() / 200.0).max(1e-4);
+        ui.add(egui::DragValue::new(&mut range[0]).speed(speed));
+        ui.add(egui::DragValue::new(&mut range[1]).speed(speed));
+    });
+}
+
+fn colormap_ui(ui: &mut egui::Ui, id: (&str, usize), c: &mut Colormap) {
+    egui::ComboBox::from_id_salt(id)
+        .selected_text(format!("{c:?}").to_lowercase())
+        .show_ui(ui, |ui| {
+            for m in Colormap::ALL {
+                ui.selectable_value(c, m, format!("{m:?}").to_lowercase());
+            }
+        });
+}
+
+fn opacity_blend_ui(ui: &mut egui::Ui, opacity: &mut f32, blend: &mut Blend) {
+    ui.horizontal(|ui| {
+        ui.add(egui::Slider::new(opacity, 0.0..=1.0).text("opacity"));
+        let mut additive = *blend == Blend::Additive;
+        if ui.checkbox(&mut additive, "additive").changed() {
+            *blend = if additive {
+                Blend::Additive
+            } else {
+                Blend::Default
+            };
+        }
+    });
+}
+
+/// The display range an image of `dt` starts with.
+fn default_range(dt: crate::array::DataType) -> [f64; 2] {
+    use crate::array::DataType as D;
+    match dt {
+        D::U8 | D::I8 => [0.0, 255.0],
+        D::U16 | D::I16 => [0.0, 65535.0],
+        D::Bool => [0.0, 1.0],
+        _ => [0.0, 1.0],
+    }
+}
+
+fn format_value(v: &PixelValue) -> String {
+    match v {
+        PixelValue::Float(c) if c.len() == 1 => format!("{}", c[0]),
+        PixelValue::Float(c) => {
+            let parts: Vec<String> = c.iter().map(|x| format!("{x}")).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        PixelValue::Label(id) => id.to_string(),
+        PixelValue::Outside => "outside".into(),
+        PixelValue::Loading => "loading".into(),
+        PixelValue::Failed => "failed".into(),
+    }
+}
+
+/// A round scale-bar length (1, 2 or 5 × 10ⁿ nm) of at most `max_px` pixels, and its label.
+pub fn scale_bar(nm_per_px: f64, max_px: f64) -> (f64, String) {
+    let max_nm = (nm_per_px * max_px).max(1e-9);
+    let p = 10f64.powf(max_nm.log10().floor());
+    let len = [5.0, 2.0, 1.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|l| *l <= max_nm)
+        .unwrap_or(p);
+    let label = if len >= 1e6 {
+        format!("{} mm", len / 1e6)
+    } else if len >= 1e3 {
+        format!("{} µm", len / 1e3)
+    } else {
+        format!("{len} nm")
+    };
+    (len, label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_bars_are_round() {
+        assert_eq!(scale_bar(1.0, 120.0), (100.0, "100 nm".to_string()));
+        assert_eq!(scale_bar(4.0, 130.0), (500.0, "500 nm".to_string()));
+        assert_eq!(scale_bar(40.0, 100.0), (2000.0, "2 µm".to_string()));
+    }
+}

@@ -1,0 +1,323 @@
+//! The viewer's chunk cache: chunks are read and decoded on background threads into a
+//! bounded, least-recently-used cache. The UI thread only looks chunks up and hands over
+//! the list it wants (most important first); a new list replaces the old one, so requests
+//! for what is no longer visible are dropped before they are read.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use super::layer::{ChunkValues, LayerData, LayerKind};
+
+/// Identifies one chunk of one layer's scale level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChunkKey {
+    /// The layer's id in the viewer.
+    pub layer: u64,
+    /// The scale level (0 = finest).
+    pub level: usize,
+    /// The chunk's grid index along z, y, x.
+    pub index: [u64; 3],
+    /// Decoded as label ids (segmentation) rather than floats.
+    pub labels: bool,
+}
+
+/// A cached chunk: its voxels, or why it could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Chunk {
+    /// Decoded voxels.
+    Ready(ChunkValues),
+    /// Reading or decoding failed; the message names the array and chunk.
+    Failed(String),
+}
+
+/// A chunk wanted by the view, with what is needed to read it.
+#[derive(Clone)]
+pub struct Request {
+    /// The chunk.
+    pub key: ChunkKey,
+    /// Its layer.
+    pub layer: Arc<LayerData>,
+    /// How the layer is drawn (labels or floats).
+    pub kind: LayerKind,
+}
+
+struct Entry {
+    chunk: Arc<Chunk>,
+    bytes: usize,
+    last_used: u64,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Request>,
+    in_flight: HashSet<ChunkKey>,
+    ready: HashMap<ChunkKey, Entry>,
+    bytes: usize,
+    budget_bytes: usize,
+    tick: u64,
+    completed: u64,
+    shutdown: bool,
+}
+
+type Waker = Arc<dyn Fn() + Send + Sync>;
+
+struct Shared {
+    state: Mutex<State>,
+    wake_workers: Condvar,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A worker that panicked while holding the lock leaves valid data behind (every
+        // update is a single insert or removal); keep going rather than poison the viewer.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Counts of what the cache holds and does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Chunks held.
+    pub chunks: usize,
+    /// Bytes held.
+    pub bytes: usize,
+    /// The byte budget.
+    pub budget_bytes: usize,
+    /// Chunks waiting to be read.
+    pub queued: usize,
+    /// Chunks being read now.
+    pub in_flight: usize,
+    /// Chunks read since the cache was made.
+    pub completed: u64,
+}
+
+/// The chunk cache with its reader threads.
+pub struct ChunkCache {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// The default CPU cache budget (2 GB).
+pub const DEFAULT_CPU_CACHE_BYTES: usize = 2 << 30;
+
+impl ChunkCache {
+    /// A cache holding at most `budget_bytes` of decoded chunks, read by `threads` threads.
+    pub fn new(budget_bytes: usize, threads: usize) -> Self {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                budget_bytes,
+                ..State::default()
+            }),
+            wake_workers: Condvar::new(),
+            waker: Mutex::new(None),
+        });
+        let workers = (0..threads.max(1))
+            .map(|i| {
+                let s = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("segno-chunks-{i}"))
+                    .spawn(move || worker(&s))
+            })
+            .filter_map(Result::ok)
+            .collect();
+        Self { shared, workers }
+    }
+
+    /// Calls `waker` (from a reader thread) whenever a chunk has been read, e.g. to ask the
+    /// UI for a repaint.
+    pub fn set_waker(&self, waker: impl Fn() + Send + Sync + 'static) {
+        *self.shared.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(waker));
+    }
+
+    /// Changes the byte budget; chunks beyond it are evicted least recently used first.
+    pub fn set_budget(&self, budget_bytes: usize) {
+        let mut st = self.shared.lock();
+        st.budget_bytes = budget_bytes;
+        evict(&mut st);
+    }
+
+    /// Starts a new frame: chunks looked up from now on count as in use and are not evicted
+    /// while the frame lasts.
+    pub fn begin_frame(&self) {
+        self.shared.lock().tick += 1;
+    }
+
+    /// The chunk if it is cached (marking it as used).
+    pub fn get(&self, key: &ChunkKey) -> Option<Arc<Chunk>> {
+        let mut st = self.shared.lock();
+        let tick = st.tick;
+        st.ready.get_mut(key).map(|e| {
+            e.last_used = tick;
+            Arc::clone(&e.chunk)
+        })
+    }
+
+    /// Replaces the wanted chunks by `requests`, most important first. Chunks already
+    /// cached or being read are skipped; earlier requests not in the list are dropped.
+    /// Returns how many are queued.
+    pub fn request(&self, requests: Vec<Request>) -> usize {
+        let mut st = self.shared.lock();
+        let mut seen = HashSet::new();
+        let queue: VecDeque<Request> = requests
+            .into_iter()
+            .filter(|r| {
+                !st.ready.contains_key(&r.key)
+                    && !st.in_flight.contains(&r.key)
+                    && seen.insert(r.key)
+            })
+            .collect();
+        let n = queue.len();
+        st.queue = queue;
+        drop(st);
+        self.shared.wake_workers.notify_all();
+        n
+    }
+
+    /// Forgets every chunk of `layer` (e.g. to retry failed reads after the data changed).
+    pub fn forget_layer(&self, layer: u64) {
+        let mut st = self.shared.lock();
+        let keys: Vec<ChunkKey> = st
+            .ready
+            .keys()
+            .filter(|k| k.layer == layer)
+            .copied()
+            .collect();
+        for k in keys {
+            if let Some(e) = st.ready.remove(&k) {
+                st.bytes -= e.bytes;
+            }
+        }
+        st.queue.retain(|r| r.key.layer != layer);
+    }
+
+    /// What the cache holds and does now.
+    pub fn stats(&self) -> CacheStats {
+        let st = self.shared.lock();
+        CacheStats {
+            chunks: st.ready.len(),
+            bytes: st.bytes,
+            budget_bytes: st.budget_bytes,
+            queued: st.queue.len(),
+            in_flight: st.in_flight.len(),
+            completed: st.completed,
+        }
+    }
+
+    /// Blocks until nothing is queued or being read, or `timeout` passes; true when idle.
+    /// For tests, benchmarks and headless screenshots, never the UI thread.
+    pub fn wait_idle(&self, timeout: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        loop {
+            {
+                let st = self.shared.lock();
+                if st.queue.is_empty() && st.in_flight.is_empty() {
+                    return true;
+                }
+            }
+            if start.elapsed() > timeout {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for ChunkCache {
+    fn drop(&mut self) {
+        self.shared.lock().shutdown = true;
+        self.shared.wake_workers.notify_all();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+fn worker(shared: &Shared) {
+    loop {
+        let request = {
+            let mut st = shared.lock();
+            loop {
+                if st.shutdown {
+                    return;
+                }
+                if let Some(r) = st.queue.pop_front() {
+                    st.in_flight.insert(r.key);
+                    break r;
+                }
+                st = shared
+                    .wake_workers
+                    .wait(st)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        let key = request.key;
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            request.layer.read_chunk(key.level, key.index, request.kind)
+        }));
+        let chunk = match read {
+            Ok(Ok(values)) => Chunk::Ready(values),
+            Ok(Err(message)) => Chunk::Failed(message),
+            Err(_) => Chunk::Failed(format!(
+                "{}: reading chunk {:?} of level {} crashed",
+                request.layer.path.display(),
+                key.index,
+                key.level
+            )),
+        };
+        let bytes = match &chunk {
+            Chunk::Ready(v) => v.bytes(),
+            Chunk::Failed(m) => m.len(),
+        };
+        {
+            let mut st = shared.lock();
+            st.in_flight.remove(&key);
+            let tick = st.tick;
+            st.bytes += bytes;
+            if let Some(old) = st.ready.insert(
+                key,
+                Entry {
+                    chunk: Arc::new(chunk),
+                    bytes,
+                    last_used: tick,
+                },
+            ) {
+                st.bytes -= old.bytes;
+            }
+            st.completed += 1;
+            evict(&mut st);
+        }
+        let waker = shared
+            .waker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(w) = waker {
+            w();
+        }
+    }
+}
+
+/// Evicts least recently used chunks until the budget holds; chunks used in the current
+/// frame stay even when that exceeds the budget (they are on screen).
+fn evict(st: &mut State) {
+    if st.bytes <= st.budget_bytes {
+        return;
+    }
+    let mut by_age: Vec<(u64, ChunkKey)> = st
+        .ready
+        .iter()
+        .filter(|(_, e)| e.last_used < st.tick)
+        .map(|(k, e)| (e.last_used, *k))
+        .collect();
+    by_age.sort_unstable_by_key(|(t, _)| *t);
+    for (_, k) in by_age {
+        if st.bytes <= st.budget_bytes {
+            break;
+        }
+        if let Some(e) = st.ready.remove(&k) {
+            st.bytes -= e.bytes;
+        }
+    }
+}

@@ -1,0 +1,565 @@
+//! The wgpu side of the cross-sections: one pipeline running `shaders/slice.wgsl`, per-panel
+//! textures and uniforms, drawing inside egui (a paint callback) or offscreen into an RGBA
+//! image (screenshots without a window, benchmarks).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use eframe::egui_wgpu;
+use eframe::wgpu;
+
+use super::colors::Colormap;
+use super::shade::{GpuUniforms, PanelTextures};
+
+/// The WGSL source of the cross-section shader.
+pub const SLICE_SHADER: &str = include_str!("../../shaders/slice.wgsl");
+
+/// Errors of the headless renderer.
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    /// No adapter or device (no Vulkan/GL driver, not even a software one).
+    #[error("no GPU renderer available: {0}")]
+    NoDevice(String),
+    /// Reading the rendered image back failed.
+    #[error("cannot read the rendered image back: {0}")]
+    Readback(String),
+}
+
+/// The pipeline and the colormap table, shared by every panel.
+pub struct SliceRenderer {
+    pipeline: wgpu::RenderPipeline,
+    layout: wgpu::BindGroupLayout,
+    lut_view: wgpu::TextureView,
+}
+
+/// One panel's GPU resources, reused while its size and layer counts stay the same.
+pub struct PanelGpu {
+    uniforms: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+    floats: wgpu::Texture,
+    labels: wgpu::Texture,
+    status: wgpu::Texture,
+    dims: [u32; 5],
+}
+
+fn texture_entry(
+    binding: u32,
+    sample_type: wgpu::TextureSampleType,
+    dim: wgpu::TextureViewDimension,
+) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::FRAGMENT,
+        ty: wgpu::BindingType::Texture {
+            sample_type,
+            view_dimension: dim,
+            multisampled: false,
+        },
+        count: None,
+    }
+}
+
+impl SliceRenderer {
+    /// Builds the pipeline for render targets of `format`, and uploads the colormaps.
+    pub fn new(device: &wgpu::Device, queue: &wgpu::Queue, format: wgpu::TextureFormat) -> Self {
+        let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("segno slice shader"),
+            source: wgpu::ShaderSource::Wgsl(SLICE_SHADER.into()),
+        });
+        let arr = wgpu::TextureViewDimension::D2Array;
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("segno slice bind group"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+                texture_entry(1, wgpu::TextureSampleType::Float { filterable: false }, arr),
+                texture_entry(2, wgpu::TextureSampleType::Uint, arr),
+                texture_entry(3, wgpu::TextureSampleType::Uint, arr),
+                texture_entry(
+                    4,
+                    wgpu::TextureSampleType::Float { filterable: false },
+                    wgpu::TextureViewDimension::D2,
+                ),
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("segno slice pipeline layout"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("segno slice pipeline"),
+            layout: Some(&pipeline_layout),
+            vertex: wgpu::VertexState {
+                module: &shader,
+                entry_point: Some("vs_main"),
+                compilation_options: Default::default(),
+                buffers: &[],
+            },
+            primitive: wgpu::PrimitiveState::default(),
+            depth_stencil: None,
+            multisample: wgpu::MultisampleState::default(),
+            fragment: Some(wgpu::FragmentState {
+                module: &shader,
+                entry_point: Some("fs_main"),
+                compilation_options: Default::default(),
+                targets: &[Some(wgpu::ColorTargetState {
+                    format,
+                    blend: None,
+                    write_mask: wgpu::ColorWrites::ALL,
+                })],
+            }),
+            multiview_mask: None,
+            cache: None,
+        });
+        let lut: Vec<u8> = Colormap::ALL
+            .iter()
+            .flat_map(|c| c.lut().into_iter().flatten())
+            .collect();
+        let lut_tex = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("segno colormaps"),
+            size: wgpu::Extent3d {
+                width: 256,
+                height: Colormap::ALL.len() as u32,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba8Unorm,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        write_layers(
+            queue,
+            &lut_tex,
+            &lut,
+            256 * 4,
+            256,
+            Colormap::ALL.len() as u32,
+            1,
+        );
+        let lut_view = lut_tex.create_view(&wgpu::TextureViewDescriptor::default());
+        Self {
+            pipeline,
+            layout,
+            lut_view,
+        }
+    }
+
+    /// Uploads a panel's textures and uniforms into `panel` (re-created when its size or
+    /// layer counts changed).
+    pub fn upload(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        panel: &mut Option<PanelGpu>,
+        uniforms: &GpuUniforms,
+        tex: &PanelTextures,
+    ) {
+        let dims = [
+            tex.width.max(1),
+            tex.height.max(1),
+            tex.float_layers.max(1),
+            tex.label_layers.max(1),
+            tex.status_layers.max(1),
+        ];
+        if panel.as_ref().is_none_or(|p| p.dims != dims) {
+            *panel = Some(self.create_panel(device, dims));
+        }
+        let Some(p) = panel.as_ref() else { return };
+        queue.write_buffer(&p.uniforms, 0, bytemuck::bytes_of(uniforms));
+        update_textures(queue, p, tex);
+    }
+
+    /// Uniforms only (the cross-hair moved, a colour changed, the textures did not).
+    pub fn upload_uniforms(&self, queue: &wgpu::Queue, panel: &PanelGpu, uniforms: &GpuUniforms) {
+        queue.write_buffer(&panel.uniforms, 0, bytemuck::bytes_of(uniforms));
+    }
+
+    fn create_panel(&self, device: &wgpu::Device, dims: [u32; 5]) -> PanelGpu {
+        let make = |label: &str, format: wgpu::TextureFormat, layers: u32| {
+            device.create_texture(&wgpu::TextureDescriptor {
+                label: Some(label),
+                size: wgpu::Extent3d {
+                    width: dims[0],
+                    height: dims[1],
+                    depth_or_array_layers: layers,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format,
+                usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+                view_formats: &[],
+            })
+        };
+        let floats = make("segno floats", wgpu::TextureFormat::R32Float, dims[2]);
+        let labels = make("segno labels", wgpu::TextureFormat::Rg32Uint, dims[3]);
+        let status = make("segno status", wgpu::TextureFormat::R8Uint, dims[4]);
+        let uniforms = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("segno slice uniforms"),
+            size: std::mem::size_of::<GpuUniforms>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let array_view = |t: &wgpu::Texture| {
+            t.create_view(&wgpu::TextureViewDescriptor {
+                dimension: Some(wgpu::TextureViewDimension::D2Array),
+                ..Default::default()
+            })
+        };
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("segno slice bind group"),
+            layout: &self.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniforms.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: wgpu::BindingResource::TextureView(&array_view(&floats)),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: wgpu::BindingResource::TextureView(&array_view(&labels)),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: wgpu::BindingResource::TextureView(&array_view(&status)),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: wgpu::BindingResource::TextureView(&self.lut_view),
+                },
+            ],
+        });
+        PanelGpu {
+            uniforms,
+            bind_group,
+            floats,
+            labels,
+            status,
+            dims,
+        }
+    }
+
+    /// Draws `panel` into the current viewport of `pass`.
+    pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, panel: &PanelGpu) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &panel.bind_group, &[]);
+        pass.draw(0..3, 0..1);
+    }
+}
+
+fn write_layers(
+    queue: &wgpu::Queue,
+    texture: &wgpu::Texture,
+    bytes: &[u8],
+    bytes_per_row: u32,
+    width: u32,
+    height: u32,
+    layers: u32,
+) {
+    let needed = (bytes_per_row * height * layers) as usize;
+    if bytes.len() < needed {
+        return;
+    }
+    queue.write_texture(
+        wgpu::TexelCopyTextureInfo {
+            texture,
+            mip_level: 0,
+            origin: wgpu::Origin3d::ZERO,
+            aspect: wgpu::TextureAspect::All,
+        },
+        &bytes[..needed],
+        wgpu::TexelCopyBufferLayout {
+            offset: 0,
+            bytes_per_row: Some(bytes_per_row),
+            rows_per_image: Some(height),
+        },
+        wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: layers,
+        },
+    );
+}
+
+fn update_textures(queue: &wgpu::Queue, p: &PanelGpu, tex: &PanelTextures) {
+    let [w, h, nf, nl, ns] = p.dims;
+    write_layers(
+        queue,
+        &p.floats,
+        bytemuck::cast_slice(&tex.floats),
+        w * 4,
+        w,
+        h,
+        nf,
+    );
+    write_layers(
+        queue,
+        &p.labels,
+        bytemuck::cast_slice(&tex.labels),
+        w * 8,
+        w,
+        h,
+        nl,
+    );
+    write_layers(queue, &p.status, &tex.status, w, w, h, ns);
+}
+
+/// A panel's contents for one frame: uniforms, and textures uploaded only when their
+/// version differs from what the GPU holds (frames may be built without being drawn).
+pub struct PanelUpload {
+    /// The uniforms.
+    pub uniforms: GpuUniforms,
+    /// The texture contents.
+    pub textures: Arc<PanelTextures>,
+    /// Changes whenever the texture contents change.
+    pub version: u64,
+}
+
+/// What the egui renderer keeps between frames: the pipeline and every panel's resources.
+pub struct ViewerResources {
+    /// The shared pipeline.
+    pub renderer: SliceRenderer,
+    /// Panel resources by panel id, with the texture version they hold.
+    pub panels: HashMap<u64, (u64, Option<PanelGpu>)>,
+}
+
+/// Installs the viewer's pipeline in eframe's wgpu renderer (once, at start-up).
+pub fn install(render_state: &egui_wgpu::RenderState) {
+    let renderer = SliceRenderer::new(
+        &render_state.device,
+        &render_state.queue,
+        render_state.target_format,
+    );
+    render_state
+        .renderer
+        .write()
+        .callback_resources
+        .insert(ViewerResources {
+            renderer,
+            panels: HashMap::new(),
+        });
+}
+
+/// The paint callback of one panel.
+pub struct SliceCallback {
+    /// The panel's id.
+    pub panel: u64,
+    /// What to upload this frame.
+    pub upload: PanelUpload,
+}
+
+impl egui_wgpu::CallbackTrait for SliceCallback {
+    fn prepare(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        _screen: &egui_wgpu::ScreenDescriptor,
+        _encoder: &mut wgpu::CommandEncoder,
+        resources: &mut egui_wgpu::CallbackResources,
+    ) -> Vec<wgpu::CommandBuffer> {
+        let Some(res) = resources.get_mut::<ViewerResources>() else {
+            return Vec::new();
+        };
+        let (version, slot) = res.panels.entry(self.panel).or_insert((u64::MAX, None));
+        match slot.as_ref() {
+            Some(p) if *version == self.upload.version => {
+                res.renderer
+                    .upload_uniforms(queue, p, &self.upload.uniforms)
+            }
+            _ => {
+                res.renderer.upload(
+                    device,
+                    queue,
+                    slot,
+                    &self.upload.uniforms,
+                    &self.upload.textures,
+                );
+                *version = self.upload.version;
+            }
+        }
+        Vec::new()
+    }
+
+    fn paint(
+        &self,
+        _info: egui::PaintCallbackInfo,
+        pass: &mut wgpu::RenderPass<'static>,
+        resources: &egui_wgpu::CallbackResources,
+    ) {
+        let Some(res) = resources.get::<ViewerResources>() else {
+            return;
+        };
+        if let Some((_, Some(p))) = res.panels.get(&self.panel) {
+            res.renderer.draw(pass, p);
+        }
+    }
+}
+
+use eframe::egui;
+
+/// A wgpu device without a window (for screenshots and benchmarks).
+pub struct Headless {
+    /// The device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// The adapter's name and backend, for reports.
+    pub adapter: String,
+    renderer: SliceRenderer,
+}
+
+impl Headless {
+    /// Opens the first adapter wgpu finds (lavapipe or llvmpipe when there is no GPU).
+    pub fn new() -> Result<Headless, GpuError> {
+        let instance = wgpu::Instance::default();
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            ..Default::default()
+        }))
+        .map_err(|e| GpuError::NoDevice(e.to_string()))?;
+        let info = adapter.get_info();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("segno headless"),
+            required_features: wgpu::Features::empty(),
+            required_limits: wgpu::Limits::downlevel_defaults().using_resolution(adapter.limits()),
+            ..Default::default()
+        }))
+        .map_err(|e| GpuError::NoDevice(e.to_string()))?;
+        let renderer = SliceRenderer::new(&device, &queue, wgpu::TextureFormat::Rgba8Unorm);
+        Ok(Headless {
+            device,
+            queue,
+            adapter: format!("{} ({:?})", info.name, info.backend),
+            renderer,
+        })
+    }
+
+    /// Renders panels into a `width` × `height` RGBA image (row-major, 4 bytes a pixel);
+    /// each panel is drawn in its rectangle `[x, y, w, h]` (pixels), the rest is black.
+    pub fn render(
+        &self,
+        width: u32,
+        height: u32,
+        panels: &[([u32; 4], GpuUniforms, &PanelTextures)],
+    ) -> Result<Vec<u8>, GpuError> {
+        let target = self.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("segno offscreen"),
+            size: wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba8Unorm,
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+            view_formats: &[],
+        });
+        let view = target.create_view(&wgpu::TextureViewDescriptor::default());
+        let mut gpus: Vec<Option<PanelGpu>> = Vec::new();
+        for (_, u, t) in panels {
+            let mut slot = None;
+            self.renderer
+                .upload(&self.device, &self.queue, &mut slot, u, t);
+            gpus.push(slot);
+        }
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        {
+            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("segno offscreen pass"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view: &view,
+                    depth_slice: None,
+                    resolve_target: None,
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                        store: wgpu::StoreOp::Store,
+                    },
+                })],
+                depth_stencil_attachment: None,
+                timestamp_writes: None,
+                occlusion_query_set: None,
+                multiview_mask: None,
+            });
+            for ((rect, _, _), gpu) in panels.iter().zip(&gpus) {
+                let Some(gpu) = gpu else { continue };
+                let [x, y, w, h] = *rect;
+                if w == 0 || h == 0 || x + w > width || y + h > height {
+                    continue;
+                }
+                pass.set_viewport(x as f32, y as f32, w as f32, h as f32, 0.0, 1.0);
+                pass.set_scissor_rect(x, y, w, h);
+                self.renderer.draw(&mut pass, gpu);
+            }
+        }
+        let row = (width * 4).div_ceil(256) * 256;
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("segno readback"),
+            size: u64::from(row * height),
+            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
+            mapped_at_creation: false,
+        });
+        encoder.copy_texture_to_buffer(
+            wgpu::TexelCopyTextureInfo {
+                texture: &target,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            wgpu::TexelCopyBufferInfo {
+                buffer: &buffer,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(row),
+                    rows_per_image: Some(height),
+                },
+            },
+            wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+        );
+        self.queue.submit([encoder.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        buffer.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| GpuError::Readback(e.to_string()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let mapped = buffer
+            .get_mapped_range(..)
+            .map_err(|e| GpuError::Readback(format!("{e:?}")))?;
+        let mut out = Vec::with_capacity((width * height * 4) as usize);
+        for y in 0..height {
+            let start = (y * row) as usize;
+            out.extend_from_slice(&mapped[start..start + (width * 4) as usize]);
+        }
+        drop(mapped);
+        buffer.unmap();
+        Ok(out)
+    }
+}

@@ -1,0 +1,505 @@
+//! What one panel hands the GPU: the layers' slices packed into textures and a uniform
+//! block of drawing settings, plus a CPU implementation of `shaders/slice.wgsl` that
+//! computes the same colour for any pixel (the reference the GPU output is tested against,
+//! and the fallback when no GPU renderer is available).
+
+use std::collections::HashMap;
+
+use bytemuck::{Pod, Zeroable};
+
+use super::colors::{segment_color, Colormap};
+use super::slice::{status, LayerSlice, SliceValues};
+use super::state::{overlay_colors, Blend, LayerSettings};
+
+/// Most layers drawn in one panel.
+pub const MAX_LAYERS: usize = 8;
+/// Most selected segment ids passed to the shader (over all layers).
+pub const MAX_SELECTED: usize = 32;
+
+/// One layer's settings as the shader reads them (see `shaders/slice.wgsl`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq)]
+pub struct GpuLayer {
+    /// Kind (0 image, 1 segmentation, 2 prediction), texture index, channels, status index.
+    pub kind_tex: [u32; 4],
+    /// Colormap row, invert, blend (0 over, 1 additive), flags (1 hide zero, 2 isolate, 4 hover).
+    pub opts: [u32; 4],
+    /// Range lo, hi, opacity, selected alpha.
+    pub range: [f32; 4],
+    /// Colour seed, first selected id, selected count, unselected alpha (f32 bits).
+    pub seg: [u32; 4],
+    /// Hovered id low and high halves, visible, unused.
+    pub hover: [u32; 4],
+    /// Channel colours of multi-channel predictions.
+    pub colors: [[f32; 4]; 4],
+}
+
+/// The uniform block of one panel.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq)]
+pub struct GpuUniforms {
+    /// Panel origin x, y in physical pixels, width, height.
+    pub origin_size: [f32; 4],
+    /// Layers, overlay on, truth layer, prediction layer.
+    pub counts: [u32; 4],
+    /// Overlay alpha, threshold, instances (1) or voxels (0), unused.
+    pub overlay: [f32; 4],
+    /// Cross-hair x, y (pixels in the panel), on, unused.
+    pub cross: [f32; 4],
+    /// Colour of the horizontal cross-hair.
+    pub cross_h: [f32; 4],
+    /// Colour of the vertical cross-hair.
+    pub cross_v: [f32; 4],
+    /// Selected ids as (low, high) pairs, two per entry.
+    pub selected: [[u32; 4]; MAX_SELECTED / 2],
+    /// The layers, bottom first.
+    pub layers: [GpuLayer; MAX_LAYERS],
+}
+
+/// The panel's texture contents, one texel per pixel.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PanelTextures {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Float layers (one per channel), each `width * height` values.
+    pub floats: Vec<f32>,
+    /// Number of float layers (at least 1).
+    pub float_layers: u32,
+    /// Label layers as (low, high) u32 pairs.
+    pub labels: Vec<u32>,
+    /// Number of label layers (at least 1).
+    pub label_layers: u32,
+    /// Status layers (one per drawn layer, then the overlay's split/merge flags).
+    pub status: Vec<u8>,
+    /// Number of status layers.
+    pub status_layers: u32,
+}
+
+/// A layer as the panel draws it.
+pub struct DrawLayer<'a> {
+    /// Its values on this panel.
+    pub slice: &'a LayerSlice,
+    /// Its settings.
+    pub settings: &'a LayerSettings,
+    /// Drawn (hidden layers may still feed an overlay).
+    pub visible: bool,
+    /// The segment under the mouse, for highlighting.
+    pub hover: Option<u64>,
+}
+
+/// An error overlay between two of the panel's layers (indices into the layer list).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DrawOverlay {
+    /// The ground-truth layer.
+    pub truth: usize,
+    /// The prediction or output layer.
+    pub prediction: usize,
+    /// Highlight split and merged objects.
+    pub instances: bool,
+    /// Float predictions above this are foreground.
+    pub threshold: f32,
+    /// Opacity.
+    pub alpha: f32,
+}
+
+/// Split/merge flags of the overlay's instance mode: bit 1 where the true object is
+/// covered by several predicted ids, bit 2 where the predicted object covers several true
+/// ids (counted over the pixels of the slice).
+pub fn instance_flags(truth: &LayerSlice, prediction: &LayerSlice) -> Vec<u8> {
+    let (SliceValues::Labels(t), SliceValues::Labels(p)) = (&truth.values, &prediction.values)
+    else {
+        return vec![0; (truth.width * truth.height) as usize];
+    };
+    let shown = |i: usize| truth.status[i] == status::DATA && prediction.status[i] == status::DATA;
+    let mut preds_of: HashMap<u64, (u64, bool)> = HashMap::new();
+    let mut truths_of: HashMap<u64, (u64, bool)> = HashMap::new();
+    let note = |map: &mut HashMap<u64, (u64, bool)>, key: u64, other: u64| {
+        let e = map.entry(key).or_insert((other, false));
+        if e.0 != other {
+            e.1 = true;
+        }
+    };
+    for i in 0..t.len() {
+        if shown(i) && t[i] != 0 && p[i] != 0 {
+            note(&mut preds_of, t[i], p[i]);
+            note(&mut truths_of, p[i], t[i]);
+        }
+    }
+    (0..t.len())
+        .map(|i| {
+            if !shown(i) {
+                return 0;
+            }
+            let split = t[i] != 0 && preds_of.get(&t[i]).is_some_and(|e| e.1);
+            let merge = p[i] != 0 && truths_of.get(&p[i]).is_some_and(|e| e.1);
+            u8::from(split) | (u8::from(merge) << 1)
+        })
+        .collect()
+}
+
+fn colormap_row(c: Colormap) -> u32 {
+    Colormap::ALL.iter().position(|m| *m == c).unwrap_or(0) as u32
+}
+
+fn rgb_f(c: [u8; 3]) -> [f32; 4] {
+    [
+        f32::from(c[0]) / 255.0,
+        f32::from(c[1]) / 255.0,
+        f32::from(c[2]) / 255.0,
+        1.0,
+    ]
+}
+
+/// Packs a panel's layers (bottom first, at most [`MAX_LAYERS`]) into textures and
+/// uniforms. `origin` is the panel's top-left corner in physical pixels; `cross` the
+/// cross-hair position in panel pixels with the colours of its horizontal and vertical line.
+pub fn pack(
+    layers: &[DrawLayer<'_>],
+    overlay: Option<DrawOverlay>,
+    origin: [f32; 2],
+    cross: Option<([f32; 2], [u8; 3], [u8; 3])>,
+) -> (GpuUniforms, PanelTextures) {
+    let layers = &layers[..layers.len().min(MAX_LAYERS)];
+    let (width, height) = layers
+        .first()
+        .map(|l| (l.slice.width, l.slice.height))
+        .unwrap_or((1, 1));
+    let n = (width * height) as usize;
+    let mut u = GpuUniforms::zeroed();
+    u.origin_size = [origin[0], origin[1], width as f32, height as f32];
+    let mut tex = PanelTextures {
+        width,
+        height,
+        ..PanelTextures::default()
+    };
+    let mut selected: Vec<u64> = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let g = &mut u.layers[i];
+        g.hover[2] = u32::from(l.visible);
+        g.kind_tex[3] = i as u32;
+        tex.status.extend_from_slice(&l.slice.status);
+        match (&l.slice.values, l.settings) {
+            (SliceValues::Labels(ids), LayerSettings::Segmentation(s)) => {
+                g.kind_tex[0] = 1;
+                g.kind_tex[1] = tex.label_layers;
+                g.kind_tex[2] = 1;
+                tex.label_layers += 1;
+                tex.labels.reserve(ids.len() * 2);
+                for id in ids {
+                    tex.labels.push(*id as u32);
+                    tex.labels.push((*id >> 32) as u32);
+                }
+                let first = selected.len();
+                let take = s.selected.len().min(MAX_SELECTED - first);
+                selected.extend_from_slice(&s.selected[..take]);
+                g.seg = [
+                    s.color_seed,
+                    first as u32,
+                    take as u32,
+                    s.unselected_alpha.to_bits(),
+                ];
+                g.range[3] = s.selected_alpha;
+                g.opts[3] = u32::from(s.hide_zero) | (u32::from(s.isolate) << 1);
+                if let Some(h) = l.hover {
+                    g.opts[3] |= 4;
+                    g.hover[0] = h as u32;
+                    g.hover[1] = (h >> 32) as u32;
+                }
+            }
+            (SliceValues::Float { channels, values }, settings) => {
+                g.kind_tex[1] = tex.float_layers;
+                g.kind_tex[2] = *channels as u32;
+                tex.float_layers += *channels as u32;
+                tex.floats.extend_from_slice(values);
+                match settings {
+                    LayerSettings::Image(s) => {
+                        g.kind_tex[0] = 0;
+                        g.opts = [
+                            colormap_row(s.colormap),
+                            u32::from(s.invert),
+                            blend(s.blend),
+                            0,
+                        ];
+                        g.range = [s.range[0] as f32, s.range[1] as f32, s.opacity, 0.0];
+                    }
+                    LayerSettings::Prediction(s) => {
+                        g.kind_tex[0] = 2;
+                        g.opts = [colormap_row(s.colormap), 0, blend(s.blend), 0];
+                        g.range = [s.range[0] as f32, s.range[1] as f32, s.opacity, 0.0];
+                        for (k, c) in s.channel_colors.iter().take(4).enumerate() {
+                            g.colors[k] = rgb_f(*c);
+                        }
+                    }
+                    // Labels drawn from a float slice: should not happen; show as an image.
+                    LayerSettings::Segmentation(_) => {
+                        g.kind_tex[0] = 0;
+                        g.range = [0.0, 1.0, 1.0, 0.0];
+                    }
+                }
+            }
+            (SliceValues::Labels(ids), _) => {
+                // A label slice with image settings: draw the ids as grey values.
+                g.kind_tex[0] = 0;
+                g.kind_tex[1] = tex.float_layers;
+                g.kind_tex[2] = 1;
+                tex.float_layers += 1;
+                tex.floats.extend(ids.iter().map(|v| *v as f32));
+                g.range = [0.0, 255.0, 1.0, 0.0];
+            }
+        }
+    }
+    u.counts[0] = layers.len() as u32;
+    for (j, id) in selected.iter().enumerate() {
+        let e = &mut u.selected[j / 2];
+        let k = (j % 2) * 2;
+        e[k] = *id as u32;
+        e[k + 1] = (*id >> 32) as u32;
+    }
+    let mut flags = vec![0u8; n];
+    if let Some(o) = overlay.filter(|o| o.truth < layers.len() && o.prediction < layers.len()) {
+        u.counts[1] = 1;
+        u.counts[2] = o.truth as u32;
+        u.counts[3] = o.prediction as u32;
+        u.overlay = [
+            o.alpha,
+            o.threshold,
+            if o.instances { 1.0 } else { 0.0 },
+            0.0,
+        ];
+        if o.instances {
+            flags = instance_flags(layers[o.truth].slice, layers[o.prediction].slice);
+        }
+    }
+    tex.status.extend_from_slice(&flags);
+    tex.status_layers = layers.len() as u32 + 1;
+    if let Some((p, h, v)) = cross {
+        u.cross = [p[0], p[1], 1.0, 0.0];
+        u.cross_h = rgb_f(h);
+        u.cross_v = rgb_f(v);
+    }
+    if tex.float_layers == 0 {
+        tex.float_layers = 1;
+        tex.floats = vec![0.0; n];
+    }
+    if tex.label_layers == 0 {
+        tex.label_layers = 1;
+        tex.labels = vec![0; n * 2];
+    }
+    (u, tex)
+}
+
+fn blend(b: Blend) -> u32 {
+    match b {
+        Blend::Default => 0,
+        Blend::Additive => 1,
+    }
+}
+
+fn lut(row: u32, t: f32) -> [f32; 3] {
+    let cmap = Colormap::ALL[(row as usize).min(Colormap::ALL.len() - 1)];
+    let i = (t.clamp(0.0, 1.0) * 255.0).round().clamp(0.0, 255.0);
+    let [r, g, b] = cmap.rgb(f64::from(i) / 255.0);
+    [
+        f32::from(r) / 255.0,
+        f32::from(g) / 255.0,
+        f32::from(b) / 255.0,
+    ]
+}
+
+fn invlerp(v: f32, lo: f32, hi: f32) -> f32 {
+    if hi == lo {
+        return if v >= hi { 1.0 } else { 0.0 };
+    }
+    ((v - lo) / (hi - lo)).clamp(0.0, 1.0)
+}
+
+fn mix(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
+    std::array::from_fn(|k| a[k] * (1.0 - t) + b[k] * t)
+}
+
+/// The colour the shader gives pixel (`x`, `y`) of the panel, as 8-bit RGBA.
+pub fn shade(u: &GpuUniforms, tex: &PanelTextures, x: u32, y: u32) -> [u8; 4] {
+    let n = (tex.width * tex.height) as usize;
+    let i = (y * tex.width + x) as usize;
+    let float = |layer: u32| tex.floats[layer as usize * n + i];
+    let label = |layer: u32| {
+        let j = (layer as usize * n + i) * 2;
+        u64::from(tex.labels[j]) | (u64::from(tex.labels[j + 1]) << 32)
+    };
+    let stat = |layer: u32| tex.status[layer as usize * n + i];
+    let selected = |id: u64, first: u32, count: u32| {
+        (first..first + count).any(|j| {
+            let e = u.selected[(j / 2) as usize];
+            let k = ((j % 2) * 2) as usize;
+            (u64::from(e[k]) | (u64::from(e[k + 1]) << 32)) == id
+        })
+    };
+    let mut color = [0.0f32; 3];
+    for l in &u.layers[..u.counts[0] as usize] {
+        if l.hover[2] == 0 {
+            continue;
+        }
+        let st = stat(l.kind_tex[3]);
+        if st == status::OUTSIDE || st == status::LOADING {
+            continue;
+        }
+        if st == status::FAILED {
+            let stripe = ((x + y) / 4).is_multiple_of(2);
+            color = if stripe {
+                [1.0, 0.3, 0.3]
+            } else {
+                [0.25, 0.0, 0.0]
+            };
+            continue;
+        }
+        let (c, a) = match l.kind_tex[0] {
+            0 => {
+                let mut t = invlerp(float(l.kind_tex[1]), l.range[0], l.range[1]);
+                if l.opts[1] == 1 {
+                    t = 1.0 - t;
+                }
+                (lut(l.opts[0], t), l.range[2])
+            }
+            1 => {
+                let id = label(l.kind_tex[1]);
+                if id == 0 && l.opts[3] & 1 != 0 {
+                    continue;
+                }
+                let sel = selected(id, l.seg[1], l.seg[2]);
+                if l.opts[3] & 2 != 0 && !sel {
+                    continue;
+                }
+                let rgb = segment_color(l.seg[0], id).map(|v| f32::from(v) / 255.0);
+                let mut a = if sel {
+                    l.range[3]
+                } else {
+                    f32::from_bits(l.seg[3])
+                };
+                let mut c = rgb;
+                let hovered = u64::from(l.hover[0]) | (u64::from(l.hover[1]) << 32);
+                if l.opts[3] & 4 != 0 && id == hovered {
+                    a = l.range[3];
+                    c = mix(c, [1.0; 3], 0.35);
+                }
+                (c, a)
+            }
+            _ => {
+                let channels = l.kind_tex[2];
+                let c = if channels <= 1 {
+                    lut(
+                        l.opts[0],
+                        invlerp(float(l.kind_tex[1]), l.range[0], l.range[1]),
+                    )
+                } else {
+                    let mut c = [0.0f32; 3];
+                    for k in 0..channels.min(4) {
+                        let t = invlerp(float(l.kind_tex[1] + k), l.range[0], l.range[1]);
+                        for (ch, cv) in c.iter_mut().enumerate() {
+                            *cv += l.colors[k as usize][ch] * t;
+                        }
+                    }
+                    c.map(|v| v.min(1.0))
+                };
+                (c, l.range[2])
+            }
+        };
+        color = if l.opts[2] == 1 {
+            std::array::from_fn(|k| (color[k] + c[k] * a).min(1.0))
+        } else {
+            mix(color, c, a)
+        };
+    }
+    if u.counts[1] == 1 {
+        let fg = |index: u32| {
+            let l = &u.layers[index as usize];
+            if l.kind_tex[0] == 1 {
+                label(l.kind_tex[1]) != 0
+            } else {
+                float(l.kind_tex[1]) > u.overlay[1]
+            }
+        };
+        let (t, p) = (fg(u.counts[2]), fg(u.counts[3]));
+        let mut oc = match (t, p) {
+            (true, true) => Some(overlay_colors::TRUE_POSITIVE),
+            (false, true) => Some(overlay_colors::FALSE_POSITIVE),
+            (true, false) => Some(overlay_colors::FALSE_NEGATIVE),
+            _ => None,
+        };
+        if u.overlay[2] == 1.0 {
+            let flags = stat(u.counts[0]);
+            if flags & 2 != 0 {
+                oc = Some(overlay_colors::MERGE);
+            } else if flags & 1 != 0 {
+                oc = Some(overlay_colors::SPLIT);
+            }
+        }
+        if let Some(oc) = oc {
+            color = mix(
+                color,
+                rgb_f(oc)[..3].try_into().unwrap_or([0.0; 3]),
+                u.overlay[0],
+            );
+        }
+    }
+    if u.cross[2] == 1.0 {
+        let (lx, ly) = (x as f32 + 0.5, y as f32 + 0.5);
+        if (ly - u.cross[1]).abs() < 0.5 {
+            color = [u.cross_h[0], u.cross_h[1], u.cross_h[2]];
+        }
+        if (lx - u.cross[0]).abs() < 0.5 {
+            color = [u.cross_v[0], u.cross_v[1], u.cross_v[2]];
+        }
+    }
+    let byte = |v: f32| (v * 255.0).round().clamp(0.0, 255.0) as u8;
+    [byte(color[0]), byte(color[1]), byte(color[2]), 255]
+}
+
+/// The whole panel shaded on the CPU, RGBA row-major.
+pub fn shade_all(u: &GpuUniforms, tex: &PanelTextures) -> Vec<u8> {
+    let mut out = Vec::with_capacity((tex.width * tex.height * 4) as usize);
+    for y in 0..tex.height {
+        for x in 0..tex.width {
+            out.extend_from_slice(&shade(u, tex, x, y));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(ids: &[u64]) -> LayerSlice {
+        LayerSlice {
+            width: ids.len() as u32,
+            height: 1,
+            values: SliceValues::Labels(ids.to_vec()),
+            status: vec![status::DATA; ids.len()],
+            level: 0,
+            coarser: 0,
+            loading: 0,
+            errors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn splits_and_merges_are_flagged_per_object() {
+        // Truth 1 is covered by predictions 5 and 6: split. Prediction 7 covers only truth 2.
+        let f = instance_flags(&labels(&[1, 1, 2, 2]), &labels(&[5, 6, 7, 7]));
+        assert_eq!(f, vec![1, 1, 0, 0]);
+        // Prediction 5 covers truths 1 and 2: merged; background is never flagged.
+        let f = instance_flags(&labels(&[1, 1, 2, 0]), &labels(&[5, 5, 5, 5]));
+        assert_eq!(f, vec![2, 2, 2, 2]);
+        let f = instance_flags(&labels(&[1, 0, 2, 0]), &labels(&[5, 0, 6, 0]));
+        assert_eq!(f, vec![0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn uniforms_match_the_shader_layout() {
+        // WGSL: 6 vec4 + 16 vec4 + 8 layers of 9 vec4.
+        assert_eq!(std::mem::size_of::<GpuLayer>(), 9 * 16);
+        assert_eq!(std::mem::size_of::<GpuUniforms>(), (6 + 16 + 8 * 9) * 16);
+    }
+}

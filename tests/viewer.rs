@@ -1,0 +1,427 @@
+//! The viewer on a known synthetic volume: cross-sections gathered from chunks of arrays
+//! with different voxel sizes and offsets, the colours of every layer kind (CPU reference,
+//! offscreen wgpu and the app through egui_kittest), streaming from coarse to fine, and
+//! bad input shown in the layer instead of crashing.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ndarray::ArrayD;
+use segno::array::write::{self, ArraySpec, WriteMode};
+use segno::array::{ArrayData, DataType};
+use segno::geometry::{Coordinate, Roi};
+use segno::gui::viewer::Viewer;
+use segno::render::colors::{segment_color, Colormap};
+use segno::render::layer::WorldNm;
+use segno::render::shade;
+use segno::render::slice::{status, PixelValue, Plane};
+use segno::render::state::{overlay_colors, ErrorOverlay, LayerSettings, Layout};
+
+fn roi(offset: [i64; 3], shape: [i64; 3]) -> Roi {
+    Roi::new(Coordinate::from(offset), Coordinate::from(shape)).unwrap()
+}
+
+/// `v.zarr` with
+/// - `raw`: uint8, 32³ voxels of 4 nm, two OME levels, value 8·x;
+/// - `labels`: uint64, 16×16×8 voxels of 8 nm from x = 64 nm, id 7 for y < 64 nm, else 2⁴⁰ + 3;
+/// - `pred`: float32, 2 channels, 32³ of 4 nm: channel 0 is 1 for x < 64 nm, channel 1 is 0.5.
+fn volume(dir: &Path) -> PathBuf {
+    let c = dir.join("v.zarr");
+    let vs4 = Coordinate::from([4, 4, 4]);
+    let mut spec = ArraySpec::new(DataType::U8, roi([0; 3], [128; 3]), vs4, None);
+    spec.chunk_voxels = Some(vec![16, 16, 16]);
+    let raw = write::create_image(&c, "raw", &spec, 2, WriteMode::CreateNew).unwrap();
+    let a = ArrayD::from_shape_fn(vec![32, 32, 32], |i| (8 * i[2]) as u8);
+    raw[0]
+        .write(&roi([0; 3], [128; 3]), &ArrayData::U8(a))
+        .unwrap();
+    write::build_pyramid(&raw, false).unwrap();
+
+    let mut spec = ArraySpec::new(
+        DataType::U64,
+        roi([0, 0, 64], [128, 128, 64]),
+        Coordinate::from([8, 8, 8]),
+        None,
+    );
+    spec.chunk_voxels = Some(vec![8, 8, 8]);
+    let labels = write::create(&c, "labels", &spec, WriteMode::CreateNew).unwrap();
+    let a = ArrayD::from_shape_fn(vec![16, 16, 8], |i| {
+        if i[1] < 8 {
+            7u64
+        } else {
+            (1u64 << 40) + 3
+        }
+    });
+    labels
+        .write(&roi([0, 0, 64], [128, 128, 64]), &ArrayData::U64(a))
+        .unwrap();
+
+    let mut spec = ArraySpec::new(DataType::F32, roi([0; 3], [128; 3]), vs4, Some(2));
+    spec.chunk_voxels = Some(vec![16, 16, 16]);
+    let pred = write::create(&c, "pred", &spec, WriteMode::CreateNew).unwrap();
+    let a = ArrayD::from_shape_fn(vec![2, 32, 32, 32], |i| {
+        if i[0] == 0 {
+            if i[3] < 16 {
+                1.0f32
+            } else {
+                0.0
+            }
+        } else {
+            0.5
+        }
+    });
+    pred.write(&roi([0; 3], [128; 3]), &ArrayData::F32(a))
+        .unwrap();
+    c
+}
+
+/// A viewer on `layers` of the volume at the centre, 2 nm per pixel (the 64-pixel panel
+/// spans the 128 nm volume), with everything loaded.
+fn viewer(c: &Path, layers: &[&str]) -> Viewer {
+    let mut v = Viewer::new(64 << 20);
+    for l in layers {
+        v.add_layer(&c.join(l));
+    }
+    v.state.position_nm = WorldNm([66.0, 66.0, 66.0]);
+    v.state.zoom_nm_per_px = 2.0;
+    v.state.cross_hairs = false;
+    settle(&mut v, Plane::Xy);
+    v
+}
+
+fn settle(v: &mut Viewer, plane: Plane) {
+    for _ in 0..50 {
+        v.compose_panel(plane, [64, 64]);
+        assert!(v.cache().wait_idle(Duration::from_secs(10)));
+        v.compose_panel(plane, [64, 64]);
+        if !v.loading() {
+            return;
+        }
+    }
+    panic!("the viewer never finished loading");
+}
+
+/// The raw value pixel column `x` shows at 2 nm per pixel from the centre (66 nm).
+fn raw_value(x: u32) -> u32 {
+    let world_nm = 2 * x + 3;
+    8 * (world_nm / 4)
+}
+
+fn cpu_pixel(v: &Viewer, plane: Plane, x: u32, y: u32) -> [u8; 4] {
+    let (u, t) = v.panel_upload(plane).unwrap();
+    shade::shade(&u, &t, x, y)
+}
+
+fn close(a: [u8; 4], b: [u8; 3], tol: i32) -> bool {
+    (0..3).all(|k| (i32::from(a[k]) - i32::from(b[k])).abs() <= tol)
+}
+
+fn overlay(truth: &str, prediction: &str, instances: bool, alpha: f32) -> ErrorOverlay {
+    ErrorOverlay {
+        truth: truth.into(),
+        prediction: prediction.into(),
+        visible: true,
+        instances,
+        threshold: 0.5,
+        alpha,
+    }
+}
+
+fn over(below: [f64; 3], above: [u8; 3], alpha: f64) -> [u8; 3] {
+    std::array::from_fn(|k| (below[k] * (1.0 - alpha) + f64::from(above[k]) * alpha).round() as u8)
+}
+
+#[test]
+fn image_segmentation_and_prediction_colours_at_known_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = volume(dir.path());
+    let mut v = viewer(&c, &["raw", "labels"]);
+    // Pixel x shows world x = 2x + 3 nm: raw voxel floor((2x + 3) / 4), value 8 × that.
+    for x in [0u32, 10, 20, 29] {
+        let value = raw_value(x) as u8;
+        assert_eq!(
+            cpu_pixel(&v, Plane::Xy, x, 10),
+            [value, value, value, 255],
+            "x {x}"
+        );
+    }
+    // From x = 31 (world 65 nm) the labels (voxel 8 nm, offset 64 nm) lie on top at α 0.5:
+    // id 7 above y = 64 nm (pixel row 30.5), id 2⁴⁰+3 below, each in neuroglancer's colour.
+    let raw_at = |x: u32| f64::from(raw_value(x));
+    for (x, y, id) in [(40u32, 10u32, 7u64), (40, 50, (1 << 40) + 3), (62, 0, 7)] {
+        let expected = over([raw_at(x); 3], segment_color(0, id), 0.5);
+        let got = cpu_pixel(&v, Plane::Xy, x, y);
+        assert!(
+            close(got, expected, 1),
+            "({x}, {y}): {got:?} vs {expected:?}"
+        );
+    }
+    // The value under the cursor of every layer, outside the labels too.
+    let values = v.values_at(Plane::Xy, 40.0, 50.0);
+    assert_eq!(values[0], ("raw".to_string(), "160".to_string()));
+    assert_eq!(
+        values[1],
+        ("labels".to_string(), ((1u64 << 40) + 3).to_string())
+    );
+    assert_eq!(v.values_at(Plane::Xy, 5.0, 5.0)[1].1, "outside");
+
+    // Selecting id 7 and isolating it: the other id disappears, id 7 is drawn at 0.75.
+    if let LayerSettings::Segmentation(s) = &mut v.state.layers[1].settings {
+        s.selected = vec![7];
+        s.isolate = true;
+    }
+    settle(&mut v, Plane::Xy);
+    let expected = over([raw_at(40); 3], segment_color(0, 7), 0.75);
+    assert!(close(cpu_pixel(&v, Plane::Xy, 40, 10), expected, 1));
+    let plain = raw_at(40) as u8;
+    assert_eq!(cpu_pixel(&v, Plane::Xy, 40, 50), [plain, plain, plain, 255]);
+
+    // Colormaps: viridis over the raw range, and inverted grey.
+    if let LayerSettings::Image(s) = &mut v.state.layers[0].settings {
+        s.colormap = Colormap::Viridis;
+    }
+    v.state.layers[1].visible = false;
+    settle(&mut v, Plane::Xy);
+    assert_eq!(
+        cpu_pixel(&v, Plane::Xy, 0, 0)[..3],
+        Colormap::Viridis.rgb(0.0)
+    );
+    assert_eq!(
+        cpu_pixel(&v, Plane::Xy, 20, 0)[..3],
+        Colormap::Viridis.rgb(f64::from(raw_value(20)) / 255.0)
+    );
+    if let LayerSettings::Image(s) = &mut v.state.layers[0].settings {
+        s.colormap = Colormap::Grey;
+        s.invert = true;
+    }
+    settle(&mut v, Plane::Xy);
+    assert_eq!(cpu_pixel(&v, Plane::Xy, 0, 0), [255, 255, 255, 255]);
+
+    // A two-channel prediction: red for channel 0, green for channel 1, at opacity 0.6.
+    let mut p = viewer(&c, &["pred"]);
+    if let LayerSettings::Prediction(s) = &mut p.state.layers[0].settings {
+        s.opacity = 1.0;
+    }
+    settle(&mut p, Plane::Xy);
+    // x < 64 nm: channel 0 = 1 → red, channel 1 = 0.5 → half green.
+    assert_eq!(cpu_pixel(&p, Plane::Xy, 5, 5), [255, 128, 0, 255]);
+    assert_eq!(cpu_pixel(&p, Plane::Xy, 50, 5), [0, 128, 0, 255]);
+    assert_eq!(
+        p.values_at(Plane::Xy, 5.0, 5.0)[0].1,
+        "[1, 0.5]".to_string()
+    );
+}
+
+#[test]
+fn the_error_overlay_colours_true_and_false_positives_and_negatives() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = volume(dir.path());
+    // Truth: the labels (x ≥ 64 nm). Prediction: channel 0 of pred (x < 64 nm) — they
+    // never overlap, so left is a false positive, right a false negative.
+    let mut v = viewer(&c, &["labels", "pred"]);
+    v.state.layers[0].visible = false;
+    v.state.layers[1].visible = false;
+    v.state.overlays.push(overlay("labels", "pred", false, 1.0));
+    settle(&mut v, Plane::Xy);
+    let got = cpu_pixel(&v, Plane::Xy, 5, 5);
+    assert!(close(got, overlay_colors::FALSE_POSITIVE, 0), "{got:?}");
+    assert!(close(
+        cpu_pixel(&v, Plane::Xy, 50, 5),
+        overlay_colors::FALSE_NEGATIVE,
+        0
+    ));
+    // Truth against itself: all true positives, and instance mode finds no split or merge.
+    let mut v = viewer(&c, &["labels", "labels"]);
+    v.state
+        .overlays
+        .push(overlay("labels", "labels (2)", true, 1.0));
+    v.state.layers[0].visible = false;
+    v.state.layers[1].visible = false;
+    settle(&mut v, Plane::Xy);
+    assert!(close(
+        cpu_pixel(&v, Plane::Xy, 50, 5),
+        overlay_colors::TRUE_POSITIVE,
+        0
+    ));
+    // Truth against the raw image read as labels (id 8·x voxel, one id per column): each
+    // truth object is covered by many raw ids (split), and each raw column crosses both
+    // truth objects (merge). Merges are drawn over splits.
+    let mut v = viewer(&c, &["labels", "raw"]);
+    v.state.layers[1].settings = LayerSettings::Segmentation(Default::default());
+    v.state.overlays.push(overlay("labels", "raw", true, 1.0));
+    v.state.layers[0].visible = false;
+    v.state.layers[1].visible = false;
+    settle(&mut v, Plane::Xy);
+    let got = cpu_pixel(&v, Plane::Xy, 50, 5);
+    assert!(close(got, overlay_colors::MERGE, 0), "{got:?}");
+    let (_, t) = v.panel_upload(Plane::Xy).unwrap();
+    let flags = &t.status[2 * 64 * 64..];
+    assert_eq!(flags[5 * 64 + 50], 3, "split and merge");
+    assert_eq!(flags[5 * 64 + 10], 0, "no truth there");
+    // Left of the labels: raw foreground without truth is a false positive.
+    assert!(close(
+        cpu_pixel(&v, Plane::Xy, 10, 5),
+        overlay_colors::FALSE_POSITIVE,
+        0
+    ));
+}
+
+#[test]
+fn arrays_with_other_voxel_sizes_and_offsets_align_in_world_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = volume(dir.path());
+    let mut v = viewer(&c, &["raw", "labels"]);
+    v.state.layout = Layout::FourPanel;
+    // On the yz plane (z right, y down) at x = 66 nm: raw voxel x 16 everywhere (value 128);
+    // the labels start at x = 64 nm, so they cover the whole yz plane too.
+    settle(&mut v, Plane::Yz);
+    let values = v.values_at(Plane::Yz, 3.0, 60.0);
+    assert_eq!(values[0].1, "128");
+    assert_eq!(values[1].1, ((1u64 << 40) + 3).to_string());
+    // Move to x = 62 nm: still raw voxel 15, and the labels are outside.
+    v.state.position_nm.0[2] = 62.0;
+    settle(&mut v, Plane::Yz);
+    let values = v.values_at(Plane::Yz, 3.0, 60.0);
+    assert_eq!(values[0].1, "120");
+    assert_eq!(values[1].1, "outside");
+}
+
+#[test]
+fn zoomed_out_views_read_the_coarse_level_first_and_refine() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = volume(dir.path());
+    let mut v = Viewer::new(64 << 20);
+    v.add_layer(&c.join("raw"));
+    v.state.zoom_nm_per_px = 8.0;
+    v.state.position_nm = WorldNm([64.0, 64.0, 64.0]);
+    // 8 nm per pixel picks level 1 (8 nm voxels): 16 pixels span the volume.
+    let (_, t) = v.compose_panel(Plane::Xy, [16, 16]);
+    assert!(t.status.iter().take(256).all(|s| *s == status::LOADING));
+    v.cache().wait_idle(Duration::from_secs(10));
+    v.compose_panel(Plane::Xy, [16, 16]);
+    let p = v.panel_upload(Plane::Xy).unwrap().1;
+    assert!(p.status.iter().take(256).all(|s| *s == status::DATA));
+    // Level 1 averages pairs of raw voxels: pixel 3 covers voxels 6 and 7 → (48+56)/2 = 52.
+    assert_eq!(v.values_at(Plane::Xy, 3.0, 3.0)[0].1, "52");
+    assert!(
+        v.layer_status(0).contains("showing s1"),
+        "{}",
+        v.layer_status(0)
+    );
+    // Zooming in to 4 nm per pixel: level 0; the coarse chunks stand in until it loads.
+    v.state.zoom_nm_per_px = 4.0;
+    let (_, t) = v.compose_panel(Plane::Xy, [32, 32]);
+    let shown = t
+        .status
+        .iter()
+        .take(32 * 32)
+        .filter(|s| **s == status::DATA)
+        .count();
+    assert_eq!(shown, 32 * 32, "coarse stand-ins cover the view");
+    v.cache().wait_idle(Duration::from_secs(10));
+    v.compose_panel(Plane::Xy, [32, 32]);
+    assert_eq!(v.values_at(Plane::Xy, 3.0, 3.0)[0].1, "24");
+    assert!(!v.loading());
+    // The cache never holds more than its budget once the view moved on.
+    let small = segno::render::cache::ChunkCache::new(10_000, 1);
+    drop(small);
+}
+
+#[test]
+fn bad_input_is_shown_in_the_layer_and_the_viewer_keeps_going() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = volume(dir.path());
+    let mut v = Viewer::new(64 << 20);
+    // Not an array at all.
+    v.add_layer(&dir.path().join("nothing-here"));
+    let s = v.layer_status(0);
+    assert!(s.starts_with("error:") && s.contains("nothing-here"), "{s}");
+    // An unsupported data type (complex numbers).
+    let bad = c.join("complex");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join(".zarray"),
+        r#"{"zarr_format":2,"shape":[4,4,4],"chunks":[4,4,4],"dtype":"<c8","compressor":null,"fill_value":0,"order":"C","filters":null}"#,
+    )
+    .unwrap();
+    v.add_layer(&bad);
+    let s = v.layer_status(1);
+    assert!(s.starts_with("error:") && s.contains("complex"), "{s}");
+    // A corrupt chunk: the labels' chunk (1, 0, 0) (z 64–128 nm, y 0–64 nm, x 64–128 nm)
+    // becomes garbage.
+    v.add_layer(&c.join("labels"));
+    v.state.position_nm = WorldNm([66.0, 66.0, 66.0]);
+    v.state.zoom_nm_per_px = 2.0;
+    let chunk = ["s0/1.0.0", "s0/1/0/0"]
+        .iter()
+        .map(|k| c.join("labels").join(k))
+        .find(|p| p.is_file())
+        .unwrap();
+    std::fs::write(&chunk, b"definitely not blosc").unwrap();
+    settle(&mut v, Plane::Xy);
+    let s = v.layer_status(2);
+    assert!(
+        s.starts_with("error: 1 chunk(s) failed") && s.contains("labels"),
+        "{s}"
+    );
+    let (_, t) = v.panel_upload(Plane::Xy).unwrap();
+    let n = 64 * 64;
+    // Pixel (40, 10) is inside the corrupt chunk, (40, 50) below it.
+    // Only the labels layer is drawn (the other two failed to open): status layer 0.
+    let st = &t.status[..n];
+    assert_eq!(st[10 * 64 + 40], status::FAILED);
+    assert_eq!(st[50 * 64 + 40], status::DATA);
+    // Failed pixels are hatched: two alternating colours, never the data.
+    let (u, t) = v.panel_upload(Plane::Xy).unwrap();
+    let a = shade::shade(&u, &t, 40, 10);
+    let b = shade::shade(&u, &t, 42, 10);
+    assert!(a[..3] == [255, 77, 77] || a[..3] == [64, 0, 0], "{a:?}");
+    assert_ne!(a, b);
+    assert_eq!(v.values_at(Plane::Xy, 40.0, 10.0)[2].1, "failed");
+    // The array deleted while viewing: newly read chunks fail with a message.
+    let mut v = Viewer::new(64 << 20);
+    v.add_layer(&c.join("raw"));
+    std::fs::remove_dir_all(c.join("raw")).unwrap();
+    v.state.position_nm = WorldNm([66.0, 66.0, 66.0]);
+    v.state.zoom_nm_per_px = 2.0;
+    settle(&mut v, Plane::Xy);
+    let s = v.layer_status(0);
+    assert!(s.contains("gone") || s.contains("failed"), "{s}");
+    assert_eq!(v.values_at(Plane::Xy, 10.0, 10.0)[0].1, "failed");
+}
+
+#[test]
+fn the_gpu_draws_what_the_cpu_reference_computes() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = volume(dir.path());
+    let mut v = viewer(&c, &["raw", "labels", "pred"]);
+    v.state.cross_hairs = true;
+    v.state.overlays.push(overlay("labels", "pred", false, 0.3));
+    if let LayerSettings::Segmentation(s) = &mut v.state.layers[1].settings {
+        s.selected = vec![(1 << 40) + 3];
+    }
+    settle(&mut v, Plane::Xy);
+    let (u, t) = v.panel_upload(Plane::Xy).unwrap();
+    let gpu = segno::render::gpu::Headless::new().expect("a wgpu adapter (lavapipe in CI)");
+    let image = gpu.render(64, 64, &[([0, 0, 64, 64], u, &t)]).unwrap();
+    let cpu = shade::shade_all(&u, &t);
+    let worst = image
+        .iter()
+        .zip(&cpu)
+        .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs())
+        .max()
+        .unwrap();
+    assert!(
+        worst <= 1,
+        "GPU and CPU differ by {worst} ({})",
+        gpu.adapter
+    );
+    // The cross-hairs: the vertical line at pixel 32 is y's colour (green), the
+    // horizontal line x's (red).
+    let px = |x: usize, y: usize| &image[(y * 64 + x) * 4..(y * 64 + x) * 4 + 3];
+    assert_eq!(px(32, 5), [0, 200, 0]);
+    assert_eq!(px(5, 32), [255, 40, 40]);
+    // Hidden: value under cursor lists raw, labels and both prediction channels.
+    assert_eq!(v.values_at(Plane::Xy, 40.0, 50.0).len(), 3);
+    assert!(matches!(PixelValue::Label(1), PixelValue::Label(_)));
+}
