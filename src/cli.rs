@@ -202,6 +202,33 @@ pub struct JobArgs {
 pub struct GuiArgs {
     /// Project directory to open.
     pub project: Option<PathBuf>,
+    /// A view state (JSON, as saved from the Viewer) to open in the Viewer.
+    #[arg(long)]
+    pub view: Option<PathBuf>,
+    /// Save a PNG of the view once everything visible has loaded, then exit. Without a
+    /// display (or with --headless) the view is rendered offscreen.
+    #[arg(long)]
+    pub screenshot: Option<PathBuf>,
+    /// Window or image size, WIDTHxHEIGHT in pixels.
+    #[arg(long, default_value = "1280x800", value_parser = parse_size)]
+    pub size: [u32; 2],
+    /// Render the screenshot offscreen even when a display is available.
+    #[arg(long)]
+    pub headless: bool,
+}
+
+fn parse_size(s: &str) -> Result<[u32; 2], String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("expected WIDTHxHEIGHT such as 1280x800, got {s:?}"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (16..=16384).contains(n))
+            .ok_or_else(|| format!("{v:?} in {s:?} is not a size between 16 and 16384 pixels"))
+    };
+    Ok([parse(w)?, parse(h)?])
 }
 
 /// Options of `segno import-weights`.
@@ -566,9 +593,13 @@ fn parse_family(text: &str) -> Result<Family, Failure> {
 /// Runs a parsed command line, printing results to stdout and errors to stderr.
 pub fn run(cli: Cli) -> ExitCode {
     let mut out = std::io::stdout().lock();
-    let command = cli
-        .command
-        .unwrap_or(Command::Gui(GuiArgs { project: None }));
+    let command = cli.command.unwrap_or(Command::Gui(GuiArgs {
+        project: None,
+        view: None,
+        screenshot: None,
+        size: [1280, 800],
+        headless: false,
+    }));
     match dispatch(command, &mut out) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
@@ -589,9 +620,20 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
         Command::Demo(args) => demo(&args, out),
         Command::Predict(args) => predict(&args, out),
         Command::Apply(args) => apply(&args, out),
-        Command::Gui(args) => crate::gui::run(args.project)
-            .map(|()| exit::OK)
-            .map_err(|e| Failure::new(exit::IO, e.to_string())),
+        Command::Gui(args) => {
+            let report = crate::gui::run(crate::gui::GuiOptions {
+                project: args.project,
+                view: args.view,
+                screenshot: args.screenshot,
+                size: args.size,
+                headless: args.headless,
+            })
+            .map_err(|e| Failure::new(exit::IO, e.to_string()))?;
+            if let Some(line) = report {
+                let _ = writeln!(out, "{line}");
+            }
+            Ok(exit::OK)
+        }
         Command::ImportWeights(args) => import_weights(&args, out),
         Command::Validate(args) => validate_run(&args, out),
         Command::PostProcess(args) => post_process(&args, out),

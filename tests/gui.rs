@@ -7,18 +7,11 @@ use egui_kittest::Harness;
 use segno::config::AnyConfig;
 use segno::gui::{Section, SegnoApp, Settings};
 
+mod common;
+
 /// A project with the 64³ demo data and a trained-for-nothing demo run config.
 fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    segno::demo::generate(
-        dir.path(),
-        &segno::demo::DemoOptions {
-            seed: 1,
-            size: 64,
-            overwrite: false,
-        },
-    )
-    .unwrap();
+    let dir = common::demo_data_project(64);
     let run = segno::demo::project::demo_run(20, 10);
     segno::store::Project::open(dir.path())
         .unwrap()

@@ -4,6 +4,7 @@
 //! duplicates it.
 
 mod project;
+pub mod screenshot;
 pub mod viewer;
 
 use std::path::{Path, PathBuf};
@@ -110,6 +111,17 @@ pub struct SegnoApp {
     pub viewer: viewer::Viewer,
     /// Arrays found in the open project's containers (full paths).
     project_arrays: Vec<PathBuf>,
+    /// A screenshot to take once everything on screen has loaded, then quit.
+    screenshot: Option<ScreenshotJob>,
+}
+
+/// Taking the window's screenshot for `segno gui --screenshot`.
+struct ScreenshotJob {
+    path: PathBuf,
+    started: std::time::Instant,
+    settled_frames: u32,
+    requested: bool,
+    result: std::sync::Arc<std::sync::Mutex<Option<Result<String, String>>>>,
 }
 
 impl SegnoApp {
@@ -123,6 +135,7 @@ impl SegnoApp {
             selected_config: None,
             viewer: viewer::Viewer::default(),
             project_arrays: Vec::new(),
+            screenshot: None,
         };
         if let Some(p) = project {
             app.open(p);
@@ -338,8 +351,53 @@ impl SegnoApp {
     }
 }
 
+impl SegnoApp {
+    fn screenshot_step(&mut self, ctx: &egui::Context) {
+        let Some(job) = &mut self.screenshot else {
+            return;
+        };
+        if job.requested {
+            return;
+        }
+        ctx.request_repaint();
+        if self.viewer.loading() {
+            job.settled_frames = 0;
+        } else {
+            job.settled_frames += 1;
+        }
+        let timed_out = job.started.elapsed() > std::time::Duration::from_secs(120);
+        if job.settled_frames < 5 && !timed_out {
+            return;
+        }
+        job.requested = true;
+        let path = job.path.clone();
+        let result = std::sync::Arc::clone(&job.result);
+        let c = ctx.clone();
+        ctx.request_screenshot(move |image| {
+            let [w, h] = image.size;
+            let rgba: Vec<u8> = image.pixels.iter().flat_map(|p| p.to_array()).collect();
+            let r = screenshot::save_png(&path, w as u32, h as u32, &rgba).map(|()| {
+                let note = if timed_out {
+                    " (some chunks had not loaded after 120 s)"
+                } else {
+                    ""
+                };
+                format!(
+                    "wrote {} ({w}×{h}, from the app window){note}",
+                    path.display()
+                )
+            });
+            if let Ok(mut slot) = result.lock() {
+                *slot = Some(r);
+            }
+            c.send_viewport_cmd(egui::ViewportCommand::Close);
+        });
+    }
+}
+
 impl eframe::App for SegnoApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.screenshot_step(&ui.ctx().clone());
         ui.ctx().set_visuals(if self.settings.dark {
             egui::Visuals::dark()
         } else {
@@ -368,21 +426,120 @@ impl eframe::App for SegnoApp {
     }
 }
 
-/// Opens the app window (wgpu renderer), with `project` open if given.
-pub fn run(project: Option<PathBuf>) -> Result<(), GuiError> {
-    let options = eframe::NativeOptions {
+/// What `segno gui` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct GuiOptions {
+    /// The project to open.
+    pub project: Option<PathBuf>,
+    /// A view state to show in the Viewer.
+    pub view: Option<PathBuf>,
+    /// Save a screenshot here once everything visible has loaded, then exit.
+    pub screenshot: Option<PathBuf>,
+    /// Window (or offscreen image) size in pixels.
+    pub size: [u32; 2],
+    /// Render the screenshot offscreen even when a display is available.
+    pub headless: bool,
+}
+
+fn has_display() -> bool {
+    ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
+}
+
+/// The view `segno gui` starts with: the `--view` file, or else the project's raw array.
+fn initial_view(options: &GuiOptions) -> Result<Option<crate::render::state::ViewState>, GuiError> {
+    if let Some(v) = &options.view {
+        return crate::render::state::ViewState::load(v)
+            .map(Some)
+            .map_err(|e| GuiError::Start(e.to_string()));
+    }
+    Ok(None)
+}
+
+/// Opens the app window (wgpu renderer) as `options` say; with a screenshot path and no
+/// display (or `headless`), renders the view offscreen instead. Returns a report line for
+/// screenshots.
+pub fn run(options: GuiOptions) -> Result<Option<String>, GuiError> {
+    let view = initial_view(&options)?;
+    if let Some(out) = &options.screenshot {
+        if options.headless || !has_display() {
+            let state = match view {
+                Some(v) => v,
+                None => default_view(options.project.as_deref())?,
+            };
+            return screenshot::headless_screenshot(state, options.size, out)
+                .map(Some)
+                .map_err(GuiError::Start);
+        }
+    }
+    let size = options.size;
+    let native = eframe::NativeOptions {
         renderer: eframe::Renderer::Wgpu,
         viewport: egui::ViewportBuilder::default()
             .with_title("Segno")
-            .with_inner_size([1280.0, 800.0]),
+            .with_inner_size([size[0] as f32, size[1] as f32]),
         ..Default::default()
     };
+    let result = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let job_result = std::sync::Arc::clone(&result);
+    let project = options.project.clone();
+    let screenshot = options.screenshot.clone();
     eframe::run_native(
         "Segno",
-        options,
-        Box::new(move |cc| Ok(Box::new(SegnoApp::from_creation(cc, project.as_deref())))),
+        native,
+        Box::new(move |cc| {
+            let mut app = SegnoApp::from_creation(cc, project.as_deref());
+            if let Some(v) = view {
+                app.viewer.set_state(v);
+                app.settings.section = Section::Viewer;
+            }
+            if let Some(path) = screenshot {
+                app.settings.section = Section::Viewer;
+                app.screenshot = Some(ScreenshotJob {
+                    path,
+                    started: std::time::Instant::now(),
+                    settled_frames: 0,
+                    requested: false,
+                    result: job_result,
+                });
+            }
+            Ok(Box::new(app))
+        }),
     )
-    .map_err(|e| GuiError::Start(e.to_string()))
+    .map_err(|e| GuiError::Start(e.to_string()))?;
+    let outcome = result.lock().ok().and_then(|mut r| r.take());
+    match outcome {
+        Some(Ok(line)) => Ok(Some(line)),
+        Some(Err(e)) => Err(GuiError::Start(e)),
+        None if options.screenshot.is_some() => Err(GuiError::Start(
+            "the window closed before the screenshot was taken".into(),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// A view of the project's first array named like raw data (or its first array).
+fn default_view(project: Option<&Path>) -> Result<crate::render::state::ViewState, GuiError> {
+    let Some(root) = project else {
+        return Err(GuiError::Start(
+            "--screenshot needs --view STATE.json or a project with arrays".into(),
+        ));
+    };
+    let summary = ProjectSummary::load(root).map_err(GuiError::Start)?;
+    let arrays: Vec<PathBuf> = summary
+        .arrays
+        .iter()
+        .flat_map(|c| crate::render::layer::list_arrays(&root.join(c), 6))
+        .collect();
+    let pick = arrays
+        .iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "raw"))
+        .or(arrays.first())
+        .ok_or_else(|| GuiError::Start(format!("{}: no arrays to show", root.display())))?;
+    let mut v = viewer::Viewer::default();
+    v.add_layer(pick);
+    Ok(v.state.clone())
 }
 
 #[cfg(test)]

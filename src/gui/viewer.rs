@@ -16,6 +16,7 @@ use crate::render::layer::{open_layer, LayerData, LayerKind, WorldNm};
 use crate::render::shade::{self, DrawLayer, DrawOverlay, GpuUniforms, PanelTextures};
 use crate::render::slice::{compose, LayerSlice, PixelValue, Plane, SliceView, Wanted};
 use crate::render::state::{Blend, ErrorOverlay, LayerSettings, LayerState, Layout, ViewState};
+use crate::render::volume::{mip_rgba, read_coarse, CoarseVolume, Orbit};
 
 /// A layer as the viewer holds it: its state plus the opened data (or why it failed).
 struct Layer {
@@ -56,6 +57,102 @@ pub struct Viewer {
     prediction_pick: usize,
     /// Where each cross-section was drawn last frame (points).
     pub panel_rects: HashMap<Plane, egui::Rect>,
+    mip: MipJob,
+    mip_texture: Option<egui::TextureHandle>,
+}
+
+/// The 3D panel's projection: the coarse volume and the image, computed on a background
+/// thread; the UI shows the last finished image.
+#[derive(Default)]
+struct MipJob {
+    layer: Option<u64>,
+    volume: Option<Arc<CoarseVolume>>,
+    error: Option<String>,
+    loading: Option<std::sync::mpsc::Receiver<Result<CoarseVolume, String>>>,
+    rendering: Option<std::sync::mpsc::Receiver<egui::ColorImage>>,
+    drawn: Option<String>,
+}
+
+impl MipJob {
+    fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// A new image when one finished; starts reading the volume or rendering as needed.
+    fn poll(
+        &mut self,
+        layer: &Arc<LayerData>,
+        uid: u64,
+        orbit: Orbit,
+        (rect, scale): (egui::Rect, f64),
+        settings: &LayerSettings,
+        ctx: &egui::Context,
+    ) -> Option<egui::ColorImage> {
+        if self.layer != Some(uid) {
+            *self = MipJob {
+                layer: Some(uid),
+                ..MipJob::default()
+            };
+            let (tx, rx) = std::sync::mpsc::channel();
+            let l = Arc::clone(layer);
+            let c = ctx.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(read_coarse(&l));
+                c.request_repaint();
+            });
+            self.loading = Some(rx);
+        }
+        if let Some(rx) = &self.loading {
+            match rx.try_recv() {
+                Ok(Ok(v)) => {
+                    self.volume = Some(Arc::new(v));
+                    self.loading = None;
+                }
+                Ok(Err(e)) => {
+                    self.error = Some(e);
+                    self.loading = None;
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => return None,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    self.error = Some("reading the 3D volume stopped".into());
+                    self.loading = None;
+                }
+            }
+        }
+        let mut finished = None;
+        if let Some(rx) = &self.rendering {
+            match rx.try_recv() {
+                Ok(img) => {
+                    finished = Some(img);
+                    self.rendering = None;
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => self.rendering = None,
+            }
+        }
+        let volume = self.volume.clone()?;
+        let key = format!("{orbit:?}{rect:?}{scale}{settings:?}");
+        if self.rendering.is_none() && self.drawn.as_deref() != Some(key.as_str()) {
+            self.drawn = Some(key);
+            let factor = (rect.width().max(rect.height()) / 192.0).ceil().max(1.0);
+            let (w, h) = (
+                (rect.width() / factor).max(1.0) as usize,
+                (rect.height() / factor).max(1.0) as usize,
+            );
+            let nm_per_px = f64::from(factor) / scale.max(1e-12);
+            let settings = settings.clone();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let c = ctx.clone();
+            std::thread::spawn(move || {
+                let m = volume.mip(&orbit, w, h, nm_per_px);
+                let rgba = mip_rgba(&m, &settings);
+                let _ = tx.send(egui::ColorImage::from_rgba_unmultiplied([w, h], &rgba));
+                c.request_repaint();
+            });
+            self.rendering = Some(rx);
+        }
+        finished
+    }
 }
 
 impl Default for Viewer {
@@ -88,6 +185,8 @@ impl Viewer {
             truth_pick: 0,
             prediction_pick: 0,
             panel_rects: HashMap::new(),
+            mip: MipJob::default(),
+            mip_texture: None,
         }
     }
 
@@ -752,8 +851,54 @@ impl Viewer {
     }
 
     fn overview_panel(&mut self, ui: &mut egui::Ui, rect: egui::Rect) {
+        let id = ui.scope_id().with("panel-3d");
+        let response = ui.interact(rect, id, egui::Sense::drag());
+        if response.dragged_by(egui::PointerButton::Primary) {
+            let d = response.drag_delta();
+            self.state.orbit_deg[0] = (self.state.orbit_deg[0] + f64::from(d.x) * 0.5) % 360.0;
+            self.state.orbit_deg[1] =
+                (self.state.orbit_deg[1] + f64::from(d.y) * 0.5).clamp(-89.0, 89.0);
+        }
         let painter = ui.painter_at(rect);
-        painter.rect_filled(rect, 0.0, egui::Color32::from_gray(12));
+        painter.rect_filled(rect, 0.0, egui::Color32::BLACK);
+        let Some((i, d)) = self
+            .layers
+            .iter()
+            .enumerate()
+            .find_map(|(i, l)| l.data.as_ref().ok().map(|d| (i, Arc::clone(d))))
+        else {
+            return;
+        };
+        let orbit = Orbit {
+            yaw_deg: self.state.orbit_deg[0],
+            pitch_deg: self.state.orbit_deg[1],
+        };
+        let (b, e) = d.levels[0].bounds_nm();
+        let extent = (0..3).map(|a| e[a] - b[a]).fold(1e-9, f64::max);
+        let scale = f64::from(rect.width().min(rect.height())) * 0.45 / extent;
+        // The projection of the first image layer, computed off the UI thread.
+        let ctx = ui.ctx().clone();
+        let settings = &self.state.layers[i].settings;
+        if let Some(img) =
+            self.mip
+                .poll(&d, self.layers[i].uid, orbit, (rect, scale), settings, &ctx)
+        {
+            match &mut self.mip_texture {
+                Some(h) => h.set(img, egui::TextureOptions::LINEAR),
+                None => {
+                    self.mip_texture =
+                        Some(ctx.load_texture("segno-mip", img, egui::TextureOptions::LINEAR))
+                }
+            }
+        }
+        if let Some(h) = &self.mip_texture {
+            painter.image(
+                h.id(),
+                rect,
+                egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
+                egui::Color32::WHITE,
+            );
+        }
         painter.text(
             rect.min + egui::vec2(6.0, 4.0),
             egui::Align2::LEFT_TOP,
@@ -761,65 +906,47 @@ impl Viewer {
             egui::FontId::proportional(13.0),
             egui::Color32::from_gray(230),
         );
-        // The three planes through the position, drawn as outlines of the first layer's
-        // box in an oblique projection.
-        let Some(d) = self.layers.iter().find_map(|l| l.data.as_ref().ok()) else {
-            return;
-        };
-        let (b, e) = d.levels[0].bounds_nm();
-        let extent = (0..3).map(|a| e[a] - b[a]).fold(1e-9, f64::max);
-        let scale = f64::from(rect.width().min(rect.height())) * 0.45 / extent;
-        let centre = rect.center();
-        let project = |p: [f64; 3]| {
-            // Rotate about y by 35° and about x by 25° (z, y, x order in, screen out).
-            let (x, y, z) = (
-                p[2] - (b[2] + e[2]) / 2.0,
-                p[1] - (b[1] + e[1]) / 2.0,
-                p[0] - (b[0] + e[0]) / 2.0,
+        if let Some(m) = self.mip.error() {
+            painter.text(
+                rect.left_bottom() + egui::vec2(6.0, -4.0),
+                egui::Align2::LEFT_BOTTOM,
+                m,
+                egui::FontId::proportional(12.0),
+                ui.visuals().error_fg_color,
             );
-            let (sa, ca) = 35f64.to_radians().sin_cos();
-            let (sb, cb) = 25f64.to_radians().sin_cos();
-            let x1 = x * ca + z * sa;
-            let z1 = -x * sa + z * ca;
-            let y1 = y * cb - z1 * sb;
+        }
+        // The box and the three planes through the position.
+        let centre = rect.center();
+        let mid: [f64; 3] = std::array::from_fn(|a| (b[a] + e[a]) / 2.0);
+        let project = |p: [f64; 3]| {
+            let s = orbit.project([p[2] - mid[2], p[1] - mid[1], p[0] - mid[0]]);
             egui::pos2(
-                centre.x + (x1 * scale) as f32,
-                centre.y + (y1 * scale) as f32,
+                centre.x + (s[0] * scale) as f32,
+                centre.y + (s[1] * scale) as f32,
             )
         };
-        let box_edges =
-            |lo: [f64; 3], hi: [f64; 3], color: egui::Color32, painter: &egui::Painter| {
-                let corner =
-                    |i: usize| [0, 1, 2].map(|a| if i >> a & 1 == 1 { hi[a] } else { lo[a] });
-                for i in 0..8usize {
-                    for a in 0..3 {
-                        let j = i | (1 << a);
-                        if j != i {
-                            painter.line_segment(
-                                [project(corner(i)), project(corner(j))],
-                                egui::Stroke::new(1.0, color),
-                            );
-                        }
+        let box_edges = |lo: [f64; 3], hi: [f64; 3], color: egui::Color32| {
+            let corner = |i: usize| [0, 1, 2].map(|a| if i >> a & 1 == 1 { hi[a] } else { lo[a] });
+            for i in 0..8usize {
+                for a in 0..3 {
+                    let j = i | (1 << a);
+                    if j != i {
+                        painter.line_segment(
+                            [project(corner(i)), project(corner(j))],
+                            egui::Stroke::new(1.0, color),
+                        );
                     }
                 }
-            };
-        box_edges(b, e, egui::Color32::from_gray(120), &painter);
+            }
+        };
+        box_edges(b, e, egui::Color32::from_gray(120));
         let pos = self.state.position_nm.0;
-        for (axis, color) in [
-            (0usize, AXIS_COLORS[0]),
-            (1, AXIS_COLORS[1]),
-            (2, AXIS_COLORS[2]),
-        ] {
+        for (axis, c) in AXIS_COLORS.iter().enumerate() {
             let mut lo = b;
             let mut hi = e;
             lo[axis] = pos[axis].clamp(b[axis], e[axis]);
             hi[axis] = lo[axis];
-            box_edges(
-                lo,
-                hi,
-                egui::Color32::from_rgb(color[0], color[1], color[2]),
-                &painter,
-            );
+            box_edges(lo, hi, egui::Color32::from_rgb(c[0], c[1], c[2]));
         }
     }
 

@@ -10,3 +10,4 @@ pub mod layer;
 pub mod shade;
 pub mod slice;
 pub mod state;
+pub mod volume;

@@ -299,6 +299,13 @@ pub struct ViewState {
     /// Draw a scale bar.
     #[serde(default = "yes")]
     pub scale_bar: bool,
+    /// The 3D panel's camera: yaw about y, then pitch about x, in degrees.
+    #[serde(default = "default_orbit")]
+    pub orbit_deg: [f64; 2],
+}
+
+fn default_orbit() -> [f64; 2] {
+    [35.0, 25.0]
 }
 
 impl Default for ViewState {
@@ -312,6 +319,7 @@ impl Default for ViewState {
             selected_layer: None,
             cross_hairs: true,
             scale_bar: true,
+            orbit_deg: default_orbit(),
         }
     }
 }
@@ -425,6 +433,7 @@ mod tests {
             selected_layer: Some("gt".into()),
             cross_hairs: true,
             scale_bar: false,
+            orbit_deg: [10.0, 20.0],
         }
     }
 
