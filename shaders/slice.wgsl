@@ -113,9 +113,9 @@ fn fs_main(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
     let p = vec2<i32>(floor(local));
     var color = vec3<f32>(0.0, 0.0, 0.0);
     for (var i = 0u; i < u.counts.x; i = i + 1u) {
-        let l = u.layers[i];
-        if (l.hover.z == 0u) { continue; }
-        let st = textureLoad(status, p, i32(l.kind_tex.w), 0).x;
+        if (u.layers[i].hover.z == 0u) { continue; }
+        let kt = u.layers[i].kind_tex;
+        let st = textureLoad(status, p, i32(kt.w), 0).x;
         if (st == 1u || st == 2u) { continue; }
         if (st == 3u) {
             let stripe = ((p.x + p.y) / 4) % 2 == 0;
@@ -124,39 +124,39 @@ fn fs_main(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
         }
         var c = vec3<f32>(0.0);
         var a = 0.0;
-        if (l.kind_tex.x == 0u) {
-            let v = textureLoad(floats, p, i32(l.kind_tex.y), 0).x;
-            var t = invlerp(v, l.range.x, l.range.y);
-            if (l.opts.y == 1u) { t = 1.0 - t; }
-            c = lut(l.opts.x, t);
-            a = l.range.z;
-        } else if (l.kind_tex.x == 1u) {
-            let id = textureLoad(labels, p, i32(l.kind_tex.y), 0).xy;
+        if (kt.x == 0u) {
+            let v = textureLoad(floats, p, i32(kt.y), 0).x;
+            var t = invlerp(v, u.layers[i].range.x, u.layers[i].range.y);
+            if (u.layers[i].opts.y == 1u) { t = 1.0 - t; }
+            c = lut(u.layers[i].opts.x, t);
+            a = u.layers[i].range.z;
+        } else if (kt.x == 1u) {
+            let id = textureLoad(labels, p, i32(kt.y), 0).xy;
             let zero = all(id == vec2<u32>(0u, 0u));
-            if (zero && (l.opts.w & 1u) != 0u) { continue; }
-            let sel = is_selected(id, l.seg.y, l.seg.z);
-            if ((l.opts.w & 2u) != 0u && !sel) { continue; }
-            c = segment_color(l.seg.x, id);
-            a = select(bitcast<f32>(l.seg.w), l.range.w, sel);
-            if ((l.opts.w & 4u) != 0u && all(id == l.hover.xy)) {
-                a = l.range.w;
+            if (zero && (u.layers[i].opts.w & 1u) != 0u) { continue; }
+            let sel = is_selected(id, u.layers[i].seg.y, u.layers[i].seg.z);
+            if ((u.layers[i].opts.w & 2u) != 0u && !sel) { continue; }
+            c = segment_color(u.layers[i].seg.x, id);
+            a = select(bitcast<f32>(u.layers[i].seg.w), u.layers[i].range.w, sel);
+            if ((u.layers[i].opts.w & 4u) != 0u && all(id == u.layers[i].hover.xy)) {
+                a = u.layers[i].range.w;
                 c = mix(c, vec3<f32>(1.0), 0.35);
             }
         } else {
-            let n = l.kind_tex.z;
+            let n = kt.z;
             if (n <= 1u) {
-                let t = invlerp(textureLoad(floats, p, i32(l.kind_tex.y), 0).x, l.range.x, l.range.y);
-                c = lut(l.opts.x, t);
+                let t = invlerp(textureLoad(floats, p, i32(kt.y), 0).x, u.layers[i].range.x, u.layers[i].range.y);
+                c = lut(u.layers[i].opts.x, t);
             } else {
                 for (var k = 0u; k < min(n, 4u); k = k + 1u) {
-                    let t = invlerp(textureLoad(floats, p, i32(l.kind_tex.y + k), 0).x, l.range.x, l.range.y);
-                    c = c + l.colors[k].rgb * t;
+                    let t = invlerp(textureLoad(floats, p, i32(kt.y + k), 0).x, u.layers[i].range.x, u.layers[i].range.y);
+                    c = c + u.layers[i].colors[k].rgb * t;
                 }
                 c = min(c, vec3<f32>(1.0));
             }
-            a = l.range.z;
+            a = u.layers[i].range.z;
         }
-        if (l.opts.z == 1u) {
+        if (u.layers[i].opts.z == 1u) {
             color = min(color + c * a, vec3<f32>(1.0));
         } else {
             color = mix(color, c, a);

@@ -359,6 +359,39 @@ pub enum BenchCommand {
     Train(EngineBenchArgs),
     /// Output voxels per second predicting the whole synthetic volume, by Segno and DaCapo.
     Predict(EngineBenchArgs),
+    /// Viewer frame times while panning raw, labels and prediction layers over a large
+    /// multiscale volume (drawn offscreen with wgpu), and the time from a jump to the
+    /// first complete slice. Build with --release for real numbers.
+    Viewer(ViewerBenchArgs),
+}
+
+/// Options of `segno bench viewer`.
+#[derive(Debug, Args, Clone)]
+pub struct ViewerBenchArgs {
+    /// Where the benchmark volume is kept between runs.
+    #[arg(long, value_name = "DIR", default_value = "target/bench-viewer")]
+    pub dir: PathBuf,
+    /// Edge of the volume in voxels (a power of two).
+    #[arg(long, default_value_t = 2048)]
+    pub size: u64,
+    /// Image size, WIDTHxHEIGHT in pixels.
+    #[arg(long, default_value = "1280x800", value_parser = parse_size)]
+    pub image: [u32; 2],
+    /// Timed frames of panning.
+    #[arg(long, default_value_t = 120)]
+    pub frames: usize,
+    /// Pixels panned per frame.
+    #[arg(long, default_value_t = 4)]
+    pub pan: u32,
+    /// Jumps timed, each with an empty chunk cache.
+    #[arg(long, default_value_t = 5)]
+    pub jumps: usize,
+    /// Panel layout: 4panel, xy, xz or yz.
+    #[arg(long, default_value = "xy")]
+    pub layout: String,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options shared by the engine benchmarks (`segno bench pipeline|model|train|predict`).
@@ -646,6 +679,7 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
             no_reference,
             json,
         }) => bench_arrays(size, dir, repeats, python, no_reference, json, out),
+        Command::Bench(BenchCommand::Viewer(a)) => bench_viewer(&a, out),
         Command::Bench(BenchCommand::Pipeline(a)) => {
             bench_engine(crate::bench::engine::EngineMode::Pipeline, &a, out)
         }
@@ -1546,6 +1580,72 @@ fn checkout_file(relative: &str) -> PathBuf {
         return here;
     }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    use crate::render::state::Layout;
+    let layout = match args.layout.as_str() {
+        "4panel" => Layout::FourPanel,
+        "xy" => Layout::Xy,
+        "xz" => Layout::Xz,
+        "yz" => Layout::Yz,
+        other => {
+            return Err(Failure::new(
+                exit::USAGE,
+                format!("--layout is 4panel, xy, xz or yz, not `{other}`"),
+            ))
+        }
+    };
+    let options = crate::gui::bench::ViewerBenchOptions {
+        dir: args.dir.clone(),
+        size: args.size,
+        width: args.image[0],
+        height: args.image[1],
+        frames: args.frames.max(1),
+        pan_px: args.pan,
+        jumps: args.jumps,
+        layout,
+    };
+    let r = crate::gui::bench::bench_viewer(&options, out)
+        .map_err(|e| Failure::new(exit::INVALID, e))?;
+    if args.json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&r).unwrap_or_default()
+        );
+        return Ok(exit::OK);
+    }
+    let mut jumps = r.jump_ms.clone();
+    jumps.sort_by(|a, b| a.total_cmp(b));
+    let jump_median = jumps.get(jumps.len() / 2).copied().unwrap_or(f64::NAN);
+    let _ = writeln!(
+        out,
+        "viewer benchmark: {}³ volume, {}×{} {}, 3 layers ({} pixels per frame), {}",
+        args.size, args.image[0], args.image[1], args.layout, r.pixels_per_frame, r.adapter
+    );
+    let _ = writeln!(
+        out,
+        "  frame time        median {:.1} ms ({:.1} fps), p90 {:.1} ms, p99 {:.1} ms   target median ≥ 30 fps {}",
+        r.frame_ms[0],
+        r.median_fps,
+        r.frame_ms[1],
+        r.frame_ms[2],
+        if r.median_fps >= 30.0 { "✓" } else { "✗" }
+    );
+    let _ = writeln!(
+        out,
+        "    of which       compose {:.1} ms (CPU), upload + draw + read back {:.1} ms (GPU; {:.1} ms without new textures); {} of {} frames still loading new chunks",
+        r.compose_ms, r.gpu_ms, r.gpu_static_ms, r.incomplete_frames, args.frames
+    );
+    let list: Vec<String> = r.jump_ms.iter().map(|v| format!("{v:.0}")).collect();
+    let _ = writeln!(
+        out,
+        "  jump → complete   median {jump_median:.0} ms ({} ms)   target < 300 ms {}",
+        list.join(", "),
+        if jump_median < 300.0 { "✓" } else { "✗" }
+    );
+    Ok(exit::OK)
 }
 
 fn bench_engine(

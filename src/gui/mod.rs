@@ -3,6 +3,7 @@
 //! sessions. The app only calls the engine (config store, arrays, run records); it never
 //! duplicates it.
 
+pub mod bench;
 mod project;
 pub mod screenshot;
 pub mod viewer;

@@ -84,12 +84,8 @@ pub fn render_view(
         viewer.cache().wait_idle(Duration::from_millis(200));
     }
     let load_ms = start.elapsed().as_secs_f64() * 1e3;
-    let refs: Vec<([u32; 4], GpuUniforms, &PanelTextures)> = panels
-        .iter()
-        .map(|(r, u, t)| (*r, *u, t.as_ref()))
-        .collect();
     let mut rgba = gpu
-        .render(width, height, &refs)
+        .render(width, height, &panels)
         .map_err(|e| e.to_string())?;
     for (plane, r) in &rects {
         if plane.is_none() {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use eframe::egui;
 use eframe::egui_wgpu;
 
-use crate::render::cache::{ChunkCache, DEFAULT_CPU_CACHE_BYTES};
+use crate::render::cache::{ChunkCache, Request, DEFAULT_CPU_CACHE_BYTES};
 use crate::render::colors::Colormap;
 use crate::render::gpu::{PanelUpload, SliceCallback};
 use crate::render::layer::{open_layer, LayerData, LayerKind, WorldNm};
@@ -30,6 +30,9 @@ struct PanelCache {
     view: Option<SliceView>,
     completed: u64,
     layers_key: Vec<(u64, LayerKind, bool)>,
+    /// The chunks the last composition still wanted (asked for again every frame, so the
+    /// cache does not drop them).
+    wanted: Vec<Request>,
     slices: Vec<Option<LayerSlice>>,
     settings_key: String,
     upload: Option<(GpuUniforms, Arc<PanelTextures>)>,
@@ -371,7 +374,7 @@ impl Viewer {
         };
         self.cache.begin_frame();
         let wanted = self.refresh_panel(plane, view);
-        self.cache.request(wanted.into_requests());
+        self.cache.request(wanted);
         let p = self.panels.entry(plane).or_default();
         p.upload.clone().unwrap_or_else(|| {
             let (u, t) = shade::pack(&[], None, [0.0, 0.0], None);
@@ -381,7 +384,7 @@ impl Viewer {
 
     /// Recomposes `plane`'s slices when the view, the cache or the settings changed;
     /// returns the chunks it still wants.
-    fn refresh_panel(&mut self, plane: Plane, view: SliceView) -> Wanted {
+    fn refresh_panel(&mut self, plane: Plane, view: SliceView) -> Vec<Request> {
         let completed = self.cache.stats().completed;
         let settings_key = format!(
             "{:?}{:?}{:?}{:?}",
@@ -408,24 +411,76 @@ impl Viewer {
             .map(|((l, st), u)| (l.uid, st.settings.kind(), *u))
             .collect();
         let p = self.panels.entry(plane).or_default();
-        let stale = p.view != Some(view) || p.completed != completed || p.layers_key != layers_key;
-        let mut wanted = Wanted::default();
-        if stale {
-            p.slices = Vec::with_capacity(self.layers.len());
-            for ((layer, st), used) in self.layers.iter().zip(&self.state.layers).zip(&used) {
-                match (&layer.data, *used) {
-                    (Ok(d), true) => {
-                        let (s, w) = compose(layer.uid, d, st.settings.kind(), &view, &self.cache);
+        let same_data = p.completed == completed && p.layers_key == layers_key;
+        let stale = p.view != Some(view) || !same_data;
+        let shift = p
+            .view
+            .and_then(|old| pixel_shift(&old, &view))
+            .filter(|_| same_data);
+        if let (true, Some((dx, dy))) = (stale, shift) {
+            // Panned by whole pixels with nothing new loaded: move what is drawn and
+            // compose only the strips that came into view.
+            use rayon::prelude::*;
+            let cache = &self.cache;
+            let strips = exposed_strips(&view, dx, dy);
+            let slices = std::mem::take(&mut p.slices);
+            let results: Vec<(Option<LayerSlice>, Vec<Request>)> = slices
+                .into_par_iter()
+                .zip(self.layers.par_iter())
+                .zip(self.state.layers.par_iter())
+                .map(|((slice, layer), st)| {
+                    let (Some(old), Ok(d)) = (slice, &layer.data) else {
+                        return (None, Vec::new());
+                    };
+                    let mut moved = old.shifted(dx, dy);
+                    let mut wanted = Wanted::default();
+                    for (x0, y0, sv) in &strips {
+                        let (part, w) = compose(layer.uid, d, st.settings.kind(), sv, cache);
+                        moved.paste(&part, *x0, *y0);
+                        wanted.extend(w);
+                    }
+                    (Some(moved), wanted.into_requests())
+                })
+                .collect();
+            let mut extra = Vec::new();
+            for (s, w) in results {
+                p.slices.push(s);
+                extra.extend(w);
+            }
+            extra.extend(std::mem::take(&mut p.wanted));
+            p.wanted = extra;
+            p.view = Some(view);
+        } else if stale {
+            let mut wanted = Wanted::default();
+            // Layers are composed in parallel (each is independent).
+            use rayon::prelude::*;
+            let cache = &self.cache;
+            let composed: Vec<Option<(LayerSlice, Wanted)>> = self
+                .layers
+                .par_iter()
+                .zip(self.state.layers.par_iter())
+                .zip(used.par_iter())
+                .map(|((layer, st), used)| match (&layer.data, *used) {
+                    (Ok(d), true) => Some(compose(layer.uid, d, st.settings.kind(), &view, cache)),
+                    _ => None,
+                })
+                .collect();
+            p.slices = Vec::with_capacity(composed.len());
+            for c in composed {
+                match c {
+                    Some((s, w)) => {
                         wanted.extend(w);
                         p.slices.push(Some(s));
                     }
-                    _ => p.slices.push(None),
+                    None => p.slices.push(None),
                 }
             }
             p.view = Some(view);
             p.completed = completed;
             p.layers_key = layers_key;
+            p.wanted = wanted.into_requests();
         }
+        let wanted = p.wanted.clone();
         if stale || p.settings_key != settings_key || p.upload.is_none() {
             let hover_id =
                 self.hover.filter(|h| h.0 == plane).and_then(|(_, x, y)| {
@@ -607,17 +662,17 @@ impl Viewer {
             Layout::ThreeD => vec![(None, rect)],
         };
         self.cache.begin_frame();
-        let mut wanted = Wanted::default();
+        let mut wanted = Vec::new();
         for (plane, r) in panels.drain(..) {
             match plane {
                 Some(p) => wanted.extend(self.slice_panel(ui, p, r)),
                 None => self.overview_panel(ui, r),
             }
         }
-        self.cache.request(wanted.into_requests());
+        self.cache.request(wanted);
     }
 
-    fn slice_panel(&mut self, ui: &mut egui::Ui, plane: Plane, rect: egui::Rect) -> Wanted {
+    fn slice_panel(&mut self, ui: &mut egui::Ui, plane: Plane, rect: egui::Rect) -> Vec<Request> {
         let ppp = ui.ctx().pixels_per_point();
         self.panel_rects.insert(plane, rect);
         let id = ui.scope_id().with(("panel", plane.label()));
@@ -1233,6 +1288,70 @@ fn opacity_blend_ui(ui: &mut egui::Ui, opacity: &mut f32, blend: &mut Blend) {
             };
         }
     });
+}
+
+/// The whole-pixel shift (dx, dy) from `old` to `new` when they differ only by panning
+/// in the plane by less than the panel size.
+fn pixel_shift(old: &SliceView, new: &SliceView) -> Option<(i64, i64)> {
+    if old.plane != new.plane
+        || old.nm_per_px != new.nm_per_px
+        || old.width_px != new.width_px
+        || old.height_px != new.height_px
+    {
+        return None;
+    }
+    let [h, v, n] = new.plane.axes();
+    if old.center.0[n] != new.center.0[n] {
+        return None;
+    }
+    let whole = |d: f64| {
+        let r = d.round();
+        ((d - r).abs() < 1e-6).then_some(r as i64)
+    };
+    let dx = whole((new.center.0[h] - old.center.0[h]) / new.nm_per_px)?;
+    let dy = whole((new.center.0[v] - old.center.0[v]) / new.nm_per_px)?;
+    let fits = dx.unsigned_abs() < u64::from(new.width_px) / 2
+        && dy.unsigned_abs() < u64::from(new.height_px) / 2;
+    (fits && (dx, dy) != (0, 0)).then_some((dx, dy))
+}
+
+/// The strips of `view` a pan by (dx, dy) pixels exposes: their top-left pixel and the
+/// view of just that strip (same pixel grid).
+fn exposed_strips(view: &SliceView, dx: i64, dy: i64) -> Vec<(u32, u32, SliceView)> {
+    let (w, h) = (i64::from(view.width_px), i64::from(view.height_px));
+    let mut rects = Vec::new();
+    if dx > 0 {
+        rects.push((w - dx, 0, dx, h));
+    } else if dx < 0 {
+        rects.push((0, 0, -dx, h));
+    }
+    // Rows exposed by dy, without the columns already covered.
+    let (cx0, cw) = if dx > 0 {
+        (0, w - dx)
+    } else {
+        (-dx.min(0), w + dx.min(0))
+    };
+    if dy > 0 && cw > 0 {
+        rects.push((cx0, h - dy, cw, dy));
+    } else if dy < 0 && cw > 0 {
+        rects.push((cx0, 0, cw, -dy));
+    }
+    rects
+        .into_iter()
+        .map(|(x0, y0, sw, sh)| {
+            let centre = view.world_at(x0 as f64 + sw as f64 / 2.0, y0 as f64 + sh as f64 / 2.0);
+            (
+                x0 as u32,
+                y0 as u32,
+                SliceView {
+                    center: centre,
+                    width_px: sw as u32,
+                    height_px: sh as u32,
+                    ..*view
+                },
+            )
+        })
+        .collect()
 }
 
 /// The display range an image of `dt` starts with.

@@ -20,6 +20,8 @@ pub struct ChunkKey {
     pub index: [u64; 3],
     /// Decoded as label ids (segmentation) rather than floats.
     pub labels: bool,
+    /// Only the voxel-thick slab at (axis, position inside the chunk), or the whole chunk.
+    pub slab: Option<(u8, u32)>,
 }
 
 /// A cached chunk: its voxels, or why it could not be read.
@@ -254,7 +256,12 @@ fn worker(shared: &Shared) {
         };
         let key = request.key;
         let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            request.layer.read_chunk(key.level, key.index, request.kind)
+            request.layer.read_slab(
+                key.level,
+                key.index,
+                key.slab.map(|(a, o)| (usize::from(a), u64::from(o))),
+                request.kind,
+            )
         }));
         let chunk = match read {
             Ok(Ok(values)) => Chunk::Ready(values),

@@ -420,6 +420,9 @@ pub struct Headless {
     /// The adapter's name and backend, for reports.
     pub adapter: String,
     renderer: SliceRenderer,
+    /// Panel resources of the last render, with the textures they hold: unchanged
+    /// textures are not uploaded again.
+    panels: std::sync::Mutex<Vec<(Arc<PanelTextures>, Option<PanelGpu>)>>,
 }
 
 impl Headless {
@@ -447,6 +450,7 @@ impl Headless {
             queue,
             adapter: format!("{} ({:?})", info.name, info.backend),
             renderer,
+            panels: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -456,7 +460,7 @@ impl Headless {
         &self,
         width: u32,
         height: u32,
-        panels: &[([u32; 4], GpuUniforms, &PanelTextures)],
+        panels: &[([u32; 4], GpuUniforms, Arc<PanelTextures>)],
     ) -> Result<Vec<u8>, GpuError> {
         let target = self.device.create_texture(&wgpu::TextureDescriptor {
             label: Some("segno offscreen"),
@@ -473,13 +477,21 @@ impl Headless {
             view_formats: &[],
         });
         let view = target.create_view(&wgpu::TextureViewDescriptor::default());
-        let mut gpus: Vec<Option<PanelGpu>> = Vec::new();
-        for (_, u, t) in panels {
-            let mut slot = None;
-            self.renderer
-                .upload(&self.device, &self.queue, &mut slot, u, t);
-            gpus.push(slot);
+        let mut held = self
+            .panels
+            .lock()
+            .map_err(|_| GpuError::Readback("a render panicked".into()))?;
+        held.resize_with(panels.len(), || (Arc::new(PanelTextures::default()), None));
+        for ((_, u, t), (last, slot)) in panels.iter().zip(held.iter_mut()) {
+            match slot {
+                Some(p) if Arc::ptr_eq(last, t) => self.renderer.upload_uniforms(&self.queue, p, u),
+                _ => {
+                    self.renderer.upload(&self.device, &self.queue, slot, u, t);
+                    *last = Arc::clone(t);
+                }
+            }
         }
+        let gpus: Vec<Option<&PanelGpu>> = held.iter().map(|(_, p)| p.as_ref()).collect();
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
@@ -501,7 +513,7 @@ impl Headless {
                 multiview_mask: None,
             });
             for ((rect, _, _), gpu) in panels.iter().zip(&gpus) {
-                let Some(gpu) = gpu else { continue };
+                let Some(gpu) = *gpu else { continue };
                 let [x, y, w, h] = *rect;
                 if w == 0 || h == 0 || x + w > width || y + h > height {
                     continue;

@@ -389,6 +389,20 @@ impl LayerData {
         index: [u64; 3],
         kind: LayerKind,
     ) -> Result<ChunkValues, String> {
+        self.read_slab(level, index, None, kind)
+    }
+
+    /// Reads one voxel-thick slab of chunk `index`: the voxels at position `offset` along
+    /// `axis` inside the chunk (what a cross-section through it shows; formats that decode
+    /// partially, such as Blosc, then decode about one chunk-edge-th of the chunk). `None`
+    /// reads the whole chunk.
+    pub fn read_slab(
+        &self,
+        level: usize,
+        index: [u64; 3],
+        slab: Option<(usize, u64)>,
+        kind: LayerKind,
+    ) -> Result<ChunkValues, String> {
         let l = self
             .levels
             .get(level)
@@ -396,8 +410,18 @@ impl LayerData {
         if (0..3).any(|a| index[a] >= l.grid[a]) {
             return Err(format!("chunk {index:?} is outside the grid {:?}", l.grid));
         }
-        let begin: [u64; 3] = std::array::from_fn(|a| index[a] * l.chunk[a]);
-        let end: [u64; 3] = std::array::from_fn(|a| ((index[a] + 1) * l.chunk[a]).min(l.shape[a]));
+        let mut begin: [u64; 3] = std::array::from_fn(|a| index[a] * l.chunk[a]);
+        let mut end: [u64; 3] =
+            std::array::from_fn(|a| ((index[a] + 1) * l.chunk[a]).min(l.shape[a]));
+        if let Some((axis, offset)) = slab {
+            if axis > 2 || begin[axis] + offset >= end[axis] {
+                return Err(format!(
+                    "slab {offset} along axis {axis} is outside chunk {index:?}"
+                ));
+            }
+            begin[axis] += offset;
+            end[axis] = begin[axis] + 1;
+        }
         let info = l.source.info();
         let vs = info.geometry.voxel_size;
         let dims = if l.two_d { 1..3 } else { 0..3 };

@@ -142,7 +142,78 @@ pub enum PixelValue {
     Failed,
 }
 
+/// Copies `len` pixels (status and every channel) from pixel `src` of `from` to pixel
+/// `dst` of `to`.
+fn copy_run(to: &mut LayerSlice, dst: usize, from: &LayerSlice, src: usize, len: usize) {
+    let (n_to, n_from) = (
+        (to.width * to.height) as usize,
+        (from.width * from.height) as usize,
+    );
+    to.status[dst..dst + len].copy_from_slice(&from.status[src..src + len]);
+    match (&mut to.values, &from.values) {
+        (SliceValues::Labels(o), SliceValues::Labels(s)) => {
+            o[dst..dst + len].copy_from_slice(&s[src..src + len])
+        }
+        (
+            SliceValues::Float {
+                channels,
+                values: o,
+            },
+            SliceValues::Float { values: s, .. },
+        ) => {
+            for c in 0..*channels {
+                o[c * n_to + dst..c * n_to + dst + len]
+                    .copy_from_slice(&s[c * n_from + src..c * n_from + src + len]);
+            }
+        }
+        _ => {}
+    }
+}
+
 impl LayerSlice {
+    /// This slice moved by (`dx`, `dy`) pixels: pixel (x, y) of the result is pixel
+    /// (x + dx, y + dy) of this one; pixels from outside it are marked [`status::LOADING`].
+    pub fn shifted(&self, dx: i64, dy: i64) -> LayerSlice {
+        let (w, h) = (self.width as i64, self.height as i64);
+        let mut out = self.clone();
+        out.status.fill(status::LOADING);
+        let xs = (0.max(-dx), w.min(w - dx));
+        for y in 0.max(-dy)..h.min(h - dy) {
+            if xs.0 >= xs.1 {
+                break;
+            }
+            let dst = (y * w + xs.0) as usize..(y * w + xs.1) as usize;
+            let src = ((y + dy) * w + xs.0 + dx) as usize;
+            let len = dst.len();
+            copy_run(&mut out, dst.start, self, src, len);
+        }
+        out
+    }
+
+    /// Copies `part` into this slice with its top-left pixel at (`x0`, `y0`), and adds its
+    /// loading counts and errors.
+    pub fn paste(&mut self, part: &LayerSlice, x0: u32, y0: u32) {
+        let (w, pw) = (self.width as usize, part.width as usize);
+        for y in 0..part.height as usize {
+            let dst = (y0 as usize + y) * w + x0 as usize;
+            let src = y * pw;
+            copy_run(self, dst, part, src, pw);
+        }
+        // Stand-ins kept from before the shift still count (an upper bound until the next
+        // full composition).
+        self.coarser += part.coarser;
+        self.loading = self
+            .status
+            .iter()
+            .filter(|s| **s == status::LOADING)
+            .count();
+        for e in &part.errors {
+            if !self.errors.contains(e) {
+                self.errors.push(e.clone());
+            }
+        }
+    }
+
     /// The value at pixel (`x`, `y`), or `None` outside the panel.
     pub fn value_at(&self, x: u32, y: u32) -> Option<PixelValue> {
         if x >= self.width || y >= self.height {
@@ -206,22 +277,24 @@ pub fn pick_level(layer: &LayerData, plane: Plane, nm_per_px: f64) -> usize {
     best
 }
 
-/// Per level: the voxel index of each column and row (-1 outside), and of the plane.
+/// Per level: for each column and row (and the plane) the chunk index along that axis
+/// (-1 outside the level) and the voxel's position inside the chunk.
 struct LevelGrid {
-    cols: Vec<i64>,
-    rows: Vec<i64>,
-    normal: i64,
+    cols: Vec<(i64, u32)>,
+    rows: Vec<(i64, u32)>,
+    normal: (i64, u32),
 }
 
 fn level_grid(layer: &LayerData, level: usize, view: &SliceView) -> LevelGrid {
     let l = &layer.levels[level];
     let [h, v, n] = view.plane.axes();
-    let index = |axis: usize, world: f64| -> i64 {
+    let index = |axis: usize, world: f64| -> (i64, u32) {
         let x = ((world - l.offset_nm[axis]) / l.voxel_size_nm[axis]).floor();
         if x >= 0.0 && x < l.shape[axis] as f64 {
-            x as i64
+            let x = x as u64;
+            ((x / l.chunk[axis]) as i64, (x % l.chunk[axis]) as u32)
         } else {
-            -1
+            (-1, 0)
         }
     };
     let cols = (0..view.width_px)
@@ -236,6 +309,9 @@ fn level_grid(layer: &LayerData, level: usize, view: &SliceView) -> LevelGrid {
         normal: index(n, view.center.0[n]),
     }
 }
+
+/// A chunk index and what the cache held for it.
+type LastChunk = ([u64; 3], Option<Arc<Chunk>>);
 
 /// Draws `layer` (viewer id `uid`, drawn as `kind`) on `view` from what `cache` holds, and
 /// lists the chunks still wanted.
@@ -276,13 +352,15 @@ pub fn compose(
     let mut lookup = |key: ChunkKey| -> Option<Arc<Chunk>> {
         memo.entry(key).or_insert_with(|| cache.get(&key)).clone()
     };
+    // The chunk last looked up per level: neighbouring pixels nearly always share it.
+    let mut last: Vec<Option<LastChunk>> = vec![None; grids.len()];
     for y in 0..h {
         for x in 0..w {
             let i = y * w + x;
             for (gi, g) in grids.iter().enumerate() {
                 let level = chosen + gi;
-                let (cx, cy) = (g.cols[x], g.rows[y]);
-                if cx < 0 || cy < 0 || g.normal < 0 {
+                let ((hc, hl), (vc, vl)) = (g.cols[x], g.rows[y]);
+                if hc < 0 || vc < 0 || g.normal.0 < 0 {
                     // Outside the chosen level is outside; a coarser level that ends a
                     // little earlier (odd sizes) cannot stand in here.
                     if gi > 0 && level == coarsest {
@@ -294,23 +372,31 @@ pub fn compose(
                     }
                     continue;
                 }
-                let l = &layer.levels[level];
-                let mut vox = [0i64; 3];
-                vox[ah] = cx;
-                vox[av] = cy;
-                vox[an] = g.normal;
-                let index: [u64; 3] = std::array::from_fn(|a| vox[a] as u64 / l.chunk[a]);
+                let mut index = [0u64; 3];
+                index[ah] = hc as u64;
+                index[av] = vc as u64;
+                index[an] = g.normal.0 as u64;
                 let key = ChunkKey {
                     layer: uid,
                     level,
                     index,
                     labels,
+                    slab: Some((an as u8, g.normal.1)),
                 };
-                match lookup(key).as_deref() {
+                let chunk = match &last[gi] {
+                    Some((k, c)) if *k == index => c.clone(),
+                    _ => {
+                        let c = lookup(key);
+                        last[gi] = Some((index, c.clone()));
+                        c
+                    }
+                };
+                match chunk.as_deref() {
                     Some(Chunk::Ready(values)) => {
-                        let local: [usize; 3] = std::array::from_fn(|a| {
-                            (vox[a] as u64 - index[a] * l.chunk[a]) as usize
-                        });
+                        let mut local = [0usize; 3];
+                        local[ah] = hl as usize;
+                        local[av] = vl as usize;
+                        local[an] = 0;
                         let s = values.shape();
                         let off = (local[0] * s[1] + local[1]) * s[2] + local[2];
                         match values {
@@ -378,12 +464,20 @@ pub fn compose(
             .sum::<f64>()
             .sqrt();
         wanted.visible.push((d, request(*key)));
-        for step in [-1i64, 1] {
-            let n = key.index[an] as i64 + step;
-            if n >= 0 && (n as u64) < l.grid[an] {
-                let mut index = key.index;
-                index[an] = n as u64;
-                wanted.prefetch.push(request(ChunkKey { index, ..*key }));
+        // The slabs just before and after, for scrolling through slices.
+        if let Some((axis, off)) = key.slab {
+            let chunk = l.chunk[an];
+            let pos = key.index[an] * chunk + u64::from(off);
+            for next in [pos.checked_sub(1), Some(pos + 1)].into_iter().flatten() {
+                if next < l.shape[an] {
+                    let mut index = key.index;
+                    index[an] = next / chunk;
+                    wanted.prefetch.push(request(ChunkKey {
+                        index,
+                        slab: Some((axis, (next % chunk) as u32)),
+                        ..*key
+                    }));
+                }
             }
         }
     }
