@@ -76,6 +76,25 @@ pub enum Command {
     PostProcess(PostProcessArgs),
     /// Score a segmentation against ground truth (DaCapo's 21 binary metrics per channel).
     Evaluate(EvaluateArgs),
+    /// Export a saved view state as a neuroglancer state: prints its URL and writes the JSON.
+    Neuroglancer(NeuroglancerArgs),
+}
+
+/// Options of `segno neuroglancer`.
+#[derive(Debug, Args, Clone)]
+pub struct NeuroglancerArgs {
+    /// The view state (JSON, as saved from the Viewer).
+    #[arg(long)]
+    pub view: PathBuf,
+    /// The URL the served directory is reachable at.
+    #[arg(long, default_value = "http://127.0.0.1:9000/")]
+    pub base_url: String,
+    /// The directory served at --base-url (default: the view state's directory).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Write the neuroglancer state JSON here (atomically).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
 }
 
 /// Options of `segno validate`.
@@ -668,6 +687,7 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
             Ok(exit::OK)
         }
         Command::ImportWeights(args) => import_weights(&args, out),
+        Command::Neuroglancer(args) => neuroglancer(&args, out),
         Command::Validate(args) => validate_run(&args, out),
         Command::PostProcess(args) => post_process(&args, out),
         Command::Evaluate(args) => evaluate(&args, out),
@@ -1580,6 +1600,39 @@ fn checkout_file(relative: &str) -> PathBuf {
         return here;
     }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn neuroglancer(args: &NeuroglancerArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    let state = crate::render::state::ViewState::load(&args.view)
+        .map_err(|e| Failure::new(exit::INVALID, e.to_string()))?;
+    let mut viewer = crate::gui::viewer::Viewer::new(1 << 20);
+    viewer.set_state(state);
+    for i in 0..viewer.state.layers.len() {
+        let s = viewer.layer_status(i);
+        if s.starts_with("error") {
+            return Err(Failure::new(
+                exit::INVALID,
+                format!("layer {:?}: {s}", viewer.state.layers[i].name),
+            ));
+        }
+    }
+    let root = match &args.root {
+        Some(r) => r.clone(),
+        None => args
+            .view
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    let (json, url) = viewer.neuroglancer(&args.base_url, &root);
+    if let Some(path) = &args.output {
+        let text = serde_json::to_string_pretty(&json).unwrap_or_default();
+        crate::store::atomic::write_atomic(path, text.as_bytes(), true)
+            .map_err(|e| Failure::new(exit::IO, format!("{}: {e}", path.display())))?;
+    }
+    let _ = writeln!(out, "{url}");
+    Ok(exit::OK)
 }
 
 fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Result<u8, Failure> {

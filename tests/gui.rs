@@ -187,3 +187,50 @@ fn the_viewer_draws_raw_and_labels_with_wgpu() {
         viewer.values_at(Plane::Xy, f64::from(t.width / 2), f64::from(t.height / 2))
     );
 }
+
+/// A run's latest validation arrays open in the viewer from the Runs panel, over the raw data.
+#[test]
+fn the_runs_panel_opens_a_runs_validation_prediction_in_the_viewer() {
+    use segno::array::write::{self, ArraySpec, WriteMode};
+    let dir = project();
+    // What validation writes at iteration 10 (and an older iteration 5).
+    let container = dir.path().join("demo_mito_er_20/validation.zarr");
+    for it in [5, 10] {
+        let roi = segno::geometry::Roi::new(
+            segno::geometry::Coordinate::from([0, 0, 0]),
+            segno::geometry::Coordinate::from([64, 64, 64]),
+        )
+        .unwrap();
+        let spec = ArraySpec::new(
+            segno::array::DataType::F32,
+            roi,
+            segno::geometry::Coordinate::from([8, 8, 8]),
+            Some(2),
+        );
+        write::create(&container, &format!("{it}/synthetic_crop2/prediction"), &spec, WriteMode::CreateNew).unwrap();
+    }
+    let mut h = harness(dir.path());
+    h.run();
+    h.get_by_label("Runs").click();
+    h.run();
+    h.get_by_label("View").click();
+    h.run_steps(8);
+    assert_eq!(h.state().settings.section, Section::Viewer);
+    let layers: Vec<String> = h
+        .state()
+        .viewer
+        .state
+        .layers
+        .iter()
+        .map(|l| l.source.display().to_string())
+        .collect();
+    assert_eq!(layers.len(), 2, "{layers:?}");
+    assert!(layers[0].ends_with("data/synthetic.zarr/raw"), "{layers:?}");
+    assert!(layers[1].ends_with("validation.zarr/10/synthetic_crop2/prediction"), "{layers:?}");
+    // Two channels: drawn as a prediction, centred on it.
+    assert!(matches!(
+        h.state().viewer.state.layers[1].settings,
+        segno::render::state::LayerSettings::Prediction(_)
+    ));
+    assert_eq!(h.state().viewer.state.position_nm.0, [36.0, 36.0, 36.0]);
+}

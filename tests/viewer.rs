@@ -452,3 +452,54 @@ fn panning_by_whole_pixels_moves_the_slice_and_fills_in_the_new_strips() {
     assert_eq!(moved.floats, full.floats);
     assert_eq!(moved.labels, full.labels);
 }
+
+#[test]
+fn the_view_exports_as_a_neuroglancer_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = volume(dir.path());
+    let mut v = viewer(&c, &["raw", "labels/s0"]);
+    v.state.layers[1].settings =
+        LayerSettings::Segmentation(segno::render::state::SegmentationSettings {
+            selected: vec![7, (1 << 40) + 3],
+            isolate: true,
+            ..Default::default()
+        });
+    if let LayerSettings::Image(s) = &mut v.state.layers[0].settings {
+        s.invert = true;
+        s.colormap = Colormap::Jet;
+    }
+    v.state.layers[1].visible = false;
+    let (state, url) = v.neuroglancer("http://127.0.0.1:9000/", dir.path());
+    // 4 nm voxels: position in voxels (x, y, z), zoom 2 nm per pixel = 0.5 canonical voxels.
+    assert_eq!(state["dimensions"]["x"], serde_json::json!([4e-9, "m"]));
+    assert_eq!(state["position"], serde_json::json!([16.5, 16.5, 16.5]));
+    assert_eq!(state["crossSectionScale"], serde_json::json!(0.5));
+    assert_eq!(state["layout"], "4panel");
+    let raw = &state["layers"][0];
+    assert_eq!(raw["type"], "image");
+    // The OME group places itself; the inverted range is reversed.
+    assert_eq!(raw["source"], "zarr://http://127.0.0.1:9000/v.zarr/raw");
+    assert_eq!(
+        raw["shaderControls"]["normalized"]["range"],
+        serde_json::json!([255.0, 0.0])
+    );
+    assert!(raw["shader"].as_str().unwrap().contains("colormapJet"));
+    let labels = &state["layers"][1];
+    assert_eq!(labels["type"], "segmentation");
+    assert_eq!(
+        labels["segments"],
+        serde_json::json!(["7", "1099511627779"])
+    );
+    assert_eq!(labels["notSelectedAlpha"], serde_json::json!(0.0));
+    assert_eq!(labels["visible"], false);
+    // A plain array level carries its own transform: 8 nm voxels from x = 64 nm, i.e. a
+    // translation of 16 global (4 nm) voxels in x.
+    let t = &labels["source"]["transform"];
+    assert_eq!(
+        labels["source"]["url"],
+        "zarr://http://127.0.0.1:9000/v.zarr/labels/s0"
+    );
+    assert_eq!(t["inputDimensions"]["d2"], serde_json::json!([8e-9, "m"]));
+    assert_eq!(t["matrix"][0], serde_json::json!([0, 0, 1, 16.0]));
+    assert!(url.starts_with("https://neuroglancer-demo.appspot.com/#!%7B"));
+}

@@ -93,6 +93,17 @@ impl Settings {
     }
 }
 
+/// The latest iteration's validation arrays of a run (`<run>/validation.zarr/<iteration>`).
+fn validation_dir(r: &RunSummary) -> Option<PathBuf> {
+    let root = r.dir.join("validation.zarr");
+    let latest = std::fs::read_dir(&root)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u64>().ok())
+        .max()?;
+    Some(root.join(latest.to_string()))
+}
+
 /// The storage key of [`Settings`].
 const SETTINGS_KEY: &str = "segno-settings";
 
@@ -169,6 +180,7 @@ impl SegnoApp {
                     .iter()
                     .flat_map(|c| crate::render::layer::list_arrays(&summary.root.join(c), 6))
                     .collect();
+                self.viewer.serve_root = Some(summary.root.clone());
                 self.project = Some(summary);
                 self.message = None;
                 self.selected_config = None;
@@ -314,7 +326,7 @@ impl SegnoApp {
         }
     }
 
-    fn runs_section(&self, ui: &mut egui::Ui) {
+    fn runs_section(&mut self, ui: &mut egui::Ui) {
         ui.heading("Runs");
         let Some(p) = &self.project else {
             ui.label("Open a project first.");
@@ -324,11 +336,12 @@ impl SegnoApp {
             ui.label("No runs in this project.");
             return;
         }
+        let mut view = None;
         egui::Grid::new("runs")
             .striped(true)
-            .num_columns(5)
+            .num_columns(6)
             .show(ui, |ui| {
-                for h in ["run", "task", "iterations", "latest checkpoint", "best"] {
+                for h in ["run", "task", "iterations", "latest checkpoint", "best", ""] {
                     ui.label(egui::RichText::new(h).strong());
                 }
                 ui.end_row();
@@ -342,9 +355,47 @@ impl SegnoApp {
                             .unwrap_or_else(|| "not started".into()),
                     );
                     ui.label(r.best.join("\n"));
+                    let latest = validation_dir(r);
+                    if ui
+                        .add_enabled(latest.is_some(), egui::Button::new("View"))
+                        .on_hover_text("raw data with the latest validation prediction and output")
+                        .clicked()
+                    {
+                        view = latest;
+                    }
                     ui.end_row();
                 }
             });
+        if let Some(dir) = view {
+            self.view_validation(&dir);
+        }
+    }
+
+    /// Adds the project's raw data and the predictions and first outputs under `dir`
+    /// (a run's `validation.zarr/<iteration>`) to the viewer, and shows it.
+    pub fn view_validation(&mut self, dir: &Path) {
+        if let Some(raw) = self
+            .project_arrays
+            .iter()
+            .find(|p| p.file_name().is_some_and(|n| n == "raw"))
+            .cloned()
+        {
+            if !self.viewer.state.layers.iter().any(|l| l.source == raw) {
+                self.viewer.add_layer(&raw);
+            }
+        }
+        let arrays = crate::render::layer::list_arrays(dir, 4);
+        for p in arrays.iter().filter(|p| p.ends_with("prediction")) {
+            self.viewer.add_layer(p);
+            self.viewer.centre_on(self.viewer.state.layers.len() - 1);
+        }
+        if let Some(out) = arrays
+            .iter()
+            .find(|p| p.components().any(|c| c.as_os_str() == "output"))
+        {
+            self.viewer.add_layer(out);
+        }
+        self.settings.section = Section::Viewer;
     }
 
     fn viewer_section(&mut self, ui: &mut egui::Ui) {

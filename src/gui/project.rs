@@ -20,6 +20,8 @@ pub struct RunSummary {
     pub latest_checkpoint: Option<u64>,
     /// Best validation results, one line per (dataset, criterion) with a stored best.
     pub best: Vec<String>,
+    /// The run's directory.
+    pub dir: PathBuf,
 }
 
 /// A project's configs, datasplits, runs and arrays, read when it is opened.
@@ -197,5 +199,6 @@ fn run_summary(root: &Path, r: &RunConfig) -> RunSummary {
         iterations: r.num_iterations,
         latest_checkpoint: crate::train::checkpoint::latest_iteration(&dir),
         best: best_lines(&dir),
+        dir,
     }
 }

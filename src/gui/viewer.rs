@@ -62,6 +62,11 @@ pub struct Viewer {
     pub panel_rects: HashMap<Plane, egui::Rect>,
     mip: MipJob,
     mip_texture: Option<egui::TextureHandle>,
+    /// The directory neuroglancer exports serve (the project), and the URL it is served at.
+    pub serve_root: Option<PathBuf>,
+    ng_base_url: String,
+    /// The last export's note (where the file went, that the URL was copied).
+    pub note: Option<String>,
 }
 
 /// The 3D panel's projection: the coarse volume and the image, computed on a background
@@ -190,6 +195,9 @@ impl Viewer {
             panel_rects: HashMap::new(),
             mip: MipJob::default(),
             mip_texture: None,
+            serve_root: None,
+            ng_base_url: "http://127.0.0.1:9000/".into(),
+            note: None,
         }
     }
 
@@ -266,6 +274,18 @@ impl Viewer {
         self.state.zoom_nm_per_px = (extent / 512.0).max(1e-3);
     }
 
+    /// Centres the view on layer `i` (when it opened).
+    pub fn centre_on(&mut self, i: usize) {
+        let Some(Ok(d)) = self.layers.get(i).map(|l| l.data.clone()) else {
+            return;
+        };
+        let zoom = self.state.zoom_nm_per_px;
+        self.fit_to(&d);
+        if self.layers.len() > 1 {
+            self.state.zoom_nm_per_px = zoom;
+        }
+    }
+
     /// Replaces the view by `state`, opening its layers.
     pub fn set_state(&mut self, state: ViewState) {
         self.layers.clear();
@@ -288,6 +308,20 @@ impl Viewer {
             }
             Err(e) => self.message = Some(e.to_string()),
         }
+    }
+
+    /// The view as a neuroglancer state and URL, with the arrays served from `base_url`
+    /// (the directory `root` served over HTTP).
+    pub fn neuroglancer(&self, base_url: &str, root: &Path) -> (serde_json::Value, String) {
+        use crate::render::neuroglancer::{state_json, state_url, Served, NEUROGLANCER_APP};
+        let layers: Vec<Option<&LayerData>> = self
+            .layers
+            .iter()
+            .map(|l| l.data.as_ref().ok().map(|d| d.as_ref()))
+            .collect();
+        let state = state_json(&self.state, &layers, &Served { base_url, root });
+        let url = state_url(NEUROGLANCER_APP, &state);
+        (state, url)
     }
 
     /// Whether anything shown is still loading (chunks queued or being read, or pixels
@@ -1098,6 +1132,45 @@ impl Viewer {
                 }
             }
         });
+        egui::CollapsingHeader::new("Neuroglancer").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.label("data served at");
+                ui.add(egui::TextEdit::singleline(&mut self.ng_base_url).desired_width(160.0));
+            });
+            if ui
+                .button("Copy URL and save state…")
+                .on_hover_text("neuroglancer reads the arrays over HTTP: serve the project directory with neuroglancer's cors_webserver.py")
+                .clicked()
+            {
+                let root = self
+                    .serve_root
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("/"));
+                let (state, url) = self.neuroglancer(&self.ng_base_url, &root);
+                ui.ctx().copy_text(url);
+                let mut note = format!(
+                    "neuroglancer URL copied; serve {} at {} (cors_webserver.py -d {} -p 9000)",
+                    root.display(),
+                    self.ng_base_url,
+                    root.display()
+                );
+                if let Some(p) = rfd::FileDialog::new()
+                    .add_filter("neuroglancer state", &["json"])
+                    .set_file_name("neuroglancer.json")
+                    .save_file()
+                {
+                    let text = serde_json::to_string_pretty(&state).unwrap_or_default();
+                    match crate::store::atomic::write_atomic(&p, text.as_bytes(), true) {
+                        Ok(()) => note.push_str(&format!("; state saved to {}", p.display())),
+                        Err(e) => self.message = Some(format!("{}: {e}", p.display())),
+                    }
+                }
+                self.note = Some(note);
+            }
+            if let Some(n) = &self.note {
+                ui.weak(n);
+            }
+        });
         ui.separator();
         let mut remove = None;
         for i in 0..self.state.layers.len() {
@@ -1136,7 +1209,13 @@ impl Viewer {
                         }
                     }
                 });
-            settings_ui(ui, i, &mut l.settings);
+            let values = self
+                .panels
+                .get(&Plane::Xy)
+                .or_else(|| self.panels.values().next())
+                .and_then(|p| p.slices.get(i))
+                .and_then(|s| s.as_ref());
+            settings_ui(ui, i, &mut l.settings, values);
             ui.separator();
         }
         if let Some(i) = remove {
@@ -1218,9 +1297,15 @@ impl Viewer {
     }
 }
 
-fn settings_ui(ui: &mut egui::Ui, i: usize, settings: &mut LayerSettings) {
+fn settings_ui(
+    ui: &mut egui::Ui,
+    i: usize,
+    settings: &mut LayerSettings,
+    shown: Option<&LayerSlice>,
+) {
     match settings {
         LayerSettings::Image(s) => {
+            histogram_ui(ui, shown, &mut s.range);
             range_ui(ui, &mut s.range);
             ui.horizontal(|ui| {
                 colormap_ui(ui, ("cmap", i), &mut s.colormap);
@@ -1250,11 +1335,91 @@ fn settings_ui(ui: &mut egui::Ui, i: usize, settings: &mut LayerSettings) {
             }
         }
         LayerSettings::Prediction(s) => {
+            histogram_ui(ui, shown, &mut s.range);
             range_ui(ui, &mut s.range);
             colormap_ui(ui, ("pcmap", i), &mut s.colormap);
             opacity_blend_ui(ui, &mut s.opacity, &mut s.blend);
         }
     }
+}
+
+/// A histogram of the values shown on a panel (first channel), with the contrast range
+/// drawn on it: a click or drag moves the nearer end of the range.
+fn histogram_ui(ui: &mut egui::Ui, shown: Option<&LayerSlice>, range: &mut [f64; 2]) {
+    let Some(slice) = shown else { return };
+    let crate::render::slice::SliceValues::Float { values, .. } = &slice.values else {
+        return;
+    };
+    let n = (slice.width * slice.height) as usize;
+    let data: Vec<f32> = values[..n.min(values.len())]
+        .iter()
+        .zip(&slice.status)
+        .filter(|(v, s)| **s == crate::render::slice::status::DATA && v.is_finite())
+        .map(|(v, _)| *v)
+        .collect();
+    if data.is_empty() {
+        return;
+    }
+    let (dmin, dmax) = data
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(f64::from(*v)), b.max(f64::from(*v)))
+        });
+    let lo = dmin.min(range[0].min(range[1]));
+    let hi = dmax.max(range[0].max(range[1]));
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    const BINS: usize = 64;
+    let mut counts = [0u32; BINS];
+    for v in &data {
+        let b = (((f64::from(*v) - lo) / span) * BINS as f64) as usize;
+        counts[b.min(BINS - 1)] += 1;
+    }
+    let peak = counts.iter().copied().max().unwrap_or(1).max(1) as f32;
+    let (rect, response) = ui.allocate_exact_size(
+        egui::vec2(ui.available_width().min(260.0), 40.0),
+        egui::Sense::click_and_drag(),
+    );
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
+    let bw = rect.width() / BINS as f32;
+    for (k, c) in counts.iter().enumerate() {
+        // Log-scaled heights so sparse values stay visible.
+        let h = ((*c as f32 + 1.0).ln() / (peak + 1.0).ln()) * rect.height();
+        let x = rect.min.x + k as f32 * bw;
+        painter.rect_filled(
+            egui::Rect::from_min_max(
+                egui::pos2(x, rect.max.y - h),
+                egui::pos2(x + bw, rect.max.y),
+            ),
+            0.0,
+            ui.visuals().weak_text_color(),
+        );
+    }
+    let to_x = |v: f64| rect.min.x + ((v - lo) / span) as f32 * rect.width();
+    for (v, color) in [
+        (range[0], egui::Color32::from_rgb(80, 160, 255)),
+        (range[1], egui::Color32::from_rgb(255, 200, 60)),
+    ] {
+        let x = to_x(v);
+        painter.line_segment(
+            [egui::pos2(x, rect.min.y), egui::pos2(x, rect.max.y)],
+            egui::Stroke::new(2.0, color),
+        );
+    }
+    if let Some(pos) = response.interact_pointer_pos() {
+        if response.dragged() || response.clicked() {
+            let v = lo + f64::from((pos.x - rect.min.x) / rect.width()) * span;
+            let k = if (v - range[0]).abs() <= (v - range[1]).abs() {
+                0
+            } else {
+                1
+            };
+            range[k] = v;
+        }
+    }
+    response.on_hover_text(format!(
+        "values shown: {dmin} to {dmax}; click or drag to set the range"
+    ));
 }
 
 fn range_ui(ui: &mut egui::Ui, range: &mut [f64; 2]) {

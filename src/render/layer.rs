@@ -163,6 +163,8 @@ pub struct LayerData {
     pub default_kind: LayerKind,
     /// The value of missing chunks.
     pub fill_value: f64,
+    /// Opened as an OME-Zarr multiscale group (whose metadata places it in world space).
+    pub ome_group: bool,
 }
 
 impl std::fmt::Debug for LayerData {
@@ -242,6 +244,7 @@ pub fn open_layer(path: &Path) -> Result<Arc<LayerData>, LayerError> {
         axis_names,
         default_kind,
         fill_value,
+        ome_group: !multiscale.is_empty(),
     }))
 }
 

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod colors;
 pub mod gpu;
 pub mod layer;
+pub mod neuroglancer;
 pub mod shade;
 pub mod slice;
 pub mod state;
