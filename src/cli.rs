@@ -317,6 +317,9 @@ pub struct DemoArgs {
     /// Print machine-readable JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Do not open the app on the results at the end (it opens only when a display exists).
+    #[arg(long)]
+    pub no_gui: bool,
 }
 
 /// Options of `segno train`.
@@ -1459,10 +1462,11 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     apply(&apply_args, &mut sink)?;
     let applied: Value = serde_json::from_slice(&sink)
         .map_err(|e| Failure::new(exit::IO, format!("apply report: {e}")))?;
+    let view = demo_view(dir, &applied);
     if args.json {
         emit_json(
             out,
-            &json!({"project": dir.display().to_string(), "run": run.name, "duration_secs": duration_secs, "validations": rows, "iterations": stats.len(), "applied": applied}),
+            &json!({"project": dir.display().to_string(), "run": run.name, "duration_secs": duration_secs, "validations": rows, "iterations": stats.len(), "applied": applied, "view": view.as_ref().map(|v| v.display().to_string())}),
         )?;
         return Ok(exit::OK);
     }
@@ -1521,8 +1525,61 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         applied["prediction"].as_str().unwrap_or(""),
         applied["output"].as_str().unwrap_or("")
     ));
+    if let Some(v) = &view {
+        text.push_str(&format!(
+            "  view         segno gui {} --view {}\n",
+            dir.display(),
+            v.display()
+        ));
+    }
     emit(out, &text)?;
+    let display = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    if display && !args.no_gui {
+        if let Some(v) = view {
+            crate::gui::run(crate::gui::GuiOptions {
+                project: Some(dir.clone()),
+                view: Some(v),
+                screenshot: None,
+                size: [1280, 800],
+                headless: false,
+            })
+            .map_err(|e| Failure::new(exit::IO, e.to_string()))?;
+        }
+    }
     Ok(exit::OK)
+}
+
+/// Writes `<project>/demo.view.json`: the raw data with the applied prediction and
+/// segmentation in the 4-panel layout. `None` (with a warning) when it cannot be written.
+fn demo_view(dir: &Path, applied: &Value) -> Option<PathBuf> {
+    use crate::render::state::{LayerSettings, LayerState, ViewState};
+    let mut viewer = crate::gui::viewer::Viewer::new(1 << 20);
+    viewer.add_layer(&dir.join("data/synthetic.zarr/raw"));
+    for key in ["prediction", "output"] {
+        if let Some(p) = applied[key].as_str() {
+            viewer.add_layer(Path::new(p));
+        }
+    }
+    let mut state: ViewState = viewer.state.clone();
+    // The prediction starts hidden (press 2 to show it); the segmentation is on top.
+    if let Some(LayerState {
+        visible,
+        settings: LayerSettings::Prediction(_),
+        ..
+    }) = state.layers.get_mut(1)
+    {
+        *visible = false;
+    }
+    let path = dir.join("demo.view.json");
+    match state.save(&path) {
+        Ok(()) => Some(path),
+        Err(e) => {
+            eprintln!("warning: {e}");
+            None
+        }
+    }
 }
 
 fn train(args: &TrainArgs, out: &mut dyn Write) -> Result<u8, Failure> {

@@ -207,7 +207,13 @@ fn the_runs_panel_opens_a_runs_validation_prediction_in_the_viewer() {
             segno::geometry::Coordinate::from([8, 8, 8]),
             Some(2),
         );
-        write::create(&container, &format!("{it}/synthetic_crop2/prediction"), &spec, WriteMode::CreateNew).unwrap();
+        write::create(
+            &container,
+            &format!("{it}/synthetic_crop2/prediction"),
+            &spec,
+            WriteMode::CreateNew,
+        )
+        .unwrap();
     }
     let mut h = harness(dir.path());
     h.run();
@@ -226,7 +232,10 @@ fn the_runs_panel_opens_a_runs_validation_prediction_in_the_viewer() {
         .collect();
     assert_eq!(layers.len(), 2, "{layers:?}");
     assert!(layers[0].ends_with("data/synthetic.zarr/raw"), "{layers:?}");
-    assert!(layers[1].ends_with("validation.zarr/10/synthetic_crop2/prediction"), "{layers:?}");
+    assert!(
+        layers[1].ends_with("validation.zarr/10/synthetic_crop2/prediction"),
+        "{layers:?}"
+    );
     // Two channels: drawn as a prediction, centred on it.
     assert!(matches!(
         h.state().viewer.state.layers[1].settings,

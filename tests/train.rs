@@ -367,6 +367,24 @@ fn segno_demo_trains_validates_and_reports() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["run"], "demo_mito_er_20");
     assert_eq!(v["iterations"], 20);
+    // A view of raw, prediction (hidden) and segmentation for `segno gui --view`.
+    let view = segno::render::state::ViewState::load(&project.join("demo.view.json")).unwrap();
+    assert_eq!(
+        v["view"],
+        project.join("demo.view.json").display().to_string()
+    );
+    let names: Vec<(&str, bool)> = view
+        .layers
+        .iter()
+        .map(|l| (l.name.as_str(), l.visible))
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names[0], ("raw", true));
+    assert!(
+        !names[1].1 && names[1].0.starts_with("prediction_"),
+        "{names:?}"
+    );
+    assert!(names[2].1 && names[2].0.starts_with("output_"), "{names:?}");
     let rows = v["validations"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1]["iteration"], 20);

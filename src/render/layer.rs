@@ -372,6 +372,10 @@ pub fn guess_kind(name: &str, data_type: DataType, channels: usize) -> LayerKind
     let says_labels = ["gt", "label", "seg", "instance", "mask", "output"]
         .iter()
         .any(|w| lower.contains(w));
+    if channels > 1 {
+        // Several channels (network outputs, per-class masks): one colour per channel.
+        return LayerKind::Prediction;
+    }
     match data_type {
         DataType::U64 | DataType::I64 | DataType::U32 | DataType::I32 => LayerKind::Segmentation,
         DataType::F32 | DataType::F64 if channels > 1 || lower.contains("pred") => {
