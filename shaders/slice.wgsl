@@ -77,6 +77,10 @@ fn segment_color(seed: u32, id: vec2<u32>) -> vec3<f32> {
 }
 
 fn lut(row: u32, t: f32) -> vec3<f32> {
+    if (row == 0u) {
+        // Grey: no table lookup needed.
+        return vec3<f32>(round(clamp(t, 0.0, 1.0) * 255.0) / 255.0);
+    }
     let i = u32(clamp(round(clamp(t, 0.0, 1.0) * 255.0), 0.0, 255.0));
     return textureLoad(luts, vec2<i32>(i32(i), i32(row)), 0).rgb;
 }

@@ -86,6 +86,11 @@ impl MipJob {
         self.error.as_deref()
     }
 
+    /// Reading the volume or rendering the projection is under way.
+    fn busy(&self) -> bool {
+        self.loading.is_some() || self.rendering.is_some()
+    }
+
     /// A new image when one finished; starts reading the volume or rendering as needed.
     fn poll(
         &mut self,
@@ -328,7 +333,9 @@ impl Viewer {
     /// without data).
     pub fn loading(&self) -> bool {
         let st = self.cache.stats();
-        st.queued > 0
+        let three_d = matches!(self.state.layout, Layout::FourPanel | Layout::ThreeD);
+        (three_d && self.mip.busy())
+            || st.queued > 0
             || st.in_flight > 0
             || self.panels.values().any(|p| {
                 p.slices
