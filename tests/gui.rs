@@ -30,6 +30,30 @@ fn harness(dir: &std::path::Path) -> Harness<'static, SegnoApp> {
 
 use eframe::egui;
 
+/// Runs frames until the viewer has drawn everything visible.
+fn settle_app(h: &mut Harness<'static, SegnoApp>) {
+    for _ in 0..300 {
+        h.run_steps(1);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        if !h.state().viewer.loading() {
+            h.run_steps(2);
+            if !h.state().viewer.loading() {
+                return;
+            }
+        }
+    }
+    panic!("the visible chunks did not load");
+}
+
+/// A wgpu harness of the app on `dir`'s project.
+fn wgpu_harness(dir: &std::path::Path) -> Harness<'static, SegnoApp> {
+    let path = dir.to_path_buf();
+    Harness::builder()
+        .with_size(egui::Vec2::new(900.0, 600.0))
+        .wgpu()
+        .build_eframe(move |cc| SegnoApp::from_creation(cc, Some(&path)))
+}
+
 #[test]
 fn the_navigation_shows_configs_datasplits_and_runs_of_the_project() {
     let dir = project();
@@ -92,11 +116,7 @@ fn the_viewer_draws_raw_and_labels_with_wgpu() {
     use segno::render::state::Layout;
     let dir = project();
     let data = dir.path().join("data/synthetic.zarr");
-    let path = dir.path().to_path_buf();
-    let mut h = Harness::builder()
-        .with_size(egui::Vec2::new(900.0, 600.0))
-        .wgpu()
-        .build_eframe(move |cc| SegnoApp::from_creation(cc, Some(&path)));
+    let mut h = wgpu_harness(dir.path());
     assert!(h.state().viewer.gpu, "the wgpu pipeline is installed");
     h.state_mut().settings.section = Section::Viewer;
     h.state_mut().viewer.add_layer(&data.join("raw"));
@@ -112,19 +132,7 @@ fn the_viewer_draws_raw_and_labels_with_wgpu() {
         segno::render::layer::WorldNm(std::array::from_fn(|a| centre.as_slice()[a] as f64 + 0.5));
     h.state_mut().viewer.state.zoom_nm_per_px = 1.5;
     h.state_mut().viewer.state.cross_hairs = false;
-    let mut loaded = false;
-    for _ in 0..200 {
-        h.run_steps(1);
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        if !h.state().viewer.loading() {
-            h.run_steps(2);
-            loaded = !h.state().viewer.loading();
-            if loaded {
-                break;
-            }
-        }
-    }
-    assert!(loaded, "the visible chunks load");
+    settle_app(&mut h);
     let image = h.render().unwrap();
     if let Ok(p) = std::env::var("SEGNO_SAVE_RENDER") {
         image.save(p).unwrap();
@@ -242,4 +250,111 @@ fn the_runs_panel_opens_a_runs_validation_prediction_in_the_viewer() {
         segno::render::state::LayerSettings::Prediction(_)
     ));
     assert_eq!(h.state().viewer.state.position_nm.0, [36.0, 36.0, 36.0]);
+}
+
+/// Colormaps, hidden layers feeding an error overlay, and the overlay's colours in the app
+/// (wgpu): every sampled pixel is the CPU reference's, the overlay shows true positives
+/// (mito inside cells) and false negatives (cells without mito), and the rest is viridis.
+#[test]
+fn the_viewer_draws_colormaps_and_the_error_overlay_with_wgpu() {
+    use segno::render::colors::Colormap;
+    use segno::render::slice::Plane;
+    use segno::render::state::{overlay_colors, ErrorOverlay, LayerSettings, Layout};
+    let dir = project();
+    let data = dir.path().join("data/synthetic.zarr");
+    let mut h = wgpu_harness(dir.path());
+    {
+        let app = h.state_mut();
+        app.settings.section = Section::Viewer;
+        let v = &mut app.viewer;
+        v.add_layer(&data.join("raw"));
+        v.add_layer(&data.join("labels/crop1/cells"));
+        v.add_layer(&data.join("labels/crop1/mito"));
+        if let LayerSettings::Image(s) = &mut v.state.layers[0].settings {
+            s.colormap = Colormap::Viridis;
+        }
+        v.state.layers[1].visible = false;
+        v.state.layers[2].visible = false;
+        v.state.overlays.push(ErrorOverlay {
+            truth: "labels/crop1/cells".into(),
+            prediction: "labels/crop1/mito".into(),
+            visible: true,
+            instances: false,
+            threshold: 0.5,
+            alpha: 1.0,
+        });
+        v.state.layout = Layout::Xy;
+        v.state.cross_hairs = false;
+        v.state.scale_bar = false;
+        v.state.zoom_nm_per_px = 1.5;
+        // The z slice with the most mito voxels, centred on them.
+        let mito = segno::array::open(&data.join("labels/crop1/mito")).unwrap();
+        let info = mito.info().clone();
+        let labels = mito.read(&info.roi).unwrap().to_labels().unwrap();
+        let vs = info.geometry.voxel_size;
+        let off = info.geometry.offset;
+        let (mut best, mut best_z) = (0, 0);
+        for z in 0..labels.shape()[0] {
+            let n = labels
+                .index_axis(ndarray::Axis(0), z)
+                .iter()
+                .filter(|v| **v != 0)
+                .count();
+            if n > best {
+                (best, best_z) = (n, z);
+            }
+        }
+        let slice = labels.index_axis(ndarray::Axis(0), best_z);
+        let (mut sy, mut sx) = (0.0, 0.0);
+        for (i, v) in slice.indexed_iter() {
+            if *v != 0 {
+                sy += i[0] as f64;
+                sx += i[1] as f64;
+            }
+        }
+        let at = |a: usize, i: f64| off.as_slice()[a] as f64 + (i + 0.5) * vs.as_slice()[a] as f64;
+        v.state.position_nm = segno::render::layer::WorldNm([
+            at(0, best_z as f64),
+            at(1, (sy / best as f64).floor()),
+            at(2, (sx / best as f64).floor()),
+        ]);
+    }
+    settle_app(&mut h);
+    let image = h.render().unwrap();
+    let viewer = &h.state().viewer;
+    let rect = viewer.panel_rects[&Plane::Xy];
+    let (u, t) = viewer.panel_upload(Plane::Xy).unwrap();
+    let (mut tp, mut fn_, mut plain) = (0, 0, 0);
+    for py in (24..t.height).step_by(5) {
+        for px in (0..t.width).step_by(5) {
+            let got = image
+                .get_pixel(
+                    rect.min.x.round() as u32 + px,
+                    rect.min.y.round() as u32 + py,
+                )
+                .0;
+            let expected = segno::render::shade::shade(&u, &t, px, py);
+            let diff = (0..3)
+                .map(|k| (i32::from(got[k]) - i32::from(expected[k])).abs())
+                .max()
+                .unwrap();
+            assert!(diff <= 2, "pixel ({px}, {py}): {got:?} vs {expected:?}");
+            if got[..3] == overlay_colors::TRUE_POSITIVE {
+                tp += 1;
+            } else if got[..3] == overlay_colors::FALSE_NEGATIVE {
+                fn_ += 1;
+            } else {
+                let values = viewer.values_at(Plane::Xy, f64::from(px), f64::from(py));
+                if let Ok(raw) = values[0].1.parse::<f64>() {
+                    let e = Colormap::Viridis.rgb(raw / 255.0);
+                    assert!((0..3).all(|k| (i32::from(got[k]) - i32::from(e[k])).abs() <= 2));
+                    plain += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        tp > 20 && fn_ > 200 && plain > 20,
+        "tp {tp}, fn {fn_}, plain {plain}"
+    );
 }

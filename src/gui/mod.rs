@@ -69,6 +69,13 @@ pub struct Settings {
     pub dark: bool,
     /// The section shown last.
     pub section: Section,
+    /// The viewer's chunk cache budget in MiB.
+    #[serde(default = "default_cache_mib")]
+    pub cpu_cache_mib: u64,
+}
+
+fn default_cache_mib() -> u64 {
+    (crate::render::cache::DEFAULT_CPU_CACHE_BYTES >> 20) as u64
 }
 
 impl Default for Settings {
@@ -77,6 +84,7 @@ impl Default for Settings {
             recent: Vec::new(),
             dark: true,
             section: Section::Project,
+            cpu_cache_mib: default_cache_mib(),
         }
     }
 }
@@ -149,6 +157,9 @@ impl SegnoApp {
             project_arrays: Vec::new(),
             screenshot: None,
         };
+        app.viewer
+            .cache()
+            .set_budget((app.settings.cpu_cache_mib as usize) << 20);
         if let Some(p) = project {
             app.open(p);
         }
@@ -220,6 +231,17 @@ impl SegnoApp {
 
     fn project_section(&mut self, ui: &mut egui::Ui) {
         ui.heading("Project");
+        // A folder dropped on the window opens as the project.
+        let dropped: Option<PathBuf> = ui.ctx().input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .find(|p| p.is_dir())
+        });
+        if let Some(d) = dropped {
+            self.open(&d);
+        }
         ui.horizontal(|ui| {
             ui.label("Directory");
             ui.add(
@@ -241,6 +263,20 @@ impl SegnoApp {
         if let Some(p) = &self.project {
             p.overview(ui);
         }
+        ui.separator();
+        ui.horizontal(|ui| {
+            ui.label("Viewer chunk cache");
+            let r = ui.add(
+                egui::DragValue::new(&mut self.settings.cpu_cache_mib)
+                    .range(64..=1 << 20)
+                    .suffix(" MiB"),
+            );
+            if r.changed() {
+                self.viewer
+                    .cache()
+                    .set_budget((self.settings.cpu_cache_mib as usize) << 20);
+            }
+        });
         ui.separator();
         ui.label(egui::RichText::new("Recent projects").strong());
         let mut open = None;
