@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
 use crate::config::{AnyConfig, ConfigError, Family};
+use crate::geometry::Coordinate;
 use crate::store::{Project, StoreError, StoreOutcome};
 
 /// Exit codes of `segno`, so scripts can tell failures apart.
@@ -78,6 +79,66 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Export a saved view state as a neuroglancer state: prints its URL and writes the JSON.
     Neuroglancer(NeuroglancerArgs),
+    /// Generate a DataSplit config from raw + ground-truth pairs listed in DaCapo's CSV
+    /// (`train|val,raw_container,raw_dataset,gt_container,gt_dataset[a&b]`).
+    Datasplit(DatasplitArgs),
+}
+
+/// Options of `segno datasplit`.
+#[derive(Debug, Args, Clone)]
+pub struct DatasplitArgs {
+    /// The CSV listing the datasets (no header, one dataset a line).
+    #[arg(long)]
+    pub csv: PathBuf,
+    /// Prefix of the datasplit's name (default: the CSV file's stem).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Voxel size wanted for raw data, z,y,x in nm.
+    #[arg(long, value_parser = parse_coordinate)]
+    pub input_resolution: Coordinate,
+    /// Voxel size wanted for ground truth, z,y,x in nm.
+    #[arg(long, value_parser = parse_coordinate)]
+    pub output_resolution: Coordinate,
+    /// Classes to learn in channel order, comma-separated (default: the first dataset's).
+    #[arg(long, value_delimiter = ',')]
+    pub targets: Vec<String>,
+    /// Turn every non-zero label id into 1 (for instance-id ground truth).
+    #[arg(long)]
+    pub binarize_gt: bool,
+    /// Allow datasets without some targets (0 where other classes are annotated).
+    #[arg(long)]
+    pub use_negative_class: bool,
+    /// Raw value mapped to 0.
+    #[arg(long, default_value_t = 0.0)]
+    pub raw_min: f64,
+    /// Raw value mapped to 1.
+    #[arg(long, default_value_t = 255.0)]
+    pub raw_max: f64,
+    /// Separator of class names inside [...].
+    #[arg(long, default_value = "&")]
+    pub separator: String,
+    /// Largest validation crop in voxels (larger ones are centre-cropped).
+    #[arg(long)]
+    pub max_validation_volume_size: Option<u64>,
+    /// Store the config in the project (refused if a different one has the name).
+    #[arg(long)]
+    pub store: bool,
+    /// Project directory and output format.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+fn parse_coordinate(s: &str) -> Result<Coordinate, String> {
+    let values = s
+        .trim_matches(|c| c == '(' || c == ')' || c == '[' || c == ']')
+        .split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| format!("{v:?} in {s:?} is not a whole number of nm"))
+        })
+        .collect::<Result<Vec<i64>, String>>()?;
+    Coordinate::new(&values).map_err(|e| e.to_string())
 }
 
 /// Options of `segno neuroglancer`.
@@ -691,6 +752,7 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
         }
         Command::ImportWeights(args) => import_weights(&args, out),
         Command::Neuroglancer(args) => neuroglancer(&args, out),
+        Command::Datasplit(args) => datasplit(&args, out),
         Command::Validate(args) => validate_run(&args, out),
         Command::PostProcess(args) => post_process(&args, out),
         Command::Evaluate(args) => evaluate(&args, out),
@@ -1657,6 +1719,74 @@ fn checkout_file(relative: &str) -> PathBuf {
         return here;
     }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn datasplit(args: &DatasplitArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    use crate::datasplit::{generate, read_csv, GeneratorOptions};
+    let specs = read_csv(&args.csv).map_err(|e| Failure::new(exit::INVALID, e.to_string()))?;
+    let name = args.name.clone().unwrap_or_else(|| {
+        args.csv
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "datasplit".into())
+    });
+    let mut options = GeneratorOptions::new(&name, args.input_resolution, args.output_resolution);
+    options.targets = (!args.targets.is_empty()).then(|| args.targets.clone());
+    options.binarize_gt = args.binarize_gt;
+    options.use_negative_class = args.use_negative_class;
+    options.raw_min = args.raw_min;
+    options.raw_max = args.raw_max;
+    options.separator = args.separator.clone();
+    options.max_validation_volume_size = args.max_validation_volume_size;
+    let project = args.project.open()?;
+    let generated = generate(&specs, &options, project.root())
+        .map_err(|e| Failure::new(exit::INVALID, e.to_string()))?;
+    let config = AnyConfig::Datasplit(crate::config::DataSplitConfig::TrainValidate(
+        generated.config.clone(),
+    ));
+    let problems = config.problems();
+    if !problems.is_empty() {
+        let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        return Err(Failure::new(
+            exit::INVALID,
+            format!("the generated datasplit is invalid: {}", lines.join("; ")),
+        ));
+    }
+    let stored = if args.store {
+        Some(
+            match project.configs().store(&config).map_err(Failure::from)? {
+                StoreOutcome::Written => "stored",
+                StoreOutcome::Unchanged => "already stored (identical)",
+            },
+        )
+    } else {
+        None
+    };
+    for w in &generated.warnings {
+        eprintln!("warning: {w}");
+    }
+    if args.project.json {
+        return emit_json(
+            out,
+            &json!({"name": generated.config.name, "stored": stored, "warnings": generated.warnings,
+                    "train": generated.config.train_configs.len(), "validate": generated.config.validate_configs.len(),
+                    "yaml": config.to_yaml()}),
+        )
+        .map(|()| exit::OK);
+    }
+    match stored {
+        Some(s) => emit(
+            out,
+            &format!(
+                "datasplit {} ({} training, {} validation datasets): {s}\n",
+                generated.config.name,
+                generated.config.train_configs.len(),
+                generated.config.validate_configs.len()
+            ),
+        )?,
+        None => emit(out, &config.to_yaml())?,
+    }
+    Ok(exit::OK)
 }
 
 fn neuroglancer(args: &NeuroglancerArgs, out: &mut dyn Write) -> Result<u8, Failure> {

@@ -11,6 +11,7 @@ pub mod bench;
 pub mod blockwise;
 pub mod cli;
 pub mod config;
+pub mod datasplit;
 pub mod demo;
 pub mod geometry;
 pub mod gui;
