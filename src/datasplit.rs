@@ -786,3 +786,120 @@ mod tests {
         assert!(centre_crop(&roi, &vs, 1_000_000).is_none());
     }
 }
+
+/// What an array path holds, for the wizard's table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArraySummary {
+    /// Element type.
+    pub data_type: String,
+    /// Voxels along z, y, x (of the finest level).
+    pub shape: Vec<u64>,
+    /// Voxel size of the finest level (nm).
+    pub voxel_size: Coordinate,
+    /// Offset (nm).
+    pub offset: Coordinate,
+    /// Voxel sizes of every scale level (one entry for plain arrays).
+    pub levels: Vec<Coordinate>,
+}
+
+impl std::fmt::Display for ArraySummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shape: Vec<String> = self.shape.iter().map(|s| s.to_string()).collect();
+        write!(
+            f,
+            "{} {} @ {} nm from {}",
+            self.data_type,
+            shape.join("×"),
+            self.voxel_size,
+            self.offset
+        )?;
+        if self.levels.len() > 1 {
+            write!(f, ", {} levels", self.levels.len())?;
+        }
+        Ok(())
+    }
+}
+
+/// One dataset row as the wizard shows it: the raw array, each class's array, and every
+/// problem found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inspection {
+    /// The raw array, if it opens.
+    pub raw: Option<ArraySummary>,
+    /// Each class with its array, if it opens.
+    pub classes: Vec<(String, Option<ArraySummary>)>,
+    /// What is wrong (missing files, unreadable arrays, class lists, resolutions).
+    pub problems: Vec<String>,
+}
+
+fn summarize(base: &Path, container: &str, dataset: &str) -> Result<ArraySummary, String> {
+    let root = array::open::resolve_path(base, container);
+    let ds = dataset.trim_matches('/');
+    let full = root.join(ds);
+    if !full.exists() {
+        return Err(format!("{}: no such array or group", full.display()));
+    }
+    let levels = array::zarr::scale_levels(&root, ds).map_err(|e| e.to_string())?;
+    let infos: Vec<ArrayInfo> = if levels.is_empty() {
+        vec![array::open(&full)
+            .map_err(|e| e.to_string())?
+            .info()
+            .clone()]
+    } else {
+        levels.into_iter().map(|l| l.info).collect()
+    };
+    let first = &infos[0];
+    let spatial = first.spatial_axes();
+    Ok(ArraySummary {
+        data_type: first.data_type.to_string(),
+        shape: spatial.iter().map(|&a| first.shape[a]).collect(),
+        voxel_size: first.geometry.voxel_size,
+        offset: first.geometry.offset,
+        levels: infos.iter().map(|i| i.geometry.voxel_size).collect(),
+    })
+}
+
+/// Inspects one dataset: opens its raw and class arrays and lists every problem.
+pub fn inspect(
+    spec: &DatasetSpec,
+    base: &Path,
+    separator: &str,
+    targets: Option<&[String]>,
+) -> Inspection {
+    let mut problems = Vec::new();
+    let raw = match summarize(base, &spec.raw_container, &spec.raw_dataset) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            problems.push(format!("raw: {e}"));
+            None
+        }
+    };
+    let mut classes = Vec::new();
+    match spec.classes(separator, targets) {
+        Ok(list) => {
+            for (class, ds) in list {
+                match summarize(base, &spec.gt_container, &ds) {
+                    Ok(s) => {
+                        if s.data_type.starts_with("float") {
+                            problems.push(format!(
+                                "class {class}: {} ground truth; labels should be integers",
+                                s.data_type
+                            ));
+                        }
+                        classes.push((class, Some(s)));
+                    }
+                    Err(e) => {
+                        problems.push(format!("class {class}: {e}"));
+                        classes.push((class, None));
+                    }
+                }
+            }
+        }
+        Err(e) => problems.push(e),
+    }
+    Inspection {
+        raw,
+        classes,
+        problems,
+    }
+}

@@ -7,6 +7,7 @@ pub mod bench;
 mod project;
 pub mod screenshot;
 pub mod viewer;
+pub mod wizard;
 
 use std::path::{Path, PathBuf};
 
@@ -133,6 +134,8 @@ pub struct SegnoApp {
     project_arrays: Vec<PathBuf>,
     /// A screenshot to take once everything on screen has loaded, then quit.
     screenshot: Option<ScreenshotJob>,
+    /// The DataSplit wizard.
+    pub wizard: wizard::Wizard,
 }
 
 /// Taking the window's screenshot for `segno gui --screenshot`.
@@ -156,6 +159,7 @@ impl SegnoApp {
             viewer: viewer::Viewer::default(),
             project_arrays: Vec::new(),
             screenshot: None,
+            wizard: wizard::Wizard::default(),
         };
         app.viewer
             .cache()
@@ -343,22 +347,50 @@ impl SegnoApp {
         }
     }
 
-    fn datasplit_section(&self, ui: &mut egui::Ui) {
+    fn datasplit_section(&mut self, ui: &mut egui::Ui) {
         ui.heading("DataSplit");
         let Some(p) = &self.project else {
             ui.label("Open a project first.");
             return;
         };
-        if p.datasplits.is_empty() {
-            ui.label("No datasplits in this project.");
+        let mut preview = None;
+        let mut saved = false;
+        egui::ScrollArea::vertical()
+            .id_salt("datasplits")
+            .show(ui, |ui| {
+                if p.datasplits.is_empty() {
+                    ui.label("No datasplits in this project.");
+                }
+                for (k, (name, train, validate)) in p.datasplits.iter().enumerate() {
+                    egui::CollapsingHeader::new(name)
+                        .id_salt(("datasplit", k))
+                        .default_open(true)
+                        .show(ui, |ui| {
+                            ui.label(format!("train: {}", train.join(", ")));
+                            ui.label(format!("validate: {}", validate.join(", ")));
+                        });
+                }
+                ui.separator();
+                ui.heading("New datasplit");
+                let before = self.wizard.note.clone();
+                preview = self.wizard.ui(ui, p.store());
+                saved = self.wizard.note.is_some() && self.wizard.note != before;
+            });
+        if saved {
+            // List the new datasplit.
+            let root = p.root.clone();
+            if let Ok(summary) = ProjectSummary::load(&root) {
+                self.project = Some(summary);
+            }
         }
-        for (name, train, validate) in &p.datasplits {
-            egui::CollapsingHeader::new(name)
-                .default_open(true)
-                .show(ui, |ui| {
-                    ui.label(format!("train: {}", train.join(", ")));
-                    ui.label(format!("validate: {}", validate.join(", ")));
-                });
+        if let Some(paths) = preview {
+            for path in &paths {
+                self.viewer.add_layer(path);
+            }
+            if paths.len() > 1 {
+                self.viewer.centre_on(self.viewer.state.layers.len() - 1);
+            }
+            self.settings.section = Section::Viewer;
         }
     }
 

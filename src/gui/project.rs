@@ -170,6 +170,11 @@ impl ProjectSummary {
         })
     }
 
+    /// The project store.
+    pub fn store(&self) -> &Project {
+        &self.project
+    }
+
     /// The stored config as YAML, or why it cannot be shown.
     pub fn config_yaml(&self, family: Family, name: &str) -> String {
         match self.project.configs().retrieve(family, name) {
