@@ -303,9 +303,19 @@ fn segno_train_killed_mid_run_resumes_to_the_same_result() {
     while !first.exists() && t0.elapsed().as_secs() < 120 {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // While it trains, a second trainer of the same run is refused, naming the process.
+    let second = train(b.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("being trained by process {}", child.id())),
+        "{stderr}"
+    );
     child.kill().unwrap();
     let _ = child.wait();
     assert!(first.exists());
+    // The killed trainer's lock is left behind; the next trainer takes it over.
+    assert!(b.path().join("cli/train.lock").exists());
     let done_before = checkpoint::latest_iteration(&b.path().join("cli")).unwrap();
     assert!(
         done_before < 12,
@@ -319,6 +329,10 @@ fn segno_train_killed_mid_run_resumes_to_the_same_result() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["resumed_from"], done_before);
+    assert!(
+        !b.path().join("cli/train.lock").exists(),
+        "released at the end"
+    );
     let la: Vec<f64> = stats::read_training_stats(&stats::training_stats_path(a.path(), "cli"))
         .unwrap()
         .iter()

@@ -3,6 +3,7 @@
 
 pub mod augment;
 pub mod checkpoint;
+pub mod lock;
 pub mod optim;
 pub mod run;
 pub mod sample;
@@ -39,4 +40,7 @@ pub enum TrainError {
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// Another process trains the run.
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
 }

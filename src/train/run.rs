@@ -402,8 +402,13 @@ pub fn train_run(
     run: &RunConfig,
     mut options: TrainOptions,
 ) -> Result<TrainReport, TrainError> {
-    let setup = setup(project, run, options.seed, options.device)?;
     let run_dir = project.join(&run.name);
+    // Fail fast when another process trains the run (the lock is taken below, once the
+    // run is known to be trainable, so that a bad run writes nothing).
+    super::lock::check_free(&run_dir)?;
+    let setup = setup(project, run, options.seed, options.device)?;
+    // Nothing is written before the run is ours.
+    let _lock = super::lock::RunLock::acquire(&run_dir)?;
     let stats_path = stats::training_stats_path(project, &run.name);
     let mut history = stats::read_training_stats(&stats_path)?;
 

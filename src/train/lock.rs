@@ -1,0 +1,149 @@
+//! One trainer per run: `segno train` holds `<run>/train.lock` (its process id) while it
+//! trains, so a second process (another terminal, the app's launcher) refuses to train the
+//! same run, and the app can find and re-attach to a training that outlived it. A lock left
+//! by a process that no longer exists is taken over.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The lock file of a run directory.
+pub fn lock_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("train.lock")
+}
+
+/// Errors taking the lock.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another live process trains the run.
+    #[error("{run} is being trained by process {pid} (lock file {path}); stop it first, or delete the lock file if that process is not segno")]
+    Busy {
+        /// The run directory.
+        run: String,
+        /// The process holding the lock.
+        pid: u32,
+        /// The lock file.
+        path: String,
+    },
+    /// The lock file cannot be written or read.
+    #[error("{path}: {message}")]
+    Io {
+        /// The lock file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Whether process `pid` exists (on this machine).
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(p) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if p <= 0 {
+        return false;
+    }
+    // Signal 0 checks existence; EPERM means it exists but belongs to someone else.
+    // SAFETY: kill with signal 0 sends nothing; it only reports whether the process exists.
+    let r = unsafe { libc::kill(p, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// The process holding the run's lock, if a live one does.
+pub fn holder(run_dir: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(lock_path(run_dir)).ok()?;
+    let pid: u32 = text.split_whitespace().next()?.parse().ok()?;
+    process_alive(pid).then_some(pid)
+}
+
+/// An error when a live process holds the run's lock (nothing is written).
+pub fn check_free(run_dir: &Path) -> Result<(), LockError> {
+    match holder(run_dir) {
+        Some(pid) => Err(LockError::Busy {
+            run: run_dir.display().to_string(),
+            pid,
+            path: lock_path(run_dir).display().to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The held lock; dropping it removes the file.
+#[derive(Debug)]
+pub struct RunLock {
+    path: PathBuf,
+}
+
+impl RunLock {
+    /// Takes the lock of `run_dir` for this process.
+    pub fn acquire(run_dir: &Path) -> Result<RunLock, LockError> {
+        let path = lock_path(run_dir);
+        let io = |e: std::io::Error| LockError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        std::fs::create_dir_all(run_dir).map_err(io)?;
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    writeln!(f, "{}", std::process::id()).map_err(io)?;
+                    f.sync_all().map_err(io)?;
+                    return Ok(RunLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    check_free(run_dir)?;
+                    // Stale: its process is gone.
+                    tracing::warn!("taking over the stale lock {}", path.display());
+                    std::fs::remove_file(&path).map_err(io)?;
+                }
+                Err(e) => return Err(io(e)),
+            }
+        }
+        Err(LockError::Io {
+            path: path.display().to_string(),
+            message: "another process took the lock at the same time".into(),
+        })
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_is_trained_by_one_process_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        let lock = RunLock::acquire(&run).unwrap();
+        assert_eq!(holder(&run), Some(std::process::id()));
+        let e = RunLock::acquire(&run).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("process {}", std::process::id())),
+            "{e}"
+        );
+        drop(lock);
+        assert!(!lock_path(&run).exists());
+        assert_eq!(holder(&run), None);
+        // A lock of a process that has exited is taken over.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        std::fs::write(lock_path(&run), format!("{dead}\n")).unwrap();
+        assert_eq!(holder(&run), None);
+        let lock = RunLock::acquire(&run).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(lock_path(&run)).unwrap().trim(),
+            std::process::id().to_string()
+        );
+        drop(lock);
+    }
+}
