@@ -71,6 +71,8 @@ pub fn check_free(run_dir: &Path) -> Result<(), LockError> {
 #[derive(Debug)]
 pub struct RunLock {
     path: PathBuf,
+    /// The run directory, when taking the lock created it (removed again if left empty).
+    created: Option<PathBuf>,
 }
 
 impl RunLock {
@@ -81,6 +83,7 @@ impl RunLock {
             path: path.display().to_string(),
             message: e.to_string(),
         };
+        let created = (!run_dir.exists()).then(|| run_dir.to_path_buf());
         std::fs::create_dir_all(run_dir).map_err(io)?;
         for _ in 0..2 {
             match std::fs::OpenOptions::new()
@@ -91,7 +94,7 @@ impl RunLock {
                 Ok(mut f) => {
                     writeln!(f, "{}", std::process::id()).map_err(io)?;
                     f.sync_all().map_err(io)?;
-                    return Ok(RunLock { path });
+                    return Ok(RunLock { path, created });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     check_free(run_dir)?;
@@ -112,6 +115,11 @@ impl RunLock {
 impl Drop for RunLock {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        // A run refused after the lock was taken leaves no empty directory behind
+        // (remove_dir only removes empty directories).
+        if let Some(dir) = &self.created {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 
@@ -132,11 +140,16 @@ mod tests {
         );
         drop(lock);
         assert!(!lock_path(&run).exists());
+        assert!(
+            !run.exists(),
+            "the directory the lock created is removed when empty"
+        );
         assert_eq!(holder(&run), None);
         // A lock of a process that has exited is taken over.
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let dead = child.id();
         child.wait().unwrap();
+        std::fs::create_dir_all(&run).unwrap();
         std::fs::write(lock_path(&run), format!("{dead}\n")).unwrap();
         assert_eq!(holder(&run), None);
         let lock = RunLock::acquire(&run).unwrap();
