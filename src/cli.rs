@@ -1662,6 +1662,14 @@ fn train(args: &TrainArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     );
     bar.set_prefix(run.name.clone());
     let progress = bar.clone();
+    // Without a terminal (a log file, the app's launcher) progress goes out as lines.
+    let lines = {
+        use std::io::IsTerminal;
+        !std::io::stderr().is_terminal()
+    };
+    if lines {
+        eprintln!("run {}: training on {device:?}", run.name);
+    }
     let options = crate::train::TrainOptions {
         seed: args.seed,
         device,
@@ -1670,11 +1678,22 @@ fn train(args: &TrainArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         on_iteration: Some(Box::new(move |i, loss| {
             progress.set_position(i + 1);
             progress.set_message(format!("{loss:.4}"));
+            if lines && (i + 1) % 10 == 0 {
+                eprintln!("iteration {}: loss {loss:.5}", i + 1);
+            }
         })),
     };
     let started = std::time::Instant::now();
-    let report = crate::train::train_run(project.root(), &run, options)
-        .map_err(|e| Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name)))?;
+    let run_dir = project.root().join(&run.name);
+    let result = crate::train::train_run(project.root(), &run, options);
+    // The Runs panel reads how the trainer ended (a lock refusal is not this run's end).
+    match &result {
+        Ok(_) => crate::train::lock::record_status(&run_dir, "finished", None),
+        Err(crate::train::TrainError::Lock(_)) => {}
+        Err(e) => crate::train::lock::record_status(&run_dir, "failed", Some(e.to_string())),
+    }
+    let report =
+        result.map_err(|e| Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name)))?;
     bar.finish_and_clear();
     let duration_secs = started.elapsed().as_secs_f64();
     if args.project.json {

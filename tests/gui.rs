@@ -438,3 +438,64 @@ fn the_datasplit_wizard_saves_what_the_generator_makes() {
         2
     );
 }
+
+/// The Runs panel starts a run as a `segno train` process, plots its loss as it grows,
+/// stops it, and resumes it to the end.
+#[test]
+fn the_runs_panel_starts_stops_and_resumes_training() {
+    use segno::train::lock::RunState;
+    let dir = common::demo_data_project(64);
+    let run = segno::demo::project::demo_run(60, 20);
+    segno::store::Project::open(dir.path())
+        .unwrap()
+        .configs()
+        .store(&segno::config::AnyConfig::Run(Box::new(run)))
+        .unwrap();
+    let mut h = harness(dir.path());
+    h.state_mut().launcher.segno_exe = assert_cmd::cargo::cargo_bin("segno");
+    h.state_mut().launcher.device = "cpu".into();
+    h.run();
+    h.get_by_label("Runs").click();
+    h.run();
+    h.get_by_label("Start").click();
+    h.get_by_label("Monitor").click();
+    h.run();
+    let wait =
+        |h: &mut Harness<'static, SegnoApp>, what: &str, done: &dyn Fn(&SegnoApp) -> bool| {
+            let t0 = std::time::Instant::now();
+            while !done(h.state()) {
+                assert!(t0.elapsed().as_secs() < 240, "timed out waiting for {what}");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                h.run_steps(1);
+            }
+        };
+    let monitor = |app: &SegnoApp| app.launcher.runs.get("demo_mito_er_60").cloned();
+    wait(&mut h, "the loss to be plotted", &|app| {
+        monitor(app)
+            .is_some_and(|m| matches!(m.state, RunState::Training { .. }) && m.losses.len() >= 2)
+    });
+    h.get_by_label_contains("iterations recorded");
+    h.get_by_label("Stop").click();
+    h.run();
+    wait(&mut h, "the trainer to stop", &|app| {
+        monitor(app).is_some_and(|m| !matches!(m.state, RunState::Training { .. }))
+    });
+    let stopped = monitor(h.state()).unwrap();
+    assert_eq!(stopped.state, RunState::Stopped, "{:?}", stopped.log_tail);
+    assert!(stopped.losses.len() < 60);
+    h.run();
+    h.get_by_label("Resume").click();
+    h.run();
+    wait(&mut h, "the run to finish", &|app| {
+        monitor(app).is_some_and(|m| m.state == RunState::Finished && m.losses.len() == 60)
+    });
+    // The log shows the resumed trainer's summary.
+    let m = monitor(h.state()).unwrap();
+    assert!(
+        m.log_tail
+            .iter()
+            .any(|l| l.contains("trained to iteration 60")),
+        "{:?}",
+        m.log_tail
+    );
+}

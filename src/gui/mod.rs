@@ -4,6 +4,7 @@
 //! duplicates it.
 
 pub mod bench;
+pub mod launcher;
 mod project;
 pub mod screenshot;
 pub mod viewer;
@@ -136,6 +137,8 @@ pub struct SegnoApp {
     screenshot: Option<ScreenshotJob>,
     /// The DataSplit wizard.
     pub wizard: wizard::Wizard,
+    /// Starting, stopping and monitoring trainers.
+    pub launcher: launcher::Launcher,
 }
 
 /// Taking the window's screenshot for `segno gui --screenshot`.
@@ -160,6 +163,7 @@ impl SegnoApp {
             project_arrays: Vec::new(),
             screenshot: None,
             wizard: wizard::Wizard::default(),
+            launcher: launcher::Launcher::default(),
         };
         app.viewer
             .cache()
@@ -404,25 +408,37 @@ impl SegnoApp {
             ui.label("No runs in this project.");
             return;
         }
+        let root = p.root.clone();
+        let list: Vec<(String, u64)> = p
+            .runs
+            .iter()
+            .map(|r| (r.name.clone(), r.iterations))
+            .collect();
+        self.launcher.refresh(&root, &list, false);
+        if self.launcher.any_training() {
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_secs(1));
+        }
         let mut view = None;
+        let launcher = &mut self.launcher;
         egui::Grid::new("runs")
             .striped(true)
-            .num_columns(6)
+            .num_columns(7)
             .show(ui, |ui| {
-                for h in ["run", "task", "iterations", "latest checkpoint", "best", ""] {
+                for h in ["run", "task", "status", "iterations", "best", "", ""] {
                     ui.label(egui::RichText::new(h).strong());
                 }
                 ui.end_row();
                 for r in &p.runs {
                     ui.label(&r.name);
                     ui.label(&r.task);
-                    ui.label(r.iterations.to_string());
-                    ui.label(
-                        r.latest_checkpoint
-                            .map(|i| i.to_string())
-                            .unwrap_or_else(|| "not started".into()),
-                    );
+                    let m = launcher.runs.get(&r.name);
+                    let state = m.map(|m| m.state.label()).unwrap_or("not started");
+                    ui.label(state);
+                    let done = m.map(|m| m.losses.len()).unwrap_or(0);
+                    ui.label(format!("{done} / {}", r.iterations));
                     ui.label(r.best.join("\n"));
+                    ui.horizontal(|ui| launcher.buttons(ui, &root, &r.name));
                     let latest = validation_dir(r);
                     if ui
                         .add_enabled(latest.is_some(), egui::Button::new("View"))
@@ -434,6 +450,8 @@ impl SegnoApp {
                     ui.end_row();
                 }
             });
+        ui.separator();
+        self.launcher.monitor_ui(ui);
         if let Some(dir) = view {
             self.view_validation(&dir);
         }

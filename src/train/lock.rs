@@ -160,3 +160,101 @@ mod tests {
         drop(lock);
     }
 }
+
+/// How a trainer last ended, as `segno train` records it in `<run>/train.status.json`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainStatus {
+    /// `training`, `finished` or `failed` (a killed trainer stays `training`).
+    pub state: String,
+    /// The process.
+    pub pid: u32,
+    /// The error of a failed run.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// The status file of a run directory.
+pub fn status_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("train.status.json")
+}
+
+/// Records this process's training state (atomically; failures only warn, since the
+/// training itself must not fail over its status line).
+pub fn record_status(run_dir: &Path, state: &str, error: Option<String>) {
+    let status = TrainStatus {
+        state: state.to_string(),
+        pid: std::process::id(),
+        error,
+    };
+    let text = serde_json::to_string(&status).unwrap_or_default();
+    if run_dir.is_dir() {
+        if let Err(e) =
+            crate::store::atomic::write_atomic(&status_path(run_dir), text.as_bytes(), true)
+        {
+            tracing::warn!("cannot record the training status: {e}");
+        }
+    }
+}
+
+/// What a run is doing, as the Runs panel shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunState {
+    /// No checkpoint yet and nobody trains it.
+    NotStarted,
+    /// A live process trains it.
+    Training {
+        /// The trainer's process id.
+        pid: u32,
+    },
+    /// Stopped before its last iteration (killed, stopped, or `--iterations`).
+    Stopped,
+    /// Trained to its last iteration.
+    Finished,
+    /// The last trainer failed.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+impl RunState {
+    /// A one-word label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RunState::NotStarted => "not started",
+            RunState::Training { .. } => "training",
+            RunState::Stopped => "stopped",
+            RunState::Finished => "finished",
+            RunState::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// The state of the run in `run_dir` configured for `num_iterations`.
+pub fn run_state(run_dir: &Path, num_iterations: u64) -> RunState {
+    if let Some(pid) = holder(run_dir) {
+        return RunState::Training { pid };
+    }
+    let status: Option<TrainStatus> = std::fs::read_to_string(status_path(run_dir))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    if let Some(TrainStatus {
+        state,
+        error: Some(error),
+        ..
+    }) = &status
+    {
+        if state == "failed" {
+            return RunState::Failed {
+                error: error.clone(),
+            };
+        }
+    }
+    match super::checkpoint::latest_iteration(run_dir) {
+        Some(i) if i >= num_iterations => RunState::Finished,
+        Some(_) => RunState::Stopped,
+        // A trainer ran (and was stopped before its first checkpoint).
+        None if status.is_some() => RunState::Stopped,
+        None => RunState::NotStarted,
+    }
+}

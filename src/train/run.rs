@@ -411,6 +411,7 @@ pub fn train_run(
     let _lock = super::lock::RunLock::acquire(&run_dir)?;
     let stats_path = stats::training_stats_path(project, &run.name);
     let mut history = stats::read_training_stats(&stats_path)?;
+    let mut last_stats_write = std::time::Instant::now();
 
     tch::manual_seed(options.seed as i64);
     let vs = nn::VarStore::new(options.device);
@@ -462,6 +463,8 @@ pub fn train_run(
     if start >= end {
         return Ok(report);
     }
+    // Training starts: from here a stopped trainer counts as "stopped".
+    super::lock::record_status(&run_dir, "training", None);
 
     let mut loader = BatchLoader::start(
         setup.sampler.clone(),
@@ -537,8 +540,14 @@ pub fn train_run(
             }
             let checkpoint_now =
                 (i + 1) % run.validation_interval.max(1) == 0 || i + 1 == run.num_iterations;
-            if checkpoint_now || (i + 1) % 100 == 0 || i + 1 == end {
+            // Also every few seconds, for monitors that plot the loss while it trains.
+            if checkpoint_now
+                || (i + 1) % 100 == 0
+                || i + 1 == end
+                || last_stats_write.elapsed().as_secs_f64() > 2.0
+            {
                 stats::write_training_stats(&stats_path, &history)?;
+                last_stats_write = std::time::Instant::now();
             }
             if checkpoint_now {
                 let mut extra = BTreeMap::new();

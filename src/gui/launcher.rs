@@ -1,0 +1,284 @@
+//! The Runs panel's launcher and monitor: runs start as `segno train` child processes that
+//! outlive the app (their log in `<run>/train.log`), the app finds them again through the
+//! run's lock file, stops them with SIGTERM, and plots their training loss (raw and
+//! smoothed) from the statistics `segno train` writes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+
+use crate::train::lock::{run_state, RunState};
+
+/// What the monitor knows of one run, refreshed about once a second.
+#[derive(Debug, Clone)]
+pub struct RunMonitor {
+    /// Its state.
+    pub state: RunState,
+    /// Training loss per iteration.
+    pub losses: Vec<[f64; 2]>,
+    /// The last lines of its training log.
+    pub log_tail: Vec<String>,
+}
+
+/// The launcher's state.
+pub struct Launcher {
+    /// The `segno` executable runs are started with (this program by default).
+    pub segno_exe: PathBuf,
+    /// Device for new trainers: `auto`, `cpu` or `cuda`.
+    pub device: String,
+    /// Monitors by run name.
+    pub runs: HashMap<String, RunMonitor>,
+    /// The run whose plot and log are shown.
+    pub selected: Option<String>,
+    /// The last problem (a trainer that could not start or stop).
+    pub message: Option<String>,
+    children: Vec<std::process::Child>,
+    refreshed: Option<Instant>,
+}
+
+impl Default for Launcher {
+    fn default() -> Self {
+        Self {
+            segno_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("segno")),
+            device: "auto".into(),
+            runs: HashMap::new(),
+            selected: None,
+            message: None,
+            children: Vec::new(),
+            refreshed: None,
+        }
+    }
+}
+
+/// A moving average of `points` (exponential, weight `alpha` on the past).
+pub fn smoothed(points: &[[f64; 2]], alpha: f64) -> Vec<[f64; 2]> {
+    let mut out = Vec::with_capacity(points.len());
+    let mut acc = None;
+    for p in points {
+        let v = match acc {
+            None => p[1],
+            Some(a) => alpha * a + (1.0 - alpha) * p[1],
+        };
+        acc = Some(v);
+        out.push([p[0], v]);
+    }
+    out
+}
+
+fn tail(path: &Path, lines: usize) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    // Progress bars redraw with carriage returns: keep each line's last state.
+    let all: Vec<String> = text
+        .lines()
+        .map(|l| l.rsplit('\r').next().unwrap_or(l).to_string())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    all[all.len().saturating_sub(lines)..].to_vec()
+}
+
+impl Launcher {
+    /// Re-reads every run's state, losses and log (at most once a second unless `force`).
+    pub fn refresh(&mut self, root: &Path, runs: &[(String, u64)], force: bool) {
+        if !force
+            && self
+                .refreshed
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.refreshed = Some(Instant::now());
+        self.children
+            .retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+        for (name, iterations) in runs {
+            let dir = root.join(name);
+            let stats = crate::train::stats::read_training_stats(
+                &crate::train::stats::training_stats_path(root, name),
+            )
+            .unwrap_or_default();
+            self.runs.insert(
+                name.clone(),
+                RunMonitor {
+                    state: run_state(&dir, *iterations),
+                    losses: stats.iter().map(|s| [s.iteration as f64, s.loss]).collect(),
+                    log_tail: tail(&dir.join("train.log"), 12),
+                },
+            );
+        }
+    }
+
+    /// Starts (or resumes) training `run` of the project at `root` in a child process.
+    pub fn start(&mut self, root: &Path, run: &str) {
+        let dir = root.join(run);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            self.message = Some(format!("{}: {e}", dir.display()));
+            return;
+        }
+        let log = match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("train.log"))
+        {
+            Ok(f) => f,
+            Err(e) => {
+                self.message = Some(format!("{}: {e}", dir.join("train.log").display()));
+                return;
+            }
+        };
+        let err = match log.try_clone() {
+            Ok(f) => f,
+            Err(e) => {
+                self.message = Some(e.to_string());
+                return;
+            }
+        };
+        let mut cmd = std::process::Command::new(&self.segno_exe);
+        cmd.args(["train", "-r", run, "--device", &self.device, "-p"])
+            .arg(root)
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(err);
+        // Its own process group: closing the app (or its terminal) does not stop training.
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        match cmd.spawn() {
+            Ok(child) => {
+                self.children.push(child);
+                self.message = None;
+            }
+            Err(e) => {
+                self.message = Some(format!("cannot start {}: {e}", self.segno_exe.display()))
+            }
+        }
+        self.refreshed = None;
+    }
+
+    /// Stops the trainer of `run` (SIGTERM); it resumes from its last checkpoint later.
+    pub fn stop(&mut self, run: &str) {
+        if let Some(RunMonitor {
+            state: RunState::Training { pid },
+            ..
+        }) = self.runs.get(run)
+        {
+            let Ok(p) = libc::pid_t::try_from(*pid) else {
+                return;
+            };
+            // SAFETY: sends SIGTERM to the trainer process recorded in the run's lock file.
+            let r = unsafe { libc::kill(p, libc::SIGTERM) };
+            if r != 0 {
+                self.message = Some(format!(
+                    "cannot stop process {pid}: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+        }
+        self.refreshed = None;
+    }
+
+    /// The run's start/stop buttons (for a row of the Runs table).
+    pub fn buttons(&mut self, ui: &mut egui::Ui, root: &Path, run: &str) {
+        let state = self.runs.get(run).map(|m| m.state.clone());
+        match state {
+            Some(RunState::Training { .. }) => {
+                if ui.button("Stop").clicked() {
+                    self.stop(run);
+                }
+            }
+            Some(RunState::Finished) => {
+                ui.weak("done");
+            }
+            Some(RunState::NotStarted) | None => {
+                if ui.button("Start").clicked() {
+                    self.start(root, run);
+                }
+            }
+            Some(RunState::Stopped) | Some(RunState::Failed { .. }) => {
+                if ui.button("Resume").clicked() {
+                    self.start(root, run);
+                }
+            }
+        }
+        if ui
+            .selectable_label(self.selected.as_deref() == Some(run), "Monitor")
+            .clicked()
+        {
+            self.selected = Some(run.to_string());
+        }
+    }
+
+    /// The selected run's loss plot and log tail.
+    pub fn monitor_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let l = ui.label("device for new trainers");
+            egui::ComboBox::from_id_salt("train-device")
+                .selected_text(&self.device)
+                .show_ui(ui, |ui| {
+                    for d in ["auto", "cpu", "cuda"] {
+                        ui.selectable_value(&mut self.device, d.to_string(), d);
+                    }
+                })
+                .response
+                .labelled_by(l.id);
+        });
+        if let Some(m) = &self.message {
+            ui.colored_label(ui.visuals().error_fg_color, m);
+        }
+        let Some(name) = self.selected.clone() else {
+            return;
+        };
+        let Some(m) = self.runs.get(&name) else {
+            return;
+        };
+        ui.separator();
+        ui.label(egui::RichText::new(format!("{name}: {}", m.state.label())).strong());
+        if let RunState::Failed { error } = &m.state {
+            ui.colored_label(ui.visuals().error_fg_color, error);
+        }
+        ui.label(format!("{} iterations recorded", m.losses.len()));
+        let raw = egui_plot::Line::new("loss", egui_plot::PlotPoints::from(m.losses.clone()));
+        let smooth = egui_plot::Line::new(
+            "loss (smoothed)",
+            egui_plot::PlotPoints::from(smoothed(&m.losses, 0.9)),
+        );
+        egui_plot::Plot::new(("loss-plot", name.as_str()))
+            .height(180.0)
+            .legend(egui_plot::Legend::default())
+            .x_axis_label("iteration")
+            .y_axis_label("loss")
+            .show(ui, |plot| {
+                plot.line(raw);
+                plot.line(smooth);
+            });
+        egui::CollapsingHeader::new("training log")
+            .default_open(true)
+            .show(ui, |ui| {
+                for line in &m.log_tail {
+                    ui.monospace(line);
+                }
+            });
+    }
+
+    /// Whether any run is being trained (the panel then refreshes every second).
+    pub fn any_training(&self) -> bool {
+        self.runs
+            .values()
+            .any(|m| matches!(m.state, RunState::Training { .. }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smoothing_follows_the_exponential_average() {
+        let s = smoothed(&[[0.0, 1.0], [1.0, 0.0], [2.0, 0.0]], 0.5);
+        assert_eq!(s, vec![[0.0, 1.0], [1.0, 0.5], [2.0, 0.25]]);
+    }
+}
