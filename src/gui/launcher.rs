@@ -20,6 +20,31 @@ pub struct RunMonitor {
     pub losses: Vec<[f64; 2]>,
     /// The last lines of its training log.
     pub log_tail: Vec<String>,
+    /// Its validation scores, once it has been validated.
+    pub scores: Option<crate::task::evaluate::ValidationScores>,
+}
+
+/// A run's stored validation scores (names as the file lists them).
+fn read_validation(root: &Path, run: &str) -> Option<crate::task::evaluate::ValidationScores> {
+    let path = crate::train::validate::scores_path(root, run);
+    let text = std::fs::read_to_string(&path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let names = |key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect()
+    };
+    crate::train::validate::read_scores(
+        &path,
+        &names("criteria"),
+        &names("parameters"),
+        &names("datasets"),
+    )
+    .ok()
+    .filter(|s| s.iterations().next().is_some())
 }
 
 /// The launcher's state.
@@ -34,6 +59,8 @@ pub struct Launcher {
     pub selected: Option<String>,
     /// The last problem (a trainer that could not start or stop).
     pub message: Option<String>,
+    /// The validation criterion plotted (a metric such as `f1_score`, or a full name).
+    pub criterion: String,
     children: Vec<std::process::Child>,
     refreshed: Option<Instant>,
 }
@@ -46,6 +73,7 @@ impl Default for Launcher {
             runs: HashMap::new(),
             selected: None,
             message: None,
+            criterion: "f1_score".into(),
             children: Vec::new(),
             refreshed: None,
         }
@@ -105,6 +133,7 @@ impl Launcher {
                     state: run_state(&dir, *iterations),
                     losses: stats.iter().map(|s| [s.iteration as f64, s.loss]).collect(),
                     log_tail: tail(&dir.join("train.log"), 12),
+                    scores: read_validation(root, name),
                 },
             );
         }
@@ -255,6 +284,9 @@ impl Launcher {
                 plot.line(raw);
                 plot.line(smooth);
             });
+        if let Some(scores) = &m.scores {
+            validation_ui(ui, scores, &mut self.criterion, &name);
+        }
         egui::CollapsingHeader::new("training log")
             .default_open(true)
             .show(ui, |ui| {
@@ -264,12 +296,109 @@ impl Launcher {
             });
     }
 
+    /// The best (iteration, parameters, value) of the first validation dataset for the
+    /// plotted criterion.
+    pub fn best(&self, run: &str) -> Option<(u64, String, f64)> {
+        let scores = self.runs.get(run)?.scores.as_ref()?;
+        let dataset = scores.datasets().first()?;
+        let (it, p, v) = scores.best_for(dataset, &self.criterion)?;
+        Some((it, scores.parameters().get(p)?.clone(), v))
+    }
+
     /// Whether any run is being trained (the panel then refreshes every second).
     pub fn any_training(&self) -> bool {
         self.runs
             .values()
             .any(|m| matches!(m.state, RunState::Training { .. }))
     }
+}
+
+/// Validation scores over iterations, one line per parameter set, for the first dataset,
+/// and the best iteration for the criterion.
+fn validation_ui(
+    ui: &mut egui::Ui,
+    scores: &crate::task::evaluate::ValidationScores,
+    criterion: &mut String,
+    run: &str,
+) {
+    let Some(dataset) = scores.datasets().first().cloned() else {
+        return;
+    };
+    ui.horizontal(|ui| {
+        let l = ui.label("validation criterion");
+        let metrics: Vec<String> = {
+            let mut m: Vec<String> = scores
+                .criteria()
+                .iter()
+                .map(|c| c.rsplit("__").next().unwrap_or(c).to_string())
+                .collect();
+            m.dedup();
+            let mut seen = std::collections::BTreeSet::new();
+            m.retain(|x| seen.insert(x.clone()));
+            m
+        };
+        egui::ComboBox::from_id_salt(("criterion", run))
+            .selected_text(criterion.as_str())
+            .show_ui(ui, |ui| {
+                for c in metrics.iter().chain(scores.criteria()) {
+                    ui.selectable_value(criterion, c.clone(), c);
+                }
+            })
+            .response
+            .labelled_by(l.id);
+    });
+    let channels: Vec<&String> = scores
+        .criteria()
+        .iter()
+        .filter(|c| *c == criterion || c.ends_with(&format!("__{criterion}")))
+        .collect();
+    let lines: Vec<(String, Vec<[f64; 2]>)> = scores
+        .parameters()
+        .iter()
+        .map(|p| {
+            let points = scores
+                .iterations()
+                .filter_map(|it| {
+                    let vals: Vec<f64> = channels
+                        .iter()
+                        .filter_map(|c| scores.value(it, &dataset, p, c))
+                        .filter(|v| v.is_finite())
+                        .collect();
+                    (!vals.is_empty())
+                        .then(|| [it as f64, vals.iter().sum::<f64>() / vals.len() as f64])
+                })
+                .collect();
+            (p.clone(), points)
+        })
+        .collect();
+    match scores.best_for(&dataset, criterion) {
+        Some((it, p, v)) => {
+            ui.label(format!(
+                "best {criterion} on {dataset}: {v:.4} at iteration {it} with {}",
+                scores
+                    .parameters()
+                    .get(p)
+                    .map(String::as_str)
+                    .unwrap_or("?")
+            ));
+        }
+        None => {
+            ui.weak(format!("no {criterion} scores yet"));
+        }
+    }
+    egui_plot::Plot::new(("validation-plot", run))
+        .height(160.0)
+        .legend(egui_plot::Legend::default())
+        .x_axis_label("iteration")
+        .y_axis_label(criterion.as_str())
+        .show(ui, |plot| {
+            for (name, points) in lines {
+                plot.line(egui_plot::Line::new(
+                    name,
+                    egui_plot::PlotPoints::from(points),
+                ));
+            }
+        });
 }
 
 #[cfg(test)]
