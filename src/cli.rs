@@ -1595,9 +1595,7 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         ));
     }
     emit(out, &text)?;
-    let display = ["DISPLAY", "WAYLAND_DISPLAY"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    let display = crate::gui::has_display();
     if display && !args.no_gui {
         if let Some(v) = view {
             crate::gui::run(crate::gui::GuiOptions {

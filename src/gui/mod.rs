@@ -240,14 +240,7 @@ impl SegnoApp {
     fn project_section(&mut self, ui: &mut egui::Ui) {
         ui.heading("Project");
         // A folder dropped on the window opens as the project.
-        let dropped: Option<PathBuf> = ui.ctx().input(|i| {
-            i.raw
-                .dropped_files
-                .iter()
-                .map(|f| f.path().to_path_buf())
-                .find(|p| p.is_dir())
-        });
-        if let Some(d) = dropped {
+        if let Some(d) = dropped_paths(ui.ctx()).into_iter().find(|p| p.is_dir()) {
             self.open(&d);
         }
         ui.horizontal(|ui| {
@@ -579,7 +572,20 @@ pub struct GuiOptions {
     pub headless: bool,
 }
 
-fn has_display() -> bool {
+/// Paths of the files and folders dropped on the window this frame.
+pub fn dropped_paths(ctx: &egui::Context) -> Vec<PathBuf> {
+    ctx.input(|i| {
+        i.raw
+            .dropped_files
+            .iter()
+            .map(|f| f.path().to_path_buf())
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect()
+    })
+}
+
+/// Whether a display (X11 or Wayland) is available for a window.
+pub fn has_display() -> bool {
     ["DISPLAY", "WAYLAND_DISPLAY"]
         .iter()
         .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))

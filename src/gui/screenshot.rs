@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::render::gpu::Headless;
-use crate::render::layer::open_layer;
 use crate::render::shade::{GpuUniforms, PanelTextures};
 use crate::render::slice::Plane;
 use crate::render::state::{Layout, ViewState};
@@ -103,15 +102,15 @@ pub fn render_view(
 
 /// The 3D panel offscreen: the MIP of the first layer that opens, in its colormap.
 fn draw_mip(viewer: &Viewer, rgba: &mut [u8], width: u32, r: [u32; 4]) {
-    let Some((layer, settings)) = viewer
-        .state
-        .layers
-        .iter()
-        .find_map(|l| open_layer(&l.source).ok().map(|d| (d, l.settings.clone())))
-    else {
+    // The layers the viewer already opened (not opened again).
+    let Some((layer, settings)) = (0..viewer.state.layers.len()).find_map(|i| {
+        viewer
+            .layer_data(i)
+            .map(|d| (d, &viewer.state.layers[i].settings))
+    }) else {
         return;
     };
-    let Ok(volume) = read_coarse(&layer) else {
+    let Ok(volume) = read_coarse(layer) else {
         return;
     };
     let (b, e) = layer.levels[0].bounds_nm();
@@ -122,7 +121,7 @@ fn draw_mip(viewer: &Viewer, rgba: &mut [u8], width: u32, r: [u32; 4]) {
         pitch_deg: viewer.state.orbit_deg[1],
     };
     let m = volume.mip(&orbit, r[2] as usize, r[3] as usize, 1.0 / scale);
-    let colours = mip_rgba(&m, &settings);
+    let colours = mip_rgba(&m, settings);
     for y in 0..r[3] {
         let src = (y * r[2] * 4) as usize;
         let dst = (((r[1] + y) * width + r[0]) * 4) as usize;

@@ -206,6 +206,11 @@ impl Viewer {
         }
     }
 
+    /// The opened data of layer `i` (`None` when it did not open).
+    pub fn layer_data(&self, i: usize) -> Option<&Arc<LayerData>> {
+        self.layers.get(i).and_then(|l| l.data.as_ref().ok())
+    }
+
     /// The chunk cache (for statistics and tests).
     pub fn cache(&self) -> &ChunkCache {
         &self.cache
@@ -628,15 +633,7 @@ impl Viewer {
     }
 
     fn handle_drops(&mut self, ui: &egui::Ui) {
-        let dropped: Vec<PathBuf> = ui.ctx().input(|i| {
-            i.raw
-                .dropped_files
-                .iter()
-                .map(|f| f.path().to_path_buf())
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect()
-        });
-        for p in dropped {
+        for p in super::dropped_paths(ui.ctx()) {
             if p.extension().is_some_and(|e| e == "json") {
                 self.load_state(&p);
             } else {

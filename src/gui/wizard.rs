@@ -231,16 +231,12 @@ impl Wizard {
         let base = project.root().to_path_buf();
         let mut preview = None;
         // CSV files dropped on the window are imported.
-        let dropped: Vec<PathBuf> = ui.ctx().input(|i| {
-            i.raw
-                .dropped_files
-                .iter()
-                .map(|f| f.path().to_path_buf())
-                .filter(|p| p.extension().is_some_and(|e| e == "csv"))
-                .collect()
-        });
-        for p in dropped {
-            self.load_csv(&p, &base);
+        let dropped = super::dropped_paths(ui.ctx());
+        for p in dropped
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        {
+            self.load_csv(p, &base);
         }
         ui.label(egui::RichText::new("1 · Datasets").strong());
         ui.horizontal(|ui| {
