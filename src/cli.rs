@@ -2587,58 +2587,6 @@ fn validate(
     finish(&reports, project.json, out)
 }
 
-/// Collects the YAML/JSON files to import, with the family implied by their folder.
-fn collect_import_files(
-    path: &Path,
-    out: &mut Vec<(PathBuf, Option<Family>)>,
-) -> Result<(), Failure> {
-    if path.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| Failure::new(exit::IO, format!("cannot list {}: {e}", path.display())))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        for entry in entries {
-            let hidden = entry
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'));
-            if hidden {
-                continue;
-            }
-            if entry.is_dir() {
-                // Array containers and run outputs hold JSON metadata, not configs.
-                let container = matches!(
-                    entry.extension().and_then(|e| e.to_str()),
-                    Some("zarr" | "n5")
-                );
-                if !container {
-                    collect_import_files(&entry, out)?;
-                }
-            } else if matches!(
-                entry.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json")
-            ) {
-                let family = entry
-                    .parent()
-                    .and_then(|p| p.file_name())
-                    .and_then(|n| n.to_str())
-                    .and_then(Family::parse);
-                out.push((entry, family));
-            }
-        }
-        Ok(())
-    } else if path.exists() {
-        out.push((path.to_path_buf(), None));
-        Ok(())
-    } else {
-        Err(Failure::new(
-            exit::IO,
-            format!("{} does not exist", path.display()),
-        ))
-    }
-}
-
 fn import(
     paths: Vec<PathBuf>,
     family: Option<String>,
@@ -2648,7 +2596,7 @@ fn import(
     let family = family.as_deref().map(parse_family).transpose()?;
     let mut files = Vec::new();
     for p in &paths {
-        collect_import_files(p, &mut files)?;
+        files.extend(crate::store::config_files(p)?);
     }
     let store = project.open()?.configs();
     let mut reports = Vec::new();

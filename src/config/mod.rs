@@ -25,8 +25,11 @@ pub use architectures::{ArchitectureConfig, CNNectomeUNetConfig, DummyArchitectu
 pub use arrays::*;
 pub use datasplits::*;
 pub use options::{BsubConfig, ComputeContextConfig, LocalTorchConfig, OptionsConfig};
-pub use runs::{CosemStartConfig, InitialWeightsConfig, RunConfig, StartConfig};
-pub use schema::{Decode, Encode, FieldInfo, Problem, Problems, TypeInfo, Validate};
+pub use runs::{
+    expand_run_name, CosemStartConfig, InitialWeightsConfig, RunConfig, RunGrid, StartConfig,
+    DEFAULT_RUN_NAME_TEMPLATE,
+};
+pub use schema::{Decode, Encode, FieldInfo, Problem, Problems, Shape, TypeInfo, Validate};
 pub use tasks::*;
 pub use trainers::*;
 

@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::schema::{
     check_unknown_keys, child, decode_field, describe, expect_map, Check, Decode, Encode,
-    FieldInfo, Problems, Validate,
+    FieldInfo, Problems, Shape, Validate,
 };
 
 config_struct! {
@@ -123,6 +123,7 @@ const COMPUTE_CONTEXT_FIELDS: &[FieldInfo] = &[
         type_name: "String",
         expected: <String as Decode>::expected,
         default: None,
+        shape: <String as Decode>::shape,
     },
     FieldInfo {
         name: "config",
@@ -132,6 +133,7 @@ const COMPUTE_CONTEXT_FIELDS: &[FieldInfo] = &[
         type_name: "mapping",
         expected: || "a mapping of the chosen context's options".to_string(),
         default: Some(|| Value::Object(Map::new())),
+        shape: || Shape::Any,
     },
 ];
 

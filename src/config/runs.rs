@@ -138,3 +138,301 @@ pub fn lift_run_dialect(mut doc: serde_json::Value) -> serde_json::Value {
     }
     doc
 }
+
+/// The naming template a run builder starts with: DaCapo's `<datasplit>_<task>_…` names.
+pub const DEFAULT_RUN_NAME_TEMPLATE: &str =
+    "{datasplit}_{task}_{architecture}_{trainer}__{repetition}";
+
+/// The placeholders a run naming template may use.
+pub const RUN_NAME_PLACEHOLDERS: [&str; 5] =
+    ["datasplit", "task", "architecture", "trainer", "repetition"];
+
+/// The choices a run builder combines: one run per datasplit × task × architecture ×
+/// trainer × repetition, named by a template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunGrid {
+    /// DataSplits to train on.
+    pub datasplits: Vec<DataSplitConfig>,
+    /// Tasks to learn.
+    pub tasks: Vec<TaskConfig>,
+    /// Architectures to train.
+    pub architectures: Vec<ArchitectureConfig>,
+    /// Trainers to train with.
+    pub trainers: Vec<TrainerConfig>,
+    /// Replicates of every combination (repetition 0 … repetitions-1).
+    pub repetitions: u32,
+    /// Iterations of every run.
+    pub num_iterations: u64,
+    /// Checkpoint and validation interval of every run.
+    pub validation_interval: u64,
+    /// Run names: `{datasplit}`, `{task}`, `{architecture}`, `{trainer}` and
+    /// `{repetition}` are replaced by the combination's config names and replicate index.
+    pub name_template: String,
+}
+
+impl RunGrid {
+    /// How many runs the grid makes.
+    pub fn count(&self) -> usize {
+        self.datasplits.len()
+            * self.tasks.len()
+            * self.architectures.len()
+            * self.trainers.len()
+            * self.repetitions as usize
+    }
+
+    /// The runs of the grid in a fixed order (datasplit, task, architecture, trainer,
+    /// repetition), or every problem found: an empty choice, a bad template, two runs with
+    /// the same name, or a run that fails validation.
+    pub fn build(&self) -> Result<Vec<RunConfig>, Problems> {
+        let mut problems = Problems::default();
+        for (key, empty) in [
+            ("datasplits", self.datasplits.is_empty()),
+            ("tasks", self.tasks.is_empty()),
+            ("architectures", self.architectures.is_empty()),
+            ("trainers", self.trainers.is_empty()),
+        ] {
+            if empty {
+                problems.push(key, format!("choose at least one of the {key}"));
+            }
+        }
+        if self.repetitions == 0 {
+            problems.push("repetitions", "must be at least 1");
+        }
+        if let Err(e) = expand_run_name(&self.name_template, &[]) {
+            problems.push("name_template", e);
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let mut runs = Vec::with_capacity(self.count());
+        let mut seen = std::collections::BTreeMap::<String, usize>::new();
+        for d in &self.datasplits {
+            for t in &self.tasks {
+                for a in &self.architectures {
+                    for tr in &self.trainers {
+                        for rep in 0..self.repetitions {
+                            let rep_text = rep.to_string();
+                            let values = [
+                                ("datasplit", d.name()),
+                                ("task", t.name()),
+                                ("architecture", a.name()),
+                                ("trainer", tr.name()),
+                                ("repetition", rep_text.as_str()),
+                            ];
+                            let name =
+                                expand_run_name(&self.name_template, &values).map_err(|e| {
+                                    let mut p = Problems::default();
+                                    p.push("name_template", e);
+                                    p
+                                })?;
+                            *seen.entry(name.clone()).or_default() += 1;
+                            runs.push(RunConfig {
+                                name,
+                                repetition: rep,
+                                num_iterations: self.num_iterations,
+                                validation_interval: self.validation_interval,
+                                task_config: t.clone(),
+                                architecture_config: a.clone(),
+                                trainer_config: tr.clone(),
+                                datasplit_config: d.clone(),
+                                start_config: None,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        for (name, n) in seen.iter().filter(|(_, n)| **n > 1) {
+            let missing: Vec<String> = self
+                .varying()
+                .into_iter()
+                .filter(|p| !self.name_template.contains(&format!("{{{p}}}")))
+                .map(|p| format!("{{{p}}}"))
+                .collect();
+            problems.push(
+                "name_template",
+                format!(
+                    "{n} runs would be named {name:?}; add {} to the template",
+                    missing.join(" or ")
+                ),
+            );
+        }
+        for (i, run) in runs.iter().enumerate() {
+            let mut found = Problems::default();
+            super::schema::Validate::validate(run, "", &mut found);
+            for p in found.iter() {
+                problems.push(
+                    &format!("runs[{i}] ({}){}", run.name, with_dot(&p.path)),
+                    p.message.clone(),
+                );
+            }
+        }
+        if problems.is_empty() {
+            Ok(runs)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The placeholders whose value differs between the grid's runs.
+    fn varying(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for (p, n) in [
+            ("datasplit", self.datasplits.len()),
+            ("task", self.tasks.len()),
+            ("architecture", self.architectures.len()),
+            ("trainer", self.trainers.len()),
+            ("repetition", self.repetitions as usize),
+        ] {
+            if n > 1 {
+                out.push(p);
+            }
+        }
+        out
+    }
+}
+
+fn with_dot(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!(".{path}")
+    }
+}
+
+/// Fills a run naming template: every `{placeholder}` is replaced by its value in
+/// `values`; a placeholder without a value stays as it is. Unknown placeholders and
+/// unbalanced braces are errors naming what was found.
+pub fn expand_run_name(template: &str, values: &[(&str, &str)]) -> Result<String, String> {
+    if template.trim().is_empty() {
+        return Err("the naming template is empty".into());
+    }
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find(['{', '}']) {
+        if rest[open..].starts_with('}') {
+            return Err(format!("unmatched `}}` in {template:?}"));
+        }
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            return Err(format!("unmatched `{{` in {template:?}"));
+        };
+        let key = &after[..close];
+        if !RUN_NAME_PLACEHOLDERS.contains(&key) {
+            return Err(format!(
+                "unknown placeholder {{{key}}} in {template:?}; use {}",
+                RUN_NAME_PLACEHOLDERS
+                    .iter()
+                    .map(|p| format!("{{{p}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        match values.iter().find(|(k, _)| *k == key) {
+            Some((_, v)) => out.push_str(v),
+            None => {
+                out.push('{');
+                out.push_str(key);
+                out.push('}');
+            }
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn renamed_task(t: &TaskConfig, name: &str) -> TaskConfig {
+        let mut t = t.clone();
+        if let TaskConfig::Distance(c) = &mut t {
+            c.name = name.to_string();
+        }
+        t
+    }
+
+    fn grid() -> RunGrid {
+        let run = crate::demo::project::demo_run(20, 10);
+        RunGrid {
+            datasplits: vec![run.datasplit_config.clone()],
+            tasks: vec![
+                renamed_task(&run.task_config, "dist_a"),
+                renamed_task(&run.task_config, "dist_b"),
+            ],
+            architectures: vec![run.architecture_config.clone()],
+            trainers: vec![run.trainer_config.clone()],
+            repetitions: 2,
+            num_iterations: 500,
+            validation_interval: 100,
+            name_template: "{task}_{trainer}__{repetition}".into(),
+        }
+    }
+
+    #[test]
+    fn the_grid_is_the_cartesian_product_in_order_with_names_from_the_template() {
+        let g = grid();
+        assert_eq!(g.count(), 4);
+        let runs = g.build().unwrap();
+        let trainer = g.trainers[0].name().to_string();
+        let names: Vec<String> = runs.iter().map(|r| r.name.clone()).collect();
+        assert_eq!(
+            names,
+            vec![
+                format!("dist_a_{trainer}__0"),
+                format!("dist_a_{trainer}__1"),
+                format!("dist_b_{trainer}__0"),
+                format!("dist_b_{trainer}__1"),
+            ]
+        );
+        assert_eq!(runs[1].repetition, 1);
+        assert_eq!(runs[2].task_config.name(), "dist_b");
+        assert!(runs
+            .iter()
+            .all(|r| r.num_iterations == 500 && r.validation_interval == 100));
+    }
+
+    #[test]
+    fn a_template_that_names_two_runs_alike_is_refused_with_the_placeholder_to_add() {
+        let mut g = grid();
+        g.name_template = "{task}".into();
+        let problems = g.build().unwrap_err();
+        let text = problems.to_string();
+        assert_eq!(problems.len(), 2, "{text}");
+        assert!(
+            text.contains("2 runs would be named \"dist_a\"; add {repetition}"),
+            "{text}"
+        );
+        g.name_template = "{task}_{seed}".into();
+        let text = g.build().unwrap_err().to_string();
+        assert!(
+            text.contains("name_template: unknown placeholder {seed}"),
+            "{text}"
+        );
+        g.name_template = "{task".into();
+        assert!(g.build().unwrap_err().to_string().contains("unmatched `{`"));
+        g.name_template = "{task}".into();
+        g.tasks.clear();
+        g.repetitions = 0;
+        let text = g.build().unwrap_err().to_string();
+        assert!(
+            text.contains("tasks: choose at least one of the tasks"),
+            "{text}"
+        );
+        assert!(text.contains("repetitions: must be at least 1"), "{text}");
+    }
+
+    #[test]
+    fn names_that_are_not_valid_run_names_are_reported_per_run() {
+        let mut g = grid();
+        g.name_template = "{task}\u{1}".into();
+        g.repetitions = 1;
+        let problems = g.build().unwrap_err();
+        assert_eq!(problems.len(), 2);
+        assert_eq!(problems.0[0].path, "runs[0] (dist_a\u{1}).name");
+        assert!(problems.0[0].message.contains("control characters"));
+    }
+}

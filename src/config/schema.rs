@@ -119,6 +119,8 @@ pub struct FieldInfo {
     pub expected: fn() -> String,
     /// The default value as a document tree; `None` when the field must be given.
     pub default: Option<fn() -> Value>,
+    /// The form of the field's value, for editors that build widgets from the data model.
+    pub shape: fn() -> Shape,
 }
 
 impl FieldInfo {
@@ -170,10 +172,161 @@ pub fn tidy_doc(raw: &str) -> String {
     out.trim_end().to_string()
 }
 
+/// The form of a config value, derived from the data model: what an editor shows a widget
+/// for (a number box, a list with add/remove, a type selector over a tagged family, …).
+#[derive(Debug, Clone)]
+pub enum Shape {
+    /// `true` or `false`.
+    Bool,
+    /// An integer; `min` is the smallest value the type can hold (0 for unsigned).
+    Integer {
+        /// Smallest representable value.
+        min: i64,
+    },
+    /// A floating-point number.
+    Float,
+    /// A string.
+    Text,
+    /// A coordinate: 1 to 4 integers in z, y, x order.
+    Coordinate,
+    /// A region: `[offset, shape]`.
+    Roi,
+    /// The inner shape or null.
+    Optional(Box<Shape>),
+    /// A list of values of one shape.
+    List(Box<Shape>),
+    /// A mapping from names to values of one shape.
+    Map(Box<Shape>),
+    /// A fixed-length list with one shape per position.
+    Tuple(Vec<Shape>),
+    /// A config struct with named fields.
+    Struct {
+        /// Type name.
+        name: &'static str,
+        /// Its fields.
+        fields: &'static [FieldInfo],
+    },
+    /// A `__type__`-tagged family of config structs.
+    Union {
+        /// Family name.
+        name: &'static str,
+        /// Its concrete types.
+        types: &'static [TypeInfo],
+    },
+    /// Free-form data (edited as YAML text).
+    Any,
+}
+
+impl Shape {
+    /// A value of this shape to start from: defaults where the model has them, otherwise
+    /// empty values (the first type of a union, no list elements, null for optionals).
+    pub fn skeleton(&self) -> Value {
+        match self {
+            Shape::Bool => Value::Bool(false),
+            Shape::Integer { min } => Value::Number(Number::from((*min).max(0))),
+            Shape::Float => Value::Number(Number::from(0)),
+            Shape::Text => Value::String(String::new()),
+            Shape::Coordinate => Value::Array(vec![Value::Number(Number::from(1)); 3]),
+            Shape::Roi => Value::Array(vec![
+                Value::Array(vec![Value::Number(Number::from(0)); 3]),
+                Value::Array(vec![Value::Number(Number::from(1)); 3]),
+            ]),
+            Shape::Optional(_) | Shape::Any => Value::Null,
+            Shape::List(_) => Value::Array(Vec::new()),
+            Shape::Map(_) => Value::Object(Map::new()),
+            Shape::Tuple(items) => Value::Array(items.iter().map(Shape::skeleton).collect()),
+            Shape::Struct { fields, .. } => struct_skeleton(fields),
+            Shape::Union { types, .. } => match types.first() {
+                Some(t) => type_skeleton(t),
+                None => Value::Null,
+            },
+        }
+    }
+
+    /// Whether `value` has this shape's structure (kinds of values, list lengths, tags),
+    /// without the semantic rules; used to keep compatible fields when a type changes.
+    pub fn fits(&self, value: &Value) -> bool {
+        match (self, value) {
+            (Shape::Any, _) => true,
+            (Shape::Optional(_), Value::Null) => true,
+            (Shape::Optional(inner), v) => inner.fits(v),
+            (Shape::Bool, Value::Bool(_)) => true,
+            (Shape::Integer { min }, Value::Number(n)) => {
+                n.as_i64().is_some_and(|v| v >= *min) || n.as_u64().is_some()
+            }
+            (Shape::Float, Value::Number(_)) => true,
+            (Shape::Text, Value::String(_)) => true,
+            (Shape::Coordinate, Value::Array(items)) => {
+                (1..=4).contains(&items.len()) && items.iter().all(|v| v.as_i64().is_some())
+            }
+            (Shape::Roi, Value::Array(items)) => {
+                items.len() == 2 && items.iter().all(|c| Shape::Coordinate.fits(c))
+            }
+            (Shape::List(inner), Value::Array(items)) => items.iter().all(|v| inner.fits(v)),
+            (Shape::Map(inner), Value::Object(map)) => map.values().all(|v| inner.fits(v)),
+            (Shape::Tuple(shapes), Value::Array(items)) => {
+                shapes.len() == items.len() && shapes.iter().zip(items).all(|(s, v)| s.fits(v))
+            }
+            (Shape::Struct { .. }, Value::Object(_)) => true,
+            (Shape::Union { types, .. }, Value::Object(map)) => map
+                .get(crate::config::TYPE_KEY)
+                .and_then(Value::as_str)
+                .is_some_and(|tag| types.iter().any(|t| t.tag == tag)),
+            _ => false,
+        }
+    }
+}
+
+/// A mapping with every field of `fields`: its default, or the skeleton of its shape.
+pub fn struct_skeleton(fields: &[FieldInfo]) -> Value {
+    let mut map = Map::new();
+    for f in fields {
+        let value = match f.default {
+            Some(d) => d(),
+            None => (f.shape)().skeleton(),
+        };
+        map.insert(f.key.to_string(), value);
+    }
+    Value::Object(map)
+}
+
+/// A new config of type `t`: its fields' defaults or skeletons, and its `__type__` tag.
+pub fn type_skeleton(t: &TypeInfo) -> Value {
+    let mut value = struct_skeleton(t.fields);
+    if let Value::Object(map) = &mut value {
+        map.insert(
+            crate::config::TYPE_KEY.to_string(),
+            Value::String(t.tag.to_string()),
+        );
+    }
+    value
+}
+
+/// Turns `old` (a config of another type of the same family) into a config of type `to`,
+/// keeping every field whose key `to` also has and whose value fits its shape there.
+pub fn switch_type(old: &Value, to: &TypeInfo) -> Value {
+    let mut value = type_skeleton(to);
+    if let (Value::Object(new), Some(old)) = (&mut value, old.as_object()) {
+        for f in to.fields {
+            if let Some(v) = old.get(f.key) {
+                if (f.shape)().fits(v) {
+                    new.insert(f.key.to_string(), v.clone());
+                }
+            }
+        }
+    }
+    value
+}
+
 /// Decoding from a generic document tree, recording every problem with its field path.
 pub trait Decode: Sized {
     /// What a valid value looks like, for messages ("a list of integers", …).
     fn expected() -> String;
+
+    /// The form of this type's values, for editors; free-form unless a type says more.
+    fn shape() -> Shape {
+        Shape::Any
+    }
 
     /// Decodes `value` found at `path`; returns `None` after recording at least one problem.
     fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self>;
@@ -291,6 +444,9 @@ impl Decode for bool {
     fn expected() -> String {
         "true or false".into()
     }
+    fn shape() -> Shape {
+        Shape::Bool
+    }
     fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
         match value {
             Value::Bool(b) => Some(*b),
@@ -313,6 +469,9 @@ macro_rules! int_codec {
         impl Decode for $t {
             fn expected() -> String {
                 $what.into()
+            }
+            fn shape() -> Shape {
+                Shape::Integer { min: i64::try_from(<$t>::MIN).unwrap_or(i64::MIN) }
             }
             fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
                 let parsed = match value {
@@ -347,6 +506,9 @@ impl Decode for f64 {
     fn expected() -> String {
         "a number".into()
     }
+    fn shape() -> Shape {
+        Shape::Float
+    }
     fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
         match value.as_f64() {
             Some(v) => Some(v),
@@ -367,6 +529,9 @@ impl Encode for f64 {
 impl Decode for String {
     fn expected() -> String {
         "a string".into()
+    }
+    fn shape() -> Shape {
+        Shape::Text
     }
     fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
         match value {
@@ -404,6 +569,9 @@ impl<T: Decode> Decode for Option<T> {
     fn expected() -> String {
         format!("{} or null", T::expected())
     }
+    fn shape() -> Shape {
+        Shape::Optional(Box::new(T::shape()))
+    }
     fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
         match value {
             Value::Null => Some(None),
@@ -433,6 +601,9 @@ impl<T: Decode> Decode for Box<T> {
     fn expected() -> String {
         T::expected()
     }
+    fn shape() -> Shape {
+        T::shape()
+    }
     fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
         T::decode(value, path, problems).map(Box::new)
     }
@@ -456,6 +627,9 @@ impl<T: Validate> Validate for Box<T> {
 impl<T: Decode> Decode for Vec<T> {
     fn expected() -> String {
         format!("a list of {}", plural(&T::expected()))
+    }
+    fn shape() -> Shape {
+        Shape::List(Box::new(T::shape()))
     }
     fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
         let Value::Array(items) = value else {
@@ -494,6 +668,9 @@ impl<T: Validate> Validate for Vec<T> {
 impl<T: Decode> Decode for BTreeMap<String, T> {
     fn expected() -> String {
         format!("a mapping from names to {}", plural(&T::expected()))
+    }
+    fn shape() -> Shape {
+        Shape::Map(Box::new(T::shape()))
     }
     fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
         let Value::Object(map) = value else {
@@ -538,6 +715,9 @@ macro_rules! tuple_codec {
                 let parts: Vec<String> = vec![$($t::expected()),+];
                 format!("a list of {} elements ({})", $n, parts.join(", "))
             }
+            fn shape() -> Shape {
+                Shape::Tuple(vec![$($t::shape()),+])
+            }
             fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
                 match value {
                     Value::Array(items) if items.len() == $n => {
@@ -579,6 +759,9 @@ impl Decode for Coordinate {
     fn expected() -> String {
         "a coordinate (a list of 1 to 4 integers, z, y, x order)".into()
     }
+    fn shape() -> Shape {
+        Shape::Coordinate
+    }
     fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
         let ints = match value {
             Value::Array(items) if (1..=4).contains(&items.len()) => items
@@ -619,6 +802,9 @@ impl Validate for Coordinate {}
 impl Decode for Roi {
     fn expected() -> String {
         "a region: a list of two coordinates [offset, shape]".into()
+    }
+    fn shape() -> Shape {
+        Shape::Roi
     }
     fn decode(value: &Value, path: &str, problems: &mut Problems) -> Option<Self> {
         let (offset, shape) = <(Coordinate, Coordinate)>::decode(value, path, problems)?;
@@ -797,6 +983,7 @@ macro_rules! config_struct {
                     type_name: stringify!($ty),
                     expected: <$ty as $crate::config::schema::Decode>::expected,
                     default: config_default_value!($ty; $($default)?),
+                    shape: <$ty as $crate::config::schema::Decode>::shape,
                 },)*
             ];
 
@@ -807,6 +994,10 @@ macro_rules! config_struct {
         impl $crate::config::schema::Decode for $name {
             fn expected() -> String {
                 format!("a {} mapping", stringify!($name))
+            }
+
+            fn shape() -> $crate::config::schema::Shape {
+                $crate::config::schema::Shape::Struct { name: stringify!($name), fields: Self::FIELDS }
             }
 
             fn decode(
@@ -992,6 +1183,10 @@ macro_rules! config_enum {
                 format!("a mapping with a `__type__` tag ({})", stringify!($name))
             }
 
+            fn shape() -> $crate::config::schema::Shape {
+                $crate::config::schema::Shape::Union { name: stringify!($name), types: Self::TYPES }
+            }
+
             fn decode(
                 value: &serde_json::Value,
                 path: &str,
@@ -1078,4 +1273,87 @@ macro_rules! config_enum {
             }
         )*
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AnyConfig, Family, TaskConfig};
+
+    fn task_type(tag: &str) -> &'static TypeInfo {
+        TaskConfig::TYPES
+            .iter()
+            .find(|t| t.tag == tag)
+            .unwrap_or_else(|| panic!("no task type {tag}"))
+    }
+
+    #[test]
+    fn shapes_follow_the_data_model() {
+        let t = task_type("AffinitiesTaskConfig");
+        let shape = |key: &str| (t.fields.iter().find(|f| f.key == key).unwrap().shape)();
+        assert!(matches!(shape("name"), Shape::Text));
+        assert!(matches!(shape("lsds"), Shape::Bool));
+        assert!(matches!(shape("num_lsd_voxels"), Shape::Integer { min: 0 }));
+        assert!(matches!(shape("lsds_to_affs_weight_ratio"), Shape::Float));
+        match shape("neighborhood") {
+            Shape::List(inner) => assert!(matches!(*inner, Shape::Coordinate)),
+            other => panic!("{other:?}"),
+        }
+        let run = crate::config::RunConfig::FIELDS;
+        let task = run.iter().find(|f| f.key == "task_config").unwrap();
+        match (task.shape)() {
+            Shape::Union { name, types } => {
+                assert_eq!(name, "TaskConfig");
+                assert_eq!(types.len(), TaskConfig::TYPES.len());
+            }
+            other => panic!("{other:?}"),
+        }
+        let start = run.iter().find(|f| f.key == "start_config").unwrap();
+        assert!(
+            matches!((start.shape)(), Shape::Optional(inner) if matches!(*inner, Shape::Union { .. }))
+        );
+    }
+
+    #[test]
+    fn a_skeleton_has_every_field_with_defaults_and_the_type_tag() {
+        let doc = type_skeleton(task_type("AffinitiesTaskConfig"));
+        assert_eq!(doc["__type__"], "AffinitiesTaskConfig");
+        assert_eq!(doc["name"], "");
+        assert_eq!(doc["neighborhood"], serde_json::json!([]));
+        assert_eq!(doc["num_lsd_voxels"], 10);
+        assert_eq!(doc["lsds"], false);
+        // Filling in the required values makes it a valid task.
+        let mut doc = doc;
+        doc["name"] = "affs".into();
+        doc["neighborhood"] = serde_json::json!([[1, 0, 0], [0, 1, 0], [0, 0, 1]]);
+        let task = AnyConfig::from_document(Family::Tasks, &doc, "t").unwrap();
+        assert!(task.problems().is_empty(), "{}", task.problems());
+        // Every type of every family has a skeleton of its own type that decodes or
+        // reports problems at paths (never a crash).
+        for family in Family::ALL {
+            for t in family.types() {
+                let doc = type_skeleton(t);
+                if let Err(e) = AnyConfig::from_document(family, &doc, t.tag) {
+                    assert!(!e.problems().is_empty(), "{}", t.tag);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn switching_type_keeps_the_fields_both_types_have_and_that_fit() {
+        let mut doc = type_skeleton(task_type("DistanceTaskConfig"));
+        doc["name"] = "mito".into();
+        doc["channels"] = serde_json::json!(["mito"]);
+        let other = switch_type(&doc, task_type("OneHotTaskConfig"));
+        assert_eq!(other["__type__"], "OneHotTaskConfig");
+        assert_eq!(other["name"], "mito");
+        assert_eq!(other["classes"], serde_json::json!([]));
+        assert!(other.get("clip_distance").is_none());
+        // A value of the wrong kind for the new type's field is replaced by its default.
+        let mut doc = type_skeleton(task_type("AffinitiesTaskConfig"));
+        doc["name"] = 3.into();
+        let back = switch_type(&doc, task_type("DistanceTaskConfig"));
+        assert_eq!(back["name"], "");
+    }
 }

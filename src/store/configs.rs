@@ -90,9 +90,8 @@ impl ConfigStore {
         self.family_dir(family).join(format!("{name}.yaml"))
     }
 
-    /// Stores `config` under its name. An identical config already stored is a no-op; a
-    /// different one under the same name is refused, as is a config that fails validation.
-    pub fn store(&self, config: &AnyConfig) -> Result<StoreOutcome, StoreError> {
+    /// The file `config` is stored in, after checking its name and its validity.
+    fn checked_path(&self, config: &AnyConfig) -> Result<PathBuf, StoreError> {
         let family = config.family();
         let name = config.name();
         validate_name(family, name)?;
@@ -104,7 +103,14 @@ impl ConfigStore {
                 problems,
             });
         }
-        let path = self.path_of(family, name);
+        Ok(self.path_of(family, name))
+    }
+
+    /// Stores `config` under its name. An identical config already stored is a no-op; a
+    /// different one under the same name is refused, as is a config that fails validation.
+    pub fn store(&self, config: &AnyConfig) -> Result<StoreOutcome, StoreError> {
+        let family = config.family();
+        let path = self.checked_path(config)?;
         if path.exists() {
             return self.compare_existing(config, &path);
         }
@@ -203,6 +209,38 @@ impl ConfigStore {
         Ok(names)
     }
 
+    /// Writes `config` under its name whether or not a config of that name is stored (the
+    /// editor's Save). Invalid configs are refused; the file is replaced atomically, so the
+    /// old version stays intact until the new one is complete.
+    pub fn replace(&self, config: &AnyConfig) -> Result<StoreOutcome, StoreError> {
+        let family = config.family();
+        let path = self.checked_path(config)?;
+        if path.is_file() && self.read_file(family, &path).ok().as_ref() == Some(config) {
+            return Ok(StoreOutcome::Unchanged);
+        }
+        let project = self.root.parent().unwrap_or(&self.root);
+        ensure_writable(&self.family_dir(family), project)?;
+        write_atomic(&path, config.to_yaml().as_bytes(), true)?;
+        Ok(StoreOutcome::Written)
+    }
+
+    /// Renames the stored config `old` of `family` to `new`, changing its `name` field too.
+    /// Refused when `new` is taken; the new file is complete before the old one is removed.
+    pub fn rename(&self, family: Family, old: &str, new: &str) -> Result<AnyConfig, StoreError> {
+        validate_name(family, new)?;
+        let config = self.retrieve(family, old)?;
+        let renamed = with_name(&config, new)?;
+        match self.store(&renamed)? {
+            StoreOutcome::Written => {}
+            // An identical config already had the new name: keep it, drop the old one.
+            StoreOutcome::Unchanged => {}
+        }
+        if old != new {
+            self.delete(family, old)?;
+        }
+        Ok(renamed)
+    }
+
     /// Deletes the config `name` of `family`.
     pub fn delete(&self, family: Family, name: &str) -> Result<(), StoreError> {
         validate_name(family, name)?;
@@ -245,5 +283,168 @@ fn diff_documents(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
         } else {
             path.to_string()
         }),
+    }
+}
+
+/// `config` with its `name` field set to `name`.
+pub fn with_name(config: &AnyConfig, name: &str) -> Result<AnyConfig, StoreError> {
+    let mut doc = config.to_document();
+    if let Some(map) = doc.as_object_mut() {
+        map.insert("name".to_string(), Value::String(name.to_string()));
+    }
+    Ok(AnyConfig::from_document(config.family(), &doc, name)?)
+}
+
+/// Collects the YAML/JSON config files below `path` (a file, or a folder searched
+/// recursively, skipping hidden entries and zarr/N5 containers), each with the family its
+/// folder name implies (`tasks/`, `runs/`, …) when it does.
+pub fn config_files(path: &Path) -> Result<Vec<(PathBuf, Option<Family>)>, StoreError> {
+    let mut out = Vec::new();
+    collect_config_files(path, &mut out)?;
+    Ok(out)
+}
+
+fn collect_config_files(
+    path: &Path,
+    out: &mut Vec<(PathBuf, Option<Family>)>,
+) -> Result<(), StoreError> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| StoreError::io("list", path, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for entry in entries {
+            let hidden = entry
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if entry.is_dir() {
+                // Array containers and run outputs hold JSON metadata, not configs.
+                let container = matches!(
+                    entry.extension().and_then(|e| e.to_str()),
+                    Some("zarr" | "n5")
+                );
+                if !container {
+                    collect_config_files(&entry, out)?;
+                }
+            } else if matches!(
+                entry.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            ) {
+                let family = entry
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .and_then(|n| n.to_str())
+                    .and_then(Family::parse);
+                out.push((entry, family));
+            }
+        }
+        Ok(())
+    } else if path.exists() {
+        out.push((path.to_path_buf(), None));
+        Ok(())
+    } else {
+        Err(StoreError::io(
+            "read",
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TaskConfig;
+
+    fn task(name: &str, scale: f64) -> AnyConfig {
+        let run = crate::demo::project::demo_run(20, 10);
+        let mut t = run.task_config;
+        if let TaskConfig::Distance(c) = &mut t {
+            c.name = name.to_string();
+            c.scale_factor = scale;
+        }
+        AnyConfig::Task(t)
+    }
+
+    #[test]
+    fn replace_overwrites_a_stored_config_and_refuses_an_invalid_one_keeping_the_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ConfigStore::new(dir.path().join("configs"));
+        assert_eq!(store.store(&task("t", 1.0)).unwrap(), StoreOutcome::Written);
+        assert!(matches!(
+            store.store(&task("t", 2.0)),
+            Err(StoreError::Duplicate { .. })
+        ));
+        assert_eq!(
+            store.replace(&task("t", 2.0)).unwrap(),
+            StoreOutcome::Written
+        );
+        assert_eq!(
+            store.replace(&task("t", 2.0)).unwrap(),
+            StoreOutcome::Unchanged
+        );
+        assert_eq!(store.retrieve(Family::Tasks, "t").unwrap(), task("t", 2.0));
+        let before = std::fs::read(store.path_of(Family::Tasks, "t")).unwrap();
+        let mut bad = task("t", 2.0);
+        if let AnyConfig::Task(TaskConfig::Distance(c)) = &mut bad {
+            c.channels.clear();
+        }
+        assert!(matches!(
+            store.replace(&bad),
+            Err(StoreError::InvalidConfig { .. })
+        ));
+        assert_eq!(
+            std::fs::read(store.path_of(Family::Tasks, "t")).unwrap(),
+            before
+        );
+    }
+
+    #[test]
+    fn rename_moves_the_file_and_the_name_field_and_refuses_a_taken_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ConfigStore::new(dir.path().join("configs"));
+        store.store(&task("a", 1.0)).unwrap();
+        store.store(&task("b", 3.0)).unwrap();
+        let renamed = store.rename(Family::Tasks, "a", "c").unwrap();
+        assert_eq!(renamed.name(), "c");
+        assert_eq!(store.names(Family::Tasks).unwrap(), vec!["b", "c"]);
+        assert_eq!(store.retrieve(Family::Tasks, "c").unwrap(), task("c", 1.0));
+        // "b" holds a different task: nothing moves, both stay.
+        assert!(matches!(
+            store.rename(Family::Tasks, "c", "b"),
+            Err(StoreError::Duplicate { .. })
+        ));
+        assert_eq!(store.names(Family::Tasks).unwrap(), vec!["b", "c"]);
+        assert!(matches!(
+            store.rename(Family::Tasks, "c", "x/y"),
+            Err(StoreError::InvalidName { .. })
+        ));
+    }
+
+    #[test]
+    fn config_files_are_found_in_folders_with_the_family_of_their_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let tasks = dir.path().join("configs/tasks");
+        std::fs::create_dir_all(&tasks).unwrap();
+        std::fs::create_dir_all(dir.path().join("data.zarr")).unwrap();
+        std::fs::write(tasks.join("t.yaml"), "x").unwrap();
+        std::fs::write(tasks.join(".hidden.yaml"), "x").unwrap();
+        std::fs::write(dir.path().join("data.zarr/.zattrs.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("run.yml"), "x").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        let found = config_files(dir.path()).unwrap();
+        assert_eq!(
+            found,
+            vec![
+                (tasks.join("t.yaml"), Some(Family::Tasks)),
+                (dir.path().join("run.yml"), None),
+            ]
+        );
+        assert!(config_files(&dir.path().join("missing")).is_err());
     }
 }
