@@ -295,6 +295,15 @@ pub struct GuiArgs {
     /// Render the screenshot offscreen even when a display is available.
     #[arg(long)]
     pub headless: bool,
+    /// Section to show first: project, configs, datasplit, runs or viewer.
+    #[arg(long, value_parser = parse_section)]
+    pub section: Option<crate::gui::Section>,
+}
+
+fn parse_section(s: &str) -> Result<crate::gui::Section, String> {
+    crate::gui::Section::parse(s).ok_or_else(|| {
+        format!("unknown section {s:?}; use project, configs, datasplit, runs or viewer")
+    })
 }
 
 fn parse_size(s: &str) -> Result<[u32; 2], String> {
@@ -678,7 +687,7 @@ impl From<StoreError> for Failure {
             | StoreError::InvalidConfig { .. }
             | StoreError::Config(_) => exit::INVALID,
             StoreError::NotFound { .. } => exit::NOT_FOUND,
-            StoreError::Duplicate { .. } => exit::CONFLICT,
+            StoreError::Duplicate { .. } | StoreError::Taken { .. } => exit::CONFLICT,
             StoreError::ReadOnly { .. }
             | StoreError::NotADirectory { .. }
             | StoreError::Io { .. } => exit::IO,
@@ -715,6 +724,7 @@ pub fn run(cli: Cli) -> ExitCode {
         screenshot: None,
         size: [1280, 800],
         headless: false,
+        section: None,
     }));
     match dispatch(command, &mut out) {
         Ok(code) => ExitCode::from(code),
@@ -743,6 +753,7 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
                 screenshot: args.screenshot,
                 size: args.size,
                 headless: args.headless,
+                section: args.section,
             })
             .map_err(|e| Failure::new(exit::IO, e.to_string()))?;
             if let Some(line) = report {
@@ -1604,6 +1615,7 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Failure> {
                 screenshot: None,
                 size: [1280, 800],
                 headless: false,
+                section: None,
             })
             .map_err(|e| Failure::new(exit::IO, e.to_string()))?;
         }

@@ -510,3 +510,285 @@ fn the_runs_panel_starts_stops_and_resumes_training() {
         m.log_tail
     );
 }
+
+/// A tall app harness (so every form field is on screen) on `dir`'s project.
+fn tall_harness(dir: &std::path::Path) -> Harness<'static, SegnoApp> {
+    let path = dir.to_path_buf();
+    Harness::builder()
+        .with_size(egui::Vec2::new(1400.0, 3000.0))
+        .build_eframe(move |_cc| SegnoApp::new(Settings::default(), Some(&path)))
+}
+
+/// Types `text` into the last field labelled `label` (the most recently added one).
+fn fill(h: &mut Harness<'static, SegnoApp>, label: &str, text: &str) {
+    h.get_all_by_label(label)
+        .last()
+        .unwrap_or_else(|| panic!("no field {label:?}"))
+        .set_text_value_accesskit(text);
+    h.run_steps(2);
+}
+
+/// Clicks the last widget labelled `label`.
+fn press(h: &mut Harness<'static, SegnoApp>, label: &str) {
+    h.get_all_by_label(label)
+        .last()
+        .unwrap_or_else(|| panic!("no widget {label:?}"))
+        .click();
+    h.run_steps(2);
+}
+
+fn stored_yaml(dir: &std::path::Path, family: &str, name: &str) -> String {
+    let path = dir
+        .join("configs")
+        .join(family)
+        .join(format!("{name}.yaml"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn the_config_forms_create_one_config_of_each_family() {
+    let dir = common::demo_data_project(64);
+    let mut h = tall_harness(dir.path());
+    h.run();
+    press(&mut h, "Configs");
+
+    // A task: the type selector keeps the name when switching to another task type.
+    press(&mut h, "New task");
+    fill(&mut h, "name *", "mito_dist");
+    press(&mut h, "type");
+    press(&mut h, "OneHotTaskConfig");
+    assert_eq!(h.state().editor.doc["__type__"], "OneHotTaskConfig");
+    assert_eq!(h.state().editor.doc["name"], "mito_dist");
+    press(&mut h, "type");
+    press(&mut h, "DistanceTaskConfig");
+    press(&mut h, "Add to channels *");
+    fill(&mut h, "[0]", "mito");
+    fill(&mut h, "clip_distance *", "80");
+    // A value that is not a number is reported at its field and blocks saving.
+    fill(&mut h, "tol_distance *", "far");
+    h.get_by_label("expected a number, found the string \"far\"");
+    assert!(egui_kittest::kittest::NodeT::accesskit_node(&h.get_by_label("Save")).is_disabled());
+    press(&mut h, "Save");
+    assert!(!dir.path().join("configs/tasks/mito_dist.yaml").exists());
+    fill(&mut h, "tol_distance *", "40");
+    assert!(
+        h.state().editor.problems.is_empty(),
+        "{:?}",
+        h.state().editor.problems
+    );
+    press(&mut h, "Save");
+    let yaml = stored_yaml(dir.path(), "tasks", "mito_dist");
+    assert!(yaml.contains("__type__: DistanceTaskConfig"), "{yaml}");
+    assert!(yaml.contains("channels:\n- mito\n"), "{yaml}");
+    assert!(yaml.contains("clip_distance: 80"), "{yaml}");
+    assert!(yaml.contains("tol_distance: 40"), "{yaml}");
+
+    // An architecture: coordinates field by field, a list of coordinates.
+    press(&mut h, "New architecture");
+    fill(&mut h, "name *", "unet");
+    for axis in ["z", "y", "x"] {
+        h.get_all_by_label(axis)
+            .next()
+            .unwrap()
+            .set_text_value_accesskit("44");
+        h.run_steps(2);
+    }
+    fill(&mut h, "fmaps_in *", "1");
+    fill(&mut h, "fmaps_out *", "4");
+    fill(&mut h, "num_fmaps *", "4");
+    fill(&mut h, "fmap_inc_factor *", "2");
+    press(&mut h, "Add to downsample_factors *");
+    for axis in ["z", "y", "x"] {
+        fill(&mut h, axis, "2");
+    }
+    assert!(
+        h.state().editor.problems.is_empty(),
+        "{:?}",
+        h.state().editor.problems
+    );
+    press(&mut h, "Save");
+    let yaml = stored_yaml(dir.path(), "architectures", "unet");
+    assert!(yaml.contains("__type__: CNNectomeUNetConfig"), "{yaml}");
+    assert!(
+        yaml.contains("input_shape: !!python/tuple\n- 44\n- 44\n- 44\n"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("downsample_factors:\n- !!python/tuple\n  - 2\n  - 2\n  - 2\n"),
+        "{yaml}"
+    );
+
+    // A trainer with its defaults.
+    press(&mut h, "New trainer");
+    fill(&mut h, "name *", "gp");
+    press(&mut h, "Save");
+    let yaml = stored_yaml(dir.path(), "trainers", "gp");
+    assert!(yaml.contains("__type__: GunpowderTrainerConfig"), "{yaml}");
+    assert!(yaml.contains("learning_rate: 0.001"), "{yaml}");
+
+    // An array.
+    press(&mut h, "New array");
+    fill(&mut h, "name *", "raw");
+    fill(&mut h, "file_name *", "data/synthetic.zarr");
+    fill(&mut h, "dataset *", "raw");
+    press(&mut h, "Save");
+    let yaml = stored_yaml(dir.path(), "arrays", "raw");
+    assert!(yaml.contains("__type__: ZarrArrayConfig"), "{yaml}");
+    assert!(yaml.contains("file_name: data/synthetic.zarr"), "{yaml}");
+
+    // A datasplit: nested lists of datasets with optional nested arrays.
+    press(&mut h, "New datasplit");
+    fill(&mut h, "name *", "split");
+    for (list, crop) in [
+        ("train_configs *", "crop1"),
+        ("validate_configs *", "crop2"),
+    ] {
+        press(&mut h, &format!("Add to {list}"));
+        fill(&mut h, "name *", crop);
+        for (slot, name, dataset) in [
+            ("raw_config (set)", format!("{crop}_raw"), "raw".to_string()),
+            (
+                "gt_config (set)",
+                format!("{crop}_gt"),
+                format!("labels/{crop}/mito"),
+            ),
+        ] {
+            press(&mut h, slot);
+            fill(&mut h, "name *", &name);
+            fill(&mut h, "file_name *", "data/synthetic.zarr");
+            fill(&mut h, "dataset *", &dataset);
+        }
+    }
+    assert!(
+        h.state().editor.problems.is_empty(),
+        "{:?}",
+        h.state().editor.problems
+    );
+    press(&mut h, "Save");
+    let yaml = stored_yaml(dir.path(), "datasplits", "split");
+    assert!(
+        yaml.contains("__type__: TrainValidateDataSplitConfig"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("dataset: labels/crop2/mito"), "{yaml}");
+    assert!(yaml.contains("name: crop1_raw"), "{yaml}");
+
+    // Runs: the run builder makes the product of the chosen configs.
+    press(&mut h, "Run builder");
+    for name in ["split", "mito_dist", "unet", "gp"] {
+        press(&mut h, name);
+    }
+    h.get_by_label("repetitions").set_value_accesskit(2.0);
+    h.run_steps(2);
+    fill(&mut h, "naming template", "{task}_{architecture}");
+    h.get_by_label_contains("2 runs would be named \"mito_dist_unet\"; add {repetition}");
+    fill(
+        &mut h,
+        "naming template",
+        "{task}_{architecture}__{repetition}",
+    );
+    h.get_by_label("mito_dist_unet__0  (new)");
+    h.get_by_label("mito_dist_unet__1  (new)");
+    press(&mut h, "Save 2 run(s)");
+    let yaml = stored_yaml(dir.path(), "runs", "mito_dist_unet__1");
+    assert!(yaml.contains("repetition: 1"), "{yaml}");
+    assert!(yaml.contains("num_iterations: 10000"), "{yaml}");
+    assert!(yaml.contains("name: mito_dist\n"), "{yaml}");
+    // Nothing is saved twice; the preview says so.
+    h.get_by_label("mito_dist_unet__0  (already stored)");
+}
+
+#[test]
+fn configs_are_edited_as_yaml_duplicated_compared_renamed_deleted_and_imported() {
+    let dir = project();
+    let mut h = tall_harness(dir.path());
+    h.run();
+    press(&mut h, "Configs");
+    let store = segno::store::Project::open(dir.path()).unwrap().configs();
+    let run = segno::demo::project::demo_run(20, 10);
+    let trainer = run.trainer_config.name().to_string();
+    store
+        .store(&AnyConfig::Trainer(run.trainer_config.clone()))
+        .unwrap();
+    h.state_mut().reload_project();
+    h.run_steps(2);
+    press(&mut h, &trainer);
+    // The YAML view edits the form.
+    let yaml = h.state().editor.yaml.clone();
+    assert!(yaml.contains("batch_size: 1\n"), "{yaml}");
+    h.get_by_role(egui::accesskit::Role::MultilineTextInput)
+        .set_text_value_accesskit(&yaml.replace("batch_size: 1\n", "batch_size: 4\n"));
+    h.run_steps(2);
+    assert_eq!(h.state().editor.doc["batch_size"], 4);
+    assert_eq!(h.get_by_label("batch_size").value().as_deref(), Some("4"));
+    // Broken YAML is reported and leaves the form as it was.
+    h.get_by_role(egui::accesskit::Role::MultilineTextInput)
+        .set_text_value_accesskit("batch_size: [");
+    h.run_steps(2);
+    assert!(h.state().editor.yaml_error.is_some());
+    assert_eq!(h.state().editor.doc["batch_size"], 4);
+    press(&mut h, "Save");
+    assert!(stored_yaml(dir.path(), "trainers", &trainer).contains("batch_size: 4\n"));
+    // Duplicate, save the copy, compare the two.
+    press(&mut h, "Duplicate");
+    press(&mut h, "Save");
+    let copy = format!("{trainer}_copy");
+    assert!(stored_yaml(dir.path(), "trainers", &copy).contains(&format!("name: {copy}\n")));
+    press(&mut h, "Diff");
+    h.state_mut().editor.family = segno::config::Family::Trainers;
+    h.state_mut().editor.diff = (trainer.clone(), copy.clone());
+    h.run_steps(2);
+    h.get_by_label("2 changed line(s)");
+    h.get_by_label(&format!("- name: {trainer}"));
+    h.get_by_label(&format!("+ name: {copy}"));
+    // Rename the copy, then delete it (after confirming).
+    press(&mut h, "Edit");
+    fill(&mut h, "new name", "other");
+    press(&mut h, "Rename");
+    let names = store.names(segno::config::Family::Trainers).unwrap();
+    assert_eq!(names, vec![trainer.clone(), "other".to_string()]);
+    assert!(stored_yaml(dir.path(), "trainers", "other").contains("name: other\n"));
+    // Renaming onto a different stored config is refused and moves nothing.
+    fill(&mut h, "new name", &trainer);
+    press(&mut h, "Rename");
+    h.get_by_label_contains("not renamed:");
+    press(&mut h, "Delete");
+    assert!(dir.path().join("configs/trainers/other.yaml").exists());
+    press(&mut h, "Really delete");
+    assert_eq!(
+        store.names(segno::config::Family::Trainers).unwrap(),
+        vec![trainer.clone()]
+    );
+    // Import a DaCapo folder: files are recognised by their folder; bad ones reported.
+    let import = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(import.path().join("tasks")).unwrap();
+    std::fs::write(
+        import.path().join("tasks/d.yaml"),
+        "__type__: DistanceTaskConfig\nname: imported\nchannels: [er]\nclip_distance: 40\ntol_distance: 20\n",
+    )
+    .unwrap();
+    std::fs::write(
+        import.path().join("broken.yaml"),
+        "__type__: NoSuchTask\nname: x\n",
+    )
+    .unwrap();
+    press(&mut h, "Import");
+    fill(
+        &mut h,
+        "file or folder",
+        &import.path().display().to_string(),
+    );
+    h.get_all_by_label("Import").last().unwrap().click();
+    h.run_steps(2);
+    let report = h.state().editor.import_report.join("\n");
+    assert!(
+        report.contains("tasks/d.yaml: stored task \"imported\""),
+        "{report}"
+    );
+    assert!(report.contains("broken.yaml: error:"), "{report}");
+    assert!(
+        report.contains("unknown config type `NoSuchTask`"),
+        "{report}"
+    );
+    assert!(stored_yaml(dir.path(), "tasks", "imported").contains("- er\n"));
+}

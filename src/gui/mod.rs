@@ -4,6 +4,7 @@
 //! duplicates it.
 
 pub mod bench;
+pub mod editor;
 pub mod launcher;
 mod project;
 pub mod screenshot;
@@ -49,6 +50,13 @@ impl Section {
         Section::Runs,
         Section::Viewer,
     ];
+
+    /// The section named `text` (its label, case-insensitive).
+    pub fn parse(text: &str) -> Option<Section> {
+        Section::ALL
+            .into_iter()
+            .find(|s| s.label().eq_ignore_ascii_case(text.trim()))
+    }
 
     /// The label in the navigation (also its accessibility label).
     pub fn label(self) -> &'static str {
@@ -127,8 +135,8 @@ pub struct SegnoApp {
     path_field: String,
     /// The last error to show (opening a project, reading a config …).
     pub message: Option<String>,
-    /// The config shown in the Configs section, with its YAML (read once when selected).
-    selected_config: Option<(crate::config::Family, String, String)>,
+    /// The Configs section.
+    pub editor: editor::ConfigEditor,
     /// The volume viewer.
     pub viewer: viewer::Viewer,
     /// Arrays found in the open project's containers (full paths).
@@ -158,7 +166,7 @@ impl SegnoApp {
             project: None,
             path_field: String::new(),
             message: None,
-            selected_config: None,
+            editor: editor::ConfigEditor::default(),
             viewer: viewer::Viewer::default(),
             project_arrays: Vec::new(),
             screenshot: None,
@@ -202,7 +210,7 @@ impl SegnoApp {
                 self.viewer.serve_root = Some(summary.root.clone());
                 self.project = Some(summary);
                 self.message = None;
-                self.selected_config = None;
+                self.editor = editor::ConfigEditor::default();
             }
             Err(e) => self.message = Some(e),
         }
@@ -300,47 +308,20 @@ impl SegnoApp {
             ui.label("Open a project first.");
             return;
         };
-        let mut select = None;
-        ui.columns(2, |cols| {
-            egui::ScrollArea::vertical()
-                .id_salt("config-list")
-                .show(&mut cols[0], |ui| {
-                    for (family, names) in &p.configs {
-                        egui::CollapsingHeader::new(format!("{} ({})", family.noun(), names.len()))
-                            .default_open(true)
-                            .show(ui, |ui| {
-                                for n in names {
-                                    let on = self
-                                        .selected_config
-                                        .as_ref()
-                                        .is_some_and(|(f, name, _)| f == family && name == n);
-                                    if ui.selectable_label(on, n).clicked() {
-                                        select = Some((*family, n.clone()));
-                                    }
-                                }
-                            });
-                    }
-                });
-            match &self.selected_config {
-                Some((_, _, text)) => {
-                    egui::ScrollArea::vertical()
-                        .id_salt("config-yaml")
-                        .show(&mut cols[1], |ui| {
-                            ui.add(
-                                egui::TextEdit::multiline(&mut text.as_str())
-                                    .code_editor()
-                                    .desired_width(f32::INFINITY),
-                            );
-                        });
-                }
-                None => {
-                    cols[1].label("Select a config to see its YAML.");
-                }
-            }
-        });
-        if let Some((family, name)) = select {
-            let text = p.config_yaml(family, &name);
-            self.selected_config = Some((family, name, text));
+        let store = p.store().configs();
+        if self.editor.ui(ui, &store, &p.configs) {
+            self.reload_project();
+        }
+    }
+
+    /// Reads the open project again (after configs were saved or deleted).
+    pub fn reload_project(&mut self) {
+        let Some(root) = self.project.as_ref().map(|p| p.root.clone()) else {
+            return;
+        };
+        match ProjectSummary::load(&root) {
+            Ok(summary) => self.project = Some(summary),
+            Err(e) => self.message = Some(e),
         }
     }
 
@@ -570,6 +551,8 @@ pub struct GuiOptions {
     pub size: [u32; 2],
     /// Render the screenshot offscreen even when a display is available.
     pub headless: bool,
+    /// The section to show first (the Viewer when a view or screenshot is asked for).
+    pub section: Option<Section>,
 }
 
 /// Paths of the files and folders dropped on the window this frame.
@@ -606,7 +589,16 @@ fn initial_view(options: &GuiOptions) -> Result<Option<crate::render::state::Vie
 /// screenshots.
 pub fn run(options: GuiOptions) -> Result<Option<String>, GuiError> {
     let view = initial_view(&options)?;
+    let first_section = options.section;
     if let Some(out) = &options.screenshot {
+        let viewer = first_section.is_none_or(|s| s == Section::Viewer);
+        if !viewer && (options.headless || !has_display()) {
+            return Err(GuiError::Start(format!(
+                "a screenshot of the {} section needs a display: run it under \
+                 `xvfb-run -a -s \"-screen 0 1280x800x24\"`",
+                first_section.map_or("Viewer", Section::label)
+            )));
+        }
         if options.headless || !has_display() {
             let state = match view {
                 Some(v) => v,
@@ -638,8 +630,11 @@ pub fn run(options: GuiOptions) -> Result<Option<String>, GuiError> {
                 app.viewer.set_state(v);
                 app.settings.section = Section::Viewer;
             }
+            if let Some(s) = first_section {
+                app.settings.section = s;
+            }
             if let Some(path) = screenshot {
-                app.settings.section = Section::Viewer;
+                app.settings.section = first_section.unwrap_or(Section::Viewer);
                 app.screenshot = Some(ScreenshotJob {
                     path,
                     started: std::time::Instant::now(),

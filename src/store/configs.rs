@@ -229,15 +229,20 @@ impl ConfigStore {
     pub fn rename(&self, family: Family, old: &str, new: &str) -> Result<AnyConfig, StoreError> {
         validate_name(family, new)?;
         let config = self.retrieve(family, old)?;
+        if old == new {
+            return Ok(config);
+        }
+        let path = self.path_of(family, new);
+        if path.exists() {
+            return Err(StoreError::Taken {
+                family: family.noun(),
+                name: new.to_string(),
+                path,
+            });
+        }
         let renamed = with_name(&config, new)?;
-        match self.store(&renamed)? {
-            StoreOutcome::Written => {}
-            // An identical config already had the new name: keep it, drop the old one.
-            StoreOutcome::Unchanged => {}
-        }
-        if old != new {
-            self.delete(family, old)?;
-        }
+        self.store(&renamed)?;
+        self.delete(family, old)?;
         Ok(renamed)
     }
 
@@ -414,11 +419,14 @@ mod tests {
         assert_eq!(renamed.name(), "c");
         assert_eq!(store.names(Family::Tasks).unwrap(), vec!["b", "c"]);
         assert_eq!(store.retrieve(Family::Tasks, "c").unwrap(), task("c", 1.0));
-        // "b" holds a different task: nothing moves, both stay.
-        assert!(matches!(
-            store.rename(Family::Tasks, "c", "b"),
-            Err(StoreError::Duplicate { .. })
-        ));
+        // "b" is taken: nothing moves, both stay.
+        let e = store.rename(Family::Tasks, "c", "b").unwrap_err();
+        assert!(matches!(e, StoreError::Taken { .. }));
+        assert!(
+            e.to_string()
+                .contains("a task named \"b\" is already stored"),
+            "{e}"
+        );
         assert_eq!(store.names(Family::Tasks).unwrap(), vec!["b", "c"]);
         assert!(matches!(
             store.rename(Family::Tasks, "c", "x/y"),

@@ -60,6 +60,16 @@ pub enum StoreError {
         /// Every problem found.
         problems: crate::config::Problems,
     },
+    /// A rename onto a name that is already stored.
+    #[error("a {family} named {name:?} is already stored at {path}; choose another name", path = path.display())]
+    Taken {
+        /// Family noun.
+        family: &'static str,
+        /// The name asked for.
+        name: String,
+        /// The stored file with that name.
+        path: PathBuf,
+    },
     /// A stored file that cannot be read as a config.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
