@@ -101,6 +101,14 @@ fn is_selected(id: vec2<u32>, first: u32, count: u32) -> bool {
     return false;
 }
 
+// A prediction channel's intensity: its value in the layer's range, or 0/1 against the
+// threshold when the threshold preview is on.
+fn level(i: u32, tex: u32, p: vec2<i32>, thresholded: bool) -> f32 {
+    let v = textureLoad(floats, p, i32(tex), 0).x;
+    if (thresholded) { return select(0.0, 1.0, v > u.layers[i].range.w); }
+    return invlerp(v, u.layers[i].range.x, u.layers[i].range.y);
+}
+
 // Foreground of a layer at a pixel, for the error overlay.
 fn foreground(index: u32, p: vec2<i32>) -> bool {
     let l = u.layers[index];
@@ -148,16 +156,23 @@ fn fs_main(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
             }
         } else {
             let n = kt.z;
+            // Threshold preview (flag 8): channels are 1 above range.w and 0 below, and
+            // pixels with no channel on are not drawn.
+            let thresholded = (u.layers[i].opts.w & 8u) != 0u;
+            var any_on = false;
             if (n <= 1u) {
-                let t = invlerp(textureLoad(floats, p, i32(kt.y), 0).x, u.layers[i].range.x, u.layers[i].range.y);
+                let t = level(i, kt.y, p, thresholded);
+                any_on = t > 0.0;
                 c = lut(u.layers[i].opts.x, t);
             } else {
                 for (var k = 0u; k < min(n, 4u); k = k + 1u) {
-                    let t = invlerp(textureLoad(floats, p, i32(kt.y + k), 0).x, u.layers[i].range.x, u.layers[i].range.y);
+                    let t = level(i, kt.y + k, p, thresholded);
+                    any_on = any_on || t > 0.0;
                     c = c + u.layers[i].colors[k].rgb * t;
                 }
                 c = min(c, vec3<f32>(1.0));
             }
+            if (thresholded && !any_on) { continue; }
             a = u.layers[i].range.z;
         }
         if (u.layers[i].opts.z == 1u) {

@@ -196,32 +196,32 @@ fn the_viewer_draws_raw_and_labels_with_wgpu() {
     );
 }
 
-/// A run's latest validation arrays open in the viewer from the Runs panel, over the raw data.
+/// A run's latest validation arrays open in the viewer from the Runs panel with the
+/// validation dataset's raw data and ground truth; the iteration slider and the parameter
+/// choice swap the prediction and output, and the threshold preview applies to the
+/// prediction.
 #[test]
 fn the_runs_panel_opens_a_runs_validation_prediction_in_the_viewer() {
     use segno::array::write::{self, ArraySpec, WriteMode};
+    use segno::render::state::LayerSettings;
     let dir = project();
     // What validation writes at iteration 10 (and an older iteration 5).
     let container = dir.path().join("demo_mito_er_20/validation.zarr");
+    let roi = segno::geometry::Roi::new(
+        segno::geometry::Coordinate::from([0, 0, 0]),
+        segno::geometry::Coordinate::from([64, 64, 64]),
+    )
+    .unwrap();
+    let vs = segno::geometry::Coordinate::from([8, 8, 8]);
     for it in [5, 10] {
-        let roi = segno::geometry::Roi::new(
-            segno::geometry::Coordinate::from([0, 0, 0]),
-            segno::geometry::Coordinate::from([64, 64, 64]),
-        )
-        .unwrap();
-        let spec = ArraySpec::new(
-            segno::array::DataType::F32,
-            roi,
-            segno::geometry::Coordinate::from([8, 8, 8]),
-            Some(2),
-        );
-        write::create(
-            &container,
-            &format!("{it}/synthetic_crop2/prediction"),
-            &spec,
-            WriteMode::CreateNew,
-        )
-        .unwrap();
+        let spec = ArraySpec::new(segno::array::DataType::F32, roi, vs, Some(2));
+        let path = format!("{it}/synthetic_crop2/prediction");
+        write::create(&container, &path, &spec, WriteMode::CreateNew).unwrap();
+        for p in ["threshold_0.1", "threshold_0.5"] {
+            let spec = ArraySpec::new(segno::array::DataType::U8, roi, vs, Some(2));
+            let path = format!("{it}/synthetic_crop2/output/{p}");
+            write::create(&container, &path, &spec, WriteMode::CreateNew).unwrap();
+        }
     }
     let mut h = harness(dir.path());
     h.run();
@@ -230,26 +230,70 @@ fn the_runs_panel_opens_a_runs_validation_prediction_in_the_viewer() {
     h.get_by_label("View").click();
     h.run_steps(8);
     assert_eq!(h.state().settings.section, Section::Viewer);
-    let layers: Vec<String> = h
-        .state()
-        .viewer
-        .state
-        .layers
-        .iter()
-        .map(|l| l.source.display().to_string())
-        .collect();
-    assert_eq!(layers.len(), 2, "{layers:?}");
-    assert!(layers[0].ends_with("data/synthetic.zarr/raw"), "{layers:?}");
+    let layers = |h: &Harness<'static, SegnoApp>| -> Vec<String> {
+        h.state()
+            .viewer
+            .state
+            .layers
+            .iter()
+            .map(|l| l.source.display().to_string())
+            .collect()
+    };
+    let shown = layers(&h);
+    assert_eq!(shown.len(), 4, "{shown:?}");
+    // The raw scale level of the datasplit opens as its multiscale group.
+    assert!(shown[0].ends_with("data/synthetic.zarr/raw"), "{shown:?}");
     assert!(
-        layers[1].ends_with("validation.zarr/10/synthetic_crop2/prediction"),
-        "{layers:?}"
+        shown[1].ends_with("data/synthetic.zarr/labels/crop2/er"),
+        "{shown:?}"
+    );
+    assert!(
+        shown[2].ends_with("validation.zarr/10/synthetic_crop2/prediction"),
+        "{shown:?}"
+    );
+    assert!(
+        shown[3].ends_with("validation.zarr/10/synthetic_crop2/output/threshold_0.1"),
+        "{shown:?}"
     );
     // Two channels: drawn as a prediction, centred on it.
     assert!(matches!(
-        h.state().viewer.state.layers[1].settings,
-        segno::render::state::LayerSettings::Prediction(_)
+        h.state().viewer.state.layers[2].settings,
+        LayerSettings::Prediction(_)
     ));
     assert_eq!(h.state().viewer.state.position_nm.0, [36.0, 36.0, 36.0]);
+    // The iteration slider goes back to iteration 5: prediction and output follow.
+    h.get_by_label("iteration 10").set_value_accesskit(0.0);
+    h.run_steps(3);
+    let shown = layers(&h);
+    assert!(
+        shown[2].ends_with("validation.zarr/5/synthetic_crop2/prediction"),
+        "{shown:?}"
+    );
+    assert!(
+        shown[3].ends_with("5/synthetic_crop2/output/threshold_0.1"),
+        "{shown:?}"
+    );
+    h.get_by_label("iteration 5");
+    // Another parameter set's output.
+    h.get_by_label("output parameters").click();
+    h.run();
+    h.get_by_label("threshold_0.5").click();
+    h.run_steps(3);
+    assert!(layers(&h)[3].ends_with("5/synthetic_crop2/output/threshold_0.5"));
+    assert_eq!(
+        h.state().viewer.state.layers[3].name,
+        "output threshold_0.1"
+    );
+    // The threshold preview of the prediction, from the browse box.
+    h.get_all_by_label("threshold preview")
+        .next()
+        .unwrap()
+        .click();
+    h.run_steps(2);
+    match &h.state().viewer.state.layers[2].settings {
+        LayerSettings::Prediction(s) => assert_eq!(s.threshold, Some(0.5)),
+        other => panic!("{other:?}"),
+    }
 }
 
 /// Colormaps, hidden layers feeding an error overlay, and the overlay's colours in the app
@@ -439,6 +483,21 @@ fn the_datasplit_wizard_saves_what_the_generator_makes() {
     );
 }
 
+/// The app on `dir`'s project with its only run started (on the CPU) and monitored from
+/// the Runs panel.
+fn started_from_the_runs_panel(dir: &std::path::Path) -> Harness<'static, SegnoApp> {
+    let mut h = harness(dir);
+    h.state_mut().launcher.segno_exe = assert_cmd::cargo::cargo_bin("segno");
+    h.state_mut().launcher.device = "cpu".into();
+    h.run();
+    h.get_by_label("Runs").click();
+    h.run();
+    h.get_by_label("Start").click();
+    h.get_by_label("Monitor").click();
+    h.run();
+    h
+}
+
 /// The Runs panel starts a run as a `segno train` process, plots its loss as it grows,
 /// stops it, and resumes it to the end.
 #[test]
@@ -451,15 +510,7 @@ fn the_runs_panel_starts_stops_and_resumes_training() {
         .configs()
         .store(&segno::config::AnyConfig::Run(Box::new(run)))
         .unwrap();
-    let mut h = harness(dir.path());
-    h.state_mut().launcher.segno_exe = assert_cmd::cargo::cargo_bin("segno");
-    h.state_mut().launcher.device = "cpu".into();
-    h.run();
-    h.get_by_label("Runs").click();
-    h.run();
-    h.get_by_label("Start").click();
-    h.get_by_label("Monitor").click();
-    h.run();
+    let mut h = started_from_the_runs_panel(dir.path());
     let wait =
         |h: &mut Harness<'static, SegnoApp>, what: &str, done: &dyn Fn(&SegnoApp) -> bool| {
             let t0 = std::time::Instant::now();
@@ -508,6 +559,92 @@ fn the_runs_panel_starts_stops_and_resumes_training() {
             .any(|l| l.contains("trained to iteration 60")),
         "{:?}",
         m.log_tail
+    );
+    // The best F1 opens in the viewer at its iteration with its parameters' output.
+    h.get_by_label("View best f1_score").click_accesskit();
+    h.run_steps(3);
+    assert_eq!(h.state().settings.section, Section::Viewer);
+    let b = h
+        .state()
+        .viewer
+        .validation
+        .clone()
+        .expect("a browsed validation");
+    assert_eq!(
+        (b.iteration(), b.parameter.clone()),
+        (it, Some(scores.parameters()[p].clone()))
+    );
+    let sources: Vec<String> = h
+        .state()
+        .viewer
+        .state
+        .layers
+        .iter()
+        .map(|l| l.source.display().to_string())
+        .collect();
+    assert_eq!(sources.len(), 4, "{sources:?}");
+    assert!(sources[2].ends_with(&format!("validation.zarr/{it}/synthetic_crop2/prediction")));
+    assert!(sources[3].ends_with(&format!(
+        "validation.zarr/{it}/synthetic_crop2/output/{}",
+        scores.parameters()[p]
+    )));
+}
+
+/// A run that fails shows "failed" with its error and the trainer's log; its config and
+/// the project are untouched.
+#[test]
+fn a_run_that_fails_shows_failed_with_its_error_and_log() {
+    use segno::train::lock::RunState;
+    let dir = common::demo_data_project(64);
+    let mut run = segno::demo::project::demo_run(20, 10);
+    run.name = "broken".into();
+    let mut doc = segno::config::Encode::encode(&run);
+    let text = serde_json::to_string(&doc)
+        .unwrap()
+        .replace("labels/crop1/mito", "labels/crop9/mito");
+    doc = serde_json::from_str(&text).unwrap();
+    let run = match segno::config::AnyConfig::from_document(segno::config::Family::Runs, &doc, "t")
+    {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let store = segno::store::Project::open(dir.path()).unwrap().configs();
+    store.store(&run).unwrap();
+    let before = std::fs::read(store.path_of(segno::config::Family::Runs, "broken")).unwrap();
+    let mut h = started_from_the_runs_panel(dir.path());
+    let t0 = std::time::Instant::now();
+    loop {
+        let state = h
+            .state()
+            .launcher
+            .runs
+            .get("broken")
+            .map(|m| m.state.clone());
+        if matches!(state, Some(RunState::Failed { .. })) {
+            break;
+        }
+        assert!(t0.elapsed().as_secs() < 120, "still {state:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        h.run_steps(1);
+    }
+    h.run_steps(2);
+    h.get_by_label("failed");
+    let m = h.state().launcher.runs.get("broken").cloned().unwrap();
+    let RunState::Failed { error } = &m.state else {
+        unreachable!()
+    };
+    assert!(error.contains("crop9"), "{error}");
+    h.get_by_label(&format!("error: {error}"));
+    assert!(
+        m.log_tail.iter().any(|l| l.contains("crop9")),
+        "{:?}",
+        m.log_tail
+    );
+    // Resume is offered; nothing saved was changed.
+    h.get_by_label("Resume");
+    assert_eq!(
+        std::fs::read(store.path_of(segno::config::Family::Runs, "broken")).unwrap(),
+        before
     );
 }
 

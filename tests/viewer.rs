@@ -127,6 +127,15 @@ fn overlay(truth: &str, prediction: &str, instances: bool, alpha: f32) -> ErrorO
     }
 }
 
+/// The largest difference between two images' bytes.
+fn max_difference(a: &[u8], b: &[u8]) -> i32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (i32::from(*x) - i32::from(*y)).abs())
+        .max()
+        .unwrap_or(0)
+}
+
 fn over(below: [f64; 3], above: [u8; 3], alpha: f64) -> [u8; 3] {
     std::array::from_fn(|k| (below[k] * (1.0 - alpha) + f64::from(above[k]) * alpha).round() as u8)
 }
@@ -210,6 +219,21 @@ fn image_segmentation_and_prediction_colours_at_known_pixels() {
         p.values_at(Plane::Xy, 5.0, 5.0)[0].1,
         "[1, 0.5]".to_string()
     );
+    // Threshold preview at 0.7: channel 0 is on where it is 1, channel 1 (0.5) is off, and
+    // where no channel is on nothing is drawn.
+    if let LayerSettings::Prediction(s) = &mut p.state.layers[0].settings {
+        s.threshold = Some(0.7);
+    }
+    settle(&mut p, Plane::Xy);
+    assert_eq!(cpu_pixel(&p, Plane::Xy, 5, 5), [255, 0, 0, 255]);
+    assert_eq!(cpu_pixel(&p, Plane::Xy, 50, 5), [0, 0, 0, 255]);
+    // At 0.4 both channels are on on the left, channel 1 alone on the right.
+    if let LayerSettings::Prediction(s) = &mut p.state.layers[0].settings {
+        s.threshold = Some(0.4);
+    }
+    settle(&mut p, Plane::Xy);
+    assert_eq!(cpu_pixel(&p, Plane::Xy, 5, 5), [255, 255, 0, 255]);
+    assert_eq!(cpu_pixel(&p, Plane::Xy, 50, 5), [0, 255, 0, 255]);
 }
 
 #[test]
@@ -407,12 +431,7 @@ fn the_gpu_draws_what_the_cpu_reference_computes() {
         .render(64, 64, &[([0, 0, 64, 64], u, t.clone())])
         .unwrap();
     let cpu = shade::shade_all(&u, &t);
-    let worst = image
-        .iter()
-        .zip(&cpu)
-        .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs())
-        .max()
-        .unwrap();
+    let worst = max_difference(&image, &cpu);
     assert!(
         worst <= 1,
         "GPU and CPU differ by {worst} ({})",
@@ -426,6 +445,24 @@ fn the_gpu_draws_what_the_cpu_reference_computes() {
     // Hidden: value under cursor lists raw, labels and both prediction channels.
     assert_eq!(v.values_at(Plane::Xy, 40.0, 50.0).len(), 3);
     assert!(matches!(PixelValue::Label(1), PixelValue::Label(_)));
+    // The threshold preview on the GPU equals the CPU reference too.
+    if let LayerSettings::Prediction(s) = &mut v.state.layers[2].settings {
+        s.threshold = Some(0.7);
+    }
+    settle(&mut v, Plane::Xy);
+    let (u, t) = v.panel_upload(Plane::Xy).unwrap();
+    let image = gpu
+        .render(64, 64, &[([0, 0, 64, 64], u, t.clone())])
+        .unwrap();
+    let cpu = shade::shade_all(&u, &t);
+    assert_ne!(image, {
+        let (u0, t0) = (u, t.clone());
+        let mut u0 = u0;
+        u0.layers[2].opts[3] &= !8;
+        shade::shade_all(&u0, &t0)
+    });
+    let worst = max_difference(&image, &cpu);
+    assert!(worst <= 1, "thresholded: GPU and CPU differ by {worst}");
 }
 
 #[test]

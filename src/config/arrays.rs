@@ -439,3 +439,54 @@ fn check_has_sources(count: usize, path: &str, problems: &mut Problems) {
         );
     }
 }
+
+impl ArrayConfig {
+    /// The zarr/N5 dataset this array reads in the end, following the source arrays of
+    /// transforms: `(container, dataset)`; `None` for arrays with no such source.
+    pub fn zarr_source(&self) -> Option<(String, String)> {
+        fn walk(v: &serde_json::Value) -> Option<(String, String)> {
+            let map = v.as_object()?;
+            if map.get(crate::config::TYPE_KEY).and_then(|t| t.as_str()) == Some("ZarrArrayConfig")
+            {
+                let text = |k: &str| map.get(k).and_then(|v| v.as_str()).map(str::to_string);
+                return Some((text("file_name")?, text("dataset")?));
+            }
+            // In a typed config, the arrays are the `…config(s)` fields; a plain mapping
+            // (named sources) holds arrays as its values.
+            let typed = map.contains_key(crate::config::TYPE_KEY);
+            map.iter()
+                .filter(|(k, _)| !typed || k.contains("config"))
+                .find_map(|(_, child)| match child {
+                    serde_json::Value::Array(items) => items.iter().find_map(walk),
+                    other => walk(other),
+                })
+        }
+        walk(&super::schema::Encode::encode(self))
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    #[test]
+    fn the_zarr_source_of_a_transform_is_found_through_its_sources() {
+        let run = crate::demo::project::demo_run(20, 10);
+        let crate::config::DataSplitConfig::TrainValidate(split) = &run.datasplit_config else {
+            panic!("demo datasplit");
+        };
+        let crate::config::DatasetConfig::RawGt(d) = &split.validate_configs[0] else {
+            panic!("demo dataset");
+        };
+        let gt = d.gt_config.as_ref().unwrap();
+        assert!(
+            !matches!(gt, ArrayConfig::Zarr(_)),
+            "the demo ground truth is a transform"
+        );
+        let (container, dataset) = gt.zarr_source().unwrap();
+        assert!(container.ends_with("synthetic.zarr"), "{container}");
+        assert!(dataset.starts_with("labels/crop2"), "{dataset}");
+        let raw = d.raw_config.as_ref().unwrap().zarr_source().unwrap();
+        assert_eq!(raw.1, "raw/s0");
+    }
+}

@@ -18,6 +18,8 @@ pub struct RunMonitor {
     pub state: RunState,
     /// Training loss per iteration.
     pub losses: Vec<[f64; 2]>,
+    /// Seconds per iteration (forward, backward and step) by iteration.
+    pub times: Vec<[f64; 2]>,
     /// The last lines of its training log.
     pub log_tail: Vec<String>,
     /// Its validation scores, once it has been validated.
@@ -132,6 +134,7 @@ impl Launcher {
                 RunMonitor {
                     state: run_state(&dir, *iterations),
                     losses: stats.iter().map(|s| [s.iteration as f64, s.loss]).collect(),
+                    times: stats.iter().map(|s| [s.iteration as f64, s.time]).collect(),
                     log_tail: tail(&dir.join("train.log"), 12),
                     scores: read_validation(root, name),
                 },
@@ -242,7 +245,11 @@ impl Launcher {
     }
 
     /// The selected run's loss plot and log tail.
-    pub fn monitor_ui(&mut self, ui: &mut egui::Ui) {
+    /// The monitor of the selected run: device choice, state (with the error of a failed
+    /// run), loss and iteration-time plots, validation scores and the best iteration per
+    /// criterion, and the log. Returns the (run, iteration, parameters) whose validation
+    /// the user asked to view.
+    pub fn monitor_ui(&mut self, ui: &mut egui::Ui) -> Option<(String, u64, String)> {
         ui.horizontal(|ui| {
             let l = ui.label("device for new trainers");
             egui::ComboBox::from_id_salt("train-device")
@@ -258,16 +265,12 @@ impl Launcher {
         if let Some(m) = &self.message {
             ui.colored_label(ui.visuals().error_fg_color, m);
         }
-        let Some(name) = self.selected.clone() else {
-            return;
-        };
-        let Some(m) = self.runs.get(&name) else {
-            return;
-        };
+        let name = self.selected.clone()?;
+        let m = self.runs.get(&name)?;
         ui.separator();
         ui.label(egui::RichText::new(format!("{name}: {}", m.state.label())).strong());
         if let RunState::Failed { error } = &m.state {
-            ui.colored_label(ui.visuals().error_fg_color, error);
+            ui.colored_label(ui.visuals().error_fg_color, format!("error: {error}"));
         }
         ui.label(format!("{} iterations recorded", m.losses.len()));
         let raw = egui_plot::Line::new("loss", egui_plot::PlotPoints::from(m.losses.clone()));
@@ -275,17 +278,32 @@ impl Launcher {
             "loss (smoothed)",
             egui_plot::PlotPoints::from(smoothed(&m.losses, 0.9)),
         );
-        egui_plot::Plot::new(("loss-plot", name.as_str()))
-            .height(180.0)
-            .legend(egui_plot::Legend::default())
-            .x_axis_label("iteration")
-            .y_axis_label("loss")
-            .show(ui, |plot| {
-                plot.line(raw);
-                plot.line(smooth);
-            });
+        let mut view = None;
+        ui.columns(2, |cols| {
+            egui_plot::Plot::new(("loss-plot", name.as_str()))
+                .height(170.0)
+                .legend(egui_plot::Legend::default())
+                .x_axis_label("iteration")
+                .y_axis_label("loss")
+                .show(&mut cols[0], |plot| {
+                    plot.line(raw);
+                    plot.line(smooth);
+                });
+            egui_plot::Plot::new(("time-plot", name.as_str()))
+                .height(170.0)
+                .legend(egui_plot::Legend::default())
+                .x_axis_label("iteration")
+                .y_axis_label("seconds")
+                .show(&mut cols[1], |plot| {
+                    plot.line(egui_plot::Line::new(
+                        "iteration time",
+                        egui_plot::PlotPoints::from(m.times.clone()),
+                    ));
+                });
+        });
         if let Some(scores) = &m.scores {
             validation_ui(ui, scores, &mut self.criterion, &name);
+            view = best_table(ui, scores, &name);
         }
         egui::CollapsingHeader::new("training log")
             .default_open(true)
@@ -294,6 +312,7 @@ impl Launcher {
                     ui.monospace(line);
                 }
             });
+        view
     }
 
     /// The best (iteration, parameters, value) of the first validation dataset for the
@@ -315,6 +334,60 @@ impl Launcher {
 
 /// Validation scores over iterations, one line per parameter set, for the first dataset,
 /// and the best iteration for the criterion.
+/// The metrics of a score store: each criterion's metric name (the part after `__` for
+/// per-class criteria), once each, in order.
+fn metric_names(scores: &crate::task::evaluate::ValidationScores) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    scores
+        .criteria()
+        .iter()
+        .map(|c| c.rsplit("__").next().unwrap_or(c).to_string())
+        .filter(|m| seen.insert(m.clone()))
+        .collect()
+}
+
+/// The best iteration and parameters of every metric on the first validation dataset,
+/// each with a button that opens it in the viewer; returns the one clicked.
+fn best_table(
+    ui: &mut egui::Ui,
+    scores: &crate::task::evaluate::ValidationScores,
+    run: &str,
+) -> Option<(String, u64, String)> {
+    let dataset = scores.datasets().first()?.clone();
+    let mut view = None;
+    egui::CollapsingHeader::new("best iteration per criterion")
+        .default_open(true)
+        .show(ui, |ui| {
+            egui::Grid::new(("best", run)).striped(true).show(ui, |ui| {
+                for h in ["criterion", "best", "iteration", "parameters", ""] {
+                    ui.label(egui::RichText::new(h).strong());
+                }
+                ui.end_row();
+                for metric in metric_names(scores) {
+                    let Some((it, p, v)) = scores.best_for(&dataset, &metric) else {
+                        continue;
+                    };
+                    let params = scores.parameters().get(p).cloned().unwrap_or_default();
+                    ui.label(&metric);
+                    ui.label(format!("{v:.4}"));
+                    ui.label(it.to_string());
+                    ui.label(&params);
+                    if ui
+                        .button(format!("View best {metric}"))
+                        .on_hover_text(
+                            "raw, ground truth, and this iteration's prediction and output",
+                        )
+                        .clicked()
+                    {
+                        view = Some((run.to_string(), it, params));
+                    }
+                    ui.end_row();
+                }
+            });
+        });
+    view
+}
+
 fn validation_ui(
     ui: &mut egui::Ui,
     scores: &crate::task::evaluate::ValidationScores,
@@ -326,17 +399,7 @@ fn validation_ui(
     };
     ui.horizontal(|ui| {
         let l = ui.label("validation criterion");
-        let metrics: Vec<String> = {
-            let mut m: Vec<String> = scores
-                .criteria()
-                .iter()
-                .map(|c| c.rsplit("__").next().unwrap_or(c).to_string())
-                .collect();
-            m.dedup();
-            let mut seen = std::collections::BTreeSet::new();
-            m.retain(|x| seen.insert(x.clone()));
-            m
-        };
+        let metrics = metric_names(scores);
         egui::ComboBox::from_id_salt(("criterion", run))
             .selected_text(criterion.as_str())
             .show_ui(ui, |ui| {

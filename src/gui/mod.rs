@@ -111,15 +111,39 @@ impl Settings {
     }
 }
 
-/// The latest iteration's validation arrays of a run (`<run>/validation.zarr/<iteration>`).
-fn validation_dir(r: &RunSummary) -> Option<PathBuf> {
-    let root = r.dir.join("validation.zarr");
-    let latest = std::fs::read_dir(&root)
-        .ok()?
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<u64>().ok())
-        .max()?;
-    Some(root.join(latest.to_string()))
+/// The validation datasets of a datasplit: name, and the zarr sources of raw and ground truth.
+type ValidationDataset = (String, Option<(String, String)>, Option<(String, String)>);
+
+fn validation_datasets(split: &crate::config::DataSplitConfig) -> Vec<ValidationDataset> {
+    let crate::config::DataSplitConfig::TrainValidate(s) = split else {
+        return Vec::new();
+    };
+    s.validate_configs
+        .iter()
+        .map(|d| match d {
+            crate::config::DatasetConfig::RawGt(d) => (
+                d.name.clone(),
+                d.raw_config.as_ref().and_then(|a| a.zarr_source()),
+                d.gt_config.as_ref().and_then(|a| a.zarr_source()),
+            ),
+            other => (other.name().to_string(), None, None),
+        })
+        .collect()
+}
+
+/// The array to open for `path`: an OME-Zarr scale level (`…/s0`) opens as its multiscale
+/// group so the viewer gets every level.
+fn open_path(path: &Path) -> PathBuf {
+    let level = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.len() > 1 && n.starts_with('s') && n[1..].parse::<u32>().is_ok());
+    match path.parent() {
+        Some(parent) if level && crate::render::layer::open_layer(parent).is_ok() => {
+            parent.to_path_buf()
+        }
+        _ => path.to_path_buf(),
+    }
 }
 
 /// The storage key of [`Settings`].
@@ -413,48 +437,136 @@ impl SegnoApp {
                     ui.label(format!("{done} / {}", r.iterations));
                     ui.label(r.best.join("\n"));
                     ui.horizontal(|ui| launcher.buttons(ui, &root, &r.name));
-                    let latest = validation_dir(r);
+                    let stored = !crate::train::validate::stored_iterations(&r.dir).is_empty();
                     if ui
-                        .add_enabled(latest.is_some(), egui::Button::new("View"))
-                        .on_hover_text("raw data with the latest validation prediction and output")
+                        .add_enabled(stored, egui::Button::new("View"))
+                        .on_hover_text(
+                            "raw data, ground truth and the latest validation prediction and output",
+                        )
                         .clicked()
                     {
-                        view = latest;
+                        view = Some((r.name.clone(), None, None));
                     }
                     ui.end_row();
                 }
             });
         ui.separator();
-        self.launcher.monitor_ui(ui);
-        if let Some(dir) = view {
-            self.view_validation(&dir);
+        if let Some((run, iteration, parameters)) = self.launcher.monitor_ui(ui) {
+            view = Some((run, Some(iteration), Some(parameters)));
+        }
+        if let Some((run, iteration, parameters)) = view {
+            self.view_iteration(&run, iteration, parameters);
         }
     }
 
-    /// Adds the project's raw data and the predictions and first outputs under `dir`
-    /// (a run's `validation.zarr/<iteration>`) to the viewer, and shows it.
-    pub fn view_validation(&mut self, dir: &Path) {
-        if let Some(raw) = self
-            .project_arrays
+    /// Shows a run's validation in the viewer: the validation dataset's raw data and
+    /// ground truth with the prediction and the output of `parameters` at `iteration`
+    /// (the latest iteration and the first stored parameters when not given). The
+    /// viewer's iteration slider and parameter choice then swap the prediction and output.
+    pub fn view_iteration(
+        &mut self,
+        run: &str,
+        iteration: Option<u64>,
+        parameters: Option<String>,
+    ) {
+        let Some(p) = &self.project else {
+            return;
+        };
+        let root = p.root.clone();
+        let run_dir = root.join(run);
+        let iterations = crate::train::validate::stored_iterations(&run_dir);
+        let Some(latest) = iterations.last().copied() else {
+            self.message = Some(format!("run {run:?} has no validation arrays yet"));
+            return;
+        };
+        let config = match p
+            .store()
+            .configs()
+            .retrieve(crate::config::Family::Runs, run)
+        {
+            Ok(crate::config::AnyConfig::Run(c)) => Some(c),
+            _ => None,
+        };
+        // The validation dataset: the one validation wrote arrays for, with its sources.
+        let datasets = config
+            .as_ref()
+            .map(|c| validation_datasets(&c.datasplit_config))
+            .unwrap_or_default();
+        let index = iterations
             .iter()
-            .find(|p| p.file_name().is_some_and(|n| n == "raw"))
+            .position(|i| Some(*i) == iteration)
+            .unwrap_or(iterations.len() - 1);
+        let it = iterations[index];
+        let container = crate::train::validate::validation_container(&run_dir);
+        let chosen = datasets
+            .iter()
+            .find(|d| {
+                container
+                    .join(crate::train::validate::prediction_key(it, &d.0))
+                    .exists()
+            })
             .cloned()
-        {
-            if !self.viewer.state.layers.iter().any(|l| l.source == raw) {
-                self.viewer.add_layer(&raw);
-            }
+            .or_else(|| {
+                // Without the config: the first dataset directory of that iteration.
+                std::fs::read_dir(container.join(latest.to_string()))
+                    .ok()?
+                    .filter_map(Result::ok)
+                    .map(|e| (e.file_name().to_string_lossy().into_owned(), None, None))
+                    .next()
+            });
+        let Some((dataset, raw, gt)) = chosen else {
+            self.message = Some(format!("no validation prediction of run {run:?} found"));
+            return;
+        };
+        let mut state = self.viewer.state.clone();
+        state.layers.clear();
+        state.overlays.clear();
+        state.selected_layer = None;
+        self.viewer.set_state(state);
+        let resolve = |(container, dataset): (String, String)| {
+            let c = PathBuf::from(&container);
+            let c = if c.is_absolute() { c } else { root.join(c) };
+            open_path(&c.join(&dataset))
+        };
+        let raw = raw.map(resolve).or_else(|| {
+            self.project_arrays
+                .iter()
+                .find(|p| p.file_name().is_some_and(|n| n == "raw"))
+                .cloned()
+        });
+        if let Some(raw) = raw {
+            self.viewer.add_layer(&raw);
         }
-        let arrays = crate::render::layer::list_arrays(dir, 4);
-        for p in arrays.iter().filter(|p| p.ends_with("prediction")) {
-            self.viewer.add_layer(p);
-            self.viewer.centre_on(self.viewer.state.layers.len() - 1);
+        if let Some(gt) = gt.map(resolve) {
+            self.viewer.add_layer(&gt);
         }
-        if let Some(out) = arrays
-            .iter()
-            .find(|p| p.components().any(|c| c.as_os_str() == "output"))
-        {
-            self.viewer.add_layer(out);
+        let mut browse = viewer::ValidationBrowse {
+            run: run.to_string(),
+            run_dir: run_dir.clone(),
+            dataset,
+            iterations,
+            index,
+            parameters: Vec::new(),
+            parameter: None,
+            prediction_layer: String::new(),
+            output_layer: None,
+        };
+        browse.parameters = browse.stored_parameters();
+        browse.parameter = parameters
+            .filter(|p| browse.parameters.contains(p))
+            .or_else(|| browse.parameters.first().cloned());
+        self.viewer.add_layer(&browse.prediction_path());
+        let n = self.viewer.state.layers.len();
+        browse.prediction_layer = self.viewer.state.layers[n - 1].name.clone();
+        self.viewer.centre_on(n - 1);
+        if let Some(out) = browse.output_path() {
+            self.viewer.add_layer(&out);
+            let n = self.viewer.state.layers.len();
+            let name = format!("output {}", browse.parameter.clone().unwrap_or_default());
+            self.viewer.state.layers[n - 1].name = name.clone();
+            browse.output_layer = Some(name);
         }
+        self.viewer.validation = Some(browse);
         self.settings.section = Section::Viewer;
     }
 

@@ -67,6 +67,72 @@ pub struct Viewer {
     ng_base_url: String,
     /// The last export's note (where the file went, that the URL was copied).
     pub note: Option<String>,
+    /// A run's validation arrays on show, whose iteration and parameters can be changed.
+    pub validation: Option<ValidationBrowse>,
+}
+
+/// A run's validation prediction and output on show in the viewer: the iteration slider
+/// and parameter choice swap these layers' arrays.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationBrowse {
+    /// The run's name.
+    pub run: String,
+    /// The run's directory.
+    pub run_dir: PathBuf,
+    /// The validation dataset shown.
+    pub dataset: String,
+    /// Iterations with stored validation arrays, ascending.
+    pub iterations: Vec<u64>,
+    /// Index into `iterations` of the one shown.
+    pub index: usize,
+    /// Parameter sets with a stored output at the shown iteration.
+    pub parameters: Vec<String>,
+    /// The parameter set whose output is shown.
+    pub parameter: Option<String>,
+    /// Name of the prediction layer.
+    pub prediction_layer: String,
+    /// Name of the output layer, if one is shown.
+    pub output_layer: Option<String>,
+}
+
+impl ValidationBrowse {
+    /// The iteration shown.
+    pub fn iteration(&self) -> u64 {
+        self.iterations.get(self.index).copied().unwrap_or(0)
+    }
+
+    /// The prediction array of the shown iteration.
+    pub fn prediction_path(&self) -> PathBuf {
+        crate::train::validate::validation_container(&self.run_dir).join(
+            crate::train::validate::prediction_key(self.iteration(), &self.dataset),
+        )
+    }
+
+    /// The output array of the shown iteration and parameter set.
+    pub fn output_path(&self) -> Option<PathBuf> {
+        let p = self.parameter.as_ref()?;
+        Some(
+            crate::train::validate::validation_container(&self.run_dir).join(
+                crate::train::validate::output_key(self.iteration(), &self.dataset, p),
+            ),
+        )
+    }
+
+    /// The parameter sets with an output stored at the shown iteration, sorted.
+    pub fn stored_parameters(&self) -> Vec<String> {
+        let dir = crate::train::validate::validation_container(&self.run_dir).join(
+            crate::train::validate::output_key(self.iteration(), &self.dataset, ""),
+        );
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
 }
 
 /// The 3D panel's projection: the coarse volume and the image, computed on a background
@@ -203,6 +269,7 @@ impl Viewer {
             serve_root: None,
             ng_base_url: "http://127.0.0.1:9000/".into(),
             note: None,
+            validation: None,
         }
     }
 
@@ -282,6 +349,86 @@ impl Viewer {
         }));
         let extent = (0..3).map(|a| e[a] - b[a]).fold(0.0, f64::max);
         self.state.zoom_nm_per_px = (extent / 512.0).max(1e-3);
+    }
+
+    /// Points layer `i` at the array at `path`, keeping its name and drawing settings.
+    pub fn replace_source(&mut self, i: usize, path: &Path) {
+        let data = open_layer(path).map_err(|e| e.to_string());
+        if let (Some(l), Some(s)) = (self.layers.get_mut(i), self.state.layers.get_mut(i)) {
+            l.uid = self.next_uid;
+            l.data = data;
+            s.source = path.to_path_buf();
+            self.next_uid += 1;
+        }
+        self.invalidate();
+    }
+
+    /// The index of the layer named `name`.
+    pub fn layer_index(&self, name: &str) -> Option<usize> {
+        self.state.layers.iter().position(|l| l.name == name)
+    }
+
+    /// Shows the validation iteration at `index` (and `parameter`'s output) of the browsed
+    /// run in its prediction and output layers.
+    pub fn browse_to(&mut self, index: usize, parameter: Option<String>) {
+        let Some(mut b) = self.validation.clone() else {
+            return;
+        };
+        b.index = index.min(b.iterations.len().saturating_sub(1));
+        b.parameters = b.stored_parameters();
+        b.parameter = parameter
+            .filter(|p| b.parameters.contains(p))
+            .or_else(|| b.parameters.first().cloned());
+        if let Some(i) = self.layer_index(&b.prediction_layer) {
+            self.replace_source(i, &b.prediction_path());
+        }
+        if let (Some(name), Some(path)) = (&b.output_layer, b.output_path()) {
+            if let Some(i) = self.layer_index(name) {
+                self.replace_source(i, &path);
+            }
+        }
+        self.validation = Some(b);
+    }
+
+    fn browse_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(b) = self.validation.clone() else {
+            return;
+        };
+        if self.layer_index(&b.prediction_layer).is_none() {
+            self.validation = None;
+            return;
+        }
+        ui.label(egui::RichText::new(format!("Run {} on {}", b.run, b.dataset)).strong());
+        let mut index = b.index;
+        let last = b.iterations.len().saturating_sub(1);
+        ui.horizontal(|ui| {
+            let l = ui.label(format!("iteration {}", b.iteration()));
+            ui.add_enabled(
+                last > 0,
+                egui::Slider::new(&mut index, 0..=last).show_value(false),
+            )
+            .labelled_by(l.id)
+            .on_hover_text("the validation iterations of the run");
+        });
+        let mut parameter = b.parameter.clone();
+        if !b.parameters.is_empty() {
+            egui::ComboBox::from_label("output parameters")
+                .selected_text(parameter.clone().unwrap_or_default())
+                .show_ui(ui, |ui| {
+                    for p in &b.parameters {
+                        ui.selectable_value(&mut parameter, Some(p.clone()), p);
+                    }
+                });
+        }
+        if index != b.index || parameter != b.parameter {
+            self.browse_to(index, parameter);
+        }
+        if let Some(i) = self.layer_index(&b.prediction_layer) {
+            if let LayerSettings::Prediction(s) = &mut self.state.layers[i].settings {
+                threshold_ui(ui, s);
+            }
+        }
+        ui.separator();
     }
 
     /// Centres the view on layer `i` (when it opened).
@@ -1089,6 +1236,7 @@ impl Viewer {
         if let Some(m) = &self.message {
             ui.colored_label(ui.visuals().error_fg_color, m);
         }
+        self.browse_ui(ui);
         ui.horizontal(|ui| {
             ui.add(
                 egui::TextEdit::singleline(&mut self.path_field)
@@ -1182,12 +1330,10 @@ impl Viewer {
             let failed = status.starts_with("error");
             let l = &mut self.state.layers[i];
             ui.horizontal(|ui| {
-                ui.checkbox(&mut l.visible, "");
+                ui.checkbox(&mut l.visible, format!("{}", i + 1))
+                    .on_hover_text("shown (key 1-9 toggles)");
                 let selected = self.state.selected_layer.as_deref() == Some(l.name.as_str());
-                if ui
-                    .selectable_label(selected, format!("{} {}", i + 1, l.name))
-                    .clicked()
-                {
+                if ui.selectable_label(selected, l.name.as_str()).clicked() {
                     self.state.selected_layer = Some(l.name.clone());
                 }
                 if ui
@@ -1204,7 +1350,7 @@ impl Viewer {
                 ui.weak(status);
             }
             let kind = l.settings.kind();
-            egui::ComboBox::from_id_salt(("kind", i))
+            egui::ComboBox::new(("kind", i), "drawn as")
                 .selected_text(kind.label())
                 .show_ui(ui, |ui| {
                     for k in LayerKind::ALL {
@@ -1259,15 +1405,14 @@ impl Viewer {
         self.truth_pick = self.truth_pick.min(names.len() - 1);
         self.prediction_pick = self.prediction_pick.min(names.len() - 1);
         ui.horizontal(|ui| {
-            egui::ComboBox::from_id_salt("overlay-truth")
+            egui::ComboBox::new("overlay-truth", "truth")
                 .selected_text(&names[self.truth_pick])
                 .show_ui(ui, |ui| {
                     for (k, n) in names.iter().enumerate() {
                         ui.selectable_value(&mut self.truth_pick, k, n);
                     }
                 });
-            ui.label("vs");
-            egui::ComboBox::from_id_salt("overlay-prediction")
+            egui::ComboBox::new("overlay-prediction", "vs")
                 .selected_text(&names[self.prediction_pick])
                 .show_ui(ui, |ui| {
                     for (k, n) in names.iter().enumerate() {
@@ -1325,8 +1470,9 @@ fn settings_ui(
             ui.add(egui::Slider::new(&mut s.selected_alpha, 0.0..=1.0).text("selected opacity"));
             ui.add(egui::Slider::new(&mut s.unselected_alpha, 0.0..=1.0).text("others opacity"));
             ui.horizontal(|ui| {
-                ui.label("colour seed");
-                ui.add(egui::DragValue::new(&mut s.color_seed));
+                let l = ui.label("colour seed");
+                ui.add(egui::DragValue::new(&mut s.color_seed))
+                    .labelled_by(l.id);
             });
             if !s.selected.is_empty() {
                 let ids: Vec<String> = s.selected.iter().map(|v| v.to_string()).collect();
@@ -1343,7 +1489,30 @@ fn settings_ui(
             range_ui(ui, &mut s.range);
             colormap_ui(ui, ("pcmap", i), &mut s.colormap);
             opacity_blend_ui(ui, &mut s.opacity, &mut s.blend);
+            threshold_ui(ui, s);
         }
+    }
+}
+
+/// The threshold preview of a prediction layer: on or off, and the threshold within the
+/// layer's range.
+fn threshold_ui(ui: &mut egui::Ui, s: &mut crate::render::state::PredictionSettings) {
+    let mut on = s.threshold.is_some();
+    if ui
+        .checkbox(&mut on, "threshold preview")
+        .on_hover_text(
+            "draw each channel where it is above the threshold, as post-processing segments it",
+        )
+        .changed()
+    {
+        s.threshold = on.then(|| ((s.range[0] + s.range[1]) / 2.0) as f32);
+    }
+    if let Some(t) = &mut s.threshold {
+        let (lo, hi) = (
+            s.range[0].min(s.range[1]) as f32,
+            s.range[0].max(s.range[1]) as f32,
+        );
+        ui.add(egui::Slider::new(t, lo..=hi).text("threshold"));
     }
 }
 
@@ -1430,13 +1599,17 @@ fn range_ui(ui: &mut egui::Ui, range: &mut [f64; 2]) {
     ui.horizontal(|ui| {
         ui.label("range");
         let speed = ((range[1] - range[0]).abs() / 200.0).max(1e-4);
-        ui.add(egui::DragValue::new(&mut range[0]).speed(speed));
-        ui.add(egui::DragValue::new(&mut range[1]).speed(speed));
+        let lo = ui.label("from");
+        ui.add(egui::DragValue::new(&mut range[0]).speed(speed))
+            .labelled_by(lo.id);
+        let hi = ui.label("to");
+        ui.add(egui::DragValue::new(&mut range[1]).speed(speed))
+            .labelled_by(hi.id);
     });
 }
 
 fn colormap_ui(ui: &mut egui::Ui, id: (&str, usize), c: &mut Colormap) {
-    egui::ComboBox::from_id_salt(id)
+    egui::ComboBox::new(id, "colormap")
         .selected_text(format!("{c:?}").to_lowercase())
         .show_ui(ui, |ui| {
             for m in Colormap::ALL {

@@ -226,8 +226,12 @@ pub fn pack(
                     }
                     LayerSettings::Prediction(s) => {
                         g.kind_tex[0] = 2;
-                        g.opts = [colormap_row(s.colormap), 0, blend(s.blend), 0];
-                        g.range = [s.range[0] as f32, s.range[1] as f32, s.opacity, 0.0];
+                        let (flag, threshold) = match s.threshold {
+                            Some(t) => (8, t),
+                            None => (0, 0.0),
+                        };
+                        g.opts = [colormap_row(s.colormap), 0, blend(s.blend), flag];
+                        g.range = [s.range[0] as f32, s.range[1] as f32, s.opacity, threshold];
                         for (k, c) in s.channel_colors.iter().take(4).enumerate() {
                             g.colors[k] = rgb_f(*c);
                         }
@@ -387,15 +391,31 @@ pub fn shade(u: &GpuUniforms, tex: &PanelTextures, x: u32, y: u32) -> [u8; 4] {
             }
             _ => {
                 let channels = l.kind_tex[2];
+                // With a threshold preview, a channel is on (1) above it and off (0) below,
+                // as thresholding post-processing makes it, and pixels with no channel on
+                // are not drawn.
+                let thresholded = l.opts[3] & 8 != 0;
+                let level = |k: u32| {
+                    let v = float(l.kind_tex[1] + k);
+                    if thresholded {
+                        if v > l.range[3] {
+                            1.0
+                        } else {
+                            0.0
+                        }
+                    } else {
+                        invlerp(v, l.range[0], l.range[1])
+                    }
+                };
+                if thresholded && (0..channels.clamp(1, 4)).all(|k| level(k) == 0.0) {
+                    continue;
+                }
                 let c = if channels <= 1 {
-                    lut(
-                        l.opts[0],
-                        invlerp(float(l.kind_tex[1]), l.range[0], l.range[1]),
-                    )
+                    lut(l.opts[0], level(0))
                 } else {
                     let mut c = [0.0f32; 3];
                     for k in 0..channels.min(4) {
-                        let t = invlerp(float(l.kind_tex[1] + k), l.range[0], l.range[1]);
+                        let t = level(k);
                         for (ch, cv) in c.iter_mut().enumerate() {
                             *cv += l.colors[k as usize][ch] * t;
                         }

@@ -162,6 +162,9 @@ pub struct PredictionSettings {
     pub opacity: f32,
     /// Blending with the layers below.
     pub blend: Blend,
+    /// Threshold preview: when set, a channel is drawn fully above this value and not at
+    /// all below it, as thresholding post-processing would segment it.
+    pub threshold: Option<f32>,
 }
 
 /// Colours of the first four channels of multi-channel predictions.
@@ -175,6 +178,7 @@ impl Default for PredictionSettings {
             channel_colors: CHANNEL_COLORS.to_vec(),
             opacity: 0.6,
             blend: Blend::Default,
+            threshold: None,
         }
     }
 }

@@ -370,6 +370,40 @@ pub struct ValidationOutcome {
     pub datasets: Vec<String>,
 }
 
+/// The container a run's validation predictions and outputs are written to.
+pub fn validation_container(run_dir: &Path) -> PathBuf {
+    run_dir.join("validation.zarr")
+}
+
+/// The directory name a dataset's validation arrays get (its name without `/`).
+fn dataset_key(dataset: &str) -> String {
+    dataset.replace('/', "_")
+}
+
+/// Path inside the [`validation_container`] of a dataset's prediction at `iteration`.
+pub fn prediction_key(iteration: u64, dataset: &str) -> String {
+    format!("{iteration}/{}/prediction", dataset_key(dataset))
+}
+
+/// Path inside the [`validation_container`] of a dataset's post-processed output with the
+/// parameter set named `parameters` at `iteration`.
+pub fn output_key(iteration: u64, dataset: &str, parameters: &str) -> String {
+    format!("{iteration}/{}/output/{parameters}", dataset_key(dataset))
+}
+
+/// The iterations whose validation arrays are stored for the run in `run_dir`, ascending.
+pub fn stored_iterations(run_dir: &Path) -> Vec<u64> {
+    let mut its: Vec<u64> = std::fs::read_dir(validation_container(run_dir))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u64>().ok())
+        .collect();
+    its.sort_unstable();
+    its
+}
+
 /// Validates `model` at `iteration` on `datasets` with the task's `predictor`, writing
 /// predictions and outputs under `<run>/validation.zarr/<iteration>/`, the scores to the
 /// stats store and the best (iteration, parameters) per dataset and criterion to
@@ -384,7 +418,7 @@ pub fn validate(
     predictor: &Predictor,
 ) -> Result<ValidationOutcome, TrainError> {
     let run_dir = project.join(run_name);
-    let container = run_dir.join("validation.zarr");
+    let container = validation_container(&run_dir);
     let grid = predictor.parameters();
     let parameters: Vec<String> = grid.iter().map(|p| p.name()).collect();
     let criteria = predictor.criteria();
@@ -393,7 +427,6 @@ pub fn validate(
     let mut block = Vec::with_capacity(datasets.len());
     for d in datasets {
         let roi = d.gt.info().roi;
-        let key = d.name.replace('/', "_");
         let prediction = inference.predict(model, d.raw.as_ref(), &roi, channels)?;
         let store = |path: String, data: ArrayData, channels: Option<u64>| {
             let mut spec = ArraySpec::new(data.data_type(), roi, inference.out_vs, channels);
@@ -407,7 +440,7 @@ pub fn validate(
         for (k, (p, name)) in grid.iter().zip(&parameters).enumerate() {
             let out = predictor.post_process(&prediction, p)?;
             let values = predictor.evaluate(&out, &gt, &spacing, iteration ^ (k as u64) << 32)?;
-            let path = format!("{iteration}/{key}/output/{name}");
+            let path = output_key(iteration, &d.name, name);
             match out {
                 Segmentation::Binary(b) => {
                     let c = b.shape()[0] as u64;
@@ -418,7 +451,7 @@ pub fn validate(
             per_param.push(values);
         }
         store(
-            format!("{iteration}/{key}/prediction"),
+            prediction_key(iteration, &d.name),
             ArrayData::F32(prediction),
             Some(channels as u64),
         )?;
