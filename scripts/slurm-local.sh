@@ -31,7 +31,7 @@ if [ "$(id -u)" != 0 ]; then
   command -v sudo >/dev/null 2>&1 || die "run this script as root or install sudo"
   sudo="sudo"
 fi
-# Runs a command as another system user (munged refuses to share the key with root).
+# Runs a command as another system user (munged runs as `munge`, which owns its key).
 as_user() {
   local user=$1; shift
   if [ -z "$sudo" ] && command -v runuser >/dev/null 2>&1; then runuser -u "$user" -- "$@"
@@ -196,12 +196,12 @@ if [ "$conf_changed" = 1 ]; then
 fi
 if ! running /run/slurmctld.pid; then
   say "starting slurmctld (log: $logdir/slurmctld.log)"
-  $sudo slurmctld || die "slurmctld failed to start; last lines of $logdir/slurmctld.log:
+  $sudo slurmctld -f "$conf" || die "slurmctld failed to start; last lines of $logdir/slurmctld.log:
 $($sudo tail -n 20 "$logdir/slurmctld.log" 2>/dev/null)"
 fi
 if ! running /run/slurmd.pid; then
   say "starting slurmd (log: $logdir/slurmd.log)"
-  $sudo slurmd -N "$node" || die "slurmd failed to start; last lines of $logdir/slurmd.log:
+  $sudo slurmd -f "$conf" -N "$node" || die "slurmd failed to start; last lines of $logdir/slurmd.log:
 $($sudo tail -n 20 "$logdir/slurmd.log" 2>/dev/null)"
 fi
 
@@ -217,7 +217,7 @@ while [ $((SECONDS - start)) -lt "$timeout" ]; do
   case "$state" in
     # Left down or drained by an earlier run: slurmd is up, so put the node back in service.
     down|drain|drng|drained|fail)
-      $sudo scontrol update nodename="$node" state=resume 2>/dev/null || true ;;
+      $sudo env SLURM_CONF="$conf" scontrol update nodename="$node" state=resume 2>/dev/null || true ;;
   esac
   running /run/slurmctld.pid || die "slurmctld exited; last lines of $logdir/slurmctld.log:
 $($sudo tail -n 20 "$logdir/slurmctld.log" 2>/dev/null)"

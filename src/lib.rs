@@ -10,6 +10,7 @@ pub mod array;
 pub mod bench;
 pub mod blockwise;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod datasplit;
 pub mod demo;

@@ -24,6 +24,45 @@ pub struct RunMonitor {
     pub log_tail: Vec<String>,
     /// Its validation scores, once it has been validated.
     pub scores: Option<crate::task::evaluate::ValidationScores>,
+    /// The cluster job recorded for the run and its state from the scheduler.
+    pub job: Option<(
+        crate::cluster::SubmittedJob,
+        Result<crate::cluster::JobState, String>,
+    )>,
+}
+
+impl RunMonitor {
+    /// The status shown in the runs table: the run's state, or the cluster job's while it
+    /// is queued or running.
+    pub fn status(&self) -> String {
+        use crate::cluster::JobState;
+        match &self.job {
+            Some((job, Ok(JobState::Pending))) => {
+                format!("queued ({} job {})", job.scheduler.label(), job.job_id)
+            }
+            Some((job, Ok(JobState::Running))) => {
+                format!("training ({} job {})", job.scheduler.label(), job.job_id)
+            }
+            Some((job, Err(e))) if !matches!(self.state, RunState::Finished) => {
+                format!("{} job {}: {e}", job.scheduler.label(), job.job_id)
+            }
+            _ => self.state.label().to_string(),
+        }
+    }
+
+    /// Whether a cluster job of the run is queued or running.
+    pub fn job_active(&self) -> bool {
+        matches!(&self.job, Some((_, Ok(s))) if s.active())
+    }
+}
+
+/// Where Start runs a trainer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// A `segno train` child process on this machine.
+    Local,
+    /// A job submitted to a batch scheduler.
+    Cluster(crate::cluster::JobRequest),
 }
 
 /// A run's stored validation scores (names as the file lists them).
@@ -63,6 +102,8 @@ pub struct Launcher {
     pub message: Option<String>,
     /// The validation criterion plotted (a metric such as `f1_score`, or a full name).
     pub criterion: String,
+    /// Where Start runs trainers.
+    pub target: Target,
     children: Vec<std::process::Child>,
     refreshed: Option<Instant>,
 }
@@ -76,6 +117,7 @@ impl Default for Launcher {
             selected: None,
             message: None,
             criterion: "f1_score".into(),
+            target: Target::Local,
             children: Vec::new(),
             refreshed: None,
         }
@@ -129,9 +171,11 @@ impl Launcher {
                 &crate::train::stats::training_stats_path(root, name),
             )
             .unwrap_or_default();
+            let job = self.job_state(&dir, name);
             self.runs.insert(
                 name.clone(),
                 RunMonitor {
+                    job,
                     state: run_state(&dir, *iterations),
                     losses: stats.iter().map(|s| [s.iteration as f64, s.loss]).collect(),
                     times: stats.iter().map(|s| [s.iteration as f64, s.time]).collect(),
@@ -143,6 +187,52 @@ impl Launcher {
     }
 
     /// Starts (or resumes) training `run` of the project at `root` in a child process.
+    /// The run's recorded cluster job with its state: asked from the scheduler while the
+    /// job was last seen queued or running, otherwise the state last seen.
+    fn job_state(
+        &self,
+        run_dir: &Path,
+        run: &str,
+    ) -> Option<(
+        crate::cluster::SubmittedJob,
+        Result<crate::cluster::JobState, String>,
+    )> {
+        let job = match crate::cluster::recorded_job(run_dir) {
+            Ok(j) => j?,
+            Err(e) => {
+                let job = crate::cluster::SubmittedJob {
+                    scheduler: crate::cluster::Scheduler::Slurm,
+                    job_id: "?".into(),
+                    request: crate::cluster::JobRequest::default(),
+                };
+                return Some((job, Err(e.to_string())));
+            }
+        };
+        if let Some((old, Ok(state))) = self.runs.get(run).and_then(|m| m.job.clone()) {
+            if old == job && !state.active() {
+                return Some((job, Ok(state)));
+            }
+        }
+        let state = crate::cluster::status(&job).map_err(|e| e.to_string());
+        Some((job, state))
+    }
+
+    /// Starts `run` where [`Launcher::target`] says: a local child process or a job.
+    pub fn launch(&mut self, root: &Path, run: &str) {
+        match self.target.clone() {
+            Target::Local => self.start(root, run),
+            Target::Cluster(request) => {
+                match crate::cluster::submit(&request, root, run, &self.segno_exe, &self.device) {
+                    Ok(_) => self.message = None,
+                    Err(e) => self.message = Some(format!("not submitted: {e}")),
+                }
+                self.refreshed = None;
+            }
+        }
+    }
+
+    /// Starts `segno train` of `run` as a detached child process on this machine, logging
+    /// to `<run>/train.log`.
     pub fn start(&mut self, root: &Path, run: &str) {
         let dir = root.join(run);
         if let Err(e) = std::fs::create_dir_all(&dir) {
@@ -193,6 +283,15 @@ impl Launcher {
 
     /// Stops the trainer of `run` (SIGTERM); it resumes from its last checkpoint later.
     pub fn stop(&mut self, run: &str) {
+        if let Some(m) = self.runs.get(run).filter(|m| m.job_active()) {
+            if let Some((job, _)) = &m.job {
+                if let Err(e) = crate::cluster::cancel(job) {
+                    self.message = Some(format!("cannot cancel: {e}"));
+                }
+            }
+            self.refreshed = None;
+            return;
+        }
         if let Some(RunMonitor {
             state: RunState::Training { pid },
             ..
@@ -216,7 +315,13 @@ impl Launcher {
     /// The run's start/stop buttons (for a row of the Runs table).
     pub fn buttons(&mut self, ui: &mut egui::Ui, root: &Path, run: &str) {
         let state = self.runs.get(run).map(|m| m.state.clone());
+        let queued = self.runs.get(run).is_some_and(RunMonitor::job_active);
         match state {
+            _ if queued && !matches!(state, Some(RunState::Training { .. })) => {
+                if ui.button("Cancel").clicked() {
+                    self.stop(run);
+                }
+            }
             Some(RunState::Training { .. }) => {
                 if ui.button("Stop").clicked() {
                     self.stop(run);
@@ -227,12 +332,12 @@ impl Launcher {
             }
             Some(RunState::NotStarted) | None => {
                 if ui.button("Start").clicked() {
-                    self.start(root, run);
+                    self.launch(root, run);
                 }
             }
             Some(RunState::Stopped) | Some(RunState::Failed { .. }) => {
                 if ui.button("Resume").clicked() {
-                    self.start(root, run);
+                    self.launch(root, run);
                 }
             }
         }
@@ -262,6 +367,7 @@ impl Launcher {
                 .response
                 .labelled_by(l.id);
         });
+        self.target_ui(ui);
         if let Some(m) = &self.message {
             ui.colored_label(ui.visuals().error_fg_color, m);
         }
@@ -313,6 +419,71 @@ impl Launcher {
                 }
             });
         view
+    }
+
+    /// Where Start runs trainers: this machine, or Slurm / LSF with the job's resources.
+    fn target_ui(&mut self, ui: &mut egui::Ui) {
+        use crate::cluster::{JobRequest, Scheduler};
+        let label = match &self.target {
+            Target::Local => "this machine".to_string(),
+            Target::Cluster(r) => r.scheduler.label().to_string(),
+        };
+        ui.horizontal(|ui| {
+            egui::ComboBox::from_label("run trainers on")
+                .selected_text(label)
+                .show_ui(ui, |ui| {
+                    if ui
+                        .selectable_label(self.target == Target::Local, "this machine")
+                        .clicked()
+                    {
+                        self.target = Target::Local;
+                    }
+                    for s in [Scheduler::Slurm, Scheduler::Lsf] {
+                        let on = matches!(&self.target, Target::Cluster(r) if r.scheduler == s);
+                        let text = if crate::cluster::available(s) {
+                            s.label().to_string()
+                        } else {
+                            format!("{} (not found)", s.label())
+                        };
+                        if ui.selectable_label(on, text).clicked() && !on {
+                            let mut r = match &self.target {
+                                Target::Cluster(r) => r.clone(),
+                                Target::Local => JobRequest::default(),
+                            };
+                            r.scheduler = s;
+                            self.target = Target::Cluster(r);
+                        }
+                    }
+                });
+        });
+        if let Target::Cluster(r) = &mut self.target {
+            ui.horizontal(|ui| {
+                let name = match r.scheduler {
+                    Scheduler::Slurm => "partition",
+                    Scheduler::Lsf => "queue",
+                };
+                let l = ui.label(name);
+                ui.add(
+                    egui::TextEdit::singleline(&mut r.queue)
+                        .desired_width(110.0)
+                        .hint_text("default"),
+                )
+                .labelled_by(l.id);
+                let l = ui.label("GPUs");
+                ui.add(egui::DragValue::new(&mut r.gpus).range(0..=16))
+                    .labelled_by(l.id);
+                let l = ui.label("CPUs");
+                ui.add(egui::DragValue::new(&mut r.cpus).range(1..=256))
+                    .labelled_by(l.id);
+                let l = ui.label("account");
+                ui.add(
+                    egui::TextEdit::singleline(&mut r.account)
+                        .desired_width(110.0)
+                        .hint_text("none"),
+                )
+                .labelled_by(l.id);
+            });
+        }
     }
 
     /// The best (iteration, parameters, value) of the first validation dataset for the

@@ -431,7 +431,9 @@ impl SegnoApp {
                     ui.label(&r.name);
                     ui.label(&r.task);
                     let m = launcher.runs.get(&r.name);
-                    let state = m.map(|m| m.state.label()).unwrap_or("not started");
+                    let state = m
+                        .map(launcher::RunMonitor::status)
+                        .unwrap_or_else(|| "not started".into());
                     ui.label(state);
                     let done = m.map(|m| m.losses.len()).unwrap_or(0);
                     ui.label(format!("{done} / {}", r.iterations));

@@ -1,0 +1,167 @@
+//! Runs submitted to a real Slurm (the single-node cluster `scripts/slurm-local.sh`
+//! starts): from the Runs panel to a finished run, and a cancelled job that stops its
+//! trainer. Without Slurm these tests are skipped, unless SEGNO_TEST_SLURM=required (as in
+//! CI), where a missing Slurm fails them.
+
+use std::time::{Duration, Instant};
+
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use segno::cluster::{self, JobRequest, JobState, Scheduler};
+use segno::gui::{SegnoApp, Settings};
+use segno::train::lock::{run_state, RunState};
+
+mod common;
+
+fn slurm() -> bool {
+    if cluster::available(Scheduler::Slurm) {
+        return true;
+    }
+    assert_ne!(
+        std::env::var("SEGNO_TEST_SLURM").as_deref(),
+        Ok("required"),
+        "sbatch is not on PATH; start Slurm with scripts/slurm-local.sh"
+    );
+    eprintln!("skipped: no Slurm here (scripts/slurm-local.sh starts one)");
+    false
+}
+
+fn project_with_run(iterations: u64, interval: u64) -> (tempfile::TempDir, String) {
+    let dir = common::demo_data_project(64);
+    let run = segno::demo::project::demo_run(iterations, interval);
+    let name = run.name.clone();
+    segno::store::Project::open(dir.path())
+        .unwrap()
+        .configs()
+        .store(&segno::config::AnyConfig::Run(Box::new(run)))
+        .unwrap();
+    (dir, name)
+}
+
+fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !done() {
+        assert!(
+            t0.elapsed().as_secs() < secs,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_run_submitted_to_slurm_from_the_runs_panel_trains_to_the_end() {
+    if !slurm() {
+        return;
+    }
+    let (dir, run) = project_with_run(20, 20);
+    let path = dir.path().to_path_buf();
+    let mut h = Harness::builder()
+        .with_size(eframe::egui::Vec2::new(1200.0, 900.0))
+        .build_eframe(move |_cc| SegnoApp::new(Settings::default(), Some(&path)));
+    h.state_mut().launcher.segno_exe = assert_cmd::cargo::cargo_bin("segno");
+    h.state_mut().launcher.device = "cpu".into();
+    h.run();
+    h.get_by_label("Runs").click();
+    h.run();
+    h.get_by_label("run trainers on").click();
+    h.run();
+    h.get_by_label("Slurm").click();
+    h.run();
+    h.get_by_label("partition")
+        .set_text_value_accesskit("debug");
+    h.get_by_label("CPUs").set_value_accesskit(1.0);
+    h.run_steps(2);
+    let request = match &h.state().launcher.target {
+        segno::gui::launcher::Target::Cluster(r) => r.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        request,
+        JobRequest {
+            scheduler: Scheduler::Slurm,
+            queue: "debug".into(),
+            gpus: 0,
+            cpus: 1,
+            account: String::new(),
+        }
+    );
+    h.get_by_label("Start").click();
+    h.run_steps(2);
+    let job = cluster::recorded_job(&dir.path().join(&run))
+        .unwrap()
+        .expect("the job is recorded");
+    assert_eq!(job.scheduler, Scheduler::Slurm);
+    // The scheduler's view of the job is shown while it is queued or running.
+    let label = |h: &mut Harness<'static, SegnoApp>| {
+        h.run_steps(1);
+        h.state()
+            .launcher
+            .runs
+            .get(&run)
+            .map(|m| m.status())
+            .unwrap_or_default()
+    };
+    let mut seen = Vec::new();
+    wait_for("the job to finish", 240, || {
+        let l = label(&mut h);
+        if seen.last() != Some(&l) {
+            seen.push(l.clone());
+        }
+        l == "finished"
+    });
+    assert!(
+        seen.iter()
+            .any(|l| l.ends_with(&format!("(Slurm job {})", job.job_id))),
+        "{seen:?}"
+    );
+    assert_eq!(run_state(&dir.path().join(&run), 20), RunState::Finished);
+    let log = std::fs::read_to_string(dir.path().join(&run).join("train.log")).unwrap();
+    assert!(log.contains("trained to iteration 20"), "{log}");
+    let state = cluster::status(&job).unwrap();
+    assert!(
+        matches!(state, JobState::Completed | JobState::Gone),
+        "{state:?}"
+    );
+}
+
+#[test]
+fn a_cancelled_slurm_job_stops_its_trainer() {
+    if !slurm() {
+        return;
+    }
+    let (dir, run) = project_with_run(5000, 1000);
+    let request = JobRequest {
+        scheduler: Scheduler::Slurm,
+        queue: "debug".into(),
+        gpus: 0,
+        cpus: 1,
+        account: "lab".into(),
+    };
+    let exe = assert_cmd::cargo::cargo_bin("segno");
+    let job = cluster::submit(&request, dir.path(), &run, &exe, "cpu").unwrap();
+    let run_dir = dir.path().join(&run);
+    wait_for("the trainer to start", 120, || {
+        matches!(run_state(&run_dir, 5000), RunState::Training { .. })
+    });
+    assert_eq!(cluster::status(&job).unwrap(), JobState::Running);
+    cluster::cancel(&job).unwrap();
+    wait_for("the job to end", 120, || {
+        !cluster::status(&job).unwrap().active()
+            && !matches!(run_state(&run_dir, 5000), RunState::Training { .. })
+    });
+    assert!(matches!(
+        cluster::status(&job).unwrap(),
+        JobState::Cancelled | JobState::Gone
+    ));
+    assert_ne!(run_state(&run_dir, 5000), RunState::Finished);
+    // A partition that does not exist is refused with the scheduler's message.
+    let bad = JobRequest {
+        queue: "no_such_partition".into(),
+        ..request
+    };
+    let e = cluster::submit(&bad, dir.path(), &run, &exe, "cpu")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("invalid partition"), "{e}");
+}
