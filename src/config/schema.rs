@@ -832,12 +832,24 @@ impl Encode for Roi {
 
 impl Validate for Roi {}
 
+/// The plural of a value description: "a list of strings" → "lists of strings", "a
+/// coordinate (…)" → "coordinates (…)", "a string or null" → "strings or null".
 fn plural(expected: &str) -> String {
     let s = expected
         .strip_prefix("a ")
         .or_else(|| expected.strip_prefix("an "))
         .unwrap_or(expected);
-    format!("{s}s").replace("(s)s", "(s)")
+    // The noun is the word before the first qualifier.
+    let end = [" (", " with ", " or ", " of ", " from ", ": "]
+        .iter()
+        .filter_map(|sep| s.find(sep))
+        .min()
+        .unwrap_or(s.len());
+    let (head, rest) = s.split_at(end);
+    if head.ends_with('s') || head.ends_with("(s)") {
+        return s.to_string();
+    }
+    format!("{head}s{rest}")
 }
 
 /// Expects a mapping at `path`, recording a problem naming `what` otherwise.
@@ -1285,6 +1297,28 @@ mod tests {
             .iter()
             .find(|t| t.tag == tag)
             .unwrap_or_else(|| panic!("no task type {tag}"))
+    }
+
+    #[test]
+    fn value_descriptions_pluralise_their_noun() {
+        assert_eq!(<Vec<String>>::expected(), "a list of strings");
+        assert_eq!(<Vec<Vec<String>>>::expected(), "a list of lists of strings");
+        assert_eq!(
+            <Vec<Coordinate>>::expected(),
+            "a list of coordinates (a list of 1 to 4 integers, z, y, x order)"
+        );
+        assert_eq!(
+            <Vec<u32>>::expected(),
+            "a list of non-negative integers (at most 4294967295)"
+        );
+        assert_eq!(
+            <Vec<crate::config::DatasetConfig>>::expected(),
+            "a list of mappings with a `__type__` tag (DatasetConfig)"
+        );
+        assert_eq!(
+            <Vec<Option<String>>>::expected(),
+            "a list of strings or null"
+        );
     }
 
     #[test]

@@ -554,14 +554,27 @@ impl ConfigEditor {
                 if let Some(e) = &self.yaml_error {
                     ui.colored_label(problem_color(ui), e);
                 }
-                egui::ScrollArea::vertical()
+                egui::ScrollArea::both()
                     .id_salt("config-yaml-scroll")
                     .show(ui, |ui| {
+                        // Long lines scroll instead of wrapping, so indentation stays readable.
+                        let mut layouter =
+                            |ui: &egui::Ui, text: &dyn egui::TextBuffer, _wrap: f32| {
+                                let mut job = egui::text::LayoutJob::simple(
+                                    text.as_str().to_owned(),
+                                    egui::TextStyle::Monospace.resolve(ui.style()),
+                                    ui.visuals().text_color(),
+                                    f32::INFINITY,
+                                );
+                                job.wrap.max_width = f32::INFINITY;
+                                ui.fonts_mut(|f| f.layout_job(job))
+                            };
                         let r = ui
                             .add(
                                 egui::TextEdit::multiline(&mut self.yaml)
                                     .code_editor()
-                                    .desired_width(f32::INFINITY)
+                                    .layouter(&mut layouter)
+                                    .desired_width(ui.available_width().max(360.0))
                                     .desired_rows(30),
                             )
                             .labelled_by(yaml_label.id);

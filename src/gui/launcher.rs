@@ -163,6 +163,10 @@ impl Launcher {
             return;
         }
         self.refreshed = Some(Instant::now());
+        // The monitor shows the first run until another is chosen.
+        if self.selected.is_none() {
+            self.selected = runs.first().map(|(n, _)| n.clone());
+        }
         self.children
             .retain_mut(|c| matches!(c.try_wait(), Ok(None)));
         for (name, iterations) in runs {

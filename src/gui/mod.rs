@@ -232,9 +232,17 @@ impl SegnoApp {
                     .flat_map(|c| crate::render::layer::list_arrays(&summary.root.join(c), 6))
                     .collect();
                 self.viewer.serve_root = Some(summary.root.clone());
-                self.project = Some(summary);
                 self.message = None;
                 self.editor = editor::ConfigEditor::default();
+                // The Configs section opens on the project's first run (or other config).
+                let first = summary
+                    .configs
+                    .iter()
+                    .find_map(|(f, names)| names.first().map(|n| (*f, n.clone())));
+                if let Some((family, name)) = first {
+                    self.editor.load(&summary.store().configs(), family, &name);
+                }
+                self.project = Some(summary);
             }
             Err(e) => self.message = Some(e),
         }
@@ -398,6 +406,12 @@ impl SegnoApp {
 
     fn runs_section(&mut self, ui: &mut egui::Ui) {
         ui.heading("Runs");
+        egui::ScrollArea::both()
+            .id_salt("runs-scroll")
+            .show(ui, |ui| self.runs_body(ui));
+    }
+
+    fn runs_body(&mut self, ui: &mut egui::Ui) {
         let Some(p) = &self.project else {
             ui.label("Open a project first.");
             return;
@@ -724,11 +738,20 @@ pub fn run(options: GuiOptions) -> Result<Option<String>, GuiError> {
         }
     }
     let size = options.size;
+    // A screenshot starts from default settings in a storage of its own: it is taken at the
+    // size asked for (not the last session's window), looks the same on every machine, and
+    // leaves the user's remembered settings alone.
+    let scratch = match &options.screenshot {
+        Some(_) => Some(tempfile::tempdir().map_err(|e| GuiError::Start(e.to_string()))?),
+        None => None,
+    };
     let native = eframe::NativeOptions {
         renderer: eframe::Renderer::Wgpu,
         viewport: egui::ViewportBuilder::default()
             .with_title("Segno")
             .with_inner_size([size[0] as f32, size[1] as f32]),
+        persist_window: scratch.is_none(),
+        persistence_path: scratch.as_ref().map(|d| d.path().join("app.ron")),
         ..Default::default()
     };
     let result = std::sync::Arc::new(std::sync::Mutex::new(None));
