@@ -929,3 +929,52 @@ fn configs_are_edited_as_yaml_duplicated_compared_renamed_deleted_and_imported()
     );
     assert!(stored_yaml(dir.path(), "tasks", "imported").contains("- er\n"));
 }
+
+/// A file or folder dropped on the window.
+#[derive(Debug)]
+struct Dropped(std::path::PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+/// Array folders dropped on the DataSplit wizard: the first fills the raw field, each
+/// further one is a ground-truth crop paired with it and inspected on its row.
+#[test]
+fn dropped_array_folders_become_raw_and_ground_truth_pairs() {
+    let dir = project();
+    let mut h = harness(dir.path());
+    h.run();
+    h.get_by_label("DataSplit").click();
+    h.run();
+    let c = dir.path().join("data/synthetic.zarr");
+    let drop = |h: &mut Harness<'static, SegnoApp>, paths: &[std::path::PathBuf]| {
+        for p in paths {
+            h.input_mut()
+                .dropped_files
+                .push(std::sync::Arc::new(Dropped(p.clone())));
+        }
+        h.run_steps(2);
+    };
+    drop(&mut h, &[c.join("raw")]);
+    assert_eq!(
+        h.state().wizard.new_raw,
+        c.join("raw").display().to_string()
+    );
+    assert!(h.state().wizard.rows.is_empty());
+    drop(
+        &mut h,
+        &[c.join("labels/crop1/mito"), c.join("labels/crop2/er")],
+    );
+    let rows = &h.state().wizard.rows;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].spec.gt_dataset, "labels/crop1/mito");
+    assert_eq!(rows[1].spec.gt_dataset, "labels/crop2/er");
+    assert!(rows.iter().all(|r| r.spec.raw_dataset == "raw"));
+    assert!(h.state().wizard.new_gt.is_empty());
+}

@@ -238,6 +238,22 @@ impl Wizard {
         {
             self.load_csv(p, &base);
         }
+        // Dropped array folders fill the raw field, then the ground-truth field; a complete
+        // pair is added.
+        for p in dropped.iter().filter(|p| p.is_dir()) {
+            let text = p.display().to_string();
+            if self.new_raw.trim().is_empty() {
+                self.new_raw = text;
+            } else {
+                self.new_gt = text;
+                let (raw, gt, role) = (self.new_raw.clone(), self.new_gt.clone(), self.new_role);
+                self.add_pair(&raw, &gt, role, &base);
+                // The raw stays for the next crop dropped.
+                if self.message.is_none() {
+                    self.new_gt.clear();
+                }
+            }
+        }
         ui.label(egui::RichText::new("1 · Datasets").strong());
         ui.horizontal(|ui| {
             let l = ui.label("CSV path");
@@ -266,30 +282,35 @@ impl Wizard {
                     ui.selectable_value(&mut self.new_role, Role::Train, "train");
                     ui.selectable_value(&mut self.new_role, Role::Val, "val");
                 });
-            let l = ui.label("raw");
-            ui.add(
-                egui::TextEdit::singleline(&mut self.new_raw)
-                    .desired_width(200.0)
-                    .hint_text("x.zarr/raw"),
-            )
-            .labelled_by(l.id);
-            let l = ui.label("ground truth");
-            ui.add(
-                egui::TextEdit::singleline(&mut self.new_gt)
-                    .desired_width(240.0)
-                    .hint_text("x.zarr/labels/crop1/[mito&er]"),
-            )
-            .labelled_by(l.id);
-            if ui.button("Add pair").clicked() {
-                let (raw, gt, role) = (self.new_raw.clone(), self.new_gt.clone(), self.new_role);
-                self.add_pair(&raw, &gt, role, &base);
-            }
-            if ui.button("Raw…").clicked() {
-                if let Some(p) = rfd::FileDialog::new().pick_folder() {
-                    self.new_raw = p.display().to_string();
-                }
-            }
+            ui.weak("(or drop the raw and ground-truth folders on the window)");
         });
+        for (label, hint, slot, button) in [
+            ("raw", "x.zarr/raw", &mut self.new_raw, "Raw…"),
+            (
+                "ground truth",
+                "x.zarr/labels/crop1/[mito&er]",
+                &mut self.new_gt,
+                "Ground truth…",
+            ),
+        ] {
+            ui.horizontal(|ui| {
+                let l = ui.add_sized([90.0, 20.0], egui::Label::new(label));
+                ui.add_sized(
+                    [360.0, 20.0],
+                    egui::TextEdit::singleline(slot).hint_text(hint),
+                )
+                .labelled_by(l.id);
+                if ui.button(button).clicked() {
+                    if let Some(p) = rfd::FileDialog::new().set_directory(&base).pick_folder() {
+                        *slot = p.display().to_string();
+                    }
+                }
+            });
+        }
+        if ui.button("Add pair").clicked() {
+            let (raw, gt, role) = (self.new_raw.clone(), self.new_gt.clone(), self.new_role);
+            self.add_pair(&raw, &gt, role, &base);
+        }
         let mut remove = None;
         egui::Grid::new("wizard-rows")
             .striped(true)
