@@ -297,10 +297,16 @@ impl Launcher {
             return;
         }
         if let Some(RunMonitor {
-            state: RunState::Training { pid },
+            state: RunState::Training { pid, host },
             ..
         }) = self.runs.get(run)
         {
+            if let Some(host) = host {
+                self.message = Some(format!(
+                    "process {pid} runs on {host}: stop it there (or cancel its cluster job)"
+                ));
+                return;
+            }
             let Ok(p) = libc::pid_t::try_from(*pid) else {
                 return;
             };

@@ -1,7 +1,9 @@
-//! One trainer per run: `segno train` holds `<run>/train.lock` (its process id) while it
-//! trains, so a second process (another terminal, the app's launcher) refuses to train the
-//! same run, and the app can find and re-attach to a training that outlived it. A lock left
-//! by a process that no longer exists is taken over.
+//! One trainer per run: `segno train` holds `<run>/train.lock` (its process id and host)
+//! while it trains, so a second process (another terminal, the app's launcher, a cluster
+//! job) refuses to train the same run, and the app can find and re-attach to a training
+//! that outlived it. A lock left by a process of this host that no longer exists is taken
+//! over; a lock of another host (a cluster node sharing the project) is never taken over,
+//! since whether its process lives cannot be checked from here.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,12 +17,14 @@ pub fn lock_path(run_dir: &Path) -> PathBuf {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// Another live process trains the run.
-    #[error("{run} is being trained by process {pid} (lock file {path}); stop it first, or delete the lock file if that process is not segno")]
+    #[error("{run} is being trained by process {pid}{host} (lock file {path}); stop it first, or delete the lock file if that process is not segno")]
     Busy {
         /// The run directory.
         run: String,
         /// The process holding the lock.
         pid: u32,
+        /// " on HOST" when the process runs on another host, else empty.
+        host: String,
         /// The lock file.
         path: String,
     },
@@ -48,19 +52,42 @@ pub fn process_alive(pid: u32) -> bool {
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// The process holding the run's lock, if a live one does.
-pub fn holder(run_dir: &Path) -> Option<u32> {
+/// This machine's host name (empty when it cannot be read).
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer we own.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// The process (and its host, when another) holding the run's lock, if a live one does.
+fn lock_holder(run_dir: &Path) -> Option<(u32, Option<String>)> {
     let text = std::fs::read_to_string(lock_path(run_dir)).ok()?;
-    let pid: u32 = text.split_whitespace().next()?.parse().ok()?;
-    process_alive(pid).then_some(pid)
+    let mut words = text.split_whitespace();
+    let pid: u32 = words.next()?.parse().ok()?;
+    match words.next() {
+        Some(host) if host != host_name() => Some((pid, Some(host.to_string()))),
+        _ => process_alive(pid).then_some((pid, None)),
+    }
+}
+
+/// The process holding the run's lock, if a live one does (a process of another host
+/// counts as live).
+pub fn holder(run_dir: &Path) -> Option<u32> {
+    lock_holder(run_dir).map(|(pid, _)| pid)
 }
 
 /// An error when a live process holds the run's lock (nothing is written).
 pub fn check_free(run_dir: &Path) -> Result<(), LockError> {
-    match holder(run_dir) {
-        Some(pid) => Err(LockError::Busy {
+    match lock_holder(run_dir) {
+        Some((pid, host)) => Err(LockError::Busy {
             run: run_dir.display().to_string(),
             pid,
+            host: host.map(|h| format!(" on {h}")).unwrap_or_default(),
             path: lock_path(run_dir).display().to_string(),
         }),
         None => Ok(()),
@@ -92,7 +119,7 @@ impl RunLock {
                 .open(&path)
             {
                 Ok(mut f) => {
-                    writeln!(f, "{}", std::process::id()).map_err(io)?;
+                    writeln!(f, "{} {}", std::process::id(), host_name()).map_err(io)?;
                     f.sync_all().map_err(io)?;
                     return Ok(RunLock { path, created });
                 }
@@ -155,9 +182,19 @@ mod tests {
         let lock = RunLock::acquire(&run).unwrap();
         assert_eq!(
             std::fs::read_to_string(lock_path(&run)).unwrap().trim(),
-            std::process::id().to_string()
+            format!("{} {}", std::process::id(), host_name())
         );
         drop(lock);
+        // A lock of another host (a cluster node) is never taken over from here, even
+        // with a process id that does not exist on this machine.
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(lock_path(&run), format!("{dead} node-17\n")).unwrap();
+        assert_eq!(holder(&run), Some(dead));
+        let e = RunLock::acquire(&run).unwrap_err().to_string();
+        assert!(e.contains(&format!("process {dead} on node-17")), "{e}");
+        // The same process id recorded with this host's name is stale again.
+        std::fs::write(lock_path(&run), format!("{dead} {}\n", host_name())).unwrap();
+        assert_eq!(holder(&run), None);
     }
 }
 
@@ -205,6 +242,8 @@ pub enum RunState {
     Training {
         /// The trainer's process id.
         pid: u32,
+        /// The trainer's host when it is another machine (a cluster node).
+        host: Option<String>,
     },
     /// Stopped before its last iteration (killed, stopped, or `--iterations`).
     Stopped,
@@ -232,8 +271,8 @@ impl RunState {
 
 /// The state of the run in `run_dir` configured for `num_iterations`.
 pub fn run_state(run_dir: &Path, num_iterations: u64) -> RunState {
-    if let Some(pid) = holder(run_dir) {
-        return RunState::Training { pid };
+    if let Some((pid, host)) = lock_holder(run_dir) {
+        return RunState::Training { pid, host };
     }
     let status: Option<TrainStatus> = std::fs::read_to_string(status_path(run_dir))
         .ok()
