@@ -1,7 +1,8 @@
 //! Runs submitted to a real Slurm (the single-node cluster `scripts/slurm-local.sh`
 //! starts): from the Runs panel to a finished run, and a cancelled job that stops its
 //! trainer. Without Slurm these tests are skipped, unless SEGNO_TEST_SLURM=required (as in
-//! CI), where a missing Slurm fails them.
+//! CI), where a missing Slurm fails them. LSF is exercised through stand-in `bsub`, `bjobs`
+//! and `bkill` scripts that check the arguments Segno passes and answer as LSF does.
 
 use std::time::{Duration, Instant};
 
@@ -164,4 +165,103 @@ fn a_cancelled_slurm_job_stops_its_trainer() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("invalid partition"), "{e}");
+}
+
+/// LSF's commands as shell scripts that record their arguments (LSF itself cannot be
+/// installed here): `bsub` answers as LSF does, `bjobs` reports the state in a file,
+/// `bkill` marks the job ended.
+fn fake_lsf(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let state = dir.join("state");
+    std::fs::write(&state, "PEND\n").unwrap();
+    for (name, body) in [
+        (
+            "bsub",
+            "printf '%s\\n' \"$@\" > \"$D/calls\"; echo 'Job <77> is submitted to queue <short>.'",
+        ),
+        ("bjobs", "echo \"$*\" >> \"$D/bjobs.log\"; cat \"$D/state\""),
+        (
+            "bkill",
+            "echo \"$*\" > \"$D/bkill.log\"; echo EXIT > \"$D/state\"",
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\nD='{}'\n{body}\n", dir.display())).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+#[test]
+fn lsf_jobs_are_submitted_followed_and_killed_with_lsfs_commands() {
+    let bin = tempfile::tempdir().unwrap();
+    fake_lsf(bin.path());
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![bin.path().to_path_buf()];
+    dirs.extend(std::env::split_paths(&path));
+    std::env::set_var("PATH", std::env::join_paths(dirs).unwrap());
+    assert!(cluster::available(Scheduler::Lsf));
+
+    let (dir, run) = project_with_run(20, 20);
+    let request = JobRequest {
+        scheduler: Scheduler::Lsf,
+        queue: "short".into(),
+        gpus: 1,
+        cpus: 3,
+        account: "cellmap".into(),
+    };
+    let exe = std::path::PathBuf::from("/opt/segno/bin/segno");
+    let job = cluster::submit(&request, dir.path(), &run, &exe, "cuda").unwrap();
+    assert_eq!(job.job_id, "77");
+    assert_eq!(
+        cluster::recorded_job(&dir.path().join(&run)).unwrap(),
+        Some(job.clone())
+    );
+    let calls = std::fs::read_to_string(bin.path().join("calls")).unwrap();
+    let args: Vec<&str> = calls.lines().collect();
+    let project = std::path::absolute(dir.path()).unwrap();
+    let log = project.join(&run).join("train.log").display().to_string();
+    let project = project.display().to_string();
+    assert_eq!(
+        args,
+        [
+            "-J",
+            &format!("segno-train-{run}"),
+            "-q",
+            "short",
+            "-n",
+            "3",
+            "-gpu",
+            "num=1",
+            "-P",
+            "cellmap",
+            "-o",
+            &log,
+            "-e",
+            &log,
+            "/opt/segno/bin/segno",
+            "train",
+            "-r",
+            &run,
+            "--device",
+            "cuda",
+            "-p",
+            &project,
+        ]
+    );
+    assert_eq!(cluster::status(&job).unwrap(), JobState::Pending);
+    std::fs::write(bin.path().join("state"), "RUN\n").unwrap();
+    assert_eq!(cluster::status(&job).unwrap(), JobState::Running);
+    let bjobs = std::fs::read_to_string(bin.path().join("bjobs.log")).unwrap();
+    assert_eq!(bjobs.lines().last(), Some("-noheader -o stat 77"));
+    cluster::cancel(&job).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(bin.path().join("bkill.log"))
+            .unwrap()
+            .trim(),
+        "77"
+    );
+    assert_eq!(
+        cluster::status(&job).unwrap(),
+        JobState::Failed("exit".into())
+    );
 }

@@ -61,7 +61,17 @@ pub struct ConfigEditor {
     pub import_report: Vec<String>,
     /// The run builder's choices.
     pub builder: RunBuilder,
+    /// The last preview with the choices and stored names it was made from (made again
+    /// only when they change, not every frame).
+    preview: Option<PreviewCache>,
 }
+
+/// A run builder preview and what it was made from.
+type PreviewCache = (
+    RunBuilder,
+    Vec<(Family, Vec<String>)>,
+    Result<Vec<(RunConfig, String)>, String>,
+);
 
 impl Default for ConfigEditor {
     fn default() -> Self {
@@ -82,6 +92,7 @@ impl Default for ConfigEditor {
             import_path: String::new(),
             import_report: Vec::new(),
             builder: RunBuilder::default(),
+            preview: None,
         };
         e.new_config(Family::Tasks);
         e
@@ -90,7 +101,7 @@ impl Default for ConfigEditor {
 
 /// The run builder's choices: config names per family, repetitions, iterations and the
 /// naming template.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunBuilder {
     /// Chosen config names per family.
     pub chosen: BTreeMap<Family, Vec<String>>,
@@ -852,7 +863,20 @@ impl ConfigEditor {
             ui.end_row();
         });
         ui.separator();
-        match self.builder.preview(store) {
+        let fresh = self
+            .preview
+            .as_ref()
+            .is_some_and(|(b, n, _)| *b == self.builder && n.as_slice() == names);
+        if !fresh {
+            let result = self.builder.preview(store);
+            self.preview = Some((self.builder.clone(), names.to_vec(), result));
+        }
+        let preview = self
+            .preview
+            .as_ref()
+            .map(|(_, _, r)| r.clone())
+            .unwrap_or_else(|| Err(String::new()));
+        match preview {
             Err(e) => {
                 ui.colored_label(problem_color(ui), e);
             }
@@ -892,6 +916,7 @@ impl ConfigEditor {
                         }
                     }
                     changed |= saved > 0;
+                    self.preview = None;
                     if saved > 0 {
                         self.message = Some((false, format!("saved {saved} run(s)")));
                     }
