@@ -14,7 +14,7 @@ use crate::render::colors::Colormap;
 use crate::render::gpu::{PanelUpload, SliceCallback};
 use crate::render::layer::{open_layer, LayerData, LayerKind, WorldNm};
 use crate::render::shade::{self, DrawLayer, DrawOverlay, GpuUniforms, PanelTextures};
-use crate::render::slice::{compose, LayerSlice, PixelValue, Plane, SliceView, Wanted};
+use crate::render::slice::{compose, Histogram, LayerSlice, PixelValue, Plane, SliceView, Wanted};
 use crate::render::state::{Blend, ErrorOverlay, LayerSettings, LayerState, Layout, ViewState};
 use crate::render::volume::{mip_rgba, read_coarse, CoarseVolume, Orbit};
 
@@ -69,7 +69,12 @@ pub struct Viewer {
     pub note: Option<String>,
     /// A run's validation arrays on show, whose iteration and parameters can be changed.
     pub validation: Option<ValidationBrowse>,
+    /// Per layer: the histogram of its shown slice and the slice it was counted from.
+    histograms: HashMap<usize, (Option<HistogramKey>, Option<Histogram>)>,
 }
+
+/// What a panel's slices were composed from: the view, the chunks loaded, the layers.
+type HistogramKey = (Option<SliceView>, u64, Vec<(u64, LayerKind, bool)>);
 
 /// A run's validation prediction and output on show in the viewer: the iteration slider
 /// and parameter choice swap these layers' arrays.
@@ -270,6 +275,7 @@ impl Viewer {
             ng_base_url: "http://127.0.0.1:9000/".into(),
             note: None,
             validation: None,
+            histograms: HashMap::new(),
         }
     }
 
@@ -1359,13 +1365,25 @@ impl Viewer {
                         }
                     }
                 });
-            let values = self
+            // The histogram of the xy panel's slice, counted again only when it changes.
+            let panel = self
                 .panels
                 .get(&Plane::Xy)
-                .or_else(|| self.panels.values().next())
-                .and_then(|p| p.slices.get(i))
-                .and_then(|s| s.as_ref());
-            settings_ui(ui, i, &mut l.settings, values);
+                .or_else(|| self.panels.values().next());
+            let hist = panel.and_then(|p| {
+                let key: HistogramKey = (p.view, p.completed, p.layers_key.clone());
+                let entry = self.histograms.entry(i).or_insert((None, None));
+                if entry.0.as_ref() != Some(&key) {
+                    let h = p
+                        .slices
+                        .get(i)
+                        .and_then(|s| s.as_ref())
+                        .and_then(Histogram::of);
+                    *entry = (Some(key), h);
+                }
+                entry.1.as_ref()
+            });
+            settings_ui(ui, i, &mut l.settings, hist);
             ui.separator();
         }
         if let Some(i) = remove {
@@ -1450,7 +1468,7 @@ fn settings_ui(
     ui: &mut egui::Ui,
     i: usize,
     settings: &mut LayerSettings,
-    shown: Option<&LayerSlice>,
+    shown: Option<&Histogram>,
 ) {
     match settings {
         LayerSettings::Image(s) => {
@@ -1518,35 +1536,14 @@ fn threshold_ui(ui: &mut egui::Ui, s: &mut crate::render::state::PredictionSetti
 
 /// A histogram of the values shown on a panel (first channel), with the contrast range
 /// drawn on it: a click or drag moves the nearer end of the range.
-fn histogram_ui(ui: &mut egui::Ui, shown: Option<&LayerSlice>, range: &mut [f64; 2]) {
-    let Some(slice) = shown else { return };
-    let crate::render::slice::SliceValues::Float { values, .. } = &slice.values else {
-        return;
-    };
-    let n = (slice.width * slice.height) as usize;
-    let data: Vec<f32> = values[..n.min(values.len())]
-        .iter()
-        .zip(&slice.status)
-        .filter(|(v, s)| **s == crate::render::slice::status::DATA && v.is_finite())
-        .map(|(v, _)| *v)
-        .collect();
-    if data.is_empty() {
-        return;
-    }
-    let (dmin, dmax) = data
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-            (a.min(f64::from(*v)), b.max(f64::from(*v)))
-        });
+fn histogram_ui(ui: &mut egui::Ui, hist: Option<&Histogram>, range: &mut [f64; 2]) {
+    let Some(hist) = hist else { return };
+    let (dmin, dmax) = (hist.min, hist.max);
     let lo = dmin.min(range[0].min(range[1]));
     let hi = dmax.max(range[0].max(range[1]));
     let span = if hi > lo { hi - lo } else { 1.0 };
     const BINS: usize = 64;
-    let mut counts = [0u32; BINS];
-    for v in &data {
-        let b = (((f64::from(*v) - lo) / span) * BINS as f64) as usize;
-        counts[b.min(BINS - 1)] += 1;
-    }
+    let counts = hist.rebin(lo, hi, BINS);
     let peak = counts.iter().copied().max().unwrap_or(1).max(1) as f32;
     let (rect, response) = ui.allocate_exact_size(
         egui::vec2(ui.available_width().min(260.0), 40.0),

@@ -504,6 +504,66 @@ pub fn compose(
     )
 }
 
+/// Value counts of a slice's first channel (pixels with data only), for contrast controls:
+/// computed once per slice, drawn every frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram {
+    /// Smallest value shown.
+    pub min: f64,
+    /// Largest value shown.
+    pub max: f64,
+    /// [`Histogram::BINS`] counts over `min..=max`.
+    pub counts: Vec<u32>,
+}
+
+impl Histogram {
+    /// Number of bins counted.
+    pub const BINS: usize = 256;
+
+    /// The histogram of `slice`'s first channel, or `None` without float data.
+    pub fn of(slice: &LayerSlice) -> Option<Self> {
+        let SliceValues::Float { values, .. } = &slice.values else {
+            return None;
+        };
+        let n = (slice.width * slice.height) as usize;
+        let shown = || {
+            values[..n.min(values.len())]
+                .iter()
+                .zip(&slice.status)
+                .filter(|(v, s)| **s == status::DATA && v.is_finite())
+                .map(|(v, _)| f64::from(*v))
+        };
+        let (min, max) = shown().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+        if min > max {
+            return None;
+        }
+        let span = if max > min { max - min } else { 1.0 };
+        let mut counts = vec![0u32; Self::BINS];
+        for v in shown() {
+            let b = ((v - min) / span * Self::BINS as f64) as usize;
+            counts[b.min(Self::BINS - 1)] += 1;
+        }
+        Some(Self { min, max, counts })
+    }
+
+    /// The counts in `n` bins over `lo..=hi` (a wider span than the data's, to show a
+    /// contrast range beyond it); each counted bin goes where its centre falls.
+    pub fn rebin(&self, lo: f64, hi: f64, n: usize) -> Vec<u32> {
+        let mut out = vec![0u32; n.max(1)];
+        let span = if hi > lo { hi - lo } else { 1.0 };
+        let width = (self.max - self.min) / Self::BINS as f64;
+        for (k, c) in self.counts.iter().enumerate() {
+            let centre = self.min + (k as f64 + 0.5) * width;
+            let b = ((centre - lo) / span * out.len() as f64).max(0.0) as usize;
+            let last = out.len() - 1;
+            out[b.min(last)] += c;
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,5 +595,30 @@ mod tests {
         // One pixel right is +2 nm in x; one pixel down is +2 nm in z.
         assert_eq!(v.world_at(6.0, 5.0), WorldNm([0.0, 0.0, 2.0]));
         assert_eq!(v.world_at(5.0, 6.0), WorldNm([2.0, 0.0, 0.0]));
+    }
+
+    #[test]
+    fn a_histogram_counts_shown_values_and_rebins_over_a_wider_span() {
+        let slice = LayerSlice {
+            width: 4,
+            height: 1,
+            values: SliceValues::Float {
+                channels: 1,
+                values: vec![0.0, 10.0, 10.0, 99.0],
+            },
+            status: vec![status::DATA, status::DATA, status::DATA, status::LOADING],
+            level: 0,
+            coarser: 0,
+            loading: 1,
+            errors: Vec::new(),
+        };
+        let h = Histogram::of(&slice).unwrap();
+        assert_eq!((h.min, h.max), (0.0, 10.0));
+        assert_eq!(h.counts.iter().sum::<u32>(), 3);
+        assert_eq!(h.counts[0], 1);
+        assert_eq!(h.counts[255], 2);
+        // Over 0..20 in 2 bins: everything is in the lower half.
+        assert_eq!(h.rebin(0.0, 20.0, 2), vec![3, 0]);
+        assert_eq!(h.rebin(0.0, 10.0, 2), vec![1, 2]);
     }
 }
