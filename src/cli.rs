@@ -2641,6 +2641,7 @@ fn field_json(f: &crate::config::FieldInfo) -> Value {
         "required": f.required(),
         "default": f.default.map(|d| d()),
         "expected": (f.expected)(),
+        "choices": f.choices,
         "help": f.help(),
     })
 }
@@ -2718,9 +2719,13 @@ fn describe(what: Option<&str>, json: bool, out: &mut dyn Write) -> Result<u8, F
                         crate::config::to_yaml(&d()).trim_end().replace('\n', " ")
                     ),
                 };
+                let expected = if f.choices.is_empty() {
+                    (f.expected)()
+                } else {
+                    format!("one of {}", f.choices.join(", "))
+                };
                 text.push_str(&format!(
-                    "  {key}: {} — {default}\n      {}\n",
-                    (f.expected)(),
+                    "  {key}: {expected} — {default}\n      {}\n",
                     f.help()
                 ));
             }

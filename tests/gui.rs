@@ -734,6 +734,13 @@ fn the_config_forms_create_one_config_of_each_family() {
     fill(&mut h, "fmaps_out *", "4");
     fill(&mut h, "num_fmaps *", "4");
     fill(&mut h, "fmap_inc_factor *", "2");
+    // A field with a fixed set of values is a list to choose from.
+    press(&mut h, "padding");
+    press(&mut h, "same");
+    assert_eq!(h.state().editor.doc["padding"], "same");
+    press(&mut h, "padding");
+    press(&mut h, "valid");
+    assert_eq!(h.state().editor.doc["padding"], "valid");
     press(&mut h, "Add to downsample_factors *");
     for axis in ["z", "y", "x"] {
         fill(&mut h, axis, "2");

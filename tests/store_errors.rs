@@ -260,10 +260,10 @@ fn validation_reports_every_problem_with_its_path() {
     assert_eq!(
         problems,
         vec![
+            "padding: `full` is not one of: valid, same",
             "fmaps_out: must be positive",
             "downsample_factors[1]: must be positive, got (0, 2, 2)",
             "downsample_factors[2]: has 2 axes but input_shape has 3",
-            "padding: `full` is not a padding mode; use `valid` or `same`",
         ]
     );
 }

@@ -45,7 +45,7 @@ config_struct! {
         /// true: nearest-neighbour upsampling followed by a 1×1 convolution; false: transposed convolution.
         constant_upsample: bool = true,
         /// `valid` (no padding, the output is smaller than the input) or `same` (zero padding).
-        padding: String = "valid".to_string(),
+        padding: String { "valid" | "same" } = "valid".to_string(),
         /// Attention gates on the skip connections.
         use_attention: bool = false,
         /// Batch normalisation after every convolution.
@@ -141,15 +141,10 @@ impl Check for CNNectomeUNetConfig {
                 problems.push(&p, format!("must not be negative, got {inc}"));
             }
         }
-        if self.padding != "valid" && self.padding != "same" {
-            problems.push(
-                &child(path, "padding"),
-                format!(
-                    "`{}` is not a padding mode; use `valid` or `same`",
-                    self.padding
-                ),
-            );
-        } else if (2..=3).contains(&dims) && self.input_shape.is_positive() {
+        // An unknown padding is reported by the field's choices; without a known padding
+        // the shapes cannot be checked.
+        let padding_known = self.padding == "valid" || self.padding == "same";
+        if padding_known && (2..=3).contains(&dims) && self.input_shape.is_positive() {
             check_unet_shapes(self, path, problems);
         }
     }

@@ -58,7 +58,7 @@ config_struct! {
         /// Axis names overriding the stored ones (letters such as `c, z, y, x`).
         axes ["_axes", "axes"]: Option<Vec<String>> = None,
         /// Open mode: `r` (read only), `w` (create) or `a` (read/write).
-        mode: Option<String> = Some("a".to_string()),
+        mode: Option<String> { "r" | "r+" | "w" | "w-" | "a" } = Some("a".to_string()),
         /// Open through OME-NGFF multiscales metadata (the dataset's last path element is the scale).
         ome_metadata: bool = false => newer,
     }
@@ -78,14 +78,6 @@ impl Check for ZarrArrayConfig {
         }
         if self.dataset.trim_matches('/').is_empty() {
             problems.push(&child(path, "dataset"), "must not be empty");
-        }
-        if let Some(mode) = &self.mode {
-            if !["r", "r+", "w", "w-", "a"].contains(&mode.as_str()) {
-                problems.push(
-                    &child(path, "mode"),
-                    format!("`{mode}` is not an open mode; use r, r+, w, w- or a"),
-                );
-            }
         }
         if let Some(grid) = &self.snap_to_grid {
             check_positive_coordinate(grid, &child(path, "snap_to_grid"), problems);

@@ -124,6 +124,7 @@ const COMPUTE_CONTEXT_FIELDS: &[FieldInfo] = &[
         expected: <String as Decode>::expected,
         default: None,
         shape: <String as Decode>::shape,
+        choices: &["LocalTorch", "Bsub"],
     },
     FieldInfo {
         name: "config",
@@ -134,6 +135,7 @@ const COMPUTE_CONTEXT_FIELDS: &[FieldInfo] = &[
         expected: || "a mapping of the chosen context's options".to_string(),
         default: Some(|| Value::Object(Map::new())),
         shape: || Shape::Any,
+        choices: &[],
     },
 ];
 

@@ -121,6 +121,9 @@ pub struct FieldInfo {
     pub default: Option<fn() -> Value>,
     /// The form of the field's value, for editors that build widgets from the data model.
     pub shape: fn() -> Shape,
+    /// For text fields with a fixed set of values: the values (checked by validation,
+    /// offered as a list by editors); empty otherwise.
+    pub choices: &'static [&'static str],
 }
 
 impl FieldInfo {
@@ -923,6 +926,23 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// Records a problem when `value` is a string outside `choices` (no rule when `choices`
+/// is empty; null is always allowed, for optional fields).
+pub fn check_choice(value: &Value, choices: &[&str], path: &str, problems: &mut Problems) {
+    if choices.is_empty() {
+        return;
+    }
+    if let Value::String(v) = value {
+        if !choices.contains(&v.as_str()) {
+            let mut msg = format!("`{v}` is not one of: {}", choices.join(", "));
+            if let Some(best) = closest(v, choices.iter().copied()) {
+                msg.push_str(&format!(" (did you mean `{best}`?)"));
+            }
+            problems.push(path, msg);
+        }
+    }
+}
+
 /// Decodes the field stored under `key` (or one of its `aliases`) of `map`; a missing
 /// field takes `default`, or is reported as missing when there is none.
 pub fn decode_field<T: Decode>(
@@ -971,7 +991,7 @@ macro_rules! config_struct {
         $name:ident {
             $(
                 $(#[doc = $fdoc:literal])*
-                $field:ident $([$key:literal $(, $alias:literal)*])? : $ty:ty $(= $default:expr)? $(=> $newer:ident)?
+                $field:ident $([$key:literal $(, $alias:literal)*])? : $ty:ty $({ $($choice:literal)|+ })? $(= $default:expr)? $(=> $newer:ident)?
             ),* $(,)?
         }
     ) => {
@@ -996,6 +1016,7 @@ macro_rules! config_struct {
                     expected: <$ty as $crate::config::schema::Decode>::expected,
                     default: config_default_value!($ty; $($default)?),
                     shape: <$ty as $crate::config::schema::Decode>::shape,
+                    choices: &[$($($choice),+)?],
                 },)*
             ];
 
@@ -1064,9 +1085,12 @@ macro_rules! config_struct {
         impl $crate::config::schema::Validate for $name {
             fn validate(&self, path: &str, problems: &mut $crate::config::schema::Problems) {
                 $(
-                    $crate::config::schema::Validate::validate(
-                        &self.$field,
-                        &$crate::config::schema::child(path, config_key!($field $(, $key)?)),
+                    let fpath = $crate::config::schema::child(path, config_key!($field $(, $key)?));
+                    $crate::config::schema::Validate::validate(&self.$field, &fpath, problems);
+                    $crate::config::schema::check_choice(
+                        &$crate::config::schema::Encode::encode(&self.$field),
+                        &[$($($choice),+)?],
+                        &fpath,
                         problems,
                     );
                 )*
@@ -1319,6 +1343,31 @@ mod tests {
             <Vec<Option<String>>>::expected(),
             "a list of strings or null"
         );
+    }
+
+    #[test]
+    fn fields_with_fixed_values_are_checked_against_them() {
+        let arch = crate::config::ArchitectureConfig::TYPES
+            .iter()
+            .find(|t| t.tag == "CNNectomeUNetConfig")
+            .unwrap();
+        let padding = arch.fields.iter().find(|f| f.key == "padding").unwrap();
+        assert_eq!(padding.choices, ["valid", "same"]);
+        let run = crate::demo::project::demo_run(20, 10);
+        let mut doc = Encode::encode(&run.architecture_config);
+        doc["padding"] = "vaild".into();
+        let arch = AnyConfig::from_document(Family::Architectures, &doc, "a").unwrap();
+        let problems = arch.problems();
+        assert_eq!(problems.len(), 1, "{problems}");
+        assert_eq!(problems.0[0].path, "padding");
+        assert_eq!(
+            problems.0[0].message,
+            "`vaild` is not one of: valid, same (did you mean `valid`?)"
+        );
+        // Optional fields with fixed values accept null.
+        let mut problems = Problems::default();
+        check_choice(&Value::Null, &["r", "a"], "mode", &mut problems);
+        assert!(problems.is_empty());
     }
 
     #[test]

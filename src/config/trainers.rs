@@ -39,7 +39,7 @@ config_struct! {
         /// Reject samples whose ground-truth mean is at most this.
         gt_min_reject: Option<f64> = None,
         /// How sample locations are chosen: `integral_mask`, `reject`, `sample_points` or null (default).
-        sample_strategy: Option<String> = None => newer,
+        sample_strategy: Option<String> { "integral_mask" | "reject" | "sample_points" } = None => newer,
     }
 }
 
@@ -66,16 +66,6 @@ impl Check for GunpowderTrainerConfig {
                 problems.push(
                     &child(path, "min_masked"),
                     format!("must lie in [0, 1], got {m}"),
-                );
-            }
-        }
-        if let Some(s) = &self.sample_strategy {
-            if !["integral_mask", "reject", "sample_points"].contains(&s.as_str()) {
-                problems.push(
-                    &child(path, "sample_strategy"),
-                    format!(
-                        "`{s}` is not a strategy; use integral_mask, reject, sample_points or null"
-                    ),
                 );
             }
         }

@@ -999,7 +999,12 @@ impl Form<'_> {
             } else {
                 f.key.to_string()
             };
-            changed |= self.value(ui, &shape, slot, &fpath, &label, &help);
+            if f.choices.is_empty() {
+                changed |= self.value(ui, &shape, slot, &fpath, &label, &help);
+            } else {
+                let optional = matches!(shape, Shape::Optional(_));
+                changed |= self.choice(ui, f.choices, optional, slot, &fpath, (&label, &help));
+            }
         }
         // Keys the type does not know (the problems name them).
         if let Some(map) = value.as_object() {
@@ -1009,6 +1014,44 @@ impl Form<'_> {
             }
         }
         changed
+    }
+
+    /// A text field with a fixed set of values: a list to choose from (with "none" for
+    /// optional fields).
+    fn choice(
+        &mut self,
+        ui: &mut egui::Ui,
+        choices: &[&str],
+        optional: bool,
+        value: &mut Value,
+        path: &str,
+        (label, help): (&str, &str),
+    ) -> bool {
+        let current = match &*value {
+            Value::String(s) => s.clone(),
+            Value::Null => "none".to_string(),
+            other => other.to_string(),
+        };
+        let mut chosen = value.clone();
+        let r = egui::ComboBox::new(format!("choice:{path}"), label)
+            .selected_text(current)
+            .show_ui(ui, |ui| {
+                if optional {
+                    ui.selectable_value(&mut chosen, Value::Null, "none");
+                }
+                for c in choices {
+                    ui.selectable_value(&mut chosen, Value::String(c.to_string()), *c);
+                }
+            });
+        if !help.is_empty() {
+            r.response.on_hover_text(help);
+        }
+        self.show_problems(ui, path);
+        if chosen != *value {
+            *value = chosen;
+            return true;
+        }
+        false
     }
 
     /// A `__type__`-tagged union: the type selector, the type's help, then its fields.
