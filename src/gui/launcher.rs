@@ -104,6 +104,8 @@ pub struct Launcher {
     pub criterion: String,
     /// Where Start runs trainers.
     pub target: Target,
+    /// Whether libtorch sees a GPU on this machine (asked once).
+    gpu_here: Option<bool>,
     children: Vec<std::process::Child>,
     refreshed: Option<Instant>,
 }
@@ -118,6 +120,7 @@ impl Default for Launcher {
             message: None,
             criterion: "f1_score".into(),
             target: Target::Local,
+            gpu_here: None,
             children: Vec::new(),
             refreshed: None,
         }
@@ -367,11 +370,19 @@ impl Launcher {
     pub fn monitor_ui(&mut self, ui: &mut egui::Ui) -> Option<(String, u64, String)> {
         ui.horizontal(|ui| {
             let l = ui.label("device for new trainers");
+            // A GPU missing here matters only for trainers started on this machine.
+            let local = self.target == Target::Local;
+            let gpu_here = *self.gpu_here.get_or_insert_with(tch::Cuda::is_available);
+            let shown = |d: &str| match d {
+                "cuda" if local && !gpu_here => "cuda (no GPU here)".to_string(),
+                "auto" if local && !gpu_here => "auto (CPU here)".to_string(),
+                other => other.to_string(),
+            };
             egui::ComboBox::from_id_salt("train-device")
-                .selected_text(&self.device)
+                .selected_text(shown(&self.device))
                 .show_ui(ui, |ui| {
                     for d in ["auto", "cpu", "cuda"] {
-                        ui.selectable_value(&mut self.device, d.to_string(), d);
+                        ui.selectable_value(&mut self.device, d.to_string(), shown(d));
                     }
                 })
                 .response
