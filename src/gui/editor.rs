@@ -1367,10 +1367,11 @@ impl Form<'_> {
         if parse_scalar(shape, text) != *value {
             *text = shown;
         }
-        let width = if matches!(shape, Shape::Text) {
-            320.0
-        } else {
-            110.0
+        let width = match shape {
+            Shape::Text => ui.available_width().clamp(120.0, 320.0),
+            // Coordinates: one short field per axis.
+            Shape::Integer { min: i64::MIN } => 56.0,
+            _ => 110.0,
         };
         let r = ui
             .add(egui::TextEdit::singleline(text).desired_width(width))
