@@ -171,13 +171,20 @@ pub struct RunGrid {
 }
 
 impl RunGrid {
+    /// How many values each naming placeholder takes in the grid.
+    fn sizes(&self) -> [(&'static str, usize); 5] {
+        [
+            ("datasplit", self.datasplits.len()),
+            ("task", self.tasks.len()),
+            ("architecture", self.architectures.len()),
+            ("trainer", self.trainers.len()),
+            ("repetition", self.repetitions as usize),
+        ]
+    }
+
     /// How many runs the grid makes.
     pub fn count(&self) -> usize {
-        self.datasplits.len()
-            * self.tasks.len()
-            * self.architectures.len()
-            * self.trainers.len()
-            * self.repetitions as usize
+        self.sizes().iter().map(|(_, n)| n).product()
     }
 
     /// The runs of the grid in a fixed order (datasplit, task, architecture, trainer,
@@ -185,14 +192,10 @@ impl RunGrid {
     /// the same name, or a run that fails validation.
     pub fn build(&self) -> Result<Vec<RunConfig>, Problems> {
         let mut problems = Problems::default();
-        for (key, empty) in [
-            ("datasplits", self.datasplits.is_empty()),
-            ("tasks", self.tasks.is_empty()),
-            ("architectures", self.architectures.is_empty()),
-            ("trainers", self.trainers.is_empty()),
-        ] {
-            if empty {
-                problems.push(key, format!("choose at least one of the {key}"));
+        for (placeholder, n) in &self.sizes()[..4] {
+            if *n == 0 {
+                let key = format!("{placeholder}s");
+                problems.push(&key, format!("choose at least one of the {key}"));
             }
         }
         if self.repetitions == 0 {
@@ -276,19 +279,11 @@ impl RunGrid {
 
     /// The placeholders whose value differs between the grid's runs.
     fn varying(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        for (p, n) in [
-            ("datasplit", self.datasplits.len()),
-            ("task", self.tasks.len()),
-            ("architecture", self.architectures.len()),
-            ("trainer", self.trainers.len()),
-            ("repetition", self.repetitions as usize),
-        ] {
-            if n > 1 {
-                out.push(p);
-            }
-        }
-        out
+        self.sizes()
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(p, _)| p)
+            .collect()
     }
 }
 

@@ -40,6 +40,10 @@ pub struct ConfigEditor {
     pub doc: Value,
     /// The document as last saved or loaded (for "unsaved changes" and Revert).
     saved: Option<Value>,
+    /// `saved` decoded (once, not every frame).
+    saved_config: Option<AnyConfig>,
+    /// `doc` decoded, made again on every edit.
+    current: Option<AnyConfig>,
     /// The YAML view's text.
     pub yaml: String,
     /// Why the YAML text cannot be read, if it cannot.
@@ -81,6 +85,8 @@ impl Default for ConfigEditor {
             loaded: None,
             doc: Value::Null,
             saved: None,
+            saved_config: None,
+            current: None,
             yaml: String::new(),
             yaml_error: None,
             problems: Vec::new(),
@@ -196,6 +202,11 @@ impl RunBuilder {
 
 /// Problems of `doc` as a config of `family`: decoding problems, else validation problems.
 pub fn document_problems(family: Family, doc: &Value) -> Vec<Problem> {
+    checked(family, doc).1
+}
+
+/// `doc` decoded as a config of `family` (when it decodes), with every problem of it.
+fn checked(family: Family, doc: &Value) -> (Option<AnyConfig>, Vec<Problem>) {
     match AnyConfig::from_document(family, doc, "the form") {
         Ok(c) => {
             let mut p = c.problems().0;
@@ -205,17 +216,9 @@ pub fn document_problems(family: Family, doc: &Value) -> Vec<Problem> {
                     message: e.to_string(),
                 });
             }
-            p
+            (Some(c), p)
         }
-        Err(e) => e.problems().to_vec(),
-    }
-}
-
-/// The YAML text of `doc`: the config's own dialect when it decodes, else the plain tree.
-fn yaml_of(family: Family, doc: &Value) -> String {
-    match AnyConfig::from_document(family, doc, "the form") {
-        Ok(c) => c.to_yaml(),
-        Err(_) => crate::config::to_yaml(doc),
+        Err(e) => (None, e.problems().to_vec()),
     }
 }
 
@@ -274,7 +277,7 @@ impl ConfigEditor {
     pub fn new_config(&mut self, family: Family) {
         self.family = family;
         self.loaded = None;
-        self.saved = None;
+        self.set_saved(None);
         self.set_doc(new_document(family));
         self.rename_to.clear();
         self.confirm_delete = false;
@@ -298,7 +301,7 @@ impl ConfigEditor {
         };
         self.loaded = Some(name.to_string());
         self.rename_to = name.to_string();
-        self.saved = Some(doc.clone());
+        self.set_saved(Some(doc.clone()));
         self.set_doc(doc);
     }
 
@@ -310,11 +313,25 @@ impl ConfigEditor {
     }
 
     fn refresh(&mut self, yaml_too: bool) {
-        self.problems = document_problems(self.family, &self.doc);
+        let (current, problems) = checked(self.family, &self.doc);
+        self.problems = problems;
         if yaml_too {
-            self.yaml = yaml_of(self.family, &self.doc);
+            // The config's own dialect when it decodes, else the plain tree.
+            self.yaml = match &current {
+                Some(c) => c.to_yaml(),
+                None => crate::config::to_yaml(&self.doc),
+            };
             self.yaml_error = None;
         }
+        self.current = current;
+    }
+
+    /// Records `doc` as what is stored (or nothing, for a new config).
+    fn set_saved(&mut self, doc: Option<Value>) {
+        self.saved_config = doc
+            .as_ref()
+            .and_then(|d| AnyConfig::from_document(self.family, d, "the form").ok());
+        self.saved = doc;
     }
 
     /// Whether the form differs from what is stored.
@@ -323,8 +340,7 @@ impl ConfigEditor {
             return true;
         };
         // Compared as configs: the form fills in defaults the file may leave out.
-        let decode = |d: &Value| AnyConfig::from_document(self.family, d, "the form").ok();
-        match (decode(saved), decode(&self.doc)) {
+        match (&self.saved_config, &self.current) {
             (Some(a), Some(b)) => a != b,
             _ => saved != &self.doc,
         }
@@ -353,12 +369,10 @@ impl ConfigEditor {
             ));
             return false;
         }
-        let config = match AnyConfig::from_document(self.family, &self.doc, "the form") {
-            Ok(c) => c,
-            Err(e) => {
-                self.message = Some((true, e.to_string()));
-                return false;
-            }
+        // Decoded with the last edit (no problems means it decoded).
+        let Some(config) = self.current.clone() else {
+            self.message = Some((true, "not saved: the form is not a config".into()));
+            return false;
         };
         let name = config.name().to_string();
         let same_file = self.loaded.as_deref() == Some(name.as_str());
@@ -379,7 +393,7 @@ impl ConfigEditor {
                 ));
                 self.loaded = Some(name.clone());
                 self.rename_to = name;
-                self.saved = Some(config.to_document());
+                self.set_saved(Some(config.to_document()));
                 self.set_doc(config.to_document());
                 true
             }
@@ -397,7 +411,7 @@ impl ConfigEditor {
             map.insert("name".into(), Value::String(name.clone()));
         }
         self.loaded = None;
-        self.saved = None;
+        self.set_saved(None);
         self.refresh(true);
         self.message = Some((false, format!("copy {name:?} not saved yet")));
     }
@@ -1132,7 +1146,11 @@ impl Form<'_> {
                     if !help.is_empty() {
                         l.clone().on_hover_text(help);
                     }
-                    changed |= self.scalar(ui, shape, value, path, l.id);
+                    let width = match shape {
+                        Shape::Text => ui.available_width().clamp(120.0, 320.0),
+                        _ => 110.0,
+                    };
+                    changed |= self.scalar(ui, shape, value, path, (l.id, width));
                 });
                 self.show_problems(ui, path);
             }
@@ -1345,15 +1363,16 @@ impl Form<'_> {
         r.body_returned.unwrap_or(false)
     }
 
-    /// A number or string field; numbers keep the text as typed, and text that is not a
-    /// number is kept as a string so that validation names the field.
+    /// A number or string field `width` points wide, labelled by `label`; numbers keep
+    /// the text as typed, and text that is not a number is kept as a string so that
+    /// validation names the field.
     fn scalar(
         &mut self,
         ui: &mut egui::Ui,
         shape: &Shape,
         value: &mut Value,
         path: &str,
-        label: egui::Id,
+        (label, width): (egui::Id, f32),
     ) -> bool {
         let shown = match &*value {
             Value::String(s) => s.clone(),
@@ -1367,12 +1386,6 @@ impl Form<'_> {
         if parse_scalar(shape, text) != *value {
             *text = shown;
         }
-        let width = match shape {
-            Shape::Text => ui.available_width().clamp(120.0, 320.0),
-            // Coordinates: one short field per axis.
-            Shape::Integer { min: i64::MIN } => 56.0,
-            _ => 110.0,
-        };
         let r = ui
             .add(egui::TextEdit::singleline(text).desired_width(width))
             .labelled_by(label);
@@ -1397,7 +1410,9 @@ impl Form<'_> {
         for (i, item) in items.iter_mut().enumerate() {
             let l = ui.label(names.get(i).copied().unwrap_or("?"));
             let ipath = schema::index(path, i);
-            changed |= self.scalar(ui, &Shape::Integer { min: i64::MIN }, item, &ipath, l.id);
+            // One short field per axis.
+            let axis = (l.id, 56.0);
+            changed |= self.scalar(ui, &Shape::Integer { min: i64::MIN }, item, &ipath, axis);
         }
         if items.len() < 4
             && ui

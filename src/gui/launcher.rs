@@ -24,6 +24,8 @@ pub struct RunMonitor {
     pub log_tail: Vec<String>,
     /// Its validation scores, once it has been validated.
     pub scores: Option<crate::task::evaluate::ValidationScores>,
+    /// Whether validation arrays of the run are stored (so it can be viewed).
+    pub validated: bool,
     /// The cluster job recorded for the run and its state from the scheduler.
     pub job: Option<(
         crate::cluster::SubmittedJob,
@@ -183,6 +185,7 @@ impl Launcher {
                 name.clone(),
                 RunMonitor {
                     job,
+                    validated: !crate::train::validate::stored_iterations(&dir).is_empty(),
                     state: run_state(&dir, *iterations),
                     losses: stats.iter().map(|s| [s.iteration as f64, s.loss]).collect(),
                     times: stats.iter().map(|s| [s.iteration as f64, s.time]).collect(),

@@ -450,10 +450,11 @@ impl SegnoApp {
                         .unwrap_or_else(|| "not started".into());
                     ui.label(state);
                     let done = m.map(|m| m.losses.len()).unwrap_or(0);
+                    // Read with the rest of the run's state (once a second), not every frame.
+                    let stored = m.is_some_and(|m| m.validated);
                     ui.label(format!("{done} / {}", r.iterations));
                     ui.label(r.best.join("\n"));
                     ui.horizontal(|ui| launcher.buttons(ui, &root, &r.name));
-                    let stored = !crate::train::validate::stored_iterations(&r.dir).is_empty();
                     if ui
                         .add_enabled(stored, egui::Button::new("View"))
                         .on_hover_text(
