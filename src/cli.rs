@@ -2613,22 +2613,18 @@ fn import(
     let store = project.open()?.configs();
     let mut reports = Vec::new();
     for (path, implied) in files {
-        let (fam, loaded) = load_file(&path, family.or(implied));
-        let name = loaded.as_ref().ok().map(|c| c.name().to_string());
-        let outcome = loaded.and_then(|c| {
-            store
-                .store(&c)
+        let imported = store.import_file(&path, family.or(implied));
+        reports.push(Report {
+            source: path.display().to_string(),
+            family: imported.family,
+            name: imported.name,
+            outcome: imported
+                .outcome
                 .map(|o| match o {
                     StoreOutcome::Written => "stored".to_string(),
                     StoreOutcome::Unchanged => "already stored (identical)".to_string(),
                 })
-                .map_err(Failure::from)
-        });
-        reports.push(Report {
-            source: path.display().to_string(),
-            family: fam,
-            name,
-            outcome,
+                .map_err(Failure::from),
         });
     }
     finish(&reports, project.json, out)

@@ -470,25 +470,20 @@ impl ConfigEditor {
         let mut stored = false;
         for (file, family) in files {
             let shown = file.display();
-            let line = match std::fs::read_to_string(&file) {
-                Err(e) => format!("{shown}: error: cannot read: {e}"),
-                Ok(text) => {
-                    match AnyConfig::from_text(family, &text, &file.display().to_string()) {
-                        Err(e) => format!("{shown}: error: {e}"),
-                        Ok(c) => match store.store(&c) {
-                            Ok(StoreOutcome::Written) => {
-                                stored = true;
-                                format!("{shown}: stored {} {:?}", c.family().noun(), c.name())
-                            }
-                            Ok(StoreOutcome::Unchanged) => format!(
-                                "{shown}: {} {:?} already stored (identical)",
-                                c.family().noun(),
-                                c.name()
-                            ),
-                            Err(e) => format!("{shown}: error: {e}"),
-                        },
-                    }
+            let imported = store.import_file(&file, family);
+            let what = match (imported.family, &imported.name) {
+                (Some(f), Some(n)) => format!("{} {n:?}", f.noun()),
+                _ => String::new(),
+            };
+            let line = match imported.outcome {
+                Ok(StoreOutcome::Written) => {
+                    stored = true;
+                    format!("{shown}: stored {what}")
                 }
+                Ok(StoreOutcome::Unchanged) => {
+                    format!("{shown}: {what} already stored (identical)")
+                }
+                Err(e) => format!("{shown}: error: {e}"),
             };
             self.import_report.push(line);
         }

@@ -22,6 +22,17 @@ pub enum StoreOutcome {
     Unchanged,
 }
 
+/// What importing one config file did.
+#[derive(Debug)]
+pub struct Imported {
+    /// The file's family, when known (given, or read from the file).
+    pub family: Option<Family>,
+    /// The config's name, when the file could be read.
+    pub name: Option<String>,
+    /// Storing it, or why the file could not be read or stored.
+    pub outcome: Result<StoreOutcome, StoreError>,
+}
+
 /// Named configs of every family below one `configs/` directory.
 #[derive(Debug, Clone)]
 pub struct ConfigStore {
@@ -244,6 +255,32 @@ impl ConfigStore {
         self.store(&renamed)?;
         self.delete(family, old)?;
         Ok(renamed)
+    }
+
+    /// Reads the config file at `path` (of `family`, or of the family its contents show)
+    /// and stores it as [`ConfigStore::store`] does.
+    pub fn import_file(&self, path: &Path, family: Option<Family>) -> Imported {
+        let loaded = std::fs::read_to_string(path)
+            .map_err(|e| StoreError::io("read", path, e))
+            .and_then(|text| {
+                Ok(AnyConfig::from_text(
+                    family,
+                    &text,
+                    &path.display().to_string(),
+                )?)
+            });
+        match loaded {
+            Ok(c) => Imported {
+                family: Some(c.family()),
+                name: Some(c.name().to_string()),
+                outcome: self.store(&c),
+            },
+            Err(e) => Imported {
+                family,
+                name: None,
+                outcome: Err(e),
+            },
+        }
     }
 
     /// Deletes the config `name` of `family`.

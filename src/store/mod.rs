@@ -6,7 +6,7 @@ pub mod configs;
 
 use std::path::{Path, PathBuf};
 
-pub use configs::{config_files, with_name, ConfigStore, StoreOutcome};
+pub use configs::{config_files, with_name, ConfigStore, Imported, StoreOutcome};
 
 /// Errors of the project store. Every variant names the file or name involved.
 #[derive(Debug, thiserror::Error)]
