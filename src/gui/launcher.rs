@@ -58,6 +58,15 @@ impl RunMonitor {
     }
 }
 
+/// The answers of one poll of the schedulers: (run, job, state) per job asked about.
+type JobPoll = std::sync::mpsc::Receiver<
+    Vec<(
+        String,
+        crate::cluster::SubmittedJob,
+        Result<crate::cluster::JobState, String>,
+    )>,
+>;
+
 /// Where Start runs a trainer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
@@ -108,6 +117,8 @@ pub struct Launcher {
     pub target: Target,
     /// Whether libtorch sees a GPU on this machine (asked once).
     gpu_here: Option<bool>,
+    /// The scheduler's answers about queued and running jobs, while a poll is under way.
+    job_poll: Option<JobPoll>,
     children: Vec<std::process::Child>,
     refreshed: Option<Instant>,
 }
@@ -123,6 +134,7 @@ impl Default for Launcher {
             criterion: "f1_score".into(),
             target: Target::Local,
             gpu_here: None,
+            job_poll: None,
             children: Vec::new(),
             refreshed: None,
         }
@@ -194,11 +206,12 @@ impl Launcher {
                 },
             );
         }
+        self.poll_jobs();
     }
 
-    /// Starts (or resumes) training `run` of the project at `root` in a child process.
-    /// The run's recorded cluster job with its state: asked from the scheduler while the
-    /// job was last seen queued or running, otherwise the state last seen.
+    /// The run's recorded cluster job with the state last heard from the scheduler; a job
+    /// not asked about yet counts as queued (it was just submitted, or found again after a
+    /// restart), so it is never started a second time meanwhile.
     fn job_state(
         &self,
         run_dir: &Path,
@@ -218,13 +231,52 @@ impl Launcher {
                 return Some((job, Err(e.to_string())));
             }
         };
-        if let Some((old, Ok(state))) = self.runs.get(run).and_then(|m| m.job.clone()) {
-            if old == job && !state.active() {
-                return Some((job, Ok(state)));
+        match self.runs.get(run).and_then(|m| m.job.clone()) {
+            Some((old, state)) if old == job => Some((job, state)),
+            _ => Some((job, Ok(crate::cluster::JobState::Pending))),
+        }
+    }
+
+    /// Takes in the scheduler's answers of the last poll, and asks again (on a thread:
+    /// scheduler commands can take seconds) about every job still queued or running.
+    fn poll_jobs(&mut self) {
+        if let Some(rx) = &self.job_poll {
+            match rx.try_recv() {
+                Ok(answers) => {
+                    for (run, job, state) in answers {
+                        if let Some(m) = self.runs.get_mut(&run) {
+                            if m.job.as_ref().is_some_and(|(j, _)| *j == job) {
+                                m.job = Some((job, state));
+                            }
+                        }
+                    }
+                    self.job_poll = None;
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => return,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => self.job_poll = None,
             }
         }
-        let state = crate::cluster::status(&job).map_err(|e| e.to_string());
-        Some((job, state))
+        let asks: Vec<(String, crate::cluster::SubmittedJob)> = self
+            .runs
+            .iter()
+            .filter(|(_, m)| m.job_active())
+            .filter_map(|(name, m)| m.job.as_ref().map(|(j, _)| (name.clone(), j.clone())))
+            .collect();
+        if asks.is_empty() {
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let answers: Vec<_> = asks
+                .into_iter()
+                .map(|(run, job)| {
+                    let state = crate::cluster::status(&job).map_err(|e| e.to_string());
+                    (run, job, state)
+                })
+                .collect();
+            let _ = tx.send(answers);
+        });
+        self.job_poll = Some(rx);
     }
 
     /// Starts `run` where [`Launcher::target`] says: a local child process or a job.
@@ -519,11 +571,12 @@ impl Launcher {
         Some((it, scores.parameters().get(p)?.clone(), v))
     }
 
-    /// Whether any run is being trained (the panel then refreshes every second).
+    /// Whether any run is being trained or has a queued or running job (the panel then
+    /// refreshes every second).
     pub fn any_training(&self) -> bool {
         self.runs
             .values()
-            .any(|m| matches!(m.state, RunState::Training { .. }))
+            .any(|m| matches!(m.state, RunState::Training { .. }) || m.job_active())
     }
 }
 
