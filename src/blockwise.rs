@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use tch::nn;
 
+use crate::array::input::InputTransform;
 use crate::array::write::{self, ArraySpec, WriteMode};
 use crate::array::{ArrayData, ArraySource, DataType};
 use crate::config::RunConfig;
@@ -192,16 +193,158 @@ pub fn inference_for(
     Ok((sized, roi))
 }
 
+/// How a prediction reads its input volume (see [`open_input`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InputOptions {
+    /// Read the volume as this dataset of the run did (default: as every training
+    /// dataset did, when they agree).
+    pub like: Option<String>,
+    /// Resample a volume at another voxel size to the one the network was trained at
+    /// (instead of refusing it).
+    pub resample: bool,
+    /// Accept a volume whose element type differs from the training data's.
+    pub accept_data_type: bool,
+}
+
+/// A volume opened for prediction as the run's training read its raw data.
+pub struct PreparedInput {
+    /// The volume with the run's input steps applied (normalised, at the network's voxel size).
+    pub array: Box<dyn ArraySource>,
+    /// The steps applied.
+    pub transform: InputTransform,
+    /// The dataset whose steps these are.
+    pub like: String,
+    /// `(scale, shift)` applied last, inside the network's input (the trainer's
+    /// IntensityScaleShift).
+    pub scale_shift: (f32, f32),
+    /// The scale level of a multiscale group that was chosen, if any.
+    pub level: Option<String>,
+    /// Whether the steps came from the run's record (else from its configs as they are now).
+    pub recorded: bool,
+    /// Things the user should know (element type differences accepted, resampling done).
+    pub notes: Vec<String>,
+}
+
+/// Opens the volume at `path` for predicting with `run`: the run's recorded input steps
+/// (normalisation, resampling; from its configs when it has no record yet) applied to it,
+/// the scale level of a multiscale group at the voxel size training read. A volume at
+/// another voxel size or of another element type is refused, naming both, unless
+/// `options` ask to resample or accept it.
+pub fn open_input(
+    project: &Path,
+    run: &RunConfig,
+    path: &Path,
+    options: &InputOptions,
+) -> Result<PreparedInput, TrainError> {
+    let run_dir = project.join(&run.name);
+    let stored =
+        crate::store::run::read_record(&run_dir).map_err(|e| TrainError::Data(e.to_string()))?;
+    let recorded = stored.is_some();
+    let record = match stored {
+        Some(r) => r,
+        None => crate::train::run::run_record(project, run, 0)?,
+    };
+    let chosen = record
+        .input_for(options.like.as_deref())
+        .map_err(TrainError::Data)?;
+    let mut transform = chosen.transform.clone();
+    let mut notes = Vec::new();
+    // A multiscale group: the level at the voxel size training read, if there is one.
+    let (container, inner) = crate::array::split_container_path(path);
+    let levels = crate::array::zarr::scale_levels(&container, &inner).unwrap_or_default();
+    let mut level = None;
+    let raw = if levels.is_empty() {
+        crate::array::open(path)?
+    } else {
+        let pick = levels
+            .iter()
+            .find(|l| l.info.geometry.voxel_size == transform.source_voxel_size_nm)
+            .or_else(|| {
+                options
+                    .resample
+                    .then(|| {
+                        levels
+                            .iter()
+                            .find(|l| l.info.geometry.voxel_size == transform.voxel_size_nm)
+                    })
+                    .flatten()
+            });
+        match pick {
+            Some(l) => {
+                level = Some(l.path.clone());
+                crate::array::open(&path.join(&l.path))?
+            }
+            None if options.resample => {
+                let first = &levels[0];
+                level = Some(first.path.clone());
+                crate::array::open(&path.join(&first.path))?
+            }
+            None => {
+                let sizes: Vec<String> = levels
+                    .iter()
+                    .map(|l| format!("{} {} nm", l.path, l.info.geometry.voxel_size))
+                    .collect();
+                return Err(TrainError::Data(format!(
+                    "{} has no scale level at {} nm, the voxel size the run's raw data was read at ({}); its levels: {}. Ask for resampling (--resample) or give a volume at {} nm",
+                    path.display(),
+                    transform.source_voxel_size_nm,
+                    transform.source,
+                    sizes.join(", "),
+                    transform.source_voxel_size_nm
+                )));
+            }
+        }
+    };
+    let dt = raw.info().data_type.to_string();
+    if dt != transform.source_data_type {
+        let message = format!(
+            "{} holds {dt} values, but the run was trained on {} data ({}), read as {}",
+            raw.info().path,
+            transform.source_data_type,
+            transform.source,
+            transform.describe()
+        );
+        if !options.accept_data_type {
+            return Err(TrainError::Data(format!(
+                "{message}: the same normalisation would give other values. Convert the volume, or pass --accept-data-type if its values have the same range"
+            )));
+        }
+        notes.push(message);
+    }
+    let vs = raw.info().geometry.voxel_size;
+    if vs != transform.source_voxel_size_nm && options.resample {
+        transform = transform
+            .resampled_from(&vs)
+            .map_err(|e| TrainError::Data(e.to_string()))?;
+        notes.push(format!(
+            "resampled from {vs} nm to the network's {} nm ({})",
+            transform.voxel_size_nm,
+            transform.describe()
+        ));
+    }
+    let array = transform
+        .apply(raw)
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    Ok(PreparedInput {
+        array,
+        transform,
+        like: chosen.dataset.clone(),
+        scale_shift: record.input_scale_shift,
+        level,
+        recorded,
+        notes,
+    })
+}
+
 /// Predicts `roi` (default: the raw region minus the network's context) of `raw` with
 /// `model` into `container/dataset` (float32, channels first, chunks = output blocks).
-/// Raw values are scaled by `raw_scale` (e.g. 1/255 for uint8) before the run's
-/// normalisation. Blocks finished by an earlier, interrupted call are skipped.
-#[allow(clippy::too_many_arguments)]
+/// `raw` must already be read as the run's training read its raw data (see
+/// [`open_input`]); the inference's normalisation is applied on top, as in training.
+/// Blocks finished by an earlier, interrupted call are skipped.
 pub fn predict(
     model: &LoadedModel,
     inference: &Inference,
     raw: &dyn ArraySource,
-    raw_scale: f32,
     roi: Option<Roi>,
     container: &Path,
     dataset: &str,
@@ -253,13 +396,7 @@ pub fn predict(
         .open(&done_file)
         .map_err(|e| TrainError::Data(format!("{}: {e}", done_file.display())))?;
     let blocks = inference.blocks(&roi)?;
-    let scaled = Inference {
-        normalisation: (
-            inference.normalisation.0 * raw_scale,
-            inference.normalisation.1,
-        ),
-        ..inference.clone()
-    };
+    let scaled = inference;
     let pending: Vec<(usize, Roi)> = blocks
         .iter()
         .enumerate()
@@ -280,7 +417,6 @@ pub fn predict(
         let (in_tx, in_rx) = std::sync::mpsc::sync_channel::<Result<Input, TrainError>>(2);
         let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<Output>(2);
         let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<(), TrainError>>();
-        let scaled = &scaled;
         let pending = &pending;
         scope.spawn(move || {
             for (_, block) in pending {
@@ -363,15 +499,6 @@ pub fn predict(
         blocks: blocks.len(),
         skipped,
     })
-}
-
-/// The scale that maps a raw element type to [0, 1] (uint8 ÷ 255, uint16 ÷ 65535, floats as they are).
-pub fn raw_scale(dt: DataType) -> f32 {
-    match dt {
-        DataType::U8 => 1.0 / 255.0,
-        DataType::U16 => 1.0 / 65535.0,
-        _ => 1.0,
-    }
 }
 
 /// What a post-processing pass did.

@@ -272,9 +272,32 @@ pub struct JobArgs {
     /// evaluation block.
     #[arg(long, value_name = "VOXELS")]
     pub max_block_input: Option<f64>,
+    /// Read the input as this dataset of the run read its raw data (its normalisation and
+    /// voxel size); default: as the training datasets did, when they agree.
+    #[arg(long, value_name = "DATASET")]
+    pub like: Option<String>,
+    /// Resample an input at another voxel size to the one the network was trained at
+    /// (linear interpolation / averaging) instead of refusing it.
+    #[arg(long)]
+    pub resample: bool,
+    /// Accept an input whose element type differs from the training data's (e.g. uint16
+    /// instead of uint8) when its values have the same range.
+    #[arg(long)]
+    pub accept_data_type: bool,
     /// Project directory and output format.
     #[command(flatten)]
     pub project: ProjectArgs,
+}
+
+impl JobArgs {
+    /// How the input volume is read.
+    fn input_options(&self) -> crate::blockwise::InputOptions {
+        crate::blockwise::InputOptions {
+            like: self.like.clone(),
+            resample: self.resample,
+            accept_data_type: self.accept_data_type,
+        }
+    }
 }
 
 /// Options of `segno gui`.
@@ -399,15 +422,18 @@ pub struct TrainArgs {
     #[arg(long, short = 'r')]
     pub run: String,
     /// Seed of weight initialisation and sampling (the same seed gives the same run).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Default: the seed the run recorded when it started, else one derived from the run's
+    /// name and repetition.
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Compute device: auto (a GPU when there is one), cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Batch-loading threads.
     #[arg(long, default_value_t = 2)]
     pub loader_threads: usize,
-    /// Stop after this many iterations (train again to continue).
+    /// Stop after this many iterations, keeping the iteration reached as a checkpoint
+    /// (train again to continue).
     #[arg(long)]
     pub iterations: Option<u64>,
     /// Project directory and output format.
@@ -690,6 +716,7 @@ impl From<StoreError> for Failure {
             StoreError::Duplicate { .. } | StoreError::Taken { .. } => exit::CONFLICT,
             StoreError::ReadOnly { .. }
             | StoreError::NotADirectory { .. }
+            | StoreError::Malformed { .. }
             | StoreError::Io { .. } => exit::IO,
         };
         Self::new(code, e.to_string())
@@ -1131,17 +1158,15 @@ fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     };
     let model = blockwise::load_model(project.root(), &run, &which, device).map_err(fail)?;
     let started = std::time::Instant::now();
-    let report = predict_with(
+    let predicted = predict_with(
+        project.root(),
         &run,
         &model,
-        &args.job.input,
-        args.job.roi.as_deref(),
-        &args.job.output,
+        &args.job,
         args.dataset.clone(),
         device,
-        args.job.max_block_input,
-        args.job.project.json,
     )?;
+    let report = &predicted.report;
     let duration_secs = started.elapsed().as_secs_f64();
     if args.job.project.json {
         emit_json(
@@ -1152,6 +1177,7 @@ fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<u8, Failure> {
                 "roi_nm": {"offset": report.roi.offset().to_vec(), "shape": report.roi.shape().to_vec()},
                 "blocks": report.blocks,
                 "skipped": report.skipped,
+                "input": predicted.input_json(),
                 "duration_secs": duration_secs,
             }),
         )?;
@@ -1159,55 +1185,108 @@ fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         emit(
             out,
             &format!(
-                "predicted {} with run {} (iteration {}) in {duration_secs:.1} s\n  region  {}\n  blocks  {} ({} already done)\n",
+                "predicted {} with run {} (iteration {}) in {duration_secs:.1} s\n  region       {}\n  blocks       {} ({} already done)\n{}",
                 report.output.display(),
                 run.name,
                 model.iteration,
                 report.roi,
                 report.blocks,
-                report.skipped
+                report.skipped,
+                predicted.input_text()
             ),
         )?;
     }
     Ok(exit::OK)
 }
 
-/// Predicts `input` with a loaded model block by block (with a progress bar on a terminal).
+/// What [`predict_with`] did: the blockwise report and how the input was read.
+struct Predicted {
+    report: crate::blockwise::PredictReport,
+    input: crate::blockwise::PreparedInput,
+}
+
+impl Predicted {
+    /// How the input was read, as JSON.
+    fn input_json(&self) -> Value {
+        json!({
+            "read_as": self.input.like,
+            "steps": self.input.transform.steps,
+            "voxel_size_nm": self.input.transform.voxel_size_nm.to_vec(),
+            "scale_shift": [self.input.scale_shift.0, self.input.scale_shift.1],
+            "scale_level": self.input.level,
+            "from_record": self.input.recorded,
+            "notes": self.input.notes,
+        })
+    }
+
+    /// How the input was read, as text lines.
+    fn input_text(&self) -> String {
+        let t = &self.input.transform;
+        let mut text = format!(
+            "  input        read as dataset {} ({}; {} nm{}{})\n",
+            self.input.like,
+            t.describe(),
+            t.voxel_size_nm,
+            self.input
+                .level
+                .as_ref()
+                .map(|l| format!("; scale level {l}"))
+                .unwrap_or_default(),
+            if self.input.recorded {
+                ""
+            } else {
+                "; from the run's configs, it has no run record yet"
+            }
+        );
+        for n in &self.input.notes {
+            text.push_str(&format!("  note         {n}\n"));
+        }
+        text
+    }
+}
+
+/// Predicts `input` with a loaded model block by block (with a progress bar on a terminal),
+/// reading it as the run's training read its raw data.
 #[allow(clippy::too_many_arguments)]
 fn predict_with(
+    project: &Path,
     run: &crate::config::RunConfig,
     model: &crate::blockwise::LoadedModel,
-    input: &Path,
-    roi: Option<&str>,
-    output: &Path,
+    job: &JobArgs,
     dataset: Option<String>,
     device: tch::Device,
-    max_block_input: Option<f64>,
-    quiet: bool,
-) -> Result<crate::blockwise::PredictReport, Failure> {
+) -> Result<Predicted, Failure> {
     let fail = |e: crate::train::TrainError| {
         Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name))
     };
-    let raw = crate::array::open(input)?;
-    let roi = roi
+    let input = crate::blockwise::open_input(project, run, &job.input, &job.input_options())
+        .map_err(fail)?;
+    let roi = job
+        .roi
+        .as_deref()
         .map(crate::geometry::Roi::parse_slices)
         .transpose()
         .map_err(|e| Failure::new(exit::USAGE, format!("--roi: {e}")))?;
-    let (inference, roi) =
-        crate::blockwise::inference_for(run, raw.as_ref(), roi, max_block_input, device)
-            .map_err(fail)?;
+    let (mut inference, roi) = crate::blockwise::inference_for(
+        run,
+        input.array.as_ref(),
+        roi,
+        job.max_block_input,
+        device,
+    )
+    .map_err(fail)?;
+    inference.normalisation = input.scale_shift;
     let dataset = dataset.unwrap_or_else(|| format!("prediction_{}_{}", run.name, model.iteration));
     let bar = indicatif::ProgressBar::new(0);
-    if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    if job.project.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let report = crate::blockwise::predict(
         model,
         &inference,
-        raw.as_ref(),
-        crate::blockwise::raw_scale(raw.info().data_type),
+        input.array.as_ref(),
         Some(roi),
-        output,
+        &job.output,
         &dataset,
         |k, n| {
             bar.set_length(n as u64);
@@ -1216,7 +1295,7 @@ fn predict_with(
     )
     .map_err(fail)?;
     bar.finish_and_clear();
-    Ok(report)
+    Ok(Predicted { report, input })
 }
 
 fn import_weights(args: &ImportWeightsArgs, out: &mut dyn Write) -> Result<u8, Failure> {
@@ -1316,17 +1395,8 @@ fn apply(args: &ApplyArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     )
     .map_err(fail)?;
     let started = std::time::Instant::now();
-    let predicted = predict_with(
-        &run,
-        &model,
-        &args.job.input,
-        args.job.roi.as_deref(),
-        &args.job.output,
-        None,
-        device,
-        args.job.max_block_input,
-        args.job.project.json,
-    )?;
+    let predicted_with = predict_with(project.root(), &run, &model, &args.job, None, device)?;
+    let predicted = &predicted_with.report;
     let predict_secs = started.elapsed().as_secs_f64();
     let prediction = crate::array::open(&predicted.output)?;
     let name = format!(
@@ -1362,6 +1432,7 @@ fn apply(args: &ApplyArgs, out: &mut dyn Write) -> Result<u8, Failure> {
                 "skipped": predicted.skipped,
                 "foreground_voxels": post.foreground,
                 "voxels": total,
+                "input": predicted_with.input_json(),
                 "predict_secs": predict_secs,
                 "post_process_secs": post_secs,
             }),
@@ -1385,6 +1456,7 @@ fn apply(args: &ApplyArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         post.output.display(),
         post.chunks,
     );
+    text.push_str(&predicted_with.input_text());
     for (k, n) in post.foreground.iter().enumerate() {
         let label = if predictor.output_channels().is_some() {
             classes.get(k).cloned().unwrap_or_default()
@@ -1434,7 +1506,7 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     ));
     let train_args = TrainArgs {
         run: run.name.clone(),
-        seed: args.seed,
+        seed: Some(args.seed),
         device: "auto".into(),
         loader_threads: 2,
         iterations: None,
@@ -1525,6 +1597,9 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Failure> {
             roi: None,
             device: "auto".into(),
             max_block_input: None,
+            like: None,
+            resample: false,
+            accept_data_type: false,
             project: ProjectArgs {
                 project: Some(dir.clone()),
                 json: true,
@@ -1680,10 +1755,19 @@ fn train(args: &TrainArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     if lines {
         eprintln!("run {}: training on {device:?}", run.name);
     }
+    // SIGTERM (the app's Stop, a cluster's cancel) and Ctrl-C stop after the current
+    // iteration and keep it as a checkpoint; a second Ctrl-C ends the process at once.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone())
+            .and_then(|_| signal_hook::flag::register(signal, stop.clone()))
+            .map_err(|e| Failure::new(exit::IO, format!("cannot handle signals: {e}")))?;
+    }
     let options = crate::train::TrainOptions {
         seed: args.seed,
         device,
         loader_threads: args.loader_threads,
+        stop: Some(stop),
         stop_after: args.iterations,
         on_iteration: Some(Box::new(move |i, loss| {
             progress.set_position(i + 1);
@@ -1698,7 +1782,10 @@ fn train(args: &TrainArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let result = crate::train::train_run(project.root(), &run, options);
     // The Runs panel reads how the trainer ended (a lock refusal is not this run's end).
     match &result {
-        Ok(_) => crate::train::lock::record_status(&run_dir, "finished", None),
+        Ok(r) if r.trained_until >= run.num_iterations => {
+            crate::train::lock::record_status(&run_dir, "finished", None)
+        }
+        Ok(_) => crate::train::lock::record_status(&run_dir, "stopped", None),
         Err(crate::train::TrainError::Lock(_)) => {}
         Err(e) => crate::train::lock::record_status(&run_dir, "failed", Some(e.to_string())),
     }
@@ -1713,6 +1800,8 @@ fn train(args: &TrainArgs, out: &mut dyn Write) -> Result<u8, Failure> {
                 "run": run.name,
                 "trained_until": report.trained_until,
                 "num_iterations": run.num_iterations,
+                "seed": report.seed,
+                "interrupted": report.interrupted,
                 "resumed_from": report.resumed_from,
                 "last_loss": report.last_loss,
                 "checkpoints": report.checkpoints,
@@ -1725,13 +1814,15 @@ fn train(args: &TrainArgs, out: &mut dyn Write) -> Result<u8, Failure> {
             .resumed_from
             .map(|r| format!(" (resumed from checkpoint {r})"))
             .unwrap_or_default();
+        let stopped = if report.interrupted { ", stopped" } else { "" };
         emit(
             out,
             &format!(
-                "run {}: trained to iteration {} of {}{resumed} in {duration_secs:.1} s on {device:?}\n  last loss      {}\n  checkpoints    {}\n",
+                "run {}: trained to iteration {} of {}{resumed}{stopped} in {duration_secs:.1} s on {device:?}\n  seed           {}\n  last loss      {}\n  checkpoints    {}\n",
                 run.name,
                 report.trained_until,
                 run.num_iterations,
+                report.seed,
                 report.last_loss.map(|l| format!("{l:.5}")).unwrap_or_else(|| "-".into()),
                 if report.checkpoints.is_empty() { "-".to_string() } else { join_dims(&report.checkpoints, ", ") },
             ),

@@ -534,6 +534,14 @@ fn the_runs_panel_starts_stops_and_resumes_training() {
     let stopped = monitor(h.state()).unwrap();
     assert_eq!(stopped.state, RunState::Stopped, "{:?}", stopped.log_tail);
     assert!(stopped.losses.len() < 60);
+    // The trainer kept the iteration it reached as a checkpoint and says it stopped.
+    let run_dir = dir.path().join("demo_mito_er_60");
+    assert_eq!(
+        segno::train::checkpoint::latest_iteration(&run_dir),
+        Some(stopped.losses.len() as u64)
+    );
+    let status = std::fs::read_to_string(run_dir.join("train.status.json")).unwrap();
+    assert!(status.contains("\"state\":\"stopped\""), "{status}");
     h.run();
     h.get_by_label("Resume").click();
     h.run();

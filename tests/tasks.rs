@@ -86,7 +86,7 @@ fn train_and_check(
         dir.path(),
         &run,
         TrainOptions {
-            seed: 3,
+            seed: Some(3),
             loader_threads: 1,
             ..TrainOptions::default()
         },

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+mod common;
+
 use segno::config::*;
 use segno::demo::project::zarr;
 use segno::demo::{self, DemoOptions};
@@ -11,86 +13,11 @@ use segno::geometry::Coordinate;
 use segno::train::{self, checkpoint, stats, TrainOptions};
 
 fn dataset(crop: &str) -> DatasetConfig {
-    DatasetConfig::RawGt(RawGTDatasetConfig {
-        name: format!("synthetic_{crop}"),
-        weight: 1,
-        raw_config: Some(ArrayConfig::Intensities(IntensitiesArrayConfig {
-            name: "raw_norm".into(),
-            source_array_config: Box::new(zarr("raw", "raw")),
-            min: 0.0,
-            max: 255.0,
-        })),
-        gt_config: Some(ArrayConfig::Binarize(BinarizeArrayConfig {
-            name: format!("{crop}_mito"),
-            source_array_config: Box::new(zarr("mito", &format!("labels/{crop}/mito"))),
-            groupings: vec![("mito".into(), vec![])],
-            background: 0,
-        })),
-        mask_config: None,
-        sample_points: None,
-    })
+    common::mito_dataset(crop, common::demo_raw(0.0, 255.0))
 }
 
 fn run_config(name: &str, iterations: u64, interval: u64, lr: f64) -> RunConfig {
-    RunConfig {
-        name: name.into(),
-        repetition: 0,
-        num_iterations: iterations,
-        validation_interval: interval,
-        task_config: TaskConfig::Distance(DistanceTaskConfig {
-            name: "dist".into(),
-            channels: vec!["mito".into()],
-            clip_distance: 40.0,
-            tol_distance: 40.0,
-            scale_factor: 40.0,
-            mask_distances: true,
-            clipmin: 0.05,
-            clipmax: 0.95,
-        }),
-        architecture_config: ArchitectureConfig::CnnectomeUnet(CNNectomeUNetConfig {
-            name: "tiny".into(),
-            input_shape: Coordinate::from([52, 52, 52]),
-            fmaps_out: 4,
-            fmaps_in: 1,
-            num_fmaps: 4,
-            fmap_inc_factor: 2,
-            downsample_factors: vec![Coordinate::from([2, 2, 2])],
-            kernel_size_down: None,
-            kernel_size_up: None,
-            eval_shape_increase: None,
-            upsample_factors: None,
-            constant_upsample: true,
-            padding: "valid".into(),
-            use_attention: false,
-            batch_norm: false,
-        }),
-        trainer_config: TrainerConfig::Gunpowder(GunpowderTrainerConfig {
-            name: "trainer".into(),
-            batch_size: 1,
-            learning_rate: lr,
-            num_data_fetchers: 2,
-            augments: vec![
-                AugmentConfig::Simple(SimpleAugmentConfig {
-                    augmentation_probability: 1.0,
-                }),
-                AugmentConfig::IntensityScaleShift(IntensityScaleShiftAugmentConfig {
-                    scale: 2.0,
-                    shift: -1.0,
-                }),
-            ],
-            snapshot_interval: None,
-            min_masked: None,
-            clip_raw: false,
-            gt_min_reject: None,
-            sample_strategy: None,
-        }),
-        datasplit_config: DataSplitConfig::TrainValidate(TrainValidateDataSplitConfig {
-            name: "split".into(),
-            train_configs: vec![dataset("crop1")],
-            validate_configs: vec![dataset("crop2")],
-        }),
-        start_config: None,
-    }
+    common::tiny_run(name, iterations, interval, lr, common::demo_raw(0.0, 255.0))
 }
 
 fn project(dir: &Path) {
@@ -107,11 +34,11 @@ fn project(dir: &Path) {
 
 fn options(stop_after: Option<u64>) -> TrainOptions {
     TrainOptions {
-        seed: 7,
+        seed: Some(7),
         device: tch::Device::Cpu,
         loader_threads: 2,
         stop_after,
-        on_iteration: None,
+        ..TrainOptions::default()
     }
 }
 
@@ -187,11 +114,22 @@ fn a_stopped_and_resumed_run_equals_an_uninterrupted_one() {
     let run = run_config("resume", 16, 8, 0.05);
     let straight = train::train_run(a.path(), &run, options(None)).unwrap();
     assert_eq!(straight.checkpoints, vec![8, 16]);
-    // Stop after 11 iterations: the checkpoint at 8 is kept, iterations 8–10 are redone.
+    // Stop after 11 iterations (not a checkpoint interval): iteration 11 is kept as a
+    // checkpoint and the resumed run continues from it.
     let first = train::train_run(b.path(), &run, options(Some(11))).unwrap();
     assert_eq!(first.trained_until, 11);
+    assert_eq!(first.checkpoints, vec![8, 11]);
+    // Only the interval checkpoint was validated.
+    assert_eq!(
+        first
+            .validations
+            .iter()
+            .map(|v| v.iteration)
+            .collect::<Vec<_>>(),
+        vec![8]
+    );
     let resumed = train::train_run(b.path(), &run, options(None)).unwrap();
-    assert_eq!(resumed.resumed_from, Some(8));
+    assert_eq!(resumed.resumed_from, Some(11));
     assert_eq!(resumed.trained_until, 16);
     let sa = stats::read_training_stats(&stats::training_stats_path(a.path(), "resume")).unwrap();
     let sb = stats::read_training_stats(&stats::training_stats_path(b.path(), "resume")).unwrap();
@@ -213,6 +151,92 @@ fn a_stopped_and_resumed_run_equals_an_uninterrupted_one() {
         let diff = (t - &wb[k]).abs().max().double_value(&[]);
         assert_eq!(diff, 0.0, "{k}");
     }
+}
+
+/// Trains `run` in a fresh demo project with the default seed and returns the final
+/// checkpoint's bytes, the losses and the seed used.
+fn train_fresh(run: &RunConfig, busy: bool) -> (Vec<u8>, Vec<f64>, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Keep the other core busy while this one trains.
+    let spinner = busy.then(|| {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut x = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        })
+    });
+    let report = train::train_run(
+        dir.path(),
+        run,
+        TrainOptions {
+            seed: None,
+            loader_threads: if busy { 1 } else { 3 },
+            ..TrainOptions::default()
+        },
+    )
+    .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(s) = spinner {
+        s.join().unwrap();
+    }
+    let run_dir = dir.path().join(&run.name);
+    let record = segno::store::run::read_record(&run_dir).unwrap().unwrap();
+    assert_eq!(record.seed, report.seed);
+    let bytes = std::fs::read(checkpoint::checkpoint_path(&run_dir, run.num_iterations)).unwrap();
+    let losses = stats::read_training_stats(&stats::training_stats_path(dir.path(), &run.name))
+        .unwrap()
+        .iter()
+        .map(|s| s.loss)
+        .collect();
+    (bytes, losses, report.seed)
+}
+
+#[test]
+fn repetitions_differ_and_the_same_run_reproduces_under_load() {
+    tch::set_num_threads(1);
+    let run = run_config("rep", 6, 6, 0.05);
+    let (quiet, quiet_losses, seed) = train_fresh(&run, false);
+    assert_eq!(seed, train::run::default_seed(&run));
+    let (busy, busy_losses, _) = train_fresh(&run, true);
+    assert_eq!(quiet_losses, busy_losses);
+    assert!(quiet == busy, "the checkpoints of two trainings differ");
+    // Another repetition of the same configuration gets another seed and trains differently.
+    let mut second = run.clone();
+    second.repetition = 1;
+    let (other, other_losses, other_seed) = train_fresh(&second, false);
+    assert_ne!(other_seed, seed);
+    assert_ne!(other_losses, quiet_losses);
+    assert!(other != quiet, "repetitions 0 and 1 trained identically");
+}
+
+#[test]
+fn a_run_resumes_with_its_recorded_seed_and_refuses_another() {
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let run = run_config("seeded", 4, 2, 0.05);
+    let opts = |seed: Option<u64>, stop_after: Option<u64>| TrainOptions {
+        seed,
+        stop_after,
+        loader_threads: 1,
+        ..TrainOptions::default()
+    };
+    let first = train::train_run(dir.path(), &run, opts(Some(11), Some(2))).unwrap();
+    assert_eq!(first.seed, 11);
+    let err = train::train_run(dir.path(), &run, opts(Some(12), None))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("trained with seed 11") && err.contains("--seed 12"),
+        "{err}"
+    );
+    // Without a seed the recorded one is used.
+    let resumed = train::train_run(dir.path(), &run, opts(None, None)).unwrap();
+    assert_eq!((resumed.seed, resumed.trained_until), (11, 4));
 }
 
 #[test]
@@ -347,6 +371,89 @@ fn segno_train_killed_mid_run_resumes_to_the_same_result() {
     assert_eq!(la, lb);
     let wa = std::fs::read(checkpoint::checkpoint_path(&a.path().join("cli"), 12)).unwrap();
     let wb = std::fs::read(checkpoint::checkpoint_path(&b.path().join("cli"), 12)).unwrap();
+    assert!(wa == wb, "the final checkpoints differ");
+}
+
+#[test]
+fn segno_train_stopped_by_sigterm_keeps_its_iteration_and_resumes_exactly() {
+    use segno::store::Project;
+    use std::io::BufRead;
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    for dir in [a.path(), b.path()] {
+        project(dir);
+        Project::open(dir)
+            .unwrap()
+            .configs()
+            .store(&AnyConfig::Run(Box::new(run_config("term", 30, 15, 0.05))))
+            .unwrap();
+    }
+    let segno = assert_cmd::cargo::cargo_bin("segno");
+    let train = |dir: &Path| {
+        let mut c = std::process::Command::new(&segno);
+        c.args(["train", "--run", "term", "--device", "cpu", "--json", "-p"])
+            .arg(dir)
+            .env("OMP_NUM_THREADS", "1");
+        c
+    };
+    let out = train(a.path()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Stop the second trainer with SIGTERM (what the app's Stop sends) once it reported
+    // iteration 10: it finishes the iteration it is in and keeps it as a checkpoint.
+    let mut child = train(b.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    for line in std::io::BufReader::new(stderr).lines() {
+        if line.unwrap().starts_with("iteration 10:") {
+            break;
+        }
+    }
+    // SAFETY: signals the child process this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit {:?}", out.status);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["interrupted"], true);
+    let reached = v["trained_until"].as_u64().unwrap();
+    assert!((10..15).contains(&reached), "stopped at {reached}");
+    assert_eq!(v["checkpoints"], serde_json::json!([reached]));
+    let run_dir = b.path().join("term");
+    assert_eq!(checkpoint::latest_iteration(&run_dir), Some(reached));
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("train.status.json")).unwrap())
+            .unwrap();
+    assert_eq!(status["state"], "stopped");
+    assert_eq!(
+        segno::train::lock::run_state(&run_dir, 30),
+        segno::train::lock::RunState::Stopped
+    );
+    // Resumed, it ends exactly where the uninterrupted trainer did.
+    let out = train(b.path()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["resumed_from"], reached);
+    let losses = |dir: &Path| -> Vec<f64> {
+        stats::read_training_stats(&stats::training_stats_path(dir, "term"))
+            .unwrap()
+            .iter()
+            .map(|s| s.loss)
+            .collect()
+    };
+    assert_eq!(losses(a.path()).len(), 30);
+    assert_eq!(losses(a.path()), losses(b.path()));
+    let wa = std::fs::read(checkpoint::checkpoint_path(&a.path().join("term"), 30)).unwrap();
+    let wb = std::fs::read(checkpoint::checkpoint_path(&run_dir, 30)).unwrap();
     assert!(wa == wb, "the final checkpoints differ");
 }
 

@@ -342,7 +342,7 @@ fn segno_train(options: &EngineBenchOptions, run: &RunConfig) -> Result<f64, Ben
         &options.dir,
         &run,
         TrainOptions {
-            seed: 0,
+            seed: Some(0),
             device: tch::Device::Cpu,
             loader_threads: options.threads,
             stop_after: None,
@@ -351,6 +351,7 @@ fn segno_train(options: &EngineBenchOptions, run: &RunConfig) -> Result<f64, Ben
                     t.push(Instant::now());
                 }
             })),
+            stop: None,
         },
     );
     clear_run(&options.dir, &run)?;
@@ -387,10 +388,18 @@ fn segno_predict(options: &EngineBenchOptions, run: &RunConfig) -> Result<(f64, 
         tch::Device::Cpu,
     )
     .map_err(other)?;
-    let raw = crate::array::open(&options.dir.join("data/synthetic.zarr/raw/s0")).map_err(other)?;
-    let (inference, roi) =
+    let input = crate::blockwise::open_input(
+        &options.dir,
+        run,
+        &options.dir.join("data/synthetic.zarr/raw/s0"),
+        &Default::default(),
+    )
+    .map_err(other)?;
+    let raw = input.array;
+    let (mut inference, roi) =
         crate::blockwise::inference_for(run, raw.as_ref(), None, None, tch::Device::Cpu)
             .map_err(other)?;
+    inference.normalisation = input.scale_shift;
     let out = options.dir.join("bench_predict.zarr");
     if out.exists() {
         std::fs::remove_dir_all(&out).map_err(other)?;
@@ -400,7 +409,6 @@ fn segno_predict(options: &EngineBenchOptions, run: &RunConfig) -> Result<(f64, 
         &model,
         &inference,
         raw.as_ref(),
-        crate::blockwise::raw_scale(raw.info().data_type),
         Some(roi),
         &out,
         "prediction",

@@ -287,6 +287,46 @@ mod tests {
     }
 
     #[test]
+    fn the_network_refuses_inputs_its_configuration_rejects() {
+        tch::set_num_threads(1);
+        let mut c = unet([172, 172, 172], &[[2, 2, 2]; 3], "valid");
+        c.num_fmaps = 1;
+        c.fmap_inc_factor = 1;
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let arch = ArchitectureConfig::CnnectomeUnet(c.clone());
+        let head = HeadSpec {
+            channels: 1,
+            kernel_size: 1,
+            eval_activation: Activation::Identity,
+        };
+        let model = Model::new(&vs.root(), &arch, &head).unwrap();
+        // Every size between two valid ones (172, 180) and sizes too small for three levels.
+        let rejected: Vec<[i64; 3]> = (173..180)
+            .map(|z| [z, 172, 172])
+            .chain([
+                [172, 171, 172],
+                [172, 172, 30],
+                [60, 172, 172],
+                [20, 20, 20],
+            ])
+            .collect();
+        assert_eq!(rejected.len(), 11);
+        for input in rejected {
+            let closed = c.output_shape(&Coordinate::from(input)).unwrap_err();
+            let x = Tensor::zeros(input, (tch::Kind::Float, tch::Device::Cpu)).unsqueeze(0);
+            let x = x.unsqueeze(0);
+            let err = tch::no_grad(|| model.forward_t(&x, false)).err().unwrap();
+            assert_eq!(err.to_string(), closed.to_string(), "{input:?}");
+        }
+        // A valid size still runs.
+        let x = Tensor::zeros([1, 1, 108, 100, 100], (tch::Kind::Float, tch::Device::Cpu));
+        assert_eq!(
+            tch::no_grad(|| model.forward_t(&x, false)).unwrap().size(),
+            vec![1, 1, 16, 8, 8]
+        );
+    }
+
+    #[test]
     fn two_dimensional_networks() {
         tch::set_num_threads(1);
         let mut c = unet([44, 44, 44], &[[2, 2, 2], [2, 2, 2]], "valid");

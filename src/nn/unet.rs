@@ -112,6 +112,8 @@ pub struct UNet {
     /// Per up level: (product of the factors from this level down, convolution shrink).
     crop: Vec<(Vec<i64>, Vec<i64>)>,
     fmaps_out: i64,
+    /// The configuration, whose closed-form shape rule every input must pass.
+    config: CNNectomeUNetConfig,
 }
 
 fn default_kernels(levels: usize, dims: usize) -> Vec<Vec<Vec<i64>>> {
@@ -269,6 +271,7 @@ impl UNet {
             downsample,
             crop,
             fmaps_out,
+            config: config.clone(),
         })
     }
 
@@ -279,6 +282,13 @@ impl UNet {
 
     /// Runs the network on `(batch, fmaps_in, spatial…)`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor, NnError> {
+        // Refuse what the configuration's shape rule refuses (a map not divisible by a
+        // pooling factor, or shrinking to nothing) instead of silently cropping.
+        let input = crate::geometry::Coordinate::new(&spatial(x)).map_err(|e| NnError::Config {
+            name: self.config.name.clone(),
+            message: format!("input {:?}: {e}", x.size()),
+        })?;
+        self.config.output_shape(&input)?;
         let levels = self.l_conv.len();
         let mut skips = Vec::with_capacity(levels);
         let mut h = x.shallow_clone();

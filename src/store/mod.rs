@@ -3,6 +3,7 @@
 
 pub mod atomic;
 pub mod configs;
+pub mod run;
 
 use std::path::{Path, PathBuf};
 
@@ -84,6 +85,14 @@ pub enum StoreError {
     NotADirectory {
         /// The offending path.
         path: PathBuf,
+    },
+    /// A file Segno wrote earlier that no longer reads as what it should be.
+    #[error("{path}: {message}", path = path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
     },
     /// A file-system operation failed.
     #[error("cannot {action} {path}: {source}", path = path.display())]

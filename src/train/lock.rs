@@ -201,7 +201,8 @@ mod tests {
 /// How a trainer last ended, as `segno train` records it in `<run>/train.status.json`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrainStatus {
-    /// `training`, `finished` or `failed` (a killed trainer stays `training`).
+    /// `training`, `stopped` (asked to stop, or `--iterations`), `finished` or `failed`
+    /// (a killed trainer stays `training`).
     pub state: String,
     /// The process.
     pub pid: u32,

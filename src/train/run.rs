@@ -30,8 +30,9 @@ use crate::task::predictor::Predictor;
 
 /// How to train.
 pub struct TrainOptions {
-    /// Seed of weight initialisation and sampling.
-    pub seed: u64,
+    /// Seed of weight initialisation and sampling; `None`: the seed the run recorded when
+    /// it started, else [`default_seed`] (from the run's name and repetition).
+    pub seed: Option<u64>,
     /// Where the network runs.
     pub device: tch::Device,
     /// Batch-loading threads.
@@ -40,23 +41,204 @@ pub struct TrainOptions {
     pub stop_after: Option<u64>,
     /// Called after every iteration with (iteration, loss).
     pub on_iteration: Option<Box<dyn FnMut(u64, f64) + Send>>,
+    /// Set (e.g. by a SIGTERM or Ctrl-C handler) to stop after the current iteration; the
+    /// iteration reached is saved as a checkpoint first.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for TrainOptions {
     fn default() -> Self {
         Self {
-            seed: 0,
+            seed: None,
             device: tch::Device::Cpu,
             loader_threads: 2,
             stop_after: None,
             on_iteration: None,
+            stop: None,
         }
     }
+}
+
+/// The seed a run trains with when none is given: derived from its name and repetition
+/// (SHA-256, 63 bits), so repetitions of one configuration differ and the same run always
+/// gets the same seed.
+pub fn default_seed(run: &RunConfig) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"segno-seed\0")
+        .chain_update(run.name.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(run.repetition.to_le_bytes())
+        .finalize();
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(bytes) & (i64::MAX as u64)
+}
+
+/// The seed to train `run` with: `given`, else the one its record holds, else (a run
+/// trained before runs recorded their seed) 0 when it has checkpoints, else
+/// [`default_seed`]. A `given` seed that differs from the one its checkpoints were trained
+/// with is refused: the resumed run would be neither.
+pub fn resolve_seed(
+    run_dir: &Path,
+    run: &RunConfig,
+    given: Option<u64>,
+) -> Result<u64, TrainError> {
+    let record =
+        crate::store::run::read_record(run_dir).map_err(|e| TrainError::Data(e.to_string()))?;
+    let trained = latest_iteration(run_dir).is_some();
+    Ok(match (given, record) {
+        (Some(g), Some(r)) if trained && g != r.seed => {
+            return Err(TrainError::Data(format!(
+                "run `{}` was trained with seed {} (recorded in {}); resuming it with --seed {g} would mix two runs. Resume without --seed, or train a new run",
+                run.name,
+                r.seed,
+                crate::store::run::record_path(run_dir).display()
+            )))
+        }
+        (Some(g), _) => g,
+        (None, Some(r)) => r.seed,
+        (None, None) if trained => 0,
+        (None, None) => default_seed(run),
+    })
+}
+
+/// How each dataset of `split` reads its raw data (training datasets first), and the
+/// datasets whose raw chain cannot be carried over to other volumes.
+pub fn dataset_inputs(
+    project: &Path,
+    split: &crate::config::TrainValidateDataSplitConfig,
+) -> Result<
+    (
+        Vec<crate::store::run::DatasetInput>,
+        Vec<crate::store::run::UnsupportedInput>,
+    ),
+    TrainError,
+> {
+    use crate::array::input::{InputError, InputTransform};
+    use crate::store::run::{DatasetInput, DatasetRole, UnsupportedInput};
+    let mut inputs = Vec::new();
+    let mut unsupported = Vec::new();
+    let roles = split
+        .train_configs
+        .iter()
+        .map(|d| (d, DatasetRole::Train))
+        .chain(
+            split
+                .validate_configs
+                .iter()
+                .map(|d| (d, DatasetRole::Validate)),
+        );
+    for (d, role) in roles {
+        let crate::config::DatasetConfig::RawGt(c) = d else {
+            continue;
+        };
+        let Some(raw) = &c.raw_config else {
+            continue;
+        };
+        match InputTransform::from_config(raw, project) {
+            Ok(transform) => inputs.push(DatasetInput {
+                dataset: c.name.clone(),
+                role,
+                transform,
+            }),
+            Err(InputError::Unsupported(reason)) => unsupported.push(UnsupportedInput {
+                dataset: c.name.clone(),
+                role,
+                reason,
+            }),
+            Err(e) => return Err(TrainError::Data(format!("dataset `{}`, raw: {e}", c.name))),
+        }
+    }
+    Ok((inputs, unsupported))
+}
+
+/// The record of how `run` trains (or trained) with `seed`, from its configs as they are.
+pub fn run_record(
+    project: &Path,
+    run: &RunConfig,
+    seed: u64,
+) -> Result<crate::store::run::RunRecord, TrainError> {
+    let DataSplitConfig::TrainValidate(split) = &run.datasplit_config else {
+        return Err(TrainError::Data(format!(
+            "run `{}`: only TrainValidateDataSplitConfig datasplits are supported",
+            run.name
+        )));
+    };
+    let (inputs, unsupported) = dataset_inputs(project, split)?;
+    let input_scale_shift = match &run.trainer_config {
+        TrainerConfig::Gunpowder(t) => super::augment::input_normalisation(&t.augments),
+        TrainerConfig::Dummy(_) => (1.0, 0.0),
+    };
+    Ok(crate::store::run::RunRecord {
+        seed,
+        inputs,
+        unsupported,
+        input_scale_shift,
+        segno_version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+/// Checks that a run with checkpoints still reads its data as its record says; returns
+/// whether the record must be (re)written when training starts.
+fn check_record(
+    run_dir: &Path,
+    record: &crate::store::run::RunRecord,
+    has_checkpoints: bool,
+) -> Result<bool, TrainError> {
+    let old =
+        crate::store::run::read_record(run_dir).map_err(|e| TrainError::Data(e.to_string()))?;
+    if let (Some(old), true) = (&old, has_checkpoints) {
+        let key = |d: &crate::store::run::DatasetInput| (d.dataset.clone(), d.role);
+        for now in &record.inputs {
+            let before = old.inputs.iter().find(|o| key(o) == key(now));
+            match before {
+                Some(b) if b.transform.same_as(&now.transform) => {}
+                Some(b) => {
+                    return Err(TrainError::Data(format!(
+                        "dataset `{}` now reads its raw data as {} at {} nm ({} {}), but the run's checkpoints were trained on {} at {} nm ({} {}) as recorded in {}: restore the datasplit or train a new run",
+                        now.dataset,
+                        now.transform.describe(),
+                        now.transform.voxel_size_nm,
+                        now.transform.source_data_type,
+                        now.transform.source,
+                        b.transform.describe(),
+                        b.transform.voxel_size_nm,
+                        b.transform.source_data_type,
+                        b.transform.source,
+                        crate::store::run::record_path(run_dir).display()
+                    )))
+                }
+                None => {}
+            }
+        }
+        if old.input_scale_shift != record.input_scale_shift {
+            return Err(TrainError::Data(format!(
+                "the trainer's IntensityScaleShift is now scale {} shift {}, but the run's checkpoints were trained with scale {} shift {} (recorded in {}): restore the trainer or train a new run",
+                record.input_scale_shift.0,
+                record.input_scale_shift.1,
+                old.input_scale_shift.0,
+                old.input_scale_shift.1,
+                crate::store::run::record_path(run_dir).display()
+            )));
+        }
+    }
+    // The version that started the training is kept while nothing else changes.
+    Ok(old.is_none_or(|o| {
+        crate::store::run::RunRecord {
+            segno_version: record.segno_version.clone(),
+            ..o
+        } != *record
+    }))
 }
 
 /// What a call to [`train_run`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainReport {
+    /// The seed the run trained with.
+    pub seed: u64,
+    /// Whether training was asked to stop (signal or [`TrainOptions::stop`]) before its end.
+    pub interrupted: bool,
     /// The iteration training got to (the next one to run).
     pub trained_until: u64,
     /// The checkpoint training resumed from, if any.
@@ -406,14 +588,17 @@ pub fn train_run(
     // Fail fast when another process trains the run (the lock is taken below, once the
     // run is known to be trainable, so that a bad run writes nothing).
     super::lock::check_free(&run_dir)?;
-    let setup = setup(project, run, options.seed, options.device)?;
+    let seed = resolve_seed(&run_dir, run, options.seed)?;
+    let setup = setup(project, run, seed, options.device)?;
+    let record = run_record(project, run, seed)?;
     // Nothing is written before the run is ours.
     let _lock = super::lock::RunLock::acquire(&run_dir)?;
+    let write_record = check_record(&run_dir, &record, latest_iteration(&run_dir).is_some())?;
     let stats_path = stats::training_stats_path(project, &run.name);
     let mut history = stats::read_training_stats(&stats_path)?;
     let mut last_stats_write = std::time::Instant::now();
 
-    tch::manual_seed(options.seed as i64);
+    tch::manual_seed(seed as i64);
     let vs = nn::VarStore::new(options.device);
     let model = Model::new(&vs.root(), &run.architecture_config, &setup.head)?;
     let mut optimizer = RAdam::new(&vs);
@@ -453,6 +638,8 @@ pub fn train_run(
         None => run.num_iterations,
     };
     let mut report = TrainReport {
+        seed,
+        interrupted: false,
         trained_until: start,
         resumed_from,
         initial_weights,
@@ -464,6 +651,10 @@ pub fn train_run(
         return Ok(report);
     }
     // Training starts: from here a stopped trainer counts as "stopped".
+    if write_record {
+        crate::store::run::write_record(&run_dir, &record)
+            .map_err(|e| TrainError::Data(e.to_string()))?;
+    }
     super::lock::record_status(&run_dir, "training", None);
 
     let mut loader = BatchLoader::start(
@@ -474,6 +665,12 @@ pub fn train_run(
         options.loader_threads,
     );
     let predictor = &setup.predictor;
+    let stop_requested = || {
+        options
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::SeqCst))
+    };
     let result = (|| -> Result<(), TrainError> {
         for i in start..end {
             let batch = loader.next(i)?;
@@ -538,12 +735,15 @@ pub fn train_run(
             if let Some(cb) = options.on_iteration.as_mut() {
                 cb(i, loss_value);
             }
-            let checkpoint_now =
+            let validate_now =
                 (i + 1) % run.validation_interval.max(1) == 0 || i + 1 == run.num_iterations;
+            // Stopping (asked to, or at the end of `stop_after`) keeps the iteration
+            // reached as a checkpoint, so a resume continues exactly from here.
+            let stopping = stop_requested() && i + 1 < end;
+            let checkpoint_now = validate_now || stopping || i + 1 == end;
             // Also every few seconds, for monitors that plot the loss while it trains.
             if checkpoint_now
                 || (i + 1) % 100 == 0
-                || i + 1 == end
                 || last_stats_write.elapsed().as_secs_f64() > 2.0
             {
                 stats::write_training_stats(&stats_path, &history)?;
@@ -559,7 +759,7 @@ pub fn train_run(
                 }
                 checkpoint::save(&checkpoint_path(&run_dir, i + 1), &vs, &optimizer, &extra)?;
                 report.checkpoints.push(i + 1);
-                if !setup.validation.is_empty() {
+                if validate_now && !setup.validation.is_empty() {
                     let outcome = validate(
                         project,
                         &run.name,
@@ -571,6 +771,10 @@ pub fn train_run(
                     )?;
                     report.validations.push(outcome);
                 }
+            }
+            if stopping {
+                report.interrupted = true;
+                break;
             }
         }
         Ok(())
