@@ -27,9 +27,9 @@ step "$segno" config describe DistanceTaskConfig
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 run=example_run_bench_132_f1
-step "$segno" config export runs "$run" -o "$out/run.yaml" --project "$project"
-step "$segno" config validate "$out/run.yaml"
-step "$segno" config import "$out/run.yaml" --project "$out/second-project"
+step "$segno" config export runs "$run" -o "$out/$run.yaml" --project "$project"
+step "$segno" config validate "$out/$run.yaml"
+step "$segno" config import "$out/$run.yaml" --project "$out/second-project"
 if cmp -s <("$segno" config show runs "$run" --project "$project") \
           <("$segno" config show runs "$run" --project "$out/second-project"); then
   echo "round trip: the run reads back identically after export and re-import"

@@ -17,7 +17,7 @@ struct Layer {
 struct Uniforms {
     origin_size: vec4<f32>,  // panel origin x, y (physical px), width, height
     counts: vec4<u32>,       // layers, overlay on, truth layer, prediction layer
-    overlay: vec4<f32>,      // alpha, threshold, instances (1) or voxels (0), _
+    overlay: vec4<f32>,      // alpha, threshold, instances (1) or voxels (0), mask layer + 1 (0: none)
     cross: vec4<f32>,        // cross-hair x, y (px in the panel), on, _
     cross_h: vec4<f32>,      // colour of the horizontal line
     cross_v: vec4<f32>,      // colour of the vertical line
@@ -119,6 +119,29 @@ fn foreground(index: u32, p: vec2<i32>) -> bool {
     return textureLoad(floats, p, i32(l.kind_tex.y), 0).x > u.overlay.y;
 }
 
+// Status (0 data, 1 outside, 2 loading, 3 failed) of layer `index` at pixel `p`; outside
+// beyond the panel.
+fn status_at(index: u32, p: vec2<i32>) -> u32 {
+    let size = vec2<i32>(u.origin_size.zw);
+    if (p.x < 0 || p.y < 0 || p.x >= size.x || p.y >= size.y) { return 1u; }
+    return textureLoad(status, p, i32(u.layers[index].kind_tex.w), 0).x;
+}
+
+// Whether the truth is known at `p`: inside the truth layer's data, and its mask (if any) set.
+fn known(p: vec2<i32>) -> bool {
+    if (status_at(u.counts.z, p) != 0u) { return false; }
+    if (u.overlay.w >= 1.0) {
+        let m = u32(u.overlay.w) - 1u;
+        if (status_at(m, p) != 0u) { return false; }
+        let l = u.layers[m];
+        if (l.kind_tex.x == 1u) {
+            return any(textureLoad(labels, p, i32(l.kind_tex.y), 0).xy != vec2<u32>(0u, 0u));
+        }
+        return textureLoad(floats, p, i32(l.kind_tex.y), 0).x > 0.0;
+    }
+    return true;
+}
+
 @fragment
 fn fs_main(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
     let local = frag.xy - u.origin_size.xy;
@@ -181,7 +204,7 @@ fn fs_main(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
             color = mix(color, c, a);
         }
     }
-    if (u.counts.y == 1u) {
+    if (u.counts.y == 1u && known(p)) {
         let truth = foreground(u.counts.z, p);
         let pred = foreground(u.counts.w, p);
         var oc = vec3<f32>(0.0);
@@ -208,6 +231,16 @@ fn fs_main(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
         if (on) {
             color = mix(color, oc, u.overlay.x);
         }
+    }
+    // The outline of the truth's region: the pixels just outside it, next to one inside
+    // (so no judged pixel is covered).
+    if (u.counts.y == 1u && status_at(u.counts.z, p) == 1u) {
+        var edge = false;
+        var steps = array<vec2<i32>, 4>(vec2<i32>(-1, 0), vec2<i32>(1, 0), vec2<i32>(0, -1), vec2<i32>(0, 1));
+        for (var k = 0; k < 4; k = k + 1) {
+            if (status_at(u.counts.z, p + steps[k]) == 0u) { edge = true; }
+        }
+        if (edge) { color = vec3<f32>(1.0, 220.0 / 255.0, 0.0); }
     }
     if (u.cross.z == 1.0) {
         if (abs(local.y - u.cross.y) < 0.5) { color = u.cross_h.rgb; }

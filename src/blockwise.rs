@@ -4,7 +4,7 @@
 //! chunks of an OME-Zarr array, and finished blocks are recorded so an interrupted job
 //! resumes where it stopped.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -14,8 +14,11 @@ use crate::array::input::InputTransform;
 use crate::array::write::{self, ArraySpec, WriteMode};
 use crate::array::{ArrayData, ArraySource, DataType};
 use crate::config::RunConfig;
-use crate::geometry::{Coordinate, Roi, SnapMode};
+use crate::geometry::{Roi, SnapMode};
 use crate::nn::Model;
+pub use crate::task::arrays::{
+    output_spec, watershed_array, PostProcessReport, WATERSHED_CONTEXT_VOXELS,
+};
 use crate::task::postprocess::PostProcessorParameters;
 use crate::task::predictor::{Predictor, Segmentation};
 use crate::train::checkpoint::{self, checkpoint_path};
@@ -193,6 +196,47 @@ pub fn inference_for(
     Ok((sized, roi))
 }
 
+/// The element type of a prediction array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PredictionType {
+    /// The network's values as they are.
+    #[default]
+    Float32,
+    /// DaCapo's uint8 predictions: probabilities (sigmoid, softmax) × 255, other values
+    /// mapped from [−1, 1] to [0, 255]; clipped and truncated. Post-processing reads them
+    /// back in the network's units.
+    Uint8,
+}
+
+impl PredictionType {
+    /// For uint8: `(scale, offset)` with `value = stored · scale + offset` in the network's
+    /// units, for a network whose evaluation activation is `activation`.
+    pub fn encoding(self, activation: crate::nn::Activation) -> Option<(f64, f64)> {
+        match (self, activation) {
+            (PredictionType::Float32, _) => None,
+            (PredictionType::Uint8, crate::nn::Activation::Identity) => Some((2.0 / 255.0, -1.0)),
+            (PredictionType::Uint8, _) => Some((1.0 / 255.0, 0.0)),
+        }
+    }
+}
+
+/// Where and how [`predict`] writes.
+#[derive(Debug, Clone)]
+pub struct PredictOutput<'a> {
+    /// The output container.
+    pub container: &'a Path,
+    /// The dataset inside it.
+    pub dataset: &'a str,
+    /// Element type of the values written.
+    pub data_type: PredictionType,
+    /// Recorded in the array's `segno_prediction` attributes next to the iteration (e.g.
+    /// the run and the post-processing parameters apply would choose).
+    pub about: serde_json::Value,
+    /// Replace an existing array at the output (else only an unfinished prediction of the
+    /// same iteration is continued, and anything else is refused).
+    pub overwrite: bool,
+}
+
 /// How a prediction reads its input volume (see [`open_input`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InputOptions {
@@ -295,6 +339,9 @@ pub fn open_input(
             }
         }
     };
+    raw.info()
+        .require_on_grid("prediction")
+        .map_err(|e| TrainError::Data(e.to_string()))?;
     let dt = raw.info().data_type.to_string();
     if dt != transform.source_data_type {
         let message = format!(
@@ -340,19 +387,25 @@ pub fn open_input(
 /// `model` into `container/dataset` (float32, channels first, chunks = output blocks).
 /// `raw` must already be read as the run's training read its raw data (see
 /// [`open_input`]); the inference's normalisation is applied on top, as in training.
-/// Blocks finished by an earlier, interrupted call are skipped.
+/// Blocks finished by an earlier, interrupted call of the same prediction are skipped; an
+/// output that exists otherwise is refused unless `output.overwrite`.
 pub fn predict(
     model: &LoadedModel,
     inference: &Inference,
     raw: &dyn ArraySource,
     roi: Option<Roi>,
-    container: &Path,
-    dataset: &str,
+    output: &PredictOutput<'_>,
     mut on_block: impl FnMut(usize, usize),
 ) -> Result<PredictReport, TrainError> {
+    let (container, dataset) = (output.container, output.dataset);
     let roi = prediction_roi(inference, raw, roi)?;
+    let data_type = match output.data_type {
+        PredictionType::Float32 => DataType::F32,
+        PredictionType::Uint8 => DataType::U8,
+    };
+    let encoding = output.data_type.encoding(model.model.eval_activation());
     let mut spec = ArraySpec::new(
-        DataType::F32,
+        data_type,
         roi,
         inference.out_vs,
         Some(model.channels as u64),
@@ -371,10 +424,44 @@ pub fn predict(
             })
             .collect(),
     );
-    spec.attributes.insert(
-        "segno_prediction".into(),
-        serde_json::json!({"iteration": model.iteration}),
-    );
+    let mut record = serde_json::json!({"iteration": model.iteration});
+    if let (Some(r), Some(a)) = (record.as_object_mut(), output.about.as_object()) {
+        for (k, v) in a {
+            r.insert(k.clone(), v.clone());
+        }
+    }
+    if let Some((scale, offset)) = encoding {
+        record["uint8"] = serde_json::json!({"scale": scale, "offset": offset});
+    }
+    spec.attributes.insert("segno_prediction".into(), record);
+    let path = container.join(dataset);
+    let done_file = done_path(container, dataset);
+    if path.exists() {
+        if output.overwrite {
+            std::fs::remove_dir_all(&path)
+                .map_err(|e| TrainError::Data(format!("cannot remove {}: {e}", path.display())))?;
+        } else {
+            // Only an unfinished prediction of the same iteration is continued.
+            let total = inference.blocks(&roi)?.len();
+            let done = read_done(&done_file).len();
+            let existing = crate::array::open(&path)
+                .ok()
+                .and_then(|a| a.attributes()?.get("segno_prediction")?["iteration"].as_u64());
+            let unfinished =
+                done_file.is_file() && done < total && existing == Some(model.iteration);
+            if !unfinished {
+                let what = match existing {
+                    Some(i) if done >= total => format!("a finished prediction of iteration {i}"),
+                    Some(i) => format!("a prediction of iteration {i}"),
+                    None => "an array Segno did not predict".to_string(),
+                };
+                return Err(TrainError::OutputExists {
+                    path: path.display().to_string(),
+                    what,
+                });
+            }
+        }
+    }
     let writer = write::create(container, dataset, &spec, WriteMode::Resume)?;
     let existing = writer
         .attributes()
@@ -388,7 +475,6 @@ pub fn predict(
             model.iteration
         )));
     }
-    let done_file = done_path(container, dataset);
     let done = read_done(&done_file);
     let mut log = std::fs::OpenOptions::new()
         .create(true)
@@ -453,7 +539,14 @@ pub fn predict(
                         &shape,
                         &ranges,
                     );
-                    writer.write(&part, &ArrayData::F32(data))?;
+                    let data = match encoding {
+                        Some((scale, offset)) => ArrayData::U8(data.mapv(|p| {
+                            // DaCapo's uint8 predictions: (p − offset) / scale, clipped, truncated.
+                            ((p - offset as f32) / scale as f32).clamp(0.0, 255.0) as u8
+                        })),
+                        None => ArrayData::F32(data),
+                    };
+                    writer.write(&part, &data)?;
                     writeln!(log, "{block};")
                         .and_then(|()| log.flush())
                         .map_err(|e| TrainError::Data(format!("{}: {e}", done_file.display())))
@@ -501,37 +594,6 @@ pub fn predict(
     })
 }
 
-/// What a post-processing pass did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PostProcessReport {
-    /// The output array.
-    pub output: PathBuf,
-    /// Chunks written.
-    pub chunks: usize,
-    /// Non-zero output voxels, per channel (one entry for label outputs).
-    pub foreground: Vec<u64>,
-}
-
-/// The spec of a post-processed output: the prediction's region, voxel size and spatial
-/// chunking, `channels` channels (or none), `attributes` under `segno_post_process`.
-fn output_spec(
-    info: &crate::array::ArrayInfo,
-    data_type: DataType,
-    channels: Option<u64>,
-    attributes: serde_json::Value,
-) -> ArraySpec {
-    let mut spec = ArraySpec::new(data_type, info.roi, info.geometry.voxel_size, channels);
-    spec.chunk_voxels = Some(
-        info.spatial_axes()
-            .iter()
-            .map(|&a| info.chunk_shape[a])
-            .collect(),
-    );
-    spec.attributes
-        .insert("segno_post_process".into(), attributes);
-    spec
-}
-
 /// Applies a point-wise post-processing `f` to a prediction chunk by chunk, in parallel,
 /// into `container/dataset` (same region, voxel size and chunking; `channels` output
 /// channels or none for label outputs).
@@ -555,7 +617,7 @@ fn map_chunks(
         .par_iter()
         .map(|index| -> Result<Vec<u64>, TrainError> {
             let roi = writer.info().chunk_roi(index)?;
-            let mut p = prediction.read(&roi)?.to_f32();
+            let mut p = crate::task::arrays::read_prediction(prediction, &roi)?;
             if !has_channel_axis {
                 p = p.insert_axis(ndarray::Axis(0));
             }
@@ -653,7 +715,8 @@ pub fn post_process_array(
             container,
             dataset,
             crate::task::predictor::MAX_WATERSHED_VOXELS,
-        );
+        )
+        .map_err(TrainError::from);
     }
     let data_type = match predictor {
         Predictor::OneHot { .. } => DataType::U8,
@@ -669,229 +732,6 @@ pub fn post_process_array(
         dataset,
         &|p| Ok(predictor.post_process(p, parameters)?),
     )
-}
-
-/// Context (voxels per side) each block of a blockwise watershed sees around itself.
-pub const WATERSHED_CONTEXT_VOXELS: i64 = 32;
-
-/// Two fragments touching across a block face, with the affinity of one edge between them.
-type FaceEdge = ((u64, u64), f64);
-
-/// Union–find over sparse fragment ids.
-#[derive(Default)]
-struct Fragments {
-    parent: HashMap<u64, u64>,
-}
-
-impl Fragments {
-    fn find(&mut self, id: u64) -> u64 {
-        let mut root = id;
-        while let Some(&p) = self.parent.get(&root) {
-            if p == root {
-                break;
-            }
-            root = p;
-        }
-        // Path compression.
-        let mut x = id;
-        while x != root {
-            let next = self.parent.get(&x).copied().unwrap_or(root);
-            self.parent.insert(x, root);
-            x = next;
-        }
-        root
-    }
-
-    fn union(&mut self, a: u64, b: u64) {
-        let (ra, rb) = (self.find(a), self.find(b));
-        if ra != rb {
-            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
-            self.parent.insert(hi, lo);
-        }
-    }
-}
-
-/// Mutex watershed of an affinity prediction into `container/dataset` (uint64 ids, 0 =
-/// background). Up to `max_voxels` the region is segmented in one piece; larger regions
-/// block by block (blocks = the prediction's chunks, each segmented with
-/// [`WATERSHED_CONTEXT_VOXELS`] of context), then fragments that touch across a block face
-/// are merged where the mean affinity of the edges between them exceeds the bias, and ids
-/// are made consecutive.
-pub fn watershed_array(
-    prediction: &dyn ArraySource,
-    predictor: &Predictor,
-    parameters: &PostProcessorParameters,
-    container: &Path,
-    dataset: &str,
-    max_voxels: usize,
-) -> Result<PostProcessReport, TrainError> {
-    use rayon::prelude::*;
-    let (Predictor::Affinities { offsets, .. }, PostProcessorParameters::Watershed { bias, .. }) =
-        (predictor, parameters)
-    else {
-        return Err(TrainError::Data(format!(
-            "{} is not a watershed of an affinities task",
-            parameters.name()
-        )));
-    };
-    let info = prediction.info();
-    let vs = info.geometry.voxel_size;
-    let dims = vs.dims();
-    let spec = output_spec(
-        info,
-        DataType::U64,
-        None,
-        serde_json::json!({"parameters": parameters.name(), "source": info.path}),
-    );
-    let chunk = spec.chunk_voxels.clone().unwrap_or_default();
-    let writer = write::create(container, dataset, &spec, WriteMode::Overwrite)?;
-    let indices = write::grid_indices(&writer.chunk_grid_shape());
-    let region_voxels: i64 = (info.roi.shape() / vs).iter().product();
-    let labels_of = |roi: &Roi| -> Result<ndarray::ArrayD<u64>, TrainError> {
-        let p = prediction.read(roi)?.to_f32();
-        match predictor.post_process(&p, parameters)? {
-            Segmentation::Labels(l) => Ok(l),
-            Segmentation::Binary(_) => {
-                Err(TrainError::Data("the watershed produced no labels".into()))
-            }
-        }
-    };
-    if region_voxels as usize <= max_voxels {
-        let labels = labels_of(&info.roi)?;
-        let labelled = labels.iter().filter(|v| **v != 0).count() as u64;
-        writer.write(&info.roi, &ArrayData::U64(labels))?;
-        return Ok(PostProcessReport {
-            output: container.join(dataset),
-            chunks: indices.len(),
-            foreground: vec![labelled],
-        });
-    }
-    // 1. Every block with its context; ids made unique by a per-block base.
-    let block_voxels: u64 = chunk.iter().product();
-    let context = Coordinate::splat(WATERSHED_CONTEXT_VOXELS, dims) * vs;
-    let counts = indices
-        .par_iter()
-        .enumerate()
-        .map(|(k, index)| -> Result<u64, TrainError> {
-            let block = writer.info().chunk_roi(index)?;
-            let read = block
-                .grow(&context, &context)
-                .map_err(|e| TrainError::Data(e.to_string()))?
-                .intersect(&info.roi);
-            let labels = labels_of(&read)?;
-            let off = (block.begin() - read.begin()) / vs;
-            let n = block.shape() / vs;
-            let mut own = labels
-                .slice_each_axis(|ax| {
-                    let a = ax.axis.index();
-                    ndarray::Slice::from(off[a] as usize..(off[a] + n[a]) as usize)
-                })
-                .to_owned();
-            let count = crate::task::affinities::relabel_consecutive(&mut own);
-            let base = k as u64 * block_voxels;
-            own.mapv_inplace(|v| if v == 0 { 0 } else { v + base });
-            writer.write(&block, &ArrayData::U64(own))?;
-            Ok(count)
-        })
-        .collect::<Result<Vec<u64>, _>>()?;
-    // 2. Merge fragments across faces by the mean affinity between them.
-    let grid = writer.chunk_grid_shape();
-    let channel_of = |axis: usize| {
-        offsets.iter().enumerate().find_map(|(c, o)| {
-            let unit = o
-                .iter()
-                .enumerate()
-                .all(|(b, v)| if b == axis { v.abs() == 1 } else { *v == 0 });
-            unit.then_some((c, o[axis] > 0))
-        })
-    };
-    let faces: Vec<(Vec<u64>, usize)> = indices
-        .iter()
-        .flat_map(|index| {
-            (0..dims)
-                .filter(|a| index[*a] + 1 < grid[*a])
-                .map(move |a| (index.clone(), a))
-        })
-        .collect();
-    let edges = faces
-        .par_iter()
-        .map(|(index, axis)| -> Result<Vec<FaceEdge>, TrainError> {
-            let block = writer.info().chunk_roi(index)?;
-            // The last layer of this block and the first of the next along `axis`.
-            let mut begin = block.begin().to_vec();
-            let mut shape = block.shape().to_vec();
-            begin[*axis] = block.end()[*axis] - vs[*axis];
-            shape[*axis] = 2 * vs[*axis];
-            let coord = |v: &[i64]| Coordinate::new(v).map_err(|e| TrainError::Data(e.to_string()));
-            let face = Roi::new(coord(&begin)?, coord(&shape)?)
-                .map_err(|e| TrainError::Data(e.to_string()))?;
-            let labels = writer.read(&face)?.to_labels().map_err(TrainError::Data)?;
-            let affs = prediction.read(&face)?.to_f32();
-            let side = |arr: &ndarray::ArrayD<u64>, i: usize| {
-                arr.index_axis(ndarray::Axis(*axis), i).to_owned()
-            };
-            let (la, lb) = (side(&labels, 0), side(&labels, 1));
-            let aff = channel_of(*axis).map(|(c, positive)| {
-                let a = affs.index_axis(ndarray::Axis(0), c);
-                // An edge (u, u + o) is stored at u: at the first layer for +1, the second for −1.
-                a.index_axis(ndarray::Axis(*axis), if positive { 0 } else { 1 })
-                    .to_owned()
-            });
-            // Without a nearest-neighbour offset along the axis, touching counts as attraction.
-            let w = aff.unwrap_or_else(|| ndarray::ArrayD::from_elem(la.raw_dim(), 1.0));
-            let mut out = Vec::new();
-            for ((a, b), w) in la.iter().zip(lb.iter()).zip(w.iter()) {
-                if *a != 0 && *b != 0 && a != b {
-                    out.push(((*a.min(b), *a.max(b)), f64::from(*w)));
-                }
-            }
-            Ok(out)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut sums: HashMap<(u64, u64), (f64, u64)> = HashMap::new();
-    for (pair, w) in edges.into_iter().flatten() {
-        let e = sums.entry(pair).or_insert((0.0, 0));
-        e.0 += w;
-        e.1 += 1;
-    }
-    let mut fragments = Fragments::default();
-    let mut pairs: Vec<_> = sums.into_iter().collect();
-    pairs.sort_by_key(|(p, _)| *p);
-    for ((a, b), (sum, n)) in pairs {
-        if sum / n as f64 > *bias {
-            fragments.union(a, b);
-        }
-    }
-    // 3. Consecutive ids in block order, then every block rewritten.
-    let mut final_id: HashMap<u64, u64> = HashMap::new();
-    let mut roots: HashMap<u64, u64> = HashMap::new();
-    for (k, count) in counts.iter().enumerate() {
-        for local in 1..=*count {
-            let id = k as u64 * block_voxels + local;
-            let root = fragments.find(id);
-            let next = roots.len() as u64 + 1;
-            let f = *roots.entry(root).or_insert(next);
-            final_id.insert(id, f);
-        }
-    }
-    let labelled = indices
-        .par_iter()
-        .map(|index| -> Result<u64, TrainError> {
-            let block = writer.info().chunk_roi(index)?;
-            let mut l = writer.read(&block)?.to_labels().map_err(TrainError::Data)?;
-            l.mapv_inplace(|v| final_id.get(&v).copied().unwrap_or(0));
-            let n = l.iter().filter(|v| **v != 0).count() as u64;
-            writer.write(&block, &ArrayData::U64(l))?;
-            Ok(n)
-        })
-        .collect::<Result<Vec<u64>, _>>()?
-        .into_iter()
-        .sum();
-    Ok(PostProcessReport {
-        output: container.join(dataset),
-        chunks: indices.len(),
-        foreground: vec![labelled],
-    })
 }
 
 /// The checkpoint and post-processing parameters [`choose`] settled on.
@@ -989,6 +829,7 @@ pub fn choose(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::geometry::Coordinate;
     use ndarray::{ArrayD, IxDyn};
 
     /// Objects of a 3D volume: two slabs split along z and a cube crossing block faces.

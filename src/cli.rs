@@ -63,6 +63,12 @@ pub enum Command {
     /// Import weights from a PyTorch/DaCapo checkpoint (torch.save file) or a safetensors
     /// file into a run, as a checkpoint that training, prediction and apply start from.
     ImportWeights(ImportWeightsArgs),
+    /// Bring a run DaCapo trained in this project into Segno: its checkpoints
+    /// (`<run>/checkpoints/iterations/<n>`) and training statistics, kept in place.
+    ImportRun(ImportRunArgs),
+    /// Write a checkpoint of a run as a torch.save file DaCapo loads
+    /// (`{"model": state_dict, "optimizer": …}`, DaCapo's parameter names).
+    ExportWeights(ExportWeightsArgs),
     /// The whole workflow on synthetic data: write data and configs, train a small U-Net
     /// with validation, and print the scores.
     Demo(DemoArgs),
@@ -79,9 +85,66 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Export a saved view state as a neuroglancer state: prints its URL and writes the JSON.
     Neuroglancer(NeuroglancerArgs),
+    /// A network's sizes: input, output, context and voxel sizes (or why an input is
+    /// invalid, with the nearest valid sizes).
+    #[command(subcommand)]
+    Architecture(ArchitectureCommand),
+    /// Write the targets and weights a task trains on for a ground-truth crop, as arrays
+    /// to look at in the viewer.
+    Targets(TargetsArgs),
     /// Generate a DataSplit config from raw + ground-truth pairs listed in DaCapo's CSV
     /// (`train|val,raw_container,raw_dataset,gt_container,gt_dataset[a&b]`).
     Datasplit(DatasplitArgs),
+}
+
+/// `segno architecture …` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum ArchitectureCommand {
+    /// Input, output and context sizes of a U-Net: NAME is an architecture or a run of the
+    /// project (a run adds its task's head and its raw voxel size), or a config file.
+    Shapes {
+        /// Architecture or run name, or a YAML/JSON config file.
+        name: String,
+        /// The input to size, z,y,x in voxels (default: the architecture's input_shape).
+        #[arg(long, value_parser = parse_coordinate)]
+        input: Option<Coordinate>,
+        /// The input voxel size, z,y,x in nm (default: a run's raw voxel size).
+        #[arg(long, value_parser = parse_coordinate)]
+        voxel_size: Option<Coordinate>,
+        /// Project directory and output format.
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+}
+
+/// Options of `segno targets`.
+#[derive(Debug, Args, Clone)]
+pub struct TargetsArgs {
+    /// The run whose task makes the targets.
+    #[arg(long, short = 'r', conflicts_with = "task")]
+    pub run: Option<String>,
+    /// A task config file (instead of a run).
+    #[arg(long)]
+    pub task: Option<PathBuf>,
+    /// The ground-truth array (default with --run: that of --dataset).
+    #[arg(long)]
+    pub gt: Option<PathBuf>,
+    /// With --run: the datasplit dataset whose ground truth (and mask) to use (default:
+    /// the first training dataset).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Where the ground truth is annotated (non-zero), with --gt.
+    #[arg(long)]
+    pub mask: Option<PathBuf>,
+    /// Output zarr container: gets `target` and `weight`.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Replace existing `target` and `weight` arrays.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Project directory and output format.
+    #[command(flatten)]
+    pub project: ProjectArgs,
 }
 
 /// Options of `segno datasplit`.
@@ -227,6 +290,10 @@ pub struct EvaluateArgs {
     /// Score instance segmentations (label ids) by variation of information instead.
     #[arg(long)]
     pub instance: bool,
+    /// Where the ground truth is known (non-zero), e.g. a crop's annotation mask: only
+    /// there are voxels scored (zero beyond the mask's region).
+    #[arg(long)]
+    pub mask: Option<PathBuf>,
     /// Print machine-readable JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -247,6 +314,11 @@ pub struct PredictArgs {
     /// Output dataset (default prediction_<run>_<iteration>).
     #[arg(long)]
     pub dataset: Option<String>,
+    /// Element type of the prediction: float32 (the network's values) or uint8 (DaCapo's:
+    /// probabilities × 255, values in [−1, 1] mapped to [0, 255]; post-processing reads them
+    /// back).
+    #[arg(long, default_value = "float32", value_parser = ["float32", "uint8"])]
+    pub output_dtype: String,
     /// Input, output, region, device and project.
     #[command(flatten)]
     pub job: JobArgs,
@@ -284,6 +356,10 @@ pub struct JobArgs {
     /// instead of uint8) when its values have the same range.
     #[arg(long)]
     pub accept_data_type: bool,
+    /// Replace existing output arrays (else only an interrupted prediction of the same
+    /// checkpoint is continued, and any other existing array is refused).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Project directory and output format.
     #[command(flatten)]
     pub project: ProjectArgs,
@@ -366,6 +442,40 @@ pub struct ImportWeightsArgs {
     pub project: ProjectArgs,
 }
 
+/// Options of `segno export-weights`.
+#[derive(Debug, Args, Clone)]
+pub struct ExportWeightsArgs {
+    /// The run.
+    #[arg(long, short = 'r')]
+    pub run: String,
+    /// Checkpoint iteration (default: the latest).
+    #[arg(long)]
+    pub iteration: Option<u64>,
+    /// The file to write (e.g. a DaCapo run's `checkpoints/iterations/<n>`).
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Replace an existing file.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Project directory and output format.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+/// Options of `segno import-run`.
+#[derive(Debug, Args, Clone)]
+pub struct ImportRunArgs {
+    /// The run (a config in the project's configs/runs, as DaCapo stored it).
+    #[arg(long, short = 'r')]
+    pub run: String,
+    /// Replace Segno checkpoints and statistics the run already has.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Project directory and output format.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
 /// Options of `segno apply`.
 #[derive(Debug, Args, Clone)]
 pub struct ApplyArgs {
@@ -429,9 +539,18 @@ pub struct TrainArgs {
     /// Compute device: auto (a GPU when there is one), cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Batch-loading threads.
-    #[arg(long, default_value_t = 2)]
-    pub loader_threads: usize,
+    /// Batch-loading threads (default: the trainer's num_data_fetchers, at most the
+    /// number of cores).
+    #[arg(long)]
+    pub loader_threads: Option<usize>,
+    /// Do not validate (checkpoints are still written at every validation interval; `segno
+    /// validate` scores them later).
+    #[arg(long)]
+    pub no_validation: bool,
+    /// Validation arrays to keep: `all`, or `best` (those of the latest iteration and of
+    /// the best iteration per dataset and criterion; the scores of every iteration stay).
+    #[arg(long, default_value = "all", value_parser = ["all", "best"])]
+    pub keep_validation: String,
     /// Stop after this many iterations, keeping the iteration reached as a checkpoint
     /// (train again to continue).
     #[arg(long)]
@@ -789,11 +908,20 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
             Ok(exit::OK)
         }
         Command::ImportWeights(args) => import_weights(&args, out),
+        Command::ImportRun(args) => import_run(&args, out),
+        Command::ExportWeights(args) => export_weights(&args, out),
         Command::Neuroglancer(args) => neuroglancer(&args, out),
         Command::Datasplit(args) => datasplit(&args, out),
         Command::Validate(args) => validate_run(&args, out),
         Command::PostProcess(args) => post_process(&args, out),
         Command::Evaluate(args) => evaluate(&args, out),
+        Command::Architecture(ArchitectureCommand::Shapes {
+            name,
+            input,
+            voxel_size,
+            project,
+        }) => architecture_shapes(&name, input, voxel_size, &project, out),
+        Command::Targets(args) => targets(&args, out),
         Command::Bench(BenchCommand::Arrays {
             size,
             dir,
@@ -841,7 +969,7 @@ fn validate_run(args: &ValidateArgs, out: &mut dyn Write) -> Result<u8, Failure>
             "only TrainValidateDataSplitConfig datasplits can be validated",
         ));
     };
-    let device = crate::torch::choose_device(Some(&args.device))
+    let device = crate::torch::choose_device_with_options(Some(&args.device))
         .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let fail = |e: crate::train::TrainError| {
         Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name))
@@ -870,6 +998,7 @@ fn validate_run(args: &ValidateArgs, out: &mut dyn Write) -> Result<u8, Failure>
         &inference,
         &datasets,
         &predictor,
+        crate::task::predictor::MAX_WATERSHED_VOXELS,
     )
     .map_err(fail)?;
     if args.project.json {
@@ -1024,6 +1153,7 @@ fn binary_scores(
     test: &dyn crate::array::ArraySource,
     truth: &dyn crate::array::ArraySource,
     roi: &crate::geometry::Roi,
+    mask: Option<&ndarray::ArrayD<bool>>,
 ) -> Result<crate::task::evaluate::Scores, Failure> {
     let ti = test.info();
     let as_u8 = |a: &dyn crate::array::ArraySource| -> Result<ndarray::ArrayD<u8>, Failure> {
@@ -1040,9 +1170,10 @@ fn binary_scores(
     } else {
         args.channels.clone()
     };
-    let scores = crate::task::evaluate::binary_segmentation(
+    let scores = crate::task::evaluate::binary_segmentation_masked(
         &t,
         &g,
+        mask,
         &spacing,
         &channels,
         args.clip_distance,
@@ -1065,6 +1196,15 @@ fn evaluate(args: &EvaluateArgs, out: &mut dyn Write) -> Result<u8, Failure> {
             ),
         ));
     }
+    if !(ti.geometry.offset - gi.geometry.offset).is_multiple_of(&gi.geometry.voxel_size) {
+        return Err(Failure::new(
+            exit::INVALID,
+            format!(
+                "{} (offset {} nm) and {} (offset {} nm) do not share a voxel grid at {} nm: their voxels would be compared shifted, which Segno does not do",
+                ti.path, ti.geometry.offset, gi.path, gi.geometry.offset, gi.geometry.voxel_size
+            ),
+        ));
+    }
     if !ti.roi.intersects(&gi.roi) {
         return Err(Failure::new(
             exit::INVALID,
@@ -1075,6 +1215,24 @@ fn evaluate(args: &EvaluateArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         ));
     }
     let roi = ti.roi.intersect(&gi.roi);
+    let mask = match &args.mask {
+        Some(path) => {
+            let m = crate::array::open(path)?;
+            if m.info().geometry.voxel_size != gi.geometry.voxel_size {
+                return Err(Failure::new(
+                    exit::INVALID,
+                    format!(
+                        "--mask {} has voxel size {}, the ground truth {}",
+                        m.info().path,
+                        m.info().geometry.voxel_size,
+                        gi.geometry.voxel_size
+                    ),
+                ));
+            }
+            Some(m.read_filled(&roi, 0.0)?.to_f32().mapv(|v| v > 0.0))
+        }
+        None => None,
+    };
     let labels = |a: &dyn crate::array::ArraySource| -> Result<ndarray::ArrayD<u64>, Failure> {
         a.read(&roi)?
             .to_labels()
@@ -1094,10 +1252,10 @@ fn evaluate(args: &EvaluateArgs, out: &mut dyn Write) -> Result<u8, Failure> {
                 ),
             ));
         }
-        crate::task::evaluate::instance(&t, &g)
+        crate::task::evaluate::instance_masked(&t, &g, mask.as_ref())
             .map_err(|e| Failure::new(exit::INVALID, e.to_string()))?
     } else {
-        binary_scores(args, test.as_ref(), truth.as_ref(), &roi)?
+        binary_scores(args, test.as_ref(), truth.as_ref(), &roi, mask.as_ref())?
     };
     if args.json {
         let map: serde_json::Map<String, Value> = scores
@@ -1151,19 +1309,25 @@ fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         }
         (None, None) => Which::Latest,
     };
-    let device = crate::torch::choose_device(Some(&args.job.device))
+    let device = crate::torch::choose_device_with_options(Some(&args.job.device))
         .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let fail = |e: crate::train::TrainError| {
         Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name))
     };
     let model = blockwise::load_model(project.root(), &run, &which, device).map_err(fail)?;
     let started = std::time::Instant::now();
+    let data_type = if args.output_dtype == "uint8" {
+        crate::blockwise::PredictionType::Uint8
+    } else {
+        crate::blockwise::PredictionType::Float32
+    };
     let predicted = predict_with(
         project.root(),
         &run,
         &model,
         &args.job,
         args.dataset.clone(),
+        data_type,
         device,
     )?;
     let report = &predicted.report;
@@ -1197,6 +1361,40 @@ fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         )?;
     }
     Ok(exit::OK)
+}
+
+/// Refuses an output array that is, contains or lies inside the input array (whatever the
+/// spelling of the paths), so no prediction ever writes over its own input.
+fn refuse_output_over_input(input: &Path, output: &Path) -> Result<(), Failure> {
+    // The longest existing ancestor, resolved, with the rest appended.
+    let resolve = |p: &Path| -> PathBuf {
+        let mut rest = Vec::new();
+        let mut at = p.to_path_buf();
+        loop {
+            if let Ok(real) = at.canonicalize() {
+                return rest.iter().rev().fold(real, |acc: PathBuf, c| acc.join(c));
+            }
+            match (at.file_name().map(|n| n.to_os_string()), at.parent()) {
+                (Some(name), Some(parent)) => {
+                    rest.push(name);
+                    at = parent.to_path_buf();
+                }
+                _ => return p.to_path_buf(),
+            }
+        }
+    };
+    let (i, o) = (resolve(input), resolve(output));
+    if i.starts_with(&o) || o.starts_with(&i) {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!(
+                "the output {} would overlap the input {}: choose another --output or --dataset",
+                output.display(),
+                input.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// What [`predict_with`] did: the blockwise report and how the input was read.
@@ -1254,6 +1452,7 @@ fn predict_with(
     model: &crate::blockwise::LoadedModel,
     job: &JobArgs,
     dataset: Option<String>,
+    data_type: crate::blockwise::PredictionType,
     device: tch::Device,
 ) -> Result<Predicted, Failure> {
     let fail = |e: crate::train::TrainError| {
@@ -1281,21 +1480,363 @@ fn predict_with(
     if job.project.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
+    // What the viewer's error overlay thresholds the prediction at by default: the
+    // post-processing parameters apply would choose.
+    let about = match crate::task::predictor::Predictor::from_task(&run.task_config) {
+        Ok(predictor) => {
+            let chosen = crate::blockwise::choose(project, run, &predictor, None, None, None, None)
+                .map(|c| c.parameters)
+                .ok()
+                .or_else(|| {
+                    // No validation scores: DaCapo's default threshold 0, else the first.
+                    let grid = predictor.parameters();
+                    grid.iter()
+                        .find(|p| p.name() == "threshold_0")
+                        .or(grid.first())
+                        .cloned()
+                });
+            let threshold = match &chosen {
+                Some(crate::task::postprocess::PostProcessorParameters::Threshold {
+                    threshold,
+                    ..
+                }) => Some(*threshold),
+                _ => None,
+            };
+            json!({"run": run.name, "parameters": chosen.map(|p| p.name()), "threshold": threshold})
+        }
+        Err(_) => json!({"run": run.name}),
+    };
+    refuse_output_over_input(&job.input, &job.output.join(&dataset))?;
+    let output = crate::blockwise::PredictOutput {
+        container: &job.output,
+        dataset: &dataset,
+        data_type,
+        about,
+        overwrite: job.overwrite,
+    };
     let report = crate::blockwise::predict(
         model,
         &inference,
         input.array.as_ref(),
         Some(roi),
-        &job.output,
-        &dataset,
+        &output,
         |k, n| {
             bar.set_length(n as u64);
             bar.set_position(k as u64);
         },
     )
-    .map_err(fail)?;
+    .map_err(|e| match e {
+        e @ crate::train::TrainError::OutputExists { .. } => {
+            Failure::new(exit::CONFLICT, e.to_string())
+        }
+        e => fail(e),
+    })?;
     bar.finish_and_clear();
     Ok(Predicted { report, input })
+}
+
+fn architecture_shapes(
+    name: &str,
+    input: Option<Coordinate>,
+    voxel_size: Option<Coordinate>,
+    project: &ProjectArgs,
+    out: &mut dyn Write,
+) -> Result<u8, Failure> {
+    let file = Path::new(name);
+    let config = if file.is_file() {
+        load_file(file, None).1?
+    } else {
+        let store = project.open()?.configs();
+        match store.retrieve(Family::Architectures, name) {
+            Ok(c) => c,
+            Err(StoreError::NotFound { .. }) => store.retrieve(Family::Runs, name)?,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut note = None;
+    let (architecture, task, voxel_size) = match &config {
+        AnyConfig::Architecture(a) => (a.clone(), None, voxel_size),
+        AnyConfig::Run(r) => {
+            // The voxel size the network was trained at (recorded), else the raw data's.
+            let vs = voxel_size.or_else(|| {
+                let root = project.open().ok()?.root().to_path_buf();
+                let record = crate::store::run::read_record(&root.join(&r.name))
+                    .ok()
+                    .flatten();
+                let record = record.or_else(|| crate::train::run::run_record(&root, r, 0).ok());
+                let found = record
+                    .and_then(|rec| rec.input_for(None).ok().map(|d| d.transform.voxel_size_nm));
+                if found.is_none() {
+                    note = Some("the run's raw data could not be opened: sizes in voxels only");
+                }
+                found
+            });
+            (
+                r.architecture_config.clone(),
+                Some(r.task_config.clone()),
+                vs,
+            )
+        }
+        other => {
+            return Err(Failure::new(
+                exit::USAGE,
+                format!(
+                    "{name} is a {}, not an architecture or a run",
+                    other.family().noun()
+                ),
+            ))
+        }
+    };
+    let report = crate::train::inspect::shapes(&architecture, task.as_ref(), input, voxel_size)
+        .map_err(|e| Failure::new(exit::INVALID, e.to_string()))?;
+    let code = if report.error.is_some() {
+        exit::INVALID
+    } else {
+        exit::OK
+    };
+    if project.json {
+        let mut v =
+            serde_json::to_value(&report).map_err(|e| Failure::new(exit::IO, e.to_string()))?;
+        v["architecture"] = json!(architecture.name());
+        v["valid"] = json!(report.error.is_none());
+        emit_json(out, &v)?;
+    } else {
+        let mut text = format!("{}: {}\n", architecture.name(), report.text());
+        if let Some(n) = note {
+            text.push_str(&format!("note: {n}\n"));
+        }
+        emit(out, &text)?;
+    }
+    Ok(code)
+}
+
+fn targets(args: &TargetsArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    let invalid = |e: crate::train::TrainError| Failure::new(exit::INVALID, e.to_string());
+    let (task, gt, mask): (
+        crate::config::TaskConfig,
+        Box<dyn crate::array::ArraySource>,
+        Option<Box<dyn crate::array::ArraySource>>,
+    ) = match (&args.run, &args.task) {
+        (Some(run_name), None) => {
+            let project = args.project.open()?;
+            let run = stored_run(&project, run_name)?;
+            match &args.gt {
+                Some(gt) => (
+                    run.task_config.clone(),
+                    crate::array::open(gt)?,
+                    args.mask.as_deref().map(crate::array::open).transpose()?,
+                ),
+                None => {
+                    let crate::config::DataSplitConfig::TrainValidate(split) =
+                        &run.datasplit_config
+                    else {
+                        return Err(Failure::new(
+                            exit::INVALID,
+                            format!(
+                                "run `{}`: give --gt (its datasplit lists no datasets)",
+                                run.name
+                            ),
+                        ));
+                    };
+                    let all: Vec<&crate::config::DatasetConfig> = split
+                        .train_configs
+                        .iter()
+                        .chain(&split.validate_configs)
+                        .collect();
+                    let chosen = match &args.dataset {
+                        Some(d) => all.iter().find(|c| c.name() == d).copied(),
+                        None => all.first().copied(),
+                    };
+                    let Some(crate::config::DatasetConfig::RawGt(d)) = chosen else {
+                        let names: Vec<&str> = all.iter().map(|c| c.name()).collect();
+                        return Err(Failure::new(
+                            exit::USAGE,
+                            format!(
+                                "run `{}` has no dataset {:?}; its datasets: {}",
+                                run.name,
+                                args.dataset.clone().unwrap_or_default(),
+                                names.join(", ")
+                            ),
+                        ));
+                    };
+                    let open = |c: &crate::config::ArrayConfig| {
+                        crate::array::open::open_config(c, project.root())
+                    };
+                    let Some(gt) = &d.gt_config else {
+                        return Err(Failure::new(
+                            exit::INVALID,
+                            format!("dataset `{}` has no gt_config", d.name),
+                        ));
+                    };
+                    (
+                        run.task_config.clone(),
+                        open(gt)?,
+                        d.mask_config.as_ref().map(open).transpose()?,
+                    )
+                }
+            }
+        }
+        (None, Some(file)) => {
+            let Some(gt) = &args.gt else {
+                return Err(Failure::new(exit::USAGE, "--task needs --gt"));
+            };
+            let task = match load_file(file, Some(Family::Tasks)).1? {
+                AnyConfig::Task(t) => t,
+                other => {
+                    return Err(Failure::new(
+                        exit::USAGE,
+                        format!(
+                            "{} holds a {}, not a task",
+                            file.display(),
+                            other.family().noun()
+                        ),
+                    ))
+                }
+            };
+            (
+                task,
+                crate::array::open(gt)?,
+                args.mask.as_deref().map(crate::array::open).transpose()?,
+            )
+        }
+        _ => return Err(Failure::new(exit::USAGE, "give --run RUN or --task FILE")),
+    };
+    let report = crate::train::inspect::write_targets(
+        &task,
+        gt.as_ref(),
+        mask.as_deref(),
+        &args.output,
+        args.overwrite,
+    )
+    .map_err(invalid)?;
+    if args.project.json {
+        let v = serde_json::to_value(&report).map_err(|e| Failure::new(exit::IO, e.to_string()))?;
+        emit_json(out, &v)?;
+    } else {
+        let mut text = format!(
+            "wrote the targets and weights of task {} for {}\n  target  {}\n  weight  {}\n",
+            task.name(),
+            gt.info().path,
+            report.target.display(),
+            report.weight.display()
+        );
+        for (c, (t, w)) in report
+            .target_range
+            .iter()
+            .zip(&report.weight_range)
+            .enumerate()
+        {
+            text.push_str(&format!(
+                "  channel {c}: target {:.3} … {:.3}, weight {:.3} … {:.3}\n",
+                t.0, t.1, w.0, w.1
+            ));
+        }
+        emit(out, &text)?;
+    }
+    Ok(exit::OK)
+}
+
+fn export_weights(args: &ExportWeightsArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    use crate::train::checkpoint;
+    let project = args.project.open()?;
+    let run = stored_run(&project, &args.run)?;
+    let run_dir = project.root().join(&run.name);
+    let iteration = match args.iteration {
+        Some(i) => i,
+        None => checkpoint::latest_iteration(&run_dir).ok_or_else(|| {
+            Failure::new(
+                exit::INVALID,
+                format!("run `{}` has no checkpoint to export", run.name),
+            )
+        })?,
+    };
+    let path = checkpoint::checkpoint_path(&run_dir, iteration);
+    if !path.is_file() {
+        return Err(Failure::new(
+            exit::INVALID,
+            format!(
+                "run `{}` has no checkpoint of iteration {iteration} ({} does not exist)",
+                run.name,
+                path.display()
+            ),
+        ));
+    }
+    if args.output.exists() && !args.overwrite {
+        return Err(Failure::new(
+            exit::CONFLICT,
+            format!(
+                "{} exists: pass --overwrite to replace it",
+                args.output.display()
+            ),
+        ));
+    }
+    let lr = match &run.trainer_config {
+        crate::config::TrainerConfig::Gunpowder(t) => t.learning_rate,
+        _ => 1e-3,
+    };
+    let report = crate::weights::export_dacapo(&path, &args.output, lr)
+        .map_err(|e| Failure::new(exit::IO, e.to_string()))?;
+    if args.project.json {
+        emit_json(
+            out,
+            &json!({"run": run.name, "iteration": iteration, "output": report.output.display().to_string(),
+                    "tensors": report.tensors, "parameters": report.parameters}),
+        )?;
+    } else {
+        emit(
+            out,
+            &format!(
+                "exported run {} iteration {iteration} to {} ({} tensors, with chain.* aliases)\n",
+                run.name,
+                report.output.display(),
+                report.tensors
+            ),
+        )?;
+    }
+    Ok(exit::OK)
+}
+
+fn import_run(args: &ImportRunArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    let project = args.project.open()?;
+    let run = stored_run(&project, &args.run)?;
+    let options = crate::train::import::ImportOptions {
+        overwrite: args.overwrite,
+    };
+    let report = crate::train::import::import_dacapo_run(project.root(), &run, &options)
+        .map_err(|e| Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name)))?;
+    if args.project.json {
+        emit_json(out, &serde_json::to_value(&report).unwrap_or(Value::Null))?;
+        return Ok(exit::OK);
+    }
+    let mut text = format!("imported DaCapo run {}\n", report.run);
+    for c in &report.imported {
+        text.push_str(&format!(
+            "  iteration {:<8} {} -> {}{}\n",
+            c.iteration,
+            c.from.display(),
+            c.to.display(),
+            if c.optimizer {
+                " (with optimizer state)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if !report.kept.is_empty() {
+        text.push_str(&format!(
+            "  already imported (kept): iterations {}\n",
+            join_dims(&report.kept, ", ")
+        ));
+    }
+    text.push_str(&format!(
+        "  training statistics: {} iterations\n",
+        report.training_stats
+    ));
+    for note in &report.notes {
+        text.push_str(&format!("  note: {note}\n"));
+    }
+    emit(out, &text)?;
+    Ok(exit::OK)
 }
 
 fn import_weights(args: &ImportWeightsArgs, out: &mut dyn Write) -> Result<u8, Failure> {
@@ -1385,7 +1926,24 @@ fn apply(args: &ApplyArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         args.criterion.as_deref(),
     )
     .map_err(fail)?;
-    let device = crate::torch::choose_device(Some(&args.job.device))
+    let name = format!(
+        "output_{}_{}_{}",
+        run.name,
+        choice.iteration,
+        choice.parameters.name()
+    );
+    let output_path = args.job.output.join(&name);
+    refuse_output_over_input(&args.job.input, &output_path)?;
+    if output_path.exists() && !args.job.overwrite {
+        return Err(Failure::new(
+            exit::CONFLICT,
+            format!(
+                "{} exists: pass --overwrite to replace it, or choose another --output",
+                output_path.display()
+            ),
+        ));
+    }
+    let device = crate::torch::choose_device_with_options(Some(&args.job.device))
         .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let model = blockwise::load_model(
         project.root(),
@@ -1395,16 +1953,18 @@ fn apply(args: &ApplyArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     )
     .map_err(fail)?;
     let started = std::time::Instant::now();
-    let predicted_with = predict_with(project.root(), &run, &model, &args.job, None, device)?;
+    let predicted_with = predict_with(
+        project.root(),
+        &run,
+        &model,
+        &args.job,
+        None,
+        crate::blockwise::PredictionType::Float32,
+        device,
+    )?;
     let predicted = &predicted_with.report;
     let predict_secs = started.elapsed().as_secs_f64();
     let prediction = crate::array::open(&predicted.output)?;
-    let name = format!(
-        "output_{}_{}_{}",
-        run.name,
-        choice.iteration,
-        choice.parameters.name()
-    );
     let started = std::time::Instant::now();
     let post = blockwise::post_process_array(
         prediction.as_ref(),
@@ -1508,7 +2068,9 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         run: run.name.clone(),
         seed: Some(args.seed),
         device: "auto".into(),
-        loader_threads: 2,
+        loader_threads: None,
+        no_validation: false,
+        keep_validation: "all".into(),
         iterations: None,
         project: ProjectArgs {
             project: Some(dir.clone()),
@@ -1600,6 +2162,8 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Failure> {
             like: None,
             resample: false,
             accept_data_type: false,
+            // Running the demo again recomputes its outputs.
+            overwrite: true,
             project: ProjectArgs {
                 project: Some(dir.clone()),
                 json: true,
@@ -1732,7 +2296,7 @@ fn demo_view(dir: &Path, applied: &Value) -> Option<PathBuf> {
 fn train(args: &TrainArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let project = args.project.open()?;
     let run = stored_run(&project, &args.run)?;
-    let device = crate::torch::choose_device(Some(&args.device))
+    let device = crate::torch::choose_device_with_options(Some(&args.device))
         .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let bar = indicatif::ProgressBar::new(run.num_iterations);
     if args.project.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -1768,6 +2332,13 @@ fn train(args: &TrainArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         device,
         loader_threads: args.loader_threads,
         stop: Some(stop),
+        validate: !args.no_validation,
+        max_watershed_voxels: crate::task::predictor::MAX_WATERSHED_VOXELS,
+        keep_validation: if args.keep_validation == "best" {
+            crate::train::KeepValidation::BestAndLatest
+        } else {
+            crate::train::KeepValidation::All
+        },
         stop_after: args.iterations,
         on_iteration: Some(Box::new(move |i, loss| {
             progress.set_position(i + 1);
@@ -1802,6 +2373,13 @@ fn train(args: &TrainArgs, out: &mut dyn Write) -> Result<u8, Failure> {
                 "num_iterations": run.num_iterations,
                 "seed": report.seed,
                 "interrupted": report.interrupted,
+                "validation_failures": report
+                    .validations
+                    .iter()
+                    .flat_map(|v| v.errors.iter().map(move |(d, e)| json!({"iteration": v.iteration, "dataset": d, "error": e})))
+                    .chain(report.validation_errors.iter().map(|(i, e)| json!({"iteration": i, "error": e})))
+                    .collect::<Vec<_>>(),
+                "loader_threads": report.loader_threads,
                 "resumed_from": report.resumed_from,
                 "last_loss": report.last_loss,
                 "checkpoints": report.checkpoints,
@@ -2250,6 +2828,9 @@ fn array_info(path: &std::path::Path, json: bool, out: &mut dyn Write) -> Result
                 "channels": info.channels(),
                 "voxel_size_nm": g.voxel_size.to_vec(),
                 "offset_nm": g.offset.to_vec(),
+                "offset_as_stored": g.stored_offset,
+                "on_voxel_grid": g.on_grid(),
+                "offset_notes": g.offset_notes,
                 "roi_nm": {"offset": info.roi.offset().to_vec(), "shape": info.roi.shape().to_vec()},
                 "units": g.units,
                 "codecs": info.codecs,
@@ -2295,6 +2876,13 @@ fn array_info(path: &std::path::Path, json: bool, out: &mut dyn Write) -> Result
         info.fill_value,
         g.source,
     ));
+    if g.stored_offset != g.offset.iter().map(|v| v as f64).collect::<Vec<_>>() {
+        let stored: Vec<String> = g.stored_offset.iter().map(|v| v.to_string()).collect();
+        text.push_str(&format!("  stored offset {}\n", stored.join(", ")));
+    }
+    for note in &g.offset_notes {
+        text.push_str(&format!("  note          {note}\n"));
+    }
     if !levels.is_empty() {
         text.push_str("  scale levels\n");
         for l in &levels {
@@ -2519,6 +3107,8 @@ struct Report {
     family: Option<Family>,
     name: Option<String>,
     outcome: Result<String, Failure>,
+    /// Settings that are accepted but have no effect, and types Segno will not compute with.
+    warnings: Vec<String>,
 }
 
 impl Report {
@@ -2539,6 +3129,7 @@ impl Report {
                 v["exit_code"] = json!(f.code);
             }
         }
+        v["warnings"] = json!(self.warnings);
         v
     }
 
@@ -2547,10 +3138,14 @@ impl Report {
             (Some(f), Some(n)) => format!(" ({} {n:?})", f.noun()),
             _ => String::new(),
         };
-        match &self.outcome {
+        let mut text = match &self.outcome {
             Ok(o) => format!("{}{what}: {o}\n", self.source),
             Err(f) => format!("{}{what}: error: {}\n", self.source, f.message),
+        };
+        for w in &self.warnings {
+            text.push_str(&format!("  warning: {w}\n"));
         }
+        text
     }
 }
 
@@ -2616,6 +3211,7 @@ fn check_options_file(path: &Path) -> Option<Report> {
         family: None,
         name: None,
         outcome,
+        warnings: crate::config::compatibility_warnings(&doc),
     })
 }
 
@@ -2627,45 +3223,42 @@ fn validate(
 ) -> Result<u8, Failure> {
     let family = family.as_deref().map(parse_family).transpose()?;
     let mut reports = Vec::new();
-    let check = |config: &AnyConfig| -> Result<String, Failure> {
-        let problems = config.problems();
+    let store = project.open()?.configs();
+    // The config's own problems, then (for a valid config) what its file name and the
+    // files and arrays it names in the project say; warnings go with either.
+    let check = |path: &Path, config: &AnyConfig| -> (Result<String, Failure>, Vec<String>) {
+        let mut problems = config.problems();
+        let mut warnings = crate::config::compatibility_warnings(&config.to_document());
         if problems.is_empty() {
+            let project_check = store.check_file(path, config);
+            problems = project_check.problems;
+            warnings = project_check.warnings;
+        }
+        let outcome = if problems.is_empty() {
             Ok("valid".to_string())
         } else {
             Err(Failure::new(
                 exit::INVALID,
                 format!("{} problem(s):\n{problems}", problems.len()),
             ))
-        }
+        };
+        (outcome, warnings)
     };
     if files.is_empty() {
-        let store = project.open()?.configs();
         let families = family.map_or(Family::ALL.to_vec(), |f| vec![f]);
         for f in families {
             for name in store.names(f)? {
-                let source = store.path_of(f, &name).display().to_string();
-                let outcome = store
-                    .retrieve(f, &name)
-                    .map_err(Failure::from)
-                    .and_then(|c| {
-                        if c.name() == name {
-                            check(&c)
-                        } else {
-                            Err(Failure::new(
-                                exit::INVALID,
-                                format!(
-                                    "the config is named {:?} but its file is named {name:?}; \
-                                     rename one so they match",
-                                    c.name()
-                                ),
-                            ))
-                        }
-                    });
+                let path = store.path_of(f, &name);
+                let (outcome, warnings) = match store.retrieve(f, &name) {
+                    Ok(c) => check(&path, &c),
+                    Err(e) => (Err(Failure::from(e)), Vec::new()),
+                };
                 reports.push(Report {
-                    source,
+                    source: path.display().to_string(),
                     family: Some(f),
                     name: Some(name),
                     outcome,
+                    warnings,
                 });
             }
         }
@@ -2679,11 +3272,16 @@ fn validate(
             }
             let (fam, loaded) = load_file(&path, family);
             let name = loaded.as_ref().ok().map(|c| c.name().to_string());
+            let (outcome, warnings) = match loaded {
+                Ok(c) => check(&path, &c),
+                Err(e) => (Err(e), Vec::new()),
+            };
             reports.push(Report {
                 source: path.display().to_string(),
                 family: fam,
                 name,
-                outcome: loaded.and_then(|c| check(&c)),
+                outcome,
+                warnings,
             });
         }
     }
@@ -2709,6 +3307,7 @@ fn import(
             source: path.display().to_string(),
             family: imported.family,
             name: imported.name,
+            warnings: imported.warnings,
             outcome: imported
                 .outcome
                 .map(|o| match o {
@@ -2730,6 +3329,7 @@ fn field_json(f: &crate::config::FieldInfo) -> Value {
         "expected": (f.expected)(),
         "choices": f.choices,
         "help": f.help(),
+        "no_effect": f.no_effect,
     })
 }
 
@@ -2788,11 +3388,18 @@ fn describe(what: Option<&str>, json: bool, out: &mut dyn Write) -> Result<u8, F
                     "type": t.tag,
                     "group": group.name,
                     "help": t.help(),
+                    "refused": t.refused,
                     "fields": t.fields.iter().map(field_json).collect::<Vec<_>>(),
                 });
                 return emit_json(out, &v).map(|()| exit::OK);
             }
-            let mut text = format!("{} ({})\n  {}\n\n", t.tag, group.name, t.help());
+            let mut text = format!("{} ({})\n  {}\n", t.tag, group.name, t.help());
+            if let Some(why) = t.refused {
+                text.push_str(&format!(
+                    "  Accepted for compatibility; Segno does not compute with it: {why}.\n"
+                ));
+            }
+            text.push('\n');
             for f in t.fields {
                 let key = if f.aliases.is_empty() {
                     f.key.to_string()
@@ -2815,6 +3422,11 @@ fn describe(what: Option<&str>, json: bool, out: &mut dyn Write) -> Result<u8, F
                     "  {key}: {expected} — {default}\n      {}\n",
                     f.help()
                 ));
+                if let Some(why) = f.no_effect {
+                    text.push_str(&format!(
+                        "      No effect in Segno (accepted for compatibility): {why}.\n"
+                    ));
+                }
             }
             emit(out, &text)?;
         }

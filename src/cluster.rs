@@ -63,6 +63,37 @@ impl Default for JobRequest {
     }
 }
 
+impl JobRequest {
+    /// An LSF request with the settings of DaCapo's `Bsub` compute context (queue, GPUs,
+    /// CPUs, billing project).
+    pub fn from_bsub(bsub: &crate::config::BsubConfig) -> Self {
+        Self {
+            scheduler: Scheduler::Lsf,
+            queue: bsub.queue.clone(),
+            gpus: bsub.num_gpus,
+            cpus: bsub.num_cpus,
+            account: bsub.billing.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The request a new submission to `scheduler` starts from: for LSF the options
+    /// file's `Bsub` compute context when there is one, else [`JobRequest::default`].
+    pub fn default_for(scheduler: Scheduler) -> Result<Self, crate::store::StoreError> {
+        let options = crate::store::read_options(&crate::store::options_file_candidates())?;
+        if scheduler == Scheduler::Lsf {
+            if let Some((_, o)) = &options {
+                if let crate::config::ComputeContextConfig::Bsub(b) = &o.compute_context {
+                    return Ok(Self::from_bsub(b));
+                }
+            }
+        }
+        Ok(Self {
+            scheduler,
+            ..Self::default()
+        })
+    }
+}
+
 /// A submitted job, as recorded in `<run>/cluster.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubmittedJob {
@@ -282,13 +313,14 @@ pub fn parse_job_id(scheduler: Scheduler, output: &str) -> Option<String> {
 }
 
 /// Submits `segno train` of `run` in `project` as a job (logging to `<run>/train.log`)
-/// and records it in `<run>/cluster.json`.
+/// and records it in `<run>/cluster.json`. `train_args` are further `segno train`
+/// options (`--device cuda`, `--keep-validation best`, …).
 pub fn submit(
     request: &JobRequest,
     project: &Path,
     run: &str,
     segno_exe: &Path,
-    device: &str,
+    train_args: &[String],
 ) -> Result<SubmittedJob, ClusterError> {
     if request.cpus == 0 {
         return Err(ClusterError::Invalid {
@@ -303,16 +335,14 @@ pub fn submit(
     };
     std::fs::create_dir_all(&run_dir).map_err(|e| record(e, &run_dir))?;
     let project = std::path::absolute(project).map_err(|e| record(e, project))?;
-    let train = vec![
+    let mut train = vec![
         segno_exe.display().to_string(),
         "train".into(),
         "-r".into(),
         run.to_string(),
-        "--device".into(),
-        device.to_string(),
-        "-p".into(),
-        project.display().to_string(),
     ];
+    train.extend(train_args.iter().cloned());
+    train.extend(["-p".to_string(), project.display().to_string()]);
     let log = project.join(run).join("train.log");
     let args = submit_args(request, run, &log, &train);
     let program = request.scheduler.submit_command();

@@ -8,6 +8,9 @@ pub enum DeviceError {
     /// The requested device name is not understood.
     #[error("unknown device {0:?}: use auto, cpu, cuda or cuda:N")]
     Unknown(String),
+    /// The options file that says which device `auto` means cannot be read.
+    #[error("{0}")]
+    Options(String),
     /// CUDA was requested but libtorch sees no usable GPU.
     #[error("device {requested:?} was requested but {reason}")]
     Unavailable {
@@ -16,6 +19,33 @@ pub enum DeviceError {
         /// Why it cannot be used.
         reason: String,
     },
+}
+
+/// The device `auto` stands for under an options file's compute context: its LocalTorch
+/// `device` when it names one (DaCapo's `compute_context: {type: LocalTorch, config:
+/// {device: …}}`), else `None` (the first GPU, or the CPU).
+pub fn auto_device(options: Option<&crate::config::OptionsConfig>) -> Option<String> {
+    use crate::config::options::{ComputeContextConfig, LocalTorchConfig};
+    match options.map(|o| &o.compute_context) {
+        Some(ComputeContextConfig::LocalTorch(local @ LocalTorchConfig { .. })) => {
+            local.device.clone()
+        }
+        _ => None,
+    }
+}
+
+/// Picks the device for `request`, where `auto` (or nothing) means the options file's
+/// LocalTorch device when one applies and names a device (see [`auto_device`]).
+pub fn choose_device_with_options(request: Option<&str>) -> Result<tch::Device, DeviceError> {
+    let auto = matches!(request.map(str::trim), None | Some("auto") | Some(""));
+    if auto {
+        let options = crate::store::read_options(&crate::store::options_file_candidates())
+            .map_err(|e| DeviceError::Options(e.to_string()))?;
+        if let Some(device) = auto_device(options.as_ref().map(|(_, o)| o)) {
+            return choose_device(Some(&device));
+        }
+    }
+    choose_device(request)
 }
 
 /// Picks the device for `request`: `None`/`"auto"` → the first GPU if CUDA is available,

@@ -209,7 +209,10 @@ fn intensities_crop_sum_and_merge_instances() {
     });
     let err = open_config(&bad, base).err().unwrap();
     assert!(
-        err.to_string().contains("c2") && err.to_string().contains("not aligned"),
+        err.to_string().contains("c2")
+            && err
+                .to_string()
+                .contains("offset (10, 8, 8) nm is not on the voxel grid"),
         "{err}"
     );
 
@@ -485,4 +488,129 @@ fn snap_to_grid_axes_tiff_dummy_and_dvid() {
     .err()
     .unwrap();
     assert!(err.to_string().contains("DVID server"), "{err}");
+}
+
+#[test]
+fn open_mode_ome_metadata_tiff_units_and_crop_offsets_act_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    let raw = zarr(
+        base,
+        "raw",
+        labels([5, 5, 5], |z, _, _| z as u64),
+        [4, 4, 4],
+        [4, 0, 0],
+    );
+    let ArrayConfig::Zarr(z) = raw.clone() else {
+        unreachable!()
+    };
+    // `w` and `w-` would create or empty the array in DaCapo: refused, nothing touched.
+    let chunks = base.join("data.zarr/raw/s0");
+    let listing = |p: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing(&chunks);
+    for mode in ["w", "w-"] {
+        let mut c = z.clone();
+        c.mode = Some(mode.into());
+        let err = open_config(&ArrayConfig::Zarr(c.clone()), base)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains(&format!("mode: `{mode}` would create or empty the array")),
+            "{err}"
+        );
+        let problems = segno::config::AnyConfig::Array(ArrayConfig::Zarr(c)).problems();
+        assert!(problems.to_string().contains("mode: `"), "{problems}");
+    }
+    assert_eq!(listing(&chunks), before);
+    for mode in ["r", "r+", "a"] {
+        let mut c = z.clone();
+        c.mode = Some(mode.into());
+        assert!(open_config(&ArrayConfig::Zarr(c), base).is_ok(), "{mode}");
+    }
+    // ome_metadata demands an OME-NGFF level: Segno's own arrays are, a plain zarr-python
+    // array (DaCapo's attributes) is not.
+    let mut ome = z.clone();
+    ome.ome_metadata = true;
+    assert!(open_config(&ArrayConfig::Zarr(ome.clone()), base).is_ok());
+    ome.file_name = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/arrays/v2.zarr").into();
+    ome.dataset = "raw_blosc".into();
+    let err = open_config(&ArrayConfig::Zarr(ome.clone()), base)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("ome_metadata: ")
+            && err.contains("is not a level of an OME-NGFF multiscale image"),
+        "{err}"
+    );
+    ome.ome_metadata = false;
+    assert!(open_config(&ArrayConfig::Zarr(ome), base).is_ok());
+
+    // A crop whose offset is off the voxel grid names the offset.
+    let err = open_config(
+        &ArrayConfig::Crop(CropArrayConfig {
+            name: "c".into(),
+            source_array_config: Box::new(raw),
+            roi: roi([6, 0, 0], [8, 8, 8]),
+        }),
+        base,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("its offset (6, 0, 0) nm is not on the voxel grid")
+            && err.contains("e.g. (4, 0, 0)"),
+        "{err}"
+    );
+
+    // TIFF units convert voxel size and offset to nm; axis names are kept.
+    let path = base.join("stack.tif");
+    {
+        let mut file = std::fs::File::create(&path).unwrap();
+        let mut enc = tiff::encoder::TiffEncoder::new(&mut file).unwrap();
+        for _ in 0..2 {
+            enc.write_image::<tiff::encoder::colortype::Gray8>(3, 2, &[0u8; 6])
+                .unwrap();
+        }
+    }
+    let tiff = |units: Vec<&str>, names: Vec<&str>| {
+        open_config(
+            &ArrayConfig::Tiff(TiffArrayConfig {
+                name: "t".into(),
+                file_name: "stack.tif".into(),
+                offset: Coordinate::from([1, 0, 0]),
+                voxel_size: Coordinate::from([1, 1, 1]),
+                axis_names: names.into_iter().map(String::from).collect(),
+                units: units.into_iter().map(String::from).collect(),
+            }),
+            base,
+        )
+    };
+    let t = tiff(vec!["um", "nm", "nm"], vec!["plane", "row", "col"]).unwrap();
+    assert_eq!(t.info().geometry.voxel_size, Coordinate::from([1000, 1, 1]));
+    assert_eq!(t.info().roi, roi([1000, 0, 0], [2000, 2, 3]));
+    let names: Vec<&str> = t
+        .info()
+        .geometry
+        .axes
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(names, ["plane", "row", "col"]);
+    let err = tiff(vec!["furlong", "nm", "nm"], vec![])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("units[0]: `furlong`"), "{err}");
+    let err = tiff(vec![], vec!["z", "y"]).err().unwrap().to_string();
+    assert!(err.contains("axis_names: 2 name(s)"), "{err}");
 }

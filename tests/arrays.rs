@@ -130,8 +130,10 @@ fn zarr_v3_sharded_and_ome_ngff_multiscales() {
             levels[1].info.geometry.voxel_size,
             Coordinate::from([16, 8, 8])
         );
-        // The half-voxel translation of the coarser level snaps back to the same corner.
-        assert_eq!(levels[1].info.geometry.offset, Coordinate::from([16, 8, 8]));
+        // The coarser level's translation locates its first voxel's centre: its corner is
+        // exactly s0's (4 nm off its own 8 nm grid on x, which is kept, not rounded).
+        assert_eq!(levels[1].info.geometry.offset, Coordinate::from([16, 8, 4]));
+        assert!(!levels[1].info.geometry.on_grid());
         let s1 = array::open(&group.join("s1")).unwrap();
         check_values(&s1.read(&s1.info().roi).unwrap(), [0, 0, 0], |z, y, x| {
             raw_value(2 * z, 2 * y, 2 * x)

@@ -102,7 +102,8 @@ fn import_list_show_export_round_trip() {
     assert!(shown.contains("scale_factor: 160.0\n"), "{shown}");
 
     // Export, then import the export into a second project: identical configs.
-    let out = dir.path().join("exported.yaml");
+    // Exported under the config's own name, as a project stores it.
+    let out = dir.path().join("example_run_bench_132_f1.yaml");
     stdout_of(segno(dir.path()).args([
         "export",
         "runs",
@@ -210,7 +211,7 @@ fn exit_codes_tell_failures_apart() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no task named \"nothing\""));
 
     // Conflict: 4, and the stored file is unchanged.
-    let good = dir.path().join("good.yaml");
+    let good = dir.path().join("d.yaml");
     std::fs::write(&good, "__type__: DistanceTaskConfig\nname: d\nchannels: [mito]\nclip_distance: 4\ntol_distance: 40\n").unwrap();
     stdout_of(segno(dir.path()).args(["import", good.to_str().unwrap(), "--project", p]));
     let stored = std::fs::read(dir.path().join("configs/tasks/d.yaml")).unwrap();

@@ -140,7 +140,14 @@ fn a_cancelled_slurm_job_stops_its_trainer() {
         account: "lab".into(),
     };
     let exe = assert_cmd::cargo::cargo_bin("segno");
-    let job = cluster::submit(&request, dir.path(), &run, &exe, "cpu").unwrap();
+    let job = cluster::submit(
+        &request,
+        dir.path(),
+        &run,
+        &exe,
+        &["--device".into(), "cpu".into()],
+    )
+    .unwrap();
     let run_dir = dir.path().join(&run);
     wait_for("the trainer to start", 120, || {
         matches!(run_state(&run_dir, 5000), RunState::Training { .. })
@@ -161,9 +168,15 @@ fn a_cancelled_slurm_job_stops_its_trainer() {
         queue: "no_such_partition".into(),
         ..request
     };
-    let e = cluster::submit(&bad, dir.path(), &run, &exe, "cpu")
-        .unwrap_err()
-        .to_string();
+    let e = cluster::submit(
+        &bad,
+        dir.path(),
+        &run,
+        &exe,
+        &["--device".into(), "cpu".into()],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("invalid partition"), "{e}");
 }
 
@@ -210,7 +223,14 @@ fn lsf_jobs_are_submitted_followed_and_killed_with_lsfs_commands() {
         account: "cellmap".into(),
     };
     let exe = std::path::PathBuf::from("/opt/segno/bin/segno");
-    let job = cluster::submit(&request, dir.path(), &run, &exe, "cuda").unwrap();
+    let job = cluster::submit(
+        &request,
+        dir.path(),
+        &run,
+        &exe,
+        &["--device".into(), "cuda".into()],
+    )
+    .unwrap();
     assert_eq!(job.job_id, "77");
     assert_eq!(
         cluster::recorded_job(&dir.path().join(&run)).unwrap(),

@@ -261,6 +261,16 @@ fn the_runs_panel_opens_a_runs_validation_prediction_in_the_viewer() {
         LayerSettings::Prediction(_)
     ));
     assert_eq!(h.state().viewer.state.position_nm.0, [36.0, 36.0, 36.0]);
+    // An error overlay of the ground truth against the prediction, thresholded at the
+    // parameter set shown.
+    let overlays = &h.state().viewer.state.overlays;
+    assert_eq!(overlays.len(), 1, "{overlays:?}");
+    assert_eq!(overlays[0].truth, h.state().viewer.state.layers[1].name);
+    assert_eq!(
+        overlays[0].prediction,
+        h.state().viewer.state.layers[2].name
+    );
+    assert_eq!(overlays[0].threshold, 0.1);
     // The iteration slider goes back to iteration 5: prediction and output follow.
     h.get_by_label("iteration 10").set_value_accesskit(0.0);
     h.run_steps(3);
@@ -284,6 +294,7 @@ fn the_runs_panel_opens_a_runs_validation_prediction_in_the_viewer() {
         h.state().viewer.state.layers[3].name,
         "output threshold_0.1"
     );
+    assert_eq!(h.state().viewer.state.overlays[0].threshold, 0.5);
     // The threshold preview of the prediction, from the browse box.
     h.get_all_by_label("threshold preview")
         .next()
@@ -326,6 +337,7 @@ fn the_viewer_draws_colormaps_and_the_error_overlay_with_wgpu() {
             instances: false,
             threshold: 0.5,
             alpha: 1.0,
+            mask: None,
         });
         v.state.layout = Layout::Xy;
         v.state.cross_hairs = false;
@@ -915,7 +927,7 @@ fn configs_are_edited_as_yaml_duplicated_compared_renamed_deleted_and_imported()
     let import = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(import.path().join("tasks")).unwrap();
     std::fs::write(
-        import.path().join("tasks/d.yaml"),
+        import.path().join("tasks/imported.yaml"),
         "__type__: DistanceTaskConfig\nname: imported\nchannels: [er]\nclip_distance: 40\ntol_distance: 20\n",
     )
     .unwrap();
@@ -934,7 +946,7 @@ fn configs_are_edited_as_yaml_duplicated_compared_renamed_deleted_and_imported()
     h.run_steps(2);
     let report = h.state().editor.import_report.join("\n");
     assert!(
-        report.contains("tasks/d.yaml: stored task \"imported\""),
+        report.contains("tasks/imported.yaml: stored task \"imported\""),
         "{report}"
     );
     assert!(report.contains("broken.yaml: error:"), "{report}");

@@ -71,7 +71,7 @@ fn predict_equals_validation(dir: &Path, run: &RunConfig, input: &Path) {
         dir,
         run,
         TrainOptions {
-            loader_threads: 1,
+            loader_threads: Some(1),
             ..TrainOptions::default()
         },
     )

@@ -87,7 +87,7 @@ fn train_and_check(
         &run,
         TrainOptions {
             seed: Some(3),
-            loader_threads: 1,
+            loader_threads: Some(1),
             ..TrainOptions::default()
         },
     )

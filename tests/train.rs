@@ -36,7 +36,7 @@ fn options(stop_after: Option<u64>) -> TrainOptions {
     TrainOptions {
         seed: Some(7),
         device: tch::Device::Cpu,
-        loader_threads: 2,
+        loader_threads: Some(2),
         stop_after,
         ..TrainOptions::default()
     }
@@ -174,7 +174,7 @@ fn train_fresh(run: &RunConfig, busy: bool) -> (Vec<u8>, Vec<f64>, u64) {
         run,
         TrainOptions {
             seed: None,
-            loader_threads: if busy { 1 } else { 3 },
+            loader_threads: Some(if busy { 1 } else { 3 }),
             ..TrainOptions::default()
         },
     )
@@ -222,7 +222,7 @@ fn a_run_resumes_with_its_recorded_seed_and_refuses_another() {
     let opts = |seed: Option<u64>, stop_after: Option<u64>| TrainOptions {
         seed,
         stop_after,
-        loader_threads: 1,
+        loader_threads: Some(1),
         ..TrainOptions::default()
     };
     let first = train::train_run(dir.path(), &run, opts(Some(11), Some(2))).unwrap();

@@ -124,6 +124,7 @@ fn overlay(truth: &str, prediction: &str, instances: bool, alpha: f32) -> ErrorO
         instances,
         threshold: 0.5,
         alpha,
+        mask: None,
     }
 }
 
@@ -241,14 +242,19 @@ fn the_error_overlay_colours_true_and_false_positives_and_negatives() {
     let dir = tempfile::tempdir().unwrap();
     let c = volume(dir.path());
     // Truth: the labels (x ≥ 64 nm). Prediction: channel 0 of pred (x < 64 nm) — they
-    // never overlap, so left is a false positive, right a false negative.
+    // never overlap. Left of the truth's region nothing is judged (the prediction there is
+    // no false positive: the truth is unknown); its edge is outlined; right is a false
+    // negative.
     let mut v = viewer(&c, &["labels", "pred"]);
     v.state.layers[0].visible = false;
     v.state.layers[1].visible = false;
     v.state.overlays.push(overlay("labels", "pred", false, 1.0));
     settle(&mut v, Plane::Xy);
     let got = cpu_pixel(&v, Plane::Xy, 5, 5);
-    assert!(close(got, overlay_colors::FALSE_POSITIVE, 0), "{got:?}");
+    assert!(close(got, [0, 0, 0], 0), "{got:?}");
+    // Pixel 30 shows x = 63 nm, just outside; pixel 31 (65 nm) is inside.
+    let got = cpu_pixel(&v, Plane::Xy, 30, 5);
+    assert!(close(got, overlay_colors::REGION, 0), "{got:?}");
     assert!(close(
         cpu_pixel(&v, Plane::Xy, 50, 5),
         overlay_colors::FALSE_NEGATIVE,
@@ -282,8 +288,8 @@ fn the_error_overlay_colours_true_and_false_positives_and_negatives() {
     let flags = &t.status[2 * 64 * 64..];
     assert_eq!(flags[5 * 64 + 50], 3, "split and merge");
     assert_eq!(flags[5 * 64 + 10], 0, "no truth there");
-    // Left of the labels: raw foreground without truth is a false positive.
-    assert!(close(
+    // Left of the labels the truth is unknown: raw foreground there is not judged.
+    assert!(!close(
         cpu_pixel(&v, Plane::Xy, 10, 5),
         overlay_colors::FALSE_POSITIVE,
         0
@@ -463,6 +469,16 @@ fn the_gpu_draws_what_the_cpu_reference_computes() {
     });
     let worst = max_difference(&image, &cpu);
     assert!(worst <= 1, "thresholded: GPU and CPU differ by {worst}");
+    // An overlay limited to a mask layer (raw: 0 in its first voxel column).
+    v.state.overlays[0].mask = Some("raw".into());
+    settle(&mut v, Plane::Xy);
+    let (u, t) = v.panel_upload(Plane::Xy).unwrap();
+    assert_eq!(u.overlay[3], 1.0, "the mask is layer 0");
+    let image = gpu
+        .render(64, 64, &[([0, 0, 64, 64], u, t.clone())])
+        .unwrap();
+    let worst = max_difference(&image, &shade::shade_all(&u, &t));
+    assert!(worst <= 1, "masked: GPU and CPU differ by {worst}");
 }
 
 #[test]
@@ -539,4 +555,122 @@ fn the_view_exports_as_a_neuroglancer_state() {
     assert_eq!(t["inputDimensions"]["d2"], serde_json::json!([8e-9, "m"]));
     assert_eq!(t["matrix"][0], serde_json::json!([0, 0, 1, 16.0]));
     assert!(url.starts_with("https://neuroglancer-demo.appspot.com/#!%7B"));
+}
+
+/// Counts (true positives, false positives, false negatives, judged pixels outside the
+/// truth's region) of the overlay colours in a panel.
+fn overlay_counts(v: &Viewer, inside: impl Fn(u32, u32) -> bool) -> (u64, u64, u64, u64) {
+    let (mut tp, mut fp, mut fn_, mut outside) = (0, 0, 0, 0);
+    for y in 0..64 {
+        for x in 0..64 {
+            let c = cpu_pixel(v, Plane::Xy, x, y);
+            let class = [
+                overlay_colors::TRUE_POSITIVE,
+                overlay_colors::FALSE_POSITIVE,
+                overlay_colors::FALSE_NEGATIVE,
+            ]
+            .iter()
+            .position(|k| close(c, *k, 0));
+            if let Some(k) = class {
+                if !inside(x, y) {
+                    outside += 1;
+                }
+                match k {
+                    0 => tp += 1,
+                    1 => fp += 1,
+                    _ => fn_ += 1,
+                }
+            }
+        }
+    }
+    (tp, fp, fn_, outside)
+}
+
+#[test]
+fn the_error_overlay_judges_exactly_what_segno_evaluate_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("e.zarr");
+    let vs = Coordinate::from([4, 4, 4]);
+    // A float prediction over 256² nm and a one-voxel-thick ground-truth crop inside it
+    // (x 64–192 nm, y 32–224 nm, z 4–8 nm).
+    let pred_roi = roi([0, 0, 0], [16, 256, 256]);
+    let spec = ArraySpec::new(DataType::F32, pred_roi, vs, None);
+    let p = ArrayD::from_shape_fn(vec![4, 64, 64], |i| {
+        (i[2] as f32 / 5.0).sin() * (i[1] as f32 / 7.0).cos()
+    });
+    write::create(&c, "pred", &spec, WriteMode::CreateNew)
+        .unwrap()
+        .write(&pred_roi, &ArrayData::F32(p))
+        .unwrap();
+    let gt_roi = roi([4, 32, 64], [4, 192, 128]);
+    let spec = ArraySpec::new(DataType::U64, gt_roi, vs, None);
+    let g = ArrayD::from_shape_fn(vec![1, 48, 32], |i| {
+        u64::from((i[1] / 6 + i[2] / 5) % 3 == 0) * (1 + (i[1] / 6) as u64)
+    });
+    write::create(&c, "gt", &spec, WriteMode::CreateNew)
+        .unwrap()
+        .write(&gt_roi, &ArrayData::U64(g))
+        .unwrap();
+    // The overlay at threshold 0.2, one pixel per voxel, on the crop's slice.
+    let mut v = Viewer::new(64 << 20);
+    v.add_layer(&c.join("gt"));
+    v.add_layer(&c.join("pred"));
+    v.state.layers[0].visible = false;
+    v.state.layers[1].visible = false;
+    let mut o = overlay("gt", "pred", false, 1.0);
+    o.threshold = 0.2;
+    v.state.overlays.push(o);
+    v.state.position_nm = WorldNm([6.0, 128.0, 128.0]);
+    v.state.zoom_nm_per_px = 4.0;
+    v.state.cross_hairs = false;
+    settle(&mut v, Plane::Xy);
+    // Pixel (x, y) shows voxel (x, y): world 4·x + 2 nm.
+    let inside = |x: u32, y: u32| (16..48).contains(&x) && (8..56).contains(&y);
+    let (tp, fp, fn_, outside) = overlay_counts(&v, inside);
+    assert_eq!(outside, 0, "nothing is judged outside the truth's region");
+    assert!(tp > 0 && fp > 0 && fn_ > 0, "{tp} {fp} {fn_}");
+    assert!(close(
+        cpu_pixel(&v, Plane::Xy, 15, 30),
+        overlay_colors::REGION,
+        0
+    ));
+    // segno post-process at the same threshold, then segno evaluate on the pair.
+    let segno = assert_cmd::cargo::cargo_bin("segno");
+    let out = std::process::Command::new(&segno)
+        .args([
+            "post-process",
+            "--threshold",
+            "0.2",
+            "--dataset",
+            "seg",
+            "--input",
+        ])
+        .arg(c.join("pred"))
+        .arg("--output")
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(&segno)
+        .args(["evaluate", "--json", "--output"])
+        .arg(c.join("seg"))
+        .arg("--gt")
+        .arg(c.join("gt"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let score = |name: &str| report["scores"][name].as_f64().unwrap();
+    let (tp, fp, fn_) = (tp as f64, fp as f64, fn_ as f64);
+    assert_eq!(score("precision"), tp / (tp + fp));
+    assert_eq!(score("recall"), tp / (tp + fn_));
+    assert_eq!(score("dice"), 2.0 * tp / (2.0 * tp + fp + fn_));
 }

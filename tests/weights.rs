@@ -230,3 +230,194 @@ fn a_checkpoint_with_another_head_loads_partially_or_not_at_all() {
     let msg = String::from_utf8_lossy(&out.stderr);
     assert!(msg.contains("bad.pt"), "{msg}");
 }
+
+#[test]
+fn a_dacapo_run_directory_is_imported_in_place_with_its_optimizer_and_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    project_with_run(p, "dacapo_run", &["a", "b"]);
+    // The run directory as DaCapo's file stores left it.
+    let iterations = p.join("dacapo_run/checkpoints/iterations");
+    std::fs::create_dir_all(&iterations).unwrap();
+    std::fs::copy(fixture("unet3d.pt"), iterations.join("1")).unwrap();
+    for kind in ["training_stats", "validation_scores"] {
+        std::fs::create_dir_all(p.join("stats").join(kind)).unwrap();
+        std::fs::copy(fixture(kind), p.join("stats").join(kind).join("dacapo_run")).unwrap();
+    }
+    let v = segno_json(&["import-run", "-r", "dacapo_run"], p);
+    assert_eq!(v["imported"][0]["iteration"], 1);
+    assert_eq!(v["imported"][0]["optimizer"], true);
+    assert_eq!(v["training_stats"], 3);
+    assert_eq!(v["validation_scores_found"], 1);
+    assert!(v["notes"][0]
+        .as_str()
+        .unwrap()
+        .contains("segno validate -r dacapo_run"));
+    // DaCapo's files are kept.
+    assert!(iterations.join("1").is_file());
+    // The checkpoint predicts what PyTorch predicted, and carries DaCapo's RAdam state.
+    let project = segno::store::Project::open(p).unwrap();
+    let AnyConfig::Run(run) = project
+        .configs()
+        .retrieve(Family::Runs, "dacapo_run")
+        .unwrap()
+    else {
+        panic!("not a run")
+    };
+    let model =
+        segno::blockwise::load_model(p, &run, &segno::blockwise::Which::Latest, tch::Device::Cpu)
+            .unwrap();
+    assert_eq!(model.iteration, 1);
+    let (x, want) = fixture_io("unet3d_io.pt");
+    let y = tch::no_grad(|| model.model.forward_t(&x, false)).unwrap();
+    assert!((y - want).abs().max().double_value(&[]) < 1e-5);
+    let saved: std::collections::BTreeMap<String, tch::Tensor> =
+        tch::Tensor::read_safetensors(iterations.join("1.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert_eq!(saved["optimizer.step"].int64_value(&[0]), 1);
+    let dacapo = torch_pickle::read(&fixture("unet3d.pt")).unwrap();
+    let root = match &dacapo {
+        torch_pickle::Value::Object { state: Some(s), .. } => s.as_ref(),
+        other => other,
+    };
+    // Parameter 0 in DaCapo's order is the first U-Net convolution's weight.
+    let first = root
+        .get("optimizer")
+        .unwrap()
+        .get("state")
+        .unwrap()
+        .as_dict()
+        .unwrap()[0]
+        .1
+        .get("exp_avg")
+        .unwrap()
+        .as_tensor()
+        .unwrap()
+        .to_f32();
+    let names = torch_pickle::state_dict(&dacapo).unwrap();
+    let name = segno::weights::segno_name(&names[0].0);
+    let ours =
+        Vec::<f32>::try_from(saved[&format!("optimizer.exp_avg.{name}")].flatten(0, -1)).unwrap();
+    assert_eq!(ours, first);
+    assert!(first.iter().any(|v| *v != 0.0));
+    // Training statistics, as Segno stores them.
+    let stats = segno::train::stats::read_training_stats(
+        &segno::train::stats::training_stats_path(p, "dacapo_run"),
+    )
+    .unwrap();
+    let losses: Vec<f64> = stats.iter().map(|s| s.loss).collect();
+    assert_eq!(losses, vec![0.75, 0.5, 0.375]);
+    // Importing again keeps what is there.
+    let again = segno_json(&["import-run", "-r", "dacapo_run"], p);
+    assert_eq!(again["kept"], serde_json::json!([1]));
+    assert_eq!(again["imported"], serde_json::json!([]));
+}
+
+#[test]
+fn an_exported_checkpoint_has_dacapos_layout_and_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    project_with_run(p, "out", &["a", "b"]);
+    let w = fixture("unet3d.pt");
+    segno_json(
+        &[
+            "import-weights",
+            "-r",
+            "out",
+            "--weights",
+            w.to_str().unwrap(),
+            "--iteration",
+            "7",
+        ],
+        p,
+    );
+    let file = p.join("exported_7");
+    let v = segno_json(
+        &[
+            "export-weights",
+            "-r",
+            "out",
+            "--output",
+            file.to_str().unwrap(),
+        ],
+        p,
+    );
+    assert_eq!(v["iteration"], 7);
+    assert_eq!(v["tensors"], 16);
+    assert_eq!(v["parameters"], 16);
+    // Every tensor of DaCapo's own checkpoint, under every one of its names, same values.
+    let ours = torch_pickle::state_dict(&torch_pickle::read(&file).unwrap()).unwrap();
+    let theirs = torch_pickle::state_dict(&torch_pickle::read(&w).unwrap()).unwrap();
+    assert_eq!(ours.len(), theirs.len());
+    for (name, t) in &theirs {
+        let o = &ours
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .1;
+        assert_eq!(o.shape, t.shape, "{name}");
+        assert_eq!(o.to_f32(), t.to_f32(), "{name}");
+    }
+    let exported = torch_pickle::read(&file).unwrap();
+    let group = &exported
+        .get("optimizer")
+        .unwrap()
+        .get("param_groups")
+        .unwrap()
+        .as_seq()
+        .unwrap()[0];
+    assert_eq!(group.get("params").unwrap().as_seq().unwrap().len(), 16);
+    assert_eq!(group.get("lr").unwrap().as_float(), Some(run_lr(p)));
+    // DaCapo's own weights store loads it into its model and optimizer and predicts what
+    // PyTorch predicted with the original checkpoint (needs the DaCapo venv).
+    let python = std::env::var("DACAPO_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join("segno-peer/.venv/bin/python")
+        });
+    if python.is_file() {
+        let check = std::process::Command::new(&python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dacapo_load_check.py"))
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+    } else {
+        eprintln!(
+            "skipped loading with DaCapo: no DaCapo venv at {}",
+            python.display()
+        );
+    }
+    // An existing file is not replaced without --overwrite.
+    let again = segno(
+        &[
+            "export-weights",
+            "-r",
+            "out",
+            "--output",
+            file.to_str().unwrap(),
+        ],
+        p,
+    );
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--overwrite"));
+}
+
+fn run_lr(p: &Path) -> f64 {
+    let project = segno::store::Project::open(p).unwrap();
+    let AnyConfig::Run(run) = project.configs().retrieve(Family::Runs, "out").unwrap() else {
+        panic!("not a run")
+    };
+    match run.trainer_config {
+        TrainerConfig::Gunpowder(t) => t.learning_rate,
+        _ => panic!("not gunpowder"),
+    }
+}

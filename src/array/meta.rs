@@ -33,18 +33,53 @@ pub struct Axis {
 }
 
 /// An array's geometry in world units (nanometres), spatial axes only.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Geometry {
     /// Every axis of the stored array, in storage (C) order.
     pub axes: Vec<Axis>,
     /// Size of one voxel along each spatial axis, in nm.
     pub voxel_size: Coordinate,
-    /// World position of the first voxel's corner, in nm (a multiple of the voxel size).
+    /// World position of the first voxel's corner, in nm, exactly as stored (converted to
+    /// nm; not necessarily a multiple of the voxel size — see [`Geometry::on_grid`]).
     pub offset: Coordinate,
     /// Unit of each spatial axis (`nm` after conversion when the unit was known).
     pub units: Vec<String>,
     /// Which attribute dialect the geometry came from (for `array info`).
     pub source: &'static str,
+    /// The offset as stored, spatial axes in z, y, x order and in the stored units (for
+    /// `array info`; equals `offset` for arrays that were not read from attributes).
+    pub stored_offset: Vec<f64>,
+    /// Every conversion applied to the stored offset (units, DaCapo 0.3.5's offsets in
+    /// voxels, rounding to whole nm) and notes about it, in words.
+    pub offset_notes: Vec<String>,
+}
+
+impl Geometry {
+    /// A geometry computed by Segno (a transform's output, an in-memory array): the offset
+    /// is its own "stored" value and needs no notes.
+    pub fn derived(
+        axes: Vec<Axis>,
+        voxel_size: Coordinate,
+        offset: Coordinate,
+        units: Vec<String>,
+        source: &'static str,
+    ) -> Self {
+        Self {
+            axes,
+            voxel_size,
+            stored_offset: offset.iter().map(|v| v as f64).collect(),
+            offset,
+            units,
+            source,
+            offset_notes: Vec::new(),
+        }
+    }
+
+    /// Whether the offset is a multiple of the voxel size on every axis, i.e. the voxels
+    /// sit on the world voxel grid that training, prediction and evaluation compute on.
+    pub fn on_grid(&self) -> bool {
+        self.offset.is_multiple_of(&self.voxel_size)
+    }
 }
 
 /// Scale and translation of one OME-NGFF multiscale level, with the group's axes.
@@ -56,7 +91,13 @@ pub struct OmeLevel {
     pub scale: Vec<f64>,
     /// `translation` transformation, one entry per axis (zeros when absent).
     pub translation: Vec<f64>,
+    /// `scale` and `translation` of the multiscale's first (finest) level, which the
+    /// other levels are aligned to; `None` for the first level itself.
+    pub base: Option<(Vec<f64>, Vec<f64>)>,
 }
+
+/// [`Geometry::source`] of arrays whose geometry comes from OME-NGFF multiscales metadata.
+pub const OME_SOURCE: &str = "OME-NGFF multiscales";
 
 /// Whether an axis name denotes a non-spatial axis (channel, sample, batch, time, …).
 pub fn is_non_spatial_name(name: &str) -> bool {
@@ -64,7 +105,7 @@ pub fn is_non_spatial_name(name: &str) -> bool {
 }
 
 /// Nanometres per unit for the length units OME-NGFF and funlib write.
-fn nm_per_unit(unit: &str) -> Option<f64> {
+pub fn nm_per_unit(unit: &str) -> Option<f64> {
     match unit.trim() {
         "nm" | "nanometer" | "nanometre" => Some(1.0),
         "um" | "µm" | "micrometer" | "micrometre" | "micron" => Some(1_000.0),
@@ -251,6 +292,8 @@ pub fn resolve(inputs: &MetaInputs<'_>) -> Result<Geometry, MetaError> {
     };
 
     // Voxel size, offset and units, by dialect.
+    let mut notes = Vec::new();
+    let mut stored = None;
     let (source, vs, off, units): Dialect = if let Some(level) = &inputs.ome {
         let units = level
             .axes
@@ -259,12 +302,30 @@ pub fn resolve(inputs: &MetaInputs<'_>) -> Result<Geometry, MetaError> {
             .filter(|(_, a)| a.spatial)
             .map(|((_, _, u), _)| u.clone().unwrap_or_default())
             .collect();
-        (
-            "OME-NGFF multiscales",
-            Some(spatial_only("scale", level.scale.clone())?),
-            Some(spatial_only("translation", level.translation.clone())?),
-            Some(units),
-        )
+        let translation = spatial_only("translation", level.translation.clone())?;
+        stored = Some(translation.clone());
+        let scale = spatial_only("scale", level.scale.clone())?;
+        // A coarser level's translation locates its first voxel's centre (OME-NGFF; CellMap
+        // and Segno pyramids shift level k by (scale_k − scale_0)/2): its corner is where
+        // the finest level's is. A level translated like the finest one uses corners.
+        let mut corner = translation.clone();
+        if let Some((base_scale, base_translation)) = &level.base {
+            let base_scale = spatial_only("scale", base_scale.clone())?;
+            let base_translation = spatial_only("translation", base_translation.clone())?;
+            if base_scale != scale && base_translation != translation {
+                corner = translation
+                    .iter()
+                    .zip(scale.iter().zip(&base_scale))
+                    .map(|(t, (s, s0))| t - (s - s0) / 2.0)
+                    .collect();
+                notes.push(format!(
+                    "OME-NGFF translation {} locates the first voxel's centre: its corner is at {}, in line with the finest level",
+                    list(&translation),
+                    list(&corner)
+                ));
+            }
+        }
+        (OME_SOURCE, Some(scale), Some(corner), Some(units))
     } else {
         let mut found = None;
         for attrs in [own, parent] {
@@ -350,11 +411,11 @@ pub fn resolve(inputs: &MetaInputs<'_>) -> Result<Geometry, MetaError> {
         None => vec![0.0; dims],
     };
     let mut voxel_size = Vec::with_capacity(dims);
-    let mut offset = Vec::with_capacity(dims);
     for i in 0..dims {
         let nm = vs[i] * factors[i];
         let whole = nm.round();
-        if !(nm.is_finite() && nm > 0.0) || (nm - whole).abs() > 1e-6 * whole.max(1.0) {
+        if !(nm.is_finite() && nm > 0.0 && nm < 1e15) || (nm - whole).abs() > 1e-6 * whole.max(1.0)
+        {
             return Err(bad(
                 "voxel_size",
                 format!(
@@ -363,12 +424,87 @@ pub fn resolve(inputs: &MetaInputs<'_>) -> Result<Geometry, MetaError> {
                 ),
             ));
         }
-        let vs_nm = whole as i64;
-        // Offsets snap to the voxel grid (pixel-corner convention): ((o + vs/2) // vs) · vs.
-        let o = off[i] * factors[i];
-        let snapped = ((o + vs_nm as f64 / 2.0) / vs_nm as f64).floor() as i64 * vs_nm;
-        voxel_size.push(vs_nm);
-        offset.push(snapped);
+        voxel_size.push(whole as i64);
+    }
+    let axis_names: Vec<&str> = spatial.iter().map(|&i| axes[i].name.as_str()).collect();
+    let mut off_nm: Vec<f64> = off.iter().zip(&factors).map(|(o, f)| o * f).collect();
+    if factors.iter().any(|f| *f != 1.0) && off.iter().any(|o| *o != 0.0) {
+        notes.push(format!(
+            "offset converted from {} to nm",
+            units
+                .iter()
+                .filter(|u| !u.is_empty())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    // DaCapo 0.3.5 wrote `offset` divided by the voxel size, with `voxel_size`,
+    // `axis_names` and empty `units` (and no `resolution`, which Segno and funlib write).
+    // Such an offset that is off the voxel grid in nm but whole in voxels is one of those.
+    let dacapo_035 = source == "voxel_size/offset"
+        && own.contains_key("axis_names")
+        && !own.contains_key("resolution")
+        && units.iter().all(String::is_empty);
+    if dacapo_035 {
+        let off_grid = off_nm
+            .iter()
+            .zip(&voxel_size)
+            .any(|(o, v)| o.rem_euclid(*v as f64) != 0.0);
+        let whole_voxels = off_nm.iter().all(|o| o.fract() == 0.0);
+        if off_grid && whole_voxels {
+            let world: Vec<f64> = off_nm
+                .iter()
+                .zip(&voxel_size)
+                .map(|(o, v)| o * *v as f64)
+                .collect();
+            notes.push(format!(
+                "offset {} is in voxels, as DaCapo 0.3.5 wrote it (world offset ÷ voxel size): read as {} nm",
+                list(&off_nm),
+                list(&world)
+            ));
+            off_nm = world;
+        } else if off_nm.iter().any(|o| *o != 0.0) {
+            notes.push(
+                "written like a DaCapo 0.3.5 output, which stores offsets in voxels; read in nm because it lies on the voxel grid"
+                    .to_string(),
+            );
+        }
+    }
+    let mut offset = Vec::with_capacity(dims);
+    for (i, o) in off_nm.iter().enumerate() {
+        let whole = o.round();
+        if !(o.is_finite() && o.abs() < 1e15) {
+            return Err(bad(
+                "offset",
+                format!(
+                    "{} on axis {} is not a finite length",
+                    off[i], axis_names[i]
+                ),
+            ));
+        }
+        if (o - whole).abs() > 1e-6 * whole.abs().max(1.0) {
+            notes.push(format!(
+                "offset {o} nm on axis {} is not a whole number of nm: rounded to {whole} nm",
+                axis_names[i]
+            ));
+        }
+        offset.push(whole as i64);
+    }
+    let off_axes: Vec<String> = (0..dims)
+        .filter(|&i| offset[i].rem_euclid(voxel_size[i]) != 0)
+        .map(|i| {
+            format!(
+                "{} ({} nm, voxel size {} nm)",
+                axis_names[i], offset[i], voxel_size[i]
+            )
+        })
+        .collect();
+    if !off_axes.is_empty() {
+        notes.push(format!(
+            "offset is off the voxel grid on {}: kept as stored; training, prediction and evaluation refuse such an array",
+            off_axes.join(", ")
+        ));
     }
     let known: Vec<String> = units
         .iter()
@@ -388,7 +524,15 @@ pub fn resolve(inputs: &MetaInputs<'_>) -> Result<Geometry, MetaError> {
         offset: as_coord(offset, "offset")?,
         units: known,
         source,
+        stored_offset: stored.unwrap_or(off),
+        offset_notes: notes,
     })
+}
+
+/// `[a, b, c]` with whole numbers printed without a fraction.
+fn list(values: &[f64]) -> String {
+    let items: Vec<String> = values.iter().map(|v| format!("{v}")).collect();
+    format!("[{}]", items.join(", "))
 }
 
 /// Axis names when nothing names them: the last (at most 3) axes are `z, y, x`; leading
@@ -500,8 +644,18 @@ pub fn ome_levels(
                 axes,
                 translation: translation.unwrap_or_else(|| vec![0.0; n]),
                 scale,
+                base: None,
             },
         ));
+    }
+    // Every level after the first is aligned to the first.
+    if let Some((_, first)) = out.first() {
+        let base = (first.scale.clone(), first.translation.clone());
+        for (_, level) in out.iter_mut().skip(1) {
+            if level.scale.len() == base.0.len() {
+                level.base = Some(base.clone());
+            }
+        }
     }
     Ok(out)
 }
@@ -566,18 +720,27 @@ mod tests {
     }
 
     #[test]
-    fn offsets_snap_to_the_voxel_grid_and_units_convert() {
+    fn offsets_are_kept_exactly_and_units_convert() {
         let g = geo(
             3,
             json!({"resolution": [8, 4, 4], "offset": [13, 5, 6]}),
             false,
         )
         .unwrap();
-        assert_eq!(g.offset, Coordinate::from([16, 4, 8]));
+        assert_eq!(g.offset, Coordinate::from([13, 5, 6]));
+        assert!(!g.on_grid());
+        assert_eq!(g.stored_offset, vec![13.0, 5.0, 6.0]);
+        assert_eq!(g.offset_notes.len(), 1);
+        assert!(
+            g.offset_notes[0].contains("off the voxel grid on z (13 nm, voxel size 8 nm), y (5 nm, voxel size 4 nm), x (6 nm, voxel size 4 nm)"),
+            "{:?}",
+            g.offset_notes
+        );
         let level = OmeLevel {
             axes: vec![("z".into(), "space".into(), Some("micrometer".into())); 3],
             scale: vec![0.008, 0.004, 0.004],
             translation: vec![0.016, 0.0, 0.004],
+            base: None,
         };
         let g = resolve(&MetaInputs {
             ndim: 3,
@@ -588,6 +751,94 @@ mod tests {
         assert_eq!(g.voxel_size, Coordinate::from([8, 4, 4]));
         assert_eq!(g.offset, Coordinate::from([16, 0, 4]));
         assert_eq!(g.units, vec!["nm"; 3]);
+        assert_eq!(g.stored_offset, vec![0.016, 0.0, 0.004]);
+        assert!(g.on_grid());
+        // A fraction of a nm is rounded, and says so.
+        let g = geo(
+            3,
+            json!({"resolution": [8, 8, 8], "offset": [16.4, 0, 0]}),
+            false,
+        )
+        .unwrap();
+        assert_eq!(g.offset, Coordinate::from([16, 0, 0]));
+        assert!(g.offset_notes[0]
+            .contains("16.4 nm on axis z is not a whole number of nm: rounded to 16 nm"));
+    }
+
+    #[test]
+    fn dacapo_035_offsets_in_voxels_are_recognised() {
+        // DaCapo 0.3.5 wrote the world offset [40, 40, 40] at 4 nm as [10, 10, 10].
+        let written = json!({"voxel_size": [4, 4, 4], "offset": [10, 10, 10],
+            "axis_names": ["z", "y", "x"], "units": ["", "", ""]});
+        let g = geo(3, written, false).unwrap();
+        assert_eq!(g.offset, Coordinate::from([40, 40, 40]));
+        assert_eq!(g.stored_offset, vec![10.0, 10.0, 10.0]);
+        assert!(
+            g.offset_notes[0]
+                .contains("offset [10, 10, 10] is in voxels, as DaCapo 0.3.5 wrote it"),
+            "{:?}",
+            g.offset_notes
+        );
+        assert!(g.offset_notes[0].contains("read as [40, 40, 40] nm"));
+        // On the grid it cannot be told apart from a newer DaCapo's nm offset: read as nm,
+        // with a note.
+        let g = geo(
+            3,
+            json!({"voxel_size": [4, 4, 4], "offset": [8, 0, 0],
+            "axis_names": ["z", "y", "x"], "units": ["", "", ""]}),
+            false,
+        )
+        .unwrap();
+        assert_eq!(g.offset, Coordinate::from([8, 0, 0]));
+        assert!(g.offset_notes[0].contains("read in nm because it lies on the voxel grid"));
+        // Segno's own arrays (with `resolution`) and nm units are never reinterpreted.
+        let g = geo(
+            3,
+            json!({"voxel_size": [4, 4, 4], "resolution": [4, 4, 4], "offset": [10, 10, 10],
+            "axis_names": ["z", "y", "x"], "units": ["nm", "nm", "nm"]}),
+            false,
+        )
+        .unwrap();
+        assert_eq!(g.offset, Coordinate::from([10, 10, 10]));
+    }
+
+    #[test]
+    fn coarser_ome_levels_line_up_with_the_finest() {
+        let attrs = json!({"multiscales": [{"axes": [
+                {"name": "z", "type": "space", "unit": "nanometer"},
+                {"name": "y", "type": "space", "unit": "nanometer"},
+                {"name": "x", "type": "space", "unit": "nanometer"}],
+            "datasets": [
+                {"path": "s0", "coordinateTransformations": [{"type": "scale", "scale": [8, 4, 4]}, {"type": "translation", "translation": [80, 40, 40]}]},
+                {"path": "s1", "coordinateTransformations": [{"type": "scale", "scale": [16, 8, 8]}, {"type": "translation", "translation": [84, 42, 42]}]},
+                {"path": "s2", "coordinateTransformations": [{"type": "scale", "scale": [32, 16, 16]}, {"type": "translation", "translation": [80, 40, 40]}]},
+                {"path": "s3", "coordinateTransformations": [{"type": "scale", "scale": [64, 32, 32]}, {"type": "translation", "translation": [90, 40, 40]}]}]}]});
+        let levels = ome_levels(attrs.as_object().unwrap()).unwrap();
+        let geo_of = |i: usize| {
+            resolve(&MetaInputs {
+                ndim: 3,
+                ome: Some(levels[i].1.clone()),
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        assert_eq!(levels[0].1.axes[2].0, "x");
+        // s0 is the reference; s1 (centre convention) has its corner where s0's is.
+        assert_eq!(geo_of(0).offset, Coordinate::from([80, 40, 40]));
+        let s1 = geo_of(1);
+        assert_eq!(s1.offset, Coordinate::from([80, 40, 40]));
+        assert_eq!(s1.stored_offset, vec![84.0, 42.0, 42.0]);
+        assert!(s1.offset_notes[0].contains("locates the first voxel's centre"));
+        // s2 translated like s0: corners.
+        assert_eq!(geo_of(2).offset, Coordinate::from([80, 40, 40]));
+        // s3 by neither convention: exactly 90 − (64 − 8)/2 = 62 nm, off its grid, said so.
+        let s3 = geo_of(3);
+        assert_eq!(s3.offset, Coordinate::from([62, 26, 26]));
+        assert!(!s3.on_grid());
+        assert!(s3
+            .offset_notes
+            .iter()
+            .any(|n| n.contains("off the voxel grid")));
     }
 
     #[test]

@@ -299,6 +299,26 @@ pub struct ArrayInfo {
 }
 
 impl ArrayInfo {
+    /// Refuses an array whose offset is off its voxel grid (not a multiple of the voxel
+    /// size) for `purpose` ("training", "prediction", …), which computes on the world voxel
+    /// grid: Segno never shifts data to make it fit.
+    pub fn require_on_grid(&self, purpose: &str) -> Result<(), ArrayError> {
+        if self.geometry.on_grid() {
+            return Ok(());
+        }
+        let mut message = format!(
+            "the offset {} nm is not a multiple of the voxel size {} nm, and {purpose} needs arrays on the voxel grid; Segno does not shift data onto it: resample the array or correct its offset attribute",
+            self.geometry.offset, self.geometry.voxel_size
+        );
+        for note in &self.geometry.offset_notes {
+            message.push_str(&format!(" ({note})"));
+        }
+        Err(ArrayError::Invalid {
+            path: self.path.clone(),
+            message,
+        })
+    }
+
     /// Number of spatial axes.
     pub fn spatial_dims(&self) -> usize {
         self.geometry.voxel_size.dims()

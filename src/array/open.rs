@@ -24,6 +24,52 @@ pub fn resolve_path(base: &Path, file_name: &str) -> PathBuf {
     }
 }
 
+/// A TIFF config's voxel size and offset in nm, converted from its `units` (nm when none
+/// are given). Errors name the field.
+fn tiff_geometry(
+    c: &crate::config::arrays::TiffArrayConfig,
+) -> Result<(Coordinate, Coordinate), ArrayError> {
+    let invalid = |message: String| ArrayError::Invalid {
+        path: c.name.clone(),
+        message,
+    };
+    let dims = c.voxel_size.dims();
+    if c.units.is_empty() {
+        return Ok((c.voxel_size, c.offset));
+    }
+    if c.units.len() != dims {
+        return Err(invalid(format!(
+            "units: {} unit(s) for {dims} spatial axes ({:?})",
+            c.units.len(),
+            c.units
+        )));
+    }
+    let mut factors = Vec::with_capacity(dims);
+    for (a, unit) in c.units.iter().enumerate() {
+        let f = super::meta::nm_per_unit(unit).ok_or_else(|| {
+            invalid(format!(
+                "units[{a}]: `{unit}` is not a length unit Segno knows (nm, um, mm, angstrom, pm)"
+            ))
+        })?;
+        factors.push(f);
+    }
+    let convert = |field: &str, v: &Coordinate| -> Result<Coordinate, ArrayError> {
+        let nm: Vec<f64> = v.iter().zip(&factors).map(|(x, f)| x as f64 * f).collect();
+        if nm.iter().any(|x| x.fract().abs() > 1e-9) {
+            return Err(invalid(format!(
+                "{field}: {v} in {:?} is {nm:?} nm, not a whole number of nm",
+                c.units
+            )));
+        }
+        let ints: Vec<i64> = nm.iter().map(|x| x.round() as i64).collect();
+        Coordinate::new(&ints).map_err(|e| invalid(format!("{field}: {e}")))
+    };
+    Ok((
+        convert("voxel_size", &c.voxel_size)?,
+        convert("offset", &c.offset)?,
+    ))
+}
+
 /// Opens the array a config describes. Relative container paths are resolved against
 /// `base`. Errors name the config (by its `name`) and what is wrong with it.
 pub fn open_config(config: &ArrayConfig, base: &Path) -> Result<Box<dyn ArraySource>, ArrayError> {
@@ -39,6 +85,12 @@ pub fn open_config(config: &ArrayConfig, base: &Path) -> Result<Box<dyn ArraySou
     };
     Ok(match config {
         ArrayConfig::Zarr(c) => {
+            if let Some(mode @ ("w" | "w-")) = c.mode.as_deref() {
+                return Err(ArrayError::Invalid {
+                    path: name.to_string(),
+                    message: format!("mode: `{mode}` would create or empty the array; Segno only reads input arrays: use `r`"),
+                });
+            }
             let container = resolve_path(base, &c.file_name);
             let axes = c.axes.as_deref();
             let is_n5 = container.extension().is_some_and(|e| e.eq_ignore_ascii_case("n5"));
@@ -47,6 +99,17 @@ pub fn open_config(config: &ArrayConfig, base: &Path) -> Result<Box<dyn ArraySou
             } else {
                 Box::new(super::zarr::ZarrArray::open_with_axes(&container, &c.dataset, axes)?)
             };
+            let source = array.info().geometry.source;
+            if c.ome_metadata && source != super::meta::OME_SOURCE {
+                return Err(ArrayError::Invalid {
+                    path: name.to_string(),
+                    message: format!(
+                        "ome_metadata: {}/{} is not a level of an OME-NGFF multiscale image (its geometry comes from {source}); set ome_metadata to false to read it anyway",
+                        c.file_name,
+                        c.dataset.trim_matches('/')
+                    ),
+                });
+            }
             match &c.snap_to_grid {
                 Some(grid) => {
                     let roi = super::transform::snap_roi(name, array.info(), grid)?;
@@ -108,7 +171,10 @@ pub fn open_config(config: &ArrayConfig, base: &Path) -> Result<Box<dyn ArraySou
         }
         ArrayConfig::Tiff(c) => {
             let path = resolve_path(base, &c.file_name);
-            Box::new(InMemory::tiff(name, &path, c.voxel_size, c.offset).map_err(wrap)?)
+            let (voxel_size, offset) = tiff_geometry(c)?;
+            let mut array = InMemory::tiff(name, &path, voxel_size, offset).map_err(wrap)?;
+            array.name_axes(name, &c.axis_names)?;
+            Box::new(array)
         }
         ArrayConfig::Dvid(c) => {
             return Err(ArrayError::Unsupported {

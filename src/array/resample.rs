@@ -225,13 +225,13 @@ impl Resampled {
                 chunk_shape.push(src.shape[axis]);
             }
         }
-        let geometry = Geometry {
-            axes: src.geometry.axes.clone(),
-            voxel_size: vs,
-            offset: roi.offset(),
-            units: src.geometry.units.clone(),
-            source: "resampled",
-        };
+        let geometry = Geometry::derived(
+            src.geometry.axes.clone(),
+            vs,
+            roi.offset(),
+            src.geometry.units.clone(),
+            "resampled",
+        );
         let info = ArrayInfo {
             path: name.to_string(),
             format: "Resampled",

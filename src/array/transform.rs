@@ -54,13 +54,13 @@ pub fn derived_info(
         shard_shape: None,
         codecs: format!("{format} of {}", src.path),
         fill_value: Value::from(0),
-        geometry: Geometry {
+        geometry: Geometry::derived(
             axes,
-            voxel_size: vs,
-            offset: roi.offset(),
-            units: src.geometry.units.clone(),
-            source: "derived",
-        },
+            vs,
+            roi.offset(),
+            src.geometry.units.clone(),
+            "derived",
+        ),
         roi,
     }
 }
@@ -437,11 +437,38 @@ impl Crop {
     pub fn new(name: &str, source: Box<dyn ArraySource>, roi: &Roi) -> Result<Self, ArrayError> {
         let src = source.info();
         let vs = src.geometry.voxel_size;
-        if roi.dims() != vs.dims()
-            || !(roi.offset() - src.geometry.offset).is_multiple_of(&vs)
-            || !roi.shape().is_multiple_of(&vs)
-        {
-            return Err(invalid(name, format!("roi: {roi} is not aligned to the voxel grid of {} (voxel size {vs}, offset {})", src.path, src.geometry.offset)));
+        if roi.dims() != vs.dims() {
+            return Err(invalid(
+                name,
+                format!(
+                    "roi: {roi} has {} axes, {} has {}",
+                    roi.dims(),
+                    src.path,
+                    vs.dims()
+                ),
+            ));
+        }
+        if !(roi.offset() - src.geometry.offset).is_multiple_of(&vs) {
+            let nearest = src.geometry.offset + ((roi.offset() - src.geometry.offset) / vs) * vs;
+            return Err(invalid(
+                name,
+                format!(
+                    "roi: its offset {} nm is not on the voxel grid of {} (voxel size {vs} nm, array offset {} nm); the offset must be the array offset plus whole voxels, e.g. {nearest}",
+                    roi.offset(),
+                    src.path,
+                    src.geometry.offset
+                ),
+            ));
+        }
+        if !roi.shape().is_multiple_of(&vs) {
+            return Err(invalid(
+                name,
+                format!(
+                    "roi: its shape {} nm is not a whole number of voxels of {} (voxel size {vs} nm)",
+                    roi.shape(),
+                    src.path
+                ),
+            ));
         }
         if !roi.intersects(&src.roi) {
             return Err(invalid(
@@ -771,13 +798,13 @@ impl InMemory {
                 shard_shape: None,
                 codecs: "in memory".into(),
                 fill_value: Value::from(0),
-                geometry: Geometry {
+                geometry: Geometry::derived(
                     axes,
                     voxel_size,
                     offset,
-                    units: vec!["nm".into(); dims],
-                    source: "config",
-                },
+                    vec!["nm".into(); dims],
+                    "config",
+                ),
                 roi,
             },
             data,
@@ -853,6 +880,37 @@ impl InMemory {
             data = crate::with_array_data!(data, a => a.index_axis_move(Axis(0), 0).into());
         }
         Self::new(name, "TIFF", data, voxel_size, offset, false)
+    }
+}
+
+impl InMemory {
+    /// Names the axes (one name per axis, all spatial); an empty list keeps `z, y, x`.
+    /// Errors name the config `name` and its `axis_names` field.
+    pub fn name_axes(&mut self, name: &str, names: &[String]) -> Result<(), ArrayError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let axes = &mut self.info.geometry.axes;
+        if names.len() != axes.len() {
+            return Err(invalid(
+                name,
+                format!(
+                    "axis_names: {} name(s) {names:?} for an array with {} axes",
+                    names.len(),
+                    axes.len()
+                ),
+            ));
+        }
+        if let Some(n) = names.iter().find(|n| super::meta::is_non_spatial_name(n)) {
+            return Err(invalid(
+                name,
+                format!("axis_names: `{n}` names a channel axis; TIFF stacks are read as spatial axes only"),
+            ));
+        }
+        for (axis, n) in axes.iter_mut().zip(names) {
+            axis.name = n.clone();
+        }
+        Ok(())
     }
 }
 

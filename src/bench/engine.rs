@@ -344,7 +344,7 @@ fn segno_train(options: &EngineBenchOptions, run: &RunConfig) -> Result<f64, Ben
         TrainOptions {
             seed: Some(0),
             device: tch::Device::Cpu,
-            loader_threads: options.threads,
+            loader_threads: Some(options.threads),
             stop_after: None,
             on_iteration: Some(Box::new(move |_, _| {
                 if let Ok(mut t) = record.lock() {
@@ -352,6 +352,9 @@ fn segno_train(options: &EngineBenchOptions, run: &RunConfig) -> Result<f64, Ben
                 }
             })),
             stop: None,
+            validate: true,
+            keep_validation: Default::default(),
+            max_watershed_voxels: crate::task::predictor::MAX_WATERSHED_VOXELS,
         },
     );
     clear_run(&options.dir, &run)?;
@@ -410,8 +413,13 @@ fn segno_predict(options: &EngineBenchOptions, run: &RunConfig) -> Result<(f64, 
         &inference,
         raw.as_ref(),
         Some(roi),
-        &out,
-        "prediction",
+        &crate::blockwise::PredictOutput {
+            container: &out,
+            dataset: "prediction",
+            data_type: Default::default(),
+            about: serde_json::json!({}),
+            overwrite: true,
+        },
         |_, _| {},
     )
     .map_err(other)?;

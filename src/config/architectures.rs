@@ -88,6 +88,12 @@ impl Check for CNNectomeUNetConfig {
                 }
             }
         };
+        if self.downsample_factors.is_empty() {
+            problems.push(
+                &child(path, "downsample_factors"),
+                "needs at least one downsampling factor, e.g. [(2, 2, 2)]: a U-Net without one has no levels",
+            );
+        }
         check_list("downsample_factors", &self.downsample_factors, problems);
         if let Some(up) = &self.upsample_factors {
             check_list("upsample_factors", up, problems);
@@ -362,6 +368,147 @@ impl CNNectomeUNetConfig {
         let below = (1..=span).map(|d| size - d).find(|&s| ok(s));
         let above = (0..=span).map(|d| size + d).find(|&s| ok(s));
         (below, above)
+    }
+}
+
+/// A U-Net's sizes for one input: what `segno architecture shapes` prints and the config
+/// editor shows while a U-Net is edited.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ShapeReport {
+    /// The network input (voxels).
+    pub input_voxels: Coordinate,
+    /// The network output (voxels), when the input is valid.
+    pub output_voxels: Option<Coordinate>,
+    /// Context per side between input and output, in input voxels.
+    pub context_voxels: Option<Vec<f64>>,
+    /// The evaluation input (input + `_eval_shape_increase`) and its output, if set.
+    pub eval_voxels: Option<(Coordinate, Option<Coordinate>)>,
+    /// The input voxel size (nm), when known.
+    pub input_voxel_size_nm: Option<Coordinate>,
+    /// The output voxel size (nm): the input's divided by the extra upsampling.
+    pub output_voxel_size_nm: Option<Coordinate>,
+    /// Context per side in nm, when the voxel size is known.
+    pub context_nm: Option<Vec<f64>>,
+    /// The prediction head's kernel size the output includes.
+    pub head_kernel: i64,
+    /// Why the input is invalid, with the nearest valid sizes.
+    pub error: Option<String>,
+}
+
+impl ShapeReport {
+    /// One or two lines of text.
+    pub fn text(&self) -> String {
+        let mut t = format!("input {} voxels", self.input_voxels);
+        match (&self.output_voxels, &self.error) {
+            (Some(o), _) => {
+                t.push_str(&format!(", output {o} voxels"));
+                if let Some(c) = &self.context_voxels {
+                    t.push_str(&format!("; context {c:?} voxels per side"));
+                }
+            }
+            (None, Some(e)) => t.push_str(&format!(": {e}")),
+            (None, None) => {}
+        }
+        if let (Some(i), Some(o)) = (&self.input_voxel_size_nm, &self.output_voxel_size_nm) {
+            t.push_str(&format!("; voxel size {i} nm in, {o} nm out"));
+            if let Some(c) = &self.context_nm {
+                t.push_str(&format!(" (context {c:?} nm)"));
+            }
+        }
+        if let Some((e, out)) = &self.eval_voxels {
+            match out {
+                Some(o) => t.push_str(&format!("\nevaluation input {e}, output {o} voxels")),
+                None => t.push_str(&format!("\nevaluation input {e} is invalid")),
+            }
+        }
+        t
+    }
+}
+
+impl CNNectomeUNetConfig {
+    /// The sizes of this U-Net with a prediction head of kernel `head_kernel` for `input`
+    /// (default: its `input_shape`) at `voxel_size_nm` (when known).
+    pub fn shape_report(
+        &self,
+        input: Option<Coordinate>,
+        voxel_size_nm: Option<Coordinate>,
+        head_kernel: i64,
+    ) -> ShapeReport {
+        let input = input.unwrap_or(self.input_shape);
+        let trim = head_kernel.max(1) - 1;
+        let out_of = |i: &Coordinate| -> Result<Coordinate, String> {
+            let o = self.output_shape(i).map_err(|e| {
+                let mut msg = e.to_string();
+                if let UNetShapeError::TooSmall { axis, input, .. }
+                | UNetShapeError::NotDivisible { axis, input, .. } = e
+                {
+                    if let (b, Some(a)) = self.nearest_valid_sizes(axis, input) {
+                        msg.push_str(&match b {
+                            Some(b) => format!("; nearest valid sizes on that axis: {b} or {a}"),
+                            None => format!("; the smallest valid size on that axis is {a}"),
+                        });
+                    }
+                }
+                msg
+            })?;
+            let o = o - Coordinate::splat(trim, o.dims());
+            if !o.is_positive() {
+                return Err(format!(
+                    "the input {i} leaves no output voxels after the head"
+                ));
+            }
+            Ok(o)
+        };
+        // Extra upsampling: output voxels are this much smaller than input voxels.
+        let up: Vec<f64> = (0..input.dims())
+            .map(|a| {
+                self.upsample_factors
+                    .iter()
+                    .flatten()
+                    .map(|f| f.get(a).unwrap_or(1) as f64)
+                    .product()
+            })
+            .collect();
+        let (output, error) = match out_of(&input) {
+            Ok(o) => (Some(o), None),
+            Err(e) => (None, Some(e)),
+        };
+        let context_voxels = output.map(|o| {
+            (0..input.dims())
+                .map(|a| (input[a] as f64 - o[a] as f64 / up[a]) / 2.0)
+                .collect::<Vec<f64>>()
+        });
+        let output_vs = voxel_size_nm.map(|vs| {
+            let mut v = vs;
+            for f in self.upsample_factors.iter().flatten() {
+                if f.dims() == v.dims() && f.is_positive() {
+                    v /= *f;
+                }
+            }
+            v
+        });
+        let context_nm = match (&context_voxels, &voxel_size_nm) {
+            (Some(c), Some(vs)) => {
+                Some(c.iter().zip(vs.iter()).map(|(c, v)| c * v as f64).collect())
+            }
+            _ => None,
+        };
+        let eval_voxels = self
+            .eval_shape_increase
+            .filter(|inc| inc.dims() == input.dims())
+            .and_then(|inc| input.checked_add(&inc).ok())
+            .map(|e| (e, out_of(&e).ok()));
+        ShapeReport {
+            input_voxels: input,
+            output_voxels: output,
+            context_voxels,
+            eval_voxels,
+            input_voxel_size_nm: voxel_size_nm,
+            output_voxel_size_nm: output_vs,
+            context_nm,
+            head_kernel,
+            error,
+        }
     }
 }
 

@@ -57,9 +57,12 @@ config_struct! {
         snap_to_grid: Option<Coordinate> = None,
         /// Axis names overriding the stored ones (letters such as `c, z, y, x`).
         axes ["_axes", "axes"]: Option<Vec<String>> = None,
-        /// Open mode: `r` (read only), `w` (create) or `a` (read/write).
+        /// DaCapo's open mode. Segno only ever reads input arrays, so `r`, `r+` and `a` all
+        /// open it read-only; `w` and `w-` (which create or empty the array) are refused.
         mode: Option<String> { "r" | "r+" | "w" | "w-" | "a" } = Some("a".to_string()),
-        /// Open through OME-NGFF multiscales metadata (the dataset's last path element is the scale).
+        /// Require OME-NGFF multiscales metadata: the dataset must be (or name) a level of
+        /// a multiscale image, else opening fails. Without it OME-NGFF metadata is still
+        /// used when present, else DaCapo's `voxel_size`/`resolution` attributes.
         ome_metadata: bool = false => newer,
     }
 }
@@ -81,6 +84,12 @@ impl Check for ZarrArrayConfig {
         }
         if let Some(grid) = &self.snap_to_grid {
             check_positive_coordinate(grid, &child(path, "snap_to_grid"), problems);
+        }
+        if let Some(mode @ ("w" | "w-")) = self.mode.as_deref() {
+            problems.push(
+                &child(path, "mode"),
+                format!("`{mode}` would create or empty the array; Segno only reads input arrays: use `r`"),
+            );
         }
     }
 }
@@ -353,6 +362,7 @@ impl Check for MergeInstancesArrayConfig {
 
 config_struct! {
     /// A DVID grayscale or labelmap instance (needs network access to the server).
+    #[refused = "reading DVID needs a DVID server, which Segno does not support; export the volume to zarr or N5"]
     DVIDArrayConfig {
         /// Name of this array config.
         name: String,
@@ -391,13 +401,14 @@ config_struct! {
         name: String,
         /// Path of the TIFF file.
         file_name: String,
-        /// World offset of the first voxel, in nm.
+        /// World offset of the first voxel, in `units` (nm when none are given).
         offset: Coordinate,
-        /// Voxel size in nm.
+        /// Voxel size, in `units` (nm when none are given).
         voxel_size: Coordinate,
-        /// Axis names, e.g. `z, y, x`.
+        /// Axis names, one per axis (pages first), e.g. `z, y, x`; shown by the viewer.
         axis_names ["axis_names", "axes"]: Vec<String>,
-        /// Unit per spatial axis, e.g. `nm`.
+        /// Unit of `voxel_size` and `offset` per spatial axis (`nm`, `um`, …); they are
+        /// converted to nm, which must give whole numbers.
         units: Vec<String> = Vec::new(),
     }
 }

@@ -29,7 +29,8 @@ config_struct! {
         gt_config: Option<ArrayConfig> = None,
         /// Where the mask is 0 the loss ignores the voxel; 1 means use it.
         mask_config: Option<ArrayConfig> = None,
-        /// World coordinates (nm) to centre training samples on; all locations when absent.
+        /// World coordinates (nm, inside the ground truth's region) that training patches of
+        /// this dataset are centred on, each equally often; all locations when absent.
         sample_points: Option<Vec<Coordinate>> = None,
     }
 }
@@ -65,6 +66,7 @@ impl Check for RawGTDatasetConfig {
 
 config_struct! {
     /// A placeholder dataset for tests; never valid for training.
+    #[refused = "dummy datasets hold no data to train or validate on"]
     DummyDatasetConfig {
         /// Name of this dataset.
         name: String,
@@ -133,6 +135,7 @@ impl Check for TrainValidateDataSplitConfig {
 config_struct! {
     /// Datasets discovered inside one zarr container: every group below `train_group_name`
     /// is a training dataset, every group below `validate_group_name` a validation dataset.
+    #[refused = "Segno trains on TrainValidateDataSplitConfig datasplits; make one with the DataSplit wizard or `segno datasplit` from the same container"]
     SimpleDataSplitConfig {
         /// Name of this datasplit.
         name: String,
@@ -171,6 +174,7 @@ impl Check for SimpleDataSplitConfig {
 
 config_struct! {
     /// A placeholder datasplit for tests: one dummy training dataset, no validation.
+    #[refused = "a dummy datasplit holds no data to train or validate on"]
     DummyDataSplitConfig {
         /// Name of this datasplit.
         name: String,

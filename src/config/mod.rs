@@ -21,7 +21,9 @@ use std::fmt;
 
 use serde_json::Value;
 
-pub use architectures::{ArchitectureConfig, CNNectomeUNetConfig, DummyArchitectureConfig};
+pub use architectures::{
+    ArchitectureConfig, CNNectomeUNetConfig, DummyArchitectureConfig, ShapeReport,
+};
 pub use arrays::*;
 pub use datasplits::*;
 pub use options::{BsubConfig, ComputeContextConfig, LocalTorchConfig, OptionsConfig};
@@ -95,6 +97,36 @@ pub(crate) fn check_positive_coordinate(c: &Coordinate, path: &str, problems: &m
 /// Parses YAML (or JSON, which is read as YAML) into a document tree, dropping YAML tags
 /// such as `!!python/tuple` (tuples become lists).
 pub fn parse_document(text: &str, source_name: &str) -> Result<Value, ConfigError> {
+    // The YAML parser drops `!!` tags it does not know; Python object tags must not be
+    // read as the plain value under them, so they are refused by line.
+    let mut tag_problems = Problems::default();
+    for (n, line) in text.lines().enumerate() {
+        let code = line.split('#').next().unwrap_or("");
+        let mut rest = code;
+        while let Some(i) = rest.find("!!python/") {
+            let tag: String = rest[i..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !matches!(c, '[' | '{' | ',' | ']' | '}'))
+                .collect();
+            let quoted = rest[..i].matches(['"', '\'']).count() % 2 == 1;
+            if !quoted && !matches!(tag.as_str(), "!!python/tuple" | "!!python/list") {
+                tag_problems.push(
+                    "",
+                    format!(
+                        "line {}: the YAML tag `{tag}` is not supported: Segno reads plain YAML values (and `!!python/tuple`), not Python objects; write this value as a plain mapping, list, number or string",
+                        n + 1
+                    ),
+                );
+            }
+            rest = &rest[i + tag.len().max(1)..];
+        }
+    }
+    if !tag_problems.is_empty() {
+        return Err(ConfigError::Invalid {
+            source_name: source_name.to_string(),
+            problems: tag_problems,
+        });
+    }
     let yaml: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Syntax {
             source_name: source_name.to_string(),
@@ -165,7 +197,35 @@ fn yaml_to_tree(value: serde_yaml_ng::Value, path: &str, problems: &mut Problems
             }
             Value::Object(out)
         }
-        Y::Tagged(tagged) => yaml_to_tree(tagged.value, path, problems),
+        Y::Tagged(tagged) => {
+            // PyYAML's tuples are lists; other Python tags would build Python objects,
+            // which a config file cannot hold here.
+            let tag = tagged.tag.to_string();
+            let name = tag.trim_start_matches('!');
+            let name = name.strip_prefix("tag:yaml.org,2002:").unwrap_or(name);
+            let plain = matches!(
+                name,
+                "python/tuple"
+                    | "python/list"
+                    | "str"
+                    | "int"
+                    | "float"
+                    | "bool"
+                    | "null"
+                    | "seq"
+                    | "map"
+            );
+            if !plain {
+                problems.push(
+                    path,
+                    format!(
+                        "the YAML tag `!{name}` is not supported: Segno reads plain YAML values (and `!!python/tuple`), not Python objects; write this value as a plain mapping, list, number or string"
+                    ),
+                );
+                return Value::Null;
+            }
+            yaml_to_tree(tagged.value, path, problems)
+        }
     }
 }
 
@@ -475,6 +535,9 @@ const RUN_TYPES: &[TypeInfo] = &[TypeInfo {
     tag: "RunConfig",
     raw_help: RunConfig::HELP,
     fields: RunConfig::FIELDS,
+    rust_name: "RunConfig",
+    variant: "",
+    refused: RunConfig::REFUSED,
 }];
 
 const OPTION_TYPES: &[TypeInfo] = &[
@@ -482,16 +545,25 @@ const OPTION_TYPES: &[TypeInfo] = &[
         tag: "OptionsConfig",
         raw_help: OptionsConfig::HELP,
         fields: OptionsConfig::FIELDS,
+        rust_name: "OptionsConfig",
+        variant: "",
+        refused: OptionsConfig::REFUSED,
     },
     TypeInfo {
         tag: "LocalTorch",
         raw_help: LocalTorchConfig::HELP,
         fields: LocalTorchConfig::FIELDS,
+        rust_name: "LocalTorchConfig",
+        variant: "",
+        refused: LocalTorchConfig::REFUSED,
     },
     TypeInfo {
         tag: "Bsub",
         raw_help: BsubConfig::HELP,
         fields: BsubConfig::FIELDS,
+        rust_name: "BsubConfig",
+        variant: "",
+        refused: BsubConfig::REFUSED,
     },
 ];
 
@@ -550,6 +622,83 @@ pub fn catalogue() -> [TypeGroup; 10] {
             types: OPTION_TYPES,
         },
     ]
+}
+
+/// Warnings about a config document (as [`schema::Encode::encode`] gives it, or an
+/// options file): fields set to something other than their default that have no effect in
+/// Segno, and types Segno reads but refuses to compute with. Each names the field path.
+pub fn compatibility_warnings(doc: &Value) -> Vec<String> {
+    fn fields_of(
+        map: &serde_json::Map<String, Value>,
+        fields: &[FieldInfo],
+        path: &str,
+        out: &mut Vec<String>,
+    ) {
+        for f in fields {
+            let Some(why) = f.no_effect else { continue };
+            let value = std::iter::once(f.key)
+                .chain(f.aliases.iter().copied())
+                .find_map(|k| map.get(k));
+            let default = f.default.map(|d| d());
+            if let Some(v) = value {
+                if Some(v) != default.as_ref() && !v.is_null() {
+                    out.push(format!(
+                        "{}: set to {}, but has no effect in Segno: {why}",
+                        schema::child(path, f.key),
+                        schema::describe(v)
+                    ));
+                }
+            }
+        }
+    }
+    fn walk(v: &Value, path: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                if let Some(tag) = map.get(TYPE_KEY).and_then(Value::as_str) {
+                    if let Some((_, t)) = find_type(tag) {
+                        if let Some(why) = t.refused {
+                            let at = if path.is_empty() {
+                                tag.to_string()
+                            } else {
+                                format!("{path} ({tag})")
+                            };
+                            out.push(format!("{at}: accepted for compatibility, but {why}"));
+                        }
+                        fields_of(map, t.fields, path, out);
+                    }
+                }
+                for (k, child) in map {
+                    walk(child, &schema::child(path, k), out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(child, &schema::index(path, i), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    // An options file: its own fields and its compute context's.
+    if let Some(map) = doc.as_object() {
+        if !map.contains_key(TYPE_KEY) && map.contains_key("runs_base_dir") {
+            fields_of(map, OptionsConfig::FIELDS, "", &mut out);
+            if let Some(cc) = map.get("compute_context").and_then(Value::as_object) {
+                let fields = match cc.get("type").and_then(Value::as_str) {
+                    Some("LocalTorch") => LocalTorchConfig::FIELDS,
+                    Some("Bsub") => BsubConfig::FIELDS,
+                    _ => &[],
+                };
+                if let Some(config) = cc.get("config").and_then(Value::as_object) {
+                    fields_of(config, fields, "compute_context.config", &mut out);
+                }
+            }
+            return out;
+        }
+    }
+    walk(doc, "", &mut out);
+    out
 }
 
 /// Finds a type of the [`catalogue`] by its tag (case-insensitive), with its group.

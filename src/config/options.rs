@@ -17,8 +17,10 @@ config_struct! {
         /// Where training and blockwise work run.
         compute_context: ComputeContextConfig = ComputeContextConfig::default(),
         /// MongoDB host (only for the `mongo` store type).
+        #[no_effect = "Segno keeps everything in the project directory (the `files` store); there is no MongoDB"]
         mongo_db_host: Option<String> = None,
         /// MongoDB database name (only for the `mongo` store type).
+        #[no_effect = "Segno keeps everything in the project directory (the `files` store); there is no MongoDB"]
         mongo_db_name: Option<String> = None,
     }
 }
@@ -46,10 +48,13 @@ config_struct! {
     /// Runs work on this machine (GPU when available, else CPU).
     LocalTorchConfig {
         /// Run blockwise workers as separate processes.
+        #[no_effect = "Segno's block jobs run as threads of one process"]
         distribute_workers: Option<bool> = Some(false),
-        /// `cuda`, `cuda:N` or `cpu`; null picks CUDA when available.
+        /// `cuda`, `cuda:N` or `cpu`: the device `--device auto` (the default) means; null
+        /// picks CUDA when available.
         device ["_device", "device"]: Option<String> = None,
         /// GB of GPU memory to leave free.
+        #[no_effect = "DaCapo declares it without enforcing it; Segno sizes prediction blocks by --max-block-input"]
         oom_limit: Option<f64> = Some(4.2),
     }
 }
@@ -75,8 +80,10 @@ config_struct! {
     /// Submits work to an LSF cluster with `bsub`.
     BsubConfig {
         /// Run blockwise workers as separate jobs.
+        #[no_effect = "Segno's block jobs run as threads of one process"]
         distribute_workers: Option<bool> = Some(true),
-        /// LSF queue (`bsub -q`).
+        /// LSF queue (`bsub -q`); with the GPUs, CPUs and billing project below, the
+        /// defaults of LSF submission in the Runs section.
         queue: String = "local".to_string(),
         /// GPUs per job (`-gpu num=N`).
         num_gpus: u32 = 1,
@@ -125,6 +132,7 @@ const COMPUTE_CONTEXT_FIELDS: &[FieldInfo] = &[
         default: None,
         shape: <String as Decode>::shape,
         choices: &["LocalTorch", "Bsub"],
+        no_effect: None,
     },
     FieldInfo {
         name: "config",
@@ -136,6 +144,7 @@ const COMPUTE_CONTEXT_FIELDS: &[FieldInfo] = &[
         default: Some(|| Value::Object(Map::new())),
         shape: || Shape::Any,
         choices: &[],
+        no_effect: None,
     },
 ];
 

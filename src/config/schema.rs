@@ -124,6 +124,9 @@ pub struct FieldInfo {
     /// For text fields with a fixed set of values: the values (checked by validation,
     /// offered as a list by editors); empty otherwise.
     pub choices: &'static [&'static str],
+    /// For fields accepted for compatibility that change nothing in Segno: why. Validation
+    /// warns when such a field is set to anything but its default.
+    pub no_effect: Option<&'static str>,
 }
 
 impl FieldInfo {
@@ -147,6 +150,13 @@ pub struct TypeInfo {
     pub raw_help: &'static str,
     /// The type's fields in declaration order.
     pub fields: &'static [FieldInfo],
+    /// The Rust type's name (`LocalTorchConfig` for the tag `LocalTorch`).
+    pub rust_name: &'static str,
+    /// The family enum and variant that hold it (`ArrayConfig::Zarr`); empty for types
+    /// outside a family.
+    pub variant: &'static str,
+    /// For types Segno reads but refuses to train or compute with: why (validation warns).
+    pub refused: Option<&'static str>,
 }
 
 impl TypeInfo {
@@ -780,6 +790,26 @@ impl Decode for Coordinate {
                 None
             }
             None => {
+                // Name the element that is not a whole number, quoting it.
+                if let Value::Array(items) = value {
+                    if let Some((axis, bad)) =
+                        items.iter().enumerate().find(|(_, v)| v.as_i64().is_none())
+                    {
+                        let shown = match bad {
+                            Value::Number(n) => n.to_string(),
+                            other => describe(other),
+                        };
+                        problems.push(
+                            path,
+                            format!(
+                                "expected {}, found {} whose element {axis} is {shown}, not a whole number of voxels or nm",
+                                Self::expected(),
+                                serde_json::to_string(value).unwrap_or_default()
+                            ),
+                        );
+                        return None;
+                    }
+                }
                 mismatch::<Self>(value, path, problems);
                 None
             }
@@ -988,9 +1018,11 @@ pub fn decode_field<T: Decode>(
 macro_rules! config_struct {
     (
         $(#[doc = $sdoc:literal])*
+        $(#[refused = $refused:literal])?
         $name:ident {
             $(
                 $(#[doc = $fdoc:literal])*
+                $(#[no_effect = $no_effect:literal])?
                 $field:ident $([$key:literal $(, $alias:literal)*])? : $ty:ty $({ $($choice:literal)|+ })? $(= $default:expr)? $(=> $newer:ident)?
             ),* $(,)?
         }
@@ -1017,11 +1049,15 @@ macro_rules! config_struct {
                     default: config_default_value!($ty; $($default)?),
                     shape: <$ty as $crate::config::schema::Decode>::shape,
                     choices: &[$($($choice),+)?],
+                    no_effect: config_option!($($no_effect)?),
                 },)*
             ];
 
             /// Help text of this config type (its doc comment).
             pub const HELP: &'static str = concat!($($sdoc, "\n",)* "");
+
+            /// Why Segno refuses to compute with this type, if it does.
+            pub const REFUSED: Option<&'static str> = config_option!($($refused)?);
         }
 
         impl $crate::config::schema::Decode for $name {
@@ -1097,6 +1133,15 @@ macro_rules! config_struct {
                 $crate::config::schema::Check::check(self, path, problems);
             }
         }
+    };
+}
+
+macro_rules! config_option {
+    () => {
+        None
+    };
+    ($value:literal) => {
+        Some($value)
     };
 }
 
@@ -1201,6 +1246,9 @@ macro_rules! config_enum {
                     tag: stringify!($ty),
                     raw_help: $ty::HELP,
                     fields: $ty::FIELDS,
+                    rust_name: stringify!($ty),
+                    variant: concat!(stringify!($name), "::", stringify!($variant)),
+                    refused: $ty::REFUSED,
                 },)*
             ];
 

@@ -325,7 +325,8 @@ config_struct! {
         name: String,
         /// Number of embedding dimensions.
         embedding_dims: i64,
-        /// Detection threshold.
+        /// Detection threshold (DaCapo's dummy task keeps it without using it).
+        #[no_effect = "the dummy task predicts zeros and scores randomly whatever the threshold"]
         detection_threshold: f64,
     }
 }

@@ -17,8 +17,9 @@ config_enum! {
 
 config_struct! {
     /// Trains on random patches sampled from the training datasets (weighted by dataset
-    /// weight), rejecting patches whose centre is masked out, then applies the augmentations
-    /// in order; optimiser RAdam with a learning-rate warm-up.
+    /// weight), rejecting patches whose centre is not annotated or that hold too little
+    /// annotation (`min_masked`, `gt_min_reject`), then applies the augmentations in
+    /// order; optimiser RAdam with a learning-rate warm-up.
     GunpowderTrainerConfig {
         /// Name of this trainer.
         name: String,
@@ -26,19 +27,29 @@ config_struct! {
         batch_size: u32 = 1,
         /// RAdam learning rate after warm-up.
         learning_rate: f64 = 0.001,
-        /// Worker threads preparing batches in the background.
+        /// Threads preparing batches in the background (0 counts as 1; at most the number
+        /// of cores; `segno train --loader-threads` overrides it). Batches do not depend on it.
         num_data_fetchers: u32 = 5,
         /// Augmentations, applied in list order.
         augments: Vec<AugmentConfig> = Vec::new(),
         /// Save a snapshot of the batch and prediction every this many iterations (none when null).
         snapshot_interval: Option<u64> = None,
-        /// Minimum fraction of annotated voxels a sample needs.
+        /// Least fraction of an output patch's voxels that must be annotated (mask > 0 in
+        /// any channel, or inside the ground truth's region without a mask); patches with
+        /// less are drawn again. Null or 0: only the centre voxel must be annotated.
         min_masked: Option<f64> = Some(0.15),
-        /// Crop the raw data to the ground-truth region before sampling.
+        /// Crop the raw data to the ground-truth region (grown to the raw voxel grid)
+        /// before sampling: the network's context beyond it reads as 0 in training.
         clip_raw: bool = false,
-        /// Reject samples whose ground-truth mean is at most this.
+        /// Reject patches in which the fraction of voxels with non-zero ground truth is
+        /// at most this (e.g. 0.01 to skip patches without any object); null: keep all.
         gt_min_reject: Option<f64> = None,
-        /// How sample locations are chosen: `integral_mask`, `reject`, `sample_points` or null (default).
+        /// Where patch centres come from: `reject` or null (uniform over the ground truth,
+        /// drawn again until the centre voxel is annotated), `integral_mask` (uniform over
+        /// the annotated voxels directly: the same patches without redraws, for sparse
+        /// masks) or `sample_points` (only at the datasets' `sample_points`, which every
+        /// training dataset must list). Datasets listing `sample_points` are always
+        /// sampled at their points.
         sample_strategy: Option<String> { "integral_mask" | "reject" | "sample_points" } = None => newer,
     }
 }
@@ -69,11 +80,20 @@ impl Check for GunpowderTrainerConfig {
                 );
             }
         }
+        if let Some(g) = self.gt_min_reject {
+            if !(0.0..1.0).contains(&g) {
+                problems.push(
+                    &child(path, "gt_min_reject"),
+                    format!("must lie in [0, 1) (a fraction of the patch), got {g}"),
+                );
+            }
+        }
     }
 }
 
 config_struct! {
     /// Random-noise batches, for tests.
+    #[refused = "Segno trains with the gunpowder trainer only; the dummy trainer's random batches exist for DaCapo's own tests"]
     DummyTrainerConfig {
         /// Name of this trainer.
         name: String,

@@ -44,6 +44,9 @@ pub struct ConfigEditor {
     saved_config: Option<AnyConfig>,
     /// `doc` decoded, made again on every edit.
     current: Option<AnyConfig>,
+    /// For a U-Net (or a run with one): its input, output and context sizes, or why its
+    /// input is invalid; made again on every edit.
+    pub shapes: Option<String>,
     /// The YAML view's text.
     pub yaml: String,
     /// Why the YAML text cannot be read, if it cannot.
@@ -87,6 +90,7 @@ impl Default for ConfigEditor {
             saved: None,
             saved_config: None,
             current: None,
+            shapes: None,
             yaml: String::new(),
             yaml_error: None,
             problems: Vec::new(),
@@ -203,6 +207,28 @@ impl RunBuilder {
 /// Problems of `doc` as a config of `family`: decoding problems, else validation problems.
 pub fn document_problems(family: Family, doc: &Value) -> Vec<Problem> {
     checked(family, doc).1
+}
+
+/// The network sizes of a U-Net architecture (with a 1×1 head) or of a run's U-Net (with
+/// its task's head), as text.
+fn shapes_of(config: Option<&AnyConfig>) -> Option<String> {
+    use crate::config::ArchitectureConfig;
+    match config? {
+        AnyConfig::Architecture(ArchitectureConfig::CnnectomeUnet(u)) => Some(format!(
+            "{}\n(with a 1×1 prediction head; tasks with a larger head kernel trim kernel - 1 voxels more)",
+            u.shape_report(None, None, 1).text()
+        )),
+        AnyConfig::Run(r) => {
+            let ArchitectureConfig::CnnectomeUnet(u) = &r.architecture_config else {
+                return None;
+            };
+            let head = crate::task::predictor::Predictor::from_task(&r.task_config)
+                .map(|p| p.head().kernel_size)
+                .unwrap_or(1);
+            Some(u.shape_report(None, None, head).text())
+        }
+        _ => None,
+    }
 }
 
 /// `doc` decoded as a config of `family` (when it decodes), with every problem of it.
@@ -323,6 +349,7 @@ impl ConfigEditor {
             };
             self.yaml_error = None;
         }
+        self.shapes = shapes_of(current.as_ref());
         self.current = current;
     }
 
@@ -638,6 +665,11 @@ impl ConfigEditor {
                     self.doc = doc;
                     if edited {
                         self.refresh(true);
+                    }
+                    if let Some(shapes) = &self.shapes {
+                        ui.separator();
+                        ui.label(egui::RichText::new("Network sizes").strong());
+                        ui.label(shapes);
                     }
                     if !self.problems.is_empty() {
                         ui.separator();

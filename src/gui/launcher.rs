@@ -78,25 +78,10 @@ pub enum Target {
 
 /// A run's stored validation scores (names as the file lists them).
 fn read_validation(root: &Path, run: &str) -> Option<crate::task::evaluate::ValidationScores> {
-    let path = crate::train::validate::scores_path(root, run);
-    let text = std::fs::read_to_string(&path).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let names = |key: &str| -> Vec<String> {
-        v[key]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect()
-    };
-    crate::train::validate::read_scores(
-        &path,
-        &names("criteria"),
-        &names("parameters"),
-        &names("datasets"),
-    )
-    .ok()
-    .filter(|s| s.iterations().next().is_some())
+    crate::train::validate::read_stored_scores(root, run)
+        .ok()
+        .flatten()
+        .filter(|s| s.iterations().next().is_some())
 }
 
 /// The launcher's state.
@@ -105,6 +90,8 @@ pub struct Launcher {
     pub segno_exe: PathBuf,
     /// Device for new trainers: `auto`, `cpu` or `cuda`.
     pub device: String,
+    /// New trainers keep the validation arrays of the best and latest iterations only.
+    pub keep_best_validation: bool,
     /// Monitors by run name.
     pub runs: HashMap<String, RunMonitor>,
     /// The run whose plot and log are shown.
@@ -128,6 +115,7 @@ impl Default for Launcher {
         Self {
             segno_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("segno")),
             device: "auto".into(),
+            keep_best_validation: false,
             runs: HashMap::new(),
             selected: None,
             message: None,
@@ -284,7 +272,13 @@ impl Launcher {
         match self.target.clone() {
             Target::Local => self.start(root, run),
             Target::Cluster(request) => {
-                match crate::cluster::submit(&request, root, run, &self.segno_exe, &self.device) {
+                match crate::cluster::submit(
+                    &request,
+                    root,
+                    run,
+                    &self.segno_exe,
+                    &self.train_args(),
+                ) {
                     Ok(_) => self.message = None,
                     Err(e) => self.message = Some(format!("not submitted: {e}")),
                 }
@@ -320,7 +314,9 @@ impl Launcher {
             }
         };
         let mut cmd = std::process::Command::new(&self.segno_exe);
-        cmd.args(["train", "-r", run, "--device", &self.device, "-p"])
+        cmd.args(["train", "-r", run])
+            .args(self.train_args())
+            .arg("-p")
             .arg(root)
             .stdin(std::process::Stdio::null())
             .stdout(log)
@@ -417,7 +413,15 @@ impl Launcher {
         }
     }
 
-    /// The selected run's loss plot and log tail.
+    /// The `segno train` options of new trainers (device, validation arrays kept).
+    fn train_args(&self) -> Vec<String> {
+        let mut args = vec!["--device".to_string(), self.device.clone()];
+        if self.keep_best_validation {
+            args.extend(["--keep-validation".to_string(), "best".to_string()]);
+        }
+        args
+    }
+
     /// The monitor of the selected run: device choice, state (with the error of a failed
     /// run), loss and iteration-time plots, validation scores and the best iteration per
     /// criterion, and the log. Returns the (run, iteration, parameters) whose validation
@@ -442,6 +446,11 @@ impl Launcher {
                 })
                 .response
                 .labelled_by(l.id);
+            ui.checkbox(
+                &mut self.keep_best_validation,
+                "keep validation arrays of the best and latest iterations only",
+            )
+            .on_hover_text("Validation scores are kept for every iteration; predictions and outputs of other iterations are deleted after each validation.");
         });
         self.target_ui(ui);
         if let Some(m) = &self.message {
@@ -484,6 +493,15 @@ impl Launcher {
                 });
         });
         if let Some(scores) = &m.scores {
+            // Validation failures never stop training; the last one is shown here.
+            if let Some((it, failures)) = scores.last_failure() {
+                for (dataset, error) in failures {
+                    ui.colored_label(
+                        ui.visuals().warn_fg_color,
+                        format!("validation of {dataset} at iteration {it} failed (scores NaN): {error}"),
+                    );
+                }
+            }
             validation_ui(ui, scores, &mut self.criterion, &name);
             view = best_table(ui, scores, &name);
         }
@@ -522,12 +540,12 @@ impl Launcher {
                             format!("{} (not found)", s.label())
                         };
                         if ui.selectable_label(on, text).clicked() && !on {
-                            let mut r = match &self.target {
-                                Target::Cluster(r) => r.clone(),
-                                Target::Local => JobRequest::default(),
-                            };
-                            r.scheduler = s;
-                            self.target = Target::Cluster(r);
+                            // A new request starts from the options file's compute
+                            // context (LSF: DaCapo's Bsub settings).
+                            match JobRequest::default_for(s) {
+                                Ok(r) => self.target = Target::Cluster(r),
+                                Err(e) => self.message = Some(e.to_string()),
+                            }
                         }
                     }
                 });

@@ -112,7 +112,14 @@ impl Settings {
 }
 
 /// The validation datasets of a datasplit: name, and the zarr sources of raw and ground truth.
-type ValidationDataset = (String, Option<(String, String)>, Option<(String, String)>);
+/// A validation dataset's name with the zarr sources of its raw data, ground truth and
+/// (when it is a stored array) mask.
+type ValidationDataset = (
+    String,
+    Option<(String, String)>,
+    Option<(String, String)>,
+    Option<(String, String)>,
+);
 
 fn validation_datasets(split: &crate::config::DataSplitConfig) -> Vec<ValidationDataset> {
     let crate::config::DataSplitConfig::TrainValidate(s) = split else {
@@ -125,8 +132,14 @@ fn validation_datasets(split: &crate::config::DataSplitConfig) -> Vec<Validation
                 d.name.clone(),
                 d.raw_config.as_ref().and_then(|a| a.zarr_source()),
                 d.gt_config.as_ref().and_then(|a| a.zarr_source()),
+                // A mask made from other arrays (ones over the ground truth, …) has no
+                // array of its own to show.
+                match &d.mask_config {
+                    Some(m @ crate::config::ArrayConfig::Zarr(_)) => m.zarr_source(),
+                    _ => None,
+                },
             ),
-            other => (other.name().to_string(), None, None),
+            other => (other.name().to_string(), None, None, None),
         })
         .collect()
 }
@@ -528,10 +541,17 @@ impl SegnoApp {
                 std::fs::read_dir(container.join(latest.to_string()))
                     .ok()?
                     .filter_map(Result::ok)
-                    .map(|e| (e.file_name().to_string_lossy().into_owned(), None, None))
+                    .map(|e| {
+                        (
+                            e.file_name().to_string_lossy().into_owned(),
+                            None,
+                            None,
+                            None,
+                        )
+                    })
                     .next()
             });
-        let Some((dataset, raw, gt)) = chosen else {
+        let Some((dataset, raw, gt, mask)) = chosen else {
             self.message = Some(format!("no validation prediction of run {run:?} found"));
             return;
         };
@@ -554,8 +574,18 @@ impl SegnoApp {
         if let Some(raw) = raw {
             self.viewer.add_layer(&raw);
         }
+        let mut truth_layer = None;
         if let Some(gt) = gt.map(resolve) {
             self.viewer.add_layer(&gt);
+            truth_layer = self.viewer.state.layers.last().map(|l| l.name.clone());
+        }
+        let mut mask_layer = None;
+        if let Some(mask) = mask.map(resolve) {
+            self.viewer.add_layer(&mask);
+            if let Some(l) = self.viewer.state.layers.last_mut() {
+                l.visible = false;
+                mask_layer = Some(l.name.clone());
+            }
         }
         let mut browse = viewer::ValidationBrowse {
             run: run.to_string(),
@@ -584,6 +614,10 @@ impl SegnoApp {
             browse.output_layer = Some(name);
         }
         self.viewer.validation = Some(browse);
+        // Errors against the ground truth, judged where it is known.
+        if let Some(truth) = truth_layer {
+            self.viewer.overlay_validation(&truth, mask_layer);
+        }
         self.settings.section = Section::Viewer;
     }
 

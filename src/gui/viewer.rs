@@ -393,6 +393,14 @@ impl Viewer {
                 self.replace_source(i, &path);
             }
         }
+        // Overlays of the prediction follow the parameter set's threshold.
+        if let Some(t) = b.parameter.as_deref().and_then(threshold_of) {
+            for o in &mut self.state.overlays {
+                if o.prediction == b.prediction_layer {
+                    o.threshold = t;
+                }
+            }
+        }
         self.validation = Some(b);
     }
 
@@ -435,6 +443,49 @@ impl Viewer {
             }
         }
         ui.separator();
+    }
+
+    /// The threshold an error overlay applies to the float layer named `name` by default:
+    /// the run's chosen post-processing threshold — of the browsed validation's parameter
+    /// set, or as `segno predict` recorded it in the array's attributes — else 0.5.
+    pub fn default_threshold(&self, name: &str) -> f32 {
+        if let Some(b) = &self.validation {
+            if b.prediction_layer == name {
+                if let Some(t) = b.parameter.as_deref().and_then(threshold_of) {
+                    return t;
+                }
+            }
+        }
+        let recorded = self
+            .layer_index(name)
+            .and_then(|i| crate::array::open(&self.state.layers[i].source).ok())
+            .and_then(|a| {
+                a.attributes()?
+                    .get("segno_prediction")?
+                    .get("threshold")?
+                    .as_f64()
+            });
+        recorded.map_or(0.5, |t| t as f32)
+    }
+
+    /// Adds (or updates) the error overlay of the browsed run's ground truth against its
+    /// prediction, thresholded at the shown parameter set and limited to the dataset's mask.
+    pub fn overlay_validation(&mut self, truth: &str, mask: Option<String>) {
+        let Some(b) = &self.validation else { return };
+        let prediction = b.prediction_layer.clone();
+        let threshold = self.default_threshold(&prediction);
+        self.state
+            .overlays
+            .retain(|o| !(o.truth == truth && o.prediction == prediction));
+        self.state.overlays.push(ErrorOverlay {
+            truth: truth.to_string(),
+            prediction,
+            visible: true,
+            instances: false,
+            threshold,
+            alpha: 0.6,
+            mask,
+        });
     }
 
     /// Centres the view on layer `i` (when it opened).
@@ -595,11 +646,12 @@ impl Viewer {
             .iter()
             .map(|st| {
                 st.visible
-                    || self
-                        .state
-                        .overlays
-                        .iter()
-                        .any(|o| o.visible && (o.truth == st.name || o.prediction == st.name))
+                    || self.state.overlays.iter().any(|o| {
+                        o.visible
+                            && (o.truth == st.name
+                                || o.prediction == st.name
+                                || o.mask.as_deref() == Some(st.name.as_str()))
+                    })
             })
             .collect();
         let layers_key: Vec<(u64, LayerKind, bool)> = self
@@ -715,6 +767,10 @@ impl Viewer {
                         instances: o.instances,
                         threshold: o.threshold,
                         alpha: o.alpha,
+                        mask: match &o.mask {
+                            Some(m) => Some(*index_of.get(m.as_str())?),
+                            None => None,
+                        },
                     })
                 });
             let [h, v, _] = plane.axes();
@@ -1439,13 +1495,16 @@ impl Viewer {
                 });
         });
         if ui.button("Add overlay").clicked() && self.truth_pick != self.prediction_pick {
+            let prediction = names[self.prediction_pick].clone();
+            let threshold = self.default_threshold(&prediction);
             self.state.overlays.push(ErrorOverlay {
                 truth: names[self.truth_pick].clone(),
-                prediction: names[self.prediction_pick].clone(),
+                prediction,
                 visible: true,
                 instances: false,
-                threshold: 0.5,
+                threshold,
                 alpha: 0.6,
+                mask: None,
             });
         }
         let mut remove = None;
@@ -1457,11 +1516,32 @@ impl Viewer {
                     remove = Some(k);
                 }
             });
+            ui.horizontal(|ui| {
+                let l = ui.label("threshold");
+                ui.add(egui::DragValue::new(&mut o.threshold).speed(0.01))
+                    .labelled_by(l.id)
+                    .on_hover_text("float predictions above this count as foreground (the run's post-processing threshold, in its units)");
+                egui::ComboBox::from_id_salt(("overlay-mask", k))
+                    .selected_text(o.mask.clone().unwrap_or_else(|| "no mask".into()))
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut o.mask, None, "no mask");
+                        for n in &names {
+                            ui.selectable_value(&mut o.mask, Some(n.clone()), n);
+                        }
+                    })
+                    .response
+                    .on_hover_text("errors are coloured only where this layer is non-zero (where the truth is annotated)");
+            });
         }
         if let Some(k) = remove {
             self.state.overlays.remove(k);
         }
     }
+}
+
+/// The threshold of a thresholding parameter set's name (`threshold_-0.2` → -0.2).
+pub fn threshold_of(parameters: &str) -> Option<f32> {
+    parameters.strip_prefix("threshold_")?.parse().ok()
 }
 
 fn settings_ui(

@@ -145,6 +145,11 @@ impl Model {
         self.dims
     }
 
+    /// The activation applied to the output at prediction time.
+    pub fn eval_activation(&self) -> Activation {
+        self.eval_activation
+    }
+
     /// Runs the network on `(batch, channels, spatial…)`; with `train` false the
     /// evaluation activation (if any) is applied.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor, NnError> {

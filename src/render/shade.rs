@@ -42,7 +42,7 @@ pub struct GpuUniforms {
     pub origin_size: [f32; 4],
     /// Layers, overlay on, truth layer, prediction layer.
     pub counts: [u32; 4],
-    /// Overlay alpha, threshold, instances (1) or voxels (0), unused.
+    /// Overlay alpha, threshold, instances (1) or voxels (0), mask layer + 1 (0 for none).
     pub overlay: [f32; 4],
     /// Cross-hair x, y (pixels in the panel), on, unused.
     pub cross: [f32; 4],
@@ -102,6 +102,8 @@ pub struct DrawOverlay {
     pub threshold: f32,
     /// Opacity.
     pub alpha: f32,
+    /// A layer marking where the truth is known (non-zero), if any.
+    pub mask: Option<usize>,
 }
 
 /// Split/merge flags of the overlay's instance mode: bit 1 where the true object is
@@ -270,7 +272,9 @@ pub fn pack(
             o.alpha,
             o.threshold,
             if o.instances { 1.0 } else { 0.0 },
-            0.0,
+            o.mask
+                .filter(|m| *m < layers.len())
+                .map_or(0.0, |m| (m + 1) as f32),
         ];
         if o.instances {
             flags = instance_flags(layers[o.truth].slice, layers[o.prediction].slice);
@@ -431,7 +435,35 @@ pub fn shade(u: &GpuUniforms, tex: &PanelTextures, x: u32, y: u32) -> [u8; 4] {
             mix(color, c, a)
         };
     }
-    if u.counts[1] == 1 {
+    // Status of layer `index` at pixel offset (dx, dy), OUTSIDE beyond the panel.
+    let stat_at = |index: u32, dx: i64, dy: i64| {
+        let (nx, ny) = (i64::from(x) + dx, i64::from(y) + dy);
+        if nx < 0 || ny < 0 || nx >= i64::from(tex.width) || ny >= i64::from(tex.height) {
+            return status::OUTSIDE;
+        }
+        let j = (ny * i64::from(tex.width) + nx) as usize;
+        tex.status[u.layers[index as usize].kind_tex[3] as usize * n + j]
+    };
+    // Errors are judged only where the truth has data (and its mask, if any, is set).
+    let known = || {
+        if stat_at(u.counts[2], 0, 0) != status::DATA {
+            return false;
+        }
+        if u.overlay[3] >= 1.0 {
+            let m = u.overlay[3] as u32 - 1;
+            if stat_at(m, 0, 0) != status::DATA {
+                return false;
+            }
+            let l = &u.layers[m as usize];
+            return if l.kind_tex[0] == 1 {
+                label(l.kind_tex[1]) != 0
+            } else {
+                float(l.kind_tex[1]) > 0.0
+            };
+        }
+        true
+    };
+    if u.counts[1] == 1 && known() {
         let fg = |index: u32| {
             let l = &u.layers[index as usize];
             if l.kind_tex[0] == 1 {
@@ -461,6 +493,19 @@ pub fn shade(u: &GpuUniforms, tex: &PanelTextures, x: u32, y: u32) -> [u8; 4] {
                 rgb_f(oc)[..3].try_into().unwrap_or([0.0; 3]),
                 u.overlay[0],
             );
+        }
+    }
+    // The outline of the truth's region: the pixels just outside it, next to one inside
+    // (so no judged pixel is covered).
+    if u.counts[1] == 1 && stat_at(u.counts[2], 0, 0) == status::OUTSIDE {
+        let t = u.counts[2];
+        let edge = [(-1, 0), (1, 0), (0, -1), (0, 1)]
+            .iter()
+            .any(|(dx, dy)| stat_at(t, *dx, *dy) == status::DATA);
+        if edge {
+            color = rgb_f(overlay_colors::REGION)[..3]
+                .try_into()
+                .unwrap_or([1.0; 3]);
         }
     }
     if u.cross[2] == 1.0 {

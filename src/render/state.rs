@@ -254,6 +254,10 @@ pub struct ErrorOverlay {
     /// Opacity of the overlay.
     #[serde(default = "overlay_alpha")]
     pub alpha: f32,
+    /// A layer marking where the truth is annotated (non-zero); errors are coloured only
+    /// there (and always only inside the truth's region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<String>,
 }
 
 fn half() -> f32 {
@@ -277,6 +281,8 @@ pub mod overlay_colors {
     pub const SPLIT: [u8; 3] = [255, 160, 0];
     /// A predicted object covering several true objects.
     pub const MERGE: [u8; 3] = [255, 0, 0];
+    /// The outline of the ground truth's region (outside it nothing is judged).
+    pub const REGION: [u8; 3] = [255, 220, 0];
 }
 
 /// The saved state of a view.
@@ -368,7 +374,10 @@ impl ViewState {
             }
         }
         for o in &self.overlays {
-            for n in [&o.truth, &o.prediction] {
+            for n in [Some(&o.truth), Some(&o.prediction), o.mask.as_ref()]
+                .into_iter()
+                .flatten()
+            {
                 if !self.layers.iter().any(|l| &l.name == n) {
                     return Err(format!("overlays: no layer named {n:?}"));
                 }
@@ -433,6 +442,7 @@ mod tests {
                 instances: false,
                 threshold: 0.5,
                 alpha: 0.6,
+                mask: None,
             }],
             selected_layer: Some("gt".into()),
             cross_hairs: true,

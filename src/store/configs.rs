@@ -31,6 +31,9 @@ pub struct Imported {
     pub name: Option<String>,
     /// Storing it, or why the file could not be read or stored.
     pub outcome: Result<StoreOutcome, StoreError>,
+    /// Settings with no effect, and what could not be checked (see
+    /// [`ConfigStore::check_file`]).
+    pub warnings: Vec<String>,
 }
 
 /// Named configs of every family below one `configs/` directory.
@@ -257,8 +260,37 @@ impl ConfigStore {
         Ok(renamed)
     }
 
-    /// Reads the config file at `path` (of `family`, or of the family its contents show)
-    /// and stores it as [`ConfigStore::store`] does.
+    /// Checks a config read from the file at `path` before it is stored: its `name` must
+    /// be the file's name (without `.yaml`/`.yml`/`.json`), and what it names in the project
+    /// must exist and fit (see [`super::check::against_project`]). Returns the problems and
+    /// the warnings (including settings that have no effect in Segno).
+    pub fn check_file(&self, path: &Path, config: &AnyConfig) -> super::check::ProjectCheck {
+        let project = self.root.parent().unwrap_or(&self.root);
+        let mut check = super::check::against_project(config, project);
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if stem != config.name() {
+            check.problems.push(
+                "name",
+                format!(
+                    "`{}` differs from the file name `{}`: the project stores a config under its name, so rename the file or the config",
+                    config.name(),
+                    path.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                ),
+            );
+        }
+        check
+            .warnings
+            .extend(crate::config::compatibility_warnings(&config.to_document()));
+        check
+    }
+
+    /// Reads the config file at `path` (of `family`, or of the family its contents show),
+    /// checks it ([`ConfigStore::check_file`]) and stores it as [`ConfigStore::store`] does.
     pub fn import_file(&self, path: &Path, family: Option<Family>) -> Imported {
         let loaded = std::fs::read_to_string(path)
             .map_err(|e| StoreError::io("read", path, e))
@@ -270,15 +302,29 @@ impl ConfigStore {
                 )?)
             });
         match loaded {
-            Ok(c) => Imported {
-                family: Some(c.family()),
-                name: Some(c.name().to_string()),
-                outcome: self.store(&c),
-            },
+            Ok(c) => {
+                let check = self.check_file(path, &c);
+                let outcome = if check.problems.is_empty() {
+                    self.store(&c)
+                } else {
+                    Err(StoreError::InvalidConfig {
+                        family: c.family().noun(),
+                        name: c.name().to_string(),
+                        problems: check.problems,
+                    })
+                };
+                Imported {
+                    family: Some(c.family()),
+                    name: Some(c.name().to_string()),
+                    outcome,
+                    warnings: check.warnings,
+                }
+            }
             Err(e) => Imported {
                 family,
                 name: None,
                 outcome: Err(e),
+                warnings: Vec::new(),
             },
         }
     }

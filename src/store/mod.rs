@@ -2,6 +2,7 @@
 //! arrays) with DaCapo's `runs_base_dir` layout. No server is involved.
 
 pub mod atomic;
+pub mod check;
 pub mod configs;
 pub mod run;
 
@@ -139,6 +140,35 @@ pub fn options_file_candidates() -> Vec<PathBuf> {
     out
 }
 
+/// Reads the first existing options file of `candidates` (see
+/// [`options_file_candidates`]); `None` when there is none. A file that exists but is
+/// invalid, or names a store other than `files`, is an error naming it.
+pub fn read_options(
+    candidates: &[PathBuf],
+) -> Result<Option<(PathBuf, crate::config::OptionsConfig)>, StoreError> {
+    for file in candidates {
+        if !file.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).map_err(|e| StoreError::io("read", file, e))?;
+        let source_name = file.display().to_string();
+        let doc = crate::config::parse_document(&text, &source_name)?;
+        let options: crate::config::OptionsConfig =
+            crate::config::decode_document(&doc, &source_name)?;
+        if options.store_type != "files" {
+            return Err(StoreError::Malformed {
+                path: file.clone(),
+                message: format!(
+                    "type: the `{}` store is not supported; use `files` (a project directory)",
+                    options.store_type
+                ),
+            });
+        }
+        return Ok(Some((file.clone(), options)));
+    }
+    Ok(None)
+}
+
 /// Finds the project directory: `explicit` if given, else the `runs_base_dir` of the first
 /// existing options file in `candidates` (a leading `~` is the home directory), else the
 /// current directory. An options file that exists but is invalid is an error.
@@ -149,22 +179,14 @@ pub fn locate_project(
     if let Some(p) = explicit {
         return Ok((p.to_path_buf(), ProjectSource::Argument));
     }
-    for file in candidates {
-        if !file.is_file() {
-            continue;
-        }
-        let text = std::fs::read_to_string(file).map_err(|e| StoreError::io("read", file, e))?;
-        let source_name = file.display().to_string();
-        let doc = crate::config::parse_document(&text, &source_name)?;
-        let options: crate::config::OptionsConfig =
-            crate::config::decode_document(&doc, &source_name)?;
+    if let Some((file, options)) = read_options(candidates)? {
         let dir = match options.runs_base_dir.strip_prefix("~/") {
             Some(rest) => std::env::var_os("HOME")
                 .map(|home| PathBuf::from(home).join(rest))
                 .unwrap_or_else(|| PathBuf::from(&options.runs_base_dir)),
             None => PathBuf::from(&options.runs_base_dir),
         };
-        return Ok((dir, ProjectSource::OptionsFile(file.clone())));
+        return Ok((dir, ProjectSource::OptionsFile(file)));
     }
     Ok((PathBuf::from("."), ProjectSource::CurrentDirectory))
 }

@@ -256,18 +256,28 @@ fn distances(mask: &ArrayD<bool>, spacing: &[f64]) -> Result<ArrayD<f64>, Evalua
 fn binary_channel(
     test: &ArrayViewD<'_, u8>,
     truth: &ArrayViewD<'_, u8>,
+    mask: Option<&ArrayViewD<'_, bool>>,
     spacing: &[f64],
     clip: f64,
     tol: f64,
 ) -> Result<[f64; 21], EvaluateError> {
-    let (mut n_p, mut n_t, mut n_tp) = (0u64, 0u64, 0u64);
-    for (&p, &t) in test.iter().zip(truth.iter()) {
+    let known: Vec<bool> = match mask {
+        Some(m) => m.iter().copied().collect(),
+        None => Vec::new(),
+    };
+    let counted = |i: usize| known.is_empty() || known[i];
+    let (mut n_p, mut n_t, mut n_tp, mut n_all) = (0u64, 0u64, 0u64, 0u64);
+    for (i, (&p, &t)) in test.iter().zip(truth.iter()).enumerate() {
+        if !counted(i) {
+            continue;
+        }
         let (p, t) = (p != 0, t != 0);
+        n_all += 1;
         n_p += u64::from(p);
         n_t += u64::from(t);
         n_tp += u64::from(p && t);
     }
-    let n = real(test.len() as u64);
+    let n = real(n_all);
     let (n_fp, n_fn) = (n_p - n_tp, n_t - n_tp);
     let n_union = n_p + n_fn;
     let n_negative = n - real(n_t);
@@ -286,9 +296,21 @@ fn binary_channel(
     let truth_mask = truth.map(|&v| v != 0);
     let to_truth = distances(&truth_mask, spacing)?;
     let to_test = distances(&test_mask, spacing)?;
+    // Statistics over the scored voxels only.
+    let scored = |m: &ArrayD<bool>| -> ArrayD<bool> {
+        if known.is_empty() {
+            m.clone()
+        } else {
+            let mut out = m.clone();
+            for (v, k) in out.iter_mut().zip(&known) {
+                *v = *v && *k;
+            }
+            out
+        }
+    };
     // Over test voxels, distances to truth (false positives); and the converse.
-    let fp_d = DistanceStats::over(&test_mask, &to_truth, clip, tol);
-    let fn_d = DistanceStats::over(&truth_mask, &to_test, clip, tol);
+    let fp_d = DistanceStats::over(&scored(&test_mask), &to_truth, clip, tol);
+    let fn_d = DistanceStats::over(&scored(&truth_mask), &to_test, clip, tol);
 
     let precision = tp / p;
     let recall = tp / t;
@@ -297,7 +319,7 @@ fn binary_channel(
         ((1, 1), n_tp),
         ((1, 0), n_fp),
         ((0, 1), n_fn),
-        ((0, 0), test.len() as u64 - n_union),
+        ((0, 0), n_all - n_union),
     ] {
         if count > 0 {
             table.insert(key, count);
@@ -343,6 +365,30 @@ pub fn binary_segmentation(
     clip_distance: f64,
     tol_distance: f64,
 ) -> Result<Scores, EvaluateError> {
+    binary_segmentation_masked(
+        test,
+        truth,
+        None,
+        spacing,
+        channels,
+        clip_distance,
+        tol_distance,
+    )
+}
+
+/// [`binary_segmentation`] where only the voxels a `mask` marks are scored (the ground truth
+/// is known there): counts, rates and distance statistics cover those voxels only
+/// (distances are still measured to every foreground voxel). The mask has the arrays' shape,
+/// or their spatial shape (one mask for every channel, also with a leading axis of 1).
+pub fn binary_segmentation_masked(
+    test: &ArrayD<u8>,
+    truth: &ArrayD<u8>,
+    mask: Option<&ArrayD<bool>>,
+    spacing: &[f64],
+    channels: &[String],
+    clip_distance: f64,
+    tol_distance: f64,
+) -> Result<Scores, EvaluateError> {
     if test.shape() != truth.shape() {
         return Err(EvaluateError::ShapeMismatch {
             test: test.shape().to_vec(),
@@ -366,6 +412,31 @@ pub fn binary_segmentation(
         shape: shape.clone(),
         channels: channels_found,
     };
+    let spatial = &shape[shape.len().saturating_sub(spacing.len())..];
+    // The mask of channel `c` (or of every channel).
+    let mask_of =
+        |c: Option<usize>| -> Result<Option<ndarray::ArrayViewD<'_, bool>>, EvaluateError> {
+            let Some(m) = mask else { return Ok(None) };
+            let view = if m.shape() == shape.as_slice() {
+                match c {
+                    Some(c) => m.index_axis(Axis(0), c),
+                    None => m.view(),
+                }
+            } else if m.shape() == spatial {
+                m.view()
+            } else if m.ndim() == spatial.len() + 1
+                && m.shape()[0] == 1
+                && &m.shape()[1..] == spatial
+            {
+                m.index_axis(Axis(0), 0)
+            } else {
+                return Err(EvaluateError::ShapeMismatch {
+                    test: shape.clone(),
+                    truth: m.shape().to_vec(),
+                });
+            };
+            Ok(Some(view))
+        };
     let mut scores = Scores::default();
     if test.ndim() == spacing.len() {
         if channels.len() > 1 {
@@ -374,6 +445,7 @@ pub fn binary_segmentation(
         let values = binary_channel(
             &test.view(),
             &truth.view(),
+            mask_of(None)?.as_ref(),
             spacing,
             clip_distance,
             tol_distance,
@@ -390,6 +462,7 @@ pub fn binary_segmentation(
             let values = binary_channel(
                 &test.index_axis(Axis(0), c),
                 &truth.index_axis(Axis(0), c),
+                mask_of(Some(c))?.as_ref(),
                 spacing,
                 clip_distance,
                 tol_distance,
@@ -471,7 +544,38 @@ pub fn variation_of_information(
 
 /// Instance criteria `voi_split`, `voi_merge`, `voi` (their mean) of label arrays.
 pub fn instance(test: &ArrayD<u64>, truth: &ArrayD<u64>) -> Result<Scores, EvaluateError> {
-    let (split, merge) = variation_of_information(test, truth)?;
+    instance_masked(test, truth, None)
+}
+
+/// [`instance`] over the voxels `mask` marks (same shape as the arrays) only.
+pub fn instance_masked(
+    test: &ArrayD<u64>,
+    truth: &ArrayD<u64>,
+    mask: Option<&ArrayD<bool>>,
+) -> Result<Scores, EvaluateError> {
+    let (split, merge) = match mask {
+        None => variation_of_information(test, truth)?,
+        Some(m) => {
+            if m.shape() != test.shape() {
+                return Err(EvaluateError::ShapeMismatch {
+                    test: test.shape().to_vec(),
+                    truth: m.shape().to_vec(),
+                });
+            }
+            // The scored voxels only, as flat arrays.
+            let pick = |a: &ArrayD<u64>| -> ArrayD<u64> {
+                let v: Vec<u64> = a
+                    .iter()
+                    .zip(m.iter())
+                    .filter(|(_, k)| **k)
+                    .map(|(x, _)| *x)
+                    .collect();
+                ArrayD::from_shape_vec(ndarray::IxDyn(&[v.len()]), v)
+                    .unwrap_or_else(|_| ArrayD::zeros(ndarray::IxDyn(&[0])))
+            };
+            variation_of_information(&pick(test), &pick(truth))?
+        }
+    };
     Ok(Scores {
         criteria: ["voi_split", "voi_merge", "voi"]
             .iter()
@@ -541,6 +645,8 @@ pub struct ValidationScores {
     datasets: Vec<String>,
     /// Blocks by iteration, in ascending iteration order.
     iterations: Vec<(u64, ScoreBlock)>,
+    /// Datasets that failed to validate, by iteration: dataset → error.
+    failures: std::collections::BTreeMap<u64, std::collections::BTreeMap<String, String>>,
 }
 
 impl ValidationScores {
@@ -561,7 +667,27 @@ impl ValidationScores {
             parameters,
             datasets,
             iterations: Vec::new(),
+            failures: std::collections::BTreeMap::new(),
         })
+    }
+
+    /// Records that `dataset` could not be validated at `iteration`, and why (its scores
+    /// in the block are NaN).
+    pub fn add_failure(&mut self, iteration: u64, dataset: &str, error: &str) {
+        self.failures
+            .entry(iteration)
+            .or_default()
+            .insert(dataset.to_string(), error.to_string());
+    }
+
+    /// The datasets that failed to validate at `iteration`, with their errors.
+    pub fn failures(&self, iteration: u64) -> Option<&std::collections::BTreeMap<String, String>> {
+        self.failures.get(&iteration)
+    }
+
+    /// The latest iteration where some dataset failed to validate, with its failures.
+    pub fn last_failure(&self) -> Option<(u64, &std::collections::BTreeMap<String, String>)> {
+        self.failures.iter().next_back().map(|(i, f)| (*i, f))
     }
 
     /// Criterion names, in block order.

@@ -3,6 +3,7 @@
 //! evaluated against ground truth.
 
 pub mod affinities;
+pub mod arrays;
 pub mod distance;
 pub mod edt;
 pub mod evaluate;
@@ -16,4 +17,13 @@ pub enum TaskError {
     /// Inputs of mismatching shapes or unusable values.
     #[error("{0}")]
     Shape(String),
+    /// Reading or writing an array failed (the array's error, which names it).
+    #[error("{0}")]
+    Array(String),
+}
+
+impl From<crate::array::ArrayError> for TaskError {
+    fn from(e: crate::array::ArrayError) -> Self {
+        TaskError::Array(e.to_string())
+    }
 }

@@ -788,6 +788,22 @@ impl Predictor {
         voxel_size: &[f64],
         seed: u64,
     ) -> Result<Vec<f64>, TaskError> {
+        self.evaluate_masked(output, gt, None, voxel_size, seed)
+    }
+
+    /// [`Predictor::evaluate`] over the voxels where the ground truth is known: `mask` is
+    /// `(1 or channels, spatial…)`, true where annotated (a dataset's mask, e.g. one that
+    /// leaves out classes a crop did not annotate).
+    pub fn evaluate_masked(
+        &self,
+        output: &Segmentation,
+        gt: &ArrayD<u64>,
+        mask: Option<&ArrayD<bool>>,
+        voxel_size: &[f64],
+        seed: u64,
+    ) -> Result<Vec<f64>, TaskError> {
+        // One spatial mask: voxels known in every channel.
+        let spatial_mask = mask.map(|m| m.map_axis(Axis(0), |lane| lane.iter().all(|v| *v)));
         let shape_err = |e: evaluate::EvaluateError| TaskError::Shape(e.to_string());
         let wrong = || {
             TaskError::Shape(format!(
@@ -822,9 +838,10 @@ impl Predictor {
                 Segmentation::Binary(out),
             ) => {
                 let truth = binary_labels(gt);
-                Ok(evaluate::binary_segmentation(
+                Ok(evaluate::binary_segmentation_masked(
                     out,
                     &truth,
+                    mask,
                     voxel_size,
                     channels,
                     *clip_distance,
@@ -844,15 +861,25 @@ impl Predictor {
                     ndarray::stack(Axis(0), &v).map_err(|e| TaskError::Shape(e.to_string()))
                 };
                 let (t, g) = (per_class(&out.view())?, per_class(&labels)?);
-                Ok(
-                    evaluate::binary_segmentation(&t, &g, voxel_size, classes, 40.0, 40.0)
-                        .map_err(shape_err)?
-                        .values,
+                Ok(evaluate::binary_segmentation_masked(
+                    &t,
+                    &g,
+                    spatial_mask.as_ref(),
+                    voxel_size,
+                    classes,
+                    40.0,
+                    40.0,
                 )
+                .map_err(shape_err)?
+                .values)
             }
             (Predictor::Affinities { .. }, Segmentation::Labels(out)) => {
                 let truth = gt.index_axis(Axis(0), 0).to_owned();
-                Ok(evaluate::instance(out, &truth).map_err(shape_err)?.values)
+                Ok(
+                    evaluate::instance_masked(out, &truth, spatial_mask.as_ref())
+                        .map_err(shape_err)?
+                        .values,
+                )
             }
             (Predictor::Dummy { .. }, Segmentation::Labels(_)) => Ok(evaluate::dummy(seed).values),
             _ => Err(wrong()),

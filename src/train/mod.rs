@@ -3,6 +3,8 @@
 
 pub mod augment;
 pub mod checkpoint;
+pub mod import;
+pub mod inspect;
 pub mod lock;
 pub mod optim;
 pub mod run;
@@ -11,7 +13,7 @@ pub mod snapshot;
 pub mod stats;
 pub mod validate;
 
-pub use run::{train_run, TrainOptions, TrainReport};
+pub use run::{train_run, KeepValidation, TrainOptions, TrainReport};
 
 /// Errors of a training run; each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -43,4 +45,12 @@ pub enum TrainError {
     /// Another process trains the run.
     #[error(transparent)]
     Lock(#[from] lock::LockError),
+    /// An output exists and replacing it was not asked for.
+    #[error("{path} exists ({what}): pass --overwrite to replace it, or choose another output")]
+    OutputExists {
+        /// The existing output.
+        path: String,
+        /// What it holds.
+        what: String,
+    },
 }

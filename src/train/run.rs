@@ -35,8 +35,9 @@ pub struct TrainOptions {
     pub seed: Option<u64>,
     /// Where the network runs.
     pub device: tch::Device,
-    /// Batch-loading threads.
-    pub loader_threads: usize,
+    /// Batch-loading threads; `None`: the trainer's `num_data_fetchers`, at most the
+    /// number of cores.
+    pub loader_threads: Option<usize>,
     /// Stop after this many iterations in this call (the run can be resumed later).
     pub stop_after: Option<u64>,
     /// Called after every iteration with (iteration, loss).
@@ -44,6 +45,22 @@ pub struct TrainOptions {
     /// Set (e.g. by a SIGTERM or Ctrl-C handler) to stop after the current iteration; the
     /// iteration reached is saved as a checkpoint first.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Validate at every validation interval (checkpoints are written either way).
+    pub validate: bool,
+    /// Which iterations' validation arrays (predictions, outputs) are kept.
+    pub keep_validation: KeepValidation,
+    /// Affinity validation crops larger than this (voxels) are segmented block by block.
+    pub max_watershed_voxels: usize,
+}
+
+/// Which validation arrays a run keeps (scores are always kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeepValidation {
+    /// Every validated iteration's (DaCapo's behaviour).
+    #[default]
+    All,
+    /// The latest iteration's and those of the best iterations per dataset and criterion.
+    BestAndLatest,
 }
 
 impl Default for TrainOptions {
@@ -51,10 +68,13 @@ impl Default for TrainOptions {
         Self {
             seed: None,
             device: tch::Device::Cpu,
-            loader_threads: 2,
+            loader_threads: None,
             stop_after: None,
             on_iteration: None,
             stop: None,
+            validate: true,
+            keep_validation: KeepValidation::All,
+            max_watershed_voxels: crate::task::predictor::MAX_WATERSHED_VOXELS,
         }
     }
 }
@@ -239,6 +259,8 @@ pub struct TrainReport {
     pub seed: u64,
     /// Whether training was asked to stop (signal or [`TrainOptions::stop`]) before its end.
     pub interrupted: bool,
+    /// Batch-loading threads used.
+    pub loader_threads: usize,
     /// The iteration training got to (the next one to run).
     pub trained_until: u64,
     /// The checkpoint training resumed from, if any.
@@ -252,6 +274,8 @@ pub struct TrainReport {
     pub checkpoints: Vec<u64>,
     /// Validations run in this call, in order.
     pub validations: Vec<ValidationOutcome>,
+    /// Validations that failed as a whole (the scores could not be stored), with the error.
+    pub validation_errors: Vec<(u64, String)>,
 }
 
 /// A batch as the loader delivers it.
@@ -472,6 +496,8 @@ pub struct Setup {
     pub raw_vs: Coordinate,
     /// Raw context around the output patch (nm).
     pub context: Coordinate,
+    /// Batch-loading threads the trainer asks for (`num_data_fetchers`).
+    pub loader_threads: usize,
 }
 
 /// The prediction head a task puts on the backbone.
@@ -507,7 +533,13 @@ pub fn setup(
             run.name
         )));
     };
-    let datasets = open_datasets(&split.train_configs, project)?;
+    let mut datasets = open_datasets(&split.train_configs, project)?;
+    if trainer.clip_raw {
+        datasets = datasets
+            .into_iter()
+            .map(super::sample::clip_raw)
+            .collect::<Result<_, _>>()?;
+    }
     let raw_vs = datasets[0].raw.info().geometry.voxel_size;
     if raw_vs.dims() != unet.input_shape.dims() {
         return Err(TrainError::Data(format!(
@@ -563,7 +595,19 @@ pub fn setup(
     }
     // Validation predicts with the larger evaluation block when one is configured.
     let inference = Inference::for_run(run, raw_vs, device)?;
-    let sampler = Sampler::new(datasets, geometry, augmenter, predictor.clone(), seed)?;
+    let rules = super::sample::SamplingRules {
+        strategy: super::sample::Strategy::parse(trainer.sample_strategy.as_deref())?,
+        min_masked: trainer.min_masked.unwrap_or(0.0),
+        gt_min_reject: trainer.gt_min_reject,
+    };
+    let sampler = Sampler::new(
+        datasets,
+        geometry,
+        augmenter,
+        predictor.clone(),
+        seed,
+        rules,
+    )?;
     Ok(Setup {
         sampler: Arc::new(sampler),
         head,
@@ -575,6 +619,7 @@ pub fn setup(
         snapshot_interval: trainer.snapshot_interval,
         raw_vs,
         context,
+        loader_threads: trainer.num_data_fetchers.max(1) as usize,
     })
 }
 
@@ -637,15 +682,21 @@ pub fn train_run(
         Some(n) => (start + n).min(run.num_iterations),
         None => run.num_iterations,
     };
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let mut report = TrainReport {
         seed,
         interrupted: false,
+        loader_threads: options
+            .loader_threads
+            .unwrap_or_else(|| setup.loader_threads.min(cores))
+            .max(1),
         trained_until: start,
         resumed_from,
         initial_weights,
         last_loss: None,
         checkpoints: Vec::new(),
         validations: Vec::new(),
+        validation_errors: Vec::new(),
     };
     if start >= end {
         return Ok(report);
@@ -662,7 +713,7 @@ pub fn train_run(
         setup.batch_size,
         start,
         end,
-        options.loader_threads,
+        report.loader_threads,
     );
     let predictor = &setup.predictor;
     let stop_requested = || {
@@ -759,8 +810,9 @@ pub fn train_run(
                 }
                 checkpoint::save(&checkpoint_path(&run_dir, i + 1), &vs, &optimizer, &extra)?;
                 report.checkpoints.push(i + 1);
-                if validate_now && !setup.validation.is_empty() {
-                    let outcome = validate(
+                if validate_now && !setup.validation.is_empty() && options.validate {
+                    // Validation never ends a run: what fails is recorded and training goes on.
+                    match validate(
                         project,
                         &run.name,
                         i + 1,
@@ -768,8 +820,27 @@ pub fn train_run(
                         &setup.inference,
                         &setup.validation,
                         &setup.predictor,
-                    )?;
-                    report.validations.push(outcome);
+                        options.max_watershed_voxels,
+                    ) {
+                        Ok(outcome) => {
+                            for (d, e) in &outcome.errors {
+                                eprintln!("validation of {d} at iteration {} failed: {e}", i + 1);
+                            }
+                            report.validations.push(outcome);
+                            if options.keep_validation == KeepValidation::BestAndLatest {
+                                super::validate::prune_validation_arrays(
+                                    project,
+                                    &run.name,
+                                    i + 1,
+                                )?;
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("validation at iteration {} failed: {e}", i + 1);
+                            tracing::warn!("validation at iteration {} failed: {e}", i + 1);
+                            report.validation_errors.push((i + 1, e.to_string()));
+                        }
+                    }
                 }
             }
             if stopping {

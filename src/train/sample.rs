@@ -31,6 +31,8 @@ pub struct TrainDataset {
     pub gt: Box<dyn ArraySource>,
     /// Where the ground truth is annotated (all of its region when absent).
     pub mask: Option<Box<dyn ArraySource>>,
+    /// World points (nm) that training patches are centred on, when the dataset lists them.
+    pub points: Option<Vec<Coordinate>>,
 }
 
 /// Opens the datasets of a datasplit (relative paths against `base`), checking that raw
@@ -53,18 +55,39 @@ pub fn open_datasets(
             })
         };
         let open = |a: crate::config::ArrayConfig, what: &str| {
-            open_config(&a, base)
-                .map_err(|e| TrainError::Data(format!("dataset `{}`, {what}: {e}", c.name)))
+            let fail = |e: crate::array::ArrayError| {
+                TrainError::Data(format!("dataset `{}`, {what}: {e}", c.name))
+            };
+            let array = open_config(&a, base).map_err(fail)?;
+            array
+                .info()
+                .require_on_grid("training and validation")
+                .map_err(fail)?;
+            Ok::<_, TrainError>(array)
         };
         let raw = open(need(&c.raw_config, "raw")?, "raw")?;
         let gt = open(need(&c.gt_config, "gt")?, "gt")?;
         let mask = c.mask_config.clone().map(|m| open(m, "mask")).transpose()?;
+        let gt_roi = gt.info().roi;
+        if let Some(points) = &c.sample_points {
+            if let Some((i, p)) = points
+                .iter()
+                .enumerate()
+                .find(|(_, p)| !gt_roi.contains_point(p))
+            {
+                return Err(TrainError::Data(format!(
+                    "dataset `{}`, sample_points[{i}]: the point {p} nm lies outside the ground truth region {gt_roi}",
+                    c.name
+                )));
+            }
+        }
         out.push(TrainDataset {
             name: c.name.clone(),
             weight: f64::from(c.weight.max(1)),
             raw,
             gt,
             mask,
+            points: c.sample_points.clone().filter(|p| !p.is_empty()),
         });
     }
     if out.is_empty() {
@@ -73,6 +96,42 @@ pub fn open_datasets(
         ));
     }
     Ok(out)
+}
+
+/// The dataset with its raw data cropped to the ground truth's region, grown outward to
+/// the raw voxel grid (the trainer's `clip_raw`): raw beyond it reads as 0 in training.
+pub fn clip_raw(d: TrainDataset) -> Result<TrainDataset, TrainError> {
+    let fail = |e: String| TrainError::Data(format!("dataset `{}`, clip_raw: {e}", d.name));
+    let info = d.raw.info();
+    let vs = info.geometry.voxel_size;
+    // Snap on the raw array's own lattice (its offset may be off the absolute grid).
+    let origin = info.roi.offset();
+    let gt = d.gt.info().roi;
+    let relative = Roi::new(gt.offset() - origin, gt.shape())
+        .and_then(|r| r.snap_to_grid(&vs, crate::geometry::SnapMode::Grow))
+        .map_err(|e| fail(e.to_string()))?;
+    let region = Roi::new(relative.offset() + origin, relative.shape())
+        .map_err(|e| fail(e.to_string()))?
+        .intersect(&info.roi);
+    let name = format!("{} (clipped to the ground truth)", info.path);
+    let TrainDataset {
+        name: dataset,
+        weight,
+        raw,
+        gt,
+        mask,
+        points,
+    } = d;
+    let raw = crate::array::transform::Crop::new(&name, raw, &region)
+        .map_err(|e| TrainError::Data(format!("dataset `{dataset}`, clip_raw: {e}")))?;
+    Ok(TrainDataset {
+        name: dataset,
+        weight,
+        raw: Box::new(raw),
+        gt,
+        mask,
+        points,
+    })
 }
 
 /// Patch geometry of a run, in world units and voxels.
@@ -118,6 +177,66 @@ impl PatchGeometry {
     }
 }
 
+/// How patch locations are chosen and which patches are rejected (the gunpowder
+/// trainer's `sample_strategy`, `min_masked` and `gt_min_reject`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingRules {
+    /// Where patch centres come from.
+    pub strategy: Strategy,
+    /// Least fraction of the output patch that must be annotated (mask > 0 in any channel).
+    pub min_masked: f64,
+    /// When set, the fraction of the output patch with non-zero ground truth must exceed it.
+    pub gt_min_reject: Option<f64>,
+}
+
+impl Default for SamplingRules {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::Reject,
+            min_masked: 0.0,
+            gt_min_reject: None,
+        }
+    }
+}
+
+/// Where patch centres are drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Uniform over the ground-truth region, redrawn until the centre voxel is annotated
+    /// (DaCapo v0.3.5; also `sample_strategy: reject`). Datasets listing `sample_points`
+    /// are sampled at their points.
+    Reject,
+    /// Uniform over the annotated voxels directly (`integral_mask`): the same distribution
+    /// as `Reject`, without redraws, so sparse masks train as well as dense ones.
+    AnnotatedVoxels,
+    /// Only at the datasets' `sample_points` (every training dataset must list some).
+    SamplePoints,
+}
+
+impl Strategy {
+    /// The strategy of a trainer's `sample_strategy` value.
+    pub fn parse(value: Option<&str>) -> Result<Self, TrainError> {
+        Ok(match value {
+            None | Some("reject") => Strategy::Reject,
+            Some("integral_mask") => Strategy::AnnotatedVoxels,
+            Some("sample_points") => Strategy::SamplePoints,
+            Some(other) => {
+                return Err(TrainError::Data(format!(
+                    "sample_strategy: `{other}` is not one of integral_mask, reject, sample_points"
+                )))
+            }
+        })
+    }
+}
+
+/// Per dataset, for [`Strategy::AnnotatedVoxels`]: how many annotated candidate centres
+/// each z step of the sampling grid holds (the plane itself is read again when drawn).
+#[derive(Debug, Clone, PartialEq)]
+struct AnnotatedIndex {
+    /// Candidate centre count per z step; cumulative.
+    cumulative: Vec<u64>,
+}
+
 /// A sample ready for training: network input, targets with what their weights are made
 /// of (class balancing runs in batch order), and the ground truth and mask for snapshots.
 #[derive(Debug, Clone)]
@@ -134,6 +253,8 @@ pub struct TrainingSample {
     pub mask: ArrayD<f32>,
     /// Targets on the output patch.
     pub targets: crate::task::predictor::Targets,
+    /// Patch locations drawn until this one was accepted (1 = the first).
+    pub attempts: u32,
 }
 
 /// Draws samples for a run.
@@ -145,6 +266,13 @@ pub struct Sampler {
     seed: u64,
     /// Extra voxels per side the augments need (per spatial axis).
     margin: Coordinate,
+    rules: SamplingRules,
+    /// Per dataset, with [`Strategy::AnnotatedVoxels`]: where its annotated centres are.
+    annotated: Vec<Option<AnnotatedIndex>>,
+}
+
+fn coord(v: &[i64]) -> Result<Coordinate, TrainError> {
+    Coordinate::new(v).map_err(|e| TrainError::Data(e.to_string()))
 }
 
 fn to_f32(d: ArrayData) -> ArrayD<f32> {
@@ -160,13 +288,15 @@ fn with_channels<T: Clone>(a: ArrayD<T>, dims: usize) -> ArrayD<T> {
 }
 
 impl Sampler {
-    /// A sampler over `datasets` with `geometry`, augments and the task's predictor.
+    /// A sampler over `datasets` with `geometry`, augments, the task's predictor and the
+    /// trainer's sampling `rules`.
     pub fn new(
         datasets: Vec<TrainDataset>,
         geometry: PatchGeometry,
         augmenter: Augmenter,
         predictor: Predictor,
         seed: u64,
+        rules: SamplingRules,
     ) -> Result<Self, TrainError> {
         geometry.context()?;
         for d in &datasets {
@@ -181,6 +311,29 @@ impl Sampler {
             if gv != geometry.out_vs {
                 return Err(TrainError::Data(format!("dataset `{}`: ground truth voxel size {gv} is not the network's output voxel size {}", d.name, geometry.out_vs)));
             }
+            if rules.strategy == Strategy::SamplePoints && d.points.is_none() {
+                return Err(TrainError::Data(format!(
+                    "sample_strategy is sample_points, but dataset `{}` lists no sample_points",
+                    d.name
+                )));
+            }
+        }
+        // A min_masked no patch can reach is refused now rather than after 1000 draws.
+        let patch: f64 = geometry.output_size().iter().map(|v| v as f64).product();
+        let reachable = datasets
+            .iter()
+            .map(|d| {
+                let gt: f64 = d.gt.info().roi.shape().iter().map(|v| v as f64).product();
+                (gt / patch).min(1.0)
+            })
+            .fold(0.0f64, f64::max);
+        if rules.min_masked > reachable {
+            return Err(TrainError::Data(format!(
+                "min_masked {} cannot be met: the largest ground-truth region covers at most {:.1}% of an output patch ({} nm); lower min_masked",
+                rules.min_masked,
+                100.0 * reachable,
+                geometry.output_size()
+            )));
         }
         let shape: Vec<usize> = geometry.input_shape.iter().map(|v| v as usize).collect();
         let vs: Vec<f64> = geometry.out_vs.iter().map(|v| v as f64).collect();
@@ -190,14 +343,166 @@ impl Sampler {
             .map(|m| *m as i64)
             .collect();
         let margin = Coordinate::new(&margin).map_err(|e| TrainError::Data(e.to_string()))?;
-        Ok(Self {
+        let mut sampler = Self {
             datasets,
             geometry,
             augmenter,
             predictor,
             seed,
             margin,
-        })
+            rules,
+            annotated: Vec::new(),
+        };
+        sampler.annotated = (0..sampler.datasets.len())
+            .map(|i| sampler.annotated_index(i))
+            .collect::<Result<_, _>>()?;
+        Ok(sampler)
+    }
+
+    /// The sampling grid of patch offsets: the first offset and the number of steps per
+    /// axis, so that patch centres are uniform over dataset `di`'s ground truth.
+    fn offset_grid(&self, di: usize) -> Result<(Coordinate, Vec<i64>, Coordinate), TrainError> {
+        let g = &self.geometry;
+        let grid = g.raw_vs.lcm(&g.out_vs);
+        let gt_roi = self.datasets[di].gt.info().roi;
+        let out_size = g.output_size();
+        let dims = grid.dims();
+        let mut base = Vec::with_capacity(dims);
+        let mut steps = Vec::with_capacity(dims);
+        for a in 0..dims {
+            let lo = gt_roi.begin()[a] - out_size[a] / 2;
+            let hi = gt_roi.end()[a] - out_size[a] / 2;
+            steps.push(((hi - lo) / grid[a]).max(1));
+            base.push(lo.div_euclid(grid[a]) * grid[a]);
+        }
+        Ok((coord(&base)?, steps, grid))
+    }
+
+    /// The world position of the centre voxel of the output patch at `offset`.
+    fn centre_of(&self, offset: &Coordinate) -> Coordinate {
+        let g = &self.geometry;
+        *offset + (g.output_shape / Coordinate::splat(2, g.output_shape.dims())) * g.out_vs
+    }
+
+    /// Reads whether the candidate centres of plane `z` (a step along the first axis) of
+    /// dataset `di` are annotated, in row-major order of the other axes' steps.
+    fn plane_annotated(&self, di: usize, z: i64) -> Result<Vec<bool>, TrainError> {
+        let (base, steps, grid) = self.offset_grid(di)?;
+        let g = &self.geometry;
+        let dims = grid.dims();
+        let mut first = base.to_vec();
+        first[0] += z * grid[0];
+        let first = self.centre_of(&coord(&first)?);
+        let mut shape = vec![g.out_vs[0]];
+        for a in 1..dims {
+            shape.push((steps[a] - 1) * grid[a] + g.out_vs[a]);
+        }
+        let roi = Roi::new(first, coord(&shape)?).map_err(|e| TrainError::Data(e.to_string()))?;
+        let d = &self.datasets[di];
+        let stride: Vec<usize> = (0..dims)
+            .map(|a| (grid[a] / g.out_vs[a]) as usize)
+            .collect();
+        let counts: Vec<usize> = (1..dims).map(|a| steps[a] as usize).collect();
+        let n: usize = counts.iter().product();
+        let mut out = vec![false; n];
+        let gt_roi = d.gt.info().roi;
+        let mask = match &d.mask {
+            Some(m) => Some(with_channels(to_f32(m.read_filled(&roi, 0.0)?), dims)),
+            None => None,
+        };
+        for (k, flag) in out.iter_mut().enumerate() {
+            // Index of this candidate along the axes after the first.
+            let mut rest = k;
+            let mut idx = vec![0usize; dims];
+            for a in (1..dims).rev() {
+                idx[a] = (rest % counts[a - 1]) * stride[a];
+                rest /= counts[a - 1];
+            }
+            *flag = match &mask {
+                Some(m) => (0..m.shape()[0]).any(|c| {
+                    let mut full = vec![c];
+                    full.extend(&idx);
+                    m[IxDyn(&full)] > 0.0
+                }),
+                None => {
+                    let p: Vec<i64> = (0..dims)
+                        .map(|a| roi.begin()[a] + idx[a] as i64 * g.out_vs[a])
+                        .collect();
+                    coord(&p).is_ok_and(|p| gt_roi.contains_point(&p))
+                }
+            };
+        }
+        Ok(out)
+    }
+
+    /// For [`Strategy::AnnotatedVoxels`]: counts dataset `di`'s annotated candidate centres
+    /// per plane (datasets sampled at their points need none).
+    fn annotated_index(&self, di: usize) -> Result<Option<AnnotatedIndex>, TrainError> {
+        let d = &self.datasets[di];
+        if self.rules.strategy != Strategy::AnnotatedVoxels || d.points.is_some() {
+            return Ok(None);
+        }
+        let (_, steps, _) = self.offset_grid(di)?;
+        let mut cumulative = Vec::with_capacity(steps[0] as usize);
+        let mut total = 0u64;
+        for z in 0..steps[0] {
+            total += self.plane_annotated(di, z)?.iter().filter(|f| **f).count() as u64;
+            cumulative.push(total);
+        }
+        if total == 0 {
+            return Err(TrainError::Data(format!(
+                "dataset `{}`: its mask annotates no voxel a patch could be centred on",
+                d.name
+            )));
+        }
+        Ok(Some(AnnotatedIndex { cumulative }))
+    }
+
+    /// The offset of a patch of dataset `di`: centred on one of its points, on an
+    /// annotated voxel ([`Strategy::AnnotatedVoxels`]), or uniform over its ground truth.
+    fn draw_offset(&self, di: usize, rng: &mut ChaCha8Rng) -> Result<Coordinate, TrainError> {
+        let (base, steps, grid) = self.offset_grid(di)?;
+        let dims = grid.dims();
+        if let Some(points) = &self.datasets[di].points {
+            let p = points[rng.gen_range(0..points.len())];
+            let half = self.centre_of(&Coordinate::splat(0, dims));
+            let o: Vec<i64> = (0..dims)
+                .map(|a| (p[a] - half[a]).div_euclid(grid[a]) * grid[a])
+                .collect();
+            return coord(&o);
+        }
+        if let Some(index) = &self.annotated[di] {
+            let total = index.cumulative.last().copied().unwrap_or(0);
+            let k = rng.gen_range(0..total.max(1));
+            let z = index.cumulative.partition_point(|c| *c <= k);
+            let before = if z == 0 { 0 } else { index.cumulative[z - 1] };
+            let plane = self.plane_annotated(di, z as i64)?;
+            let flat = plane
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| **f)
+                .nth((k - before) as usize)
+                .map(|(i, _)| i)
+                .ok_or_else(|| {
+                    TrainError::Data(format!(
+                        "dataset `{}`: its mask changed while training",
+                        self.datasets[di].name
+                    ))
+                })?;
+            let mut o = base.to_vec();
+            o[0] += z as i64 * grid[0];
+            let mut rest = flat;
+            for a in (1..dims).rev() {
+                let n = steps[a] as usize;
+                o[a] += (rest % n) as i64 * grid[a];
+                rest /= n;
+            }
+            return coord(&o);
+        }
+        let o: Vec<i64> = (0..dims)
+            .map(|a| base[a] + rng.gen_range(0..steps[a]) * grid[a])
+            .collect();
+        coord(&o)
     }
 
     /// The datasets sampled from.
@@ -228,7 +533,9 @@ impl Sampler {
         let context = g.context()?;
         let out_size = g.output_size();
         let margin_c = self.margin;
-        for _attempt in 0..1000 {
+        // Why patches were rejected, for the error when none is accepted.
+        let (mut unannotated, mut under_masked, mut under_gt) = (0u32, 0u32, 0u32);
+        for attempt in 0..1000u32 {
             // Dataset by weight.
             let mut pick = rng.gen::<f64>() * total;
             let mut di = 0;
@@ -243,16 +550,7 @@ impl Sampler {
             let d = &self.datasets[di];
             let gt_roi = d.gt.info().roi;
             // Output patch whose centre voxel lies inside the ground truth (on its grid).
-            let grid = g.raw_vs.lcm(&g.out_vs);
-            let mut offset = Vec::with_capacity(dims);
-            for a in 0..dims {
-                let lo = gt_roi.begin()[a] - out_size[a] / 2;
-                let hi = gt_roi.end()[a] - out_size[a] / 2;
-                let steps = ((hi - lo) / grid[a]).max(1);
-                let s = rng.gen_range(0..steps);
-                offset.push((lo + s * grid[a]).div_euclid(grid[a]) * grid[a]);
-            }
-            let offset = Coordinate::new(&offset).map_err(|e| TrainError::Data(e.to_string()))?;
+            let offset = self.draw_offset(di, &mut rng)?;
             let out_roi =
                 Roi::new(offset, out_size).map_err(|e| TrainError::Data(e.to_string()))?;
             let raw_roi = out_roi
@@ -303,9 +601,34 @@ impl Sampler {
                 mask[IxDyn(&centre_idx)] > 0.0
             });
             if !annotated {
+                unannotated += 1;
                 continue;
             }
-            let raw = with_channels(to_f32(d.raw.read_filled(&raw_read, 0.0)?), dims);
+            // The output patch within the read (which has margins for augments and targets).
+            let read_pad = margin_c + g.gt_pad;
+            let inner: Vec<ndarray::SliceInfoElem> = std::iter::once((..).into())
+                .chain((0..dims).map(|a| {
+                    let lo = read_pad[a] as isize;
+                    ndarray::SliceInfoElem::Slice {
+                        start: lo,
+                        end: Some(lo + g.output_shape[a] as isize),
+                        step: 1,
+                    }
+                }))
+                .collect();
+            if self.rules.min_masked > 0.0 {
+                let patch = mask.slice(inner.as_slice());
+                let spatial = patch.index_axis(Axis(0), 0).len().max(1);
+                let annotated_voxels = patch
+                    .lanes(Axis(0))
+                    .into_iter()
+                    .filter(|lane| lane.iter().any(|v| *v > 0.0))
+                    .count();
+                if (annotated_voxels as f64) < self.rules.min_masked * spatial as f64 {
+                    under_masked += 1;
+                    continue;
+                }
+            }
             let gt = with_channels(
                 d.gt.read_filled(&gt_read, 0.0)?
                     .to_labels()
@@ -316,6 +639,21 @@ impl Sampler {
                     }),
                 dims,
             );
+            if let Some(least) = self.rules.gt_min_reject {
+                let patch = gt.slice(inner.as_slice());
+                let spatial = patch.index_axis(Axis(0), 0).len().max(1);
+                let labelled = patch
+                    .lanes(Axis(0))
+                    .into_iter()
+                    .filter(|lane| lane.iter().any(|v| *v != 0))
+                    .count();
+                if labelled as f64 <= least * spatial as f64 {
+                    under_gt += 1;
+                    continue;
+                }
+            }
+            // Raw is read once the patch is accepted.
+            let raw = with_channels(to_f32(d.raw.read_filled(&raw_read, 0.0)?), dims);
             let mask = if mask.shape()[0] == 1 && gt.shape()[0] > 1 {
                 let views: Vec<_> = (0..gt.shape()[0])
                     .map(|_| mask.index_axis(Axis(0), 0))
@@ -350,8 +688,13 @@ impl Sampler {
                 gt: crop_spatial(&augmented.gt, &pad),
                 mask: crop_spatial(&augmented.mask, &pad),
                 targets: targets.cropped(&pad),
+                attempts: attempt + 1,
             });
         }
-        Err(TrainError::Data("1000 random patches in a row had no annotated voxel at their centre: check the datasets' masks".into()))
+        Err(TrainError::Data(format!(
+            "1000 patches in a row were rejected ({unannotated} with no annotated voxel at their centre, {under_masked} with less than min_masked {} of their voxels annotated, {under_gt} with at most gt_min_reject {} of their voxels labelled): check the datasets' masks, or lower min_masked / gt_min_reject",
+            self.rules.min_masked,
+            self.rules.gt_min_reject.map_or("-".to_string(), |v| v.to_string())
+        )))
     }
 }

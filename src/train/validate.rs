@@ -338,6 +338,9 @@ pub fn read_scores(
         scores
             .add_iteration(iteration, block)
             .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
+        for (dataset, error) in it["errors"].as_object().into_iter().flatten() {
+            scores.add_failure(iteration, dataset, error.as_str().unwrap_or("failed"));
+        }
     }
     Ok(scores)
 }
@@ -347,7 +350,13 @@ pub fn write_scores(path: &Path, scores: &ValidationScores) -> Result<(), TrainE
     let iterations: Vec<Value> = scores
         .iterations()
         .filter_map(|i| scores.block(i).map(|b| (i, b)))
-        .map(|(i, b)| json!({"iteration": i, "scores": b.iter().map(|d| d.iter().map(|p| p.iter().map(|x| nan_to_null(*x)).collect::<Vec<_>>()).collect::<Vec<_>>()).collect::<Vec<_>>()}))
+        .map(|(i, b)| {
+            let mut entry = json!({"iteration": i, "scores": b.iter().map(|d| d.iter().map(|p| p.iter().map(|x| nan_to_null(*x)).collect::<Vec<_>>()).collect::<Vec<_>>()).collect::<Vec<_>>()});
+            if let Some(f) = scores.failures(i) {
+                entry["errors"] = json!(f);
+            }
+            entry
+        })
         .collect();
     let doc = json!({"criteria": scores.criteria(), "parameters": scores.parameters(), "datasets": scores.datasets(), "iterations": iterations});
     let text = serde_json::to_vec_pretty(&doc).map_err(|e| TrainError::Data(e.to_string()))?;
@@ -368,6 +377,8 @@ pub struct ValidationOutcome {
     pub parameters: Vec<String>,
     /// Dataset names.
     pub datasets: Vec<String>,
+    /// Datasets that could not be validated (their scores are NaN), with the error.
+    pub errors: std::collections::BTreeMap<String, String>,
 }
 
 /// The container a run's validation predictions and outputs are written to.
@@ -407,7 +418,11 @@ pub fn stored_iterations(run_dir: &Path) -> Vec<u64> {
 /// Validates `model` at `iteration` on `datasets` with the task's `predictor`, writing
 /// predictions and outputs under `<run>/validation.zarr/<iteration>/`, the scores to the
 /// stats store and the best (iteration, parameters) per dataset and criterion to
-/// `<run>/checkpoints/<dataset>/<criterion>.json`.
+/// `<run>/checkpoints/<dataset>/<criterion>.json`. A dataset that cannot be validated (an
+/// unreadable crop, a failing post-processing) gets NaN scores and its error is stored with
+/// them; the others are scored as usual. Affinity crops of more than
+/// `max_watershed_voxels` voxels are segmented block by block.
+#[allow(clippy::too_many_arguments)]
 pub fn validate(
     project: &Path,
     run_name: &str,
@@ -416,52 +431,46 @@ pub fn validate(
     inference: &Inference,
     datasets: &[TrainDataset],
     predictor: &Predictor,
+    max_watershed_voxels: usize,
 ) -> Result<ValidationOutcome, TrainError> {
     let run_dir = project.join(run_name);
     let container = validation_container(&run_dir);
     let grid = predictor.parameters();
     let parameters: Vec<String> = grid.iter().map(|p| p.name()).collect();
     let criteria = predictor.criteria();
-    let channels = predictor.head().channels as usize;
     let names: Vec<String> = datasets.iter().map(|d| d.name.clone()).collect();
     let mut block = Vec::with_capacity(datasets.len());
+    let mut errors = std::collections::BTreeMap::new();
     for d in datasets {
-        let roi = d.gt.info().roi;
-        let prediction = inference.predict(model, d.raw.as_ref(), &roi, channels)?;
-        let store = |path: String, data: ArrayData, channels: Option<u64>| {
-            let mut spec = ArraySpec::new(data.data_type(), roi, inference.out_vs, channels);
-            spec.chunk_voxels = Some(inference.output_shape.iter().map(|v| v as u64).collect());
-            write::create(&container, &path, &spec, WriteMode::Overwrite)?.write(&roi, &data)?;
-            Ok::<(), TrainError>(())
-        };
-        let gt = read_gt(d.gt.as_ref(), &roi, predictor)?;
-        let spacing: Vec<f64> = inference.out_vs.iter().map(|v| v as f64).collect();
-        let mut per_param = Vec::with_capacity(grid.len());
-        for (k, (p, name)) in grid.iter().zip(&parameters).enumerate() {
-            let out = predictor.post_process(&prediction, p)?;
-            let values = predictor.evaluate(&out, &gt, &spacing, iteration ^ (k as u64) << 32)?;
-            let path = output_key(iteration, &d.name, name);
-            match out {
-                Segmentation::Binary(b) => {
-                    let c = b.shape()[0] as u64;
-                    store(path, ArrayData::U8(b), Some(c))?
-                }
-                Segmentation::Labels(l) => store(path, ArrayData::U64(l), None)?,
+        let outcome = validate_dataset(
+            &container,
+            iteration,
+            model,
+            inference,
+            d,
+            predictor,
+            max_watershed_voxels,
+        );
+        match outcome {
+            Ok(per_param) => block.push(per_param),
+            Err(e) => {
+                tracing::warn!(
+                    "validation of `{}` at iteration {iteration} failed: {e}",
+                    d.name
+                );
+                errors.insert(d.name.clone(), e.to_string());
+                block.push(vec![vec![f64::NAN; criteria.len()]; grid.len()]);
             }
-            per_param.push(values);
         }
-        store(
-            prediction_key(iteration, &d.name),
-            ArrayData::F32(prediction),
-            Some(channels as u64),
-        )?;
-        block.push(per_param);
     }
     let path = scores_path(project, run_name);
     let mut store = read_scores(&path, &criteria, &parameters, &names)?;
     store
         .add_iteration(iteration, block.clone())
         .map_err(|e| TrainError::Data(e.to_string()))?;
+    for (dataset, error) in &errors {
+        store.add_failure(iteration, dataset, error);
+    }
     write_scores(&path, &store)?;
     for entry in store.best_table() {
         if let Some((it, p, score)) = entry.best {
@@ -483,7 +492,149 @@ pub fn validate(
         criteria,
         parameters,
         datasets: names,
+        errors,
     })
+}
+
+/// Predicts one validation dataset, post-processes the prediction with every parameter set
+/// of the task's grid (affinity crops too large to segment in one piece block by block) and
+/// scores each output where the ground truth is known (the dataset's mask).
+fn validate_dataset(
+    container: &Path,
+    iteration: u64,
+    model: &Model,
+    inference: &Inference,
+    d: &TrainDataset,
+    predictor: &Predictor,
+    max_watershed_voxels: usize,
+) -> Result<Vec<Vec<f64>>, TrainError> {
+    let channels = predictor.head().channels as usize;
+    let roi = d.gt.info().roi;
+    let store = |path: &str, data: &ArrayData, channels: Option<u64>| {
+        let mut spec = ArraySpec::new(data.data_type(), roi, inference.out_vs, channels);
+        spec.chunk_voxels = Some(inference.output_shape.iter().map(|v| v as u64).collect());
+        write::create(container, path, &spec, WriteMode::Overwrite)?.write(&roi, data)?;
+        Ok::<(), TrainError>(())
+    };
+    // The prediction is stored first: large affinity crops are segmented from it.
+    let prediction_path = prediction_key(iteration, &d.name);
+    let prediction = ArrayData::F32(inference.predict(model, d.raw.as_ref(), &roi, channels)?);
+    store(&prediction_path, &prediction, Some(channels as u64))?;
+    let ArrayData::F32(prediction) = prediction else {
+        return Err(TrainError::Data("the prediction is not float32".into()));
+    };
+    let gt = read_gt(d.gt.as_ref(), &roi, predictor)?;
+    let mask = read_mask(d, &roi)?;
+    let spacing: Vec<f64> = inference.out_vs.iter().map(|v| v as f64).collect();
+    let voxels: usize = prediction.shape().iter().skip(1).product();
+    let blockwise =
+        matches!(predictor, Predictor::Affinities { .. }) && voxels > max_watershed_voxels;
+    let mut per_param = Vec::new();
+    for (k, p) in predictor.parameters().iter().enumerate() {
+        let path = output_key(iteration, &d.name, &p.name());
+        let out = if blockwise {
+            let stored = crate::array::open(&container.join(&prediction_path))?;
+            crate::task::arrays::watershed_array(
+                stored.as_ref(),
+                predictor,
+                p,
+                container,
+                &path,
+                max_watershed_voxels,
+            )?;
+            let labels = crate::array::open(&container.join(&path))?
+                .read(&roi)?
+                .to_labels()
+                .map_err(TrainError::Data)?;
+            Segmentation::Labels(labels)
+        } else {
+            let out = predictor.post_process(&prediction, p)?;
+            match &out {
+                Segmentation::Binary(b) => {
+                    let c = b.shape()[0] as u64;
+                    store(&path, &ArrayData::U8(b.clone()), Some(c))?
+                }
+                Segmentation::Labels(l) => store(&path, &ArrayData::U64(l.clone()), None)?,
+            }
+            out
+        };
+        let seed = iteration ^ (k as u64) << 32;
+        per_param.push(predictor.evaluate_masked(&out, &gt, mask.as_ref(), &spacing, seed)?);
+    }
+    Ok(per_param)
+}
+
+/// Where a dataset's ground truth is known over `roi` (`(channels, spatial…)`, true where
+/// its mask is non-zero; zero beyond the mask's region), or `None` without a mask.
+pub fn read_mask(d: &TrainDataset, roi: &Roi) -> Result<Option<ArrayD<bool>>, TrainError> {
+    let Some(m) = &d.mask else { return Ok(None) };
+    let mut known = m.read_filled(roi, 0.0)?.to_f32().mapv(|v| v > 0.0);
+    if known.ndim() == roi.dims() {
+        known = known.insert_axis(Axis(0));
+    }
+    Ok(Some(known))
+}
+
+/// A run's stored validation scores with the criteria, parameter and dataset names the
+/// file lists; `None` when the run has none yet.
+pub fn read_stored_scores(
+    project: &Path,
+    run_name: &str,
+) -> Result<Option<crate::task::evaluate::ValidationScores>, TrainError> {
+    let path = scores_path(project, run_name);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(TrainError::Data(format!("{}: {e}", path.display()))),
+    };
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
+    let names = |key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect()
+    };
+    read_scores(
+        &path,
+        &names("criteria"),
+        &names("parameters"),
+        &names("datasets"),
+    )
+    .map(Some)
+}
+
+/// Deletes the validation arrays (`validation.zarr/<i>`) of every iteration that is neither
+/// `latest` nor the best iteration of some (dataset, criterion) in the run's stored scores;
+/// returns the iterations removed. Scores are kept.
+pub fn prune_validation_arrays(
+    project: &Path,
+    run_name: &str,
+    latest: u64,
+) -> Result<Vec<u64>, TrainError> {
+    let run_dir = project.join(run_name);
+    let Some(scores) = read_stored_scores(project, run_name)? else {
+        return Ok(Vec::new());
+    };
+    let mut keep: std::collections::BTreeSet<u64> = scores
+        .best_table()
+        .into_iter()
+        .filter_map(|e| e.best.map(|(i, _, _)| i))
+        .collect();
+    keep.insert(latest);
+    let mut removed = Vec::new();
+    for i in stored_iterations(&run_dir) {
+        if keep.contains(&i) {
+            continue;
+        }
+        let dir = validation_container(&run_dir).join(i.to_string());
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| TrainError::Data(format!("cannot remove {}: {e}", dir.display())))?;
+        removed.push(i);
+    }
+    Ok(removed)
 }
 
 /// Ground truth over `roi` as `predictor` reads it, with a channel axis.

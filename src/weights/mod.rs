@@ -2,6 +2,7 @@
 //! without Python) and safetensors files, mapped onto a run's network.
 
 pub mod torch_pickle;
+pub mod torch_save;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,7 +42,7 @@ fn read_error(path: &Path, e: impl std::fmt::Display) -> WeightsError {
     }
 }
 
-fn to_tensor(t: &TensorData) -> Result<Option<Tensor>, tch::TchError> {
+pub(crate) fn to_tensor(t: &TensorData) -> Result<Option<Tensor>, tch::TchError> {
     let shape: Vec<i64> = t.shape.iter().map(|n| *n as i64).collect();
     Ok(match t.dtype {
         // Integer entries are counters (batch norm's num_batches_tracked), not weights.
@@ -217,4 +218,97 @@ mod tests {
             assert_eq!(segno_name(from), to, "{from}");
         }
     }
+}
+
+/// What [`export_dacapo`] wrote.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ExportReport {
+    /// The file written.
+    pub output: PathBuf,
+    /// Tensors in the model state dict (each also under its `chain.*` alias).
+    pub tensors: usize,
+    /// Trainable parameters the optimizer state lists.
+    pub parameters: usize,
+}
+
+/// Writes the model of a Segno checkpoint as a file DaCapo's weights loader reads:
+/// `torch.save({"model": state_dict, "optimizer": RAdam state_dict})` with DaCapo's names
+/// (`architecture.*`, `prediction_head.*` and the same tensors as `chain.0.*`,
+/// `chain.1.*`) and an optimizer state without moments (DaCapo's parameter order is not
+/// recorded in a Segno checkpoint; DaCapo resumes with fresh moments at learning rate `lr`).
+pub fn export_dacapo(
+    checkpoint: &Path,
+    output: &Path,
+    lr: f64,
+) -> Result<ExportReport, WeightsError> {
+    use torch_save::Py;
+    let state = read_state_dict(checkpoint)?;
+    let mut entries: Vec<(String, Vec<i64>, Vec<f32>)> = Vec::new();
+    for (name, t) in state {
+        let name = segno_name(&name);
+        let shape = t.size();
+        let values = Vec::<f32>::try_from(t.flatten(0, -1))
+            .map_err(|e| read_error(checkpoint, format!("`{name}`: {e}")))?;
+        entries.push((name, shape, values));
+    }
+    // The network's own order is not recorded: backbone first, then the head.
+    entries.sort_by_key(|(n, _, _)| (!n.starts_with("architecture."), n.clone()));
+    let mut model = Vec::new();
+    let mut aliases = Vec::new();
+    let mut storages = Vec::new();
+    let mut parameters = 0;
+    for (k, (name, shape, values)) in entries.into_iter().enumerate() {
+        let tensor = Py::Tensor { storage: k, shape };
+        if !(name.ends_with("running_mean") || name.ends_with("running_var")) {
+            parameters += 1;
+        }
+        let alias = name
+            .strip_prefix("architecture.")
+            .map(|r| format!("chain.0.{r}"))
+            .or_else(|| {
+                name.strip_prefix("prediction_head.")
+                    .map(|r| format!("chain.1.{r}"))
+            });
+        if let Some(alias) = alias {
+            aliases.push((Py::Str(alias), tensor.clone()));
+        }
+        model.push((Py::Str(name), tensor));
+        storages.push(values);
+    }
+    let tensors = model.len();
+    model.extend(aliases);
+    let group = Py::Dict(vec![
+        (Py::Str("lr".into()), Py::Float(lr)),
+        (
+            Py::Str("betas".into()),
+            Py::Tuple(vec![Py::Float(0.9), Py::Float(0.999)]),
+        ),
+        (Py::Str("eps".into()), Py::Float(1e-8)),
+        (Py::Str("weight_decay".into()), Py::Int(0)),
+        (Py::Str("foreach".into()), Py::None),
+        (Py::Str("maximize".into()), Py::Bool(false)),
+        (Py::Str("capturable".into()), Py::Bool(false)),
+        (Py::Str("differentiable".into()), Py::Bool(false)),
+        (Py::Str("decoupled_weight_decay".into()), Py::Bool(false)),
+        (
+            Py::Str("params".into()),
+            Py::List((0..parameters as i64).map(Py::Int).collect()),
+        ),
+    ]);
+    let root = Py::Dict(vec![
+        (Py::Str("model".into()), Py::OrderedDict(model)),
+        (
+            Py::Str("optimizer".into()),
+            Py::Dict(vec![
+                (Py::Str("state".into()), Py::Dict(Vec::new())),
+                (Py::Str("param_groups".into()), Py::List(vec![group])),
+            ]),
+        ),
+    ]);
+    torch_save::write(output, &root, &storages).map_err(|e| read_error(output, e))?;
+    Ok(ExportReport {
+        output: output.to_path_buf(),
+        tensors,
+        parameters,
+    })
 }

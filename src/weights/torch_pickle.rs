@@ -596,6 +596,47 @@ impl<R: Read + Seek> StorageLoader for ZipStorages<R> {
     }
 }
 
+/// A loader for bare pickles, which hold no tensors: any storage is refused.
+struct NoStorages;
+
+impl StorageLoader for NoStorages {
+    fn ensure(&mut self, key: &str, _len: usize) -> Result<(), TorchPickleError> {
+        Err(TorchPickleError::Malformed {
+            offset: 0,
+            reason: format!("a plain pickle refers to tensor storage `{key}`"),
+        })
+    }
+
+    fn bytes(&self, _key: &str) -> Option<&[u8]> {
+        None
+    }
+
+    fn take(&mut self, _key: &str) -> Option<Vec<u8>> {
+        None
+    }
+
+    fn loaded_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// Reads a bare Python pickle without tensors (protocols 2–5; e.g. DaCapo's training
+/// statistics and validation scores files), with the same checks as [`read`].
+pub fn read_plain(path: &Path) -> Result<Value, TorchPickleError> {
+    let io_error = |source| TorchPickleError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(io_error)?.len();
+    if len > MAX_PICKLE_BYTES {
+        return Err(TorchPickleError::LimitExceeded {
+            reason: format!("{} is larger than {MAX_PICKLE_BYTES} bytes", path.display()),
+        });
+    }
+    let data = std::fs::read(path).map_err(io_error)?;
+    unpickle(&data, &mut NoStorages)
+}
+
 /// Index of a node in the unpickler's arena.
 type Id = usize;
 

@@ -1,0 +1,132 @@
+//! Looking at what a run would train on and with: the targets and weights a task makes of
+//! a ground-truth crop (written as arrays for the viewer), and a network's sizes.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::validate::read_gt;
+use super::TrainError;
+use crate::array::write::{self, ArraySpec, WriteMode};
+use crate::array::{ArrayData, ArraySource, DataType};
+use crate::config::{ArchitectureConfig, ShapeReport, TaskConfig};
+use crate::geometry::Coordinate;
+use crate::task::predictor::Predictor;
+
+/// What [`write_targets`] wrote.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetsReport {
+    /// The target array (`container/target`).
+    pub target: PathBuf,
+    /// The weight array (`container/weight`).
+    pub weight: PathBuf,
+    /// Channels of each.
+    pub channels: usize,
+    /// The region (the ground truth's), offset and shape in nm.
+    pub roi_nm: (Vec<i64>, Vec<i64>),
+    /// Per channel: the smallest and largest target value.
+    pub target_range: Vec<(f32, f32)>,
+    /// Per channel: the smallest and largest weight.
+    pub weight_range: Vec<(f32, f32)>,
+}
+
+fn ranges(a: &ndarray::ArrayD<f32>) -> Vec<(f32, f32)> {
+    a.outer_iter()
+        .map(|c| {
+            c.iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
+                    (lo.min(*v), hi.max(*v))
+                })
+        })
+        .collect()
+}
+
+/// Computes the targets and weights `task` makes of the ground truth `gt` (annotated where
+/// `mask` is non-zero, everywhere without one) over its whole region, as training does
+/// for a patch (class balance from this crop alone), and writes them as OME-Zarr float32
+/// arrays `target` and `weight` into `container` (an existing one only with `overwrite`).
+pub fn write_targets(
+    task: &TaskConfig,
+    gt: &dyn ArraySource,
+    mask: Option<&dyn ArraySource>,
+    container: &Path,
+    overwrite: bool,
+) -> Result<TargetsReport, TrainError> {
+    let predictor = Predictor::from_task(task)?;
+    let info = gt.info();
+    let roi = info.roi;
+    let vs = info.geometry.voxel_size;
+    let labels = read_gt(gt, &roi, &predictor)?;
+    let known = match mask {
+        Some(m) => {
+            let mut k = m
+                .read_filled(&roi, 0.0)?
+                .to_f32()
+                .mapv(|v| f32::from(u8::from(v > 0.0)));
+            if k.ndim() == roi.dims() {
+                k = k.insert_axis(ndarray::Axis(0));
+            }
+            if k.shape()[0] == 1 && labels.shape()[0] > 1 {
+                let views: Vec<_> = (0..labels.shape()[0])
+                    .map(|_| k.index_axis(ndarray::Axis(0), 0))
+                    .collect();
+                k = ndarray::stack(ndarray::Axis(0), &views)
+                    .map_err(|e| TrainError::Data(e.to_string()))?;
+            }
+            k
+        }
+        None => ndarray::ArrayD::from_elem(labels.raw_dim(), 1.0),
+    };
+    let spacing: Vec<f64> = vs.iter().map(|v| v as f64).collect();
+    let targets = predictor.targets(&labels, &known, &spacing)?;
+    let weight = predictor.weights(&mut Vec::new(), &targets)?;
+    let mode = if overwrite {
+        WriteMode::Overwrite
+    } else {
+        WriteMode::CreateNew
+    };
+    let store = |name: &str, values: &ndarray::ArrayD<f32>| -> Result<PathBuf, TrainError> {
+        let spec = ArraySpec::new(DataType::F32, roi, vs, Some(values.shape()[0] as u64));
+        write::create(container, name, &spec, mode)?
+            .write(&roi, &ArrayData::F32(values.clone()))?;
+        Ok(container.join(name))
+    };
+    Ok(TargetsReport {
+        target: store("target", &targets.target)?,
+        weight: store("weight", &weight)?,
+        channels: targets.target.shape()[0],
+        roi_nm: (roi.offset().to_vec(), roi.shape().to_vec()),
+        target_range: ranges(&targets.target),
+        weight_range: ranges(&weight),
+    })
+}
+
+/// The sizes of `architecture` (a U-Net) with `task`'s prediction head (a 1×1 head
+/// without a task) for `input` (default: its input shape) at `voxel_size_nm`.
+pub fn shapes(
+    architecture: &ArchitectureConfig,
+    task: Option<&TaskConfig>,
+    input: Option<Coordinate>,
+    voxel_size_nm: Option<Coordinate>,
+) -> Result<ShapeReport, TrainError> {
+    let ArchitectureConfig::CnnectomeUnet(unet) = architecture else {
+        return Err(TrainError::Data(format!(
+            "architecture `{}` is not a CNNectomeUNet: only U-Nets have sizes to show",
+            architecture.name()
+        )));
+    };
+    let head = match task {
+        Some(t) => Predictor::from_task(t)?.head().kernel_size,
+        None => 1,
+    };
+    if let Some(i) = &input {
+        if i.dims() != unet.input_shape.dims() {
+            return Err(TrainError::Data(format!(
+                "--input {i} has {} axes, the network {}",
+                i.dims(),
+                unet.input_shape.dims()
+            )));
+        }
+    }
+    Ok(unet.shape_report(input, voxel_size_nm, head))
+}
