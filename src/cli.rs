@@ -1627,52 +1627,16 @@ fn targets(args: &TargetsArgs, out: &mut dyn Write) -> Result<u8, Failure> {
                     args.mask.as_deref().map(crate::array::open).transpose()?,
                 ),
                 None => {
-                    let crate::config::DataSplitConfig::TrainValidate(split) =
-                        &run.datasplit_config
-                    else {
-                        return Err(Failure::new(
-                            exit::INVALID,
-                            format!(
-                                "run `{}`: give --gt (its datasplit lists no datasets)",
-                                run.name
-                            ),
-                        ));
-                    };
-                    let all: Vec<&crate::config::DatasetConfig> = split
-                        .train_configs
-                        .iter()
-                        .chain(&split.validate_configs)
-                        .collect();
-                    let chosen = match &args.dataset {
-                        Some(d) => all.iter().find(|c| c.name() == d).copied(),
-                        None => all.first().copied(),
-                    };
-                    let Some(crate::config::DatasetConfig::RawGt(d)) = chosen else {
-                        let names: Vec<&str> = all.iter().map(|c| c.name()).collect();
-                        return Err(Failure::new(
-                            exit::USAGE,
-                            format!(
-                                "run `{}` has no dataset {:?}; its datasets: {}",
-                                run.name,
-                                args.dataset.clone().unwrap_or_default(),
-                                names.join(", ")
-                            ),
-                        ));
-                    };
-                    let open = |c: &crate::config::ArrayConfig| {
-                        crate::array::open::open_config(c, project.root())
-                    };
-                    let Some(gt) = &d.gt_config else {
-                        return Err(Failure::new(
-                            exit::INVALID,
-                            format!("dataset `{}` has no gt_config", d.name),
-                        ));
-                    };
-                    (
-                        run.task_config.clone(),
-                        open(gt)?,
-                        d.mask_config.as_ref().map(open).transpose()?,
+                    let (report, dataset) = crate::train::inspect::write_run_targets(
+                        project.root(),
+                        &run,
+                        args.dataset.as_deref(),
+                        &args.output,
+                        args.overwrite,
                     )
+                    .map_err(invalid)?;
+                    let what = format!("dataset {}", dataset.name);
+                    return print_targets(args, &run.task_config, &what, &report, out);
                 }
             }
         }
@@ -1709,14 +1673,24 @@ fn targets(args: &TargetsArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         args.overwrite,
     )
     .map_err(invalid)?;
+    print_targets(args, &task, &gt.info().path, &report, out)
+}
+
+fn print_targets(
+    args: &TargetsArgs,
+    task: &crate::config::TaskConfig,
+    gt: &str,
+    report: &crate::train::inspect::TargetsReport,
+    out: &mut dyn Write,
+) -> Result<u8, Failure> {
     if args.project.json {
-        let v = serde_json::to_value(&report).map_err(|e| Failure::new(exit::IO, e.to_string()))?;
+        let v = serde_json::to_value(report).map_err(|e| Failure::new(exit::IO, e.to_string()))?;
         emit_json(out, &v)?;
     } else {
         let mut text = format!(
             "wrote the targets and weights of task {} for {}\n  target  {}\n  weight  {}\n",
             task.name(),
-            gt.info().path,
+            gt,
             report.target.display(),
             report.weight.display()
         );

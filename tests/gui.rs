@@ -1005,3 +1005,50 @@ fn dropped_array_folders_become_raw_and_ground_truth_pairs() {
     assert!(rows.iter().all(|r| r.spec.raw_dataset == "raw"));
     assert!(h.state().wizard.new_gt.is_empty());
 }
+
+#[test]
+fn the_runs_panel_shows_a_runs_targets_over_its_training_crop() {
+    let dir = project();
+    let mut h = harness(dir.path());
+    h.run();
+    h.get_by_label("Runs").click();
+    h.run();
+    h.get_by_label("Targets").click();
+    h.run_steps(8);
+    assert_eq!(h.state().settings.section, Section::Viewer);
+    let layers: Vec<(String, String, bool)> = h
+        .state()
+        .viewer
+        .state
+        .layers
+        .iter()
+        .map(|l| (l.name.clone(), l.source.display().to_string(), l.visible))
+        .collect();
+    assert_eq!(layers.len(), 4, "{layers:?}");
+    assert!(
+        layers[0].1.ends_with("data/synthetic.zarr/raw"),
+        "{layers:?}"
+    );
+    assert!(layers[1].1.contains("labels/crop1"), "{layers:?}");
+    assert!(
+        layers[2].1.ends_with("demo_mito_er_20/targets.zarr/target"),
+        "{layers:?}"
+    );
+    assert_eq!(layers[2].0, "target (synthetic_crop1)");
+    assert!(
+        layers[3].1.ends_with("demo_mito_er_20/targets.zarr/weight"),
+        "{layers:?}"
+    );
+    assert!(!layers[3].2, "the weights start hidden");
+    // The arrays hold the task's targets over the crop's ground truth: one channel per
+    // class, tanh distances within [-1, 1].
+    let target =
+        segno::array::open(&dir.path().join("demo_mito_er_20/targets.zarr/target")).unwrap();
+    assert_eq!(target.info().channels(), 2);
+    let gt =
+        segno::array::open(&dir.path().join("data/synthetic.zarr/labels/crop1/mito/s0")).unwrap();
+    assert_eq!(target.info().roi, gt.info().roi);
+    let values = target.read(&target.info().roi).unwrap().to_f32();
+    assert!(values.iter().all(|v| (-1.0..=1.0).contains(v)));
+    assert!(values.iter().any(|v| *v > 0.0) && values.iter().any(|v| *v < 0.0));
+}

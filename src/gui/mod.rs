@@ -445,12 +445,13 @@ impl SegnoApp {
                 .request_repaint_after(std::time::Duration::from_secs(1));
         }
         let mut view = None;
+        let mut targets: Option<String> = None;
         let launcher = &mut self.launcher;
         egui::Grid::new("runs")
             .striped(true)
-            .num_columns(7)
+            .num_columns(8)
             .show(ui, |ui| {
-                for h in ["run", "task", "status", "iterations", "best", "", ""] {
+                for h in ["run", "task", "status", "iterations", "best", "", "", ""] {
                     ui.label(egui::RichText::new(h).strong());
                 }
                 ui.end_row();
@@ -477,6 +478,15 @@ impl SegnoApp {
                     {
                         view = Some((r.name.clone(), None, None));
                     }
+                    if ui
+                        .button("Targets")
+                        .on_hover_text(
+                            "the targets and weights the run's task trains on for its first training crop, beside its raw data and ground truth",
+                        )
+                        .clicked()
+                    {
+                        targets = Some(r.name.clone());
+                    }
                     ui.end_row();
                 }
             });
@@ -487,6 +497,76 @@ impl SegnoApp {
         if let Some((run, iteration, parameters)) = view {
             self.view_iteration(&run, iteration, parameters);
         }
+        if let Some(run) = targets {
+            self.view_targets(&run);
+        }
+    }
+
+    /// Removes every layer and overlay from the viewer, keeping its view settings.
+    fn clear_viewer(&mut self) {
+        let mut state = self.viewer.state.clone();
+        state.layers.clear();
+        state.overlays.clear();
+        state.selected_layer = None;
+        self.viewer.set_state(state);
+    }
+
+    /// Writes the targets and weights of a run's task for its first training crop into
+    /// `<run>/targets.zarr` and shows them in the viewer over the crop's raw data and
+    /// ground truth.
+    pub fn view_targets(&mut self, run: &str) {
+        let Some(p) = &self.project else {
+            return;
+        };
+        let root = p.root.clone();
+        let config = match p
+            .store()
+            .configs()
+            .retrieve(crate::config::Family::Runs, run)
+        {
+            Ok(crate::config::AnyConfig::Run(c)) => c,
+            Ok(_) => return,
+            Err(e) => {
+                self.message = Some(e.to_string());
+                return;
+            }
+        };
+        let container = root.join(run).join("targets.zarr");
+        let (report, dataset) = match crate::train::inspect::write_run_targets(
+            &root, &config, None, &container, true,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                self.message = Some(format!("targets of run {run:?}: {e}"));
+                return;
+            }
+        };
+        self.clear_viewer();
+        self.viewer.validation = None;
+        let resolve = |source: (String, String)| project_array_path(&root, source);
+        for source in [
+            dataset.raw_config.as_ref().and_then(|a| a.zarr_source()),
+            dataset.gt_config.as_ref().and_then(|a| a.zarr_source()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.viewer.add_layer(&resolve(source));
+        }
+        self.viewer.add_layer(&report.target);
+        let n = self.viewer.state.layers.len();
+        self.viewer.state.layers[n - 1].name = format!("target ({})", dataset.name);
+        self.viewer.centre_on(n - 1);
+        self.viewer.add_layer(&report.weight);
+        let n = self.viewer.state.layers.len();
+        self.viewer.state.layers[n - 1].name = format!("weight ({})", dataset.name);
+        self.viewer.state.layers[n - 1].visible = false;
+        self.message = Some(format!(
+            "targets of run {run} on {}: {}",
+            dataset.name,
+            report.target.display()
+        ));
+        self.settings.section = Section::Viewer;
     }
 
     /// Shows a run's validation in the viewer: the validation dataset's raw data and
@@ -555,16 +635,8 @@ impl SegnoApp {
             self.message = Some(format!("no validation prediction of run {run:?} found"));
             return;
         };
-        let mut state = self.viewer.state.clone();
-        state.layers.clear();
-        state.overlays.clear();
-        state.selected_layer = None;
-        self.viewer.set_state(state);
-        let resolve = |(container, dataset): (String, String)| {
-            let c = PathBuf::from(&container);
-            let c = if c.is_absolute() { c } else { root.join(c) };
-            open_path(&c.join(&dataset))
-        };
+        self.clear_viewer();
+        let resolve = |source: (String, String)| project_array_path(&root, source);
         let raw = raw.map(resolve).or_else(|| {
             self.project_arrays
                 .iter()
@@ -851,6 +923,14 @@ fn default_view(project: Option<&Path>) -> Result<crate::render::state::ViewStat
     let mut v = viewer::Viewer::default();
     v.add_layer(pick);
     Ok(v.state.clone())
+}
+
+/// The path of a config's `(container, dataset)` source, with a relative container read
+/// from the project's root.
+fn project_array_path(root: &Path, (container, dataset): (String, String)) -> PathBuf {
+    let c = PathBuf::from(&container);
+    let c = if c.is_absolute() { c } else { root.join(c) };
+    open_path(&c.join(&dataset))
 }
 
 #[cfg(test)]

@@ -9,7 +9,10 @@ use super::validate::read_gt;
 use super::TrainError;
 use crate::array::write::{self, ArraySpec, WriteMode};
 use crate::array::{ArrayData, ArraySource, DataType};
-use crate::config::{ArchitectureConfig, ShapeReport, TaskConfig};
+use crate::config::{
+    ArchitectureConfig, DataSplitConfig, DatasetConfig, RawGTDatasetConfig, RunConfig, ShapeReport,
+    TaskConfig,
+};
 use crate::geometry::Coordinate;
 use crate::task::predictor::Predictor;
 
@@ -99,6 +102,60 @@ pub fn write_targets(
         target_range: ranges(&targets.target),
         weight_range: ranges(&weight),
     })
+}
+
+/// Writes the targets and weights of `run`'s task for one dataset of its datasplit
+/// (`dataset`, default the first training dataset) into `container`, as
+/// [`write_targets`] does; relative array paths are read against `project`. Returns the
+/// report and the dataset used.
+pub fn write_run_targets(
+    project: &Path,
+    run: &RunConfig,
+    dataset: Option<&str>,
+    container: &Path,
+    overwrite: bool,
+) -> Result<(TargetsReport, RawGTDatasetConfig), TrainError> {
+    let DataSplitConfig::TrainValidate(split) = &run.datasplit_config else {
+        return Err(TrainError::Data(format!(
+            "run `{}`: its datasplit lists no datasets; give a ground-truth array instead",
+            run.name
+        )));
+    };
+    let all: Vec<&DatasetConfig> = split
+        .train_configs
+        .iter()
+        .chain(&split.validate_configs)
+        .collect();
+    let chosen = match dataset {
+        Some(d) => all.iter().find(|c| c.name() == d).copied(),
+        None => all.first().copied(),
+    };
+    let Some(DatasetConfig::RawGt(d)) = chosen else {
+        let names: Vec<&str> = all.iter().map(|c| c.name()).collect();
+        return Err(TrainError::Data(format!(
+            "run `{}` has no dataset {:?} with ground truth; its datasets: {}",
+            run.name,
+            dataset.unwrap_or_default(),
+            names.join(", ")
+        )));
+    };
+    let Some(gt) = &d.gt_config else {
+        return Err(TrainError::Data(format!(
+            "dataset `{}` has no gt_config",
+            d.name
+        )));
+    };
+    let open = |c: &crate::config::ArrayConfig| crate::array::open::open_config(c, project);
+    let gt = open(gt)?;
+    let mask = d.mask_config.as_ref().map(open).transpose()?;
+    let report = write_targets(
+        &run.task_config,
+        gt.as_ref(),
+        mask.as_deref(),
+        container,
+        overwrite,
+    )?;
+    Ok((report, d.clone()))
 }
 
 /// The sizes of `architecture` (a U-Net) with `task`'s prediction head (a 1×1 head
