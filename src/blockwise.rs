@@ -35,6 +35,10 @@ pub struct LoadedModel {
     pub channels: usize,
     /// The iteration whose weights were loaded.
     pub iteration: u64,
+    /// The run's name.
+    pub run: String,
+    /// The checkpoint file the weights came from.
+    pub checkpoint: PathBuf,
 }
 
 /// Which checkpoint to use.
@@ -104,6 +108,8 @@ pub fn load_model(
         model,
         channels,
         iteration,
+        run: run.name.clone(),
+        checkpoint: path,
     })
 }
 
@@ -118,6 +124,123 @@ pub struct PredictReport {
     pub blocks: usize,
     /// Blocks skipped because an earlier run finished them.
     pub skipped: usize,
+}
+
+/// What produced a prediction, recorded in its `segno_prediction` attributes. A re-run
+/// into an existing, unfinished output continues it only when every field is the same.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Provenance {
+    /// The Segno version that predicted.
+    pub segno_version: String,
+    /// The run.
+    pub run: String,
+    /// The checkpoint's iteration.
+    pub iteration: u64,
+    /// The checkpoint file.
+    pub checkpoint: String,
+    /// SHA-256 of the checkpoint file.
+    pub checkpoint_sha256: String,
+    /// The input volume, resolved (symlinks, `.` and `..`).
+    pub input: String,
+    /// SHA-256 of the input's metadata files and geometry (element type, shape, voxel size,
+    /// offset): another volume at the same path differs here.
+    pub input_identity: String,
+    /// How the input was read (the run's normalisation and resampling steps, the scale
+    /// shift inside the network).
+    pub input_steps: serde_json::Value,
+    /// The region predicted (world units, nm).
+    pub region: String,
+    /// Output element type, block shapes and voxel sizes.
+    pub parameters: serde_json::Value,
+}
+
+impl Provenance {
+    /// The fields in which `now` differs from this record, each as `field: recorded …,
+    /// now …`.
+    pub fn differences(&self, now: &Provenance) -> Vec<String> {
+        let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+            (serde_json::to_value(self), serde_json::to_value(now))
+        else {
+            return vec!["the record cannot be compared".into()];
+        };
+        let short = |v: &serde_json::Value| {
+            let t = match v {
+                serde_json::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            if t.chars().count() > 160 {
+                format!("{}…", t.chars().take(160).collect::<String>())
+            } else {
+                t
+            }
+        };
+        a.iter()
+            .filter(|(k, v)| b.get(*k) != Some(*v))
+            .map(|(k, v)| {
+                format!(
+                    "{k}: recorded {}, now {}",
+                    short(v),
+                    short(b.get(k).unwrap_or(&serde_json::Value::Null))
+                )
+            })
+            .collect()
+    }
+}
+
+/// SHA-256 of a file, as hex.
+fn file_sha256(path: &Path) -> Result<String, TrainError> {
+    use sha2::Digest;
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher)
+        .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The identity of the volume at `path`: SHA-256 of its metadata files (zarr v2/v3, N5,
+/// and the group attributes above a scale level) and its geometry.
+pub fn input_identity(path: &Path) -> Result<String, TrainError> {
+    use sha2::Digest;
+    let array = crate::array::open(path)?;
+    let info = array.info();
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(
+        format!(
+            "{}|{:?}|{}|{}|{:?}",
+            info.data_type,
+            info.shape,
+            info.geometry.voxel_size,
+            info.geometry.offset,
+            info.chunk_shape
+        )
+        .as_bytes(),
+    );
+    // The path given, the scale level it resolved to, and the groups above them.
+    let level = Path::new(&info.path);
+    let mut dirs: Vec<&Path> = Vec::new();
+    for dir in [Some(path), path.parent(), Some(level), level.parent()]
+        .into_iter()
+        .flatten()
+    {
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    for dir in dirs {
+        for name in [".zarray", ".zattrs", "zarr.json", "attributes.json"] {
+            if let Ok(bytes) = std::fs::read(dir.join(name)) {
+                hasher.update(name.as_bytes());
+                hasher.update((bytes.len() as u64).to_le_bytes());
+                hasher.update(&bytes);
+            }
+        }
+    }
+    Ok(hex(&hasher.finalize()))
 }
 
 fn done_path(container: &Path, dataset: &str) -> PathBuf {
@@ -232,9 +355,13 @@ pub struct PredictOutput<'a> {
     /// Recorded in the array's `segno_prediction` attributes next to the iteration (e.g.
     /// the run and the post-processing parameters apply would choose).
     pub about: serde_json::Value,
-    /// Replace an existing array at the output (else only an unfinished prediction of the
-    /// same iteration is continued, and anything else is refused).
+    /// Replace an existing array at the output (else only an unfinished prediction with the
+    /// same [`Provenance`] is continued, and anything else is refused).
     pub overwrite: bool,
+    /// The input volume as given (recorded resolved, with its identity).
+    pub input: &'a Path,
+    /// How the input was read (recorded; see [`PreparedInput`]).
+    pub input_steps: serde_json::Value,
 }
 
 /// How a prediction reads its input volume (see [`open_input`]).
@@ -424,6 +551,28 @@ pub fn predict(
             })
             .collect(),
     );
+    let dataset = &write::output_dataset_name(container, dataset)?;
+    let provenance = Provenance {
+        segno_version: env!("CARGO_PKG_VERSION").to_string(),
+        run: model.run.clone(),
+        iteration: model.iteration,
+        checkpoint: write::resolved_path(&model.checkpoint)
+            .display()
+            .to_string(),
+        checkpoint_sha256: file_sha256(&model.checkpoint)?,
+        input: write::resolved_path(output.input).display().to_string(),
+        input_identity: input_identity(output.input)?,
+        input_steps: output.input_steps.clone(),
+        region: roi.to_string(),
+        parameters: serde_json::json!({
+            "data_type": data_type.to_string(),
+            "input_shape_voxels": inference.input_shape.to_vec(),
+            "output_shape_voxels": inference.output_shape.to_vec(),
+            "input_voxel_size_nm": inference.raw_vs.to_vec(),
+            "output_voxel_size_nm": inference.out_vs.to_vec(),
+            "normalisation": [inference.normalisation.0, inference.normalisation.1],
+        }),
+    };
     let mut record = serde_json::json!({"iteration": model.iteration});
     if let (Some(r), Some(a)) = (record.as_object_mut(), output.about.as_object()) {
         for (k, v) in a {
@@ -433,28 +582,48 @@ pub fn predict(
     if let Some((scale, offset)) = encoding {
         record["uint8"] = serde_json::json!({"scale": scale, "offset": offset});
     }
+    record["provenance"] =
+        serde_json::to_value(&provenance).map_err(|e| TrainError::Data(e.to_string()))?;
     spec.attributes.insert("segno_prediction".into(), record);
     let path = container.join(dataset);
     let done_file = done_path(container, dataset);
-    if path.exists() {
+    if std::fs::symlink_metadata(&path).is_ok() {
         if output.overwrite {
             std::fs::remove_dir_all(&path)
                 .map_err(|e| TrainError::Data(format!("cannot remove {}: {e}", path.display())))?;
         } else {
-            // Only an unfinished prediction of the same iteration is continued.
+            // Only an unfinished prediction with the same provenance is continued.
             let total = inference.blocks(&roi)?.len();
             let done = read_done(&done_file).len();
             let existing = crate::array::open(&path)
                 .ok()
-                .and_then(|a| a.attributes()?.get("segno_prediction")?["iteration"].as_u64());
-            let unfinished =
-                done_file.is_file() && done < total && existing == Some(model.iteration);
-            if !unfinished {
-                let what = match existing {
-                    Some(i) if done >= total => format!("a finished prediction of iteration {i}"),
-                    Some(i) => format!("a prediction of iteration {i}"),
-                    None => "an array Segno did not predict".to_string(),
-                };
+                .and_then(|a| a.attributes()?.get("segno_prediction").cloned());
+            let recorded = existing
+                .as_ref()
+                .and_then(|r| serde_json::from_value::<Provenance>(r["provenance"].clone()).ok());
+            let iteration = existing.as_ref().and_then(|r| r["iteration"].as_u64());
+            let what = match (&recorded, iteration) {
+                (Some(r), _) if done < total => {
+                    let differences = r.differences(&provenance);
+                    if differences.is_empty() {
+                        None
+                    } else {
+                        Some(format!(
+                            "an unfinished prediction made otherwise; {}",
+                            differences.join("; ")
+                        ))
+                    }
+                }
+                (_, Some(i)) if done_file.is_file() && done >= total => {
+                    Some(format!("a finished prediction of iteration {i}"))
+                }
+                (None, Some(i)) => Some(format!(
+                    "a prediction of iteration {i} without a record of what made it"
+                )),
+                (Some(r), _) => Some(format!("a prediction of iteration {}", r.iteration)),
+                (None, None) => Some("an array Segno did not predict".to_string()),
+            };
+            if let Some(what) = what {
                 return Err(TrainError::OutputExists {
                     path: path.display().to_string(),
                     what,
@@ -463,18 +632,6 @@ pub fn predict(
         }
     }
     let writer = write::create(container, dataset, &spec, WriteMode::Resume)?;
-    let existing = writer
-        .attributes()
-        .and_then(|a| a.get("segno_prediction"))
-        .and_then(|v| v["iteration"].as_u64());
-    if existing.is_some_and(|i| i != model.iteration) {
-        return Err(TrainError::Data(format!(
-            "{}/{dataset} holds a prediction of iteration {}, not {}: delete it or choose another output",
-            container.display(),
-            existing.unwrap_or_default(),
-            model.iteration
-        )));
-    }
     let done = read_done(&done_file);
     let mut log = std::fs::OpenOptions::new()
         .create(true)
@@ -602,14 +759,13 @@ fn map_chunks(
     data_type: DataType,
     channels: Option<u64>,
     attributes: serde_json::Value,
-    container: &Path,
-    dataset: &str,
+    (container, dataset, mode): (&Path, &str, WriteMode),
     f: &(dyn Fn(&ndarray::ArrayD<f32>) -> Result<Segmentation, TrainError> + Sync),
 ) -> Result<PostProcessReport, TrainError> {
     use rayon::prelude::*;
     let info = prediction.info();
     let spec = output_spec(info, data_type, channels, attributes);
-    let writer = write::create(container, dataset, &spec, WriteMode::Overwrite)?;
+    let writer = write::create(container, dataset, &spec, mode)?;
     let indices = write::grid_indices(&writer.chunk_grid_shape());
     let n_channels = channels.unwrap_or(1) as usize;
     let has_channel_axis = info.geometry.axes.iter().any(|a| !a.spatial);
@@ -659,12 +815,14 @@ fn map_chunks(
 }
 
 /// Thresholds a prediction chunk by chunk, in parallel, into `container/dataset` (uint8,
-/// same geometry and chunking): `prediction > threshold`.
+/// same geometry and chunking): `prediction > threshold`. `mode` says what happens to an
+/// array already at the output.
 pub fn threshold_array(
     prediction: &dyn ArraySource,
     threshold: f64,
     container: &Path,
     dataset: &str,
+    mode: WriteMode,
 ) -> Result<PostProcessReport, TrainError> {
     let info = prediction.info();
     let channels = info
@@ -678,8 +836,7 @@ pub fn threshold_array(
         DataType::U8,
         channels,
         serde_json::json!({"threshold": threshold, "source": info.path}),
-        container,
-        dataset,
+        (container, dataset, mode),
         &|p| {
             Ok(Segmentation::Binary(crate::task::postprocess::threshold(
                 p, threshold,
@@ -689,13 +846,15 @@ pub fn threshold_array(
 }
 
 /// Post-processes a prediction of `predictor`'s task with `parameters` into
-/// `container/dataset`, chunk by chunk in parallel.
+/// `container/dataset`, chunk by chunk in parallel. `mode` says what happens to an array
+/// already at the output.
 pub fn post_process_array(
     prediction: &dyn ArraySource,
     predictor: &Predictor,
     parameters: &PostProcessorParameters,
     container: &Path,
     dataset: &str,
+    mode: WriteMode,
 ) -> Result<PostProcessReport, TrainError> {
     let info = prediction.info();
     let want = predictor.head().channels as u64;
@@ -715,6 +874,7 @@ pub fn post_process_array(
             container,
             dataset,
             crate::task::predictor::MAX_WATERSHED_VOXELS,
+            mode,
         )
         .map_err(TrainError::from);
     }
@@ -728,8 +888,7 @@ pub fn post_process_array(
         data_type,
         channels,
         serde_json::json!({"parameters": parameters.name(), "source": info.path}),
-        container,
-        dataset,
+        (container, dataset, mode),
         &|p| Ok(predictor.post_process(p, parameters)?),
     )
 }
@@ -882,6 +1041,7 @@ mod tests {
             &container,
             "whole",
             usize::MAX,
+            WriteMode::CreateNew,
         )
         .unwrap();
         let blocks = watershed_array(
@@ -891,6 +1051,7 @@ mod tests {
             &container,
             "blocks",
             1000,
+            WriteMode::CreateNew,
         )
         .unwrap();
         assert_eq!(blocks.chunks, 27);

@@ -261,6 +261,9 @@ pub struct PostProcessArgs {
     /// (default: the best on the run's validation scores).
     #[arg(long)]
     pub parameters: Option<String>,
+    /// Replace an existing array at the output dataset (never the input).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Project directory (with --run).
     #[arg(long, short = 'p', value_name = "DIR")]
     pub project: Option<PathBuf>,
@@ -972,7 +975,7 @@ fn validate_run(args: &ValidateArgs, out: &mut dyn Write) -> Result<u8, Failure>
     let device = crate::torch::choose_device_with_options(Some(&args.device))
         .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let fail = |e: crate::train::TrainError| {
-        Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name))
+        Failure::new(train_code(&e), format!("run `{}`: {e}", run.name))
     };
     let which = args.iteration.map_or(Which::Latest, Which::Iteration);
     let model = blockwise::load_model(project.root(), &run, &which, device).map_err(fail)?;
@@ -1066,7 +1069,7 @@ fn post_process(args: &PostProcessArgs, out: &mut dyn Write) -> Result<u8, Failu
         base
     };
     let started = std::time::Instant::now();
-    let invalid = |e: crate::train::TrainError| Failure::new(exit::INVALID, e.to_string());
+    let invalid = |e: crate::train::TrainError| Failure::new(train_code(&e), e.to_string());
     let report = match &args.run {
         Some(name) => {
             let project = ProjectArgs {
@@ -1104,12 +1107,14 @@ fn post_process(args: &PostProcessArgs, out: &mut dyn Write) -> Result<u8, Failu
                 .dataset
                 .clone()
                 .unwrap_or_else(|| format!("output_{base}_{}", choice.parameters.name()));
+            let mode = checked_output(&args.output, &dataset, &args.input, args.overwrite)?;
             crate::blockwise::post_process_array(
                 prediction.as_ref(),
                 &predictor,
                 &choice.parameters,
                 &args.output,
                 &dataset,
+                mode,
             )
             .map_err(invalid)?
         }
@@ -1118,11 +1123,13 @@ fn post_process(args: &PostProcessArgs, out: &mut dyn Write) -> Result<u8, Failu
                 .dataset
                 .clone()
                 .unwrap_or_else(|| format!("output_{base}_threshold_{}", args.threshold));
+            let mode = checked_output(&args.output, &dataset, &args.input, args.overwrite)?;
             crate::blockwise::threshold_array(
                 prediction.as_ref(),
                 args.threshold,
                 &args.output,
                 &dataset,
+                mode,
             )
             .map_err(invalid)?
         }
@@ -1312,7 +1319,7 @@ fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let device = crate::torch::choose_device_with_options(Some(&args.job.device))
         .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let fail = |e: crate::train::TrainError| {
-        Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name))
+        Failure::new(train_code(&e), format!("run `{}`: {e}", run.name))
     };
     let model = blockwise::load_model(project.root(), &run, &which, device).map_err(fail)?;
     let started = std::time::Instant::now();
@@ -1365,36 +1372,23 @@ fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<u8, Failure> {
 
 /// Refuses an output array that is, contains or lies inside the input array (whatever the
 /// spelling of the paths), so no prediction ever writes over its own input.
-fn refuse_output_over_input(input: &Path, output: &Path) -> Result<(), Failure> {
-    // The longest existing ancestor, resolved, with the rest appended.
-    let resolve = |p: &Path| -> PathBuf {
-        let mut rest = Vec::new();
-        let mut at = p.to_path_buf();
-        loop {
-            if let Ok(real) = at.canonicalize() {
-                return rest.iter().rev().fold(real, |acc: PathBuf, c| acc.join(c));
-            }
-            match (at.file_name().map(|n| n.to_os_string()), at.parent()) {
-                (Some(name), Some(parent)) => {
-                    rest.push(name);
-                    at = parent.to_path_buf();
-                }
-                _ => return p.to_path_buf(),
-            }
-        }
+/// Checks that `container/dataset` may be written by a command reading `input` (see
+/// [`crate::array::write::check_destination`]) and returns how to write it: replacing
+/// what is there with `overwrite`, else only into a new dataset.
+fn checked_output(
+    container: &Path,
+    dataset: &str,
+    input: &Path,
+    overwrite: bool,
+) -> Result<crate::array::write::WriteMode, Failure> {
+    use crate::array::write::{self, WriteMode};
+    let mode = if overwrite {
+        WriteMode::Overwrite
+    } else {
+        WriteMode::CreateNew
     };
-    let (i, o) = (resolve(input), resolve(output));
-    if i.starts_with(&o) || o.starts_with(&i) {
-        return Err(Failure::new(
-            exit::USAGE,
-            format!(
-                "the output {} would overlap the input {}: choose another --output or --dataset",
-                output.display(),
-                input.display()
-            ),
-        ));
-    }
-    Ok(())
+    write::check_destination(container, dataset, &[input], mode)?;
+    Ok(mode)
 }
 
 /// What [`predict_with`] did: the blockwise report and how the input was read.
@@ -1456,7 +1450,7 @@ fn predict_with(
     device: tch::Device,
 ) -> Result<Predicted, Failure> {
     let fail = |e: crate::train::TrainError| {
-        Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name))
+        Failure::new(train_code(&e), format!("run `{}`: {e}", run.name))
     };
     let input = crate::blockwise::open_input(project, run, &job.input, &job.input_options())
         .map_err(fail)?;
@@ -1506,13 +1500,25 @@ fn predict_with(
         }
         Err(_) => json!({"run": run.name}),
     };
-    refuse_output_over_input(&job.input, &job.output.join(&dataset))?;
+    crate::array::write::check_destination(
+        &job.output,
+        &dataset,
+        &[&job.input],
+        crate::array::write::WriteMode::Resume,
+    )?;
     let output = crate::blockwise::PredictOutput {
         container: &job.output,
         dataset: &dataset,
         data_type,
         about,
         overwrite: job.overwrite,
+        input: &job.input,
+        input_steps: json!({
+            "like": input.like,
+            "steps": input.transform,
+            "scale_shift": [input.scale_shift.0, input.scale_shift.1],
+            "level": input.level,
+        }),
     };
     let report = crate::blockwise::predict(
         model,
@@ -1611,7 +1617,7 @@ fn architecture_shapes(
 }
 
 fn targets(args: &TargetsArgs, out: &mut dyn Write) -> Result<u8, Failure> {
-    let invalid = |e: crate::train::TrainError| Failure::new(exit::INVALID, e.to_string());
+    let invalid = |e: crate::train::TrainError| Failure::new(train_code(&e), e.to_string());
     let (task, gt, mask): (
         crate::config::TaskConfig,
         Box<dyn crate::array::ArraySource>,
@@ -1886,7 +1892,7 @@ fn apply(args: &ApplyArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let project = args.job.project.open()?;
     let run = stored_run(&project, &args.run)?;
     let fail = |e: crate::train::TrainError| {
-        Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name))
+        Failure::new(train_code(&e), format!("run `{}`: {e}", run.name))
     };
     let predictor = crate::task::predictor::Predictor::from_task(&run.task_config)
         .map_err(|e| Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name)))?;
@@ -1906,17 +1912,7 @@ fn apply(args: &ApplyArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         choice.iteration,
         choice.parameters.name()
     );
-    let output_path = args.job.output.join(&name);
-    refuse_output_over_input(&args.job.input, &output_path)?;
-    if output_path.exists() && !args.job.overwrite {
-        return Err(Failure::new(
-            exit::CONFLICT,
-            format!(
-                "{} exists: pass --overwrite to replace it, or choose another --output",
-                output_path.display()
-            ),
-        ));
-    }
+    let mode = checked_output(&args.job.output, &name, &args.job.input, args.job.overwrite)?;
     let device = crate::torch::choose_device_with_options(Some(&args.job.device))
         .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let model = blockwise::load_model(
@@ -1946,6 +1942,7 @@ fn apply(args: &ApplyArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         &choice.parameters,
         &args.job.output,
         &name,
+        mode,
     )
     .map_err(fail)?;
     let post_secs = started.elapsed().as_secs_f64();
@@ -2335,7 +2332,7 @@ fn train(args: &TrainArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         Err(e) => crate::train::lock::record_status(&run_dir, "failed", Some(e.to_string())),
     }
     let report =
-        result.map_err(|e| Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name)))?;
+        result.map_err(|e| Failure::new(train_code(&e), format!("run `{}`: {e}", run.name)))?;
     bar.finish_and_clear();
     let duration_secs = started.elapsed().as_secs_f64();
     if args.project.json {
@@ -2732,17 +2729,35 @@ fn bench_arrays(
 
 impl From<crate::array::ArrayError> for Failure {
     fn from(e: crate::array::ArrayError) -> Self {
-        use crate::array::ArrayError as E;
-        let code = match &e {
-            E::NotFound { .. } => exit::NOT_FOUND,
-            E::Io { .. } | E::Write { .. } | E::Chunk { .. } | E::Read { .. } => exit::IO,
-            E::Metadata { .. }
-            | E::Unsupported { .. }
-            | E::Invalid { .. }
-            | E::OutOfBounds { .. }
-            | E::Misaligned { .. } => exit::INVALID,
-        };
-        Self::new(code, e.to_string())
+        Self::new(array_code(&e), e.to_string())
+    }
+}
+
+/// The exit code of an engine error: that of the array error it carries, 4 for an output
+/// that exists, 5 for a run locked by another process, 1 otherwise.
+fn train_code(e: &crate::train::TrainError) -> u8 {
+    use crate::train::TrainError as E;
+    match e {
+        E::Array(a) => array_code(a),
+        E::OutputExists { .. } => exit::CONFLICT,
+        E::Lock(_) => exit::IO,
+        _ => exit::INVALID,
+    }
+}
+
+/// The exit code of an array error (see the README's table).
+fn array_code(e: &crate::array::ArrayError) -> u8 {
+    use crate::array::ArrayError as E;
+    match e {
+        E::NotFound { .. } => exit::NOT_FOUND,
+        E::Exists { .. } => exit::CONFLICT,
+        E::OverInput { .. } => exit::USAGE,
+        E::Io { .. } | E::Write { .. } | E::Chunk { .. } | E::Read { .. } => exit::IO,
+        E::Metadata { .. }
+        | E::Unsupported { .. }
+        | E::Invalid { .. }
+        | E::OutOfBounds { .. }
+        | E::Misaligned { .. } => exit::INVALID,
     }
 }
 

@@ -143,6 +143,8 @@ fn stem(container: &str) -> String {
 
 /// Parses DaCapo's DataSplit CSV text (no header; five comma-separated fields a line).
 pub fn parse_csv(text: &str, path: &str) -> Result<Vec<DatasetSpec>, DataSplitError> {
+    // Spreadsheet programs start UTF-8 CSV files with a byte-order mark: not data.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
     for (i, raw_line) in text.lines().enumerate() {
         let line = raw_line.trim_end_matches(['\r', '\n']);
@@ -734,6 +736,11 @@ mod tests {
         );
         let back: String = specs.iter().map(|s| s.to_csv_line() + "\n").collect();
         assert_eq!(parse_csv(&back, "y.csv").unwrap(), specs);
+        // A byte-order mark (as spreadsheet programs write) is not part of the first field.
+        assert_eq!(
+            parse_csv(&format!("\u{feff}{text}"), "bom.csv").unwrap(),
+            specs
+        );
         let e = parse_csv("test,a.zarr,raw,a.zarr,[x]\n", "x.csv")
             .unwrap_err()
             .to_string();

@@ -1,6 +1,8 @@
 //! Reading the interop fixtures (written by zarr-python / numcodecs, see
 //! tests/fixtures/arrays/generate.sh), writing arrays, and bad input.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use segno::array::write::{self, ArraySpec, WriteMode};
@@ -206,24 +208,11 @@ fn regions_outside_or_off_grid_are_errors_unless_filled() {
     assert_eq!(far[[0, 0, 0]], 5.0);
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn bad_files_give_errors_naming_the_array_and_chunk() {
     let dir = tempfile::tempdir().unwrap();
     let c = dir.path().join("bad.zarr");
-    copy_dir(&fixtures().join("v2.zarr"), &c);
+    common::copy_dir(&fixtures().join("v2.zarr"), &c);
 
     // Missing metadata.
     std::fs::remove_file(c.join("labels_gzip/.zarray")).unwrap();
@@ -241,10 +230,18 @@ fn bad_files_give_errors_naming_the_array_and_chunk() {
     let a = array::open(&raw).unwrap();
     let err = a.read_chunk(&[0, 0, 0]).unwrap_err();
     assert!(err.to_string().contains("raw_blosc"), "{err}");
-    let err = a.read(&a.info().roi).unwrap_err();
-    assert!(err.to_string().contains("raw_blosc"), "{err}");
+    assert!(err.to_string().contains("chunk [0, 0, 0]"), "{err}");
+    // A region over many chunks names the one that failed and its file.
+    let err = a.read(&a.info().roi).unwrap_err().to_string();
+    assert!(err.contains("raw_blosc"), "{err}");
+    assert!(
+        (err.contains("chunk [0, 0, 0]") && err.contains("raw_blosc/0/0/0"))
+            || (err.contains("chunk [1, 2, 2]") && err.contains("raw_blosc/1/2/2")),
+        "{err}"
+    );
     let err = a.read_chunk(&[1, 2, 2]).unwrap_err();
     assert!(err.to_string().contains("raw_blosc"), "{err}");
+    assert!(err.to_string().contains("raw_blosc/1/2/2"), "{err}");
     // Other chunks still read.
     check_values(&a.read_chunk(&[0, 1, 0]).unwrap(), [0, 4, 0], raw_value);
     // A missing chunk is the fill value.
@@ -269,8 +266,8 @@ fn bad_files_give_errors_naming_the_array_and_chunk() {
 
     // zarr v3: missing zarr.json, and a corrupt shard.
     let v3 = dir.path().join("bad3.zarr");
-    copy_dir(&fixtures().join("v3.zarr"), &v3);
-    let shard = walk(&v3.join("raw_sharded"))
+    common::copy_dir(&fixtures().join("v3.zarr"), &v3);
+    let shard = common::walk_files(&v3.join("raw_sharded"))
         .into_iter()
         .find(|p| !p.ends_with("zarr.json"))
         .unwrap();
@@ -287,7 +284,7 @@ fn bad_files_give_errors_naming_the_array_and_chunk() {
 
     // N5: truncated block, unknown compression, unsupported type.
     let n5 = dir.path().join("bad.n5");
-    copy_dir(&fixtures().join("funlib.n5"), &n5);
+    common::copy_dir(&fixtures().join("funlib.n5"), &n5);
     let gz = n5.join("volumes/gzip");
     let bytes = std::fs::read(gz.join("0/0/0")).unwrap();
     std::fs::write(gz.join("0/0/0"), &bytes[..bytes.len() - 7]).unwrap();
@@ -369,7 +366,7 @@ fn written_arrays_read_back_with_geometry_and_levels() {
     assert_eq!(attrs["offset"], serde_json::json!([80, 40, 40]));
     assert_eq!(attrs["axis_names"], serde_json::json!(["z", "y", "x"]));
     // No temporary files are left behind.
-    let leftovers: Vec<_> = walk(&container)
+    let leftovers: Vec<_> = common::walk_files(&container)
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(".partial"))
         .collect();
@@ -379,7 +376,7 @@ fn written_arrays_read_back_with_geometry_and_levels() {
     let err = write::create(&container, "volumes/raw", &spec, WriteMode::CreateNew)
         .err()
         .unwrap();
-    assert!(err.to_string().contains("already exists"), "{err}");
+    assert!(err.to_string().contains("volumes/raw exists"), "{err}");
     let resumed = write::create(&container, "volumes/raw", &spec, WriteMode::Resume).unwrap();
     assert_eq!(resumed.read(&region).unwrap(), ArrayData::U16(full));
     let mut other = spec.clone();
@@ -447,19 +444,6 @@ fn channel_arrays_and_concurrent_chunk_writers() {
         ome["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"],
         serde_json::json!([1.0, 4.0, 4.0, 4.0])
     );
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

@@ -59,27 +59,13 @@ fn copy_of_crop2_mito(dir: &std::path::Path) -> (ArrayConfig, Roi) {
     (config, info.roi)
 }
 
-fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk_files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn a_crop_that_cannot_be_validated_gets_nan_scores_and_training_goes_on() {
     tch::set_num_threads(1);
     let dir = common::demo_data_project(64);
     let (broken, _) = copy_of_crop2_mito(dir.path());
     // Damage a chunk of the copy: the crop opens, but reading it fails.
-    let chunk = walk_files(&dir.path().join("data/copy.zarr/mito/s0"))
+    let chunk = common::walk_files(&dir.path().join("data/copy.zarr/mito/s0"))
         .into_iter()
         .find(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
         .expect("a chunk file");
@@ -307,4 +293,85 @@ fn large_affinity_crops_are_segmented_block_by_block_and_arrays_can_be_pruned() 
     best.sort_unstable();
     best.dedup();
     assert_eq!(kept, best);
+}
+
+#[test]
+fn a_checkpoint_whose_validation_was_interrupted_is_validated_on_resume() {
+    tch::set_num_threads(1);
+    let dir = common::demo_data_project(64);
+    let p = dir.path();
+    let run = common::tiny_run("interrupted", 4, 2, 0.05, common::demo_raw(0.0, 255.0));
+    let report = train::train_run(p, &run, options()).unwrap();
+    assert_eq!(report.checkpoints, vec![2, 4]);
+    let first = &report.validations[1];
+    assert_eq!(first.iteration, 4);
+    let scores_file = segno::train::validate::scores_path(p, "interrupted");
+    let read = || {
+        segno::train::validate::read_scores(
+            &scores_file,
+            &first.criteria,
+            &first.parameters,
+            &first.datasets,
+        )
+        .unwrap()
+    };
+    // Iteration 4's scores, as bits (NaN compares equal to NaN).
+    let scores_of_4 = || -> Vec<u64> {
+        read()
+            .block(4)
+            .unwrap()
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|x| x.to_bits())
+            .collect()
+    };
+    let before = scores_of_4();
+
+    // What a kill between checkpoint 4 and the end of its validation leaves: the
+    // checkpoint, no scores for 4, and half-written arrays marked incomplete.
+    let mut without =
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&scores_file).unwrap()).unwrap();
+    remove_iteration(&mut without, 4);
+    std::fs::write(&scores_file, serde_json::to_vec(&without).unwrap()).unwrap();
+    assert_eq!(read().iterations().collect::<Vec<_>>(), vec![2]);
+    let run_dir = p.join("interrupted");
+    let it4 = run_dir.join("validation.zarr/4");
+    std::fs::write(it4.join(".segno-incomplete"), b"").unwrap();
+    std::fs::write(it4.join("half-written"), b"x").unwrap();
+    assert_eq!(
+        segno::train::validate::stored_iterations(&run_dir),
+        vec![2],
+        "an incomplete iteration is not offered"
+    );
+
+    // Resuming (nothing left to train) validates 4 again, with the same scores.
+    let report = train::train_run(p, &run, options()).unwrap();
+    assert_eq!(report.checkpoints, Vec::<u64>::new());
+    assert_eq!(
+        report
+            .validations
+            .iter()
+            .map(|v| v.iteration)
+            .collect::<Vec<_>>(),
+        vec![4]
+    );
+    assert_eq!(scores_of_4(), before);
+    assert!(!it4.join(".segno-incomplete").exists());
+    assert!(!it4.join("half-written").exists());
+    assert_eq!(
+        segno::train::validate::stored_iterations(&run_dir),
+        vec![2, 4]
+    );
+    // Nothing left to validate: a second resume does nothing.
+    let report = train::train_run(p, &run, options()).unwrap();
+    assert!(report.validations.is_empty());
+}
+
+/// Removes `iteration`'s entry from a stored validation-scores document.
+fn remove_iteration(doc: &mut serde_json::Value, iteration: u64) {
+    let entries = doc["iterations"].as_array_mut().unwrap();
+    let before = entries.len();
+    entries.retain(|e| e["iteration"].as_u64() != Some(iteration));
+    assert_eq!(entries.len() + 1, before);
 }

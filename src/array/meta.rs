@@ -129,8 +129,17 @@ fn number_list(attrs: &Map<String, Value>, key: &str) -> Result<Option<Vec<f64>>
         Some(Value::Array(items)) => items
             .iter()
             .map(|v| {
-                v.as_f64()
-                    .ok_or_else(|| bad(key, format!("expected numbers, found {v}")))
+                let x = v
+                    .as_f64()
+                    .ok_or_else(|| bad(key, format!("expected numbers, found {v}")))?;
+                // Beyond 2^53 a JSON number is no longer exact as f64 (nor in most readers).
+                if !x.is_finite() || x.abs() > 9_007_199_254_740_992.0 {
+                    return Err(bad(
+                        key,
+                        format!("{v} is beyond ±2^53, where numbers are no longer exact"),
+                    ));
+                }
+                Ok(x)
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some),

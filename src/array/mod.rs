@@ -24,6 +24,17 @@ use ndarray::ArrayD;
 use crate::geometry::{Coordinate, Roi};
 pub use meta::{Axis, Geometry, MetaError};
 
+/// The most voxels an array may declare (2^53: every voxel index and count stays exact
+/// in the f64 arithmetic of viewers and scripts).
+pub const MAX_ARRAY_VOXELS: u64 = 1 << 53;
+
+/// The largest chunk (or shard) Segno decodes, in bytes (2 GiB).
+pub const MAX_CHUNK_BYTES: u64 = 1 << 31;
+
+/// The most memory one read of a region may take, in bytes (16 GiB); larger regions are
+/// processed block by block.
+pub const MAX_READ_BYTES: u64 = 1 << 34;
+
 /// Errors reading arrays. Every variant names the array (and the chunk where it applies).
 #[derive(Debug, thiserror::Error)]
 pub enum ArrayError {
@@ -110,6 +121,22 @@ pub enum ArrayError {
         what: String,
         /// What went wrong.
         message: String,
+    },
+    /// An output exists and replacing it was not asked for.
+    #[error("{path} exists ({what}): pass --overwrite to replace it, or choose another output")]
+    Exists {
+        /// The existing output.
+        path: String,
+        /// What it holds.
+        what: String,
+    },
+    /// An output would replace, contain or lie inside an input of the same command.
+    #[error("the output {path} would overlap the input {input}: write it somewhere else")]
+    OverInput {
+        /// The output.
+        path: String,
+        /// The input it overlaps.
+        input: String,
     },
     /// A file could not be read.
     #[error("{path}: {source}")]
@@ -343,6 +370,66 @@ impl ArrayInfo {
     }
 
     /// Computes the array's region in world units (nm) from its shape and geometry.
+    /// Checks the sizes an array's metadata declares before anything is allocated for
+    /// them: at most [`MAX_ARRAY_VOXELS`] voxels in all, chunks (and shards) of at most
+    /// [`MAX_CHUNK_BYTES`] decoded bytes, no empty chunk axis.
+    pub fn check_sizes(
+        shape: &[u64],
+        chunk_shape: &[u64],
+        shard_shape: Option<&[u64]>,
+        data_type: DataType,
+    ) -> Result<(), String> {
+        let voxels = shape.iter().try_fold(1u64, |a, b| a.checked_mul(*b));
+        if voxels.is_none_or(|v| v > MAX_ARRAY_VOXELS) {
+            return Err(format!(
+                "the shape {shape:?} has more than 2^53 voxels, the most Segno reads"
+            ));
+        }
+        if chunk_shape.len() != shape.len() || chunk_shape.contains(&0) {
+            return Err(format!(
+                "the chunk shape {chunk_shape:?} does not fit the shape {shape:?}"
+            ));
+        }
+        let size = data_type.size_bytes() as u64;
+        for (what, s) in
+            std::iter::once(("chunk", chunk_shape)).chain(shard_shape.map(|s| ("shard", s)))
+        {
+            let bytes = s
+                .iter()
+                .try_fold(size, |a, b| a.checked_mul(*b))
+                .filter(|b| *b <= MAX_CHUNK_BYTES);
+            if bytes.is_none() {
+                return Err(format!(
+                    "a {what} of shape {s:?} ({data_type}) is larger than {} GiB, the largest Segno decodes",
+                    MAX_CHUNK_BYTES >> 30
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses reading `ranges` (voxel ranges per stored axis) when that would take more
+    /// than [`MAX_READ_BYTES`] of memory.
+    pub fn check_read_size(&self, ranges: &[std::ops::Range<u64>]) -> Result<(), ArrayError> {
+        let bytes = ranges
+            .iter()
+            .try_fold(self.data_type.size_bytes() as u64, |a, r| {
+                a.checked_mul(r.end.saturating_sub(r.start))
+            });
+        match bytes {
+            Some(b) if b <= MAX_READ_BYTES => Ok(()),
+            _ => Err(ArrayError::Invalid {
+                path: self.path.clone(),
+                message: format!(
+                    "reading {:?} voxels at once would take more than {} GiB of memory, the most Segno reads in one piece; read a smaller region",
+                    ranges.iter().map(|r| r.end.saturating_sub(r.start)).collect::<Vec<_>>(),
+                    MAX_READ_BYTES >> 30
+                ),
+            }),
+        }
+    }
+
+    /// The world region covered by an array of `shape` with `geometry`.
     pub fn compute_roi(shape: &[u64], geometry: &Geometry) -> Result<Roi, String> {
         let voxels = (0..shape.len())
             .filter(|&i| geometry.axes[i].spatial)
@@ -438,7 +525,7 @@ impl ArrayInfo {
         let begin = (roi.offset() - self.geometry.offset) / vs;
         let len = roi.shape() / vs;
         let mut spatial = 0;
-        Ok((0..self.shape.len())
+        let ranges: Vec<std::ops::Range<u64>> = (0..self.shape.len())
             .map(|axis| {
                 if self.geometry.axes[axis].spatial {
                     let b = begin[spatial] as u64;
@@ -449,7 +536,9 @@ impl ArrayInfo {
                     0..self.shape[axis]
                 }
             })
-            .collect())
+            .collect();
+        self.check_read_size(&ranges)?;
+        Ok(ranges)
     }
 }
 

@@ -145,6 +145,12 @@ impl N5Array {
             path: display.clone(),
             message: e.to_string(),
         })?;
+        ArrayInfo::check_sizes(&shape, &block, None, data_type).map_err(|message| {
+            ArrayError::Metadata {
+                path: display.clone(),
+                message,
+            }
+        })?;
         let roi =
             ArrayInfo::compute_roi(&shape, &geometry).map_err(|message| ArrayError::Metadata {
                 path: display.clone(),

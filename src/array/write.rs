@@ -289,6 +289,148 @@ fn ensure_groups(
     Ok(())
 }
 
+/// Checks a dataset path given for an output: relative (no leading `/`), inside its
+/// container (no `.` or `..` parts), without backslashes or NUL bytes, not empty. Returns
+/// it without trailing slashes.
+pub fn output_dataset_name(container: &Path, dataset: &str) -> Result<String, ArrayError> {
+    let display = format!("{}/{dataset}", container.display());
+    let name = dataset.trim_end_matches('/');
+    let bad = if name.is_empty() {
+        Some("the dataset name is empty")
+    } else if name.starts_with('/') {
+        Some("the dataset name must be relative to the container, not an absolute path")
+    } else if name.contains('\\') || name.contains('\0') {
+        Some("the dataset name must not contain backslashes or NUL bytes")
+    } else if name
+        .split('/')
+        .any(|p| p.is_empty() || p == "." || p == "..")
+    {
+        Some("the dataset name must not contain empty, `.` or `..` parts")
+    } else {
+        None
+    };
+    match bad {
+        Some(message) => Err(ArrayError::Invalid {
+            path: display,
+            message: format!("{message} (got {dataset:?})"),
+        }),
+        None => Ok(name.to_string()),
+    }
+}
+
+/// `path` as the file system resolves it: its longest existing ancestor with symlinks and
+/// `..` resolved, and the rest appended with `.` and `..` applied. Two spellings of the
+/// same place give the same result.
+pub fn resolved_path(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    };
+    let mut rest = Vec::new();
+    let mut at = absolute.clone();
+    let base = loop {
+        if let Ok(real) = at.canonicalize() {
+            break real;
+        }
+        match (at.file_name().map(|n| n.to_os_string()), at.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                at = parent.to_path_buf();
+            }
+            // `..` or `.` at the end of a missing path: resolve it lexically.
+            _ => match at.parent() {
+                Some(parent) if at.ends_with("..") || at.ends_with(".") => {
+                    rest.push(
+                        at.components()
+                            .next_back()
+                            .map_or_else(Default::default, |c| c.as_os_str().to_os_string()),
+                    );
+                    at = parent.to_path_buf();
+                }
+                _ => break absolute,
+            },
+        }
+    };
+    let mut out = base;
+    for part in rest.iter().rev() {
+        match Path::new(part).components().next() {
+            Some(Component::ParentDir) => {
+                out.pop();
+            }
+            Some(Component::CurDir) | None => {}
+            Some(_) => out.push(part),
+        }
+    }
+    out
+}
+
+/// Refuses to write the array at `image_dir` inside `container` when a directory Segno
+/// would write into is marked read-only (no write permission for anyone, `chmod a-w`):
+/// every existing directory from `image_dir` up to the container, and the nearest existing
+/// one above them. Honoured even where the OS would let the user write (root).
+fn ensure_writable(container: &Path, image_dir: &Path) -> Result<(), ArrayError> {
+    let (container, image_dir) = (resolved_path(container), resolved_path(image_dir));
+    for p in image_dir.ancestors() {
+        let Ok(meta) = std::fs::metadata(p) else {
+            continue;
+        };
+        if meta.permissions().readonly() {
+            return Err(ArrayError::Write {
+                path: image_dir.display().to_string(),
+                what: "the array".into(),
+                message: format!("{} is marked read-only: nothing was written", p.display()),
+            });
+        }
+        if container.starts_with(p) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the array `container/dataset` may be written with `mode`: its name stays
+/// inside the container (see [`output_dataset_name`]), it neither is, contains nor lies
+/// inside any of `inputs` (however the paths are spelled: symlinks, `.`, `..`), and with
+/// [`WriteMode::CreateNew`] nothing exists there yet. Returns the destination's path.
+pub fn check_destination(
+    container: &Path,
+    dataset: &str,
+    inputs: &[&Path],
+    mode: WriteMode,
+) -> Result<PathBuf, ArrayError> {
+    let name = output_dataset_name(container, dataset)?;
+    let path = container.join(&name);
+    let out = resolved_path(&path);
+    for input in inputs {
+        let i = resolved_path(input);
+        if i.starts_with(&out) || out.starts_with(&i) {
+            return Err(ArrayError::OverInput {
+                path: path.display().to_string(),
+                input: input.display().to_string(),
+            });
+        }
+    }
+    ensure_writable(container, &path)?;
+    if mode == WriteMode::CreateNew && std::fs::symlink_metadata(&path).is_ok() {
+        let what = if path.join(".zarray").is_file() || path.join("zarr.json").is_file() {
+            "an array"
+        } else if path.join(".zattrs").is_file() || path.join(".zgroup").is_file() {
+            "a group"
+        } else {
+            "a file or directory"
+        };
+        return Err(ArrayError::Exists {
+            path: path.display().to_string(),
+            what: what.into(),
+        });
+    }
+    Ok(path)
+}
+
 /// Creates (or, with [`WriteMode::Resume`], reopens) the OME-NGFF image `dataset` inside the
 /// zarr container `container` with `levels` scale levels (each halving the previous one on
 /// every spatial axis) and returns a writer per level, finest first.
@@ -299,14 +441,8 @@ pub fn create_image(
     levels: usize,
     mode: WriteMode,
 ) -> Result<Vec<ArrayWriter>, ArrayError> {
-    let dataset = dataset.trim_matches('/');
+    let dataset = &output_dataset_name(container, dataset)?;
     let display = format!("{}/{dataset}", container.display());
-    if dataset.is_empty() || dataset.split('/').any(|p| p == ".." || p == ".") {
-        return Err(ArrayError::Invalid {
-            path: display,
-            message: "the dataset path must be a non-empty path inside the container".into(),
-        });
-    }
     let dims = spec.voxel_size.dims();
     if spec.roi.dims() != dims
         || !spec.voxel_size.is_positive()
@@ -327,10 +463,14 @@ pub fn create_image(
         });
     }
     let image_dir = container.join(dataset);
+    ensure_writable(container, &image_dir)?;
     let exists = image_dir.exists();
     match mode {
         WriteMode::CreateNew if exists => {
-            return Err(werr(&display, "the array", "it already exists"));
+            return Err(ArrayError::Exists {
+                path: display,
+                what: "an array or group".into(),
+            });
         }
         WriteMode::Overwrite if exists => {
             std::fs::remove_dir_all(&image_dir).map_err(|e| werr(&display, "the old array", e))?;

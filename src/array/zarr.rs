@@ -276,6 +276,12 @@ fn describe(
         path: display.to_string(),
         message: e.to_string(),
     })?;
+    ArrayInfo::check_sizes(&shape, &chunk_shape, shard_shape.as_deref(), data_type).map_err(
+        |message| ArrayError::Metadata {
+            path: display.to_string(),
+            message,
+        },
+    )?;
     let roi =
         ArrayInfo::compute_roi(&shape, &geometry).map_err(|message| ArrayError::Metadata {
             path: display.to_string(),
@@ -316,14 +322,10 @@ fn codec_summary(array: &Array<FilesystemStore>) -> String {
 }
 
 macro_rules! read_typed {
-    ($self:expr, $ranges:expr, $what:expr) => {{
+    ($self:expr, $ranges:expr) => {{
         let subset: Vec<std::ops::Range<u64>> = $ranges;
-        let path = &$self.info.path;
-        let err = |e: zarrs::array::ArrayError| ArrayError::Read {
-            path: path.clone(),
-            roi: $what,
-            message: e.to_string(),
-        };
+        // The subset lies in one chunk: an error names it.
+        let err = |e: zarrs::array::ArrayError| $self.chunk_error(&subset, e);
         let a = &$self.array;
         Ok(match $self.info.data_type {
             DataType::Bool => ArrayData::Bool(
@@ -375,6 +377,36 @@ macro_rules! read_typed {
 }
 
 impl ZarrArray {
+    /// The error of reading `part`, which lies inside one stored chunk: names that chunk's
+    /// grid index and file.
+    fn chunk_error(
+        &self,
+        part: &[std::ops::Range<u64>],
+        e: zarrs::array::ArrayError,
+    ) -> ArrayError {
+        let index: Vec<u64> = part
+            .iter()
+            .zip(&self.info.chunk_shape)
+            .map(|(r, c)| r.start / (*c).max(1))
+            .collect();
+        let outer = self
+            .info
+            .shard_shape
+            .as_ref()
+            .map_or(index.clone(), |shard| {
+                part.iter()
+                    .zip(shard)
+                    .map(|(r, c)| r.start / (*c).max(1))
+                    .collect()
+            });
+        let file = self.container.join(self.array.chunk_key(&outer).as_str());
+        ArrayError::Chunk {
+            path: self.info.path.clone(),
+            chunk: format!("{index:?} ({})", file.display()),
+            message: e.to_string(),
+        }
+    }
+
     /// Reads a region that spans several stored chunks (or shards): each one is decoded
     /// on its own, in parallel on the current thread pool, and copied into place.
     fn read_assembled<T>(
@@ -392,11 +424,6 @@ impl ZarrArray {
         let (first, counts) = super::data::chunk_span(ranges, chunk);
         let shape: Vec<usize> = ranges.iter().map(|r| (r.end - r.start) as usize).collect();
         let out = std::sync::Mutex::new(super::data::zeroed::<T>(&shape));
-        let err = |e: zarrs::array::ArrayError| ArrayError::Read {
-            path: self.info.path.clone(),
-            roi: what.to_string(),
-            message: e.to_string(),
-        };
         super::write::grid_indices(&counts)
             .par_iter()
             .try_for_each(|rel| {
@@ -413,7 +440,7 @@ impl ZarrArray {
                 let data = self
                     .array
                     .retrieve_array_subset::<ArrayD<T>>(&part)
-                    .map_err(err)?;
+                    .map_err(|e| self.chunk_error(&part, e))?;
                 let offset: Vec<usize> = part
                     .iter()
                     .zip(ranges)
@@ -454,7 +481,7 @@ impl ArraySource for ZarrArray {
             .zip(chunk)
             .any(|(r, c)| r.end > r.start && (r.start / c) != ((r.end - 1) / c));
         if !spans_chunks && self.shards.is_none() {
-            return read_typed!(self, ranges, what);
+            return read_typed!(self, ranges);
         }
         if let Some(layout) = &self.shards {
             let path = |shard: &[u64]| self.container.join(self.array.chunk_key(shard).as_str());
@@ -494,6 +521,6 @@ impl ArraySource for ZarrArray {
 
     fn read_chunk(&self, index: &[u64]) -> Result<ArrayData, ArrayError> {
         let ranges = self.info.chunk_ranges(index)?;
-        read_typed!(self, ranges, format!("chunk {index:?}"))
+        read_typed!(self, ranges)
     }
 }

@@ -391,13 +391,9 @@ fn segno_predict(options: &EngineBenchOptions, run: &RunConfig) -> Result<(f64, 
         tch::Device::Cpu,
     )
     .map_err(other)?;
-    let input = crate::blockwise::open_input(
-        &options.dir,
-        run,
-        &options.dir.join("data/synthetic.zarr/raw/s0"),
-        &Default::default(),
-    )
-    .map_err(other)?;
+    let raw_path = options.dir.join("data/synthetic.zarr/raw/s0");
+    let input = crate::blockwise::open_input(&options.dir, run, &raw_path, &Default::default())
+        .map_err(other)?;
     let raw = input.array;
     let (mut inference, roi) =
         crate::blockwise::inference_for(run, raw.as_ref(), None, None, tch::Device::Cpu)
@@ -419,6 +415,8 @@ fn segno_predict(options: &EngineBenchOptions, run: &RunConfig) -> Result<(f64, 
             data_type: Default::default(),
             about: serde_json::json!({}),
             overwrite: true,
+            input: &raw_path,
+            input_steps: serde_json::json!({}),
         },
         |_, _| {},
     )

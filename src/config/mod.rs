@@ -94,9 +94,84 @@ pub(crate) fn check_positive_coordinate(c: &Coordinate, path: &str, problems: &m
     }
 }
 
+/// The deepest nesting of mappings and lists a config may have (DaCapo's configs nest
+/// about ten levels deep); deeper documents are refused before they are parsed.
+pub const MAX_NESTING: usize = 64;
+
+/// The largest config document, in bytes (16 MiB).
+pub const MAX_CONFIG_BYTES: usize = 16 << 20;
+
+/// An upper estimate of how deeply `text` nests YAML (block indentation and `- ` markers)
+/// and flow (`[`, `{`) collections, in one linear pass.
+fn nesting_depth(text: &str) -> usize {
+    let mut deepest = 0;
+    let mut flow = 0usize;
+    let mut indents: Vec<usize> = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start_matches([' ', '\t']);
+        if flow == 0 && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            let indent = line.len() - trimmed.len();
+            while indents.last().is_some_and(|&i| i >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+            let mut rest = trimmed;
+            let mut dashes = 0;
+            while let Some(r) = rest
+                .strip_prefix('-')
+                .filter(|r| r.is_empty() || r.starts_with(' '))
+            {
+                dashes += 1;
+                rest = r.trim_start_matches(' ');
+            }
+            deepest = deepest.max(indents.len() + dashes);
+        }
+        let mut quote = None;
+        let mut previous = ' ';
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') if matches!(previous, ' ' | '[' | '{' | ',' | ':') => {
+                    quote = Some(c)
+                }
+                (None, '#') if previous == ' ' => break,
+                (None, '[' | '{') => {
+                    flow += 1;
+                    deepest = deepest.max(indents.len() + flow);
+                }
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+            previous = c;
+        }
+    }
+    deepest
+}
+
 /// Parses YAML (or JSON, which is read as YAML) into a document tree, dropping YAML tags
-/// such as `!!python/tuple` (tuples become lists).
+/// such as `!!python/tuple` (tuples become lists). Documents larger than
+/// [`MAX_CONFIG_BYTES`] or nested deeper than [`MAX_NESTING`] are refused.
 pub fn parse_document(text: &str, source_name: &str) -> Result<Value, ConfigError> {
+    if text.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError::Syntax {
+            source_name: source_name.to_string(),
+            message: format!(
+                "the document has {} bytes, more than the {} MiB a config may have",
+                text.len(),
+                MAX_CONFIG_BYTES >> 20
+            ),
+        });
+    }
+    let depth = nesting_depth(text);
+    if depth > MAX_NESTING {
+        return Err(ConfigError::Syntax {
+            source_name: source_name.to_string(),
+            message: format!(
+                "the document nests {depth} levels deep, more than the {MAX_NESTING} a config may have"
+            ),
+        });
+    }
     // The YAML parser drops `!!` tags it does not know; Python object tags must not be
     // read as the plain value under them, so they are refused by line.
     let mut tag_problems = Problems::default();

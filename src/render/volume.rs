@@ -52,16 +52,24 @@ pub struct CoarseVolume {
     pub offset_nm: [f64; 3],
 }
 
+/// The voxels of a level of `shape` (saturating: sizes from a file never overflow).
+fn voxel_count(shape: &[u64]) -> u64 {
+    shape.iter().fold(1u64, |a, b| a.saturating_mul(*b))
+}
+
 /// Reads the finest level of `layer` with at most [`MIP_MAX_VOXELS`] voxels (else the
 /// coarsest), chunk by chunk.
 pub fn read_coarse(layer: &LayerData) -> Result<CoarseVolume, String> {
     let level = layer
         .levels
         .iter()
-        .position(|l| l.shape.iter().product::<u64>() <= MIP_MAX_VOXELS)
-        .unwrap_or(layer.levels.len() - 1);
-    let l = &layer.levels[level];
-    if l.shape.iter().product::<u64>() > 4 * MIP_MAX_VOXELS {
+        .position(|l| voxel_count(&l.shape) <= MIP_MAX_VOXELS)
+        .unwrap_or(layer.levels.len().saturating_sub(1));
+    let l = layer
+        .levels
+        .get(level)
+        .ok_or_else(|| format!("{}: no scale level", layer.path.display()))?;
+    if voxel_count(&l.shape) > 4 * MIP_MAX_VOXELS {
         return Err(format!(
             "{}: no scale level small enough for the 3D view (coarsest {:?})",
             layer.path.display(),

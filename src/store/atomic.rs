@@ -25,29 +25,50 @@ pub fn ensure_writable(dir: &Path, root: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Distinguishes the temporary files of concurrent writes in one process.
+static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Writes `bytes` to `path` atomically, creating parent directories. With `replace` false
-/// an existing file is never overwritten (the call fails with `AlreadyExists`).
+/// an existing file is never overwritten (the call fails with `AlreadyExists`). The file
+/// gets the permissions of any new file (0666 less the user's umask), and a failed write
+/// (a full disk) leaves no partial file behind.
 pub fn write_atomic(path: &Path, bytes: &[u8], replace: bool) -> Result<(), StoreError> {
     let dir = path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&dir).map_err(|e| StoreError::io("create directory", &dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .suffix(".partial")
-        .tempfile_in(&dir)
-        .map_err(|e| StoreError::io("create a temporary file in", &dir, e))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| StoreError::io("write", tmp.path(), e))?;
-    if replace {
-        tmp.persist(path)
-            .map_err(|e| StoreError::io("rename into", path, e.error))?;
-    } else {
-        tmp.persist_noclobber(path)
-            .map_err(|e| StoreError::io("create", path, e.error))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".tmp-{name}.{}.{}.partial",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .map_err(|e| StoreError::io("write", &tmp, e))
+        .and_then(|()| {
+            if replace {
+                std::fs::rename(&tmp, path).map_err(|e| StoreError::io("rename into", path, e))
+            } else {
+                // A hard link fails when the destination exists: never clobbers.
+                std::fs::hard_link(&tmp, path)
+                    .map_err(|e| StoreError::io("create", path, e))
+                    .map(|()| {
+                        let _ = std::fs::remove_file(&tmp);
+                    })
+            }
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
+    written?;
     // Make the rename itself durable.
     if let Ok(d) = std::fs::File::open(&dir) {
         let _ = d.sync_all();

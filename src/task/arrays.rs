@@ -109,7 +109,7 @@ impl Fragments {
 /// block by block (blocks = the prediction's chunks, each segmented with
 /// [`WATERSHED_CONTEXT_VOXELS`] of context), then fragments that touch across a block face
 /// are merged where the mean affinity of the edges between them exceeds the bias, and ids
-/// are made consecutive.
+/// are made consecutive. `mode` says what happens to an array already at the output.
 pub fn watershed_array(
     prediction: &dyn ArraySource,
     predictor: &Predictor,
@@ -117,6 +117,7 @@ pub fn watershed_array(
     container: &Path,
     dataset: &str,
     max_voxels: usize,
+    mode: WriteMode,
 ) -> Result<PostProcessReport, TaskError> {
     use rayon::prelude::*;
     let (Predictor::Affinities { offsets, .. }, PostProcessorParameters::Watershed { bias, .. }) =
@@ -137,7 +138,7 @@ pub fn watershed_array(
         serde_json::json!({"parameters": parameters.name(), "source": info.path}),
     );
     let chunk = spec.chunk_voxels.clone().unwrap_or_default();
-    let writer = write::create(container, dataset, &spec, WriteMode::Overwrite)?;
+    let writer = write::create(container, dataset, &spec, mode)?;
     let indices = write::grid_indices(&writer.chunk_grid_shape());
     let region_voxels: i64 = (info.roi.shape() / vs).iter().product();
     let labels_of = |roi: &Roi| -> Result<ndarray::ArrayD<u64>, TaskError> {

@@ -764,6 +764,8 @@ impl ValidationScores {
             Ok(k) => self.iterations[k].1 = block,
             Err(k) => self.iterations.insert(k, (iteration, block)),
         }
+        // Scores stored again replace the failures of an earlier attempt.
+        self.failures.remove(&iteration);
         Ok(())
     }
 

@@ -40,9 +40,15 @@ pub fn checkpoint_path(run_dir: &Path, iteration: u64) -> PathBuf {
 
 /// The highest iteration with a checkpoint in a run directory.
 pub fn latest_iteration(run_dir: &Path) -> Option<u64> {
+    iterations(run_dir).last().copied()
+}
+
+/// Every iteration with a checkpoint in a run directory, in ascending order.
+pub fn iterations(run_dir: &Path) -> Vec<u64> {
     let dir = run_dir.join("checkpoints/iterations");
-    std::fs::read_dir(dir)
-        .ok()?
+    let mut found: Vec<u64> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             e.file_name()
@@ -51,7 +57,9 @@ pub fn latest_iteration(run_dir: &Path) -> Option<u64> {
                 .parse::<u64>()
                 .ok()
         })
-        .max()
+        .collect();
+    found.sort_unstable();
+    found
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> CheckpointError {
@@ -99,12 +107,19 @@ pub fn save(
             .and_then(|n| n.to_str())
             .unwrap_or("checkpoint")
     ));
-    Tensor::write_safetensors(&named, &tmp).map_err(|e| io(&tmp, e))?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
-    Ok(())
+    let written = Tensor::write_safetensors(&named, &tmp)
+        .map_err(|e| io(&tmp, e))
+        .and_then(|()| {
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| io(&tmp, e))
+        })
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| io(path, e)));
+    if written.is_err() {
+        // A full disk leaves no partial checkpoint behind.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Loads a checkpoint into `vs` (every variable must be present with its shape) and, if

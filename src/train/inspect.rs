@@ -56,6 +56,19 @@ pub fn write_targets(
     overwrite: bool,
 ) -> Result<TargetsReport, TrainError> {
     let predictor = Predictor::from_task(task)?;
+    let mode = if overwrite {
+        WriteMode::Overwrite
+    } else {
+        WriteMode::CreateNew
+    };
+    // Both outputs are checked before either is written: never one without the other.
+    let inputs: Vec<&Path> = std::iter::once(gt)
+        .chain(mask)
+        .map(|a| Path::new(&a.info().path))
+        .collect();
+    for name in ["target", "weight"] {
+        write::check_destination(container, name, &inputs, mode)?;
+    }
     let info = gt.info();
     let roi = info.roi;
     let vs = info.geometry.voxel_size;
@@ -83,11 +96,6 @@ pub fn write_targets(
     let spacing: Vec<f64> = vs.iter().map(|v| v as f64).collect();
     let targets = predictor.targets(&labels, &known, &spacing)?;
     let weight = predictor.weights(&mut Vec::new(), &targets)?;
-    let mode = if overwrite {
-        WriteMode::Overwrite
-    } else {
-        WriteMode::CreateNew
-    };
     let store = |name: &str, values: &ndarray::ArrayD<f32>| -> Result<PathBuf, TrainError> {
         let spec = ArraySpec::new(DataType::F32, roi, vs, Some(values.shape()[0] as u64));
         write::create(container, name, &spec, mode)?

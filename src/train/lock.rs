@@ -110,6 +110,13 @@ impl RunLock {
             path: path.display().to_string(),
             message: e.to_string(),
         };
+        // A project (or run) marked read-only is never written to, even by root.
+        if let Some(project) = run_dir.parent() {
+            crate::store::atomic::ensure_writable(run_dir, project).map_err(|e| LockError::Io {
+                path: run_dir.display().to_string(),
+                message: e.to_string(),
+            })?;
+        }
         let created = (!run_dir.exists()).then(|| run_dir.to_path_buf());
         std::fs::create_dir_all(run_dir).map_err(io)?;
         for _ in 0..2 {

@@ -649,6 +649,45 @@ pub fn train_run(
     let mut optimizer = RAdam::new(&vs);
     let mut balances: Vec<ClassBalance> = Vec::new();
 
+    // Checkpoints that were due a validation but never finished it (a kill or a full disk
+    // between the checkpoint and its scores) are validated first, oldest first.
+    let mut caught_up = Vec::new();
+    let mut caught_up_errors = Vec::new();
+    if options.validate && !setup.validation.is_empty() {
+        let interval = run.validation_interval.max(1);
+        let due = |i: u64| i > 0 && (i.is_multiple_of(interval) || i == run.num_iterations);
+        let pending = super::validate::unvalidated_iterations(
+            project,
+            &run.name,
+            &checkpoint::iterations(&run_dir),
+            due,
+        )?;
+        for i in pending {
+            checkpoint::load(&checkpoint_path(&run_dir, i), &vs, None)?;
+            match validate(
+                project,
+                &run.name,
+                i,
+                &model,
+                &setup.inference,
+                &setup.validation,
+                &setup.predictor,
+                options.max_watershed_voxels,
+            ) {
+                Ok(outcome) => caught_up.push(outcome),
+                Err(e) => {
+                    eprintln!("validation at iteration {i} failed: {e}");
+                    caught_up_errors.push((i, e.to_string()));
+                }
+            }
+        }
+        if options.keep_validation == KeepValidation::BestAndLatest {
+            if let Some(latest) = caught_up.last().map(|o| o.iteration) {
+                super::validate::prune_validation_arrays(project, &run.name, latest)?;
+            }
+        }
+    }
+
     // Resume: continue from the latest checkpoint; statistics beyond it are dropped.
     let mut resumed_from = None;
     let mut initial_weights = None;
@@ -695,8 +734,8 @@ pub fn train_run(
         initial_weights,
         last_loss: None,
         checkpoints: Vec::new(),
-        validations: Vec::new(),
-        validation_errors: Vec::new(),
+        validations: caught_up,
+        validation_errors: caught_up_errors,
     };
     if start >= end {
         return Ok(report);

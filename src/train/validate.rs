@@ -18,6 +18,10 @@ use crate::nn::Model;
 use crate::task::evaluate::ValidationScores;
 use crate::task::predictor::{GtKind, Predictor, Segmentation};
 
+/// The most blocks one prediction may cover (2^27, about 134 million: 10⁵ voxels on a side
+/// in blocks of 20³); larger regions are refused, naming this limit.
+pub const MAX_BLOCKS: u64 = 1 << 27;
+
 /// Shapes and normalisation for running a trained network over a region.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inference {
@@ -143,12 +147,19 @@ impl Inference {
                     ..self.clone()
                 });
             }
-            // One more block along the axis with the largest input.
+            // More blocks along the axis with the largest input: as many as the next
+            // smaller valid block needs (one at a time would take ~region/block steps).
             let a = (0..dims)
                 .filter(|a| chosen[*a].0 > self.input_shape[*a])
                 .max_by_key(|a| chosen[*a].0)
                 .unwrap_or(0);
-            blocks[a] += 1;
+            let smaller = options[a]
+                .iter()
+                .rev()
+                .find(|(input, _)| *input < chosen[a].0)
+                .map_or(1, |(_, out)| (*out).max(1));
+            let enough = (want[a] + smaller - 1) / smaller;
+            blocks[a] = enough.max(blocks[a].saturating_add(1));
         }
     }
 
@@ -163,6 +174,19 @@ impl Inference {
     pub fn blocks(&self, roi: &Roi) -> Result<Vec<Roi>, TrainError> {
         let size = self.out_vs * self.output_shape;
         let dims = size.dims();
+        // Refuse a region of more blocks than can be listed before listing them.
+        let count = (0..dims).try_fold(1u64, |n, a| {
+            let span = u64::try_from(roi.end()[a] - roi.begin()[a]).unwrap_or(0);
+            let per_axis = span
+                .div_ceil(u64::try_from(size[a].max(1)).unwrap_or(1))
+                .max(1);
+            n.checked_mul(per_axis)
+        });
+        if count.is_none_or(|n| n > MAX_BLOCKS) {
+            return Err(TrainError::Data(format!(
+                "the region {roi} needs more than {MAX_BLOCKS} blocks of {size} nm: predict a smaller region (--roi)"
+            )));
+        }
         let mut starts: Vec<Vec<i64>> = Vec::with_capacity(dims);
         for a in 0..dims {
             let (b, e, s) = (roi.begin()[a], roi.end()[a], size[a]);
@@ -408,11 +432,43 @@ pub fn stored_iterations(run_dir: &Path) -> Vec<u64> {
         .into_iter()
         .flatten()
         .filter_map(Result::ok)
-        .filter(|e| e.path().is_dir())
+        .filter(|e| e.path().is_dir() && !e.path().join(INCOMPLETE_MARKER).exists())
         .filter_map(|e| e.file_name().to_string_lossy().parse::<u64>().ok())
         .collect();
     its.sort_unstable();
     its
+}
+
+/// The file that marks `<run>/validation.zarr/<iteration>` as being written: present from
+/// the start of an iteration's validation until its scores are stored. Iterations marked
+/// so are not shown and are validated again when training resumes.
+pub const INCOMPLETE_MARKER: &str = ".segno-incomplete";
+
+/// The checkpoint iterations among `checkpoints` that were due a validation (`due`) but
+/// have no stored scores, or whose validation arrays are marked incomplete (a kill or a
+/// full disk between the checkpoint and the end of its validation).
+pub fn unvalidated_iterations(
+    project: &Path,
+    run_name: &str,
+    checkpoints: &[u64],
+    due: impl Fn(u64) -> bool,
+) -> Result<Vec<u64>, TrainError> {
+    let scored: std::collections::BTreeSet<u64> = read_stored_scores(project, run_name)?
+        .map(|s| s.iterations().collect())
+        .unwrap_or_default();
+    let container = validation_container(&project.join(run_name));
+    Ok(checkpoints
+        .iter()
+        .copied()
+        .filter(|i| due(*i))
+        .filter(|i| {
+            !scored.contains(i)
+                || container
+                    .join(i.to_string())
+                    .join(INCOMPLETE_MARKER)
+                    .exists()
+        })
+        .collect())
 }
 
 /// Validates `model` at `iteration` on `datasets` with the task's `predictor`, writing
@@ -439,6 +495,15 @@ pub fn validate(
     let parameters: Vec<String> = grid.iter().map(|p| p.name()).collect();
     let criteria = predictor.criteria();
     let names: Vec<String> = datasets.iter().map(|d| d.name.clone()).collect();
+    // The iteration's arrays are marked incomplete until its scores are stored; what an
+    // interrupted validation of it left is removed first.
+    let iteration_dir = container.join(iteration.to_string());
+    let io = |e: std::io::Error| TrainError::Data(format!("{}: {e}", iteration_dir.display()));
+    if iteration_dir.exists() {
+        std::fs::remove_dir_all(&iteration_dir).map_err(io)?;
+    }
+    std::fs::create_dir_all(&iteration_dir).map_err(io)?;
+    std::fs::write(iteration_dir.join(INCOMPLETE_MARKER), b"").map_err(io)?;
     let mut block = Vec::with_capacity(datasets.len());
     let mut errors = std::collections::BTreeMap::new();
     for d in datasets {
@@ -486,6 +551,7 @@ pub fn validate(
                 .map_err(|e| TrainError::Data(e.to_string()))?;
         }
     }
+    std::fs::remove_file(iteration_dir.join(INCOMPLETE_MARKER)).map_err(io)?;
     Ok(ValidationOutcome {
         iteration,
         scores: block,
@@ -541,6 +607,7 @@ fn validate_dataset(
                 container,
                 &path,
                 max_watershed_voxels,
+                crate::array::write::WriteMode::Overwrite,
             )?;
             let labels = crate::array::open(&container.join(&path))?
                 .read(&roi)?

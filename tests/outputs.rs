@@ -1,0 +1,373 @@
+//! Outputs never clobber: commands that write arrays refuse an existing dataset unless
+//! `--overwrite` is given, never write over their own input however the paths are
+//! spelled, keep dataset names inside the output container, and a prediction is only
+//! resumed by the same prediction (same checkpoint, input, region and parameters).
+
+mod common;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use segno::config::AnyConfig;
+use segno::store::Project;
+
+/// `segno ARGS… --json` (CPU): exit code, stdout as JSON (null when empty), stderr.
+fn segno(args: &[&str]) -> (i32, serde_json::Value, String) {
+    let out = Command::cargo_bin("segno")
+        .unwrap()
+        .args(args)
+        .arg("--json")
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every value of the array at `path`, as f32.
+fn values(path: &Path) -> Vec<f32> {
+    let a = segno::array::open(path).unwrap();
+    let roi = a.info().roi;
+    a.read(&roi).unwrap().to_f32().iter().copied().collect()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn post_process_refuses_existing_outputs_its_own_input_and_escaping_names() {
+    let dir = common::demo_data_project(64);
+    let p = dir.path();
+    let container = p.join("data/synthetic.zarr");
+    let raw = container.join("raw/s0");
+    let raw_before = values(&raw);
+    let labels = container.join("labels/crop1/mito/s0");
+    let labels_before = values(&labels);
+    let post = |output: &Path, dataset: &str, extra: &[&str]| {
+        let mut args = vec![
+            "post-process",
+            "--input",
+            s(&raw),
+            "--output",
+            s(output),
+            "--dataset",
+            dataset,
+            "--threshold",
+            "100",
+        ];
+        args.extend(extra);
+        segno(&args)
+    };
+
+    // Its own input, spelled in every way: directly, through `..`, through a symlink,
+    // or as the group holding it - refused (usage error) even with --overwrite.
+    let link = p.join("link.zarr");
+    std::os::unix::fs::symlink(&container, &link).unwrap();
+    let dotdot = p.join("data/../data/synthetic.zarr");
+    for (output, dataset) in [
+        (&container, "raw/s0"),
+        (&container, "raw"),
+        (&dotdot, "raw/s0"),
+        (&link, "raw"),
+        (&container, "raw/s0/"),
+    ] {
+        let (code, _, err) = post(output, dataset, &["--overwrite"]);
+        assert_eq!(code, 2, "{} {dataset}: {err}", output.display());
+        assert!(err.contains("would overlap the input"), "{err}");
+    }
+    assert_eq!(values(&raw), raw_before);
+
+    // Another existing array: refused (conflict) unless --overwrite.
+    let (code, _, err) = post(&container, "labels/crop1/mito", &[]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("labels/crop1/mito exists (a group)") && err.contains("--overwrite"),
+        "{err}"
+    );
+    assert_eq!(values(&labels), labels_before);
+
+    // Names that leave the container: refused, nothing written anywhere.
+    let outside = p.join("outside");
+    let out = p.join("out.zarr");
+    for dataset in [s(&outside), "../escaped", "a/../../b", "a//b", "."] {
+        let (code, _, err) = post(&out, dataset, &[]);
+        assert_eq!(code, 1, "{dataset}: {err}");
+        assert!(err.contains("dataset name"), "{err}");
+        assert!(err.contains(&format!("{dataset:?}")), "{err}");
+    }
+    assert!(!outside.exists());
+    assert!(!p.join("escaped").exists() && !p.join("b").exists());
+    assert!(!out.exists(), "nothing is created for a refused name");
+
+    // A new dataset is written; the same again is refused; --overwrite replaces it.
+    let (code, v, err) = post(&out, "mask", &[]);
+    assert_eq!(code, 0, "{err}");
+    let expected: Vec<f32> = raw_before
+        .iter()
+        .map(|v| f32::from(u8::from(*v > 100.0)))
+        .collect();
+    assert_eq!(values(&out.join("mask/s0")), expected);
+    assert_eq!(
+        v["foreground_voxels"][0].as_u64().unwrap(),
+        expected.iter().filter(|v| **v > 0.0).count() as u64
+    );
+    let (code, _, err) = post(&out, "mask", &[]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("mask exists"), "{err}");
+    let (code, _, err) = segno(&[
+        "post-process",
+        "--input",
+        s(&raw),
+        "--output",
+        s(&out),
+        "--dataset",
+        "mask",
+        "--threshold",
+        "200",
+        "--overwrite",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let expected: Vec<f32> = raw_before
+        .iter()
+        .map(|v| f32::from(u8::from(*v > 200.0)))
+        .collect();
+    assert_eq!(values(&out.join("mask/s0")), expected);
+}
+
+/// Keeps only the first `keep` lines of a prediction's log of finished blocks, as an
+/// interrupted job leaves it.
+fn interrupt(prediction: &Path, keep: usize) {
+    let log = prediction.join(".segno-done-blocks");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > keep, "{} blocks", lines.len());
+    std::fs::write(&log, lines[..keep].join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn a_prediction_is_resumed_only_by_the_same_prediction() {
+    let dir = common::demo_data_project(64);
+    let p = dir.path();
+    let run = common::tiny_run("quick", 4, 2, 0.05, common::demo_raw(0.0, 255.0));
+    Project::open(p)
+        .unwrap()
+        .configs()
+        .store(&AnyConfig::Run(Box::new(run)))
+        .unwrap();
+    let (code, _, err) = segno(&[
+        "train",
+        "-r",
+        "quick",
+        "--no-validation",
+        "--device",
+        "cpu",
+        "-p",
+        s(p),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // A copy of the raw data: the same values at another path.
+    let copy = p.join("copy.zarr");
+    common::copy_dir(&p.join("data/synthetic.zarr/raw"), &copy.join("raw"));
+    std::fs::write(copy.join(".zgroup"), r#"{"zarr_format": 2}"#).unwrap();
+    let copy_raw = copy.join("raw");
+
+    let raw = p.join("data/synthetic.zarr/raw");
+    let out = p.join("out.zarr");
+    let predict = |input: &Path, dataset: &str, extra: &[&str]| {
+        let mut args = vec![
+            "predict",
+            "-r",
+            "quick",
+            "--device",
+            "cpu",
+            "--input",
+            s(input),
+            "--output",
+            s(&out),
+            "--dataset",
+            dataset,
+            "--max-block-input",
+            "30000",
+            "-p",
+            s(p),
+        ];
+        args.extend(extra);
+        segno(&args)
+    };
+    let (code, v, err) = predict(&raw, "whole", &[]);
+    assert_eq!(code, 0, "{err}");
+    let blocks = v["blocks"].as_u64().unwrap();
+    assert!(blocks >= 4, "{v}");
+    let whole = values(&out.join("whole"));
+    let attrs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("whole/s0/.zattrs")).unwrap()).unwrap();
+    let record = &attrs["segno_prediction"]["provenance"];
+    assert_eq!(record["run"], "quick");
+    assert_eq!(record["iteration"], 4);
+    assert_eq!(record["checkpoint_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(record["segno_version"], env!("CARGO_PKG_VERSION"));
+    assert!(record["input"]
+        .as_str()
+        .unwrap()
+        .ends_with("synthetic.zarr/raw"));
+
+    // Interrupted after one block, then re-run otherwise: each difference is named and
+    // nothing is written.
+    let (code, _, err) = predict(&raw, "part", &[]);
+    assert_eq!(code, 0, "{err}");
+    interrupt(&out.join("part"), 1);
+    let log_before = std::fs::read_to_string(out.join("part/.segno-done-blocks")).unwrap();
+    // A smaller region: the whole prediction's less 8 nm at the end of each axis.
+    let roi = segno::array::open(&out.join("whole")).unwrap().info().roi;
+    let smaller = format!(
+        "[{}]",
+        (0..3)
+            .map(|a| format!("{}:{}", roi.begin()[a], roi.end()[a] - 8))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let cases: [(&Path, &[&str], &[&str]); 3] = [
+        (
+            &raw,
+            &["--iteration", "2"],
+            &["iteration: recorded 4, now 2", "checkpoint_sha256"],
+        ),
+        (&copy_raw, &[], &["input: recorded", "copy.zarr/raw"]),
+        (&raw, &["--roi", &smaller], &["region: recorded"]),
+    ];
+    for (input, extra, named) in cases {
+        let (code, _, err) = predict(input, "part", extra);
+        assert_eq!(code, 4, "{extra:?}: {err}");
+        assert!(
+            err.contains("an unfinished prediction made otherwise"),
+            "{err}"
+        );
+        for n in named {
+            assert!(err.contains(n), "{n:?} not in {err}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(out.join("part/.segno-done-blocks")).unwrap(),
+            log_before
+        );
+    }
+    // The same input with other metadata is another input.
+    let mut zattrs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(copy.join("raw/s0/.zattrs")).unwrap()).unwrap();
+    let (code, _, err) = predict(&copy_raw, "copy", &[]);
+    assert_eq!(code, 0, "{err}");
+    interrupt(&out.join("copy"), 1);
+    zattrs["note"] = serde_json::json!("replaced by another volume");
+    std::fs::write(
+        copy.join("raw/s0/.zattrs"),
+        serde_json::to_vec(&zattrs).unwrap(),
+    )
+    .unwrap();
+    let (code, _, err) = predict(&copy_raw, "copy", &[]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("input_identity: recorded"), "{err}");
+
+    // The same prediction resumes: only the missing blocks, and the result equals the
+    // uninterrupted one.
+    let (code, v, err) = predict(&raw, "part", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["skipped"], 1, "{v}");
+    assert_eq!(values(&out.join("part")), whole);
+    // Finished: refused without --overwrite.
+    let (code, _, err) = predict(&raw, "part", &[]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("a finished prediction of iteration 4"),
+        "{err}"
+    );
+}
+
+#[test]
+fn files_get_the_users_umask_and_a_read_only_project_is_never_written() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = common::demo_data_project(64);
+    let p = dir.path();
+    let configs = Project::open(p).unwrap().configs();
+    for name in ["shared", "refused"] {
+        let run = common::tiny_run(name, 2, 2, 0.05, common::demo_raw(0.0, 255.0));
+        configs.store(&AnyConfig::Run(Box::new(run))).unwrap();
+    }
+    // `segno train` under umask 027: every file it writes is 0640 (group-readable).
+    let bin = assert_cmd::cargo::cargo_bin("segno");
+    let out = std::process::Command::new("sh")
+        .args(["-c", "umask 027 && exec \"$0\" \"$@\""])
+        .arg(&bin)
+        .args([
+            "train",
+            "-r",
+            "shared",
+            "--no-validation",
+            "--device",
+            "cpu",
+            "-p",
+        ])
+        .arg(p)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_dir = p.join("shared");
+    for file in [
+        segno::train::stats::training_stats_path(p, "shared"),
+        segno::train::lock::status_path(&run_dir),
+        segno::train::checkpoint::checkpoint_path(&run_dir, 2),
+        run_dir.join("run.json"),
+    ] {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640, "{} is {mode:o}", file.display());
+    }
+
+    // A project marked read-only: `train` writes nothing, even as root, and says why.
+    let listing = |p: &Path| {
+        let mut v: Vec<_> = common::walk_files(p);
+        v.sort();
+        v
+    };
+    let before = listing(p);
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let (code, _, err) = segno(&[
+        "train",
+        "-r",
+        "refused",
+        "--no-validation",
+        "--device",
+        "cpu",
+        "-p",
+        s(p),
+    ]);
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("is read-only: nothing was written"), "{err}");
+    assert_eq!(listing(p), before);
+    // So does writing an array into it.
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let (code, _, err) = segno(&[
+        "post-process",
+        "--input",
+        s(&p.join("data/synthetic.zarr/raw/s0")),
+        "--output",
+        s(&p.join("new.zarr")),
+        "--dataset",
+        "mask",
+    ]);
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.contains("is marked read-only: nothing was written"),
+        "{err}"
+    );
+    assert_eq!(listing(p), before);
+}
