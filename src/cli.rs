@@ -3105,7 +3105,7 @@ impl Report {
         let mut v = json!({
             "source": self.source,
             "family": self.family.map(|f| f.dir_name()),
-            "name": self.name,
+            "name": self.name.as_deref().map(crate::store::configs::short_name),
         });
         match &self.outcome {
             Ok(what) => {
@@ -3124,7 +3124,9 @@ impl Report {
 
     fn to_text(&self) -> String {
         let what = match (&self.family, &self.name) {
-            (Some(f), Some(n)) => format!(" ({} {n:?})", f.noun()),
+            (Some(f), Some(n)) => {
+                format!(" ({} {:?})", f.noun(), crate::store::configs::short_name(n))
+            }
             _ => String::new(),
         };
         let mut text = match &self.outcome {
@@ -3217,6 +3219,10 @@ fn validate(
     // files and arrays it names in the project say; warnings go with either.
     let check = |path: &Path, config: &AnyConfig| -> (Result<String, Failure>, Vec<String>) {
         let mut problems = config.problems();
+        // The same name rules as import (a name must work as a file name everywhere).
+        if let Err(e) = crate::store::configs::validate_name(config.family(), config.name()) {
+            problems.push("name", e.to_string());
+        }
         let mut warnings = crate::config::compatibility_warnings(&config.to_document());
         if problems.is_empty() {
             let project_check = store.check_file(path, config);

@@ -265,3 +265,35 @@ fn the_options_files_local_device_is_what_auto_means() {
         ("gpu_a100", 2, 12, "cellmap")
     );
 }
+
+#[test]
+fn validate_applies_the_name_rules_of_import_and_quotes_long_names_briefly() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = |name: &str| {
+        format!(
+            "__type__: DistanceTaskConfig\nname: {name}\nchannels: [mito]\nclip_distance: 40.0\ntol_distance: 40.0\nscale_factor: 80.0\n"
+        )
+    };
+    let slash = write(dir.path(), "s.yaml", &task("\"a/b\""));
+    let long_name = "x".repeat(2_000_000);
+    let long = write(dir.path(), "l.yaml", &task(&long_name));
+    {
+        let verb = "validate";
+        let (code, report) = config(verb, dir.path(), &[&slash, &long]);
+        assert_eq!(code, 1, "{verb}");
+        let slash_error = report[0]["error"].as_str().unwrap();
+        assert!(
+            slash_error.contains("must not contain /"),
+            "{verb}: {slash_error}"
+        );
+        let long_error = report[1]["error"].as_str().unwrap();
+        assert!(
+            long_error.contains("at most 200 bytes") && long_error.contains("(2000000 bytes)"),
+            "{verb}: {}",
+            &long_error[..long_error.len().min(500)]
+        );
+        // The report quotes the name briefly, not 2 MB of it (twice).
+        let text = serde_json::to_string(&report[1]).unwrap();
+        assert!(text.len() < 2_000, "{verb}: {} bytes", text.len());
+    }
+}

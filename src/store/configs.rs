@@ -42,6 +42,20 @@ pub struct ConfigStore {
     root: PathBuf,
 }
 
+/// `name` as messages quote it: whole when short, else its first 60 characters and its
+/// length (a 50 MB name is not echoed).
+pub fn short_name(name: &str) -> String {
+    if name.chars().count() <= 80 {
+        name.to_string()
+    } else {
+        format!(
+            "{}… ({} bytes)",
+            name.chars().take(60).collect::<String>(),
+            name.len()
+        )
+    }
+}
+
 /// Checks that `name` can be a config file name: not empty, at most [`MAX_NAME_BYTES`],
 /// no path separators, no leading dot (hidden files, `..`), no control characters, and
 /// none of the characters other operating systems forbid in file names (`: * ? " < > |`).
@@ -49,7 +63,7 @@ pub fn validate_name(family: Family, name: &str) -> Result<(), StoreError> {
     let fail = |reason: &str| {
         Err(StoreError::InvalidName {
             family: family.noun(),
-            name: name.to_string(),
+            name: short_name(name),
             reason: reason.to_string(),
         })
     };
