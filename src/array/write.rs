@@ -369,27 +369,30 @@ pub fn resolved_path(path: &Path) -> PathBuf {
 }
 
 /// Refuses to write the array at `image_dir` inside `container` when a directory Segno
-/// would write into is marked read-only (no write permission for anyone, `chmod a-w`):
-/// every existing directory from `image_dir` up to the container, and the nearest existing
-/// one above them. Honoured even where the OS would let the user write (root).
+/// would write into is marked read-only (`chmod a-w`): every existing directory from
+/// `image_dir` up to the container, and the nearest existing one above them (the project's
+/// rule, [`crate::store::atomic::ensure_writable`], with that directory as the root).
 fn ensure_writable(container: &Path, image_dir: &Path) -> Result<(), ArrayError> {
-    let (container, image_dir) = (resolved_path(container), resolved_path(image_dir));
-    for p in image_dir.ancestors() {
-        let Ok(meta) = std::fs::metadata(p) else {
-            continue;
-        };
-        if meta.permissions().readonly() {
-            return Err(ArrayError::Write {
-                path: image_dir.display().to_string(),
-                what: "the array".into(),
-                message: format!("{} is marked read-only: nothing was written", p.display()),
-            });
-        }
-        if container.starts_with(p) {
-            break;
-        }
-    }
-    Ok(())
+    let container = resolved_path(container);
+    let root = container
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(&container);
+    crate::store::atomic::ensure_writable(&resolved_path(image_dir), root).map_err(|e| match e {
+        crate::store::StoreError::ReadOnly { path } => ArrayError::Write {
+            path: image_dir.display().to_string(),
+            what: "the array".into(),
+            message: format!(
+                "{} is marked read-only: nothing was written",
+                path.display()
+            ),
+        },
+        other => ArrayError::Write {
+            path: image_dir.display().to_string(),
+            what: "the array".into(),
+            message: other.to_string(),
+        },
+    })
 }
 
 /// Checks that the array `container/dataset` may be written with `mode`: its name stays

@@ -623,6 +623,56 @@ pub fn setup(
     })
 }
 
+/// Whether the checkpoint of `iteration` is due a validation: every
+/// `validation_interval` iterations and at the run's last iteration (never iteration 0).
+fn validation_due(run: &RunConfig, iteration: u64) -> bool {
+    iteration > 0
+        && (iteration.is_multiple_of(run.validation_interval.max(1))
+            || iteration == run.num_iterations)
+}
+
+/// Validates `model` (holding the weights of `iteration`) and records the outcome in
+/// `validations` or, when validation fails, `errors` (validation never ends a run); then
+/// prunes the validation arrays when the run keeps the best and latest only.
+#[allow(clippy::too_many_arguments)]
+fn validate_into(
+    validations: &mut Vec<ValidationOutcome>,
+    errors: &mut Vec<(u64, String)>,
+    project: &Path,
+    run: &RunConfig,
+    iteration: u64,
+    model: &Model,
+    setup: &Setup,
+    (max_watershed_voxels, keep): (usize, KeepValidation),
+) -> Result<(), TrainError> {
+    match validate(
+        project,
+        &run.name,
+        iteration,
+        model,
+        &setup.inference,
+        &setup.validation,
+        &setup.predictor,
+        max_watershed_voxels,
+    ) {
+        Ok(outcome) => {
+            for (d, e) in &outcome.errors {
+                eprintln!("validation of {d} at iteration {iteration} failed: {e}");
+            }
+            validations.push(outcome);
+            if keep == KeepValidation::BestAndLatest {
+                super::validate::prune_validation_arrays(project, &run.name, iteration)?;
+            }
+        }
+        Err(e) => {
+            eprintln!("validation at iteration {iteration} failed: {e}");
+            tracing::warn!("validation at iteration {iteration} failed: {e}");
+            errors.push((iteration, e.to_string()));
+        }
+    }
+    Ok(())
+}
+
 /// Trains `run` of the project at `project` from wherever it stopped (see the module docs).
 pub fn train_run(
     project: &Path,
@@ -651,40 +701,26 @@ pub fn train_run(
 
     // Checkpoints that were due a validation but never finished it (a kill or a full disk
     // between the checkpoint and its scores) are validated first, oldest first.
-    let mut caught_up = Vec::new();
-    let mut caught_up_errors = Vec::new();
+    let (mut validations, mut validation_errors) = (Vec::new(), Vec::new());
     if options.validate && !setup.validation.is_empty() {
-        let interval = run.validation_interval.max(1);
-        let due = |i: u64| i > 0 && (i.is_multiple_of(interval) || i == run.num_iterations);
         let pending = super::validate::unvalidated_iterations(
             project,
             &run.name,
             &checkpoint::iterations(&run_dir),
-            due,
+            |i| validation_due(run, i),
         )?;
         for i in pending {
             checkpoint::load(&checkpoint_path(&run_dir, i), &vs, None)?;
-            match validate(
+            validate_into(
+                &mut validations,
+                &mut validation_errors,
                 project,
-                &run.name,
+                run,
                 i,
                 &model,
-                &setup.inference,
-                &setup.validation,
-                &setup.predictor,
-                options.max_watershed_voxels,
-            ) {
-                Ok(outcome) => caught_up.push(outcome),
-                Err(e) => {
-                    eprintln!("validation at iteration {i} failed: {e}");
-                    caught_up_errors.push((i, e.to_string()));
-                }
-            }
-        }
-        if options.keep_validation == KeepValidation::BestAndLatest {
-            if let Some(latest) = caught_up.last().map(|o| o.iteration) {
-                super::validate::prune_validation_arrays(project, &run.name, latest)?;
-            }
+                &setup,
+                (options.max_watershed_voxels, options.keep_validation),
+            )?;
         }
     }
 
@@ -734,8 +770,8 @@ pub fn train_run(
         initial_weights,
         last_loss: None,
         checkpoints: Vec::new(),
-        validations: caught_up,
-        validation_errors: caught_up_errors,
+        validations,
+        validation_errors,
     };
     if start >= end {
         return Ok(report);
@@ -825,8 +861,7 @@ pub fn train_run(
             if let Some(cb) = options.on_iteration.as_mut() {
                 cb(i, loss_value);
             }
-            let validate_now =
-                (i + 1) % run.validation_interval.max(1) == 0 || i + 1 == run.num_iterations;
+            let validate_now = validation_due(run, i + 1);
             // Stopping (asked to, or at the end of `stop_after`) keeps the iteration
             // reached as a checkpoint, so a resume continues exactly from here.
             let stopping = stop_requested() && i + 1 < end;
@@ -850,36 +885,16 @@ pub fn train_run(
                 checkpoint::save(&checkpoint_path(&run_dir, i + 1), &vs, &optimizer, &extra)?;
                 report.checkpoints.push(i + 1);
                 if validate_now && !setup.validation.is_empty() && options.validate {
-                    // Validation never ends a run: what fails is recorded and training goes on.
-                    match validate(
+                    validate_into(
+                        &mut report.validations,
+                        &mut report.validation_errors,
                         project,
-                        &run.name,
+                        run,
                         i + 1,
                         &model,
-                        &setup.inference,
-                        &setup.validation,
-                        &setup.predictor,
-                        options.max_watershed_voxels,
-                    ) {
-                        Ok(outcome) => {
-                            for (d, e) in &outcome.errors {
-                                eprintln!("validation of {d} at iteration {} failed: {e}", i + 1);
-                            }
-                            report.validations.push(outcome);
-                            if options.keep_validation == KeepValidation::BestAndLatest {
-                                super::validate::prune_validation_arrays(
-                                    project,
-                                    &run.name,
-                                    i + 1,
-                                )?;
-                            }
-                        }
-                        Err(e) => {
-                            eprintln!("validation at iteration {} failed: {e}", i + 1);
-                            tracing::warn!("validation at iteration {} failed: {e}", i + 1);
-                            report.validation_errors.push((i + 1, e.to_string()));
-                        }
-                    }
+                        &setup,
+                        (options.max_watershed_voxels, options.keep_validation),
+                    )?;
                 }
             }
             if stopping {
