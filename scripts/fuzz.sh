@@ -10,8 +10,8 @@
 # executions, executions per second, crashes and hangs, and ends non-zero when a target
 # found a crash. Every crash found becomes a unit test next to the parser.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/.." && pwd)"
+here="$(cd "$(dirname "$0")/fuzz" && pwd)"
+root="$(cd "$here/../.." && pwd)"
 secs="${1:-60}"
 shift || true
 targets=("$@")
@@ -30,13 +30,17 @@ cd "$here"
 echo "[fuzz] building the targets with AFL++ instrumentation"
 cargo afl build --release --quiet
 export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1
-export AFL_SKIP_BIN_CHECK=1 AFL_NO_AFFINITY=1
+export AFL_NO_AFFINITY=1
 export LD_LIBRARY_PATH="$root/.venv/libtorch/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 status=0
 for t in "${targets[@]}"; do
   out="$here/out/$t"
   rm -rf "$out"
   mkdir -p "$out"
+  # The coverage map of a large Rust binary exceeds AFL++'s default; the target reports
+  # the size it needs.
+  AFL_MAP_SIZE=$(AFL_DUMP_MAP_SIZE=1 "$here/target/release/$t" 2>/dev/null | tail -1 || true)
+  export AFL_MAP_SIZE
   # -V: stop after the given time; -t: a 2 s limit per execution counts as a hang.
   cargo afl fuzz -i "$here/corpus/$t" -o "$out" -V "$secs" -t 2000 \
     "$here/target/release/$t" > "$out/log.txt" 2>&1 || true

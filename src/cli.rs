@@ -204,6 +204,22 @@ fn parse_coordinate(s: &str) -> Result<Coordinate, String> {
     Coordinate::new(&values).map_err(|e| e.to_string())
 }
 
+/// An iteration number or count: a whole number up to 2^53 (what statistics, scores and plots
+/// hold exactly).
+fn parse_iteration(s: &str) -> Result<u64, String> {
+    let value: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number of iterations"))?;
+    if value > crate::config::runs::MAX_ITERATION {
+        return Err(format!(
+            "{value} is beyond the limit of 2^53 = {} iterations",
+            crate::config::runs::MAX_ITERATION
+        ));
+    }
+    Ok(value)
+}
+
 /// Options of `segno neuroglancer`.
 #[derive(Debug, Args, Clone)]
 pub struct NeuroglancerArgs {
@@ -228,7 +244,7 @@ pub struct ValidateArgs {
     #[arg(long, short = 'r')]
     pub run: String,
     /// Checkpoint iteration (default: the latest).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_iteration)]
     pub iteration: Option<u64>,
     /// Compute device: auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
@@ -309,7 +325,7 @@ pub struct PredictArgs {
     #[arg(long, short = 'r')]
     pub run: String,
     /// Checkpoint iteration (default: the latest, or the best with --best).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_iteration)]
     pub iteration: Option<u64>,
     /// Use the best checkpoint for DATASET:CRITERION (e.g. synthetic_crop2:mito__f1_score).
     #[arg(long, value_name = "DATASET:CRITERION")]
@@ -432,7 +448,7 @@ pub struct ImportWeightsArgs {
     #[arg(long)]
     pub weights: PathBuf,
     /// Iteration number the imported checkpoint gets (training continues from it).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_parser = parse_iteration, default_value_t = 0)]
     pub iteration: u64,
     /// Load what matches by name and shape and keep the rest freshly initialised (e.g. another head).
     #[arg(long)]
@@ -452,7 +468,7 @@ pub struct ExportWeightsArgs {
     #[arg(long, short = 'r')]
     pub run: String,
     /// Checkpoint iteration (default: the latest).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_iteration)]
     pub iteration: Option<u64>,
     /// The file to write (e.g. a DaCapo run's `checkpoints/iterations/<n>`).
     #[arg(long, short = 'o')]
@@ -486,7 +502,7 @@ pub struct ApplyArgs {
     #[arg(long, short = 'r')]
     pub run: String,
     /// Checkpoint iteration (default: the best on the validation scores).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_iteration)]
     pub iteration: Option<u64>,
     /// Post-processing parameters, e.g. threshold_0.2 (default: the best on the validation scores).
     #[arg(long)]
@@ -509,7 +525,7 @@ pub struct DemoArgs {
     #[arg(long, short = 'p', value_name = "DIR", default_value = "segno-demo")]
     pub project: PathBuf,
     /// Training iterations.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, value_parser = parse_iteration, default_value_t = 300)]
     pub iterations: u64,
     /// Validate every this many iterations.
     #[arg(long, default_value_t = 100)]
@@ -556,7 +572,7 @@ pub struct TrainArgs {
     pub keep_validation: String,
     /// Stop after this many iterations, keeping the iteration reached as a checkpoint
     /// (train again to continue).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_iteration)]
     pub iterations: Option<u64>,
     /// Project directory and output format.
     #[command(flatten)]

@@ -297,3 +297,63 @@ fn validate_applies_the_name_rules_of_import_and_quotes_long_names_briefly() {
         assert!(text.len() < 2_000, "{verb}: {} bytes", text.len());
     }
 }
+
+#[test]
+fn iteration_numbers_beyond_two_to_the_53_are_refused_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    // A run config asking for more iterations than statistics and scores hold exactly.
+    let run = write(
+        dir.path(),
+        "huge.yaml",
+        &run_yaml(|d| d["num_iterations"] = Value::from(u64::MAX)),
+    );
+    let (code, report) = config("validate", dir.path(), &[&run]);
+    assert_eq!(code, 1, "{report:?}");
+    let error = report[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("num_iterations")
+            && error.contains("18446744073709551615 is beyond the limit of 2^53"),
+        "{error}"
+    );
+
+    // `--iteration 2^64-1` (and 2^53+1) on the command line: a usage error naming the limit,
+    // before any run is looked up.
+    for (command, value, rest) in [
+        (
+            "predict",
+            "18446744073709551615",
+            &["--output", "o.zarr", "--input", "i.zarr"][..],
+        ),
+        ("validate", "9007199254740993", &[][..]),
+        (
+            "export-weights",
+            "18446744073709551615",
+            &["--output", "w.pt"][..],
+        ),
+    ] {
+        let out = Command::cargo_bin("segno")
+            .unwrap()
+            .current_dir(dir.path())
+            .args([command, "--run", "r", "--iteration", value])
+            .args(rest)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{value} is beyond the limit of 2^53 = 9007199254740992 iterations"
+            )),
+            "{command}: {stderr}"
+        );
+    }
+    // 2^53 itself is accepted as a number (the run is then looked up and is missing).
+    let out = Command::cargo_bin("segno")
+        .unwrap()
+        .current_dir(dir.path())
+        .args(["validate", "--run", "r", "--iteration", "9007199254740992"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("beyond the limit"), "{stderr}");
+}

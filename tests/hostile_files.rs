@@ -1,6 +1,7 @@
 //! Sizes read from files are checked before they are used: arrays declaring huge chunks or
 //! shapes, N5 block sizes of 2³¹, regions of more blocks than can be listed and deeply
-//! nested YAML are refused with the limit named, quickly, without a panic.
+//! nested YAML are refused with the limit named, quickly, without a panic; an array without
+//! voxels is described and read as empty, and refused where voxels are needed.
 
 mod common;
 
@@ -142,4 +143,39 @@ fn deeply_nested_yaml_is_refused_before_it_is_parsed() {
     let doc = segno::config::parse_document(ok, "ok.yaml").unwrap();
     assert_eq!(doc["a"]["b"][0][2]["c"], "[[[[");
     assert_eq!(doc["a"]["b"][1]["d"], "{");
+}
+
+#[test]
+fn an_array_without_voxels_is_described_and_refused_where_voxels_are_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = zarr_v2(dir.path(), &[0, 8, 8], &[8, 8, 8]);
+    let a = segno::array::open(&empty).unwrap();
+    assert_eq!(a.info().shape, vec![0, 8, 8]);
+    // Reading all of it gives all of it: nothing.
+    assert_eq!(a.read(&a.info().roi).unwrap().shape(), &[0, 8, 8]);
+    // The viewer refuses it as a layer, saying why.
+    let e = segno::render::layer::open_layer(&empty)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("the array has no voxels (shape [0, 8, 8]); there is nothing to show"),
+        "{e}"
+    );
+    // `segno array info` describes it.
+    let out = assert_cmd::Command::cargo_bin("segno")
+        .unwrap()
+        .args(["array", "info"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("0 × 8 × 8") && text.contains("[0:0, 0:32, 0:32]"),
+        "{text}"
+    );
 }

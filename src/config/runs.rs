@@ -92,11 +92,24 @@ config_struct! {
     }
 }
 
+/// The largest iteration number a run can reach or a command can name: 2^53, the largest
+/// integer that the statistics and score files (JSON numbers) and plots hold exactly.
+pub const MAX_ITERATION: u64 = 1 << 53;
+
 impl Check for RunConfig {
     fn check(&self, path: &str, problems: &mut Problems) {
         check_name(&self.name, path, problems);
         if self.num_iterations == 0 {
             problems.push(&child(path, "num_iterations"), "must be at least 1");
+        }
+        if self.num_iterations > MAX_ITERATION {
+            problems.push(
+                &child(path, "num_iterations"),
+                format!(
+                    "{} is beyond the limit of 2^53 = {MAX_ITERATION} iterations",
+                    self.num_iterations
+                ),
+            );
         }
         if self.validation_interval == 0 {
             problems.push(&child(path, "validation_interval"), "must be at least 1");

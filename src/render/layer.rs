@@ -205,6 +205,12 @@ pub fn open_layer(path: &Path) -> Result<Arc<LayerData>, LayerError> {
         .collect::<Result<_, ArrayError>>()
         .map_err(|e| err(strip_path(&e, &display)))?;
     let first = sources[0].info().clone();
+    if first.shape.contains(&0) {
+        return Err(err(format!(
+            "the array has no voxels (shape {:?}); there is nothing to show",
+            first.shape
+        )));
+    }
     let channels = first.channels() as usize;
     let mut levels = Vec::new();
     for (s, dir) in sources.into_iter().zip(&dirs) {

@@ -754,7 +754,7 @@ pub fn train_run(
         }
     }
     let end = match options.stop_after {
-        Some(n) => (start + n).min(run.num_iterations),
+        Some(n) => start.saturating_add(n).min(run.num_iterations),
         None => run.num_iterations,
     };
     let cores = std::thread::available_parallelism().map_or(1, usize::from);

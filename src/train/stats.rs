@@ -107,7 +107,7 @@ pub fn write_training_stats(path: &Path, stats: &[IterationStats]) -> Result<(),
 
 /// The iteration training continues from: last recorded iteration + 1, or 0.
 pub fn trained_until(stats: &[IterationStats]) -> u64 {
-    stats.last().map_or(0, |s| s.iteration + 1)
+    stats.last().map_or(0, |s| s.iteration.saturating_add(1))
 }
 
 #[cfg(test)]

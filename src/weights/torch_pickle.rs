@@ -418,6 +418,19 @@ pub enum TorchPickleError {
         /// The top-level keys when it is a dict.
         keys: Vec<String>,
     },
+    /// No state dict was found, and the pickle calls functions or classes outside what this
+    /// reader interprets (for example `posix.system`). They were never run: the reader only
+    /// records such calls, so a hostile checkpoint is refused here with the calls named.
+    #[error(
+        "no state dict found; the checkpoint calls {}, which Segno does not run (it interprets \
+         only torch's tensor-rebuilding functions and plain containers, never other pickle \
+         globals)",
+        globals.join(", ")
+    )]
+    RefusedGlobals {
+        /// The uninterpreted callables as `module.name`, in the order found (at most 8).
+        globals: Vec<String>,
+    },
 }
 
 /// Reads a checkpoint written by `torch.save` (zip format) and returns the saved object.
@@ -2174,6 +2187,10 @@ fn locate_state_dict(value: &Value) -> Result<Option<usize>, TorchPickleError> {
             return Ok(Some(index));
         }
     }
+    let globals = called_globals(value);
+    if !globals.is_empty() {
+        return Err(TorchPickleError::RefusedGlobals { globals });
+    }
     Err(TorchPickleError::NoStateDict {
         top_kind: value.kind(),
         keys: items
@@ -2185,6 +2202,63 @@ fn locate_state_dict(value: &Value) -> Result<Option<usize>, TorchPickleError> {
             })
             .collect(),
     })
+}
+
+/// The calls of classes or functions that a checkpoint holding no state dict makes near its
+/// top level (three levels deep, at most 8), except the containers that plain checkpoints hold
+/// (`set`, `frozenset`, `collections.defaultdict`, `argparse.Namespace`, numpy and torch
+/// objects), as `module.name`.
+fn called_globals(value: &Value) -> Vec<String> {
+    const MAX_GLOBALS: usize = 8;
+    fn plain(module: &str, name: &str) -> bool {
+        matches!(
+            (module, name),
+            (
+                "builtins" | "__builtin__",
+                "set" | "frozenset" | "slice" | "complex"
+            ) | (
+                "collections",
+                "defaultdict" | "OrderedDict" | "Counter" | "deque"
+            ) | ("argparse", "Namespace")
+        ) || module == "torch"
+            || module.starts_with("torch.")
+            || module == "numpy"
+            || module.starts_with("numpy.")
+    }
+    fn walk(value: &Value, depth: usize, found: &mut Vec<String>) {
+        if depth > 3 || found.len() >= MAX_GLOBALS {
+            return;
+        }
+        let children: Vec<&Value> = match value {
+            Value::List(items) | Value::Tuple(items) => items.iter().collect(),
+            Value::Dict(items) => items.iter().flat_map(|(k, v)| [k, v]).collect(),
+            Value::Object {
+                class: (module, name),
+                args,
+                state,
+                list_items,
+                dict_items,
+            } => {
+                let called = format!("{module}.{name}");
+                if !plain(module, name) && !found.contains(&called) {
+                    found.push(called);
+                }
+                args.iter()
+                    .chain(state.as_deref())
+                    .chain(list_items)
+                    .chain(dict_items.iter().flat_map(|(k, v)| [k, v]))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        for child in children {
+            walk(child, depth + 1, found);
+        }
+    }
+    let mut found = Vec::new();
+    walk(value, 0, &mut found);
+    found.truncate(MAX_GLOBALS);
+    found
 }
 
 #[cfg(test)]
@@ -2951,6 +3025,50 @@ mod tests {
         // No byteorder entry (older writers): little-endian is assumed.
         let value = read_zip("noorder.pt", &[("my model/data.pkl", b"\x80\x02K\x05.")]).unwrap();
         assert_eq!(value, Value::Int(5));
+    }
+
+    #[test]
+    fn a_checkpoint_calling_a_foreign_global_is_refused_with_the_global_named() {
+        // `posix.system("touch pwned")` at the top level, as a hostile checkpoint would do.
+        let mut call = b"\x80\x02".to_vec();
+        call.extend(p_global("posix", "system"));
+        call.extend(b"(");
+        call.extend(p_str("touch pwned"));
+        call.extend(b"tR.");
+        let value = read_zip("hostile.pt", &[("archive/data.pkl", &call)]).unwrap();
+        let err = state_dict(&value).unwrap_err();
+        let TorchPickleError::RefusedGlobals { globals } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(globals, &["posix.system".to_owned()]);
+        assert!(err
+            .to_string()
+            .contains("calls posix.system, which Segno does not run"));
+        assert!(into_state_dict(value).is_err());
+
+        // The same call hidden under the key a state dict is looked for, next to a tensor.
+        let mut nested = p_global("builtins", "eval");
+        nested.extend(b"(");
+        nested.extend(p_str("__import__('os').system('id')"));
+        nested.extend(b"tR");
+        let pickle = dict_pickle(&[
+            ("model", nested),
+            ("w", tensor_expr("FloatStorage", "0", 1, 0, &[1], &[1])),
+        ]);
+        let value = read_zip(
+            "hidden.pt",
+            &[
+                ("archive/data.pkl", &pickle),
+                ("archive/data/0", &1.0f32.to_le_bytes()),
+            ],
+        )
+        .unwrap();
+        let err = state_dict(&value).unwrap_err();
+        assert!(
+            matches!(&err, TorchPickleError::RefusedGlobals { globals } if globals == &["builtins.eval".to_owned()]),
+            "{err}"
+        );
+        assert!(!Path::new("pwned").exists());
     }
 
     #[test]
