@@ -16,12 +16,13 @@ use crate::array::{ArrayData, ArraySource, DataType};
 use crate::config::RunConfig;
 use crate::geometry::{Roi, SnapMode};
 use crate::nn::Model;
+use crate::store::layout::RunDir;
 pub use crate::task::arrays::{
     output_spec, watershed_array, PostProcessReport, WATERSHED_CONTEXT_VOXELS,
 };
 use crate::task::postprocess::PostProcessorParameters;
 use crate::task::predictor::{Predictor, Segmentation};
-use crate::train::checkpoint::{self, checkpoint_path};
+use crate::train::checkpoint;
 use crate::train::validate::Inference;
 use crate::train::TrainError;
 
@@ -67,35 +68,33 @@ pub fn load_model(
     let run_dir = project.join(&run.name);
     let iteration = match which {
         Which::Iteration(i) => *i,
-        Which::Latest => checkpoint::latest_iteration(&run_dir).ok_or_else(|| {
-            TrainError::Data(format!(
-                "run `{}` has no checkpoint yet: train it first",
-                run.name
-            ))
-        })?,
-        Which::Best { dataset, criterion } => {
-            let file = run_dir
-                .join("checkpoints")
-                .join(dataset.replace('/', "_"))
-                .join(format!("{criterion}.json"));
-            let text = std::fs::read_to_string(&file).map_err(|e| {
+        Which::Latest => RunDir::from_dir(&run_dir)
+            .latest_checkpoint()
+            .ok_or_else(|| {
                 TrainError::Data(format!(
-                    "{}: {e} (no best checkpoint recorded for this dataset and criterion)",
-                    file.display()
+                    "run `{}` has no checkpoint yet: train it first",
+                    run.name
                 ))
-            })?;
-            let v: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| TrainError::Data(format!("{}: {e}", file.display())))?;
-            v["iteration"]
-                .as_u64()
-                .ok_or_else(|| TrainError::Data(format!("{}: no iteration", file.display())))?
+            })?,
+        Which::Best { dataset, criterion } => {
+            let run_dir = RunDir::from_dir(&run_dir);
+            let best = run_dir
+                .read_best(dataset, criterion)
+                .map_err(|e| TrainError::Data(e.to_string()))?
+                .ok_or_else(|| {
+                    TrainError::Data(format!(
+                        "{}: no best checkpoint recorded for this dataset and criterion",
+                        run_dir.best_file(dataset, criterion).display()
+                    ))
+                })?;
+            best.iteration
         }
     };
     let head = crate::train::run::head_for(&run.task_config)?;
     let channels = head.channels as usize;
     let vs = nn::VarStore::new(device);
     let model = Model::new(&vs.root(), &run.architecture_config, &head)?;
-    let path = checkpoint_path(&run_dir, iteration);
+    let path = RunDir::from_dir(&run_dir).checkpoint(iteration);
     if !path.is_file() {
         return Err(TrainError::Data(format!(
             "{}: no checkpoint for iteration {iteration}",
@@ -960,8 +959,8 @@ pub fn choose(
         })?,
     };
     let param_names: Vec<String> = grid.iter().map(|p| p.name()).collect();
-    let scores = crate::train::validate::read_scores(
-        &crate::train::validate::scores_path(project, &run.name),
+    let scores = crate::store::scores::read_scores(
+        &RunDir::new(project, &run.name).validation_scores(),
         &predictor.criteria(),
         &param_names,
         &names,

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::config::{AnyConfig, ConfigError, Family};
 use crate::geometry::Coordinate;
+use crate::store::layout::RunDir;
 use crate::store::{Project, StoreError, StoreOutcome};
 
 /// Exit codes of `segno`, so scripts can tell failures apart.
@@ -988,7 +989,7 @@ fn validate_run(args: &ValidateArgs, out: &mut dyn Write) -> Result<u8, Failure>
             "only TrainValidateDataSplitConfig datasplits can be validated",
         ));
     };
-    let device = crate::torch::choose_device_with_options(Some(&args.device))
+    let device = crate::device::choose_device_with_options(Some(&args.device))
         .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let fail = |e: crate::train::TrainError| {
         Failure::new(train_code(&e), format!("run `{}`: {e}", run.name))
@@ -1332,7 +1333,7 @@ fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         }
         (None, None) => Which::Latest,
     };
-    let device = crate::torch::choose_device_with_options(Some(&args.job.device))
+    let device = crate::device::choose_device_with_options(Some(&args.job.device))
         .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let fail = |e: crate::train::TrainError| {
         Failure::new(train_code(&e), format!("run `{}`: {e}", run.name))
@@ -1609,7 +1610,7 @@ fn architecture_shapes(
             ))
         }
     };
-    let report = crate::train::inspect::shapes(&architecture, task.as_ref(), input, voxel_size)
+    let report = crate::ops::inspect::shapes(&architecture, task.as_ref(), input, voxel_size)
         .map_err(|e| Failure::new(exit::INVALID, e.to_string()))?;
     let code = if report.error.is_some() {
         exit::INVALID
@@ -1649,7 +1650,7 @@ fn targets(args: &TargetsArgs, out: &mut dyn Write) -> Result<u8, Failure> {
                     args.mask.as_deref().map(crate::array::open).transpose()?,
                 ),
                 None => {
-                    let (report, dataset) = crate::train::inspect::write_run_targets(
+                    let (report, dataset) = crate::ops::inspect::write_run_targets(
                         project.root(),
                         &run,
                         args.dataset.as_deref(),
@@ -1687,7 +1688,7 @@ fn targets(args: &TargetsArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         }
         _ => return Err(Failure::new(exit::USAGE, "give --run RUN or --task FILE")),
     };
-    let report = crate::train::inspect::write_targets(
+    let report = crate::ops::inspect::write_targets(
         &task,
         gt.as_ref(),
         mask.as_deref(),
@@ -1702,7 +1703,7 @@ fn print_targets(
     args: &TargetsArgs,
     task: &crate::config::TaskConfig,
     gt: &str,
-    report: &crate::train::inspect::TargetsReport,
+    report: &crate::ops::inspect::TargetsReport,
     out: &mut dyn Write,
 ) -> Result<u8, Failure> {
     if args.project.json {
@@ -1733,20 +1734,21 @@ fn print_targets(
 }
 
 fn export_weights(args: &ExportWeightsArgs, out: &mut dyn Write) -> Result<u8, Failure> {
-    use crate::train::checkpoint;
     let project = args.project.open()?;
     let run = stored_run(&project, &args.run)?;
     let run_dir = project.root().join(&run.name);
     let iteration = match args.iteration {
         Some(i) => i,
-        None => checkpoint::latest_iteration(&run_dir).ok_or_else(|| {
-            Failure::new(
-                exit::INVALID,
-                format!("run `{}` has no checkpoint to export", run.name),
-            )
-        })?,
+        None => RunDir::from_dir(&run_dir)
+            .latest_checkpoint()
+            .ok_or_else(|| {
+                Failure::new(
+                    exit::INVALID,
+                    format!("run `{}` has no checkpoint to export", run.name),
+                )
+            })?,
     };
-    let path = checkpoint::checkpoint_path(&run_dir, iteration);
+    let path = RunDir::from_dir(&run_dir).checkpoint(iteration);
     if !path.is_file() {
         return Err(Failure::new(
             exit::INVALID,
@@ -1840,7 +1842,7 @@ fn import_weights(args: &ImportWeightsArgs, out: &mut dyn Write) -> Result<u8, F
     let project = args.project.open()?;
     let run = stored_run(&project, &args.run)?;
     let run_dir = project.root().join(&run.name);
-    let path = checkpoint::checkpoint_path(&run_dir, args.iteration);
+    let path = RunDir::from_dir(&run_dir).checkpoint(args.iteration);
     if path.exists() && !args.overwrite {
         return Err(Failure::new(
             exit::INVALID,
@@ -1929,7 +1931,7 @@ fn apply(args: &ApplyArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         choice.parameters.name()
     );
     let mode = checked_output(&args.job.output, &name, &args.job.input, args.job.overwrite)?;
-    let device = crate::torch::choose_device_with_options(Some(&args.job.device))
+    let device = crate::device::choose_device_with_options(Some(&args.job.device))
         .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let model = blockwise::load_model(
         project.root(),
@@ -2073,7 +2075,7 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     train(&train_args, &mut sink)?;
     let duration_secs = started.elapsed().as_secs_f64();
     // Results: the stored validation scores, best threshold per class and iteration.
-    let scores_path = crate::train::validate::scores_path(dir, &run.name);
+    let scores_path = RunDir::new(dir, &run.name).validation_scores();
     let doc: Value = std::fs::read_to_string(&scores_path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -2125,10 +2127,9 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         }
         rows.push(row);
     }
-    let stats = crate::train::stats::read_training_stats(
-        &crate::train::stats::training_stats_path(dir, &run.name),
-    )
-    .map_err(|e| Failure::new(exit::IO, e.to_string()))?;
+    let stats =
+        crate::store::stats::read_training_stats(&RunDir::new(dir, &run.name).training_stats())
+            .map_err(|e| Failure::new(exit::IO, e.to_string()))?;
     // Apply the best checkpoint and threshold to the whole raw volume.
     say(format!(
         "applying the best checkpoint to {}/data/synthetic.zarr/raw…",
@@ -2217,9 +2218,10 @@ fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         fg.join(", ")
     ));
     text.push_str(&format!(
-        "\nproject: {0}\n  checkpoints  {0}/{1}/checkpoints/iterations/\n  predictions  {0}/{1}/validation.zarr/<iteration>/synthetic_crop2/\n  scores       {2}\n  prediction   {3}\n  segmentation {4}\n",
+        "\nproject: {0}\n  checkpoints  {1}/\n  predictions  {2}/<iteration>/synthetic_crop2/\n  scores       {3}\n  prediction   {4}\n  segmentation {5}\n",
         dir.display(),
-        run.name,
+        RunDir::new(dir, &run.name).checkpoints_dir().display(),
+        RunDir::new(dir, &run.name).validation_container().display(),
         scores_path.display(),
         applied["prediction"].as_str().unwrap_or(""),
         applied["output"].as_str().unwrap_or("")
@@ -2283,7 +2285,7 @@ fn demo_view(dir: &Path, applied: &Value) -> Option<PathBuf> {
 fn train(args: &TrainArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let project = args.project.open()?;
     let run = stored_run(&project, &args.run)?;
-    let device = crate::torch::choose_device_with_options(Some(&args.device))
+    let device = crate::device::choose_device_with_options(Some(&args.device))
         .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let bar = indicatif::ProgressBar::new(run.num_iterations);
     if args.project.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -2341,11 +2343,11 @@ fn train(args: &TrainArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     // The Runs panel reads how the trainer ended (a lock refusal is not this run's end).
     match &result {
         Ok(r) if r.trained_until >= run.num_iterations => {
-            crate::train::lock::record_status(&run_dir, "finished", None)
+            crate::store::lock::record_status(&run_dir, "finished", None)
         }
-        Ok(_) => crate::train::lock::record_status(&run_dir, "stopped", None),
+        Ok(_) => crate::store::lock::record_status(&run_dir, "stopped", None),
         Err(crate::train::TrainError::Lock(_)) => {}
-        Err(e) => crate::train::lock::record_status(&run_dir, "failed", Some(e.to_string())),
+        Err(e) => crate::store::lock::record_status(&run_dir, "failed", Some(e.to_string())),
     }
     let report =
         result.map_err(|e| Failure::new(train_code(&e), format!("run `{}`: {e}", run.name)))?;
@@ -2990,8 +2992,8 @@ fn retrieve(
 }
 
 fn info(json: bool, out: &mut dyn Write) -> Result<u8, Failure> {
-    let rt = crate::torch::RuntimeInfo::query();
-    let device = crate::torch::choose_device(None)
+    let rt = crate::device::RuntimeInfo::query();
+    let device = crate::device::choose_device(None)
         .map(|d| format!("{d:?}"))
         .unwrap_or_else(|e| e.to_string());
     if json {

@@ -3,10 +3,12 @@
 //! cancelling. The submitted job runs `segno train` exactly as a local start does; the
 //! job is recorded in `<run>/cluster.json` so that any later session finds it again.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde::{Deserialize, Serialize};
+
+use crate::store::layout::RunDir;
 
 /// A batch scheduler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,14 +193,9 @@ pub enum ClusterError {
     },
 }
 
-/// Where a run's job record is kept.
-pub fn record_path(run_dir: &Path) -> PathBuf {
-    run_dir.join("cluster.json")
-}
-
 /// The job recorded for the run in `run_dir`, if any (an unreadable record is an error).
 pub fn recorded_job(run_dir: &Path) -> Result<Option<SubmittedJob>, ClusterError> {
-    let path = record_path(run_dir);
+    let path = RunDir::from_dir(run_dir).cluster_record();
     match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text)
             .map(Some)
@@ -343,7 +340,7 @@ pub fn submit(
     ];
     train.extend(train_args.iter().cloned());
     train.extend(["-p".to_string(), project.display().to_string()]);
-    let log = project.join(run).join("train.log");
+    let log = RunDir::new(&project, run).train_log();
     let args = submit_args(request, run, &log, &train);
     let program = request.scheduler.submit_command();
     let output = call(request.scheduler, program, &args)?;
@@ -357,7 +354,7 @@ pub fn submit(
         job_id,
         request: request.clone(),
     };
-    let path = record_path(&run_dir);
+    let path = RunDir::from_dir(&run_dir).cluster_record();
     let text = serde_json::to_string_pretty(&job).map_err(|e| ClusterError::Record {
         path: path.display().to_string(),
         message: e.to_string(),

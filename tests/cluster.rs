@@ -10,7 +10,7 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use segno::cluster::{self, JobRequest, JobState, Scheduler};
 use segno::gui::{SegnoApp, Settings};
-use segno::train::lock::{run_state, RunState};
+use segno::store::lock::{run_state, RunState};
 
 mod common;
 

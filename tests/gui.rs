@@ -6,6 +6,7 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use segno::config::AnyConfig;
 use segno::gui::{Section, SegnoApp, Settings};
+use segno::store::layout::RunDir;
 
 mod common;
 
@@ -514,7 +515,7 @@ fn started_from_the_runs_panel(dir: &std::path::Path) -> Harness<'static, SegnoA
 /// stops it, and resumes it to the end.
 #[test]
 fn the_runs_panel_starts_stops_and_resumes_training() {
-    use segno::train::lock::RunState;
+    use segno::store::lock::RunState;
     let dir = common::demo_data_project(64);
     let run = segno::demo::project::demo_run(60, 20);
     segno::store::Project::open(dir.path())
@@ -549,7 +550,7 @@ fn the_runs_panel_starts_stops_and_resumes_training() {
     // The trainer kept the iteration it reached as a checkpoint and says it stopped.
     let run_dir = dir.path().join("demo_mito_er_60");
     assert_eq!(
-        segno::train::checkpoint::latest_iteration(&run_dir),
+        RunDir::from_dir(&run_dir).latest_checkpoint(),
         Some(stopped.losses.len() as u64)
     );
     let status = std::fs::read_to_string(run_dir.join("train.status.json")).unwrap();
@@ -614,7 +615,7 @@ fn the_runs_panel_starts_stops_and_resumes_training() {
 /// the project are untouched.
 #[test]
 fn a_run_that_fails_shows_failed_with_its_error_and_log() {
-    use segno::train::lock::RunState;
+    use segno::store::lock::RunState;
     let dir = common::demo_data_project(64);
     let mut run = segno::demo::project::demo_run(20, 10);
     run.name = "broken".into();

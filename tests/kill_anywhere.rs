@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use segno::config::AnyConfig;
+use segno::store::layout::RunDir;
 use segno::store::Project;
 
 fn kills() -> usize {
@@ -104,16 +105,14 @@ fn train_and_predict_killed_at_random_moments_end_as_uninterrupted_runs() {
     let (reference, code, err) = run(segno(&train, a.path()));
     assert_eq!(code, 0, "{err}");
     let losses = |p: &Path| -> Vec<(u64, u64)> {
-        segno::train::stats::read_training_stats(&segno::train::stats::training_stats_path(
-            p, "killed",
-        ))
-        .unwrap()
-        .iter()
-        .map(|s| (s.iteration, s.loss.to_bits()))
-        .collect()
+        segno::store::stats::read_training_stats(&RunDir::new(p, "killed").training_stats())
+            .unwrap()
+            .iter()
+            .map(|s| (s.iteration, s.loss.to_bits()))
+            .collect()
     };
     let scores = |p: &Path| {
-        let s = segno::train::validate::read_stored_scores(p, "killed")
+        let s = segno::store::scores::read_stored_scores(&RunDir::new(p, "killed"))
             .unwrap()
             .unwrap();
         s.iterations()
@@ -131,7 +130,7 @@ fn train_and_predict_killed_at_random_moments_end_as_uninterrupted_runs() {
             .collect::<Vec<_>>()
     };
     let ra = a.path().join("killed");
-    let checkpoints = segno::train::checkpoint::iterations(&ra);
+    let checkpoints = RunDir::from_dir(&ra).checkpoint_iterations();
     assert_eq!(checkpoints, vec![2, 4, 6, 8]);
     let sa = scores(a.path());
     assert_eq!(sa.iter().map(|s| s.0).collect::<Vec<_>>(), checkpoints);
@@ -149,9 +148,9 @@ fn train_and_predict_killed_at_random_moments_end_as_uninterrupted_runs() {
         let rb = b.path().join("killed");
         assert_eq!(losses(b.path()).len(), 8);
         assert_eq!(losses(a.path()), losses(b.path()), "round {rounds}");
-        assert_eq!(segno::train::checkpoint::iterations(&rb), checkpoints);
+        assert_eq!(RunDir::from_dir(&rb).checkpoint_iterations(), checkpoints);
         for i in &checkpoints {
-            let path = |r: &Path| segno::train::checkpoint::checkpoint_path(r, *i);
+            let path = |r: &Path| RunDir::from_dir(r).checkpoint(*i);
             assert!(
                 std::fs::read(path(&ra)).unwrap() == std::fs::read(path(&rb)).unwrap(),
                 "round {rounds}: checkpoint {i} differs"
@@ -159,7 +158,7 @@ fn train_and_predict_killed_at_random_moments_end_as_uninterrupted_runs() {
         }
         assert_eq!(scores(b.path()), sa, "round {rounds}");
         assert_eq!(
-            segno::train::validate::stored_iterations(&rb),
+            RunDir::from_dir(&rb).validated_iterations(),
             checkpoints,
             "round {rounds}: every validation is complete"
         );

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use assert_cmd::Command;
 use segno::config::AnyConfig;
+use segno::store::layout::RunDir;
 use segno::store::Project;
 
 /// `segno ARGS… --json` (CPU): exit code, stdout as JSON (null when empty), stderr.
@@ -321,9 +322,9 @@ fn files_get_the_users_umask_and_a_read_only_project_is_never_written() {
     );
     let run_dir = p.join("shared");
     for file in [
-        segno::train::stats::training_stats_path(p, "shared"),
-        segno::train::lock::status_path(&run_dir),
-        segno::train::checkpoint::checkpoint_path(&run_dir, 2),
+        RunDir::new(p, "shared").training_stats(),
+        RunDir::from_dir(&run_dir).status_file(),
+        RunDir::from_dir(&run_dir).checkpoint(2),
         run_dir.join("run.json"),
     ] {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;

@@ -13,6 +13,7 @@ use segno::array::{ArrayData, DataType};
 use segno::config::*;
 use segno::demo::project::zarr;
 use segno::geometry::Coordinate;
+use segno::store::layout::RunDir;
 use segno::store::Project;
 use segno::train::{self, TrainOptions};
 
@@ -235,7 +236,7 @@ fn predict_of_a_validation_crop_equals_validation_for_uint16_raw() {
         "{err}"
     );
     assert_eq!(
-        segno::train::checkpoint::latest_iteration(&dir.path().join("u16")),
+        RunDir::from_dir(&dir.path().join("u16")).latest_checkpoint(),
         Some(2)
     );
 }

@@ -9,6 +9,7 @@ use segno::config::*;
 use segno::demo::project::{demo_run, zarr};
 use segno::demo::{self, DemoOptions};
 use segno::geometry::Coordinate;
+use segno::store::layout::RunDir;
 use segno::task::predictor::Predictor;
 use segno::train::{self, TrainOptions};
 
@@ -379,7 +380,7 @@ fn runs_start_from_another_runs_checkpoint_or_pretrained_weights() {
     first.num_iterations = 2;
     first.validation_interval = 2;
     train::train_run(dir.path(), &first, TrainOptions::default()).unwrap();
-    let source = segno::train::checkpoint::checkpoint_path(&dir.path().join(&first.name), 2);
+    let source = RunDir::from_dir(&dir.path().join(&first.name)).checkpoint(2);
     // With a learning rate of 0, one iteration keeps the starting weights exactly.
     let frozen = |mut run: RunConfig| {
         run.num_iterations = 1;
@@ -415,12 +416,9 @@ fn runs_start_from_another_runs_checkpoint_or_pretrained_weights() {
         };
         assert_eq!(
             path,
-            segno::train::checkpoint::checkpoint_path(
-                &dir.path().join(&first.name),
-                want_iteration
-            )
+            RunDir::from_dir(&dir.path().join(&first.name)).checkpoint(want_iteration)
         );
-        let after = segno::train::checkpoint::checkpoint_path(&dir.path().join(&run.name), 1);
+        let after = RunDir::from_dir(&dir.path().join(&run.name)).checkpoint(1);
         for ((ka, a), (kb, b)) in model_tensors(&path)
             .iter()
             .zip(model_tensors(&after).iter())

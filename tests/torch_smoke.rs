@@ -7,7 +7,7 @@ use tch::{Device, Kind, Tensor};
 fn one_adam_step_of_a_tiny_3d_conv_net_lowers_the_loss() {
     tch::set_num_threads(1);
     tch::manual_seed(7);
-    let device = segno::torch::choose_device(Some("cpu")).unwrap();
+    let device = segno::device::choose_device(Some("cpu")).unwrap();
     assert_eq!(device, Device::Cpu);
 
     let vs = nn::VarStore::new(device);

@@ -10,7 +10,9 @@ use segno::config::*;
 use segno::demo::project::zarr;
 use segno::demo::{self, DemoOptions};
 use segno::geometry::Coordinate;
-use segno::train::{self, checkpoint, stats, TrainOptions};
+use segno::store::layout::RunDir;
+use segno::store::stats;
+use segno::train::{self, TrainOptions};
 
 fn dataset(crop: &str) -> DatasetConfig {
     common::mito_dataset(crop, common::demo_raw(0.0, 255.0))
@@ -52,7 +54,7 @@ fn the_loss_falls_on_synthetic_data() {
     assert_eq!(report.trained_until, 150);
     assert_eq!(report.checkpoints, vec![150]);
     let history =
-        stats::read_training_stats(&stats::training_stats_path(dir.path(), "falls")).unwrap();
+        stats::read_training_stats(&RunDir::new(dir.path(), "falls").training_stats()).unwrap();
     assert_eq!(history.len(), 150);
     let mean = |s: &[stats::IterationStats]| s.iter().map(|x| x.loss).sum::<f64>() / s.len() as f64;
     let first = mean(&history[..20]);
@@ -131,18 +133,18 @@ fn a_stopped_and_resumed_run_equals_an_uninterrupted_one() {
     let resumed = train::train_run(b.path(), &run, options(None)).unwrap();
     assert_eq!(resumed.resumed_from, Some(11));
     assert_eq!(resumed.trained_until, 16);
-    let sa = stats::read_training_stats(&stats::training_stats_path(a.path(), "resume")).unwrap();
-    let sb = stats::read_training_stats(&stats::training_stats_path(b.path(), "resume")).unwrap();
+    let sa = stats::read_training_stats(&RunDir::new(a.path(), "resume").training_stats()).unwrap();
+    let sb = stats::read_training_stats(&RunDir::new(b.path(), "resume").training_stats()).unwrap();
     let la: Vec<f64> = sa.iter().map(|s| s.loss).collect();
     let lb: Vec<f64> = sb.iter().map(|s| s.loss).collect();
     assert_eq!(la, lb);
     let wa: BTreeMap<String, tch::Tensor> =
-        tch::Tensor::read_safetensors(checkpoint::checkpoint_path(&a.path().join("resume"), 16))
+        tch::Tensor::read_safetensors(RunDir::from_dir(&a.path().join("resume")).checkpoint(16))
             .unwrap()
             .into_iter()
             .collect();
     let wb: BTreeMap<String, tch::Tensor> =
-        tch::Tensor::read_safetensors(checkpoint::checkpoint_path(&b.path().join("resume"), 16))
+        tch::Tensor::read_safetensors(RunDir::from_dir(&b.path().join("resume")).checkpoint(16))
             .unwrap()
             .into_iter()
             .collect();
@@ -186,8 +188,8 @@ fn train_fresh(run: &RunConfig, busy: bool) -> (Vec<u8>, Vec<f64>, u64) {
     let run_dir = dir.path().join(&run.name);
     let record = segno::store::run::read_record(&run_dir).unwrap().unwrap();
     assert_eq!(record.seed, report.seed);
-    let bytes = std::fs::read(checkpoint::checkpoint_path(&run_dir, run.num_iterations)).unwrap();
-    let losses = stats::read_training_stats(&stats::training_stats_path(dir.path(), &run.name))
+    let bytes = std::fs::read(RunDir::from_dir(&run_dir).checkpoint(run.num_iterations)).unwrap();
+    let losses = stats::read_training_stats(&RunDir::new(dir.path(), &run.name).training_stats())
         .unwrap()
         .iter()
         .map(|s| s.loss)
@@ -267,7 +269,7 @@ fn bad_runs_fail_before_training_and_write_nothing() {
     let err = train::train_run(dir.path(), &run, options(None)).unwrap_err();
     assert!(err.to_string().contains("voxel size"), "{err}");
     assert!(!dir.path().join("bad").exists());
-    assert!(!stats::training_stats_path(dir.path(), "bad").exists());
+    assert!(!RunDir::new(dir.path(), "bad").training_stats().exists());
     // A checkpoint from another architecture is refused before training continues.
     let run = run_config("other", 2, 2, 0.01);
     train::train_run(dir.path(), &run, options(None)).unwrap();
@@ -275,11 +277,11 @@ fn bad_runs_fail_before_training_and_write_nothing() {
     if let ArchitectureConfig::CnnectomeUnet(u) = &mut bigger.architecture_config {
         u.num_fmaps = 6;
     }
-    let before = std::fs::read(checkpoint::checkpoint_path(&dir.path().join("other"), 2)).unwrap();
+    let before = std::fs::read(RunDir::from_dir(&dir.path().join("other")).checkpoint(2)).unwrap();
     let err = train::train_run(dir.path(), &bigger, options(None)).unwrap_err();
     assert!(err.to_string().contains("does not fit"), "{err}");
     assert_eq!(
-        std::fs::read(checkpoint::checkpoint_path(&dir.path().join("other"), 2)).unwrap(),
+        std::fs::read(RunDir::from_dir(&dir.path().join("other")).checkpoint(2)).unwrap(),
         before
     );
 }
@@ -322,7 +324,7 @@ fn segno_train_killed_mid_run_resumes_to_the_same_result() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let first = checkpoint::checkpoint_path(&b.path().join("cli"), 4);
+    let first = RunDir::from_dir(&b.path().join("cli")).checkpoint(4);
     let t0 = std::time::Instant::now();
     while !first.exists() && t0.elapsed().as_secs() < 120 {
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -340,7 +342,9 @@ fn segno_train_killed_mid_run_resumes_to_the_same_result() {
     assert!(first.exists());
     // The killed trainer's lock is left behind; the next trainer takes it over.
     assert!(b.path().join("cli/train.lock").exists());
-    let done_before = checkpoint::latest_iteration(&b.path().join("cli")).unwrap();
+    let done_before = RunDir::from_dir(&b.path().join("cli"))
+        .latest_checkpoint()
+        .unwrap();
     assert!(
         done_before < 12,
         "the run finished before it could be killed"
@@ -357,20 +361,20 @@ fn segno_train_killed_mid_run_resumes_to_the_same_result() {
         !b.path().join("cli/train.lock").exists(),
         "released at the end"
     );
-    let la: Vec<f64> = stats::read_training_stats(&stats::training_stats_path(a.path(), "cli"))
+    let la: Vec<f64> = stats::read_training_stats(&RunDir::new(a.path(), "cli").training_stats())
         .unwrap()
         .iter()
         .map(|s| s.loss)
         .collect();
-    let lb: Vec<f64> = stats::read_training_stats(&stats::training_stats_path(b.path(), "cli"))
+    let lb: Vec<f64> = stats::read_training_stats(&RunDir::new(b.path(), "cli").training_stats())
         .unwrap()
         .iter()
         .map(|s| s.loss)
         .collect();
     assert_eq!(la.len(), 12);
     assert_eq!(la, lb);
-    let wa = std::fs::read(checkpoint::checkpoint_path(&a.path().join("cli"), 12)).unwrap();
-    let wb = std::fs::read(checkpoint::checkpoint_path(&b.path().join("cli"), 12)).unwrap();
+    let wa = std::fs::read(RunDir::from_dir(&a.path().join("cli")).checkpoint(12)).unwrap();
+    let wb = std::fs::read(RunDir::from_dir(&b.path().join("cli")).checkpoint(12)).unwrap();
     assert!(wa == wb, "the final checkpoints differ");
 }
 
@@ -425,14 +429,17 @@ fn segno_train_stopped_by_sigterm_keeps_its_iteration_and_resumes_exactly() {
     assert!((10..15).contains(&reached), "stopped at {reached}");
     assert_eq!(v["checkpoints"], serde_json::json!([reached]));
     let run_dir = b.path().join("term");
-    assert_eq!(checkpoint::latest_iteration(&run_dir), Some(reached));
+    assert_eq!(
+        RunDir::from_dir(&run_dir).latest_checkpoint(),
+        Some(reached)
+    );
     let status: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("train.status.json")).unwrap())
             .unwrap();
     assert_eq!(status["state"], "stopped");
     assert_eq!(
-        segno::train::lock::run_state(&run_dir, 30),
-        segno::train::lock::RunState::Stopped
+        segno::store::lock::run_state(&run_dir, 30),
+        segno::store::lock::RunState::Stopped
     );
     // Resumed, it ends exactly where the uninterrupted trainer did.
     let out = train(b.path()).output().unwrap();
@@ -444,7 +451,7 @@ fn segno_train_stopped_by_sigterm_keeps_its_iteration_and_resumes_exactly() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["resumed_from"], reached);
     let losses = |dir: &Path| -> Vec<f64> {
-        stats::read_training_stats(&stats::training_stats_path(dir, "term"))
+        stats::read_training_stats(&RunDir::new(dir, "term").training_stats())
             .unwrap()
             .iter()
             .map(|s| s.loss)
@@ -452,8 +459,8 @@ fn segno_train_stopped_by_sigterm_keeps_its_iteration_and_resumes_exactly() {
     };
     assert_eq!(losses(a.path()).len(), 30);
     assert_eq!(losses(a.path()), losses(b.path()));
-    let wa = std::fs::read(checkpoint::checkpoint_path(&a.path().join("term"), 30)).unwrap();
-    let wb = std::fs::read(checkpoint::checkpoint_path(&run_dir, 30)).unwrap();
+    let wa = std::fs::read(RunDir::from_dir(&a.path().join("term")).checkpoint(30)).unwrap();
+    let wb = std::fs::read(RunDir::from_dir(&run_dir).checkpoint(30)).unwrap();
     assert!(wa == wb, "the final checkpoints differ");
 }
 

@@ -9,6 +9,7 @@ use segno::array::write::{self, ArraySpec, WriteMode};
 use segno::array::{ArrayData, DataType};
 use segno::config::*;
 use segno::geometry::{Coordinate, Roi};
+use segno::store::layout::RunDir;
 use segno::train::{self, KeepValidation, TrainOptions};
 
 fn options() -> TrainOptions {
@@ -94,8 +95,8 @@ fn a_crop_that_cannot_be_validated_gets_nan_scores_and_training_goes_on() {
         );
     }
     // The stored scores keep the error next to the NaNs, and the best ignores them.
-    let scores = segno::train::validate::read_scores(
-        &segno::train::validate::scores_path(dir.path(), "survives"),
+    let scores = segno::store::scores::read_scores(
+        &RunDir::new(dir.path(), "survives").validation_scores(),
         &report.validations[0].criteria,
         &report.validations[0].parameters,
         &report.validations[0].datasets,
@@ -275,9 +276,9 @@ fn large_affinity_crops_are_segmented_block_by_block_and_arrays_can_be_pruned() 
     let attrs = out.attributes().cloned().unwrap_or_default();
     assert!(attrs.contains_key("segno_post_process"), "{attrs:?}");
     // Only the latest and the best iterations keep their arrays; every score stays.
-    let kept = segno::train::validate::stored_iterations(&run_dir);
-    let scores = segno::train::validate::read_scores(
-        &segno::train::validate::scores_path(dir.path(), "affs"),
+    let kept = RunDir::from_dir(&run_dir).validated_iterations();
+    let scores = segno::store::scores::read_scores(
+        &RunDir::new(dir.path(), "affs").validation_scores(),
         &report.validations[0].criteria,
         &report.validations[0].parameters,
         &report.validations[0].datasets,
@@ -305,9 +306,9 @@ fn a_checkpoint_whose_validation_was_interrupted_is_validated_on_resume() {
     assert_eq!(report.checkpoints, vec![2, 4]);
     let first = &report.validations[1];
     assert_eq!(first.iteration, 4);
-    let scores_file = segno::train::validate::scores_path(p, "interrupted");
+    let scores_file = RunDir::new(p, "interrupted").validation_scores();
     let read = || {
-        segno::train::validate::read_scores(
+        segno::store::scores::read_scores(
             &scores_file,
             &first.criteria,
             &first.parameters,
@@ -340,7 +341,7 @@ fn a_checkpoint_whose_validation_was_interrupted_is_validated_on_resume() {
     std::fs::write(it4.join(".segno-incomplete"), b"").unwrap();
     std::fs::write(it4.join("half-written"), b"x").unwrap();
     assert_eq!(
-        segno::train::validate::stored_iterations(&run_dir),
+        RunDir::from_dir(&run_dir).validated_iterations(),
         vec![2],
         "an incomplete iteration is not offered"
     );
@@ -360,7 +361,7 @@ fn a_checkpoint_whose_validation_was_interrupted_is_validated_on_resume() {
     assert!(!it4.join(".segno-incomplete").exists());
     assert!(!it4.join("half-written").exists());
     assert_eq!(
-        segno::train::validate::stored_iterations(&run_dir),
+        RunDir::from_dir(&run_dir).validated_iterations(),
         vec![2, 4]
     );
     // Nothing left to validate: a second resume does nothing.

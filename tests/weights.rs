@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use segno::config::*;
 use segno::geometry::Coordinate;
 use segno::nn::Model;
+use segno::store::layout::RunDir;
 use segno::weights::{self, torch_pickle};
 
 fn fixture(name: &str) -> PathBuf {
@@ -303,10 +304,9 @@ fn a_dacapo_run_directory_is_imported_in_place_with_its_optimizer_and_statistics
     assert_eq!(ours, first);
     assert!(first.iter().any(|v| *v != 0.0));
     // Training statistics, as Segno stores them.
-    let stats = segno::train::stats::read_training_stats(
-        &segno::train::stats::training_stats_path(p, "dacapo_run"),
-    )
-    .unwrap();
+    let stats =
+        segno::store::stats::read_training_stats(&RunDir::new(p, "dacapo_run").training_stats())
+            .unwrap();
     let losses: Vec<f64> = stats.iter().map(|s| s.loss).collect();
     assert_eq!(losses, vec![0.75, 0.5, 0.375]);
     // Importing again keeps what is there.

@@ -26,6 +26,7 @@ use super::BenchError;
 use crate::config::*;
 use crate::geometry::Coordinate;
 use crate::nn::Model;
+use crate::store::layout::RunDir;
 use crate::train::optim::{warmup_lr, RAdam};
 use crate::train::run::{setup, BatchLoader};
 use crate::train::{self, checkpoint, TrainOptions};
@@ -244,7 +245,7 @@ fn prepare(options: &EngineBenchOptions) -> Result<(RunConfig, PathBuf), BenchEr
 fn clear_run(dir: &Path, run: &RunConfig) -> Result<(), BenchError> {
     for p in [
         dir.join(&run.name),
-        crate::train::stats::training_stats_path(dir, &run.name),
+        RunDir::new(dir, &run.name).training_stats(),
     ] {
         if p.is_dir() {
             std::fs::remove_dir_all(&p).map_err(other)?;
@@ -378,7 +379,7 @@ fn segno_predict(options: &EngineBenchOptions, run: &RunConfig) -> Result<(f64, 
     Model::new(&vs.root(), &run.architecture_config, &head).map_err(other)?;
     let run_dir = options.dir.join(&run.name);
     checkpoint::save(
-        &checkpoint::checkpoint_path(&run_dir, 0),
+        &RunDir::from_dir(&run_dir).checkpoint(0),
         &vs,
         &RAdam::new(&vs),
         &Default::default(),

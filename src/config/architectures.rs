@@ -357,17 +357,71 @@ impl CNNectomeUNetConfig {
 
     /// The valid input sizes on `axis` nearest to `size`: the largest valid size below (if
     /// any) and the smallest valid size at or above it.
+    ///
+    /// Valid sizes are `a + p·b` for whole `b` from some smallest `b` on: `p` is the product
+    /// of the downsampling factors and `a` what the convolutions above the bottom level take
+    /// away (each level's shrink times the factors above it). So the candidates are found by
+    /// arithmetic, and the smallest valid `b` by a binary search, whatever the factors.
     pub fn nearest_valid_sizes(&self, axis: usize, size: i64) -> (Option<i64>, Option<i64>) {
         if self.check_consistent().is_err() || axis >= self.input_shape.dims() {
             return (None, None);
         }
-        // Valid sizes repeat with the product of the downsampling factors.
-        let period: i64 = self.downsample_factors.iter().map(|f| f[axis]).product();
-        let span = period.max(1) * 4 + 64;
-        let ok = |s: i64| s > 0 && self.output_size(axis, s).is_ok();
-        let below = (1..=span).map(|d| size - d).find(|&s| ok(s));
-        let above = (0..=span).map(|d| size + d).find(|&s| ok(s));
-        (below, above)
+        let same = self.padding == "same";
+        let last = self.levels() - 1;
+        let (mut a, mut p) = (0i64, 1i64);
+        for level in 0..last {
+            let shrink = self.kernel_shrink(self.down_kernels(level), axis, same);
+            let step = shrink
+                .checked_mul(p)
+                .and_then(|x| a.checked_add(x))
+                .zip(p.checked_mul(self.downsample_factors[level][axis]));
+            match step {
+                Some((next_a, next_p)) => (a, p) = (next_a, next_p),
+                // No size an i64 can hold passes the pooling levels.
+                None => return (None, None),
+            }
+        }
+        let at = |b: i64| b.checked_mul(p).and_then(|x| x.checked_add(a));
+        let ok = |b: i64| at(b).is_some_and(|s| s > 0 && self.output_size(axis, s).is_ok());
+        // Validity is monotone in b: the largest candidate below is valid or none is.
+        let below = size
+            .checked_sub(1)
+            .and_then(|s| s.checked_sub(a))
+            .map(|d| d.div_euclid(p))
+            .filter(|&b| ok(b))
+            .and_then(at);
+        let Some(first) = size.checked_sub(a).map(|d| -(-d).div_euclid(p)) else {
+            return (below, None);
+        };
+        let first = first.max(0);
+        if ok(first) {
+            return (below, at(first));
+        }
+        // Smallest valid b above `first`: double the step until valid, then bisect. Sizes
+        // stay within 2^53 (the largest coordinate Segno accepts).
+        let (mut lo, mut step) = (first, 1i64);
+        let mut hi = loop {
+            let Some(b) = first
+                .checked_add(step)
+                .filter(|&b| at(b).is_some_and(|s| s <= 1 << 53))
+            else {
+                return (below, None);
+            };
+            if ok(b) {
+                break b;
+            }
+            lo = b;
+            step = step.saturating_mul(2);
+        };
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if ok(mid) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        (below, at(hi))
     }
 }
 
@@ -617,6 +671,42 @@ mod tests {
         assert_eq!(out(&same3, [64; 3]), Ok([64; 3]));
         assert_eq!(out(&same3, [96; 3]), Ok([96; 3]));
         assert!(out(&same3, [100; 3]).is_err());
+    }
+
+    #[test]
+    fn nearest_valid_sizes_equal_a_scan_and_stay_quick_with_huge_factors() {
+        let scan = |net: &CNNectomeUNetConfig, axis: usize, size: i64| {
+            let ok = |s: i64| s > 0 && net.output_size(axis, s).is_ok();
+            (
+                (1..=2000).map(|d| size - d).find(|&s| ok(s)),
+                (0..=2000).map(|d| size + d).find(|&s| ok(s)),
+            )
+        };
+        for (factors, kernel, padding) in [
+            (&[[2, 2, 2]; 2][..], None, "valid"),
+            (&[[2, 3, 2], [3, 2, 2]][..], Some([3, 5, 3]), "valid"),
+            (&[[2, 2, 2]; 3][..], None, "same"),
+        ] {
+            let net = unet(factors, kernel, padding);
+            for size in [1, 7, 20, 64, 99, 100, 101, 173, 260, 513] {
+                assert_eq!(
+                    net.nearest_valid_sizes(1, size),
+                    scan(&net, 1, size),
+                    "{padding} {size}"
+                );
+            }
+        }
+        // Factors of 2160 give a period of 2160^2 voxels; a scan over it took seconds.
+        let net = unet(&[[2, 2160, 2]; 2], None, "valid");
+        let (below, above) = net.nearest_valid_sizes(1, 132);
+        assert_eq!(below, None);
+        let above = above.unwrap();
+        assert!(net.output_size(1, above).is_ok());
+        // The smallest valid size: one period less fails, and sizes are a + p·b.
+        assert!(net.output_size(1, above - 2160 * 2160).is_err());
+        assert_eq!((above - 4 - 4 * 2160) % (2160 * 2160), 0);
+        let (below, _) = net.nearest_valid_sizes(1, above + 5);
+        assert_eq!(below, Some(above));
     }
 
     #[test]

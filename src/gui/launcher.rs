@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use eframe::egui;
 
-use crate::train::lock::{run_state, RunState};
+use crate::store::layout::RunDir;
+use crate::store::lock::{run_state, RunState};
 
 /// What the monitor knows of one run, refreshed about once a second.
 #[derive(Debug, Clone)]
@@ -78,7 +79,7 @@ pub enum Target {
 
 /// A run's stored validation scores (names as the file lists them).
 fn read_validation(root: &Path, run: &str) -> Option<crate::task::evaluate::ValidationScores> {
-    crate::train::validate::read_stored_scores(root, run)
+    crate::store::scores::read_stored_scores(&RunDir::new(root, run))
         .ok()
         .flatten()
         .filter(|s| s.iterations().next().is_some())
@@ -176,20 +177,19 @@ impl Launcher {
             .retain_mut(|c| matches!(c.try_wait(), Ok(None)));
         for (name, iterations) in runs {
             let dir = root.join(name);
-            let stats = crate::train::stats::read_training_stats(
-                &crate::train::stats::training_stats_path(root, name),
-            )
-            .unwrap_or_default();
+            let stats =
+                crate::store::stats::read_training_stats(&RunDir::new(root, name).training_stats())
+                    .unwrap_or_default();
             let job = self.job_state(&dir, name);
             self.runs.insert(
                 name.clone(),
                 RunMonitor {
                     job,
-                    validated: !crate::train::validate::stored_iterations(&dir).is_empty(),
+                    validated: !RunDir::from_dir(&dir).validated_iterations().is_empty(),
                     state: run_state(&dir, *iterations),
                     losses: stats.iter().map(|s| [s.iteration as f64, s.loss]).collect(),
                     times: stats.iter().map(|s| [s.iteration as f64, s.time]).collect(),
-                    log_tail: tail(&dir.join("train.log"), 12),
+                    log_tail: tail(&RunDir::from_dir(&dir).train_log(), 12),
                     scores: read_validation(root, name),
                 },
             );
@@ -298,11 +298,14 @@ impl Launcher {
         let log = match std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.join("train.log"))
+            .open(RunDir::from_dir(&dir).train_log())
         {
             Ok(f) => f,
             Err(e) => {
-                self.message = Some(format!("{}: {e}", dir.join("train.log").display()));
+                self.message = Some(format!(
+                    "{}: {e}",
+                    RunDir::from_dir(&dir).train_log().display()
+                ));
                 return;
             }
         };
@@ -431,7 +434,7 @@ impl Launcher {
             let l = ui.label("device for new trainers");
             // A GPU missing here matters only for trainers started on this machine.
             let local = self.target == Target::Local;
-            let gpu_here = *self.gpu_here.get_or_insert_with(tch::Cuda::is_available);
+            let gpu_here = *self.gpu_here.get_or_insert_with(crate::device::cuda_available);
             let shown = |d: &str| match d {
                 "cuda" if local && !gpu_here => "cuda (no GPU here)".to_string(),
                 "auto" if local && !gpu_here => "auto (CPU here)".to_string(),

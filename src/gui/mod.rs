@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use eframe::egui;
 use serde::{Deserialize, Serialize};
 
+use crate::store::layout::RunDir;
+
 pub use project::{ProjectSummary, RunSummary};
 
 /// Errors starting the app.
@@ -531,16 +533,15 @@ impl SegnoApp {
                 return;
             }
         };
-        let container = root.join(run).join("targets.zarr");
-        let (report, dataset) = match crate::train::inspect::write_run_targets(
-            &root, &config, None, &container, true,
-        ) {
-            Ok(r) => r,
-            Err(e) => {
-                self.message = Some(format!("targets of run {run:?}: {e}"));
-                return;
-            }
-        };
+        let container = RunDir::new(&root, run).targets_container();
+        let (report, dataset) =
+            match crate::ops::inspect::write_run_targets(&root, &config, None, &container, true) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.message = Some(format!("targets of run {run:?}: {e}"));
+                    return;
+                }
+            };
         self.clear_viewer();
         self.viewer.validation = None;
         let resolve = |source: (String, String)| project_array_path(&root, source);
@@ -584,7 +585,7 @@ impl SegnoApp {
         };
         let root = p.root.clone();
         let run_dir = root.join(run);
-        let iterations = crate::train::validate::stored_iterations(&run_dir);
+        let iterations = RunDir::from_dir(&run_dir).validated_iterations();
         let Some(latest) = iterations.last().copied() else {
             self.message = Some(format!("run {run:?} has no validation arrays yet"));
             return;
@@ -607,29 +608,18 @@ impl SegnoApp {
             .position(|i| Some(*i) == iteration)
             .unwrap_or(iterations.len() - 1);
         let it = iterations[index];
-        let container = crate::train::validate::validation_container(&run_dir);
+        let layout = RunDir::from_dir(&run_dir);
         let chosen = datasets
             .iter()
-            .find(|d| {
-                container
-                    .join(crate::train::validate::prediction_key(it, &d.0))
-                    .exists()
-            })
+            .find(|d| layout.validation_prediction(it, &d.0).exists())
             .cloned()
             .or_else(|| {
-                // Without the config: the first dataset directory of that iteration.
-                std::fs::read_dir(container.join(latest.to_string()))
-                    .ok()?
-                    .filter_map(Result::ok)
-                    .map(|e| {
-                        (
-                            e.file_name().to_string_lossy().into_owned(),
-                            None,
-                            None,
-                            None,
-                        )
-                    })
+                // Without the config: the first dataset of that iteration.
+                layout
+                    .validation_arrays(latest)
+                    .into_iter()
                     .next()
+                    .map(|a| (a.dataset, None, None, None))
             });
         let Some((dataset, raw, gt, mask)) = chosen else {
             self.message = Some(format!("no validation prediction of run {run:?} found"));

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use eframe::egui;
 
 use crate::config::{AnyConfig, DataSplitConfig, Family, RunConfig};
+use crate::store::layout::RunDir;
 use crate::store::Project;
 
 /// One run as the Runs section lists it.
@@ -56,47 +57,26 @@ fn dataset_names(split: &DataSplitConfig) -> (String, Vec<String>, Vec<String>) 
     }
 }
 
-/// Best (dataset, criterion) lines recorded under `<run>/checkpoints/<dataset>/<criterion>.json`.
-fn best_lines(run_dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let Ok(datasets) = std::fs::read_dir(run_dir.join("checkpoints")) else {
-        return out;
-    };
-    let mut datasets: Vec<PathBuf> = datasets.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-    datasets.sort();
-    for d in datasets
-        .iter()
-        .filter(|d| d.is_dir() && !d.ends_with("iterations"))
-    {
-        let Ok(files) = std::fs::read_dir(d) else {
-            continue;
-        };
-        let mut files: Vec<PathBuf> = files.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-        files.sort();
-        for f in files {
-            let Some(criterion) = f.file_stem().and_then(|s| s.to_str()) else {
-                continue;
-            };
-            // Only the headline criteria: F1 per class and VOI.
-            if !(criterion.ends_with("f1_score") || criterion.starts_with("voi")) {
-                continue;
-            }
-            let Some(v) = std::fs::read_to_string(&f)
-                .ok()
-                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            else {
-                continue;
-            };
-            let dataset = d.file_name().and_then(|s| s.to_str()).unwrap_or("");
-            out.push(format!(
-                "{dataset} {criterion} {:.3} @ {} ({})",
-                v["score"].as_f64().unwrap_or(f64::NAN),
-                v["iteration"],
-                v["parameters"].as_str().unwrap_or("")
-            ));
-        }
+/// Best (dataset, criterion) lines of the headline criteria (F1 per class and VOI) that the
+/// run recorded; a best-checkpoint file that cannot be read gives a line naming it.
+fn best_lines(run: &RunDir) -> Vec<String> {
+    match run.bests() {
+        Ok(bests) => bests
+            .into_iter()
+            .filter(|b| b.criterion.ends_with("f1_score") || b.criterion.starts_with("voi"))
+            .map(|b| {
+                format!(
+                    "{} {} {:.3} @ {} ({})",
+                    b.dataset,
+                    b.criterion,
+                    b.best.score.unwrap_or(f64::NAN),
+                    b.best.iteration,
+                    b.best.parameters
+                )
+            })
+            .collect(),
+        Err(e) => vec![format!("best checkpoints unreadable: {e}")],
     }
-    out
 }
 
 fn containers(root: &Path) -> Vec<String> {
@@ -197,13 +177,13 @@ impl ProjectSummary {
 }
 
 fn run_summary(root: &Path, r: &RunConfig) -> RunSummary {
-    let dir = root.join(&r.name);
+    let run = RunDir::new(root, &r.name);
     RunSummary {
         name: r.name.clone(),
         task: r.task_config.type_tag().to_string(),
         iterations: r.num_iterations,
-        latest_checkpoint: crate::train::checkpoint::latest_iteration(&dir),
-        best: best_lines(&dir),
-        dir,
+        latest_checkpoint: run.latest_checkpoint(),
+        best: best_lines(&run),
+        dir: run.dir().to_path_buf(),
     }
 }

@@ -17,6 +17,7 @@ use crate::render::shade::{self, DrawLayer, DrawOverlay, GpuUniforms, PanelTextu
 use crate::render::slice::{compose, Histogram, LayerSlice, PixelValue, Plane, SliceView, Wanted};
 use crate::render::state::{Blend, ErrorOverlay, LayerSettings, LayerState, Layout, ViewState};
 use crate::render::volume::{mip_rgba, read_coarse, CoarseVolume, Orbit};
+use crate::store::layout::RunDir;
 
 /// A layer as the viewer holds it: its state plus the opened data (or why it failed).
 struct Layer {
@@ -108,35 +109,24 @@ impl ValidationBrowse {
 
     /// The prediction array of the shown iteration.
     pub fn prediction_path(&self) -> PathBuf {
-        crate::train::validate::validation_container(&self.run_dir).join(
-            crate::train::validate::prediction_key(self.iteration(), &self.dataset),
-        )
+        RunDir::from_dir(&self.run_dir).validation_prediction(self.iteration(), &self.dataset)
     }
 
     /// The output array of the shown iteration and parameter set.
     pub fn output_path(&self) -> Option<PathBuf> {
         let p = self.parameter.as_ref()?;
-        Some(
-            crate::train::validate::validation_container(&self.run_dir).join(
-                crate::train::validate::output_key(self.iteration(), &self.dataset, p),
-            ),
-        )
+        Some(RunDir::from_dir(&self.run_dir).validation_output(self.iteration(), &self.dataset, p))
     }
 
     /// The parameter sets with an output stored at the shown iteration, sorted.
     pub fn stored_parameters(&self) -> Vec<String> {
-        let dir = crate::train::validate::validation_container(&self.run_dir).join(
-            crate::train::validate::output_key(self.iteration(), &self.dataset, ""),
-        );
-        let mut names: Vec<String> = std::fs::read_dir(dir)
+        let key = crate::store::layout::dataset_key(&self.dataset);
+        RunDir::from_dir(&self.run_dir)
+            .validation_arrays(self.iteration())
             .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
+            .find(|a| a.dataset == key)
+            .map(|a| a.outputs.into_iter().map(|(name, _)| name).collect())
+            .unwrap_or_default()
     }
 }
 

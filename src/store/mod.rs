@@ -4,7 +4,11 @@
 pub mod atomic;
 pub mod check;
 pub mod configs;
+pub mod layout;
+pub mod lock;
 pub mod run;
+pub mod scores;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 
@@ -116,6 +120,25 @@ impl StoreError {
             source,
         }
     }
+}
+
+/// Reads the JSON file at `path` as a `T`; `None` when there is no such file. A file that
+/// is not a `T` is an error naming it and `what` it should have been.
+pub(crate) fn read_json_file<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+) -> Result<Option<T>, StoreError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("read", path, e)),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| StoreError::Malformed {
+            path: path.to_path_buf(),
+            message: format!("not {what}: {e}"),
+        })
 }
 
 /// Where the project directory of a command came from.

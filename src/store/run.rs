@@ -3,17 +3,13 @@
 //! the voxel size the network saw. Whatever later uses the trained run (prediction, apply)
 //! reads new data through the recorded steps, so it sees what training and validation saw.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use crate::array::input::InputTransform;
-
-/// The record file of the run in `run_dir`.
-pub fn record_path(run_dir: &Path) -> PathBuf {
-    run_dir.join("run.json")
-}
+use crate::store::layout::RunDir;
 
 /// Whether a dataset was trained on or validated on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,23 +118,12 @@ impl RunRecord {
 /// Reads the record of the run in `run_dir`; `None` when the run has none (not trained by
 /// this version yet).
 pub fn read_record(run_dir: &Path) -> Result<Option<RunRecord>, StoreError> {
-    let path = record_path(run_dir);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(StoreError::io("read", path, e)),
-    };
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| StoreError::Malformed {
-            path,
-            message: format!("not a run record: {e}"),
-        })
+    super::read_json_file(&RunDir::from_dir(run_dir).record_file(), "a run record")
 }
 
 /// Writes the record of the run in `run_dir` atomically.
 pub fn write_record(run_dir: &Path, record: &RunRecord) -> Result<(), StoreError> {
-    let path = record_path(run_dir);
+    let path = RunDir::from_dir(run_dir).record_file();
     let text = serde_json::to_vec_pretty(record).map_err(|e| StoreError::Malformed {
         path: path.clone(),
         message: e.to_string(),
@@ -200,7 +185,11 @@ mod tests {
     #[test]
     fn a_damaged_record_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(record_path(dir.path()), "{\"seed\": \"x\"}").unwrap();
+        std::fs::write(
+            RunDir::from_dir(dir.path()).record_file(),
+            "{\"seed\": \"x\"}",
+        )
+        .unwrap();
         let err = read_record(dir.path()).unwrap_err().to_string();
         assert!(
             err.contains("run.json") && err.contains("not a run record"),

@@ -31,37 +31,6 @@ pub enum CheckpointError {
     },
 }
 
-/// Path of the checkpoint of `iteration` in a run directory.
-pub fn checkpoint_path(run_dir: &Path, iteration: u64) -> PathBuf {
-    run_dir
-        .join("checkpoints/iterations")
-        .join(format!("{iteration}.safetensors"))
-}
-
-/// The highest iteration with a checkpoint in a run directory.
-pub fn latest_iteration(run_dir: &Path) -> Option<u64> {
-    iterations(run_dir).last().copied()
-}
-
-/// Every iteration with a checkpoint in a run directory, in ascending order.
-pub fn iterations(run_dir: &Path) -> Vec<u64> {
-    let dir = run_dir.join("checkpoints/iterations");
-    let mut found: Vec<u64> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_suffix(".safetensors")?
-                .parse::<u64>()
-                .ok()
-        })
-        .collect();
-    found.sort_unstable();
-    found
-}
-
 fn io(path: &Path, e: impl std::fmt::Display) -> CheckpointError {
     CheckpointError::Io {
         path: path.to_path_buf(),
@@ -211,6 +180,7 @@ mod tests {
     use crate::config::{ArchitectureConfig, CNNectomeUNetConfig};
     use crate::geometry::Coordinate;
     use crate::nn::{HeadSpec, Model};
+    use crate::store::layout::RunDir;
 
     fn arch(fmaps: u32) -> ArchitectureConfig {
         ArchitectureConfig::CnnectomeUnet(CNNectomeUNetConfig {
@@ -254,11 +224,11 @@ mod tests {
                 .backward();
             opt.step(0.01).unwrap();
         }
-        let path = checkpoint_path(dir.path(), 3);
+        let path = RunDir::from_dir(dir.path()).checkpoint(3);
         let mut extra = BTreeMap::new();
         extra.insert("balance".to_string(), Tensor::from_slice(&[1.0f64, 2.0]));
         save(&path, &vs, &opt, &extra).unwrap();
-        assert_eq!(latest_iteration(dir.path()), Some(3));
+        assert_eq!(RunDir::from_dir(dir.path()).latest_checkpoint(), Some(3));
 
         let vs2 = nn::VarStore::new(tch::Device::Cpu);
         let model2 = Model::new(&vs2.root(), &arch(2), &head).unwrap();

@@ -13,9 +13,10 @@ use tch::{nn, Tensor};
 
 use super::checkpoint;
 use super::optim::RAdam;
-use super::stats::{self, IterationStats};
 use super::TrainError;
 use crate::config::RunConfig;
+use crate::store::layout::RunDir;
+use crate::store::stats::{self, IterationStats};
 use crate::weights::torch_pickle::{self, Value};
 
 /// Options of [`import_dacapo_run`].
@@ -56,34 +57,6 @@ pub struct ImportReport {
     pub notes: Vec<String>,
 }
 
-/// DaCapo's checkpoints of a run directory: `(iteration, file)` for every file of
-/// `checkpoints/iterations/` whose name is a number, by iteration.
-pub fn dacapo_checkpoints(run_dir: &Path) -> Vec<(u64, PathBuf)> {
-    let dir = run_dir.join("checkpoints/iterations");
-    let mut out: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_file())
-        .filter_map(|e| {
-            let name = e.file_name().to_str()?.to_string();
-            Some((name.parse::<u64>().ok()?, e.path()))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// DaCapo's training statistics file of `run` in a project.
-pub fn dacapo_training_stats_path(project: &Path, run: &str) -> PathBuf {
-    project.join("stats/training_stats").join(run)
-}
-
-/// DaCapo's validation scores file of `run` in a project.
-pub fn dacapo_validation_scores_path(project: &Path, run: &str) -> PathBuf {
-    project.join("stats/validation_scores").join(run)
-}
-
 /// Brings the DaCapo run `run` of the project at `project` into Segno (see the module
 /// docs). Refuses a run that is training, and a checkpoint that does not fit the run's
 /// network (naming the file and the tensors).
@@ -93,13 +66,13 @@ pub fn import_dacapo_run(
     options: &ImportOptions,
 ) -> Result<ImportReport, TrainError> {
     let run_dir = project.join(&run.name);
-    let _lock = super::lock::RunLock::acquire(&run_dir)?;
+    let _lock = crate::store::lock::RunLock::acquire(&run_dir)?;
     let mut report = ImportReport {
         run: run.name.clone(),
         ..Default::default()
     };
-    let checkpoints = dacapo_checkpoints(&run_dir);
-    let stats_path = dacapo_training_stats_path(project, &run.name);
+    let checkpoints = RunDir::from_dir(&run_dir).dacapo_checkpoints();
+    let stats_path = RunDir::new(project, &run.name).dacapo_training_stats();
     if checkpoints.is_empty() && !stats_path.is_file() {
         return Err(TrainError::Data(format!(
             "{} holds no DaCapo checkpoints (checkpoints/iterations/<n>) and {} does not exist: nothing to import for run `{}`",
@@ -110,7 +83,7 @@ pub fn import_dacapo_run(
     }
     let head = super::run::head_for(&run.task_config)?;
     for (iteration, from) in checkpoints {
-        let to = checkpoint::checkpoint_path(&run_dir, iteration);
+        let to = RunDir::from_dir(&run_dir).checkpoint(iteration);
         if to.exists() && !options.overwrite {
             report.kept.push(iteration);
             continue;
@@ -148,7 +121,7 @@ pub fn import_dacapo_run(
     }
 
     if stats_path.is_file() {
-        let target = stats::training_stats_path(project, &run.name);
+        let target = RunDir::new(project, &run.name).training_stats();
         let existing = stats::read_training_stats(&target)?;
         if !existing.is_empty() && !options.overwrite {
             report.notes.push(format!(
@@ -166,7 +139,7 @@ pub fn import_dacapo_run(
         }
     }
 
-    let scores_path = dacapo_validation_scores_path(project, &run.name);
+    let scores_path = RunDir::new(project, &run.name).dacapo_validation_scores();
     if scores_path.is_file() {
         let found = torch_pickle::read_plain(&scores_path)
             .ok()

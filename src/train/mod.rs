@@ -4,13 +4,10 @@
 pub mod augment;
 pub mod checkpoint;
 pub mod import;
-pub mod inspect;
-pub mod lock;
 pub mod optim;
 pub mod run;
 pub mod sample;
 pub mod snapshot;
-pub mod stats;
 pub mod validate;
 
 pub use run::{train_run, KeepValidation, TrainOptions, TrainReport};
@@ -38,13 +35,16 @@ pub enum TrainError {
     Checkpoint(#[from] checkpoint::CheckpointError),
     /// Statistics could not be read or written.
     #[error(transparent)]
-    Stats(#[from] stats::StatsError),
+    Stats(#[from] crate::store::stats::StatsError),
+    /// A file of the run's directory (scores, best checkpoints) could not be read or written.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     /// Another process trains the run.
     #[error(transparent)]
-    Lock(#[from] lock::LockError),
+    Lock(#[from] crate::store::lock::LockError),
     /// An output exists and replacing it was not asked for.
     #[error("{path} exists ({what}): pass --overwrite to replace it, or choose another output")]
     OutputExists {

@@ -12,11 +12,10 @@ use ndarray::{ArrayD, Axis};
 use tch::{nn, Kind, Tensor};
 
 use super::augment::Augmenter;
-use super::checkpoint::{self, checkpoint_path, latest_iteration};
+use super::checkpoint;
 use super::optim::{warmup_lr, RAdam};
 use super::sample::{open_datasets, PatchGeometry, Sampler, TrainingSample};
 use super::snapshot;
-use super::stats::{self, IterationStats};
 use super::validate::{open_validation, validate, Inference, ValidationOutcome};
 use super::TrainError;
 use crate::config::{
@@ -25,6 +24,8 @@ use crate::config::{
 };
 use crate::geometry::Coordinate;
 use crate::nn::{model_output_shape, output_voxel_size, HeadSpec, Model};
+use crate::store::layout::RunDir;
+use crate::store::stats::{self, IterationStats};
 use crate::task::distance::ClassBalance;
 use crate::task::predictor::Predictor;
 
@@ -106,14 +107,14 @@ pub fn resolve_seed(
 ) -> Result<u64, TrainError> {
     let record =
         crate::store::run::read_record(run_dir).map_err(|e| TrainError::Data(e.to_string()))?;
-    let trained = latest_iteration(run_dir).is_some();
+    let trained = RunDir::from_dir(run_dir).latest_checkpoint().is_some();
     Ok(match (given, record) {
         (Some(g), Some(r)) if trained && g != r.seed => {
             return Err(TrainError::Data(format!(
                 "run `{}` was trained with seed {} (recorded in {}); resuming it with --seed {g} would mix two runs. Resume without --seed, or train a new run",
                 run.name,
                 r.seed,
-                crate::store::run::record_path(run_dir).display()
+                RunDir::from_dir(run_dir).record_file().display()
             )))
         }
         (Some(g), _) => g,
@@ -226,7 +227,7 @@ fn check_record(
                         b.transform.voxel_size_nm,
                         b.transform.source_data_type,
                         b.transform.source,
-                        crate::store::run::record_path(run_dir).display()
+                        RunDir::from_dir(run_dir).record_file().display()
                     )))
                 }
                 None => {}
@@ -239,7 +240,7 @@ fn check_record(
                 record.input_scale_shift.1,
                 old.input_scale_shift.0,
                 old.input_scale_shift.1,
-                crate::store::run::record_path(run_dir).display()
+                RunDir::from_dir(run_dir).record_file().display()
             )));
         }
     }
@@ -383,42 +384,33 @@ fn stack(arrays: Vec<ArrayD<f32>>, device: tch::Device) -> Result<Tensor, TrainE
 /// or a criterion whose best iteration that run recorded (on any validation dataset, the
 /// first in name order), or a DaCapo checkpoint file `checkpoints/<criterion>`.
 pub fn start_checkpoint(project: &Path, start: &StartConfig) -> Result<PathBuf, TrainError> {
-    let other = project.join(&start.run);
-    if !other.is_dir() {
+    let other = RunDir::new(project, &start.run);
+    if !other.dir().is_dir() {
         return Err(TrainError::Data(format!(
             "start_config: run `{}` has no directory {} in this project",
             start.run,
-            other.display()
+            other.dir().display()
         )));
     }
     if let Ok(i) = start.criterion.parse::<u64>() {
         for path in [
-            checkpoint_path(&other, i),
-            other.join("checkpoints/iterations").join(&start.criterion),
+            other.checkpoint(i),
+            other.checkpoints_dir().join(&start.criterion),
         ] {
             if path.is_file() {
                 return Ok(path);
             }
         }
     }
-    let dacapo = other.join("checkpoints").join(&start.criterion);
+    let dacapo = other.dacapo_named_checkpoint(&start.criterion);
     if dacapo.is_file() {
         return Ok(dacapo);
     }
-    let mut datasets: Vec<PathBuf> = std::fs::read_dir(other.join("checkpoints"))
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    datasets.sort();
-    for d in datasets {
-        let best = d.join(format!("{}.json", start.criterion));
-        let Ok(text) = std::fs::read_to_string(&best) else {
-            continue;
-        };
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| TrainError::Data(format!("{}: {e}", best.display())))?;
-        if let Some(i) = v["iteration"].as_u64() {
-            return Ok(checkpoint_path(&other, i));
-        }
+    let bests = other
+        .bests()
+        .map_err(|e| TrainError::Data(format!("start_config: {e}")))?;
+    if let Some(b) = bests.iter().find(|b| b.criterion == start.criterion) {
+        return Ok(other.checkpoint(b.best.iteration));
     }
     Err(TrainError::Data(format!(
         "start_config: run `{}` has no checkpoint for `{}` (an iteration number, or a criterion it recorded a best iteration for)",
@@ -682,14 +674,18 @@ pub fn train_run(
     let run_dir = project.join(&run.name);
     // Fail fast when another process trains the run (the lock is taken below, once the
     // run is known to be trainable, so that a bad run writes nothing).
-    super::lock::check_free(&run_dir)?;
+    crate::store::lock::check_free(&run_dir)?;
     let seed = resolve_seed(&run_dir, run, options.seed)?;
     let setup = setup(project, run, seed, options.device)?;
     let record = run_record(project, run, seed)?;
     // Nothing is written before the run is ours.
-    let _lock = super::lock::RunLock::acquire(&run_dir)?;
-    let write_record = check_record(&run_dir, &record, latest_iteration(&run_dir).is_some())?;
-    let stats_path = stats::training_stats_path(project, &run.name);
+    let _lock = crate::store::lock::RunLock::acquire(&run_dir)?;
+    let write_record = check_record(
+        &run_dir,
+        &record,
+        RunDir::from_dir(&run_dir).latest_checkpoint().is_some(),
+    )?;
+    let stats_path = RunDir::new(project, &run.name).training_stats();
     let mut history = stats::read_training_stats(&stats_path)?;
     let mut last_stats_write = std::time::Instant::now();
 
@@ -706,11 +702,11 @@ pub fn train_run(
         let pending = super::validate::unvalidated_iterations(
             project,
             &run.name,
-            &checkpoint::iterations(&run_dir),
+            &RunDir::from_dir(&run_dir).checkpoint_iterations(),
             |i| validation_due(run, i),
         )?;
         for i in pending {
-            checkpoint::load(&checkpoint_path(&run_dir, i), &vs, None)?;
+            checkpoint::load(&RunDir::from_dir(&run_dir).checkpoint(i), &vs, None)?;
             validate_into(
                 &mut validations,
                 &mut validation_errors,
@@ -728,10 +724,10 @@ pub fn train_run(
     let mut resumed_from = None;
     let mut initial_weights = None;
     let start;
-    match latest_iteration(&run_dir) {
+    match RunDir::from_dir(&run_dir).latest_checkpoint() {
         Some(latest) => {
             let extra = checkpoint::load(
-                &checkpoint_path(&run_dir, latest),
+                &RunDir::from_dir(&run_dir).checkpoint(latest),
                 &vs,
                 Some(&mut optimizer),
             )?;
@@ -781,7 +777,7 @@ pub fn train_run(
         crate::store::run::write_record(&run_dir, &record)
             .map_err(|e| TrainError::Data(e.to_string()))?;
     }
-    super::lock::record_status(&run_dir, "training", None);
+    crate::store::lock::record_status(&run_dir, "training", None);
 
     let mut loader = BatchLoader::start(
         setup.sampler.clone(),
@@ -882,7 +878,12 @@ pub fn train_run(
                         Tensor::from_slice(&b.to_vec()).to_kind(Kind::Double),
                     );
                 }
-                checkpoint::save(&checkpoint_path(&run_dir, i + 1), &vs, &optimizer, &extra)?;
+                checkpoint::save(
+                    &RunDir::from_dir(&run_dir).checkpoint(i + 1),
+                    &vs,
+                    &optimizer,
+                    &extra,
+                )?;
                 report.checkpoints.push(i + 1);
                 if validate_now && !setup.validation.is_empty() && options.validate {
                     validate_into(

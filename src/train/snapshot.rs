@@ -3,7 +3,7 @@
 //! gradient) is written to `<run>/snapshot.zarr/<iteration>/volumes/…` as OME-Zarr arrays
 //! at their world positions, so they overlay the raw data in a viewer.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ndarray::{ArrayD, Axis};
 
@@ -12,11 +12,7 @@ use super::TrainError;
 use crate::array::write::{self, ArraySpec, WriteMode};
 use crate::array::ArrayData;
 use crate::geometry::{Coordinate, Roi};
-
-/// The snapshot container of a run.
-pub fn snapshot_container(run_dir: &Path) -> PathBuf {
-    run_dir.join("snapshot.zarr")
-}
+use crate::store::layout::RunDir;
 
 /// Whether iteration `i` (counted from 0) is snapshotted with `interval`.
 pub fn is_due(interval: Option<u64>, i: u64) -> bool {
@@ -44,7 +40,7 @@ pub fn write_snapshot(
     out_vs: Coordinate,
     context: Coordinate,
 ) -> Result<(), TrainError> {
-    let container = snapshot_container(run_dir);
+    let container = RunDir::from_dir(run_dir).snapshot_container();
     let out_roi = sample.output_roi;
     let raw_roi = out_roi
         .grow(&context, &context)

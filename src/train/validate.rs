@@ -3,10 +3,9 @@
 //! the post-processor grid, score each result against the ground truth, store the scores
 //! and record the best iteration and parameters per (dataset, criterion).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ndarray::{ArrayD, Axis, IxDyn};
-use serde_json::{json, Value};
 use tch::Tensor;
 
 use super::sample::{open_datasets, TrainDataset};
@@ -15,7 +14,7 @@ use crate::array::write::{self, ArraySpec, WriteMode};
 use crate::array::{ArrayData, ArraySource};
 use crate::geometry::{Coordinate, Roi};
 use crate::nn::Model;
-use crate::task::evaluate::ValidationScores;
+use crate::store::layout::RunDir;
 use crate::task::predictor::{GtKind, Predictor, Segmentation};
 
 /// The most blocks one prediction may cover (2^27, about 134 million: 10⁵ voxels on a side
@@ -295,99 +294,6 @@ impl Inference {
     }
 }
 
-/// The validation scores file of a run.
-pub fn scores_path(project: &Path, run: &str) -> PathBuf {
-    project
-        .join("stats/validation_scores")
-        .join(format!("{run}.json"))
-}
-
-fn nan_to_null(v: f64) -> Value {
-    if v.is_finite() {
-        json!(v)
-    } else {
-        Value::Null
-    }
-}
-
-/// Reads a run's validation scores, or starts an empty store with these names.
-pub fn read_scores(
-    path: &Path,
-    criteria: &[String],
-    parameters: &[String],
-    datasets: &[String],
-) -> Result<ValidationScores, TrainError> {
-    let mut scores =
-        ValidationScores::new(criteria.to_vec(), parameters.to_vec(), datasets.to_vec())
-            .map_err(|e| TrainError::Data(e.to_string()))?;
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(scores),
-        Err(e) => return Err(TrainError::Data(format!("{}: {e}", path.display()))),
-    };
-    let v: Value = serde_json::from_str(&text)
-        .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
-    let same = |key: &str, names: &[String]| {
-        v[key].as_array().is_some_and(|a| {
-            a.iter()
-                .map(|x| x.as_str().unwrap_or(""))
-                .eq(names.iter().map(String::as_str))
-        })
-    };
-    if !(same("criteria", criteria) && same("parameters", parameters) && same("datasets", datasets))
-    {
-        // Scored with other datasets or criteria (the run changed): start afresh.
-        return Ok(scores);
-    }
-    for it in v["iterations"].as_array().into_iter().flatten() {
-        let iteration = it["iteration"].as_u64().unwrap_or(0);
-        let block: Vec<Vec<Vec<f64>>> = it["scores"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|d| {
-                d.as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|p| {
-                        p.as_array()
-                            .into_iter()
-                            .flatten()
-                            .map(|x| x.as_f64().unwrap_or(f64::NAN))
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect();
-        scores
-            .add_iteration(iteration, block)
-            .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
-        for (dataset, error) in it["errors"].as_object().into_iter().flatten() {
-            scores.add_failure(iteration, dataset, error.as_str().unwrap_or("failed"));
-        }
-    }
-    Ok(scores)
-}
-
-/// Writes validation scores atomically.
-pub fn write_scores(path: &Path, scores: &ValidationScores) -> Result<(), TrainError> {
-    let iterations: Vec<Value> = scores
-        .iterations()
-        .filter_map(|i| scores.block(i).map(|b| (i, b)))
-        .map(|(i, b)| {
-            let mut entry = json!({"iteration": i, "scores": b.iter().map(|d| d.iter().map(|p| p.iter().map(|x| nan_to_null(*x)).collect::<Vec<_>>()).collect::<Vec<_>>()).collect::<Vec<_>>()});
-            if let Some(f) = scores.failures(i) {
-                entry["errors"] = json!(f);
-            }
-            entry
-        })
-        .collect();
-    let doc = json!({"criteria": scores.criteria(), "parameters": scores.parameters(), "datasets": scores.datasets(), "iterations": iterations});
-    let text = serde_json::to_vec_pretty(&doc).map_err(|e| TrainError::Data(e.to_string()))?;
-    crate::store::atomic::write_atomic(path, &text, true)
-        .map_err(|e| TrainError::Data(e.to_string()))
-}
-
 /// What a validation produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidationOutcome {
@@ -405,45 +311,6 @@ pub struct ValidationOutcome {
     pub errors: std::collections::BTreeMap<String, String>,
 }
 
-/// The container a run's validation predictions and outputs are written to.
-pub fn validation_container(run_dir: &Path) -> PathBuf {
-    run_dir.join("validation.zarr")
-}
-
-/// The directory name a dataset's validation arrays get (its name without `/`).
-fn dataset_key(dataset: &str) -> String {
-    dataset.replace('/', "_")
-}
-
-/// Path inside the [`validation_container`] of a dataset's prediction at `iteration`.
-pub fn prediction_key(iteration: u64, dataset: &str) -> String {
-    format!("{iteration}/{}/prediction", dataset_key(dataset))
-}
-
-/// Path inside the [`validation_container`] of a dataset's post-processed output with the
-/// parameter set named `parameters` at `iteration`.
-pub fn output_key(iteration: u64, dataset: &str, parameters: &str) -> String {
-    format!("{iteration}/{}/output/{parameters}", dataset_key(dataset))
-}
-
-/// The iterations whose validation arrays are stored for the run in `run_dir`, ascending.
-pub fn stored_iterations(run_dir: &Path) -> Vec<u64> {
-    let mut its: Vec<u64> = std::fs::read_dir(validation_container(run_dir))
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter(|e| e.path().is_dir() && !e.path().join(INCOMPLETE_MARKER).exists())
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<u64>().ok())
-        .collect();
-    its.sort_unstable();
-    its
-}
-
-/// The file that marks `<run>/validation.zarr/<iteration>` as being written: present from
-/// the start of an iteration's validation until its scores are stored. Iterations marked
-/// so are not shown and are validated again when training resumes.
-pub const INCOMPLETE_MARKER: &str = ".segno-incomplete";
-
 /// The checkpoint iterations among `checkpoints` that were due a validation (`due`) but
 /// have no stored scores, or whose validation arrays are marked incomplete (a kill or a
 /// full disk between the checkpoint and the end of its validation).
@@ -453,10 +320,11 @@ pub fn unvalidated_iterations(
     checkpoints: &[u64],
     due: impl Fn(u64) -> bool,
 ) -> Result<Vec<u64>, TrainError> {
-    let scored: std::collections::BTreeSet<u64> = read_stored_scores(project, run_name)?
-        .map(|s| s.iterations().collect())
-        .unwrap_or_default();
-    let container = validation_container(&project.join(run_name));
+    let scored: std::collections::BTreeSet<u64> =
+        crate::store::scores::read_stored_scores(&RunDir::new(project, run_name))?
+            .map(|s| s.iterations().collect())
+            .unwrap_or_default();
+    let container = RunDir::from_dir(&project.join(run_name)).validation_container();
     Ok(checkpoints
         .iter()
         .copied()
@@ -465,7 +333,7 @@ pub fn unvalidated_iterations(
             !scored.contains(i)
                 || container
                     .join(i.to_string())
-                    .join(INCOMPLETE_MARKER)
+                    .join(crate::store::layout::INCOMPLETE_MARKER)
                     .exists()
         })
         .collect())
@@ -490,7 +358,7 @@ pub fn validate(
     max_watershed_voxels: usize,
 ) -> Result<ValidationOutcome, TrainError> {
     let run_dir = project.join(run_name);
-    let container = validation_container(&run_dir);
+    let container = RunDir::from_dir(&run_dir).validation_container();
     let grid = predictor.parameters();
     let parameters: Vec<String> = grid.iter().map(|p| p.name()).collect();
     let criteria = predictor.criteria();
@@ -503,7 +371,11 @@ pub fn validate(
         std::fs::remove_dir_all(&iteration_dir).map_err(io)?;
     }
     std::fs::create_dir_all(&iteration_dir).map_err(io)?;
-    std::fs::write(iteration_dir.join(INCOMPLETE_MARKER), b"").map_err(io)?;
+    std::fs::write(
+        iteration_dir.join(crate::store::layout::INCOMPLETE_MARKER),
+        b"",
+    )
+    .map_err(io)?;
     let mut block = Vec::with_capacity(datasets.len());
     let mut errors = std::collections::BTreeMap::new();
     for d in datasets {
@@ -528,30 +400,30 @@ pub fn validate(
             }
         }
     }
-    let path = scores_path(project, run_name);
-    let mut store = read_scores(&path, &criteria, &parameters, &names)?;
+    let path = RunDir::new(project, run_name).validation_scores();
+    let mut store = crate::store::scores::read_scores(&path, &criteria, &parameters, &names)?;
     store
         .add_iteration(iteration, block.clone())
         .map_err(|e| TrainError::Data(e.to_string()))?;
     for (dataset, error) in &errors {
         store.add_failure(iteration, dataset, error);
     }
-    write_scores(&path, &store)?;
+    crate::store::scores::write_scores(&path, &store)?;
+    let layout = RunDir::from_dir(&run_dir);
     for entry in store.best_table() {
         if let Some((it, p, score)) = entry.best {
-            let file = run_dir
-                .join("checkpoints")
-                .join(entry.dataset.replace('/', "_"))
-                .join(format!("{}.json", entry.criterion));
-            let doc =
-                json!({"iteration": it, "parameters": parameters[p], "score": nan_to_null(score)});
-            let text =
-                serde_json::to_vec_pretty(&doc).map_err(|e| TrainError::Data(e.to_string()))?;
-            crate::store::atomic::write_atomic(&file, &text, true)
+            let best = crate::store::layout::BestCheckpoint {
+                iteration: it,
+                parameters: parameters[p].clone(),
+                score: Some(score),
+            };
+            layout
+                .write_best(&entry.dataset, &entry.criterion, &best)
                 .map_err(|e| TrainError::Data(e.to_string()))?;
         }
     }
-    std::fs::remove_file(iteration_dir.join(INCOMPLETE_MARKER)).map_err(io)?;
+    std::fs::remove_file(iteration_dir.join(crate::store::layout::INCOMPLETE_MARKER))
+        .map_err(io)?;
     Ok(ValidationOutcome {
         iteration,
         scores: block,
@@ -583,7 +455,7 @@ fn validate_dataset(
         Ok::<(), TrainError>(())
     };
     // The prediction is stored first: large affinity crops are segmented from it.
-    let prediction_path = prediction_key(iteration, &d.name);
+    let prediction_path = RunDir::validation_prediction_key(iteration, &d.name);
     let prediction = ArrayData::F32(inference.predict(model, d.raw.as_ref(), &roi, channels)?);
     store(&prediction_path, &prediction, Some(channels as u64))?;
     let ArrayData::F32(prediction) = prediction else {
@@ -597,7 +469,7 @@ fn validate_dataset(
         matches!(predictor, Predictor::Affinities { .. }) && voxels > max_watershed_voxels;
     let mut per_param = Vec::new();
     for (k, p) in predictor.parameters().iter().enumerate() {
-        let path = output_key(iteration, &d.name, &p.name());
+        let path = RunDir::validation_output_key(iteration, &d.name, &p.name());
         let out = if blockwise {
             let stored = crate::array::open(&container.join(&prediction_path))?;
             crate::task::arrays::watershed_array(
@@ -642,37 +514,6 @@ pub fn read_mask(d: &TrainDataset, roi: &Roi) -> Result<Option<ArrayD<bool>>, Tr
     Ok(Some(known))
 }
 
-/// A run's stored validation scores with the criteria, parameter and dataset names the
-/// file lists; `None` when the run has none yet.
-pub fn read_stored_scores(
-    project: &Path,
-    run_name: &str,
-) -> Result<Option<crate::task::evaluate::ValidationScores>, TrainError> {
-    let path = scores_path(project, run_name);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(TrainError::Data(format!("{}: {e}", path.display()))),
-    };
-    let v: Value = serde_json::from_str(&text)
-        .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
-    let names = |key: &str| -> Vec<String> {
-        v[key]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect()
-    };
-    read_scores(
-        &path,
-        &names("criteria"),
-        &names("parameters"),
-        &names("datasets"),
-    )
-    .map(Some)
-}
-
 /// Deletes the validation arrays (`validation.zarr/<i>`) of every iteration that is neither
 /// `latest` nor the best iteration of some (dataset, criterion) in the run's stored scores;
 /// returns the iterations removed. Scores are kept.
@@ -682,7 +523,8 @@ pub fn prune_validation_arrays(
     latest: u64,
 ) -> Result<Vec<u64>, TrainError> {
     let run_dir = project.join(run_name);
-    let Some(scores) = read_stored_scores(project, run_name)? else {
+    let Some(scores) = crate::store::scores::read_stored_scores(&RunDir::new(project, run_name))?
+    else {
         return Ok(Vec::new());
     };
     let mut keep: std::collections::BTreeSet<u64> = scores
@@ -692,11 +534,13 @@ pub fn prune_validation_arrays(
         .collect();
     keep.insert(latest);
     let mut removed = Vec::new();
-    for i in stored_iterations(&run_dir) {
+    for i in RunDir::from_dir(&run_dir).validated_iterations() {
         if keep.contains(&i) {
             continue;
         }
-        let dir = validation_container(&run_dir).join(i.to_string());
+        let dir = RunDir::from_dir(&run_dir)
+            .validation_container()
+            .join(i.to_string());
         std::fs::remove_dir_all(&dir)
             .map_err(|e| TrainError::Data(format!("cannot remove {}: {e}", dir.display())))?;
         removed.push(i);

@@ -43,13 +43,6 @@ pub enum StatsError {
     },
 }
 
-/// The training statistics file of `run` in a project.
-pub fn training_stats_path(project: &Path, run: &str) -> PathBuf {
-    project
-        .join("stats/training_stats")
-        .join(format!("{run}.jsonl"))
-}
-
 /// Reads a run's training statistics (empty when there are none yet).
 pub fn read_training_stats(path: &Path) -> Result<Vec<IterationStats>, StatsError> {
     let text = match std::fs::read_to_string(path) {
@@ -113,11 +106,12 @@ pub fn trained_until(stats: &[IterationStats]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::layout::RunDir;
 
     #[test]
     fn round_trip_and_bad_lines() {
         let dir = tempfile::tempdir().unwrap();
-        let path = training_stats_path(dir.path(), "run");
+        let path = RunDir::new(dir.path(), "run").training_stats();
         assert!(read_training_stats(&path).unwrap().is_empty());
         let stats: Vec<IterationStats> = (0..3)
             .map(|i| IterationStats {

@@ -1,4 +1,5 @@
-//! Compute-device choice for libtorch: CUDA when present and wanted, otherwise the CPU.
+//! Compute devices: which ones libtorch sees here and which one a command uses (CUDA when
+//! present and wanted, otherwise the CPU). The one module that asks libtorch about devices.
 
 use std::fmt;
 
@@ -19,6 +20,11 @@ pub enum DeviceError {
         /// Why it cannot be used.
         reason: String,
     },
+}
+
+/// Whether libtorch sees a usable CUDA device on this machine.
+pub fn cuda_available() -> bool {
+    tch::Cuda::is_available()
 }
 
 /// The device `auto` stands for under an options file's compute context: its LocalTorch

@@ -8,10 +8,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The lock file of a run directory.
-pub fn lock_path(run_dir: &Path) -> PathBuf {
-    run_dir.join("train.lock")
-}
+use crate::store::layout::RunDir;
 
 /// Errors taking the lock.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +63,7 @@ pub fn host_name() -> String {
 
 /// The process (and its host, when another) holding the run's lock, if a live one does.
 fn lock_holder(run_dir: &Path) -> Option<(u32, Option<String>)> {
-    let text = std::fs::read_to_string(lock_path(run_dir)).ok()?;
+    let text = std::fs::read_to_string(RunDir::from_dir(run_dir).lock_file()).ok()?;
     let mut words = text.split_whitespace();
     let pid: u32 = words.next()?.parse().ok()?;
     match words.next() {
@@ -88,7 +85,7 @@ pub fn check_free(run_dir: &Path) -> Result<(), LockError> {
             run: run_dir.display().to_string(),
             pid,
             host: host.map(|h| format!(" on {h}")).unwrap_or_default(),
-            path: lock_path(run_dir).display().to_string(),
+            path: RunDir::from_dir(run_dir).lock_file().display().to_string(),
         }),
         None => Ok(()),
     }
@@ -105,7 +102,7 @@ pub struct RunLock {
 impl RunLock {
     /// Takes the lock of `run_dir` for this process.
     pub fn acquire(run_dir: &Path) -> Result<RunLock, LockError> {
-        let path = lock_path(run_dir);
+        let path = RunDir::from_dir(run_dir).lock_file();
         let io = |e: std::io::Error| LockError::Io {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -173,7 +170,7 @@ mod tests {
             "{e}"
         );
         drop(lock);
-        assert!(!lock_path(&run).exists());
+        assert!(!RunDir::from_dir(&run).lock_file().exists());
         assert!(
             !run.exists(),
             "the directory the lock created is removed when empty"
@@ -184,23 +181,33 @@ mod tests {
         let dead = child.id();
         child.wait().unwrap();
         std::fs::create_dir_all(&run).unwrap();
-        std::fs::write(lock_path(&run), format!("{dead}\n")).unwrap();
+        std::fs::write(RunDir::from_dir(&run).lock_file(), format!("{dead}\n")).unwrap();
         assert_eq!(holder(&run), None);
         let lock = RunLock::acquire(&run).unwrap();
         assert_eq!(
-            std::fs::read_to_string(lock_path(&run)).unwrap().trim(),
+            std::fs::read_to_string(RunDir::from_dir(&run).lock_file())
+                .unwrap()
+                .trim(),
             format!("{} {}", std::process::id(), host_name())
         );
         drop(lock);
         // A lock of another host (a cluster node) is never taken over from here, even
         // with a process id that does not exist on this machine.
         std::fs::create_dir_all(&run).unwrap();
-        std::fs::write(lock_path(&run), format!("{dead} node-17\n")).unwrap();
+        std::fs::write(
+            RunDir::from_dir(&run).lock_file(),
+            format!("{dead} node-17\n"),
+        )
+        .unwrap();
         assert_eq!(holder(&run), Some(dead));
         let e = RunLock::acquire(&run).unwrap_err().to_string();
         assert!(e.contains(&format!("process {dead} on node-17")), "{e}");
         // The same process id recorded with this host's name is stale again.
-        std::fs::write(lock_path(&run), format!("{dead} {}\n", host_name())).unwrap();
+        std::fs::write(
+            RunDir::from_dir(&run).lock_file(),
+            format!("{dead} {}\n", host_name()),
+        )
+        .unwrap();
         assert_eq!(holder(&run), None);
     }
 }
@@ -218,11 +225,6 @@ pub struct TrainStatus {
     pub error: Option<String>,
 }
 
-/// The status file of a run directory.
-pub fn status_path(run_dir: &Path) -> PathBuf {
-    run_dir.join("train.status.json")
-}
-
 /// Records this process's training state (atomically; failures only warn, since the
 /// training itself must not fail over its status line).
 pub fn record_status(run_dir: &Path, state: &str, error: Option<String>) {
@@ -233,9 +235,11 @@ pub fn record_status(run_dir: &Path, state: &str, error: Option<String>) {
     };
     let text = serde_json::to_string(&status).unwrap_or_default();
     if run_dir.is_dir() {
-        if let Err(e) =
-            crate::store::atomic::write_atomic(&status_path(run_dir), text.as_bytes(), true)
-        {
+        if let Err(e) = crate::store::atomic::write_atomic(
+            &RunDir::from_dir(run_dir).status_file(),
+            text.as_bytes(),
+            true,
+        ) {
             tracing::warn!("cannot record the training status: {e}");
         }
     }
@@ -282,9 +286,10 @@ pub fn run_state(run_dir: &Path, num_iterations: u64) -> RunState {
     if let Some((pid, host)) = lock_holder(run_dir) {
         return RunState::Training { pid, host };
     }
-    let status: Option<TrainStatus> = std::fs::read_to_string(status_path(run_dir))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let status: Option<TrainStatus> =
+        std::fs::read_to_string(RunDir::from_dir(run_dir).status_file())
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
     if let Some(TrainStatus {
         state,
         error: Some(error),
@@ -297,7 +302,7 @@ pub fn run_state(run_dir: &Path, num_iterations: u64) -> RunState {
             };
         }
     }
-    match super::checkpoint::latest_iteration(run_dir) {
+    match RunDir::from_dir(run_dir).latest_checkpoint() {
         Some(i) if i >= num_iterations => RunState::Finished,
         Some(_) => RunState::Stopped,
         // A trainer ran (and was stopped before its first checkpoint).

@@ -5,8 +5,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::validate::read_gt;
-use super::TrainError;
 use crate::array::write::{self, ArraySpec, WriteMode};
 use crate::array::{ArrayData, ArraySource, DataType};
 use crate::config::{
@@ -15,6 +13,8 @@ use crate::config::{
 };
 use crate::geometry::Coordinate;
 use crate::task::predictor::Predictor;
+use crate::train::validate::read_gt;
+use crate::train::TrainError;
 
 /// What [`write_targets`] wrote.
 #[derive(Debug, Clone, PartialEq, Serialize)]
