@@ -293,18 +293,167 @@ config_struct! {
     }
 }
 
+/// Noise kinds of scikit-image's `random_noise` that Segno implements (all but `localvar`,
+/// which needs a per-voxel variance array).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoiseMode {
+    /// Additive Gaussian noise (`mean`, `var`).
+    Gaussian,
+    /// Multiplicative Gaussian noise (`mean`, `var`).
+    Speckle,
+    /// A fraction `amount` of voxels set to the maximum.
+    Salt,
+    /// A fraction `amount` of voxels set to the minimum.
+    Pepper,
+    /// Salt and pepper (`amount`, `salt_vs_pepper`).
+    SaltPepper,
+    /// Poisson noise of the intensities.
+    Poisson,
+}
+
+/// A noise augment's options, checked: what training applies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NoiseParameters {
+    /// The kind of noise.
+    pub mode: NoiseMode,
+    /// Mean of Gaussian and speckle noise.
+    pub mean: f64,
+    /// Variance of Gaussian and speckle noise.
+    pub var: f64,
+    /// Fraction of voxels salt and pepper replace.
+    pub amount: f64,
+    /// Fraction of salt among salt and pepper.
+    pub salt_vs_pepper: f64,
+    /// Clip the result to the input's range ([0, 1], or [-1, 1] when it has negatives).
+    pub clip: bool,
+}
+
+/// A noise augment's `kwargs` as training applies them (scikit-image's defaults for those
+/// not given), or what is wrong with them. The one place noise options are checked.
+pub fn noise_parameters(
+    kwargs: &BTreeMap<String, serde_json::Value>,
+) -> Result<NoiseParameters, String> {
+    use serde_json::Value;
+    const MODES: &str = "gaussian, speckle, salt, pepper, s&p, poisson";
+    let mode_name = match kwargs.get("mode") {
+        None => "gaussian",
+        Some(Value::String(s)) => s.as_str(),
+        Some(other) => return Err(format!("mode must be a string, got {other}")),
+    };
+    let mode = match mode_name {
+            "gaussian" => NoiseMode::Gaussian,
+            "speckle" => NoiseMode::Speckle,
+            "salt" => NoiseMode::Salt,
+            "pepper" => NoiseMode::Pepper,
+            "s&p" => NoiseMode::SaltPepper,
+            "poisson" => NoiseMode::Poisson,
+            "localvar" => {
+                return Err(format!(
+                    "noise mode `localvar` is not supported (it needs a per-voxel variance array); use one of {MODES}"
+                ))
+            }
+            other => return Err(format!("unknown noise mode `{other}`; use one of {MODES}")),
+        };
+    let allowed: &[&str] = match mode {
+        NoiseMode::Gaussian | NoiseMode::Speckle => &["mean", "var"],
+        NoiseMode::Salt | NoiseMode::Pepper => &["amount"],
+        NoiseMode::SaltPepper => &["amount", "salt_vs_pepper"],
+        NoiseMode::Poisson => &[],
+    };
+    if let Some(key) = kwargs
+        .keys()
+        .find(|k| *k != "mode" && *k != "clip" && !allowed.contains(&k.as_str()))
+    {
+        return Err(format!(
+            "keyword `{key}` is not allowed for mode `{mode_name}` (allowed: mode, clip{}{})",
+            if allowed.is_empty() { "" } else { ", " },
+            allowed.join(", ")
+        ));
+    }
+    let number = |key: &str, default: f64| -> Result<f64, String> {
+        match kwargs.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| format!("{key} must be a finite number, got {v}")),
+        }
+    };
+    let parameters = NoiseParameters {
+        mode,
+        mean: number("mean", 0.0)?,
+        var: number("var", 0.01)?,
+        amount: number("amount", 0.05)?,
+        salt_vs_pepper: number("salt_vs_pepper", 0.5)?,
+        clip: match kwargs.get("clip") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => return Err(format!("clip must be true or false, got {other}")),
+        },
+    };
+    if parameters.var < 0.0 {
+        return Err(format!("var must be 0 or positive, got {}", parameters.var));
+    }
+    for (key, value) in [
+        ("amount", parameters.amount),
+        ("salt_vs_pepper", parameters.salt_vs_pepper),
+    ] {
+        if !(0.0..=1.0).contains(&value) {
+            return Err(format!("{key} must lie in [0, 1], got {value}"));
+        }
+    }
+    Ok(parameters)
+}
+
 impl Check for NoiseAugmentConfig {
     fn check(&self, path: &str, problems: &mut Problems) {
-        if let Some(mode) = self.kwargs.get("mode") {
-            let known = [
-                "gaussian", "localvar", "poisson", "salt", "pepper", "s&p", "speckle",
-            ];
-            if !mode.as_str().is_some_and(|m| known.contains(&m)) {
-                problems.push(
-                    &child(&child(path, "kwargs"), "mode"),
-                    format!("unknown noise mode {mode}; use one of {}", known.join(", ")),
-                );
-            }
+        if let Err(e) = noise_parameters(&self.kwargs) {
+            problems.push(&child(path, "kwargs"), e);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Validate;
+
+    #[test]
+    fn noise_options_are_checked_once_for_validation_and_training() {
+        let problems = |kwargs: serde_json::Value| {
+            let config = AugmentConfig::Noise(NoiseAugmentConfig {
+                kwargs: serde_json::from_value(kwargs).unwrap(),
+            });
+            let mut p = Problems::default();
+            config.validate("augments[0]", &mut p);
+            p.iter()
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect::<Vec<_>>()
+        };
+        // `localvar` was accepted here and refused by training; now both refuse it.
+        assert_eq!(
+            problems(serde_json::json!({"mode": "localvar"})),
+            vec!["augments[0].kwargs: noise mode `localvar` is not supported (it needs a per-voxel variance array); use one of gaussian, speckle, salt, pepper, s&p, poisson"]
+        );
+        assert_eq!(
+            problems(serde_json::json!({"mode": "salt", "var": 0.1})),
+            vec!["augments[0].kwargs: keyword `var` is not allowed for mode `salt` (allowed: mode, clip, amount)"]
+        );
+        assert!(problems(serde_json::json!({"mode": "s&p", "amount": 0.1})).is_empty());
+        let p = noise_parameters(
+            &serde_json::from_str(r#"{"mode": "speckle", "var": 0.2, "clip": false}"#).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            p,
+            NoiseParameters {
+                mode: NoiseMode::Speckle,
+                mean: 0.0,
+                var: 0.2,
+                amount: 0.05,
+                salt_vs_pepper: 0.5,
+                clip: false
+            }
+        );
     }
 }

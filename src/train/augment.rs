@@ -8,9 +8,9 @@ use std::f64::consts::PI;
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use serde_json::Value;
 
-use crate::config::{AugmentConfig, ElasticAugmentConfig, NoiseAugmentConfig};
+use crate::config::trainers::{noise_parameters, NoiseMode, NoiseParameters};
+use crate::config::{AugmentConfig, ElasticAugmentConfig, Problems, Validate};
 
 /// One training sample before targets are computed (channels first, then z, y, x or y, x).
 #[derive(Debug, Clone, PartialEq)]
@@ -42,44 +42,12 @@ pub enum AugmentError {
         /// What is wrong.
         problem: String,
     },
-    /// One augment asks for an option this implementation does not provide.
-    #[error("augment {index} ({augment}): unsupported: {problem}")]
-    Unsupported {
-        /// Position of the augment in the list.
-        index: usize,
-        /// Kind of augment, e.g. `noise`.
-        augment: &'static str,
-        /// What is not supported.
-        problem: String,
-    },
     /// The sample or the shapes passed with it do not fit the augmenter.
     #[error("augmenting a sample: {problem}")]
     Input {
         /// What is wrong.
         problem: String,
     },
-}
-
-/// Noise kinds of scikit-image's `random_noise` that are implemented.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum NoiseMode {
-    Gaussian,
-    Speckle,
-    Salt,
-    Pepper,
-    SaltPepper,
-    Poisson,
-}
-
-/// Parsed noise options.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Noise {
-    mode: NoiseMode,
-    mean: f64,
-    var: f64,
-    amount: f64,
-    salt_vs_pepper: f64,
-    clip: bool,
 }
 
 /// One validated augment.
@@ -103,7 +71,7 @@ enum Op {
         scale: f64,
         shift: f64,
     },
-    Noise(Noise),
+    Noise(NoiseParameters),
 }
 
 /// The configured augments, in order, for samples with a fixed number of spatial dimensions.
@@ -127,38 +95,39 @@ fn input_error(problem: impl Into<String>) -> AugmentError {
     }
 }
 
-fn check_probability(p: f64, index: usize, augment: &'static str) -> Result<(), AugmentError> {
-    if (0.0..=1.0).contains(&p) {
-        Ok(())
-    } else {
-        Err(config_error(
+/// The first problem the config's own rules (`crate::config::trainers`) find in an augment,
+/// as an error of the augment at `index`: training checks exactly what `config validate`
+/// checks.
+fn config_problem(config: &AugmentConfig, index: usize) -> Result<(), AugmentError> {
+    let mut problems = Problems::default();
+    config.validate("", &mut problems);
+    match problems.iter().next() {
+        None => Ok(()),
+        Some(p) => Err(config_error(
             index,
-            augment,
-            format!("augmentation_probability must lie in [0, 1], got {p}"),
-        ))
+            augment_name(config),
+            if p.path.is_empty() {
+                p.message.clone()
+            } else {
+                format!("{}: {}", p.path, p.message)
+            },
+        )),
     }
 }
 
-fn check_interval(
-    range: (f64, f64),
-    key: &str,
-    index: usize,
-    augment: &'static str,
-) -> Result<(), AugmentError> {
-    if range.0.is_finite() && range.1.is_finite() && range.0 <= range.1 {
-        Ok(())
-    } else {
-        Err(config_error(
-            index,
-            augment,
-            format!(
-                "{key} must be an interval [low, high] with finite low ≤ high, got [{}, {}]",
-                range.0, range.1
-            ),
-        ))
+fn augment_name(config: &AugmentConfig) -> &'static str {
+    match config {
+        AugmentConfig::Elastic(_) => "elastic",
+        AugmentConfig::Simple(_) => "simple",
+        AugmentConfig::Gamma(_) => "gamma",
+        AugmentConfig::Intensity(_) => "intensity",
+        AugmentConfig::IntensityScaleShift(_) => "intensity_scale_shift",
+        AugmentConfig::Noise(_) => "noise",
     }
 }
 
+/// What only the data can tell about an elastic augment: whether it has an entry per spatial
+/// axis, and whether a uniform 3D rotation has three axes to turn.
 fn check_elastic(
     cfg: &ElasticAugmentConfig,
     dims: usize,
@@ -175,38 +144,6 @@ fn check_elastic(
             ),
         ));
     }
-    if cfg.control_point_displacement_sigma.len() != dims {
-        return Err(config_error(
-            index,
-            NAME,
-            format!(
-                "control_point_displacement_sigma has {} entries, the data has {dims} spatial axes",
-                cfg.control_point_displacement_sigma.len()
-            ),
-        ));
-    }
-    if let Some(s) = cfg.control_point_spacing.iter().find(|s| **s <= 0) {
-        return Err(config_error(
-            index,
-            NAME,
-            format!("control_point_spacing must be positive, got {s}"),
-        ));
-    }
-    if let Some(s) = cfg
-        .control_point_displacement_sigma
-        .iter()
-        .find(|s| !(s.is_finite() && **s >= 0.0))
-    {
-        return Err(config_error(
-            index,
-            NAME,
-            format!("control_point_displacement_sigma must be 0 or positive, got {s}"),
-        ));
-    }
-    check_interval(cfg.rotation_interval, "rotation_interval", index, NAME)?;
-    if cfg.subsample == 0 {
-        return Err(config_error(index, NAME, "subsample must be at least 1"));
-    }
     if cfg.uniform_3d_rotation && dims != 3 {
         return Err(config_error(
             index,
@@ -214,122 +151,7 @@ fn check_elastic(
             format!("uniform_3d_rotation needs 3 spatial axes, the data has {dims}"),
         ));
     }
-    check_probability(cfg.augmentation_probability, index, NAME)
-}
-
-fn parse_noise(cfg: &NoiseAugmentConfig, index: usize) -> Result<Noise, AugmentError> {
-    const NAME: &str = "noise";
-    let kwargs = &cfg.kwargs;
-    let mode_name = match kwargs.get("mode") {
-        None => "gaussian",
-        Some(Value::String(s)) => s.as_str(),
-        Some(other) => {
-            return Err(config_error(
-                index,
-                NAME,
-                format!("mode must be a string, got {other}"),
-            ))
-        }
-    };
-    let mode = match mode_name {
-        "gaussian" => NoiseMode::Gaussian,
-        "speckle" => NoiseMode::Speckle,
-        "salt" => NoiseMode::Salt,
-        "pepper" => NoiseMode::Pepper,
-        "s&p" => NoiseMode::SaltPepper,
-        "poisson" => NoiseMode::Poisson,
-        "localvar" => {
-            return Err(AugmentError::Unsupported {
-                index,
-                augment: NAME,
-                problem: "noise mode `localvar` (it needs a per-voxel variance array)".into(),
-            })
-        }
-        other => {
-            return Err(config_error(
-                index,
-                NAME,
-                format!(
-                    "unknown noise mode `{other}`; use one of gaussian, speckle, salt, pepper, s&p, poisson"
-                ),
-            ))
-        }
-    };
-    let allowed: &[&str] = match mode {
-        NoiseMode::Gaussian | NoiseMode::Speckle => &["mean", "var"],
-        NoiseMode::Salt | NoiseMode::Pepper => &["amount"],
-        NoiseMode::SaltPepper => &["amount", "salt_vs_pepper"],
-        NoiseMode::Poisson => &[],
-    };
-    for key in kwargs.keys() {
-        if key != "mode" && key != "clip" && !allowed.contains(&key.as_str()) {
-            return Err(config_error(
-                index,
-                NAME,
-                format!(
-                    "keyword `{key}` is not allowed for mode `{mode_name}` (allowed: mode, clip{}{})",
-                    if allowed.is_empty() { "" } else { ", " },
-                    allowed.join(", ")
-                ),
-            ));
-        }
-    }
-    let number = |key: &str, default: f64| -> Result<f64, AugmentError> {
-        match kwargs.get(key) {
-            None => Ok(default),
-            Some(v) => v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
-                config_error(
-                    index,
-                    NAME,
-                    format!("{key} must be a finite number, got {v}"),
-                )
-            }),
-        }
-    };
-    let mean = number("mean", 0.0)?;
-    let var = number("var", 0.01)?;
-    let amount = number("amount", 0.05)?;
-    let salt_vs_pepper = number("salt_vs_pepper", 0.5)?;
-    let clip = match kwargs.get("clip") {
-        None => true,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            return Err(config_error(
-                index,
-                NAME,
-                format!("clip must be true or false, got {other}"),
-            ))
-        }
-    };
-    if var < 0.0 {
-        return Err(config_error(
-            index,
-            NAME,
-            format!("var must be 0 or positive, got {var}"),
-        ));
-    }
-    if !(0.0..=1.0).contains(&amount) {
-        return Err(config_error(
-            index,
-            NAME,
-            format!("amount must lie in [0, 1], got {amount}"),
-        ));
-    }
-    if !(0.0..=1.0).contains(&salt_vs_pepper) {
-        return Err(config_error(
-            index,
-            NAME,
-            format!("salt_vs_pepper must lie in [0, 1], got {salt_vs_pepper}"),
-        ));
-    }
-    Ok(Noise {
-        mode,
-        mean,
-        var,
-        amount,
-        salt_vs_pepper,
-        clip,
-    })
+    Ok(())
 }
 
 /// The combined `(scale, shift)` of all IntensityScaleShift augments, in order, for prediction.
@@ -442,58 +264,32 @@ impl Augmenter {
         }
         let mut ops = Vec::with_capacity(configs.len());
         for (index, config) in configs.iter().enumerate() {
+            config_problem(config, index)?;
             let op = match config {
                 AugmentConfig::Elastic(c) => {
                     check_elastic(c, dims, index)?;
                     Op::Elastic(c.clone())
                 }
-                AugmentConfig::Simple(c) => {
-                    check_probability(c.augmentation_probability, index, "simple")?;
-                    Op::Simple {
-                        p: c.augmentation_probability,
-                    }
-                }
-                AugmentConfig::Gamma(c) => {
-                    let (low, high) = c.gamma_range;
-                    if !(low.is_finite() && high.is_finite() && low > 0.0 && high > 0.0) {
-                        return Err(config_error(
-                            index,
-                            "gamma",
-                            format!(
-                                "gamma_range must hold two positive numbers, got [{low}, {high}]"
-                            ),
-                        ));
-                    }
-                    Op::Gamma { low, high }
-                }
-                AugmentConfig::Intensity(c) => {
-                    check_interval(c.scale, "scale", index, "intensity")?;
-                    check_interval(c.shift, "shift", index, "intensity")?;
-                    check_probability(c.augmentation_probability, index, "intensity")?;
-                    Op::Intensity {
-                        scale: c.scale,
-                        shift: c.shift,
-                        clip: c.clip,
-                        p: c.augmentation_probability,
-                    }
-                }
-                AugmentConfig::IntensityScaleShift(c) => {
-                    if !(c.scale.is_finite() && c.shift.is_finite()) {
-                        return Err(config_error(
-                            index,
-                            "intensity_scale_shift",
-                            format!(
-                                "scale and shift must be finite, got {} and {}",
-                                c.scale, c.shift
-                            ),
-                        ));
-                    }
-                    Op::ScaleShift {
-                        scale: c.scale,
-                        shift: c.shift,
-                    }
-                }
-                AugmentConfig::Noise(c) => Op::Noise(parse_noise(c, index)?),
+                AugmentConfig::Simple(c) => Op::Simple {
+                    p: c.augmentation_probability,
+                },
+                AugmentConfig::Gamma(c) => Op::Gamma {
+                    low: c.gamma_range.0,
+                    high: c.gamma_range.1,
+                },
+                AugmentConfig::Intensity(c) => Op::Intensity {
+                    scale: c.scale,
+                    shift: c.shift,
+                    clip: c.clip,
+                    p: c.augmentation_probability,
+                },
+                AugmentConfig::IntensityScaleShift(c) => Op::ScaleShift {
+                    scale: c.scale,
+                    shift: c.shift,
+                },
+                AugmentConfig::Noise(c) => Op::Noise(
+                    noise_parameters(&c.kwargs).map_err(|e| config_error(index, "noise", e))?,
+                ),
             };
             ops.push(op);
         }
@@ -846,7 +642,7 @@ fn poisson<R: Rng + ?Sized>(lam: f64, rng: &mut R) -> f64 {
 }
 
 /// scikit-image `random_noise` on the whole raw sample.
-fn noise<R: Rng + ?Sized>(raw: &mut ArrayD<f32>, n: &Noise, rng: &mut R) {
+fn noise<R: Rng + ?Sized>(raw: &mut ArrayD<f32>, n: &NoiseParameters, rng: &mut R) {
     let low_clip = if raw.iter().any(|&v| v < 0.0) {
         -1.0
     } else {
@@ -1274,7 +1070,7 @@ mod tests {
     use super::*;
     use crate::config::{
         GammaAugmentConfig, IntensityAugmentConfig, IntensityScaleShiftAugmentConfig,
-        SimpleAugmentConfig,
+        NoiseAugmentConfig, SimpleAugmentConfig,
     };
 
     fn rng(seed: u64) -> ChaCha8Rng {
@@ -2012,10 +1808,16 @@ mod tests {
             }
         ));
         assert!(err.to_string().contains("blur"), "{err}");
-        assert!(matches!(
-            Augmenter::new(&[noise_cfg(json!({"mode": "localvar"}))], 2),
-            Err(AugmentError::Unsupported { .. })
-        ));
+        // Refused as `config validate` refuses it, with the same words.
+        let localvar = noise_cfg(json!({"mode": "localvar"}));
+        let err = Augmenter::new(std::slice::from_ref(&localvar), 2).unwrap_err();
+        assert!(matches!(err, AugmentError::Config { .. }), "{err}");
+        let AugmentConfig::Noise(n) = &localvar else {
+            unreachable!()
+        };
+        let said = noise_parameters(&n.kwargs).unwrap_err();
+        assert!(said.contains("`localvar` is not supported"), "{said}");
+        assert!(err.to_string().contains(&said), "{err}");
         assert!(
             Augmenter::new(&[noise_cfg(json!({"mode": "gaussian", "amount": 0.1}))], 2).is_err()
         );
@@ -2097,9 +1899,13 @@ mod tests {
                     1 => AugmentConfig::Simple(crate::config::SimpleAugmentConfig {
                         augmentation_probability: r.gen(),
                     }),
-                    2 => AugmentConfig::Gamma(crate::config::GammaAugmentConfig {
-                        gamma_range: (r.gen_range(0.1..3.0), r.gen_range(0.1..3.0)),
-                    }),
+                    2 => {
+                        // The config's rules (low ≤ high) hold for training too.
+                        let (a, b): (f64, f64) = (r.gen_range(0.1..3.0), r.gen_range(0.1..3.0));
+                        AugmentConfig::Gamma(crate::config::GammaAugmentConfig {
+                            gamma_range: (a.min(b), a.max(b)),
+                        })
+                    }
                     3 => AugmentConfig::Intensity(crate::config::IntensityAugmentConfig {
                         scale: (0.5, 1.5),
                         shift: (-0.2, 0.2),

@@ -1,0 +1,809 @@
+//! The command line's arguments: every command and its options (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use super::Failure;
+
+use crate::geometry::Coordinate;
+use crate::store::Project;
+
+/// Segno: train, apply and inspect segmentation networks for large 3D microscopy volumes.
+#[derive(Debug, Parser)]
+#[command(name = "segno", version, about, long_about = None)]
+pub struct Cli {
+    /// Log level: error, warn, info, debug or trace (or a tracing filter).
+    #[arg(long, global = true, default_value = "warn")]
+    pub log_level: String,
+
+    /// The command to run (none: open the app).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open the desktop app (also what `segno` with no command does).
+    Gui(GuiArgs),
+    /// List, show, validate, import and export the configs of a project.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Show the version and the compute devices libtorch can use.
+    Info(JsonFlag),
+    /// Inspect zarr / N5 / OME-NGFF arrays.
+    #[command(subcommand)]
+    Array(ArrayCommand),
+    /// Write synthetic EM-like demo data (raw, labels, crops) into a project.
+    DemoData(DemoDataArgs),
+    /// Benchmarks, run side by side with a reference implementation.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Train a run of the project, resuming from its latest checkpoint.
+    Train(TrainArgs),
+    /// Import weights from a PyTorch/DaCapo checkpoint (torch.save file) or a safetensors
+    /// file into a run, as a checkpoint that training, prediction and apply start from.
+    ImportWeights(ImportWeightsArgs),
+    /// Bring a run DaCapo trained in this project into Segno: its checkpoints
+    /// (`<run>/checkpoints/iterations/<n>`) and training statistics, kept in place.
+    ImportRun(ImportRunArgs),
+    /// Write a checkpoint of a run as a torch.save file DaCapo loads
+    /// (`{"model": state_dict, "optimizer": …}`, DaCapo's parameter names).
+    ExportWeights(ExportWeightsArgs),
+    /// The whole workflow on synthetic data: write data and configs, train a small U-Net
+    /// with validation, and print the scores.
+    Demo(DemoArgs),
+    /// Predict a raw volume block by block with a trained run (resumable).
+    Predict(PredictArgs),
+    /// Predict and post-process a raw volume with a run's best checkpoint and parameters
+    /// (or the ones given): the whole job from raw data to a segmentation.
+    Apply(ApplyArgs),
+    /// Validate a checkpoint of a run on its validation datasets (scores and bests are stored).
+    Validate(ValidateArgs),
+    /// Threshold a prediction into a segmentation, chunk by chunk in parallel.
+    PostProcess(PostProcessArgs),
+    /// Score a segmentation against ground truth (DaCapo's 21 binary metrics per channel).
+    Evaluate(EvaluateArgs),
+    /// Export a saved view state as a neuroglancer state: prints its URL and writes the JSON.
+    Neuroglancer(NeuroglancerArgs),
+    /// A network's sizes: input, output, context and voxel sizes (or why an input is
+    /// invalid, with the nearest valid sizes).
+    #[command(subcommand)]
+    Architecture(ArchitectureCommand),
+    /// Write the targets and weights a task trains on for a ground-truth crop, as arrays
+    /// to look at in the viewer.
+    Targets(TargetsArgs),
+    /// Generate a DataSplit config from raw + ground-truth pairs listed in DaCapo's CSV
+    /// (`train|val,raw_container,raw_dataset,gt_container,gt_dataset[a&b]`).
+    Datasplit(DatasplitArgs),
+}
+
+/// `segno architecture …` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum ArchitectureCommand {
+    /// Input, output and context sizes of a U-Net: NAME is an architecture or a run of the
+    /// project (a run adds its task's head and its raw voxel size), or a config file.
+    Shapes {
+        /// Architecture or run name, or a YAML/JSON config file.
+        name: String,
+        /// The input to size, z,y,x in voxels (default: the architecture's input_shape).
+        #[arg(long, value_parser = parse_coordinate)]
+        input: Option<Coordinate>,
+        /// The input voxel size, z,y,x in nm (default: a run's raw voxel size).
+        #[arg(long, value_parser = parse_coordinate)]
+        voxel_size: Option<Coordinate>,
+        /// Project directory and output format.
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+}
+
+/// Options of `segno targets`.
+#[derive(Debug, Args, Clone)]
+pub struct TargetsArgs {
+    /// The run whose task makes the targets.
+    #[arg(long, short = 'r', conflicts_with = "task")]
+    pub run: Option<String>,
+    /// A task config file (instead of a run).
+    #[arg(long)]
+    pub task: Option<PathBuf>,
+    /// The ground-truth array (default with --run: that of --dataset).
+    #[arg(long)]
+    pub gt: Option<PathBuf>,
+    /// With --run: the datasplit dataset whose ground truth (and mask) to use (default:
+    /// the first training dataset).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Where the ground truth is annotated (non-zero), with --gt.
+    #[arg(long)]
+    pub mask: Option<PathBuf>,
+    /// Output zarr container: gets `target` and `weight`.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Replace existing `target` and `weight` arrays.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Project directory and output format.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+/// Options of `segno datasplit`.
+#[derive(Debug, Args, Clone)]
+pub struct DatasplitArgs {
+    /// The CSV listing the datasets (no header, one dataset a line).
+    #[arg(long)]
+    pub csv: PathBuf,
+    /// Prefix of the datasplit's name (default: the CSV file's stem).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Voxel size wanted for raw data, z,y,x in nm.
+    #[arg(long, value_parser = parse_coordinate)]
+    pub input_resolution: Coordinate,
+    /// Voxel size wanted for ground truth, z,y,x in nm.
+    #[arg(long, value_parser = parse_coordinate)]
+    pub output_resolution: Coordinate,
+    /// Classes to learn in channel order, comma-separated (default: the first dataset's).
+    #[arg(long, value_delimiter = ',')]
+    pub targets: Vec<String>,
+    /// Turn every non-zero label id into 1 (for instance-id ground truth).
+    #[arg(long)]
+    pub binarize_gt: bool,
+    /// Allow datasets without some targets (0 where other classes are annotated).
+    #[arg(long)]
+    pub use_negative_class: bool,
+    /// Raw value mapped to 0.
+    #[arg(long, default_value_t = 0.0)]
+    pub raw_min: f64,
+    /// Raw value mapped to 1.
+    #[arg(long, default_value_t = 255.0)]
+    pub raw_max: f64,
+    /// Separator of class names inside [...].
+    #[arg(long, default_value = "&")]
+    pub separator: String,
+    /// Largest validation crop in voxels (larger ones are centre-cropped).
+    #[arg(long)]
+    pub max_validation_volume_size: Option<u64>,
+    /// Store the config in the project (refused if a different one has the name).
+    #[arg(long)]
+    pub store: bool,
+    /// Project directory and output format.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+pub(super) fn parse_coordinate(s: &str) -> Result<Coordinate, String> {
+    let values = s
+        .trim_matches(|c| c == '(' || c == ')' || c == '[' || c == ']')
+        .split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| format!("{v:?} in {s:?} is not a whole number of nm"))
+        })
+        .collect::<Result<Vec<i64>, String>>()?;
+    Coordinate::new(&values).map_err(|e| e.to_string())
+}
+
+/// An iteration number or count: a whole number up to 2^53 (what statistics, scores and plots
+/// hold exactly).
+pub(super) fn parse_iteration(s: &str) -> Result<u64, String> {
+    let value: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number of iterations"))?;
+    if value > crate::config::runs::MAX_ITERATION {
+        return Err(format!(
+            "{value} is beyond the limit of 2^53 = {} iterations",
+            crate::config::runs::MAX_ITERATION
+        ));
+    }
+    Ok(value)
+}
+
+/// Options of `segno neuroglancer`.
+#[derive(Debug, Args, Clone)]
+pub struct NeuroglancerArgs {
+    /// The view state (JSON, as saved from the Viewer).
+    #[arg(long)]
+    pub view: PathBuf,
+    /// The URL the served directory is reachable at.
+    #[arg(long, default_value = "http://127.0.0.1:9000/")]
+    pub base_url: String,
+    /// The directory served at --base-url (default: the view state's directory).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Write the neuroglancer state JSON here (atomically).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+/// Options of `segno validate`.
+#[derive(Debug, Args, Clone)]
+pub struct ValidateArgs {
+    /// The run.
+    #[arg(long, short = 'r')]
+    pub run: String,
+    /// Checkpoint iteration (default: the latest).
+    #[arg(long, value_parser = parse_iteration)]
+    pub iteration: Option<u64>,
+    /// Compute device: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Project directory and output format.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+/// Options of `segno post-process`.
+#[derive(Debug, Args, Clone)]
+pub struct PostProcessArgs {
+    /// The prediction array (e.g. out.zarr/prediction_<run>_<iteration>).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output zarr container.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Output dataset (default output_<prediction name>_threshold_<T>).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Foreground where the prediction exceeds this value (tanh units for distance tasks).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub threshold: f64,
+    /// Post-process as this run's task does (e.g. the mutex watershed of an affinities
+    /// task) instead of thresholding.
+    #[arg(long, short = 'r')]
+    pub run: Option<String>,
+    /// With --run: the task's post-processing parameters, e.g. bias_0.5 or threshold_0.2
+    /// (default: the best on the run's validation scores).
+    #[arg(long)]
+    pub parameters: Option<String>,
+    /// Replace an existing array at the output dataset (never the input).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Project directory (with --run).
+    #[arg(long, short = 'p', value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `segno evaluate`.
+#[derive(Debug, Args, Clone)]
+pub struct EvaluateArgs {
+    /// The segmentation to score (non-zero = foreground).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// The ground truth (non-zero = foreground), same geometry; scored where both exist.
+    #[arg(long)]
+    pub gt: PathBuf,
+    /// Channel names, comma-separated, one per channel (e.g. mito,er).
+    #[arg(long, value_delimiter = ',', default_value = "foreground")]
+    pub channels: Vec<String>,
+    /// Distances are clipped at this many nm in the clipped metrics.
+    #[arg(long, default_value_t = 40.0)]
+    pub clip_distance: f64,
+    /// Tolerance in nm of the with-tolerance metrics.
+    #[arg(long, default_value_t = 40.0)]
+    pub tol_distance: f64,
+    /// Score instance segmentations (label ids) by variation of information instead.
+    #[arg(long)]
+    pub instance: bool,
+    /// Where the ground truth is known (non-zero), e.g. a crop's annotation mask: only
+    /// there are voxels scored (zero beyond the mask's region).
+    #[arg(long)]
+    pub mask: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `segno predict`.
+#[derive(Debug, Args, Clone)]
+pub struct PredictArgs {
+    /// The trained run.
+    #[arg(long, short = 'r')]
+    pub run: String,
+    /// Checkpoint iteration (default: the latest, or the best with --best).
+    #[arg(long, value_parser = parse_iteration)]
+    pub iteration: Option<u64>,
+    /// Use the best checkpoint for DATASET:CRITERION (e.g. synthetic_crop2:mito__f1_score).
+    #[arg(long, value_name = "DATASET:CRITERION")]
+    pub best: Option<String>,
+    /// Output dataset (default prediction_<run>_<iteration>).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Element type of the prediction: float32 (the network's values) or uint8 (DaCapo's:
+    /// probabilities × 255, values in [−1, 1] mapped to [0, 255]; post-processing reads them
+    /// back).
+    #[arg(long, default_value = "float32", value_parser = ["float32", "uint8"])]
+    pub output_dtype: String,
+    /// Input, output, region, device and project.
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+/// What `segno predict` and `segno apply` read and write, and where they run.
+#[derive(Debug, Args, Clone)]
+pub struct JobArgs {
+    /// The raw array (container.zarr/dataset, N5 or an OME-NGFF image).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output zarr container.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Region in world units, e.g. "[0:800, 0:800, 0:800]" (default: all of the raw region with full context).
+    #[arg(long)]
+    pub roi: Option<String>,
+    /// Compute device: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Largest network input per block, in voxels (default: 2^23 on the CPU, what about
+    /// 4 GiB of activations allow on a GPU); blocks are never smaller than the run's
+    /// evaluation block.
+    #[arg(long, value_name = "VOXELS")]
+    pub max_block_input: Option<f64>,
+    /// Read the input as this dataset of the run read its raw data (its normalisation and
+    /// voxel size); default: as the training datasets did, when they agree.
+    #[arg(long, value_name = "DATASET")]
+    pub like: Option<String>,
+    /// Resample an input at another voxel size to the one the network was trained at
+    /// (linear interpolation / averaging) instead of refusing it.
+    #[arg(long)]
+    pub resample: bool,
+    /// Accept an input whose element type differs from the training data's (e.g. uint16
+    /// instead of uint8) when its values have the same range.
+    #[arg(long)]
+    pub accept_data_type: bool,
+    /// Replace existing output arrays (else only an interrupted prediction of the same
+    /// checkpoint is continued, and any other existing array is refused).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Project directory and output format.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+impl JobArgs {
+    /// How the input volume is read.
+    pub(super) fn input_options(&self) -> crate::blockwise::InputOptions {
+        crate::blockwise::InputOptions {
+            like: self.like.clone(),
+            resample: self.resample,
+            accept_data_type: self.accept_data_type,
+        }
+    }
+}
+
+/// Options of `segno gui`.
+#[derive(Debug, Args, Clone)]
+pub struct GuiArgs {
+    /// Project directory to open.
+    pub project: Option<PathBuf>,
+    /// A view state (JSON, as saved from the Viewer) to open in the Viewer.
+    #[arg(long)]
+    pub view: Option<PathBuf>,
+    /// Save a PNG of the view once everything visible has loaded, then exit. Without a
+    /// display (or with --headless) the view is rendered offscreen.
+    #[arg(long)]
+    pub screenshot: Option<PathBuf>,
+    /// Window or image size, WIDTHxHEIGHT in pixels.
+    #[arg(long, default_value = "1280x800", value_parser = parse_size)]
+    pub size: [u32; 2],
+    /// Render the screenshot offscreen even when a display is available.
+    #[arg(long)]
+    pub headless: bool,
+    /// Section to show first: project, configs, datasplit, runs or viewer.
+    #[arg(long, value_parser = parse_section)]
+    pub section: Option<crate::gui::Section>,
+}
+
+pub(super) fn parse_section(s: &str) -> Result<crate::gui::Section, String> {
+    crate::gui::Section::parse(s).ok_or_else(|| {
+        format!("unknown section {s:?}; use project, configs, datasplit, runs or viewer")
+    })
+}
+
+pub(super) fn parse_size(s: &str) -> Result<[u32; 2], String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("expected WIDTHxHEIGHT such as 1280x800, got {s:?}"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (16..=16384).contains(n))
+            .ok_or_else(|| format!("{v:?} in {s:?} is not a size between 16 and 16384 pixels"))
+    };
+    Ok([parse(w)?, parse(h)?])
+}
+
+/// Options of `segno import-weights`.
+#[derive(Debug, Args, Clone)]
+pub struct ImportWeightsArgs {
+    /// The run whose network receives the weights (a config in the project's configs/runs).
+    #[arg(long, short = 'r')]
+    pub run: String,
+    /// The checkpoint: a torch.save file (state dict or DaCapo's {"model": …}) or .safetensors.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Iteration number the imported checkpoint gets (training continues from it).
+    #[arg(long, value_parser = parse_iteration, default_value_t = 0)]
+    pub iteration: u64,
+    /// Load what matches by name and shape and keep the rest freshly initialised (e.g. another head).
+    #[arg(long)]
+    pub partial: bool,
+    /// Replace an existing checkpoint of that iteration.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Project directory and output format.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+/// Options of `segno export-weights`.
+#[derive(Debug, Args, Clone)]
+pub struct ExportWeightsArgs {
+    /// The run.
+    #[arg(long, short = 'r')]
+    pub run: String,
+    /// Checkpoint iteration (default: the latest).
+    #[arg(long, value_parser = parse_iteration)]
+    pub iteration: Option<u64>,
+    /// The file to write (e.g. a DaCapo run's `checkpoints/iterations/<n>`).
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Replace an existing file.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Project directory and output format.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+/// Options of `segno import-run`.
+#[derive(Debug, Args, Clone)]
+pub struct ImportRunArgs {
+    /// The run (a config in the project's configs/runs, as DaCapo stored it).
+    #[arg(long, short = 'r')]
+    pub run: String,
+    /// Replace Segno checkpoints and statistics the run already has.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Project directory and output format.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+/// Options of `segno apply`.
+#[derive(Debug, Args, Clone)]
+pub struct ApplyArgs {
+    /// The trained run.
+    #[arg(long, short = 'r')]
+    pub run: String,
+    /// Checkpoint iteration (default: the best on the validation scores).
+    #[arg(long, value_parser = parse_iteration)]
+    pub iteration: Option<u64>,
+    /// Post-processing parameters, e.g. threshold_0.2 (default: the best on the validation scores).
+    #[arg(long)]
+    pub parameters: Option<String>,
+    /// Validation dataset whose scores choose (default: the run's first).
+    #[arg(long)]
+    pub validation_dataset: Option<String>,
+    /// Criterion that chooses: a full name (mito__f1_score) or a metric averaged over the classes (default f1_score; voi for instances).
+    #[arg(long)]
+    pub criterion: Option<String>,
+    /// Input (raw), output container (gets prediction_<run>_<iteration> and output_<run>_<iteration>_<parameters>), region, device and project.
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+/// Options of `segno demo`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Project directory for the demo (created if missing; reused if it exists).
+    #[arg(long, short = 'p', value_name = "DIR", default_value = "segno-demo")]
+    pub project: PathBuf,
+    /// Training iterations.
+    #[arg(long, value_parser = parse_iteration, default_value_t = 300)]
+    pub iterations: u64,
+    /// Validate every this many iterations.
+    #[arg(long, default_value_t = 100)]
+    pub validation_interval: u64,
+    /// Edge of the synthetic volume in voxels.
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Seed of data, weights and sampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not open the app on the results at the end (it opens only when a display exists).
+    #[arg(long)]
+    pub no_gui: bool,
+}
+
+/// Options of `segno train`.
+#[derive(Debug, Args, Clone)]
+pub struct TrainArgs {
+    /// The run to train (a config in the project's configs/runs).
+    #[arg(long, short = 'r')]
+    pub run: String,
+    /// Seed of weight initialisation and sampling (the same seed gives the same run).
+    /// Default: the seed the run recorded when it started, else one derived from the run's
+    /// name and repetition.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Compute device: auto (a GPU when there is one), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Batch-loading threads (default: the trainer's num_data_fetchers, at most the
+    /// number of cores).
+    #[arg(long)]
+    pub loader_threads: Option<usize>,
+    /// Do not validate (checkpoints are still written at every validation interval; `segno
+    /// validate` scores them later).
+    #[arg(long)]
+    pub no_validation: bool,
+    /// Validation arrays to keep: `all`, or `best` (those of the latest iteration and of
+    /// the best iteration per dataset and criterion; the scores of every iteration stay).
+    #[arg(long, default_value = "all", value_parser = ["all", "best"])]
+    pub keep_validation: String,
+    /// Stop after this many iterations, keeping the iteration reached as a checkpoint
+    /// (train again to continue).
+    #[arg(long, value_parser = parse_iteration)]
+    pub iterations: Option<u64>,
+    /// Project directory and output format.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+/// `segno bench …` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Read throughput of zarr v2 (Blosc) and v3 (sharded Zstandard) arrays, by Segno
+    /// and by zarr-python on the same files. Build with --release for real numbers.
+    Arrays {
+        /// Edge length of the uint8 test cube in voxels.
+        #[arg(long, default_value_t = 512)]
+        size: usize,
+        /// Where the test arrays are kept between runs.
+        #[arg(long, value_name = "DIR", default_value = "target/bench-arrays")]
+        dir: PathBuf,
+        /// Timed repetitions per measurement (the best counts).
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Python with zarr-python (default: .venv-zarr/bin/python of this checkout).
+        #[arg(long, value_name = "PYTHON")]
+        python: Option<PathBuf>,
+        /// Only time Segno.
+        #[arg(long)]
+        no_reference: bool,
+        /// Print machine-readable JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Batches per second of the training batch pipeline alone (sampling, augments,
+    /// targets, weights), by Segno and by DaCapo 0.3.5's gunpowder pipeline on the same run.
+    Pipeline(EngineBenchArgs),
+    /// The network alone: forward + backward + optimiser steps per second and evaluation
+    /// voxels per second, by Segno and DaCapo.
+    Model(EngineBenchArgs),
+    /// Training iterations per second end to end, by Segno and DaCapo, and Segno's rate as
+    /// a fraction of its model-only rate.
+    Train(EngineBenchArgs),
+    /// Output voxels per second predicting the whole synthetic volume, by Segno and DaCapo.
+    Predict(EngineBenchArgs),
+    /// Viewer frame times while panning raw, labels and prediction layers over a large
+    /// multiscale volume (drawn offscreen with wgpu), and the time from a jump to the
+    /// first complete slice. Build with --release for real numbers.
+    Viewer(ViewerBenchArgs),
+}
+
+/// Options of `segno bench viewer`.
+#[derive(Debug, Args, Clone)]
+pub struct ViewerBenchArgs {
+    /// Where the benchmark volume is kept between runs.
+    #[arg(long, value_name = "DIR", default_value = "target/bench-viewer")]
+    pub dir: PathBuf,
+    /// Edge of the volume in voxels (a power of two).
+    #[arg(long, default_value_t = 2048)]
+    pub size: u64,
+    /// Image size, WIDTHxHEIGHT in pixels.
+    #[arg(long, default_value = "1280x800", value_parser = parse_size)]
+    pub image: [u32; 2],
+    /// Timed frames of panning.
+    #[arg(long, default_value_t = 120)]
+    pub frames: usize,
+    /// Pixels panned per frame.
+    #[arg(long, default_value_t = 4)]
+    pub pan: u32,
+    /// Jumps timed, each with an empty chunk cache.
+    #[arg(long, default_value_t = 5)]
+    pub jumps: usize,
+    /// Panel layout: 4panel, xy, xz or yz.
+    #[arg(long, default_value = "xy")]
+    pub layout: String,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options shared by the engine benchmarks (`segno bench pipeline|model|train|predict`).
+#[derive(Debug, Args, Clone)]
+pub struct EngineBenchArgs {
+    /// The benchmark project (synthetic data and the run are made there once).
+    #[arg(long, value_name = "DIR", default_value = "target/bench-engine")]
+    pub dir: PathBuf,
+    /// Edge of the synthetic raw volume in voxels.
+    #[arg(long, default_value_t = 256)]
+    pub size: usize,
+    /// Edge of the network's training input in voxels.
+    #[arg(long, default_value_t = 132)]
+    pub input: i64,
+    /// Network: bench (12 maps ×2, 0.2 M parameters) or spec (DaCapo's tutorial, ×5, 3.6 M).
+    #[arg(long, default_value = "bench")]
+    pub net: String,
+    /// Timed iterations.
+    #[arg(long, default_value_t = 5)]
+    pub iterations: u64,
+    /// Untimed iterations first.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: u64,
+    /// Compute and loader threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Python of DaCapo's environment (default ~/segno-peer/.venv/bin/python).
+    #[arg(long, value_name = "PYTHON")]
+    pub python: Option<PathBuf>,
+    /// Only time Segno.
+    #[arg(long)]
+    pub no_reference: bool,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `segno array …` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum ArrayCommand {
+    /// Show an array's type, shape, chunking, voxel size, offset, axes, units, codecs and
+    /// scale levels. PATH is `container.zarr/dataset`, `container.n5/dataset` or an
+    /// OME-NGFF image group.
+    Info {
+        /// The array or multiscale group.
+        path: PathBuf,
+        /// Print machine-readable JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Options of `segno demo-data`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoDataArgs {
+    /// Project directory; the data goes to DIR/data/synthetic.zarr.
+    #[arg(long, short = 'p', value_name = "DIR", default_value = ".")]
+    pub project: PathBuf,
+    /// Seed of the generator (the same seed gives identical data).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Edge length of the raw volume in voxels (8 nm); e.g. 2048 for benchmarks.
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Replace existing demo data.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options shared by commands that work on a project.
+#[derive(Debug, Args, Clone)]
+pub struct ProjectArgs {
+    /// Project directory (DaCapo's runs_base_dir). Default: the runs_base_dir of
+    /// $DACAPO_OPTIONS_FILE or ./dacapo.yaml if one exists, else the current directory.
+    #[arg(long, short = 'p', value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ProjectArgs {
+    /// Opens the project these arguments name (see [`crate::store::locate_project`]).
+    pub fn open(&self) -> Result<Project, Failure> {
+        let (dir, source) = crate::store::locate_project(
+            self.project.as_deref(),
+            &crate::store::options_file_candidates(),
+        )?;
+        if let crate::store::ProjectSource::OptionsFile(file) = &source {
+            tracing::info!("project {} from {}", dir.display(), file.display());
+        }
+        Ok(Project::open(dir)?)
+    }
+}
+
+/// A lone `--json` flag.
+#[derive(Debug, Args, Clone)]
+pub struct JsonFlag {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `segno config …` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// List stored configs, by family.
+    List {
+        /// Only this family: runs, tasks, architectures, trainers, datasplits or arrays.
+        family: Option<String>,
+        /// Project directory and output format.
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Print one stored config as YAML (or JSON with --json).
+    Show {
+        /// Family: runs, tasks, architectures, trainers, datasplits or arrays.
+        family: String,
+        /// Config name.
+        name: String,
+        /// Project directory and output format.
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Check config files (or, with no files, every stored config) and list every problem.
+    Validate {
+        /// YAML/JSON files to check; the family is detected unless --family is given.
+        files: Vec<PathBuf>,
+        /// Family of the given files.
+        #[arg(long)]
+        family: Option<String>,
+        /// Project directory and output format.
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Store config files (or every YAML/JSON file below given directories, such as a
+    /// DaCapo `configs` folder) in the project.
+    Import {
+        /// Files or directories to import.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Family of the given files (detected from the folder name or content otherwise).
+        #[arg(long)]
+        family: Option<String>,
+        /// Project directory and output format.
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Explain the config types: all groups, the types of one group (e.g. `tasks`), or the
+    /// fields of one type (e.g. `DistanceTaskConfig`) with defaults and help.
+    Describe {
+        /// A group name or a type name; everything when absent.
+        what: Option<String>,
+        /// Print machine-readable JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one stored config to a file (or standard output) in DaCapo's YAML dialect.
+    Export {
+        /// Family: runs, tasks, architectures, trainers, datasplits or arrays.
+        family: String,
+        /// Config name.
+        name: String,
+        /// Output file; standard output when absent.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// Replace an existing output file.
+        #[arg(long)]
+        force: bool,
+        /// Project directory and output format.
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+}

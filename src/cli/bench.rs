@@ -1,0 +1,239 @@
+//! `segno bench viewer|engine|arrays`.
+
+use super::*;
+
+pub(super) fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    use crate::render::state::Layout;
+    let layout = match args.layout.as_str() {
+        "4panel" => Layout::FourPanel,
+        "xy" => Layout::Xy,
+        "xz" => Layout::Xz,
+        "yz" => Layout::Yz,
+        other => {
+            return Err(Failure::new(
+                exit::USAGE,
+                format!("--layout is 4panel, xy, xz or yz, not `{other}`"),
+            ))
+        }
+    };
+    let options = crate::gui::bench::ViewerBenchOptions {
+        dir: args.dir.clone(),
+        size: args.size,
+        width: args.image[0],
+        height: args.image[1],
+        frames: args.frames.max(1),
+        pan_px: args.pan,
+        jumps: args.jumps,
+        layout,
+    };
+    let r = crate::gui::bench::bench_viewer(&options, out)
+        .map_err(|e| Failure::new(exit::INVALID, e))?;
+    if args.json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&r).unwrap_or_default()
+        );
+        return Ok(exit::OK);
+    }
+    let mut jumps = r.jump_ms.clone();
+    jumps.sort_by(|a, b| a.total_cmp(b));
+    let jump_median = jumps.get(jumps.len() / 2).copied().unwrap_or(f64::NAN);
+    let _ = writeln!(
+        out,
+        "viewer benchmark: {}³ volume, {}×{} {}, 3 layers ({} pixels per frame), {}",
+        args.size, args.image[0], args.image[1], args.layout, r.pixels_per_frame, r.adapter
+    );
+    let _ = writeln!(
+        out,
+        "  frame time        median {:.1} ms ({:.1} fps), p90 {:.1} ms, p99 {:.1} ms   target median ≥ 30 fps {}",
+        r.frame_ms[0],
+        r.median_fps,
+        r.frame_ms[1],
+        r.frame_ms[2],
+        if r.median_fps >= 30.0 { "✓" } else { "✗" }
+    );
+    let _ = writeln!(
+        out,
+        "    of which       compose {:.1} ms (CPU), upload + draw + read back {:.1} ms (GPU; {:.1} ms without new textures); {} of {} frames still loading new chunks",
+        r.compose_ms, r.gpu_ms, r.gpu_static_ms, r.incomplete_frames, args.frames
+    );
+    let list: Vec<String> = r.jump_ms.iter().map(|v| format!("{v:.0}")).collect();
+    let _ = writeln!(
+        out,
+        "  jump → complete   median {jump_median:.0} ms ({} ms)   target < 300 ms {}",
+        list.join(", "),
+        if jump_median < 300.0 { "✓" } else { "✗" }
+    );
+    Ok(exit::OK)
+}
+
+pub(super) fn bench_engine(
+    mode: crate::bench::engine::EngineMode,
+    args: &EngineBenchArgs,
+    out: &mut dyn Write,
+) -> Result<u8, Failure> {
+    use crate::bench::engine::{self, BenchNet};
+    let net = match args.net.as_str() {
+        "bench" => BenchNet::Bench,
+        "spec" => BenchNet::Spec,
+        other => {
+            return Err(Failure::new(
+                exit::USAGE,
+                format!("--net is bench or spec, not `{other}`"),
+            ))
+        }
+    };
+    if args.warmup == 0 {
+        return Err(Failure::new(exit::USAGE, "--warmup must be at least 1"));
+    }
+    let options = engine::EngineBenchOptions {
+        dir: args.dir.clone(),
+        size: args.size,
+        input: args.input,
+        net,
+        iterations: args.iterations.max(1),
+        warmup: args.warmup,
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        python: args.python.clone(),
+        reference: !args.no_reference,
+    };
+    let figures = engine::bench_engine(mode, &options)
+        .map_err(|e| Failure::new(exit::INVALID, e.to_string()))?;
+    if args.json {
+        let rows: Vec<Value> = figures
+            .iter()
+            .map(|f| {
+                json!({"name": f.name, "unit": f.unit, "segno": f.segno, "dacapo": f.dacapo, "ratio": f.ratio(), "target": f.target})
+            })
+            .collect();
+        emit_json(
+            out,
+            &json!({"mode": mode.name(), "net": args.net, "input": args.input, "threads": options.threads, "iterations": options.iterations, "warmup": options.warmup, "figures": rows}),
+        )?;
+        return Ok(exit::OK);
+    }
+    let mut text = format!(
+        "{} ({} net, {}³ input, {} threads, {} timed after {} warm-up)\n{:<36} {:>14} {:>14} {:>8}  {}\n",
+        mode.name(),
+        args.net,
+        args.input,
+        options.threads,
+        options.iterations,
+        options.warmup,
+        "figure",
+        "Segno",
+        "DaCapo 0.3.5",
+        "ratio",
+        "target"
+    );
+    for f in &figures {
+        let fmt = |v: f64| {
+            if v >= 1000.0 {
+                format!("{v:.3e}")
+            } else {
+                format!("{v:.4}")
+            }
+        };
+        text.push_str(&format!(
+            "{:<36} {:>14} {:>14} {:>8}  {}  ({})\n",
+            f.name,
+            fmt(f.segno),
+            f.dacapo.map(fmt).unwrap_or_else(|| "-".into()),
+            f.ratio()
+                .map(|r| format!("{r:.2}×"))
+                .unwrap_or_else(|| "-".into()),
+            f.target.map(|t| format!("≥ {t}")).unwrap_or_default(),
+            f.unit
+        ));
+    }
+    emit(out, &text)?;
+    Ok(exit::OK)
+}
+
+pub(super) fn bench_arrays(
+    size: usize,
+    dir: PathBuf,
+    repeats: usize,
+    python: Option<PathBuf>,
+    no_reference: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<u8, Failure> {
+    if size < 64 {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!("--size must be at least 64, got {size}"),
+        ));
+    }
+    let python = if no_reference {
+        None
+    } else {
+        let py = python.unwrap_or_else(|| checkout_file(".venv-zarr/bin/python"));
+        if !py.exists() {
+            return Err(Failure::new(
+                exit::IO,
+                format!("{} not found: run scripts/zarr-python-venv.sh, pass --python, or use --no-reference", py.display()),
+            ));
+        }
+        Some(py)
+    };
+    let options = crate::bench::ArrayBenchOptions {
+        size,
+        dir,
+        repeats,
+        python,
+        script: checkout_file("scripts/zarr_python_bench.py"),
+    };
+    if cfg!(debug_assertions) {
+        tracing::warn!("this is a debug build: build with --release for meaningful numbers");
+    }
+    let rows =
+        crate::bench::bench_arrays(&options).map_err(|e| Failure::new(exit::IO, e.to_string()))?;
+    if json {
+        let v: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "array": r.array,
+                    "mode": r.mode,
+                    "threads": r.threads,
+                    "segno_mb_per_s": r.segno_mb_per_s,
+                    "zarr_python_mb_per_s": r.reference_mb_per_s,
+                    "ratio": r.ratio(),
+                })
+            })
+            .collect();
+        emit_json(
+            out,
+            &json!({"size": size, "debug_build": cfg!(debug_assertions), "rows": v}),
+        )?;
+        return Ok(exit::OK);
+    }
+    let mut text =
+        format!(
+        "{size}³ uint8 ({:.0} MB), best of {repeats}{}\n{:<22} {:<7} {:>7} {:>12} {:>14} {:>7}\n",
+        (size * size * size) as f64 / 1e6,
+        if cfg!(debug_assertions) { ", DEBUG BUILD" } else { "" },
+        "array", "mode", "threads", "segno MB/s", "zarr-py MB/s", "ratio"
+    );
+    for r in &rows {
+        text.push_str(&format!(
+            "{:<22} {:<7} {:>7} {:>12.0} {:>14} {:>7}\n",
+            r.array,
+            r.mode,
+            r.threads,
+            r.segno_mb_per_s,
+            r.reference_mb_per_s
+                .map(|v| format!("{v:.0}"))
+                .unwrap_or_else(|| "-".into()),
+            r.ratio()
+                .map(|v| format!("{v:.2}×"))
+                .unwrap_or_else(|| "-".into()),
+        ));
+    }
+    emit(out, &text)?;
+    Ok(exit::OK)
+}
