@@ -293,8 +293,8 @@ config_struct! {
     }
 }
 
-/// Noise kinds of scikit-image's `random_noise` that Segno implements (all but `localvar`,
-/// which needs a per-voxel variance array).
+/// Noise kinds of scikit-image's `random_noise` (`localvar` with its default variance is
+/// Gaussian noise of variance 0.01).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoiseMode {
     /// Additive Gaussian noise (`mean`, `var`).
@@ -334,31 +334,37 @@ pub fn noise_parameters(
     kwargs: &BTreeMap<String, serde_json::Value>,
 ) -> Result<NoiseParameters, String> {
     use serde_json::Value;
-    const MODES: &str = "gaussian, speckle, salt, pepper, s&p, poisson";
+    const MODES: &str = "gaussian, localvar, speckle, salt, pepper, s&p, poisson";
     let mode_name = match kwargs.get("mode") {
         None => "gaussian",
         Some(Value::String(s)) => s.as_str(),
         Some(other) => return Err(format!("mode must be a string, got {other}")),
     };
     let mode = match mode_name {
-            "gaussian" => NoiseMode::Gaussian,
-            "speckle" => NoiseMode::Speckle,
-            "salt" => NoiseMode::Salt,
-            "pepper" => NoiseMode::Pepper,
-            "s&p" => NoiseMode::SaltPepper,
-            "poisson" => NoiseMode::Poisson,
-            "localvar" => {
-                return Err(format!(
-                    "noise mode `localvar` is not supported (it needs a per-voxel variance array); use one of {MODES}"
-                ))
-            }
-            other => return Err(format!("unknown noise mode `{other}`; use one of {MODES}")),
-        };
-    let allowed: &[&str] = match mode {
-        NoiseMode::Gaussian | NoiseMode::Speckle => &["mean", "var"],
-        NoiseMode::Salt | NoiseMode::Pepper => &["amount"],
-        NoiseMode::SaltPepper => &["amount", "salt_vs_pepper"],
-        NoiseMode::Poisson => &[],
+        // scikit-image's `localvar` with its default `local_vars` (0.01 everywhere), the
+        // only form a config can give: Gaussian noise of mean 0 and variance 0.01.
+        "gaussian" | "localvar" => NoiseMode::Gaussian,
+        "speckle" => NoiseMode::Speckle,
+        "salt" => NoiseMode::Salt,
+        "pepper" => NoiseMode::Pepper,
+        "s&p" => NoiseMode::SaltPepper,
+        "poisson" => NoiseMode::Poisson,
+        other => return Err(format!("unknown noise mode `{other}`; use one of {MODES}")),
+    };
+    if mode_name == "localvar" && kwargs.contains_key("local_vars") {
+        return Err(
+            "local_vars cannot be given in a config (scikit-image needs an array of \
+             the image's shape); mode `localvar` uses its default variance of 0.01 \
+             everywhere, or use mode `gaussian` with `var`"
+                .into(),
+        );
+    }
+    let allowed: &[&str] = match (mode_name, mode) {
+        ("localvar", _) => &[],
+        (_, NoiseMode::Gaussian | NoiseMode::Speckle) => &["mean", "var"],
+        (_, NoiseMode::Salt | NoiseMode::Pepper) => &["amount"],
+        (_, NoiseMode::SaltPepper) => &["amount", "salt_vs_pepper"],
+        (_, NoiseMode::Poisson) => &[],
     };
     if let Some(key) = kwargs
         .keys()
@@ -430,10 +436,19 @@ mod tests {
                 .map(|p| format!("{}: {}", p.path, p.message))
                 .collect::<Vec<_>>()
         };
-        // `localvar` was accepted here and refused by training; now both refuse it.
+        // `localvar` was accepted here and refused by training; now both apply it as
+        // scikit-image does without `local_vars`: variance 0.01 everywhere.
+        assert!(problems(serde_json::json!({"mode": "localvar"})).is_empty());
+        let kwargs = |text: &str| serde_json::from_str(text).unwrap();
         assert_eq!(
-            problems(serde_json::json!({"mode": "localvar"})),
-            vec!["augments[0].kwargs: noise mode `localvar` is not supported (it needs a per-voxel variance array); use one of gaussian, speckle, salt, pepper, s&p, poisson"]
+            noise_parameters(&kwargs(r#"{"mode": "localvar"}"#)),
+            noise_parameters(&kwargs(r#"{"mode": "gaussian", "mean": 0.0, "var": 0.01}"#))
+        );
+        let said = problems(serde_json::json!({"mode": "localvar", "local_vars": 0.02}));
+        assert_eq!(said.len(), 1);
+        assert!(
+            said[0].starts_with("augments[0].kwargs: local_vars cannot be given"),
+            "{said:?}"
         );
         assert_eq!(
             problems(serde_json::json!({"mode": "salt", "var": 0.1})),

@@ -1808,15 +1808,12 @@ mod tests {
             }
         ));
         assert!(err.to_string().contains("blur"), "{err}");
-        // Refused as `config validate` refuses it, with the same words.
-        let localvar = noise_cfg(json!({"mode": "localvar"}));
-        let err = Augmenter::new(std::slice::from_ref(&localvar), 2).unwrap_err();
+        // Accepted as `config validate` accepts it, and refused with the same words.
+        assert!(Augmenter::new(&[noise_cfg(json!({"mode": "localvar"}))], 2).is_ok());
+        let kwargs = json!({"mode": "localvar", "local_vars": 0.02});
+        let err = Augmenter::new(&[noise_cfg(kwargs.clone())], 2).unwrap_err();
         assert!(matches!(err, AugmentError::Config { .. }), "{err}");
-        let AugmentConfig::Noise(n) = &localvar else {
-            unreachable!()
-        };
-        let said = noise_parameters(&n.kwargs).unwrap_err();
-        assert!(said.contains("`localvar` is not supported"), "{said}");
+        let said = noise_parameters(&serde_json::from_value(kwargs).unwrap()).unwrap_err();
         assert!(err.to_string().contains(&said), "{err}");
         assert!(
             Augmenter::new(&[noise_cfg(json!({"mode": "gaussian", "amount": 0.1}))], 2).is_err()
