@@ -65,26 +65,23 @@ pub fn load_model(
     which: &Which,
     device: tch::Device,
 ) -> Result<LoadedModel, TrainError> {
-    let run_dir = project.join(&run.name);
+    let layout = RunDir::new(project, &run.name);
     let iteration = match which {
         Which::Iteration(i) => *i,
-        Which::Latest => RunDir::from_dir(&run_dir)
-            .latest_checkpoint()
-            .ok_or_else(|| {
-                TrainError::Data(format!(
-                    "run `{}` has no checkpoint yet: train it first",
-                    run.name
-                ))
-            })?,
+        Which::Latest => layout.latest_checkpoint().ok_or_else(|| {
+            TrainError::Data(format!(
+                "run `{}` has no checkpoint yet: train it first",
+                run.name
+            ))
+        })?,
         Which::Best { dataset, criterion } => {
-            let run_dir = RunDir::from_dir(&run_dir);
-            let best = run_dir
+            let best = layout
                 .read_best(dataset, criterion)
                 .map_err(|e| TrainError::Data(e.to_string()))?
                 .ok_or_else(|| {
                     TrainError::Data(format!(
                         "{}: no best checkpoint recorded for this dataset and criterion",
-                        run_dir.best_file(dataset, criterion).display()
+                        layout.best_file(dataset, criterion).display()
                     ))
                 })?;
             best.iteration
@@ -94,7 +91,7 @@ pub fn load_model(
     let channels = head.channels as usize;
     let vs = nn::VarStore::new(device);
     let model = Model::new(&vs.root(), &run.architecture_config, &head)?;
-    let path = RunDir::from_dir(&run_dir).checkpoint(iteration);
+    let path = layout.checkpoint(iteration);
     if !path.is_file() {
         return Err(TrainError::Data(format!(
             "{}: no checkpoint for iteration {iteration}",

@@ -584,8 +584,9 @@ impl SegnoApp {
             return;
         };
         let root = p.root.clone();
-        let run_dir = root.join(run);
-        let iterations = RunDir::from_dir(&run_dir).validated_iterations();
+        let layout = RunDir::new(&root, run);
+        let run_dir = layout.dir().to_path_buf();
+        let iterations = layout.validated_iterations();
         let Some(latest) = iterations.last().copied() else {
             self.message = Some(format!("run {run:?} has no validation arrays yet"));
             return;
@@ -608,7 +609,6 @@ impl SegnoApp {
             .position(|i| Some(*i) == iteration)
             .unwrap_or(iterations.len() - 1);
         let it = iterations[index];
-        let layout = RunDir::from_dir(&run_dir);
         let chosen = datasets
             .iter()
             .find(|d| layout.validation_prediction(it, &d.0).exists())

@@ -122,22 +122,28 @@ impl RunDir {
             .join(format!("{iteration}.safetensors"))
     }
 
-    /// Every iteration with a checkpoint, ascending.
-    pub fn checkpoint_iterations(&self) -> Vec<u64> {
-        let mut found: Vec<u64> = std::fs::read_dir(self.checkpoints_dir())
+    /// The files of `checkpoints/iterations/` named `<number><suffix>`, with the number, by
+    /// number.
+    fn numbered_checkpoints(&self, suffix: &str) -> Vec<(u64, PathBuf)> {
+        let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(self.checkpoints_dir())
             .into_iter()
             .flatten()
             .filter_map(Result::ok)
             .filter_map(|e| {
-                e.file_name()
-                    .to_str()?
-                    .strip_suffix(".safetensors")?
-                    .parse::<u64>()
-                    .ok()
+                let number = e.file_name().to_str()?.strip_suffix(suffix)?.parse().ok()?;
+                Some((number, e.path()))
             })
             .collect();
-        found.sort_unstable();
+        found.sort();
         found
+    }
+
+    /// Every iteration with a checkpoint, ascending.
+    pub fn checkpoint_iterations(&self) -> Vec<u64> {
+        self.numbered_checkpoints(".safetensors")
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// The highest iteration with a checkpoint.
@@ -148,18 +154,10 @@ impl RunDir {
     /// DaCapo's checkpoints in the run directory: `(iteration, file)` for every file of
     /// `checkpoints/iterations/` whose whole name is a number, by iteration.
     pub fn dacapo_checkpoints(&self) -> Vec<(u64, PathBuf)> {
-        let mut out: Vec<(u64, PathBuf)> = std::fs::read_dir(self.checkpoints_dir())
+        self.numbered_checkpoints("")
             .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .filter(|e| e.path().is_file())
-            .filter_map(|e| {
-                let name = e.file_name().to_str()?.to_string();
-                Some((name.parse::<u64>().ok()?, e.path()))
-            })
-            .collect();
-        out.sort();
-        out
+            .filter(|(_, path)| path.is_file())
+            .collect()
     }
 
     /// A checkpoint file DaCapo names by criterion: `checkpoints/<name>`.
@@ -367,12 +365,12 @@ impl RunDir {
                 .filter(|p| p.is_dir())
                 .map(|p| {
                     let params = file_name(&p);
-                    let key = format!("{iteration}/{name}/output/{params}");
+                    let key = Self::validation_output_key(iteration, &name, &params);
                     (params, key)
                 })
                 .collect();
             out.push(ValidationArrays {
-                prediction: format!("{iteration}/{name}/prediction"),
+                prediction: Self::validation_prediction_key(iteration, &name),
                 dataset: name,
                 outputs,
             });

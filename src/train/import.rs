@@ -71,8 +71,9 @@ pub fn import_dacapo_run(
         run: run.name.clone(),
         ..Default::default()
     };
-    let checkpoints = RunDir::from_dir(&run_dir).dacapo_checkpoints();
-    let stats_path = RunDir::new(project, &run.name).dacapo_training_stats();
+    let layout = RunDir::new(project, &run.name);
+    let checkpoints = layout.dacapo_checkpoints();
+    let stats_path = layout.dacapo_training_stats();
     if checkpoints.is_empty() && !stats_path.is_file() {
         return Err(TrainError::Data(format!(
             "{} holds no DaCapo checkpoints (checkpoints/iterations/<n>) and {} does not exist: nothing to import for run `{}`",
@@ -83,7 +84,7 @@ pub fn import_dacapo_run(
     }
     let head = super::run::head_for(&run.task_config)?;
     for (iteration, from) in checkpoints {
-        let to = RunDir::from_dir(&run_dir).checkpoint(iteration);
+        let to = layout.checkpoint(iteration);
         if to.exists() && !options.overwrite {
             report.kept.push(iteration);
             continue;
@@ -121,7 +122,7 @@ pub fn import_dacapo_run(
     }
 
     if stats_path.is_file() {
-        let target = RunDir::new(project, &run.name).training_stats();
+        let target = layout.training_stats();
         let existing = stats::read_training_stats(&target)?;
         if !existing.is_empty() && !options.overwrite {
             report.notes.push(format!(
@@ -139,7 +140,7 @@ pub fn import_dacapo_run(
         }
     }
 
-    let scores_path = RunDir::new(project, &run.name).dacapo_validation_scores();
+    let scores_path = layout.dacapo_validation_scores();
     if scores_path.is_file() {
         let found = torch_pickle::read_plain(&scores_path)
             .ok()

@@ -671,7 +671,8 @@ pub fn train_run(
     run: &RunConfig,
     mut options: TrainOptions,
 ) -> Result<TrainReport, TrainError> {
-    let run_dir = project.join(&run.name);
+    let layout = RunDir::new(project, &run.name);
+    let run_dir = layout.dir().to_path_buf();
     // Fail fast when another process trains the run (the lock is taken below, once the
     // run is known to be trainable, so that a bad run writes nothing).
     crate::store::lock::check_free(&run_dir)?;
@@ -680,12 +681,8 @@ pub fn train_run(
     let record = run_record(project, run, seed)?;
     // Nothing is written before the run is ours.
     let _lock = crate::store::lock::RunLock::acquire(&run_dir)?;
-    let write_record = check_record(
-        &run_dir,
-        &record,
-        RunDir::from_dir(&run_dir).latest_checkpoint().is_some(),
-    )?;
-    let stats_path = RunDir::new(project, &run.name).training_stats();
+    let write_record = check_record(&run_dir, &record, layout.latest_checkpoint().is_some())?;
+    let stats_path = layout.training_stats();
     let mut history = stats::read_training_stats(&stats_path)?;
     let mut last_stats_write = std::time::Instant::now();
 
@@ -702,11 +699,11 @@ pub fn train_run(
         let pending = super::validate::unvalidated_iterations(
             project,
             &run.name,
-            &RunDir::from_dir(&run_dir).checkpoint_iterations(),
+            &layout.checkpoint_iterations(),
             |i| validation_due(run, i),
         )?;
         for i in pending {
-            checkpoint::load(&RunDir::from_dir(&run_dir).checkpoint(i), &vs, None)?;
+            checkpoint::load(&layout.checkpoint(i), &vs, None)?;
             validate_into(
                 &mut validations,
                 &mut validation_errors,
@@ -724,13 +721,9 @@ pub fn train_run(
     let mut resumed_from = None;
     let mut initial_weights = None;
     let start;
-    match RunDir::from_dir(&run_dir).latest_checkpoint() {
+    match layout.latest_checkpoint() {
         Some(latest) => {
-            let extra = checkpoint::load(
-                &RunDir::from_dir(&run_dir).checkpoint(latest),
-                &vs,
-                Some(&mut optimizer),
-            )?;
+            let extra = checkpoint::load(&layout.checkpoint(latest), &vs, Some(&mut optimizer))?;
             for k in 0.. {
                 let Some(b) = extra.get(&balance_key(k)) else {
                     break;
@@ -878,12 +871,7 @@ pub fn train_run(
                         Tensor::from_slice(&b.to_vec()).to_kind(Kind::Double),
                     );
                 }
-                checkpoint::save(
-                    &RunDir::from_dir(&run_dir).checkpoint(i + 1),
-                    &vs,
-                    &optimizer,
-                    &extra,
-                )?;
+                checkpoint::save(&layout.checkpoint(i + 1), &vs, &optimizer, &extra)?;
                 report.checkpoints.push(i + 1);
                 if validate_now && !setup.validation.is_empty() && options.validate {
                     validate_into(

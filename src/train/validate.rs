@@ -324,18 +324,12 @@ pub fn unvalidated_iterations(
         crate::store::scores::read_stored_scores(&RunDir::new(project, run_name))?
             .map(|s| s.iterations().collect())
             .unwrap_or_default();
-    let container = RunDir::from_dir(&project.join(run_name)).validation_container();
+    let layout = RunDir::new(project, run_name);
     Ok(checkpoints
         .iter()
         .copied()
         .filter(|i| due(*i))
-        .filter(|i| {
-            !scored.contains(i)
-                || container
-                    .join(i.to_string())
-                    .join(crate::store::layout::INCOMPLETE_MARKER)
-                    .exists()
-        })
+        .filter(|i| !scored.contains(i) || layout.validation_incomplete_marker(*i).exists())
         .collect())
 }
 
@@ -357,25 +351,21 @@ pub fn validate(
     predictor: &Predictor,
     max_watershed_voxels: usize,
 ) -> Result<ValidationOutcome, TrainError> {
-    let run_dir = project.join(run_name);
-    let container = RunDir::from_dir(&run_dir).validation_container();
+    let layout = RunDir::new(project, run_name);
+    let container = layout.validation_container();
     let grid = predictor.parameters();
     let parameters: Vec<String> = grid.iter().map(|p| p.name()).collect();
     let criteria = predictor.criteria();
     let names: Vec<String> = datasets.iter().map(|d| d.name.clone()).collect();
     // The iteration's arrays are marked incomplete until its scores are stored; what an
     // interrupted validation of it left is removed first.
-    let iteration_dir = container.join(iteration.to_string());
+    let iteration_dir = layout.validation_iteration(iteration);
     let io = |e: std::io::Error| TrainError::Data(format!("{}: {e}", iteration_dir.display()));
     if iteration_dir.exists() {
         std::fs::remove_dir_all(&iteration_dir).map_err(io)?;
     }
     std::fs::create_dir_all(&iteration_dir).map_err(io)?;
-    std::fs::write(
-        iteration_dir.join(crate::store::layout::INCOMPLETE_MARKER),
-        b"",
-    )
-    .map_err(io)?;
+    std::fs::write(layout.validation_incomplete_marker(iteration), b"").map_err(io)?;
     let mut block = Vec::with_capacity(datasets.len());
     let mut errors = std::collections::BTreeMap::new();
     for d in datasets {
@@ -400,7 +390,7 @@ pub fn validate(
             }
         }
     }
-    let path = RunDir::new(project, run_name).validation_scores();
+    let path = layout.validation_scores();
     let mut store = crate::store::scores::read_scores(&path, &criteria, &parameters, &names)?;
     store
         .add_iteration(iteration, block.clone())
@@ -409,7 +399,6 @@ pub fn validate(
         store.add_failure(iteration, dataset, error);
     }
     crate::store::scores::write_scores(&path, &store)?;
-    let layout = RunDir::from_dir(&run_dir);
     for entry in store.best_table() {
         if let Some((it, p, score)) = entry.best {
             let best = crate::store::layout::BestCheckpoint {
@@ -422,8 +411,7 @@ pub fn validate(
                 .map_err(|e| TrainError::Data(e.to_string()))?;
         }
     }
-    std::fs::remove_file(iteration_dir.join(crate::store::layout::INCOMPLETE_MARKER))
-        .map_err(io)?;
+    std::fs::remove_file(layout.validation_incomplete_marker(iteration)).map_err(io)?;
     Ok(ValidationOutcome {
         iteration,
         scores: block,
@@ -522,9 +510,8 @@ pub fn prune_validation_arrays(
     run_name: &str,
     latest: u64,
 ) -> Result<Vec<u64>, TrainError> {
-    let run_dir = project.join(run_name);
-    let Some(scores) = crate::store::scores::read_stored_scores(&RunDir::new(project, run_name))?
-    else {
+    let layout = RunDir::new(project, run_name);
+    let Some(scores) = crate::store::scores::read_stored_scores(&layout)? else {
         return Ok(Vec::new());
     };
     let mut keep: std::collections::BTreeSet<u64> = scores
@@ -534,13 +521,11 @@ pub fn prune_validation_arrays(
         .collect();
     keep.insert(latest);
     let mut removed = Vec::new();
-    for i in RunDir::from_dir(&run_dir).validated_iterations() {
+    for i in layout.validated_iterations() {
         if keep.contains(&i) {
             continue;
         }
-        let dir = RunDir::from_dir(&run_dir)
-            .validation_container()
-            .join(i.to_string());
+        let dir = layout.validation_iteration(i);
         std::fs::remove_dir_all(&dir)
             .map_err(|e| TrainError::Data(format!("cannot remove {}: {e}", dir.display())))?;
         removed.push(i);
