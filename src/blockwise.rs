@@ -42,9 +42,9 @@ pub struct LoadedModel {
     pub checkpoint: PathBuf,
 }
 
-/// Which checkpoint to use.
+/// Which of a run's checkpoints to load.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Which {
+pub enum Checkpoint {
     /// A given iteration.
     Iteration(u64),
     /// The latest checkpoint.
@@ -62,19 +62,19 @@ pub enum Which {
 pub fn load_model(
     project: &Path,
     run: &RunConfig,
-    which: &Which,
+    which: &Checkpoint,
     device: tch::Device,
 ) -> Result<LoadedModel, TrainError> {
     let layout = RunDir::new(project, &run.name);
     let iteration = match which {
-        Which::Iteration(i) => *i,
-        Which::Latest => layout.latest_checkpoint().ok_or_else(|| {
+        Checkpoint::Iteration(i) => *i,
+        Checkpoint::Latest => layout.latest_checkpoint().ok_or_else(|| {
             TrainError::Data(format!(
                 "run `{}` has no checkpoint yet: train it first",
                 run.name
             ))
         })?,
-        Which::Best { dataset, criterion } => {
+        Checkpoint::Best { dataset, criterion } => {
             let best = layout
                 .read_best(dataset, criterion)
                 .map_err(|e| TrainError::Data(e.to_string()))?
@@ -887,98 +887,6 @@ pub fn post_process_array(
         (container, dataset, mode),
         &|p| Ok(predictor.post_process(p, parameters)?),
     )
-}
-
-/// The checkpoint and post-processing parameters [`choose`] settled on.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Choice {
-    /// The checkpoint iteration.
-    pub iteration: u64,
-    /// The post-processing parameters.
-    pub parameters: PostProcessorParameters,
-    /// Where they came from: (validation dataset, criterion, score), if from the scores.
-    pub basis: Option<(String, String, f64)>,
-}
-
-/// Picks the iteration and parameters for `apply`: those given, else the best on the
-/// validation scores of `dataset` (default: the first validation dataset) by `criterion`
-/// (a full criterion name or a metric averaged over the channels).
-pub fn choose(
-    project: &Path,
-    run: &RunConfig,
-    predictor: &Predictor,
-    iteration: Option<u64>,
-    parameters: Option<&str>,
-    dataset: Option<&str>,
-    criterion: Option<&str>,
-) -> Result<Choice, TrainError> {
-    let grid = predictor.parameters();
-    let given = parameters
-        .map(|name| {
-            PostProcessorParameters::from_name(name, &grid).ok_or_else(|| {
-                TrainError::Data(format!(
-                    "unknown post-processing parameters `{name}`; this task has: {}",
-                    grid.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
-                ))
-            })
-        })
-        .transpose()?;
-    if let (Some(iteration), Some(parameters)) = (iteration, given.clone()) {
-        return Ok(Choice {
-            iteration,
-            parameters,
-            basis: None,
-        });
-    }
-    let names: Vec<String> = match &run.datasplit_config {
-        crate::config::DataSplitConfig::TrainValidate(s) => s
-            .validate_configs
-            .iter()
-            .map(|d| d.name().to_string())
-            .collect(),
-        _ => Vec::new(),
-    };
-    let criterion = criterion.unwrap_or(predictor.default_criterion());
-    let dataset = match dataset {
-        Some(d) if names.iter().any(|n| n == d) => d.to_string(),
-        Some(d) => {
-            return Err(TrainError::Data(format!(
-                "`{d}` is not a validation dataset of run `{}` ({})",
-                run.name,
-                names.join(", ")
-            )))
-        }
-        None => names.first().cloned().ok_or_else(|| {
-            TrainError::Data(format!(
-                "run `{}` has no validation datasets: give --iteration and --parameters",
-                run.name
-            ))
-        })?,
-    };
-    let param_names: Vec<String> = grid.iter().map(|p| p.name()).collect();
-    let scores = crate::store::scores::read_scores(
-        &RunDir::new(project, &run.name).validation_scores(),
-        &predictor.criteria(),
-        &param_names,
-        &names,
-    )?;
-    // The best among what was not given (parameters off the grid: any scored parameters).
-    let k = given
-        .as_ref()
-        .and_then(|p| param_names.iter().position(|n| *n == p.name()));
-    let keep = |i: u64, p: usize| iteration.is_none_or(|it| it == i) && k.is_none_or(|k| k == p);
-    let (it, p, score) = scores.best_where(&dataset, criterion, keep).ok_or_else(|| {
-        TrainError::Data(format!(
-            "run `{}` has no validation score for `{criterion}` on `{dataset}`{}: validate it first (segno validate) or give --iteration and --parameters",
-            run.name,
-            iteration.map(|i| format!(" at iteration {i}")).unwrap_or_default()
-        ))
-    })?;
-    Ok(Choice {
-        iteration: it,
-        parameters: given.unwrap_or_else(|| grid[p].clone()),
-        basis: Some((dataset, criterion.to_string(), score)),
-    })
 }
 
 #[cfg(test)]

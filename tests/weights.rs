@@ -167,7 +167,7 @@ fn segno_import_weights_makes_a_checkpoint_that_predicts_like_pytorch() {
     let model = segno::blockwise::load_model(
         dir.path(),
         &run,
-        &segno::blockwise::Which::Latest,
+        &segno::blockwise::Checkpoint::Latest,
         tch::Device::Cpu,
     )
     .unwrap();
@@ -265,9 +265,13 @@ fn a_dacapo_run_directory_is_imported_in_place_with_its_optimizer_and_statistics
     else {
         panic!("not a run")
     };
-    let model =
-        segno::blockwise::load_model(p, &run, &segno::blockwise::Which::Latest, tch::Device::Cpu)
-            .unwrap();
+    let model = segno::blockwise::load_model(
+        p,
+        &run,
+        &segno::blockwise::Checkpoint::Latest,
+        tch::Device::Cpu,
+    )
+    .unwrap();
     assert_eq!(model.iteration, 1);
     let (x, want) = fixture_io("unet3d_io.pt");
     let y = tch::no_grad(|| model.model.forward_t(&x, false)).unwrap();

@@ -388,7 +388,7 @@ fn segno_predict(options: &EngineBenchOptions, run: &RunConfig) -> Result<(f64, 
     let model = crate::blockwise::load_model(
         &options.dir,
         run,
-        &crate::blockwise::Which::Iteration(0),
+        &crate::blockwise::Checkpoint::Iteration(0),
         tch::Device::Cpu,
     )
     .map_err(other)?;

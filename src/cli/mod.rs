@@ -8,6 +8,7 @@ mod config;
 mod data;
 mod demo;
 mod predict;
+mod render;
 mod train;
 
 pub use args::*;
@@ -16,6 +17,7 @@ use config::*;
 use data::*;
 use demo::*;
 use predict::*;
+use render::*;
 use train::*;
 
 use std::io::Write;
@@ -26,7 +28,6 @@ use serde_json::{json, Value};
 
 use crate::config::{AnyConfig, ConfigError, Family};
 use crate::geometry::Coordinate;
-use crate::store::layout::RunDir;
 use crate::store::{Project, StoreError, StoreOutcome};
 
 /// Exit codes of `segno`, so scripts can tell failures apart.
@@ -65,18 +66,22 @@ impl Failure {
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
-        let code = match &e {
-            StoreError::InvalidName { .. }
-            | StoreError::InvalidConfig { .. }
-            | StoreError::Config(_) => exit::INVALID,
-            StoreError::NotFound { .. } => exit::NOT_FOUND,
-            StoreError::Duplicate { .. } | StoreError::Taken { .. } => exit::CONFLICT,
-            StoreError::ReadOnly { .. }
-            | StoreError::NotADirectory { .. }
-            | StoreError::Malformed { .. }
-            | StoreError::Io { .. } => exit::IO,
-        };
-        Self::new(code, e.to_string())
+        Self::new(store_code(&e), e.to_string())
+    }
+}
+
+/// The exit code of a store error (see the README's table).
+fn store_code(e: &StoreError) -> u8 {
+    match e {
+        StoreError::InvalidName { .. }
+        | StoreError::InvalidConfig { .. }
+        | StoreError::Config(_) => exit::INVALID,
+        StoreError::NotFound { .. } => exit::NOT_FOUND,
+        StoreError::Duplicate { .. } | StoreError::Taken { .. } => exit::CONFLICT,
+        StoreError::ReadOnly { .. }
+        | StoreError::NotADirectory { .. }
+        | StoreError::Malformed { .. }
+        | StoreError::Io { .. } => exit::IO,
     }
 }
 
@@ -186,12 +191,22 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
 
 /// A run config stored in the project.
 fn stored_run(project: &Project, name: &str) -> Result<crate::config::RunConfig, Failure> {
-    match project.configs().retrieve(Family::Runs, name)? {
-        AnyConfig::Run(r) => Ok(*r),
-        _ => Err(Failure::new(
-            exit::INVALID,
-            format!("`{name}` is not a run"),
-        )),
+    Ok(crate::ops::stored_run(project, name)?)
+}
+
+impl From<crate::ops::OpsError> for Failure {
+    fn from(e: crate::ops::OpsError) -> Self {
+        use crate::ops::OpsError as E;
+        let code = match &e {
+            E::Usage(_) => exit::USAGE,
+            E::Invalid(_) => exit::INVALID,
+            E::Array(a) => array_code(a),
+            E::Store(s) => store_code(s),
+            E::Engine(t) | E::Run { source: t, .. } => train_code(t),
+            E::Exists(_) => exit::CONFLICT,
+            E::Io(_) => exit::IO,
+        };
+        Self::new(code, e.to_string())
     }
 }
 

@@ -180,63 +180,16 @@ pub(super) fn print_targets(
 
 pub(super) fn export_weights(args: &ExportWeightsArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let project = args.project.open()?;
-    let run = stored_run(&project, &args.run)?;
-    let run_dir = project.root().join(&run.name);
-    let iteration = match args.iteration {
-        Some(i) => i,
-        None => RunDir::from_dir(&run_dir)
-            .latest_checkpoint()
-            .ok_or_else(|| {
-                Failure::new(
-                    exit::INVALID,
-                    format!("run `{}` has no checkpoint to export", run.name),
-                )
-            })?,
-    };
-    let path = RunDir::from_dir(&run_dir).checkpoint(iteration);
-    if !path.is_file() {
-        return Err(Failure::new(
-            exit::INVALID,
-            format!(
-                "run `{}` has no checkpoint of iteration {iteration} ({} does not exist)",
-                run.name,
-                path.display()
-            ),
-        ));
-    }
-    if args.output.exists() && !args.overwrite {
-        return Err(Failure::new(
-            exit::CONFLICT,
-            format!(
-                "{} exists: pass --overwrite to replace it",
-                args.output.display()
-            ),
-        ));
-    }
-    let lr = match &run.trainer_config {
-        crate::config::TrainerConfig::Gunpowder(t) => t.learning_rate,
-        _ => 1e-3,
-    };
-    let report = crate::weights::export_dacapo(&path, &args.output, lr)
-        .map_err(|e| Failure::new(exit::IO, e.to_string()))?;
-    if args.project.json {
-        emit_json(
-            out,
-            &json!({"run": run.name, "iteration": iteration, "output": report.output.display().to_string(),
-                    "tensors": report.tensors, "parameters": report.parameters}),
-        )?;
-    } else {
-        emit(
-            out,
-            &format!(
-                "exported run {} iteration {iteration} to {} ({} tensors, with chain.* aliases)\n",
-                run.name,
-                report.output.display(),
-                report.tensors
-            ),
-        )?;
-    }
-    Ok(exit::OK)
+    let report = crate::ops::weights::export_weights(
+        &project,
+        &crate::ops::weights::ExportWeightsOptions {
+            run: args.run.clone(),
+            iteration: args.iteration,
+            output: args.output.clone(),
+            overwrite: args.overwrite,
+        },
+    )?;
+    print(out, &report, args.project.json)
 }
 
 pub(super) fn import_run(args: &ImportRunArgs, out: &mut dyn Write) -> Result<u8, Failure> {
@@ -283,78 +236,23 @@ pub(super) fn import_run(args: &ImportRunArgs, out: &mut dyn Write) -> Result<u8
 }
 
 pub(super) fn import_weights(args: &ImportWeightsArgs, out: &mut dyn Write) -> Result<u8, Failure> {
-    use crate::train::checkpoint;
     let project = args.project.open()?;
-    let run = stored_run(&project, &args.run)?;
-    let run_dir = project.root().join(&run.name);
-    let path = RunDir::from_dir(&run_dir).checkpoint(args.iteration);
-    if path.exists() && !args.overwrite {
-        return Err(Failure::new(
-            exit::INVALID,
-            format!(
-                "{} exists: choose another --iteration or pass --overwrite",
-                path.display()
-            ),
-        ));
-    }
-    let head = crate::train::run::head_for(&run.task_config)
-        .map_err(|e| Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name)))?;
-    tch::manual_seed(0);
-    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    crate::nn::Model::new(&vs.root(), &run.architecture_config, &head)
-        .map_err(|e| Failure::new(exit::INVALID, format!("run `{}`: {e}", run.name)))?;
-    let invalid = |e: crate::weights::WeightsError| Failure::new(exit::INVALID, e.to_string());
-    let state = crate::weights::read_state_dict(&args.weights).map_err(invalid)?;
-    let report =
-        crate::weights::load_into(&vs, &state, &args.weights, args.partial).map_err(invalid)?;
-    let optimizer = crate::train::optim::RAdam::new(&vs);
-    checkpoint::save(&path, &vs, &optimizer, &std::collections::BTreeMap::new())
-        .map_err(|e| Failure::new(exit::IO, e.to_string()))?;
-    if args.project.json {
-        emit_json(
-            out,
-            &json!({
-                "run": run.name,
-                "checkpoint": path.display().to_string(),
-                "iteration": args.iteration,
-                "loaded": report.loaded,
-                "kept_initialised": report.kept,
-                "unused": report.unused,
-            }),
-        )?;
-    } else {
-        let mut text = format!(
-            "imported {} into run {} as iteration {}: {} tensors loaded\n  checkpoint  {}\n",
-            args.weights.display(),
-            run.name,
-            args.iteration,
-            report.loaded,
-            path.display()
-        );
-        if !report.kept.is_empty() {
-            text.push_str(&format!(
-                "  kept as initialised ({}): {}\n",
-                report.kept.len(),
-                report.kept.join(", ")
-            ));
-        }
-        if !report.unused.is_empty() {
-            text.push_str(&format!(
-                "  not used ({}): {}\n",
-                report.unused.len(),
-                report.unused.join(", ")
-            ));
-        }
-        emit(out, &text)?;
-    }
-    Ok(exit::OK)
+    let report = crate::ops::weights::import_weights(
+        &project,
+        &crate::ops::weights::ImportWeightsOptions {
+            run: args.run.clone(),
+            weights: args.weights.clone(),
+            iteration: args.iteration,
+            partial: args.partial,
+            overwrite: args.overwrite,
+        },
+    )?;
+    print(out, &report, args.project.json)
 }
 
 pub(super) fn train(args: &TrainArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let project = args.project.open()?;
     let run = stored_run(&project, &args.run)?;
-    let device = crate::device::choose_device_with_options(Some(&args.device))
-        .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let bar = indicatif::ProgressBar::new(run.num_iterations);
     if args.project.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -369,99 +267,37 @@ pub(super) fn train(args: &TrainArgs, out: &mut dyn Write) -> Result<u8, Failure
     bar.set_prefix(run.name.clone());
     let progress = bar.clone();
     // Without a terminal (a log file, the app's launcher) progress goes out as lines.
-    let lines = {
-        use std::io::IsTerminal;
-        !std::io::stderr().is_terminal()
-    };
-    if lines {
-        eprintln!("run {}: training on {device:?}", run.name);
-    }
-    // SIGTERM (the app's Stop, a cluster's cancel) and Ctrl-C stop after the current
-    // iteration and keep it as a checkpoint; a second Ctrl-C ends the process at once.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone())
-            .and_then(|_| signal_hook::flag::register(signal, stop.clone()))
-            .map_err(|e| Failure::new(exit::IO, format!("cannot handle signals: {e}")))?;
-    }
-    let options = crate::train::TrainOptions {
-        seed: args.seed,
-        device,
-        loader_threads: args.loader_threads,
-        stop: Some(stop),
-        validate: !args.no_validation,
-        max_watershed_voxels: crate::task::predictor::MAX_WATERSHED_VOXELS,
-        keep_validation: if args.keep_validation == "best" {
-            crate::train::KeepValidation::BestAndLatest
-        } else {
-            crate::train::KeepValidation::All
+    let lines = !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let name = run.name.clone();
+    let report = crate::ops::train::train_stored_run(
+        &project,
+        crate::ops::train::TrainRunOptions {
+            run: run.name.clone(),
+            seed: args.seed,
+            device: args.device.clone(),
+            loader_threads: args.loader_threads,
+            validate: !args.no_validation,
+            keep_validation: if args.keep_validation == "best" {
+                crate::train::KeepValidation::BestAndLatest
+            } else {
+                crate::train::KeepValidation::All
+            },
+            stop_after: args.iterations,
+            stop: Some(stop_on_signals()?),
+            on_start: Some(Box::new(move |device| {
+                if lines {
+                    eprintln!("run {name}: training on {device:?}");
+                }
+            })),
+            on_iteration: Some(Box::new(move |i, loss| {
+                progress.set_position(i + 1);
+                progress.set_message(format!("{loss:.4}"));
+                if lines && (i + 1) % 10 == 0 {
+                    eprintln!("iteration {}: loss {loss:.5}", i + 1);
+                }
+            })),
         },
-        stop_after: args.iterations,
-        on_iteration: Some(Box::new(move |i, loss| {
-            progress.set_position(i + 1);
-            progress.set_message(format!("{loss:.4}"));
-            if lines && (i + 1) % 10 == 0 {
-                eprintln!("iteration {}: loss {loss:.5}", i + 1);
-            }
-        })),
-    };
-    let started = std::time::Instant::now();
-    let run_dir = project.root().join(&run.name);
-    let result = crate::train::train_run(project.root(), &run, options);
-    // The Runs panel reads how the trainer ended (a lock refusal is not this run's end).
-    match &result {
-        Ok(r) if r.trained_until >= run.num_iterations => {
-            crate::store::lock::record_status(&run_dir, "finished", None)
-        }
-        Ok(_) => crate::store::lock::record_status(&run_dir, "stopped", None),
-        Err(crate::train::TrainError::Lock(_)) => {}
-        Err(e) => crate::store::lock::record_status(&run_dir, "failed", Some(e.to_string())),
-    }
-    let report =
-        result.map_err(|e| Failure::new(train_code(&e), format!("run `{}`: {e}", run.name)))?;
+    )?;
     bar.finish_and_clear();
-    let duration_secs = started.elapsed().as_secs_f64();
-    if args.project.json {
-        emit_json(
-            out,
-            &json!({
-                "run": run.name,
-                "trained_until": report.trained_until,
-                "num_iterations": run.num_iterations,
-                "seed": report.seed,
-                "interrupted": report.interrupted,
-                "validation_failures": report
-                    .validations
-                    .iter()
-                    .flat_map(|v| v.errors.iter().map(move |(d, e)| json!({"iteration": v.iteration, "dataset": d, "error": e})))
-                    .chain(report.validation_errors.iter().map(|(i, e)| json!({"iteration": i, "error": e})))
-                    .collect::<Vec<_>>(),
-                "loader_threads": report.loader_threads,
-                "resumed_from": report.resumed_from,
-                "last_loss": report.last_loss,
-                "checkpoints": report.checkpoints,
-                "duration_secs": duration_secs,
-                "device": format!("{device:?}"),
-            }),
-        )?;
-    } else {
-        let resumed = report
-            .resumed_from
-            .map(|r| format!(" (resumed from checkpoint {r})"))
-            .unwrap_or_default();
-        let stopped = if report.interrupted { ", stopped" } else { "" };
-        emit(
-            out,
-            &format!(
-                "run {}: trained to iteration {} of {}{resumed}{stopped} in {duration_secs:.1} s on {device:?}\n  seed           {}\n  last loss      {}\n  checkpoints    {}\n",
-                run.name,
-                report.trained_until,
-                run.num_iterations,
-                report.seed,
-                report.last_loss.map(|l| format!("{l:.5}")).unwrap_or_else(|| "-".into()),
-                if report.checkpoints.is_empty() { "-".to_string() } else { join_dims(&report.checkpoints, ", ") },
-            ),
-        )?;
-    }
-    Ok(exit::OK)
+    print(out, &report, args.project.json)
 }

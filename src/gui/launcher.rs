@@ -25,6 +25,8 @@ pub struct RunMonitor {
     pub log_tail: Vec<String>,
     /// Its validation scores, once it has been validated.
     pub scores: Option<crate::task::evaluate::ValidationScores>,
+    /// Files of the run that could not be read (statistics, scores), each naming the file.
+    pub unreadable: Vec<String>,
     /// Whether validation arrays of the run are stored (so it can be viewed).
     pub validated: bool,
     /// The cluster job recorded for the run and its state from the scheduler.
@@ -77,12 +79,17 @@ pub enum Target {
     Cluster(crate::cluster::JobRequest),
 }
 
-/// A run's stored validation scores (names as the file lists them).
-fn read_validation(root: &Path, run: &str) -> Option<crate::task::evaluate::ValidationScores> {
-    crate::store::scores::read_stored_scores(&RunDir::new(root, run))
-        .ok()
-        .flatten()
-        .filter(|s| s.iterations().next().is_some())
+/// A run's stored validation scores (names as the file lists them), once it has some; a
+/// scores file that cannot be read is an error naming it.
+fn read_validation(
+    root: &Path,
+    run: &str,
+) -> Result<Option<crate::task::evaluate::ValidationScores>, String> {
+    Ok(
+        crate::store::scores::read_stored_scores(&RunDir::new(root, run))
+            .map_err(|e| e.to_string())?
+            .filter(|s| s.iterations().next().is_some()),
+    )
 }
 
 /// The launcher's state.
@@ -177,9 +184,17 @@ impl Launcher {
             .retain_mut(|c| matches!(c.try_wait(), Ok(None)));
         for (name, iterations) in runs {
             let dir = root.join(name);
+            let mut unreadable = Vec::new();
             let stats =
                 crate::store::stats::read_training_stats(&RunDir::new(root, name).training_stats())
-                    .unwrap_or_default();
+                    .unwrap_or_else(|e| {
+                        unreadable.push(e.to_string());
+                        Vec::new()
+                    });
+            let scores = read_validation(root, name).unwrap_or_else(|e| {
+                unreadable.push(e);
+                None
+            });
             let job = self.job_state(&dir, name);
             self.runs.insert(
                 name.clone(),
@@ -190,7 +205,8 @@ impl Launcher {
                     losses: stats.iter().map(|s| [s.iteration as f64, s.loss]).collect(),
                     times: stats.iter().map(|s| [s.iteration as f64, s.time]).collect(),
                     log_tail: tail(&RunDir::from_dir(&dir).train_log(), 12),
-                    scores: read_validation(root, name),
+                    scores,
+                    unreadable,
                 },
             );
         }
@@ -495,6 +511,9 @@ impl Launcher {
                     ));
                 });
         });
+        for problem in &m.unreadable {
+            ui.colored_label(ui.visuals().error_fg_color, problem);
+        }
         if let Some(scores) = &m.scores {
             // Validation failures never stop training; the last one is shown here.
             if let Some((it, failures)) = scores.last_failure() {

@@ -4,6 +4,7 @@
 //! duplicates it.
 
 pub mod bench;
+pub mod demo_view;
 pub mod editor;
 pub mod launcher;
 mod project;

@@ -1,0 +1,343 @@
+//! The one place a command's report becomes output: JSON (the report serialised as it is)
+//! or text for people, written by [`print`].
+
+use super::*;
+use crate::ops::apply::{ApplyReport, InputReport, PostProcessReport, PredictionReport};
+use crate::ops::demo::DemoReport;
+use crate::ops::describe::ArrayDescription;
+use crate::ops::evaluate::EvaluationReport;
+use crate::ops::train::TrainRunReport;
+use crate::ops::validate::ValidationReport;
+use crate::ops::weights::{ExportWeightsReport, ImportWeightsReport};
+
+/// A report that can be shown to people as text (its JSON form is its serialisation).
+pub(super) trait Report: serde::Serialize {
+    /// The report as text lines, each ending in a newline.
+    fn text(&self) -> String;
+}
+
+/// Writes `report` to `out` as pretty JSON or as text.
+pub(super) fn print<R: Report>(out: &mut dyn Write, report: &R, json: bool) -> Result<u8, Failure> {
+    if json {
+        let value = serde_json::to_value(report)
+            .map_err(|e| Failure::new(exit::IO, format!("cannot encode JSON: {e}")))?;
+        emit_json(out, &value)?;
+    } else {
+        emit(out, &report.text())?;
+    }
+    Ok(exit::OK)
+}
+
+impl Report for ArrayDescription {
+    fn text(&self) -> String {
+        let axes = join_dims(
+            self.axes.iter().map(|a| {
+                if a.spatial {
+                    a.name.clone()
+                } else {
+                    format!("{} (channel)", a.name)
+                }
+            }),
+            ", ",
+        );
+        let mut text = format!(
+            "{}\n  format        {}\n  data type     {}\n  shape         {}   (axes {axes})\n  chunks        {}\n",
+            self.path,
+            self.format,
+            self.data_type_label,
+            join_dims(&self.shape, " × "),
+            join_dims(&self.chunk_shape, " × "),
+        );
+        if let Some(shard) = &self.shard_shape {
+            text.push_str(&format!("  shards        {}\n", join_dims(shard, " × ")));
+        }
+        if self.channels > 1 {
+            text.push_str(&format!("  channels      {}\n", self.channels));
+        }
+        text.push_str(&format!(
+            "  voxel size    {} nm\n  offset        {} nm\n  region        {} nm\n  units         {}\n  codecs        {}\n  fill value    {}\n  geometry from {}\n",
+            join_dims(&self.voxel_size_nm, " × "),
+            join_dims(&self.offset_nm, ", "),
+            self.roi,
+            self.units.join(", "),
+            self.codecs,
+            self.fill_value,
+            self.metadata,
+        ));
+        if self.offset_as_stored != self.offset_nm.iter().map(|&v| v as f64).collect::<Vec<_>>() {
+            text.push_str(&format!(
+                "  stored offset {}\n",
+                join_dims(&self.offset_as_stored, ", ")
+            ));
+        }
+        for note in &self.offset_notes {
+            text.push_str(&format!("  note          {note}\n"));
+        }
+        if !self.scale_levels.is_empty() {
+            text.push_str("  scale levels\n");
+            for l in &self.scale_levels {
+                let mark = if self.current_level.as_deref() == Some(l.path.as_str()) {
+                    "*"
+                } else {
+                    " "
+                };
+                text.push_str(&format!(
+                    "   {mark}{:<6} {:>16} nm   shape {}\n",
+                    l.path,
+                    join_dims(&l.voxel_size_nm, " × "),
+                    join_dims(&l.shape, " × "),
+                ));
+            }
+        }
+        text
+    }
+}
+
+impl Report for EvaluationReport {
+    fn text(&self) -> String {
+        let mut text = format!(
+            "scored {} against {} over {}\n",
+            self.test, self.truth, self.region
+        );
+        for (c, v) in &self.scores.0 {
+            text.push_str(&format!("  {c:<48} {v:.4}\n"));
+        }
+        text
+    }
+}
+
+impl Report for ValidationReport {
+    fn text(&self) -> String {
+        let mut text = format!(
+            "run {} validated at iteration {}\n",
+            self.run, self.iteration
+        );
+        // The headline criteria: F1, Dice, VOI and the unprefixed (instance) ones.
+        let headline = |c: &str| {
+            c.ends_with("__f1_score")
+                || c.ends_with("__dice")
+                || c.starts_with("voi")
+                || !c.contains("__")
+        };
+        for d in &self.results {
+            text.push_str(&format!("  {}\n", d.dataset));
+            for p in &d.parameters {
+                let cells: Vec<String> = p
+                    .scores
+                    .0
+                    .iter()
+                    .filter(|(c, _)| headline(c))
+                    .map(|(c, v)| format!("{c} {v:.3}"))
+                    .collect();
+                text.push_str(&format!("    {:<16} {}\n", p.parameters, cells.join("  ")));
+            }
+        }
+        for (dataset, error) in &self.errors {
+            text.push_str(&format!("  failed {dataset}: {error}\n"));
+        }
+        text
+    }
+}
+
+impl Report for PostProcessReport {
+    fn text(&self) -> String {
+        format!(
+            "wrote {} ({} chunks, {:.1} s); foreground voxels per channel: {}\n",
+            self.output.display(),
+            self.chunks,
+            self.duration_secs,
+            join_dims(&self.foreground_voxels, ", ")
+        )
+    }
+}
+
+/// How a prediction's input was read, as text lines.
+fn input_text(input: &InputReport) -> String {
+    let mut text = format!(
+        "  input        read as dataset {} ({}; ({}) nm{}{})\n",
+        input.read_as,
+        input.description,
+        join_dims(&input.voxel_size_nm, ", "),
+        input
+            .scale_level
+            .as_ref()
+            .map(|l| format!("; scale level {l}"))
+            .unwrap_or_default(),
+        if input.from_record {
+            ""
+        } else {
+            "; from the run's configs, it has no run record yet"
+        }
+    );
+    for n in &input.notes {
+        text.push_str(&format!("  note         {n}\n"));
+    }
+    text
+}
+
+impl Report for PredictionReport {
+    fn text(&self) -> String {
+        format!(
+            "predicted {} with run {} (iteration {}) in {:.1} s\n  region       {}\n  blocks       {} ({} already done)\n{}",
+            self.output.display(),
+            self.run,
+            self.iteration,
+            self.duration_secs,
+            self.roi,
+            self.blocks,
+            self.skipped,
+            input_text(&self.input)
+        )
+    }
+}
+
+impl Report for ApplyReport {
+    fn text(&self) -> String {
+        let basis = match &self.chosen_by {
+            Some(b) => format!("best {} on {}: {:.3}", b.criterion, b.dataset, b.score),
+            None => "as given".to_string(),
+        };
+        let mut text = format!(
+            "applied run {} (iteration {}, {}; {basis})\n  region       {}\n  prediction   {} ({} blocks, {} already done, {:.1} s)\n  output       {} ({} chunks, {:.1} s)\n",
+            self.run,
+            self.iteration,
+            self.parameters,
+            self.roi,
+            self.prediction.display(),
+            self.blocks,
+            self.skipped,
+            self.predict_secs,
+            self.output.display(),
+            self.chunks,
+            self.post_process_secs,
+        );
+        text.push_str(&input_text(&self.input));
+        for (label, n) in self.foreground_labels.iter().zip(&self.foreground_voxels) {
+            text.push_str(&format!(
+                "  {label:<12} {:.2}% of {} voxels\n",
+                100.0 * *n as f64 / self.voxels.max(1) as f64,
+                self.voxels
+            ));
+        }
+        text
+    }
+}
+
+impl Report for TrainRunReport {
+    fn text(&self) -> String {
+        let resumed = self
+            .resumed_from
+            .map(|r| format!(" (resumed from checkpoint {r})"))
+            .unwrap_or_default();
+        let stopped = if self.interrupted { ", stopped" } else { "" };
+        format!(
+            "run {}: trained to iteration {} of {}{resumed}{stopped} in {:.1} s on {}\n  seed           {}\n  last loss      {}\n  checkpoints    {}\n",
+            self.run,
+            self.trained_until,
+            self.num_iterations,
+            self.duration_secs,
+            self.device,
+            self.seed,
+            self.last_loss
+                .map(|l| format!("{l:.5}"))
+                .unwrap_or_else(|| "-".into()),
+            if self.checkpoints.is_empty() {
+                "-".to_string()
+            } else {
+                join_dims(&self.checkpoints, ", ")
+            },
+        )
+    }
+}
+
+impl Report for DemoReport {
+    fn text(&self) -> String {
+        let mut text = format!(
+            "\ntrained {} iterations in {:.0} s; loss {:.4} (first 20) → {:.4} (last 20)\n\n",
+            self.iterations, self.duration_secs, self.first_loss, self.last_loss
+        );
+        text.push_str(&format!(
+            "{:>9}  {:<24} {:<24}\n",
+            "iteration", "mito: best F1 (threshold)", "er: best F1 (threshold)"
+        ));
+        for r in &self.validations {
+            let cell = |c: &str| {
+                r.classes
+                    .get(c)
+                    .map(|v| format!("{:.3} ({})", v.f1_score, v.threshold))
+                    .unwrap_or_else(|| "-".into())
+            };
+            text.push_str(&format!(
+                "{:>9}  {:<24} {:<24}\n",
+                r.iteration,
+                cell("mito"),
+                cell("er")
+            ));
+        }
+        let a = &self.applied;
+        let voxels = a.voxels.max(1) as f64;
+        let fg: Vec<String> = a
+            .foreground_labels
+            .iter()
+            .zip(&a.foreground_voxels)
+            .map(|(c, n)| format!("{c} {:.1}%", 100.0 * *n as f64 / voxels))
+            .collect();
+        text.push_str(&format!(
+            "\napplied iteration {} with {} to the whole volume ({:.0} s): {}\n",
+            a.iteration,
+            a.parameters,
+            a.predict_secs + a.post_process_secs,
+            fg.join(", ")
+        ));
+        text.push_str(&format!(
+            "\nproject: {0}\n  checkpoints  {1}/\n  predictions  {2}/<iteration>/synthetic_crop2/\n  scores       {3}\n  prediction   {4}\n  segmentation {5}\n",
+            self.project.display(),
+            self.checkpoints.display(),
+            self.validation_predictions.display(),
+            self.scores.display(),
+            a.prediction.display(),
+            a.output.display()
+        ));
+        text
+    }
+}
+
+impl Report for ImportWeightsReport {
+    fn text(&self) -> String {
+        let mut text = format!(
+            "imported {} into run {} as iteration {}: {} tensors loaded\n  checkpoint  {}\n",
+            self.weights.display(),
+            self.run,
+            self.iteration,
+            self.loaded,
+            self.checkpoint.display()
+        );
+        if !self.kept_initialised.is_empty() {
+            text.push_str(&format!(
+                "  kept as initialised ({}): {}\n",
+                self.kept_initialised.len(),
+                self.kept_initialised.join(", ")
+            ));
+        }
+        if !self.unused.is_empty() {
+            text.push_str(&format!(
+                "  not used ({}): {}\n",
+                self.unused.len(),
+                self.unused.join(", ")
+            ));
+        }
+        text
+    }
+}
+
+impl Report for ExportWeightsReport {
+    fn text(&self) -> String {
+        format!(
+            "exported run {} iteration {} to {} ({} tensors, with chain.* aliases)\n",
+            self.run,
+            self.iteration,
+            self.output.display(),
+            self.tensors
+        )
+    }
+}

@@ -1,0 +1,654 @@
+//! Using a trained run on new data: `predict` (a checkpoint over a region of any volume),
+//! `post-process` (a prediction into a segmentation, by a run's chosen parameters or a
+//! threshold) and `apply` (both, with the checkpoint and parameters chosen from the
+//! validation scores). Every input is read as the run's training read its raw data.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{OpsError, RoiNm};
+use crate::array::input::InputStep;
+use crate::array::write::{self, WriteMode};
+use crate::blockwise::{self, Checkpoint, InputOptions, LoadedModel, PredictionType};
+use crate::config::{DataSplitConfig, RunConfig};
+use crate::geometry::Roi;
+use crate::store::layout::RunDir;
+use crate::store::Project;
+use crate::task::postprocess::PostProcessorParameters;
+use crate::task::predictor::Predictor;
+use crate::train::TrainError;
+
+/// The checkpoint and post-processing parameters [`choose_settings`] settled on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApplySettings {
+    /// The checkpoint iteration.
+    pub iteration: u64,
+    /// The post-processing parameters.
+    pub parameters: PostProcessorParameters,
+    /// Where they came from, when chosen from the validation scores.
+    pub chosen_by: Option<ChosenBy>,
+}
+
+/// The validation score a choice of checkpoint and parameters rests on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChosenBy {
+    /// The validation dataset.
+    pub dataset: String,
+    /// The criterion (a full name or a metric averaged over channels).
+    pub criterion: String,
+    /// The best score.
+    pub score: f64,
+}
+
+/// What to choose from, for [`choose_settings`]: anything given is kept.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SettingsRequest {
+    /// Use this checkpoint iteration.
+    pub iteration: Option<u64>,
+    /// Use these post-processing parameters (by name, e.g. `threshold_0.5`).
+    pub parameters: Option<String>,
+    /// Choose by the scores on this validation dataset (default: the first).
+    pub dataset: Option<String>,
+    /// Choose by this criterion (default: the task's).
+    pub criterion: Option<String>,
+}
+
+/// Picks the iteration and parameters for applying `run`: those given, else the best on
+/// the validation scores of the requested dataset by the requested criterion (a full
+/// criterion name or a metric averaged over the channels). A malformed scores file is an
+/// error naming it.
+pub fn choose_settings(
+    project: &Path,
+    run: &RunConfig,
+    predictor: &Predictor,
+    request: &SettingsRequest,
+) -> Result<ApplySettings, TrainError> {
+    let grid = predictor.parameters();
+    let given = request
+        .parameters
+        .as_deref()
+        .map(|name| {
+            PostProcessorParameters::from_name(name, &grid).ok_or_else(|| {
+                TrainError::Data(format!(
+                    "unknown post-processing parameters `{name}`; this task has: {}",
+                    grid.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+                ))
+            })
+        })
+        .transpose()?;
+    if let (Some(iteration), Some(parameters)) = (request.iteration, given.clone()) {
+        return Ok(ApplySettings {
+            iteration,
+            parameters,
+            chosen_by: None,
+        });
+    }
+    let names: Vec<String> = match &run.datasplit_config {
+        DataSplitConfig::TrainValidate(s) => s
+            .validate_configs
+            .iter()
+            .map(|d| d.name().to_string())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let criterion = request
+        .criterion
+        .as_deref()
+        .unwrap_or(predictor.default_criterion());
+    let dataset = match request.dataset.as_deref() {
+        Some(d) if names.iter().any(|n| n == d) => d.to_string(),
+        Some(d) => {
+            return Err(TrainError::Data(format!(
+                "`{d}` is not a validation dataset of run `{}` ({})",
+                run.name,
+                names.join(", ")
+            )))
+        }
+        None => names.first().cloned().ok_or_else(|| {
+            TrainError::Data(format!(
+                "run `{}` has no validation datasets: give --iteration and --parameters",
+                run.name
+            ))
+        })?,
+    };
+    let param_names: Vec<String> = grid.iter().map(|p| p.name()).collect();
+    let scores = crate::store::scores::read_scores(
+        &RunDir::new(project, &run.name).validation_scores(),
+        &predictor.criteria(),
+        &param_names,
+        &names,
+    )?;
+    // The best among what was not given (parameters off the grid: any scored parameters).
+    let k = given
+        .as_ref()
+        .and_then(|p| param_names.iter().position(|n| *n == p.name()));
+    let iteration = request.iteration;
+    let keep = |i: u64, p: usize| iteration.is_none_or(|it| it == i) && k.is_none_or(|k| k == p);
+    let (it, p, score) = scores.best_where(&dataset, criterion, keep).ok_or_else(|| {
+        TrainError::Data(format!(
+            "run `{}` has no validation score for `{criterion}` on `{dataset}`{}: validate it first (segno validate) or give --iteration and --parameters",
+            run.name,
+            iteration.map(|i| format!(" at iteration {i}")).unwrap_or_default()
+        ))
+    })?;
+    Ok(ApplySettings {
+        iteration: it,
+        parameters: given.unwrap_or_else(|| grid[p].clone()),
+        chosen_by: Some(ChosenBy {
+            dataset,
+            criterion: criterion.to_string(),
+            score,
+        }),
+    })
+}
+
+/// Checks that `container/dataset` may be written by an operation reading `input` (see
+/// [`write::check_destination`]) and returns how to write it: replacing what is there
+/// with `overwrite`, else only into a new dataset.
+pub fn checked_output(
+    container: &Path,
+    dataset: &str,
+    input: &Path,
+    overwrite: bool,
+) -> Result<WriteMode, OpsError> {
+    let mode = if overwrite {
+        WriteMode::Overwrite
+    } else {
+        WriteMode::CreateNew
+    };
+    write::check_destination(container, dataset, &[input], mode)?;
+    Ok(mode)
+}
+
+/// Where a prediction reads and writes, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictJob {
+    /// The volume to predict (an array or multiscale group).
+    pub input: PathBuf,
+    /// The output zarr container.
+    pub output: PathBuf,
+    /// The region to predict (default: all the input covers with context).
+    pub roi: Option<Roi>,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// The largest network input per block, in voxels (default by device).
+    pub max_block_input_voxels: Option<f64>,
+    /// How to read the input.
+    pub input_options: InputOptions,
+    /// Replace an existing output.
+    pub overwrite: bool,
+}
+
+/// Options of [`predict`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictOptions {
+    /// The run's name.
+    pub run: String,
+    /// Which of its checkpoints.
+    pub checkpoint: Checkpoint,
+    /// The output dataset (default `prediction_<run>_<iteration>`).
+    pub dataset: Option<String>,
+    /// The element type written.
+    pub data_type: PredictionType,
+    /// Input, output, region and device.
+    pub job: PredictJob,
+}
+
+/// How a prediction's input was read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InputReport {
+    /// The run dataset whose reading was repeated.
+    pub read_as: String,
+    /// The steps applied to the stored values.
+    pub steps: Vec<InputStep>,
+    /// The voxel size the network read, in nm.
+    pub voxel_size_nm: Vec<i64>,
+    /// `(scale, shift)` applied inside the network's input.
+    pub scale_shift: [f32; 2],
+    /// The scale level of a multiscale group that was read, if any.
+    pub scale_level: Option<String>,
+    /// Whether the steps came from the run's record (else from its configs as they are now).
+    pub from_record: bool,
+    /// Things the user should know (types accepted, resampling done).
+    pub notes: Vec<String>,
+    /// The steps in words.
+    #[serde(skip)]
+    pub description: String,
+}
+
+impl InputReport {
+    fn of(input: &blockwise::PreparedInput) -> Self {
+        Self {
+            read_as: input.like.clone(),
+            steps: input.transform.steps.clone(),
+            voxel_size_nm: input.transform.voxel_size_nm.to_vec(),
+            scale_shift: [input.scale_shift.0, input.scale_shift.1],
+            scale_level: input.level.clone(),
+            from_record: input.recorded,
+            notes: input.notes.clone(),
+            description: input.transform.describe(),
+        }
+    }
+}
+
+/// What [`predict`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PredictionReport {
+    /// The run's name.
+    #[serde(skip)]
+    pub run: String,
+    /// The prediction array written.
+    pub output: PathBuf,
+    /// The checkpoint iteration used.
+    pub iteration: u64,
+    /// The region predicted.
+    #[serde(skip)]
+    pub roi: Roi,
+    /// The same region in nm.
+    pub roi_nm: RoiNm,
+    /// Blocks in the region.
+    pub blocks: usize,
+    /// Blocks an earlier, interrupted prediction had finished.
+    pub skipped: usize,
+    /// How the input was read.
+    pub input: InputReport,
+    /// Wall time.
+    pub duration_secs: f64,
+}
+
+/// Predicts `options.job.input` with a checkpoint of a run stored in `project`, block by
+/// block, calling `progress(done, total)` as blocks finish. An unfinished prediction of the
+/// same checkpoint and input is continued.
+pub fn predict(
+    project: &Project,
+    options: &PredictOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PredictionReport, OpsError> {
+    let run = super::stored_run(project, &options.run)?;
+    let device = super::device(&options.job.device)?;
+    let model = blockwise::load_model(project.root(), &run, &options.checkpoint, device)
+        .map_err(OpsError::run(&run.name))?;
+    let started = std::time::Instant::now();
+    let mut report = predict_with(
+        project.root(),
+        &run,
+        &model,
+        &options.job,
+        options.dataset.clone(),
+        options.data_type,
+        device,
+        progress,
+    )?;
+    report.duration_secs = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The post-processing parameters a prediction's viewer should threshold at by default:
+/// those apply would choose, else (no scores for them yet) DaCapo's default threshold 0,
+/// else the first of the grid. A scores file that cannot be read is an error naming it.
+fn viewer_defaults(project: &Path, run: &RunConfig) -> Result<serde_json::Value, OpsError> {
+    crate::store::scores::read_stored_scores(&RunDir::new(project, &run.name))?;
+    let Ok(predictor) = Predictor::from_task(&run.task_config) else {
+        return Ok(serde_json::json!({"run": run.name}));
+    };
+    let chosen = choose_settings(project, run, &predictor, &SettingsRequest::default())
+        .map(|c| c.parameters)
+        .ok()
+        .or_else(|| {
+            let grid = predictor.parameters();
+            grid.iter()
+                .find(|p| p.name() == "threshold_0")
+                .or(grid.first())
+                .cloned()
+        });
+    let threshold = match &chosen {
+        Some(PostProcessorParameters::Threshold { threshold, .. }) => Some(*threshold),
+        _ => None,
+    };
+    Ok(
+        serde_json::json!({"run": run.name, "parameters": chosen.map(|p| p.name()), "threshold": threshold}),
+    )
+}
+
+/// Predicts `job.input` with a loaded model, reading it as the run's training read its raw
+/// data.
+#[allow(clippy::too_many_arguments)]
+fn predict_with(
+    project: &Path,
+    run: &RunConfig,
+    model: &LoadedModel,
+    job: &PredictJob,
+    dataset: Option<String>,
+    data_type: PredictionType,
+    device: tch::Device,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PredictionReport, OpsError> {
+    let fail = OpsError::run(&run.name);
+    let input =
+        blockwise::open_input(project, run, &job.input, &job.input_options).map_err(&fail)?;
+    let (mut inference, roi) = blockwise::inference_for(
+        run,
+        input.array.as_ref(),
+        job.roi,
+        job.max_block_input_voxels,
+        device,
+    )
+    .map_err(&fail)?;
+    inference.normalisation = input.scale_shift;
+    let dataset = dataset.unwrap_or_else(|| format!("prediction_{}_{}", run.name, model.iteration));
+    write::check_destination(&job.output, &dataset, &[&job.input], WriteMode::Resume)?;
+    let output = blockwise::PredictOutput {
+        container: &job.output,
+        dataset: &dataset,
+        data_type,
+        about: viewer_defaults(project, run)?,
+        overwrite: job.overwrite,
+        input: &job.input,
+        input_steps: serde_json::json!({
+            "like": input.like,
+            "steps": input.transform,
+            "scale_shift": [input.scale_shift.0, input.scale_shift.1],
+            "level": input.level,
+        }),
+    };
+    let report = blockwise::predict(
+        model,
+        &inference,
+        input.array.as_ref(),
+        Some(roi),
+        &output,
+        progress,
+    )
+    .map_err(|e| match e {
+        e @ TrainError::OutputExists { .. } => OpsError::Engine(e),
+        e => fail(e),
+    })?;
+    Ok(PredictionReport {
+        run: run.name.clone(),
+        output: report.output,
+        iteration: model.iteration,
+        roi: report.roi,
+        roi_nm: RoiNm::from(&report.roi),
+        blocks: report.blocks,
+        skipped: report.skipped,
+        input: InputReport::of(&input),
+        duration_secs: 0.0,
+    })
+}
+
+/// Options of [`apply`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApplyOptions {
+    /// The run's name.
+    pub run: String,
+    /// What is given of the checkpoint and parameters; the rest is chosen by the scores.
+    pub settings: SettingsRequest,
+    /// Input, output, region and device.
+    pub job: PredictJob,
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApplyReport {
+    /// The run's name.
+    pub run: String,
+    /// The checkpoint iteration used.
+    pub iteration: u64,
+    /// The post-processing parameters' name.
+    pub parameters: String,
+    /// The validation score the choice rests on (none when both were given).
+    pub chosen_by: Option<ChosenBy>,
+    /// The prediction array.
+    pub prediction: PathBuf,
+    /// The segmentation array.
+    pub output: PathBuf,
+    /// The region predicted.
+    #[serde(skip)]
+    pub roi: Roi,
+    /// The same region in nm.
+    pub roi_nm: RoiNm,
+    /// Prediction blocks in the region.
+    pub blocks: usize,
+    /// Blocks an earlier, interrupted prediction had finished.
+    pub skipped: usize,
+    /// Segmentation chunks written.
+    #[serde(skip)]
+    pub chunks: usize,
+    /// Non-zero segmentation voxels, per channel (one entry for label outputs).
+    pub foreground_voxels: Vec<u64>,
+    /// What each entry of `foreground_voxels` counts (a class, or `labelled`).
+    #[serde(skip)]
+    pub foreground_labels: Vec<String>,
+    /// Voxels in the region.
+    pub voxels: u64,
+    /// How the input was read.
+    pub input: InputReport,
+    /// Wall time of the prediction.
+    pub predict_secs: f64,
+    /// Wall time of the post-processing.
+    pub post_process_secs: f64,
+}
+
+/// Applies a run stored in `project` to `options.job.input`: chooses the checkpoint and
+/// post-processing parameters (see [`choose_settings`]), predicts into
+/// `prediction_<run>_<iteration>` and post-processes into
+/// `output_<run>_<iteration>_<parameters>`, both in the output container.
+pub fn apply(
+    project: &Project,
+    options: &ApplyOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ApplyReport, OpsError> {
+    let run = super::stored_run(project, &options.run)?;
+    let fail = OpsError::run(&run.name);
+    let predictor = Predictor::from_task(&run.task_config).map_err(|e| fail(e.into()))?;
+    let settings =
+        choose_settings(project.root(), &run, &predictor, &options.settings).map_err(&fail)?;
+    let job = &options.job;
+    let name = format!(
+        "output_{}_{}_{}",
+        run.name,
+        settings.iteration,
+        settings.parameters.name()
+    );
+    let mode = checked_output(&job.output, &name, &job.input, job.overwrite)?;
+    let device = super::device(&job.device)?;
+    let model = blockwise::load_model(
+        project.root(),
+        &run,
+        &Checkpoint::Iteration(settings.iteration),
+        device,
+    )
+    .map_err(&fail)?;
+    let started = std::time::Instant::now();
+    let predicted = predict_with(
+        project.root(),
+        &run,
+        &model,
+        job,
+        None,
+        PredictionType::Float32,
+        device,
+        progress,
+    )?;
+    let predict_secs = started.elapsed().as_secs_f64();
+    let prediction = crate::array::open(&predicted.output)?;
+    let started = std::time::Instant::now();
+    let post = blockwise::post_process_array(
+        prediction.as_ref(),
+        &predictor,
+        &settings.parameters,
+        &job.output,
+        &name,
+        mode,
+    )
+    .map_err(&fail)?;
+    let post_process_secs = started.elapsed().as_secs_f64();
+    let voxels = predicted.roi.shape() / prediction.info().geometry.voxel_size;
+    let classes = predictor.channel_names();
+    let foreground_labels = (0..post.foreground.len())
+        .map(|k| {
+            if predictor.output_channels().is_some() {
+                classes.get(k).cloned().unwrap_or_default()
+            } else {
+                "labelled".to_string()
+            }
+        })
+        .collect();
+    Ok(ApplyReport {
+        run: run.name.clone(),
+        iteration: settings.iteration,
+        parameters: settings.parameters.name(),
+        chosen_by: settings.chosen_by,
+        prediction: predicted.output,
+        output: post.output,
+        roi: predicted.roi,
+        roi_nm: predicted.roi_nm,
+        blocks: predicted.blocks,
+        skipped: predicted.skipped,
+        chunks: post.chunks,
+        foreground_voxels: post.foreground,
+        foreground_labels,
+        voxels: voxels.iter().map(|v| v as u64).product(),
+        input: predicted.input,
+        predict_secs,
+        post_process_secs,
+    })
+}
+
+/// How [`post_process`] turns a prediction into a segmentation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PostProcessMethod {
+    /// `prediction > threshold`, per channel.
+    Threshold(f64),
+    /// The task of a run stored in the project, with the named parameters (default: those
+    /// apply would choose from the scores).
+    Run {
+        /// The run's name.
+        name: String,
+        /// The parameters' name (e.g. `threshold_0.5`).
+        parameters: Option<String>,
+    },
+}
+
+/// Options of [`post_process`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostProcessOptions {
+    /// The prediction array.
+    pub input: PathBuf,
+    /// The output container.
+    pub output: PathBuf,
+    /// The output dataset (default `output_<input>_<parameters>`).
+    pub dataset: Option<String>,
+    /// How.
+    pub method: PostProcessMethod,
+    /// Replace an existing output.
+    pub overwrite: bool,
+}
+
+/// What [`post_process`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PostProcessReport {
+    /// The segmentation written.
+    pub output: PathBuf,
+    /// Chunks written.
+    pub chunks: usize,
+    /// Non-zero voxels per channel (one entry for label outputs).
+    pub foreground_voxels: Vec<u64>,
+    /// Wall time.
+    pub duration_secs: f64,
+}
+
+/// The name a prediction is known by in default output names: its dataset, or for a scale
+/// level (`…/s0`) its image's.
+fn prediction_name(input: &Path) -> String {
+    let base = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "prediction".into());
+    if base == "s0" {
+        input
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or(base)
+    } else {
+        base
+    }
+}
+
+/// Post-processes the prediction at `options.input` into a segmentation, chunk by chunk.
+/// With a run, its task's post-processing with the given parameters (which need no
+/// scores) or those apply would choose; `project` must then be given.
+pub fn post_process(
+    project: Option<&Project>,
+    options: &PostProcessOptions,
+) -> Result<PostProcessReport, OpsError> {
+    let prediction = crate::array::open(&options.input)?;
+    let base = prediction_name(&options.input);
+    let started = std::time::Instant::now();
+    let report = match &options.method {
+        PostProcessMethod::Run { name, parameters } => {
+            let project = project.ok_or_else(|| {
+                OpsError::Usage(format!("post-processing by run `{name}` needs its project"))
+            })?;
+            let run = super::stored_run(project, name)?;
+            let fail = OpsError::run(&run.name);
+            let predictor = Predictor::from_task(&run.task_config).map_err(|e| fail(e.into()))?;
+            let request = SettingsRequest {
+                parameters: parameters.clone(),
+                ..SettingsRequest::default()
+            };
+            let settings = choose_settings(project.root(), &run, &predictor, &request)
+                .or_else(|e| match parameters {
+                    // Given parameters need no scores.
+                    Some(_) => choose_settings(
+                        project.root(),
+                        &run,
+                        &predictor,
+                        &SettingsRequest {
+                            iteration: Some(0),
+                            ..request.clone()
+                        },
+                    ),
+                    None => Err(e),
+                })
+                .map_err(OpsError::Engine)?;
+            let dataset = options
+                .dataset
+                .clone()
+                .unwrap_or_else(|| format!("output_{base}_{}", settings.parameters.name()));
+            let mode =
+                checked_output(&options.output, &dataset, &options.input, options.overwrite)?;
+            blockwise::post_process_array(
+                prediction.as_ref(),
+                &predictor,
+                &settings.parameters,
+                &options.output,
+                &dataset,
+                mode,
+            )?
+        }
+        PostProcessMethod::Threshold(threshold) => {
+            let dataset = options
+                .dataset
+                .clone()
+                .unwrap_or_else(|| format!("output_{base}_threshold_{threshold}"));
+            let mode =
+                checked_output(&options.output, &dataset, &options.input, options.overwrite)?;
+            blockwise::threshold_array(
+                prediction.as_ref(),
+                *threshold,
+                &options.output,
+                &dataset,
+                mode,
+            )?
+        }
+    };
+    Ok(PostProcessReport {
+        output: report.output,
+        chunks: report.chunks,
+        foreground_voxels: report.foreground,
+        duration_secs: started.elapsed().as_secs_f64(),
+    })
+}
