@@ -149,3 +149,51 @@ fn run_directory_file_names_are_spelled_only_in_the_store() {
         found.join("\n")
     );
 }
+
+#[test]
+fn array_storage_modules_depend_one_way() {
+    // write → zarr → shard → data: the storage readers never reach back up.
+    for (file, words) in [
+        (
+            "array/data.rs",
+            &["super::shard", "super::zarr", "super::write", "super::n5"][..],
+        ),
+        (
+            "array/shard.rs",
+            &["super::zarr", "super::write", "super::n5"][..],
+        ),
+        (
+            "array/zarr.rs",
+            &["super::write", "crate::array::write"][..],
+        ),
+    ] {
+        check(
+            &format!("{file} must not import the layers above it"),
+            production_sources().into_iter().filter(|(f, _)| f == file),
+            words,
+        );
+    }
+}
+
+#[test]
+fn the_command_line_leaves_using_a_run_to_ops() {
+    check(
+        "cli files for using runs only parse, call ops and print",
+        production_sources().into_iter().filter(|(f, _)| {
+            [
+                "cli/predict.rs",
+                "cli/demo.rs",
+                "cli/render.rs",
+                "cli/data.rs",
+            ]
+            .contains(&f.as_str())
+        }),
+        &[
+            "crate::train",
+            "crate::task",
+            "RunDir",
+            "tch",
+            "crate::store::scores",
+        ],
+    );
+}

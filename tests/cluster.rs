@@ -60,8 +60,8 @@ fn a_run_submitted_to_slurm_from_the_runs_panel_trains_to_the_end() {
     let mut h = Harness::builder()
         .with_size(eframe::egui::Vec2::new(1200.0, 900.0))
         .build_eframe(move |_cc| SegnoApp::new(Settings::default(), Some(&path)));
-    h.state_mut().launcher.segno_exe = assert_cmd::cargo::cargo_bin("segno");
-    h.state_mut().launcher.device = "cpu".into();
+    h.state_mut().runs.launcher.segno_exe = assert_cmd::cargo::cargo_bin("segno");
+    h.state_mut().runs.launcher.device = "cpu".into();
     h.run();
     h.get_by_label("Runs").click();
     h.run();
@@ -73,7 +73,7 @@ fn a_run_submitted_to_slurm_from_the_runs_panel_trains_to_the_end() {
         .set_text_value_accesskit("debug");
     h.get_by_label("CPUs").set_value_accesskit(1.0);
     h.run_steps(2);
-    let request = match &h.state().launcher.target {
+    let request = match &h.state().runs.launcher.target {
         segno::gui::launcher::Target::Cluster(r) => r.clone(),
         other => panic!("{other:?}"),
     };
@@ -97,6 +97,7 @@ fn a_run_submitted_to_slurm_from_the_runs_panel_trains_to_the_end() {
     let label = |h: &mut Harness<'static, SegnoApp>| {
         h.run_steps(1);
         h.state()
+            .runs
             .launcher
             .runs
             .get(&run)

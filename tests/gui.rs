@@ -500,8 +500,8 @@ fn the_datasplit_wizard_saves_what_the_generator_makes() {
 /// the Runs panel.
 fn started_from_the_runs_panel(dir: &std::path::Path) -> Harness<'static, SegnoApp> {
     let mut h = harness(dir);
-    h.state_mut().launcher.segno_exe = assert_cmd::cargo::cargo_bin("segno");
-    h.state_mut().launcher.device = "cpu".into();
+    h.state_mut().runs.launcher.segno_exe = assert_cmd::cargo::cargo_bin("segno");
+    h.state_mut().runs.launcher.device = "cpu".into();
     h.run();
     h.get_by_label("Runs").click();
     h.run();
@@ -533,7 +533,7 @@ fn the_runs_panel_starts_stops_and_resumes_training() {
                 h.run_steps(1);
             }
         };
-    let monitor = |app: &SegnoApp| app.launcher.runs.get("demo_mito_er_60").cloned();
+    let monitor = |app: &SegnoApp| app.runs.launcher.runs.get("demo_mito_er_60").cloned();
     wait(&mut h, "the loss to be plotted", &|app| {
         monitor(app)
             .is_some_and(|m| matches!(m.state, RunState::Training { .. }) && m.losses.len() >= 2)
@@ -568,7 +568,7 @@ fn the_runs_panel_starts_stops_and_resumes_training() {
     let scores = m.scores.clone().expect("validation scores");
     assert_eq!(scores.iterations().collect::<Vec<_>>(), vec![20, 40, 60]);
     let (it, p, v) = scores.best_for("synthetic_crop2", "f1_score").unwrap();
-    let best = h.state().launcher.best("demo_mito_er_60").unwrap();
+    let best = h.state().runs.launcher.best("demo_mito_er_60").unwrap();
     assert_eq!(best, (it, scores.parameters()[p].clone(), v));
     h.get_by_label_contains(&format!(
         "best f1_score on synthetic_crop2: {v:.4} at iteration {it}"
@@ -637,6 +637,7 @@ fn a_run_that_fails_shows_failed_with_its_error_and_log() {
     loop {
         let state = h
             .state()
+            .runs
             .launcher
             .runs
             .get("broken")
@@ -650,7 +651,7 @@ fn a_run_that_fails_shows_failed_with_its_error_and_log() {
     }
     h.run_steps(2);
     h.get_by_label("failed");
-    let m = h.state().launcher.runs.get("broken").cloned().unwrap();
+    let m = h.state().runs.launcher.runs.get("broken").cloned().unwrap();
     let RunState::Failed { error } = &m.state else {
         unreachable!()
     };
@@ -1052,4 +1053,76 @@ fn the_runs_panel_shows_a_runs_targets_over_its_training_crop() {
     let values = target.read(&target.info().roi).unwrap().to_f32();
     assert!(values.iter().all(|v| (-1.0..=1.0).contains(v)));
     assert!(values.iter().any(|v| *v > 0.0) && values.iter().any(|v| *v < 0.0));
+}
+
+/// The Run builder, built alone: a project whose only config is a datasplit gets a task
+/// for its classes, a U-Net and a trainer from templates, and then a run.
+#[test]
+fn the_run_builder_offers_templates_when_a_project_has_only_a_datasplit() {
+    use segno::config::{Family, TaskConfig};
+    use segno::gui::editor::ConfigEditor;
+    let dir = common::demo_data_project(64);
+    let project = segno::store::Project::open(dir.path()).unwrap();
+    let split = segno::demo::project::demo_run(10, 5).datasplit_config;
+    project
+        .configs()
+        .store(&AnyConfig::Datasplit(split.clone()))
+        .unwrap();
+    struct State {
+        editor: ConfigEditor,
+        project: segno::store::Project,
+    }
+    let mut h = Harness::builder()
+        .with_size(egui::Vec2::new(1400.0, 900.0))
+        .build_ui_state(
+            |ui, s: &mut State| {
+                let store = s.project.configs();
+                let names: Vec<(Family, Vec<String>)> = Family::ALL
+                    .iter()
+                    .map(|f| (*f, store.names(*f).unwrap()))
+                    .collect();
+                s.editor.ui(ui, &store, &names);
+            },
+            State {
+                editor: ConfigEditor::default(),
+                project,
+            },
+        );
+    h.run();
+    h.get_by_label("Run builder").click();
+    h.run();
+    h.get_by_label("no stored tasks");
+    h.get_by_label("no stored architectures");
+    h.get_by_label("no stored trainers");
+    for template in [
+        "Store template distance_mito_er",
+        "Store template unet_small_76",
+        "Store template default_trainer",
+    ] {
+        h.get_by_label(template).click();
+        h.run();
+    }
+    let store = segno::store::Project::open(dir.path()).unwrap().configs();
+    match store.retrieve(Family::Tasks, "distance_mito_er").unwrap() {
+        AnyConfig::Task(TaskConfig::Distance(d)) => assert_eq!(d.channels, ["mito", "er"]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store.names(Family::Architectures).unwrap(),
+        ["unet_small_76"]
+    );
+    assert_eq!(store.names(Family::Trainers).unwrap(), ["default_trainer"]);
+    // With one of each chosen, the builder makes one run and saves it.
+    for name in [
+        split.name(),
+        "distance_mito_er",
+        "unet_small_76",
+        "default_trainer",
+    ] {
+        h.get_by_label(name).click();
+        h.run();
+    }
+    h.get_by_label("Save 1 run(s)").click();
+    h.run();
+    assert_eq!(store.names(Family::Runs).unwrap().len(), 1);
 }

@@ -495,7 +495,8 @@ fn segno_demo_trains_validates_and_reports() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["run"], "demo_mito_er_20");
     assert_eq!(v["iterations"], 20);
-    // A view of raw, prediction (hidden) and segmentation for `segno gui --view`.
+    // A view of raw, crop 2's mito labels, the prediction with the error overlay against
+    // them, and the segmentation (hidden) for `segno gui --view`.
     let view = segno::render::state::ViewState::load(&project.join("demo.view.json")).unwrap();
     assert_eq!(
         v["view"],
@@ -506,13 +507,49 @@ fn segno_demo_trains_validates_and_reports() {
         .iter()
         .map(|l| (l.name.as_str(), l.visible))
         .collect();
-    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names.len(), 4, "{names:?}");
     assert_eq!(names[0], ("raw", true));
     assert!(
-        !names[1].1 && names[1].0.starts_with("prediction_"),
+        names[1].1
+            && matches!(
+                view.layers[1].settings,
+                segno::render::state::LayerSettings::Segmentation(_)
+            ),
         "{names:?}"
     );
-    assert!(names[2].1 && names[2].0.starts_with("output_"), "{names:?}");
+    assert!(view.layers[1].source.ends_with("labels/crop2/mito"));
+    assert!(
+        names[2].1 && names[2].0.starts_with("prediction_"),
+        "{names:?}"
+    );
+    assert!(
+        !names[3].1 && names[3].0.starts_with("output_"),
+        "{names:?}"
+    );
+    assert_eq!(view.overlays.len(), 1);
+    let overlay = &view.overlays[0];
+    assert_eq!(
+        (overlay.truth.as_str(), overlay.prediction.as_str()),
+        (names[1].0, names[2].0)
+    );
+    assert!(overlay.visible);
+    // Thresholded where the applied post-processing thresholded.
+    let applied = v["applied"]["parameters"].as_str().unwrap();
+    let t: f32 = applied.strip_prefix("threshold_").unwrap().parse().unwrap();
+    assert_eq!(overlay.threshold, t);
+    // Centred on the crop.
+    let crop = segno::array::open(&project.join("data/synthetic.zarr/labels/crop2/mito"))
+        .unwrap()
+        .info()
+        .roi;
+    for a in 0..3 {
+        let p = view.position_nm.0[a];
+        let (b, e) = (
+            crop.offset()[a] as f64,
+            (crop.offset()[a] + crop.shape()[a]) as f64,
+        );
+        assert!((b..e).contains(&p), "axis {a}: {p} outside {crop}");
+    }
     let rows = v["validations"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1]["iteration"], 20);

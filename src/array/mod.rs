@@ -499,22 +499,31 @@ impl ArrayInfo {
         }
     }
 
+    /// Checks that `roi` has the array's spatial dimensions and lies on its voxel grid
+    /// (offset and shape whole voxels from the array's offset).
+    pub fn check_aligned(&self, roi: &Roi) -> Result<(), ArrayError> {
+        let vs = self.geometry.voxel_size;
+        let aligned = roi.dims() == vs.dims()
+            && (roi.offset() - self.geometry.offset).is_multiple_of(&vs)
+            && roi.shape().is_multiple_of(&vs);
+        if aligned {
+            Ok(())
+        } else {
+            Err(ArrayError::Misaligned {
+                path: self.path.clone(),
+                requested: Box::new(*roi),
+                voxel_size: Box::new(vs),
+                offset: Box::new(self.geometry.offset),
+            })
+        }
+    }
+
     /// Checks that `roi` lies on the voxel grid and inside the array, and returns the
     /// voxel range of each stored axis (non-spatial axes whole).
     pub fn voxel_ranges(&self, roi: &Roi) -> Result<Vec<std::ops::Range<u64>>, ArrayError> {
         let available = self.roi;
         let vs = self.geometry.voxel_size;
-        let aligned = roi.dims() == vs.dims()
-            && (roi.offset() - self.geometry.offset).is_multiple_of(&vs)
-            && roi.shape().is_multiple_of(&vs);
-        if !aligned {
-            return Err(ArrayError::Misaligned {
-                path: self.path.clone(),
-                requested: Box::new(*roi),
-                voxel_size: Box::new(vs),
-                offset: Box::new(self.geometry.offset),
-            });
-        }
+        self.check_aligned(roi)?;
         if !available.contains_roi(roi) {
             return Err(ArrayError::OutOfBounds {
                 path: self.path.clone(),
@@ -595,17 +604,7 @@ pub trait ArraySource: Send + Sync {
             return self.read(roi);
         }
         let vs = info.geometry.voxel_size;
-        let aligned = roi.dims() == vs.dims()
-            && (roi.offset() - info.geometry.offset).is_multiple_of(&vs)
-            && roi.shape().is_multiple_of(&vs);
-        if !aligned {
-            return Err(ArrayError::Misaligned {
-                path: info.path.clone(),
-                requested: Box::new(*roi),
-                voxel_size: Box::new(vs),
-                offset: Box::new(info.geometry.offset),
-            });
-        }
+        info.check_aligned(roi)?;
         let spatial = roi.shape() / vs;
         let mut shape = Vec::with_capacity(info.shape.len());
         let mut s = 0;

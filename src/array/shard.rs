@@ -252,7 +252,7 @@ where
             slab_shape[0] = (slab_hi - slab_lo) as usize;
             let mut slab_ranges = ranges.to_vec();
             slab_ranges[0] = slab_lo..slab_hi;
-            for outer in super::write::grid_indices(&outer_counts) {
+            for outer in super::data::grid_indices(&outer_counts) {
                 let mut rel = vec![slab_lo / inner[0] - first[0]];
                 rel.extend(outer);
                 let chunk: Vec<u64> = rel.iter().zip(&first).map(|(r, f)| r + f).collect();

@@ -23,6 +23,7 @@ use zarrs::storage::{
     StorageError, StoreKey, StoreKeys, StoreKeysPrefixes, StorePrefix, WritableStorageTraits,
 };
 
+pub use super::data::grid_indices;
 use super::zarr::ZarrArray;
 use super::{ArrayData, ArrayError, ArrayInfo, ArraySource, DataType};
 use crate::geometry::{Coordinate, Roi, SnapMode};
@@ -808,29 +809,4 @@ fn spatial_factors(info: &ArrayInfo, f: usize) -> Vec<usize> {
         .iter()
         .map(|a| if a.spatial { f } else { 1 })
         .collect()
-}
-
-/// Every index of a chunk grid, in C order.
-pub fn grid_indices(grid: &[u64]) -> Vec<Vec<u64>> {
-    let total: u64 = grid.iter().product();
-    let mut out = Vec::with_capacity(total as usize);
-    if total == 0 {
-        return out;
-    }
-    let mut index = vec![0u64; grid.len()];
-    loop {
-        out.push(index.clone());
-        let mut axis = grid.len();
-        loop {
-            if axis == 0 {
-                return out;
-            }
-            axis -= 1;
-            index[axis] += 1;
-            if index[axis] < grid[axis] {
-                break;
-            }
-            index[axis] = 0;
-        }
-    }
 }

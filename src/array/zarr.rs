@@ -424,7 +424,7 @@ impl ZarrArray {
         let (first, counts) = super::data::chunk_span(ranges, chunk);
         let shape: Vec<usize> = ranges.iter().map(|r| (r.end - r.start) as usize).collect();
         let out = std::sync::Mutex::new(super::data::zeroed::<T>(&shape));
-        super::write::grid_indices(&counts)
+        super::data::grid_indices(&counts)
             .par_iter()
             .try_for_each(|rel| {
                 let part: Vec<std::ops::Range<u64>> = rel

@@ -38,6 +38,7 @@ pub(super) fn demo(args: &DemoArgs, out: &mut dyn Write) -> Result<u8, Failure> 
     let view = match crate::gui::demo_view::write_demo_view(
         dir,
         &dir.join("data/synthetic.zarr/raw"),
+        Some(&dir.join("data/synthetic.zarr/labels/crop2/mito")),
         &report.applied.prediction,
         &report.applied.output,
     ) {

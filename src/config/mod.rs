@@ -15,6 +15,7 @@ pub mod datasplits;
 pub mod options;
 pub mod runs;
 pub mod tasks;
+pub mod templates;
 pub mod trainers;
 
 use std::fmt;

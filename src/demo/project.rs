@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use crate::config::*;
-use crate::geometry::Coordinate;
 
 /// A config for the finest level (`s0`) of the OME-NGFF image `image` in the project's
 /// synthetic container (the level array itself, so that DaCapo opens it too).
@@ -76,49 +75,8 @@ pub fn demo_run(iterations: u64, validation_interval: u64) -> RunConfig {
             clipmin: 0.05,
             clipmax: 0.95,
         }),
-        architecture_config: ArchitectureConfig::CnnectomeUnet(CNNectomeUNetConfig {
-            name: "demo_unet_52".into(),
-            input_shape: Coordinate::from([52, 52, 52]),
-            fmaps_out: 8,
-            fmaps_in: 1,
-            num_fmaps: 8,
-            fmap_inc_factor: 2,
-            downsample_factors: vec![Coordinate::from([2, 2, 2])],
-            kernel_size_down: None,
-            kernel_size_up: None,
-            eval_shape_increase: Some(Coordinate::from([24, 24, 24])),
-            upsample_factors: None,
-            constant_upsample: true,
-            padding: "valid".into(),
-            use_attention: false,
-            batch_norm: false,
-        }),
-        trainer_config: TrainerConfig::Gunpowder(GunpowderTrainerConfig {
-            name: "demo_trainer".into(),
-            batch_size: 1,
-            learning_rate: 0.05,
-            num_data_fetchers: 2,
-            augments: vec![
-                AugmentConfig::Simple(SimpleAugmentConfig {
-                    augmentation_probability: 1.0,
-                }),
-                AugmentConfig::Intensity(IntensityAugmentConfig {
-                    scale: (0.9, 1.1),
-                    shift: (-0.05, 0.05),
-                    clip: true,
-                    augmentation_probability: 0.5,
-                }),
-                AugmentConfig::IntensityScaleShift(IntensityScaleShiftAugmentConfig {
-                    scale: 2.0,
-                    shift: -1.0,
-                }),
-            ],
-            snapshot_interval: None,
-            min_masked: None,
-            clip_raw: false,
-            gt_min_reject: None,
-            sample_strategy: None,
-        }),
+        architecture_config: crate::config::templates::small_unet("demo_unet_52", 52, 8),
+        trainer_config: crate::config::templates::trainer("demo_trainer", 0.05),
         datasplit_config: DataSplitConfig::TrainValidate(TrainValidateDataSplitConfig {
             name: "synthetic_semantic_mito&er_8nm".into(),
             train_configs: vec![dataset("crop1")],

@@ -298,6 +298,55 @@ fn problem_color(ui: &egui::Ui) -> egui::Color32 {
     ui.visuals().error_fg_color
 }
 
+/// A starting config of `family` for a project that has none, with what it is: a task for
+/// the classes of the project's first datasplit, a small U-Net with its sizes, a trainer
+/// with the usual augments. `None` for other families, or a task without a datasplit
+/// whose classes can be told.
+fn template_for(
+    family: Family,
+    store: &ConfigStore,
+    names: &[(Family, Vec<String>)],
+) -> Option<(AnyConfig, String)> {
+    use crate::config::templates;
+    match family {
+        Family::Tasks => {
+            let split = names_of(names, Family::Datasplits).iter().find_map(|n| {
+                match store.retrieve(Family::Datasplits, n) {
+                    Ok(AnyConfig::Datasplit(d)) => Some(d),
+                    _ => None,
+                }
+            })?;
+            let classes = templates::datasplit_classes(&split);
+            if classes.is_empty() {
+                return None;
+            }
+            Some((
+                AnyConfig::Task(templates::task_template(&split)),
+                format!(
+                    "signed distances to {} (the classes of datasplit {})",
+                    classes.join(", "),
+                    split.name()
+                ),
+            ))
+        }
+        Family::Architectures => {
+            let a = templates::architecture_template();
+            let sizes = crate::ops::inspect::shapes(&a, None, None, None)
+                .map(|r| r.text())
+                .unwrap_or_else(|e| e.to_string());
+            Some((
+                AnyConfig::Architecture(a),
+                format!("a small 3D U-Net: {sizes}"),
+            ))
+        }
+        Family::Trainers => Some((
+            AnyConfig::Trainer(templates::trainer_template()),
+            "mirror/transpose, intensity scale and shift; learning rate 1e-4".to_string(),
+        )),
+        _ => None,
+    }
+}
+
 impl ConfigEditor {
     /// Starts a new, unsaved config of `family`.
     pub fn new_config(&mut self, family: Family) {
@@ -865,6 +914,15 @@ impl ConfigEditor {
                 let list = names_of(names, family);
                 if list.is_empty() {
                     col.label(format!("no stored {}", family.dir_name()));
+                    if let Some((config, about)) = template_for(family, store, names) {
+                        let label = format!("Store template {}", config.name());
+                        if col.button(label).on_hover_text(about).clicked() {
+                            match store.store(&config) {
+                                Ok(_) => changed = true,
+                                Err(e) => self.message = Some((true, e.to_string())),
+                            }
+                        }
+                    }
                 }
                 let chosen = self.builder.chosen.entry(family).or_default();
                 chosen.retain(|n| list.contains(n));
@@ -895,7 +953,8 @@ impl ConfigEditor {
                 .labelled_by(l.id);
             ui.end_row();
             let l = ui.label("naming template");
-            ui.add(egui::TextEdit::singleline(&mut self.builder.template).desired_width(420.0))
+            let width = (ui.available_width() - 8.0).max(420.0);
+            ui.add(egui::TextEdit::singleline(&mut self.builder.template).desired_width(width))
                 .labelled_by(l.id)
                 .on_hover_text(
                     "{datasplit}, {task}, {architecture}, {trainer} and {repetition} are \

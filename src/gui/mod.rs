@@ -7,9 +7,12 @@ pub mod bench;
 pub mod demo_view;
 pub mod editor;
 pub mod launcher;
-mod project;
+pub mod project;
+pub mod project_panel;
+pub mod runs_panel;
 pub mod screenshot;
 pub mod viewer;
+pub mod viewer_start;
 pub mod wizard;
 
 use std::path::{Path, PathBuf};
@@ -171,8 +174,8 @@ pub struct SegnoApp {
     pub settings: Settings,
     /// The open project, if any.
     pub project: Option<ProjectSummary>,
-    /// The text of the project path field.
-    path_field: String,
+    /// The Project section.
+    pub project_panel: project_panel::ProjectPanel,
     /// The last error to show (opening a project, reading a config …).
     pub message: Option<String>,
     /// The Configs section.
@@ -185,8 +188,8 @@ pub struct SegnoApp {
     screenshot: Option<ScreenshotJob>,
     /// The DataSplit wizard.
     pub wizard: wizard::Wizard,
-    /// Starting, stopping and monitoring trainers.
-    pub launcher: launcher::Launcher,
+    /// The Runs section (starting, stopping and monitoring trainers).
+    pub runs: runs_panel::RunsPanel,
 }
 
 /// Taking the window's screenshot for `segno gui --screenshot`.
@@ -204,14 +207,14 @@ impl SegnoApp {
         let mut app = Self {
             settings,
             project: None,
-            path_field: String::new(),
+            project_panel: project_panel::ProjectPanel::default(),
             message: None,
             editor: editor::ConfigEditor::default(),
             viewer: viewer::Viewer::default(),
             project_arrays: Vec::new(),
             screenshot: None,
             wizard: wizard::Wizard::default(),
-            launcher: launcher::Launcher::default(),
+            runs: runs_panel::RunsPanel::default(),
         };
         app.viewer
             .cache()
@@ -241,13 +244,14 @@ impl SegnoApp {
         match ProjectSummary::load(path) {
             Ok(summary) => {
                 self.settings.remember(path);
-                self.path_field = path.display().to_string();
+                self.project_panel.path_field = path.display().to_string();
                 self.project_arrays = summary
                     .arrays
                     .iter()
                     .flat_map(|c| crate::render::layer::list_arrays(&summary.root.join(c), 6))
                     .collect();
                 self.viewer.serve_root = Some(summary.root.clone());
+                self.viewer.project_views = viewer_start::saved_views(&summary.root);
                 self.message = None;
                 self.editor = editor::ConfigEditor::default();
                 // The Configs section opens on the project's first run (or other config).
@@ -294,59 +298,15 @@ impl SegnoApp {
     }
 
     fn project_section(&mut self, ui: &mut egui::Ui) {
-        ui.heading("Project");
-        // A folder dropped on the window opens as the project.
-        if let Some(d) = dropped_paths(ui.ctx()).into_iter().find(|p| p.is_dir()) {
-            self.open(&d);
-        }
-        ui.horizontal(|ui| {
-            ui.label("Directory");
-            ui.add(
-                egui::TextEdit::singleline(&mut self.path_field)
-                    .desired_width(420.0)
-                    .hint_text("a DaCapo/Segno project directory"),
-            );
-            if ui.button("Open").clicked() && !self.path_field.trim().is_empty() {
-                let p = PathBuf::from(self.path_field.trim());
-                self.open(&p);
+        let action = self
+            .project_panel
+            .ui(ui, self.project.as_ref(), &mut self.settings);
+        match action {
+            Some(project_panel::ProjectAction::Open(path)) => self.open(&path),
+            Some(project_panel::ProjectAction::CacheBudget(mib)) => {
+                self.viewer.cache().set_budget((mib as usize) << 20);
             }
-            if ui.button("Browse…").clicked() {
-                if let Some(dir) = rfd::FileDialog::new().pick_folder() {
-                    self.open(&dir);
-                }
-            }
-        });
-        ui.separator();
-        if let Some(p) = &self.project {
-            p.overview(ui);
-        }
-        ui.separator();
-        ui.horizontal(|ui| {
-            ui.label("Viewer chunk cache");
-            let r = ui.add(
-                egui::DragValue::new(&mut self.settings.cpu_cache_mib)
-                    .range(64..=1 << 20)
-                    .suffix(" MiB"),
-            );
-            if r.changed() {
-                self.viewer
-                    .cache()
-                    .set_budget((self.settings.cpu_cache_mib as usize) << 20);
-            }
-        });
-        ui.separator();
-        ui.label(egui::RichText::new("Recent projects").strong());
-        let mut open = None;
-        for r in &self.settings.recent {
-            if ui.link(r.display().to_string()).clicked() {
-                open = Some(r.clone());
-            }
-        }
-        if self.settings.recent.is_empty() {
-            ui.label("none yet");
-        }
-        if let Some(p) = open {
-            self.open(&p);
+            None => {}
         }
     }
 
@@ -421,87 +381,14 @@ impl SegnoApp {
     }
 
     fn runs_section(&mut self, ui: &mut egui::Ui) {
-        ui.heading("Runs");
-        egui::ScrollArea::both()
-            .id_salt("runs-scroll")
-            .show(ui, |ui| self.runs_body(ui));
-    }
-
-    fn runs_body(&mut self, ui: &mut egui::Ui) {
-        let Some(p) = &self.project else {
-            ui.label("Open a project first.");
-            return;
-        };
-        if p.runs.is_empty() {
-            ui.label("No runs in this project.");
-            return;
-        }
-        let root = p.root.clone();
-        let list: Vec<(String, u64)> = p
-            .runs
-            .iter()
-            .map(|r| (r.name.clone(), r.iterations))
-            .collect();
-        self.launcher.refresh(&root, &list, false);
-        if self.launcher.any_training() {
-            ui.ctx()
-                .request_repaint_after(std::time::Duration::from_secs(1));
-        }
-        let mut view = None;
-        let mut targets: Option<String> = None;
-        let launcher = &mut self.launcher;
-        egui::Grid::new("runs")
-            .striped(true)
-            .num_columns(8)
-            .show(ui, |ui| {
-                for h in ["run", "task", "status", "iterations", "best", "", "", ""] {
-                    ui.label(egui::RichText::new(h).strong());
-                }
-                ui.end_row();
-                for r in &p.runs {
-                    ui.label(&r.name);
-                    ui.label(&r.task);
-                    let m = launcher.runs.get(&r.name);
-                    let state = m
-                        .map(launcher::RunMonitor::status)
-                        .unwrap_or_else(|| "not started".into());
-                    ui.label(state);
-                    let done = m.map(|m| m.losses.len()).unwrap_or(0);
-                    // Read with the rest of the run's state (once a second), not every frame.
-                    let stored = m.is_some_and(|m| m.validated);
-                    ui.label(format!("{done} / {}", r.iterations));
-                    ui.label(r.best.join("\n"));
-                    ui.horizontal(|ui| launcher.buttons(ui, &root, &r.name));
-                    if ui
-                        .add_enabled(stored, egui::Button::new("View"))
-                        .on_hover_text(
-                            "raw data, ground truth and the latest validation prediction and output",
-                        )
-                        .clicked()
-                    {
-                        view = Some((r.name.clone(), None, None));
-                    }
-                    if ui
-                        .button("Targets")
-                        .on_hover_text(
-                            "the targets and weights the run's task trains on for its first training crop, beside its raw data and ground truth",
-                        )
-                        .clicked()
-                    {
-                        targets = Some(r.name.clone());
-                    }
-                    ui.end_row();
-                }
-            });
-        ui.separator();
-        if let Some((run, iteration, parameters)) = self.launcher.monitor_ui(ui) {
-            view = Some((run, Some(iteration), Some(parameters)));
-        }
-        if let Some((run, iteration, parameters)) = view {
-            self.view_iteration(&run, iteration, parameters);
-        }
-        if let Some(run) = targets {
-            self.view_targets(&run);
+        match self.runs.ui(ui, self.project.as_ref()) {
+            Some(runs_panel::RunsAction::View {
+                run,
+                iteration,
+                parameters,
+            }) => self.view_iteration(&run, iteration, parameters),
+            Some(runs_panel::RunsAction::Targets(run)) => self.view_targets(&run),
+            None => {}
         }
     }
 

@@ -65,6 +65,8 @@ pub struct Viewer {
     mip_texture: Option<egui::TextureHandle>,
     /// The directory neuroglancer exports serve (the project), and the URL it is served at.
     pub serve_root: Option<PathBuf>,
+    /// The project's saved views (newest first), offered while the viewer is empty.
+    pub project_views: Vec<PathBuf>,
     ng_base_url: String,
     /// The last export's note (where the file went, that the URL was copied).
     pub note: Option<String>,
@@ -259,6 +261,7 @@ impl Viewer {
             truth_pick: 0,
             prediction_pick: 0,
             panel_rects: HashMap::new(),
+            project_views: Vec::new(),
             mip: MipJob::default(),
             mip_texture: None,
             serve_root: None,
@@ -827,7 +830,14 @@ impl Viewer {
         egui::Panel::bottom("viewer-status")
             .exact_size(44.0)
             .show(ui, |ui| self.status_bar(ui));
-        egui::CentralPanel::default_margins().show(ui, |ui| self.panels_ui(ui));
+        egui::CentralPanel::default_margins().show(ui, |ui| {
+            if self.state.layers.is_empty() {
+                let views = self.project_views.clone();
+                super::viewer_start::ui(self, ui, project_arrays, &views);
+            } else {
+                self.panels_ui(ui);
+            }
+        });
         self.keys(ui);
     }
 

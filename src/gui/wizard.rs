@@ -312,6 +312,9 @@ impl Wizard {
             self.add_pair(&raw, &gt, role, &base);
         }
         let mut remove = None;
+        // The two path columns share the width left by the role and button columns; long
+        // paths are elided, with the whole path on hover.
+        let path_width = ((ui.available_width() - 260.0) / 2.0).max(160.0);
         egui::Grid::new("wizard-rows")
             .striped(true)
             .num_columns(5)
@@ -334,13 +337,21 @@ impl Wizard {
                         .response
                         .labelled_by(role_header);
                     ui.vertical(|ui| {
-                        ui.label(format!("{}/{}", r.spec.raw_container, r.spec.raw_dataset));
+                        ui.set_width(path_width);
+                        path_label(
+                            ui,
+                            &format!("{}/{}", r.spec.raw_container, r.spec.raw_dataset),
+                        );
                         if let Some(s) = &r.inspection.raw {
                             ui.weak(s.to_string());
                         }
                     });
                     ui.vertical(|ui| {
-                        ui.label(format!("{}/{}", r.spec.gt_container, r.spec.gt_dataset));
+                        ui.set_width(path_width);
+                        path_label(
+                            ui,
+                            &format!("{}/{}", r.spec.gt_container, r.spec.gt_dataset),
+                        );
                         for (c, s) in &r.inspection.classes {
                             match s {
                                 Some(s) => ui.weak(format!("{c}: {s}")),
@@ -443,4 +454,10 @@ impl Wizard {
         }
         preview
     }
+}
+
+/// A path on one line, elided when it does not fit, whole on hover.
+fn path_label(ui: &mut egui::Ui, path: &str) {
+    ui.add(egui::Label::new(path).truncate())
+        .on_hover_text(path);
 }
