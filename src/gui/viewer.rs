@@ -832,8 +832,9 @@ impl Viewer {
             .show(ui, |ui| self.status_bar(ui));
         egui::CentralPanel::default_margins().show(ui, |ui| {
             if self.state.layers.is_empty() {
-                let views = self.project_views.clone();
+                let views = std::mem::take(&mut self.project_views);
                 super::viewer_start::ui(self, ui, project_arrays, &views);
+                self.project_views = views;
             } else {
                 self.panels_ui(ui);
             }

@@ -595,24 +595,13 @@ pub fn post_process(
             let run = super::stored_run(project, name)?;
             let fail = OpsError::run(&run.name);
             let predictor = Predictor::from_task(&run.task_config).map_err(|e| fail(e.into()))?;
+            // Given parameters need no scores (post-processing does not use the iteration).
             let request = SettingsRequest {
+                iteration: parameters.as_ref().map(|_| 0),
                 parameters: parameters.clone(),
                 ..SettingsRequest::default()
             };
             let settings = choose_settings(project.root(), &run, &predictor, &request)
-                .or_else(|e| match parameters {
-                    // Given parameters need no scores.
-                    Some(_) => choose_settings(
-                        project.root(),
-                        &run,
-                        &predictor,
-                        &SettingsRequest {
-                            iteration: Some(0),
-                            ..request.clone()
-                        },
-                    ),
-                    None => Err(e),
-                })
                 .map_err(OpsError::Engine)?;
             let dataset = options
                 .dataset
