@@ -325,7 +325,61 @@ pub struct ArrayInfo {
     pub roi: Roi,
 }
 
+/// What a zarr or N5 header says about a stored array, apart from its geometry.
+pub(crate) struct StoredHeader {
+    /// The array's path as shown in messages.
+    pub path: String,
+    /// The storage format (`zarr v2`, `zarr v3`, `N5`).
+    pub format: &'static str,
+    /// The element type.
+    pub data_type: DataType,
+    /// The stored shape, channel axes included.
+    pub shape: Vec<u64>,
+    /// The chunk (or inner chunk) shape.
+    pub chunk_shape: Vec<u64>,
+    /// The shard shape of a sharded zarr v3 array.
+    pub shard_shape: Option<Vec<u64>>,
+    /// The codecs, as text.
+    pub codecs: String,
+    /// The fill value as stored.
+    pub fill_value: serde_json::Value,
+}
+
 impl ArrayInfo {
+    /// The description of a stored array from its header and the metadata its geometry is
+    /// resolved from (see [`meta::resolve`]): sizes checked, region computed. Every error is
+    /// a metadata error naming the array. The one conversion the zarr and N5 readers share.
+    pub(crate) fn from_header(
+        header: StoredHeader,
+        inputs: &meta::MetaInputs<'_>,
+    ) -> Result<Self, ArrayError> {
+        let error = |message: String| ArrayError::Metadata {
+            path: header.path.clone(),
+            message,
+        };
+        let geometry = meta::resolve(inputs).map_err(|e| error(e.to_string()))?;
+        Self::check_sizes(
+            &header.shape,
+            &header.chunk_shape,
+            header.shard_shape.as_deref(),
+            header.data_type,
+        )
+        .map_err(error)?;
+        let roi = Self::compute_roi(&header.shape, &geometry).map_err(error)?;
+        Ok(ArrayInfo {
+            path: header.path,
+            format: header.format,
+            data_type: header.data_type,
+            shape: header.shape,
+            chunk_shape: header.chunk_shape,
+            shard_shape: header.shard_shape,
+            codecs: header.codecs,
+            fill_value: header.fill_value,
+            geometry,
+            roi,
+        })
+    }
+
     /// Refuses an array whose offset is off its voxel grid (not a multiple of the voxel
     /// size) for `purpose` ("training", "prediction", …), which computes on the world voxel
     /// grid: Segno never shifts data to make it fit.

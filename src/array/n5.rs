@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{ArrayD, IxDyn};
 use serde_json::{Map, Value};
 
-use super::meta::{self, MetaInputs};
+use super::meta::MetaInputs;
 use super::{ArrayData, ArrayError, ArrayInfo, ArraySource, DataType};
 use crate::geometry::Roi;
 
@@ -132,42 +132,28 @@ impl N5Array {
             .map(|p| read_json(&p.join("attributes.json"), &display))
             .transpose()?
             .flatten();
-        let geometry = meta::resolve(&MetaInputs {
-            ndim: shape.len(),
-            attributes: Some(&attrs),
-            parent_attributes: parent_attrs.as_ref(),
-            dimension_names: None,
-            ome: None,
-            n5: true,
-            axis_override: None,
-        })
-        .map_err(|e| ArrayError::Metadata {
-            path: display.clone(),
-            message: e.to_string(),
-        })?;
-        ArrayInfo::check_sizes(&shape, &block, None, data_type).map_err(|message| {
-            ArrayError::Metadata {
-                path: display.clone(),
-                message,
-            }
-        })?;
-        let roi =
-            ArrayInfo::compute_roi(&shape, &geometry).map_err(|message| ArrayError::Metadata {
-                path: display.clone(),
-                message,
-            })?;
-        let info = ArrayInfo {
-            path: display,
-            format: "N5",
-            data_type,
-            shape,
-            chunk_shape: block.clone(),
-            shard_shape: None,
-            codecs: compression_json.to_string(),
-            fill_value: Value::from(0),
-            geometry,
-            roi,
-        };
+        let ndim = shape.len();
+        let info = ArrayInfo::from_header(
+            super::StoredHeader {
+                path: display,
+                format: "N5",
+                data_type,
+                shape,
+                chunk_shape: block.clone(),
+                shard_shape: None,
+                codecs: compression_json.to_string(),
+                fill_value: Value::from(0),
+            },
+            &MetaInputs {
+                ndim,
+                attributes: Some(&attrs),
+                parent_attributes: parent_attrs.as_ref(),
+                dimension_names: None,
+                ome: None,
+                n5: true,
+                axis_override: None,
+            },
+        )?;
         Ok(Self {
             dir,
             info,

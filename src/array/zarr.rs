@@ -263,45 +263,30 @@ fn describe(
             .map(|n| n.as_ref().map(|s| s.to_string()))
             .collect()
     });
-    let geometry = meta::resolve(&MetaInputs {
-        ndim,
-        attributes: Some(array.attributes()),
-        parent_attributes: parent_attrs.as_ref(),
-        dimension_names,
-        ome,
-        n5: false,
-        axis_override: axes.map(<[String]>::to_vec),
-    })
-    .map_err(|e| ArrayError::Metadata {
-        path: display.to_string(),
-        message: e.to_string(),
-    })?;
-    ArrayInfo::check_sizes(&shape, &chunk_shape, shard_shape.as_deref(), data_type).map_err(
-        |message| ArrayError::Metadata {
+    ArrayInfo::from_header(
+        super::StoredHeader {
             path: display.to_string(),
-            message,
+            format: match array.metadata() {
+                ArrayMetadata::V2(_) => "zarr v2",
+                ArrayMetadata::V3(_) => "zarr v3",
+            },
+            data_type,
+            shape,
+            chunk_shape,
+            shard_shape,
+            codecs,
+            fill_value,
         },
-    )?;
-    let roi =
-        ArrayInfo::compute_roi(&shape, &geometry).map_err(|message| ArrayError::Metadata {
-            path: display.to_string(),
-            message,
-        })?;
-    Ok(ArrayInfo {
-        path: display.to_string(),
-        format: match array.metadata() {
-            ArrayMetadata::V2(_) => "zarr v2",
-            ArrayMetadata::V3(_) => "zarr v3",
+        &MetaInputs {
+            ndim,
+            attributes: Some(array.attributes()),
+            parent_attributes: parent_attrs.as_ref(),
+            dimension_names,
+            ome,
+            n5: false,
+            axis_override: axes.map(<[String]>::to_vec),
         },
-        data_type,
-        shape,
-        chunk_shape,
-        shard_shape,
-        codecs,
-        fill_value,
-        geometry,
-        roi,
-    })
+    )
 }
 
 fn codec_summary(array: &Array<FilesystemStore>) -> String {

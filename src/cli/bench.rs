@@ -1,4 +1,6 @@
-//! `segno bench viewer|engine|arrays`.
+//! `segno bench arrays|pipeline|model|train|predict|viewer`: options into the benchmarks of
+//! `bench` (the engine side by side with zarr-python and DaCapo) and `gui::viewer_bench`
+//! (the viewer drawing offscreen), their reports printed.
 
 use super::*;
 
@@ -16,7 +18,7 @@ pub(super) fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Resul
             ))
         }
     };
-    let options = crate::gui::bench::ViewerBenchOptions {
+    let options = crate::gui::viewer_bench::ViewerBenchOptions {
         dir: args.dir.clone(),
         size: args.size,
         width: args.image[0],
@@ -26,7 +28,7 @@ pub(super) fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Resul
         jumps: args.jumps,
         layout,
     };
-    let r = crate::gui::bench::bench_viewer(&options, out)
+    let r = crate::gui::viewer_bench::bench_viewer(&options, out)
         .map_err(|e| Failure::new(exit::INVALID, e))?;
     if args.json {
         let _ = writeln!(

@@ -3,7 +3,6 @@
 //! sessions. The app only calls the engine (config store, arrays, run records); it never
 //! duplicates it.
 
-pub mod bench;
 pub mod demo_view;
 pub mod editor;
 pub mod launcher;
@@ -12,6 +11,7 @@ pub mod project_panel;
 pub mod runs_panel;
 pub mod screenshot;
 pub mod viewer;
+pub mod viewer_bench;
 pub mod viewer_start;
 pub mod wizard;
 
