@@ -1,4 +1,5 @@
-//! `segno array info`, `datasplit`, `neuroglancer` and `info`.
+//! `segno array info`, `datasplit`, `neuroglancer` and `info`: each builds its options,
+//! makes one call and prints the report.
 
 use super::*;
 
@@ -13,14 +14,11 @@ pub(super) fn checkout_file(relative: &str) -> PathBuf {
 }
 
 pub(super) fn datasplit(args: &DatasplitArgs, out: &mut dyn Write) -> Result<u8, Failure> {
-    use crate::datasplit::{generate, read_csv, GeneratorOptions};
-    let specs = read_csv(&args.csv).map_err(|e| Failure::new(exit::INVALID, e.to_string()))?;
-    let name = args.name.clone().unwrap_or_else(|| {
-        args.csv
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "datasplit".into())
-    });
+    use crate::datasplit::GeneratorOptions;
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| crate::ops::datasplit::default_name(&args.csv));
     let mut options = GeneratorOptions::new(&name, args.input_resolution, args.output_resolution);
     options.targets = (!args.targets.is_empty()).then(|| args.targets.clone());
     options.binarize_gt = args.binarize_gt;
@@ -30,86 +28,30 @@ pub(super) fn datasplit(args: &DatasplitArgs, out: &mut dyn Write) -> Result<u8,
     options.separator = args.separator.clone();
     options.max_validation_volume_size = args.max_validation_volume_size;
     let project = args.project.open()?;
-    let generated = generate(&specs, &options, project.root())
-        .map_err(|e| Failure::new(exit::INVALID, e.to_string()))?;
-    let config = AnyConfig::Datasplit(crate::config::DataSplitConfig::TrainValidate(
-        generated.config.clone(),
-    ));
-    let problems = config.problems();
-    if !problems.is_empty() {
-        let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-        return Err(Failure::new(
-            exit::INVALID,
-            format!("the generated datasplit is invalid: {}", lines.join("; ")),
-        ));
-    }
-    let stored = if args.store {
-        Some(
-            match project.configs().store(&config).map_err(Failure::from)? {
-                StoreOutcome::Written => "stored",
-                StoreOutcome::Unchanged => "already stored (identical)",
-            },
-        )
-    } else {
-        None
-    };
-    for w in &generated.warnings {
+    let report =
+        crate::ops::datasplit::generate_datasplit(&project, &args.csv, &options, args.store)?;
+    for w in &report.warnings {
         eprintln!("warning: {w}");
     }
-    if args.project.json {
-        return emit_json(
-            out,
-            &json!({"name": generated.config.name, "stored": stored, "warnings": generated.warnings,
-                    "train": generated.config.train_configs.len(), "validate": generated.config.validate_configs.len(),
-                    "yaml": config.to_yaml()}),
-        )
-        .map(|()| exit::OK);
-    }
-    match stored {
-        Some(s) => emit(
-            out,
-            &format!(
-                "datasplit {} ({} training, {} validation datasets): {s}\n",
-                generated.config.name,
-                generated.config.train_configs.len(),
-                generated.config.validate_configs.len()
-            ),
-        )?,
-        None => emit(out, &config.to_yaml())?,
-    }
-    Ok(exit::OK)
+    print(out, &report, args.project.json)
 }
 
 pub(super) fn neuroglancer(args: &NeuroglancerArgs, out: &mut dyn Write) -> Result<u8, Failure> {
-    let state = crate::render::state::ViewState::load(&args.view)
-        .map_err(|e| Failure::new(exit::INVALID, e.to_string()))?;
-    let mut viewer = crate::gui::viewer::Viewer::new(1 << 20);
-    viewer.set_state(state);
-    for i in 0..viewer.state.layers.len() {
-        let s = viewer.layer_status(i);
-        if s.starts_with("error") {
-            return Err(Failure::new(
-                exit::INVALID,
-                format!("layer {:?}: {s}", viewer.state.layers[i].name),
-            ));
-        }
-    }
-    let root = match &args.root {
-        Some(r) => r.clone(),
-        None => args
-            .view
-            .canonicalize()
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf))
-            .unwrap_or_else(|| PathBuf::from(".")),
-    };
-    let (json, url) = viewer.neuroglancer(&args.base_url, &root);
-    if let Some(path) = &args.output {
-        let text = serde_json::to_string_pretty(&json).unwrap_or_default();
-        crate::store::atomic::write_atomic(path, text.as_bytes(), true)
-            .map_err(|e| Failure::new(exit::IO, format!("{}: {e}", path.display())))?;
-    }
-    let _ = writeln!(out, "{url}");
+    use crate::render::neuroglancer::{export_view, ExportError};
+    let export = export_view(
+        &args.view,
+        &args.base_url,
+        args.root.as_deref(),
+        args.output.as_deref(),
+    )
+    .map_err(|e| {
+        let code = match e {
+            ExportError::Write { .. } => exit::IO,
+            ExportError::State(_) | ExportError::Layer { .. } => exit::INVALID,
+        };
+        Failure::new(code, e.to_string())
+    })?;
+    emit(out, &format!("{}\n", export.url))?;
     Ok(exit::OK)
 }
 

@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 
 use crate::config::{AnyConfig, ConfigError, Family};
 use crate::geometry::Coordinate;
-use crate::store::{Project, StoreError, StoreOutcome};
+use crate::store::{Project, StoreError};
 
 /// Exit codes of `segno`, so scripts can tell failures apart.
 pub mod exit {
@@ -199,7 +199,7 @@ impl From<crate::ops::OpsError> for Failure {
         use crate::ops::OpsError as E;
         let code = match &e {
             E::Usage(_) => exit::USAGE,
-            E::Invalid(_) => exit::INVALID,
+            E::Invalid(_) | E::Config(_) => exit::INVALID,
             E::Array(a) => array_code(a),
             E::Store(s) => store_code(s),
             E::Engine(t) | E::Run { source: t, .. } => train_code(t),

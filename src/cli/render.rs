@@ -3,12 +3,15 @@
 
 use super::*;
 use crate::ops::apply::{ApplyReport, InputReport, PostProcessReport, PredictionReport};
+use crate::ops::configs::{ConfigListing, DocumentReport};
+use crate::ops::datasplit::DatasplitReport;
 use crate::ops::demo::DemoReport;
 use crate::ops::describe::ArrayDescription;
 use crate::ops::evaluate::EvaluationReport;
+use crate::ops::inspect::{ShapesOutcome, TargetsOutcome};
 use crate::ops::train::TrainRunReport;
 use crate::ops::validate::ValidationReport;
-use crate::ops::weights::{ExportWeightsReport, ImportWeightsReport};
+use crate::ops::weights::{ExportWeightsReport, ImportRunReport, ImportWeightsReport};
 
 /// A report that can be shown to people as text (its JSON form is its serialisation).
 pub(super) trait Report: serde::Serialize {
@@ -339,5 +342,154 @@ impl Report for ExportWeightsReport {
             self.output.display(),
             self.tensors
         )
+    }
+}
+
+impl Report for ConfigListing {
+    fn text(&self) -> String {
+        let mut text = format!("project: {}\n", self.project.display());
+        for (f, names) in &self.families {
+            text.push_str(&format!("{} ({}):\n", f.dir_name(), names.len()));
+            for n in names {
+                text.push_str(&format!("  {n}\n"));
+            }
+        }
+        text
+    }
+}
+
+impl Report for DatasplitReport {
+    fn text(&self) -> String {
+        match self.stored {
+            Some(s) => format!(
+                "datasplit {} ({} training, {} validation datasets): {s}\n",
+                self.name, self.train, self.validate
+            ),
+            None => self.yaml.clone(),
+        }
+    }
+}
+
+/// One checked or imported document with its failure turned into an exit code.
+pub(super) struct Document {
+    source: String,
+    family: Option<Family>,
+    name: Option<String>,
+    pub(super) outcome: Result<String, Failure>,
+    warnings: Vec<String>,
+}
+
+impl From<DocumentReport> for Document {
+    fn from(r: DocumentReport) -> Self {
+        Self {
+            source: r.source,
+            family: r.family,
+            name: r.name,
+            outcome: r.outcome.map_err(Failure::from),
+            warnings: r.warnings,
+        }
+    }
+}
+
+impl Document {
+    pub(super) fn to_json(&self) -> Value {
+        let mut v = json!({
+            "source": self.source,
+            "family": self.family.map(|f| f.dir_name()),
+            "name": self.name.as_deref().map(crate::store::configs::short_name),
+        });
+        match &self.outcome {
+            Ok(what) => {
+                v["ok"] = json!(true);
+                v["outcome"] = json!(what);
+            }
+            Err(f) => {
+                v["ok"] = json!(false);
+                v["error"] = json!(f.message);
+                v["exit_code"] = json!(f.code);
+            }
+        }
+        v["warnings"] = json!(self.warnings);
+        v
+    }
+
+    pub(super) fn to_text(&self) -> String {
+        let what = match (&self.family, &self.name) {
+            (Some(f), Some(n)) => {
+                format!(" ({} {:?})", f.noun(), crate::store::configs::short_name(n))
+            }
+            _ => String::new(),
+        };
+        let mut text = match &self.outcome {
+            Ok(o) => format!("{}{what}: {o}\n", self.source),
+            Err(f) => format!("{}{what}: error: {}\n", self.source, f.message),
+        };
+        for w in &self.warnings {
+            text.push_str(&format!("  warning: {w}\n"));
+        }
+        text
+    }
+}
+
+impl Report for ShapesOutcome {
+    fn text(&self) -> String {
+        let mut text = format!("{}: {}\n", self.architecture, self.report.text());
+        if let Some(n) = &self.note {
+            text.push_str(&format!("note: {n}\n"));
+        }
+        text
+    }
+}
+
+impl Report for TargetsOutcome {
+    fn text(&self) -> String {
+        let r = &self.report;
+        let mut text = format!(
+            "wrote the targets and weights of task {} for {}\n  target  {}\n  weight  {}\n",
+            self.task,
+            self.ground_truth,
+            r.target.display(),
+            r.weight.display()
+        );
+        for (c, (t, w)) in r.target_range.iter().zip(&r.weight_range).enumerate() {
+            text.push_str(&format!(
+                "  channel {c}: target {:.3} … {:.3}, weight {:.3} … {:.3}\n",
+                t.0, t.1, w.0, w.1
+            ));
+        }
+        text
+    }
+}
+
+impl Report for ImportRunReport {
+    fn text(&self) -> String {
+        let mut text = format!("imported DaCapo run {}\n", self.run);
+        for c in &self.imported {
+            text.push_str(&format!(
+                "  iteration {:<8} {} -> {}{}\n",
+                c.iteration,
+                c.from.display(),
+                c.to.display(),
+                if c.optimizer {
+                    " (with optimizer state)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if !self.kept.is_empty() {
+            text.push_str(&format!(
+                "  already imported (kept): iterations {}\n",
+                join_dims(&self.kept, ", ")
+            ));
+        }
+        text.push_str(&format!(
+            "  training statistics: {} iterations\n",
+            self.training_stats
+        ));
+        for note in &self.notes {
+            text.push_str(&format!("  note: {note}\n"));
+        }
+        text
     }
 }

@@ -461,3 +461,89 @@ fn path_label(ui: &mut egui::Ui, path: &str) {
     ui.add(egui::Label::new(path).truncate())
         .on_hover_text(path);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use egui_kittest::kittest::Queryable;
+    use egui_kittest::Harness;
+
+    struct Panel {
+        wizard: Wizard,
+        project: crate::store::Project,
+    }
+
+    #[test]
+    fn the_wizard_alone_pairs_typed_paths_and_saves_the_generated_datasplit() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::demo::generate(
+            dir.path(),
+            &crate::demo::DemoOptions {
+                seed: 1,
+                size: 64,
+                overwrite: false,
+            },
+        )
+        .unwrap();
+        let project = crate::store::Project::open(dir.path()).unwrap();
+        let mut h = Harness::builder()
+            .with_size(egui::Vec2::new(1200.0, 1200.0))
+            .build_ui_state(
+                |ui, p: &mut Panel| {
+                    p.wizard.ui(ui, &p.project);
+                },
+                Panel {
+                    wizard: Wizard::default(),
+                    project,
+                },
+            );
+        h.run();
+        let fill = |h: &mut Harness<'_, Panel>, label: &str, text: &str| {
+            h.get_all_by_label(label)
+                .last()
+                .unwrap_or_else(|| panic!("no field {label:?}"))
+                .set_text_value_accesskit(text);
+            h.run_steps(2);
+        };
+        let c = "data/synthetic.zarr";
+        h.state_mut().wizard.new_raw = format!("{c}/raw");
+        h.state_mut().wizard.new_gt = format!("{c}/labels/crop1/[mito&er]");
+        h.get_by_label("Add pair").click();
+        h.run_steps(2);
+        assert_eq!(
+            h.state().wizard.rows.len(),
+            1,
+            "{:?}",
+            h.state().wizard.message
+        );
+        // The row shows what the raw array holds.
+        h.get_by_label_contains("uint8 64×64×64 @ (8, 8, 8) nm");
+        fill(&mut h, "name", "typed");
+        h.get_by_label("Save datasplit").click();
+        h.run_steps(2);
+        let note = h.state().wizard.note.clone().unwrap_or_default();
+        assert!(note.contains("typed_semantic_mito&er_8nm saved"), "{note}");
+        // What was saved is what the generator makes of the same row.
+        let w = &h.state().wizard;
+        let expected = crate::datasplit::generate(
+            &[w.rows[0].spec.clone()],
+            &w.options().unwrap(),
+            dir.path(),
+        )
+        .unwrap()
+        .config;
+        let stored = h
+            .state()
+            .project
+            .configs()
+            .retrieve(
+                crate::config::Family::Datasplits,
+                "typed_semantic_mito&er_8nm",
+            )
+            .unwrap();
+        assert_eq!(
+            stored,
+            AnyConfig::Datasplit(DataSplitConfig::TrainValidate(expected))
+        );
+    }
+}

@@ -4,6 +4,8 @@
 //! orchestrates the engine itself.
 
 pub mod apply;
+pub mod configs;
+pub mod datasplit;
 pub mod demo;
 pub mod describe;
 pub mod evaluate;
@@ -30,6 +32,9 @@ pub enum OpsError {
     /// A config, input or stored file that cannot be used as asked.
     #[error("{0}")]
     Invalid(String),
+    /// A config file that does not parse or is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// An array could not be opened, read or written.
     #[error(transparent)]
     Array(#[from] ArrayError),

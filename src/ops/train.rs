@@ -2,6 +2,9 @@
 //! chosen, the run trained (resuming from its latest checkpoint), and how training ended
 //! recorded in the run's status file for the Runs section.
 
+/// Which validation arrays a run keeps (re-exported for the front ends).
+pub use crate::train::KeepValidation;
+
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -10,7 +13,7 @@ use serde::Serialize;
 use super::OpsError;
 use crate::store::layout::RunDir;
 use crate::store::Project;
-use crate::train::{self, KeepValidation, TrainError, TrainOptions};
+use crate::train::{self, TrainError, TrainOptions};
 
 /// Options of [`train_stored_run`].
 pub struct TrainRunOptions {

@@ -154,3 +154,19 @@ pub fn export_weights(
         parameters: report.parameters,
     })
 }
+/// What importing a run DaCapo trained brought in.
+pub type ImportRunReport = crate::train::import::ImportReport;
+
+/// Brings the checkpoints and training statistics of the DaCapo run stored as `name` in
+/// `project` into Segno's run directory (existing Segno checkpoints are replaced only with
+/// `overwrite`).
+pub fn import_run(
+    project: &Project,
+    name: &str,
+    overwrite: bool,
+) -> Result<ImportRunReport, OpsError> {
+    let run = super::stored_run(project, name)?;
+    let options = crate::train::import::ImportOptions { overwrite };
+    crate::train::import::import_dacapo_run(project.root(), &run, &options)
+        .map_err(|e| OpsError::Invalid(format!("run `{}`: {e}", run.name)))
+}

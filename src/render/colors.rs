@@ -2,6 +2,10 @@
 //! as in the viewer users know (a seeded MurmurHash3-style combine of the id's two 32-bit
 //! halves picks a hue and a saturation at full value), and the image colormaps.
 
+/// Neuroglancer's axis colours by world axis (z, y, x): x red, y green, z blue. Cross hairs
+/// and the 3D panel's axes use them.
+pub const AXIS_COLORS: [[u8; 3]; 3] = [[0, 96, 255], [0, 200, 0], [255, 40, 40]];
+
 /// One round of neuroglancer's `hashCombine` (a MurmurHash3 x86_32 block step): mixes the
 /// 32-bit `value` into `state`.
 pub fn hash_combine(state: u32, value: u32) -> u32 {

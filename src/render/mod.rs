@@ -1,10 +1,14 @@
 //! Rendering of the volume viewer: the colour schemes layers are drawn with (segment
 //! colours, image colormaps), the layers' arrays and the chunk cache that streams them,
-//! cross-sections gathered from cached chunks, the saved view state, and the wgpu pipeline
-//! that colours and blends the layers (with a CPU reference of the same shading).
+//! cross-sections gathered from cached chunks and composed per panel, the saved view
+//! state, and the wgpu pipeline that colours and blends the layers (with a CPU reference of
+//! the same shading).
 
 pub mod cache;
 pub mod colors;
+pub mod composer;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod gpu;
 pub mod layer;
 pub mod neuroglancer;

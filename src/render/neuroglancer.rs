@@ -1,14 +1,14 @@
 //! Export of a view as a neuroglancer state (JSON and a `#!` URL): the same layers, position,
 //! zoom, layout and drawing settings, with the arrays served over HTTP from a base URL
-//! (neuroglancer cannot read local files).
+//! (neuroglancer cannot read local files). [`export_view`] does it for a saved view file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
 use super::colors::Colormap;
-use super::layer::LayerData;
-use super::state::{Blend, LayerSettings, ViewState};
+use super::layer::{open_layer, LayerData};
+use super::state::{Blend, LayerSettings, StateError, ViewState};
 
 /// The public neuroglancer instance URLs point at.
 pub const NEUROGLANCER_APP: &str = "https://neuroglancer-demo.appspot.com/";
@@ -246,6 +246,96 @@ pub fn state_url(app: &str, state: &Value) -> String {
     out
 }
 
+/// Why a saved view cannot be exported for neuroglancer.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The view state file cannot be read or is not a view state.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A layer's array does not open.
+    #[error("layer {name:?}: error: {message}")]
+    Layer {
+        /// The layer's name.
+        name: String,
+        /// Why its array does not open.
+        message: String,
+    },
+    /// The neuroglancer state could not be written.
+    #[error("{path}: {message}")]
+    Write {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A saved view as neuroglancer reads it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ViewExport {
+    /// The neuroglancer state.
+    pub state: Value,
+    /// The state as a URL on the public neuroglancer instance.
+    pub url: String,
+    /// Where the state was written, if asked.
+    pub written: Option<PathBuf>,
+}
+
+/// Exports the view state file `view` for neuroglancer, with its arrays served from
+/// `base_url` (the directory `root`, default the view file's directory), and writes the
+/// state to `output` (atomically) when given. Every layer's array must open.
+pub fn export_view(
+    view: &Path,
+    base_url: &str,
+    root: Option<&Path>,
+    output: Option<&Path>,
+) -> Result<ViewExport, ExportError> {
+    let state = ViewState::load(view)?;
+    let mut opened = Vec::with_capacity(state.layers.len());
+    for l in &state.layers {
+        let data = open_layer(&l.source).map_err(|e| ExportError::Layer {
+            name: l.name.clone(),
+            message: e.to_string(),
+        })?;
+        opened.push(data);
+    }
+    let root = match root {
+        Some(r) => r.to_path_buf(),
+        None => view
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    let layers: Vec<Option<&LayerData>> = opened.iter().map(|d| Some(d.as_ref())).collect();
+    let json = state_json(
+        &state,
+        &layers,
+        &Served {
+            base_url,
+            root: &root,
+        },
+    );
+    let url = state_url(NEUROGLANCER_APP, &json);
+    if let Some(path) = output {
+        let text = serde_json::to_string_pretty(&json).map_err(|e| ExportError::Write {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        crate::store::atomic::write_atomic(path, text.as_bytes(), true).map_err(|e| {
+            ExportError::Write {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            }
+        })?;
+    }
+    Ok(ViewExport {
+        state: json,
+        url,
+        written: output.map(Path::to_path_buf),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,5 +373,50 @@ mod tests {
         // viridis(0) = #440154.
         assert!(g.contains("vec3(0.2667, 0.0039, 0.3294)"), "{g}");
         assert!(colormap_glsl(Colormap::Jet).contains("colormapJet"));
+    }
+
+    #[test]
+    fn a_saved_view_exports_with_every_layer_opened_or_names_the_one_that_does_not() {
+        use crate::array::write::{self, ArraySpec, WriteMode};
+        use crate::geometry::{Coordinate, Roi};
+        use crate::render::state::LayerState;
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("data.zarr");
+        let roi = Roi::new(Coordinate::from([0, 0, 0]), Coordinate::from([32, 32, 32])).unwrap();
+        let spec = ArraySpec::new(
+            crate::array::DataType::U8,
+            roi,
+            Coordinate::from([4, 4, 4]),
+            None,
+        );
+        write::create(&c, "raw", &spec, WriteMode::CreateNew).unwrap();
+        let mut state = ViewState::default();
+        state.layers.push(LayerState {
+            name: "raw".into(),
+            source: c.join("raw"),
+            visible: true,
+            settings: LayerSettings::for_kind(crate::render::layer::LayerKind::Image),
+        });
+        let view = dir.path().join("v.view.json");
+        state.save(&view).unwrap();
+        let out = dir.path().join("ng.json");
+        let export = export_view(&view, "http://127.0.0.1:9000/", None, Some(&out)).unwrap();
+        let written: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert_eq!(written, export.state);
+        assert_eq!(decode(&export.url), export.state);
+        // Served from the view's directory: the layer's URL is relative to it.
+        let source = export.state["layers"][0]["source"].to_string();
+        assert!(
+            source.contains("http://127.0.0.1:9000/data.zarr/raw"),
+            "{source}"
+        );
+
+        state.layers[0].source = dir.path().join("gone.zarr/raw");
+        state.save(&view).unwrap();
+        let e = export_view(&view, "http://x/", None, None).unwrap_err();
+        assert!(matches!(e, ExportError::Layer { .. }));
+        assert!(e.to_string().starts_with("layer \"raw\": error:"), "{e}");
+        let e = export_view(&dir.path().join("none.json"), "http://x/", None, None).unwrap_err();
+        assert!(matches!(e, ExportError::State(_)), "{e}");
     }
 }

@@ -1,5 +1,9 @@
 //! The 3D panel: an orbit camera (yaw about y, then pitch about x, orthographic) shared by
-//! the plane outlines and a maximum-intensity projection (MIP) of a coarse scale level.
+//! the plane outlines and a maximum-intensity projection (MIP) of a coarse scale level,
+//! read and rendered off the UI thread by [`MipJob`].
+
+use std::sync::mpsc::{channel, Receiver, TryRecvError};
+use std::sync::Arc;
 
 use super::layer::{ChunkValues, LayerData, LayerKind};
 use super::state::LayerSettings;
@@ -197,6 +201,137 @@ pub fn mip_rgba(mip: &[f32], settings: &LayerSettings) -> Vec<u8> {
             [r, g, b, 255]
         })
         .collect()
+}
+
+/// A rendered projection: `width` × `height` RGBA pixels, row by row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MipImage {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// RGBA bytes (unmultiplied).
+    pub rgba: Vec<u8>,
+}
+
+/// What a projection is drawn with: the camera, the panel size in points, its scale and the
+/// layer's drawing settings.
+#[derive(Debug, Clone, PartialEq)]
+struct MipKey {
+    orbit: Orbit,
+    panel: [f32; 2],
+    scale: f64,
+    settings: LayerSettings,
+}
+
+/// The 3D panel's projection: the coarse volume of one layer and its image, each computed
+/// on a background thread; the panel shows the last finished image.
+#[derive(Default)]
+pub struct MipJob {
+    layer: Option<u64>,
+    volume: Option<Arc<CoarseVolume>>,
+    error: Option<String>,
+    loading: Option<Receiver<Result<CoarseVolume, String>>>,
+    rendering: Option<Receiver<MipImage>>,
+    drawn: Option<MipKey>,
+}
+
+impl MipJob {
+    /// Why the volume could not be read, if it could not.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// Reading the volume or rendering the projection is under way.
+    pub fn busy(&self) -> bool {
+        self.loading.is_some() || self.rendering.is_some()
+    }
+
+    /// A new image when one finished; starts reading layer `uid`'s volume or rendering its
+    /// projection for a `panel` of width × height points at `scale` points per nm when
+    /// they changed. `wake` is called from the background thread when a result is ready.
+    pub fn poll(
+        &mut self,
+        layer: &Arc<LayerData>,
+        uid: u64,
+        orbit: Orbit,
+        (panel, scale): ([f32; 2], f64),
+        settings: &LayerSettings,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> Option<MipImage> {
+        if self.layer != Some(uid) {
+            *self = MipJob {
+                layer: Some(uid),
+                ..MipJob::default()
+            };
+            let (tx, rx) = channel();
+            let l = Arc::clone(layer);
+            let w = Arc::clone(&wake);
+            std::thread::spawn(move || {
+                let _ = tx.send(read_coarse(&l));
+                w();
+            });
+            self.loading = Some(rx);
+        }
+        if let Some(rx) = &self.loading {
+            match rx.try_recv() {
+                Ok(Ok(v)) => {
+                    self.volume = Some(Arc::new(v));
+                    self.loading = None;
+                }
+                Ok(Err(e)) => {
+                    self.error = Some(e);
+                    self.loading = None;
+                }
+                Err(TryRecvError::Empty) => return None,
+                Err(TryRecvError::Disconnected) => {
+                    self.error = Some("reading the 3D volume stopped".into());
+                    self.loading = None;
+                }
+            }
+        }
+        let mut finished = None;
+        if let Some(rx) = &self.rendering {
+            match rx.try_recv() {
+                Ok(img) => {
+                    finished = Some(img);
+                    self.rendering = None;
+                }
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => self.rendering = None,
+            }
+        }
+        let volume = self.volume.clone()?;
+        let key = MipKey {
+            orbit,
+            panel,
+            scale,
+            settings: settings.clone(),
+        };
+        if self.rendering.is_none() && self.drawn.as_ref() != Some(&key) {
+            self.drawn = Some(key);
+            let factor = (panel[0].max(panel[1]) / 192.0).ceil().max(1.0);
+            let (w, h) = (
+                (panel[0] / factor).max(1.0) as usize,
+                (panel[1] / factor).max(1.0) as usize,
+            );
+            let nm_per_px = f64::from(factor) / scale.max(1e-12);
+            let settings = settings.clone();
+            let (tx, rx) = channel();
+            std::thread::spawn(move || {
+                let m = volume.mip(&orbit, w, h, nm_per_px);
+                let rgba = mip_rgba(&m, &settings);
+                let _ = tx.send(MipImage {
+                    width: w,
+                    height: h,
+                    rgba,
+                });
+                wake();
+            });
+            self.rendering = Some(rx);
+        }
+        finished
+    }
 }
 
 #[cfg(test)]

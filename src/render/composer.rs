@@ -1,0 +1,803 @@
+//! What each cross-section panel draws: the layers' slices gathered from the chunk cache
+//! (in parallel, one layer per task), reused when the view only pans by whole pixels,
+//! packed with the overlays, the hovered segment and the cross hairs for the shader.
+//! Work is redone only when the view, the loaded chunks or the scene's revision changed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::cache::{ChunkCache, Request};
+use super::colors::AXIS_COLORS;
+use super::gpu::PanelUpload;
+use super::layer::{LayerData, LayerKind};
+use super::shade::{self, DrawLayer, DrawOverlay};
+use super::slice::{compose, Histogram, LayerSlice, PixelValue, Plane, SliceView, Wanted};
+use super::state::{ErrorOverlay, LayerSettings, LayerState};
+
+/// One layer as the composer sees it: its identity in the chunk cache, its opened data
+/// (`None` when it did not open) and its drawing state.
+#[derive(Clone, Copy)]
+pub struct SceneLayer<'a> {
+    /// Identifies the layer's chunks in the cache; a new uid means new data.
+    pub uid: u64,
+    /// The opened array, if it opened.
+    pub data: Option<&'a Arc<LayerData>>,
+    /// Name, visibility and drawing settings.
+    pub state: &'a LayerState,
+}
+
+/// Everything the panels show besides the view: layers bottom first, error overlays and
+/// cross hairs, with a revision number the owner increases whenever any of them changes.
+pub struct Scene<'a> {
+    /// The layers, bottom first.
+    pub layers: Vec<SceneLayer<'a>>,
+    /// The error overlays (the first visible one whose layers exist is drawn).
+    pub overlays: &'a [ErrorOverlay],
+    /// Whether the cross hairs are drawn.
+    pub cross_hairs: bool,
+    /// Increases whenever a layer's state, the overlays or the cross hairs change; the
+    /// composer repacks a panel only when it differs from the one it packed.
+    pub revision: u64,
+}
+
+impl Scene<'_> {
+    /// Whether layer `i` has to be composed: it is visible or an error overlay uses it.
+    fn used(&self, i: usize) -> bool {
+        let st = self.layers[i].state;
+        st.visible
+            || self.overlays.iter().any(|o| {
+                o.visible
+                    && (o.truth == st.name
+                        || o.prediction == st.name
+                        || o.mask.as_deref() == Some(st.name.as_str()))
+            })
+    }
+}
+
+/// Loading progress of one layer over all panels, for its status line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LayerProgress {
+    /// Pixels whose chunks are still loading.
+    pub loading: usize,
+    /// Pixels shown from a coarser level while the finer one loads.
+    pub coarser: usize,
+    /// The scale level shown on the first panel that has the layer.
+    pub level: Option<usize>,
+    /// Distinct chunk errors.
+    pub errors: Vec<String>,
+}
+
+/// Counts of the work done, so tests and benchmarks can tell reuse from recomputation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ComposerStats {
+    /// Layer pixels gathered from the cache (a full compose of a 64×64 panel with two
+    /// layers adds 8192).
+    pub composed_px: u64,
+    /// Panel uploads packed.
+    pub packs: u64,
+}
+
+/// One panel's slices and upload, and what they were made from.
+#[derive(Default)]
+struct PanelState {
+    view: Option<SliceView>,
+    completed: u64,
+    layers_key: Vec<(u64, LayerKind, bool)>,
+    /// The chunks the last composition still wanted (asked for again every frame, so the
+    /// cache does not drop them).
+    wanted: Vec<Request>,
+    slices: Vec<Option<LayerSlice>>,
+    /// Increases whenever `slices` change.
+    slices_version: u64,
+    /// (scene revision, slices version, hovered id) of the packed upload.
+    packed: Option<(u64, u64, Option<u64>)>,
+    upload: Option<PanelUpload>,
+}
+
+/// Composes the cross-section panels of one viewer from its chunk cache.
+pub struct PanelComposer {
+    cache: Arc<ChunkCache>,
+    panels: HashMap<Plane, PanelState>,
+    /// Per (plane, layer uid): the slices version counted and its histogram.
+    histograms: HashMap<(Plane, u64), (u64, Option<Histogram>)>,
+    next_version: u64,
+    stats: ComposerStats,
+}
+
+impl PanelComposer {
+    /// A composer reading from `cache`.
+    pub fn new(cache: Arc<ChunkCache>) -> Self {
+        Self {
+            cache,
+            panels: HashMap::new(),
+            histograms: HashMap::new(),
+            next_version: 1,
+            stats: ComposerStats::default(),
+        }
+    }
+
+    /// The chunk cache the panels read from.
+    pub fn cache(&self) -> &Arc<ChunkCache> {
+        &self.cache
+    }
+
+    /// Work done so far.
+    pub fn stats(&self) -> ComposerStats {
+        self.stats
+    }
+
+    /// Starts a frame: chunks not asked for again from now on may be dropped.
+    pub fn begin_frame(&self) {
+        self.cache.begin_frame();
+    }
+
+    /// Asks the cache for the chunks the frame's panels want (finest visible first).
+    pub fn request(&self, wanted: Vec<Request>) {
+        self.cache.request(wanted);
+    }
+
+    /// Forces every panel to compose again (layers were added, removed or reopened).
+    pub fn invalidate(&mut self) {
+        for p in self.panels.values_mut() {
+            p.view = None;
+        }
+    }
+
+    /// Drops a removed layer's chunks and histograms.
+    pub fn forget_layer(&mut self, uid: u64) {
+        self.cache.forget_layer(uid);
+        self.histograms.retain(|(_, u), _| *u != uid);
+    }
+
+    /// Brings the panel of `view.plane` up to date with `scene` and returns the chunks it
+    /// still wants. `hover` is the mouse position in this panel's pixels, if it is there:
+    /// the segment under it is highlighted.
+    pub fn compose(
+        &mut self,
+        scene: &Scene<'_>,
+        view: SliceView,
+        hover: Option<(f64, f64)>,
+    ) -> Vec<Request> {
+        let plane = view.plane;
+        let completed = self.cache.stats().completed;
+        let used: Vec<bool> = (0..scene.layers.len()).map(|i| scene.used(i)).collect();
+        let layers_key: Vec<(u64, LayerKind, bool)> = scene
+            .layers
+            .iter()
+            .zip(&used)
+            .map(|(l, u)| (l.uid, l.state.settings.kind(), *u))
+            .collect();
+        let cache = &self.cache;
+        let p = self.panels.entry(plane).or_default();
+        let same_data = p.completed == completed && p.layers_key == layers_key;
+        let stale = p.view != Some(view) || !same_data;
+        let shift = p
+            .view
+            .and_then(|old| pixel_shift(&old, &view))
+            .filter(|_| same_data);
+        if let (true, Some((dx, dy))) = (stale, shift) {
+            // Panned by whole pixels with nothing new loaded: move what is drawn and
+            // compose only the strips that came into view.
+            let strips = exposed_strips(&view, dx, dy);
+            let strip_px: u64 = strips
+                .iter()
+                .map(|(_, _, s)| u64::from(s.width_px) * u64::from(s.height_px))
+                .sum();
+            let slices = std::mem::take(&mut p.slices);
+            let results: Vec<(Option<LayerSlice>, Vec<Request>)> = slices
+                .into_par_iter()
+                .zip(scene.layers.par_iter())
+                .map(|(slice, layer)| {
+                    let (Some(old), Some(d)) = (slice, layer.data) else {
+                        return (None, Vec::new());
+                    };
+                    let mut moved = old.shifted(dx, dy);
+                    let mut wanted = Wanted::default();
+                    for (x0, y0, sv) in &strips {
+                        let (part, w) =
+                            compose(layer.uid, d, layer.state.settings.kind(), sv, cache);
+                        moved.paste(&part, *x0, *y0);
+                        wanted.extend(w);
+                    }
+                    (Some(moved), wanted.into_requests())
+                })
+                .collect();
+            let mut extra = Vec::new();
+            for (s, w) in results {
+                if s.is_some() {
+                    self.stats.composed_px += strip_px;
+                }
+                p.slices.push(s);
+                extra.extend(w);
+            }
+            extra.extend(std::mem::take(&mut p.wanted));
+            p.wanted = extra;
+            p.view = Some(view);
+            p.slices_version += 1;
+        } else if stale {
+            // Layers are composed in parallel (each is independent).
+            let composed: Vec<Option<(LayerSlice, Wanted)>> = scene
+                .layers
+                .par_iter()
+                .zip(used.par_iter())
+                .map(|(layer, used)| match (layer.data, *used) {
+                    (Some(d), true) => Some(compose(
+                        layer.uid,
+                        d,
+                        layer.state.settings.kind(),
+                        &view,
+                        cache,
+                    )),
+                    _ => None,
+                })
+                .collect();
+            let mut wanted = Wanted::default();
+            p.slices = Vec::with_capacity(composed.len());
+            for c in composed {
+                match c {
+                    Some((s, w)) => {
+                        self.stats.composed_px +=
+                            u64::from(view.width_px) * u64::from(view.height_px);
+                        wanted.extend(w);
+                        p.slices.push(Some(s));
+                    }
+                    None => p.slices.push(None),
+                }
+            }
+            p.view = Some(view);
+            p.completed = completed;
+            p.layers_key = layers_key;
+            p.wanted = wanted.into_requests();
+            p.slices_version += 1;
+        }
+        let hover_id = hover.and_then(|(x, y)| hovered_label(&p.slices, x, y));
+        let key = (scene.revision, p.slices_version, hover_id);
+        if p.packed != Some(key) || p.upload.is_none() {
+            let (uniforms, textures) = pack(scene, &p.slices, &view, hover_id);
+            p.upload = Some(PanelUpload {
+                uniforms,
+                textures: Arc::new(textures),
+                version: self.next_version,
+            });
+            self.next_version += 1;
+            self.stats.packs += 1;
+            p.packed = Some(key);
+        }
+        p.wanted.clone()
+    }
+
+    /// The upload of `plane`'s panel as last composed.
+    pub fn upload(&self, plane: Plane) -> Option<&PanelUpload> {
+        self.panels.get(&plane).and_then(|p| p.upload.as_ref())
+    }
+
+    /// Layer `layer`'s slice on `plane`'s panel, if it was composed there.
+    pub fn slice(&self, plane: Plane, layer: usize) -> Option<&LayerSlice> {
+        self.panels
+            .get(&plane)
+            .and_then(|p| p.slices.get(layer))
+            .and_then(|s| s.as_ref())
+    }
+
+    /// The value layer `layer` shows at pixel (`x`, `y`) of `plane`'s panel.
+    pub fn value_at(&self, plane: Plane, layer: usize, x: f64, y: f64) -> Option<PixelValue> {
+        let s = self.slice(plane, layer)?;
+        s.value_at(px(x)?, px(y)?)
+    }
+
+    /// The segment a click at pixel (`x`, `y`) of `plane` selects: the non-zero id of the
+    /// topmost visible segmentation layer there, or of the `preferred` layer when it has
+    /// one. Returns the layer index and the id.
+    pub fn segment_at(
+        &self,
+        scene: &Scene<'_>,
+        plane: Plane,
+        x: f64,
+        y: f64,
+        preferred: Option<&str>,
+    ) -> Option<(usize, u64)> {
+        let mut target = None;
+        for (i, l) in scene.layers.iter().enumerate().rev() {
+            if !l.state.visible || !matches!(l.state.settings, LayerSettings::Segmentation(_)) {
+                continue;
+            }
+            let Some(PixelValue::Label(id)) = self.value_at(plane, i, x, y) else {
+                continue;
+            };
+            if id == 0 {
+                continue;
+            }
+            let is_pref = preferred == Some(l.state.name.as_str());
+            if target.is_none() || is_pref {
+                target = Some((i, id));
+            }
+            if is_pref {
+                break;
+            }
+        }
+        target
+    }
+
+    /// Whether any panel still shows pixels that are loading or stood in for by a coarser
+    /// level.
+    pub fn loading(&self) -> bool {
+        self.panels.values().any(|p| {
+            p.slices
+                .iter()
+                .flatten()
+                .any(|s| s.loading > 0 || s.coarser > 0)
+        })
+    }
+
+    /// Layer `layer`'s loading progress and errors over all panels.
+    pub fn progress(&self, layer: usize) -> LayerProgress {
+        let mut out = LayerProgress::default();
+        let mut planes: Vec<&Plane> = self.panels.keys().collect();
+        planes.sort_by_key(|p| p.axes()[2]);
+        for plane in planes.into_iter().rev() {
+            let Some(s) = self.slice(*plane, layer) else {
+                continue;
+            };
+            out.loading += s.loading;
+            out.coarser += s.coarser;
+            out.level.get_or_insert(s.level);
+            for e in &s.errors {
+                if !out.errors.contains(e) {
+                    out.errors.push(e.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The histogram of layer `layer`'s slice on the xy panel (or another one when there is
+    /// no xy panel), counted again only when that slice changed.
+    pub fn histogram(&mut self, layer: usize) -> Option<&Histogram> {
+        let plane = if self.panels.contains_key(&Plane::Xy) {
+            Plane::Xy
+        } else {
+            *self.panels.keys().min_by_key(|p| p.label())?
+        };
+        let p = self.panels.get(&plane)?;
+        let uid = p.layers_key.get(layer)?.0;
+        let version = p.slices_version;
+        let entry = self.histograms.entry((plane, uid)).or_insert((0, None));
+        if entry.0 != version {
+            let h = p
+                .slices
+                .get(layer)
+                .and_then(|s| s.as_ref())
+                .and_then(Histogram::of);
+            *entry = (version, h);
+        }
+        entry.1.as_ref()
+    }
+}
+
+/// A pixel coordinate as an index (`None` left of or above the panel).
+fn px(v: f64) -> Option<u32> {
+    (v >= 0.0 && v < f64::from(u32::MAX)).then_some(v as u32)
+}
+
+/// The id of the topmost label layer at (`x`, `y`) (hidden ones included: the shader
+/// highlights it wherever it is drawn).
+fn hovered_label(slices: &[Option<LayerSlice>], x: f64, y: f64) -> Option<u64> {
+    let (x, y) = (px(x)?, px(y)?);
+    slices
+        .iter()
+        .rev()
+        .flatten()
+        .find_map(|s| match s.value_at(x, y) {
+            Some(PixelValue::Label(id)) => Some(id),
+            _ => None,
+        })
+}
+
+/// Packs a panel's composed slices with the scene's settings, the first visible overlay
+/// whose layers are all composed, the hovered id and the cross hairs.
+fn pack(
+    scene: &Scene<'_>,
+    slices: &[Option<LayerSlice>],
+    view: &SliceView,
+    hover_id: Option<u64>,
+) -> (shade::GpuUniforms, shade::PanelTextures) {
+    let mut draw = Vec::new();
+    let mut index_of: HashMap<&str, usize> = HashMap::new();
+    for (slice, l) in slices.iter().zip(&scene.layers) {
+        if let Some(s) = slice {
+            index_of.insert(l.state.name.as_str(), draw.len());
+            draw.push(DrawLayer {
+                slice: s,
+                settings: &l.state.settings,
+                visible: l.state.visible,
+                hover: hover_id,
+            });
+        }
+    }
+    let overlay = scene.overlays.iter().filter(|o| o.visible).find_map(|o| {
+        Some(DrawOverlay {
+            truth: *index_of.get(o.truth.as_str())?,
+            prediction: *index_of.get(o.prediction.as_str())?,
+            instances: o.instances,
+            threshold: o.threshold,
+            alpha: o.alpha,
+            mask: match &o.mask {
+                Some(m) => Some(*index_of.get(m.as_str())?),
+                None => None,
+            },
+        })
+    });
+    let [h, v, _] = view.plane.axes();
+    let cross = scene.cross_hairs.then(|| {
+        (
+            // On the pixel right of / below the centre, so the line is one pixel wide.
+            [
+                (view.width_px / 2) as f32 + 0.5,
+                (view.height_px / 2) as f32 + 0.5,
+            ],
+            AXIS_COLORS[h],
+            AXIS_COLORS[v],
+        )
+    });
+    shade::pack(&draw, overlay, [0.0, 0.0], cross)
+}
+
+/// The whole-pixel shift (dx, dy) from `old` to `new` when they differ only by panning
+/// in the plane by less than half the panel size.
+pub fn pixel_shift(old: &SliceView, new: &SliceView) -> Option<(i64, i64)> {
+    if old.plane != new.plane
+        || old.nm_per_px != new.nm_per_px
+        || old.width_px != new.width_px
+        || old.height_px != new.height_px
+    {
+        return None;
+    }
+    let [h, v, n] = new.plane.axes();
+    if old.center.0[n] != new.center.0[n] {
+        return None;
+    }
+    let whole = |d: f64| {
+        let r = d.round();
+        ((d - r).abs() < 1e-6).then_some(r as i64)
+    };
+    let dx = whole((new.center.0[h] - old.center.0[h]) / new.nm_per_px)?;
+    let dy = whole((new.center.0[v] - old.center.0[v]) / new.nm_per_px)?;
+    let fits = dx.unsigned_abs() < u64::from(new.width_px) / 2
+        && dy.unsigned_abs() < u64::from(new.height_px) / 2;
+    (fits && (dx, dy) != (0, 0)).then_some((dx, dy))
+}
+
+/// The strips of `view` a pan by (dx, dy) pixels exposes: their top-left pixel and the
+/// view of just that strip (same pixel grid).
+pub fn exposed_strips(view: &SliceView, dx: i64, dy: i64) -> Vec<(u32, u32, SliceView)> {
+    let (w, h) = (i64::from(view.width_px), i64::from(view.height_px));
+    let mut rects = Vec::new();
+    if dx > 0 {
+        rects.push((w - dx, 0, dx, h));
+    } else if dx < 0 {
+        rects.push((0, 0, -dx, h));
+    }
+    // Rows exposed by dy, without the columns already covered.
+    let (cx0, cw) = if dx > 0 {
+        (0, w - dx)
+    } else {
+        (-dx.min(0), w + dx.min(0))
+    };
+    if dy > 0 && cw > 0 {
+        rects.push((cx0, h - dy, cw, dy));
+    } else if dy < 0 && cw > 0 {
+        rects.push((cx0, 0, cw, -dy));
+    }
+    rects
+        .into_iter()
+        .map(|(x0, y0, sw, sh)| {
+            let centre = view.world_at(x0 as f64 + sw as f64 / 2.0, y0 as f64 + sh as f64 / 2.0);
+            (
+                x0 as u32,
+                y0 as u32,
+                SliceView {
+                    center: centre,
+                    width_px: sw as u32,
+                    height_px: sh as u32,
+                    ..*view
+                },
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::colors::segment_color;
+    use crate::render::layer::{open_layer, WorldNm};
+    use std::path::Path;
+    use std::time::Duration;
+
+    /// The raw and labels layers of [`crate::render::fixtures::small_volume`].
+    fn volume(dir: &Path) -> (Arc<LayerData>, Arc<LayerData>) {
+        let c = crate::render::fixtures::small_volume(dir);
+        (
+            open_layer(&c.join("raw")).unwrap(),
+            open_layer(&c.join("labels")).unwrap(),
+        )
+    }
+
+    fn state(name: &str, kind: LayerKind, visible: bool) -> LayerState {
+        LayerState {
+            name: name.into(),
+            source: name.into(),
+            visible,
+            settings: LayerSettings::for_kind(kind),
+        }
+    }
+
+    /// The xy panel through the volume's centre at 4 nm per pixel: pixel (x, y) shows
+    /// voxel (x, y) of z = 8.
+    fn view(dx_px: f64) -> SliceView {
+        SliceView {
+            plane: Plane::Xy,
+            center: WorldNm([34.0, 32.0, 32.0 + 4.0 * dx_px]),
+            nm_per_px: 4.0,
+            width_px: 16,
+            height_px: 16,
+        }
+    }
+
+    fn scene<'a>(
+        data: &'a [Arc<LayerData>],
+        states: &'a [LayerState],
+        overlays: &'a [ErrorOverlay],
+        revision: u64,
+    ) -> Scene<'a> {
+        Scene {
+            layers: data
+                .iter()
+                .zip(states)
+                .enumerate()
+                .map(|(i, (d, st))| SceneLayer {
+                    uid: i as u64 + 1,
+                    data: Some(d),
+                    state: st,
+                })
+                .collect(),
+            overlays,
+            cross_hairs: false,
+            revision,
+        }
+    }
+
+    /// Composes until every chunk of the view is loaded.
+    fn settle(c: &mut PanelComposer, scene: &Scene<'_>, view: SliceView) {
+        for _ in 0..50 {
+            c.begin_frame();
+            let wanted = c.compose(scene, view, None);
+            c.request(wanted);
+            assert!(c.cache().wait_idle(Duration::from_secs(10)));
+            c.compose(scene, view, None);
+            if !c.loading() {
+                return;
+            }
+        }
+        panic!("the panel never finished loading");
+    }
+
+    fn pixel(c: &PanelComposer, x: u32, y: u32) -> [u8; 4] {
+        let u = c.upload(Plane::Xy).unwrap();
+        shade::shade(&u.uniforms, &u.textures, x, y)
+    }
+
+    fn composer() -> PanelComposer {
+        PanelComposer::new(Arc::new(ChunkCache::new(16 << 20, 2)))
+    }
+
+    #[test]
+    fn a_known_volume_gives_known_pixels_values_and_histogram() {
+        let dir = tempfile::tempdir().unwrap();
+        let (raw, labels) = volume(dir.path());
+        let data = [raw, labels];
+        let states = [
+            state("raw", LayerKind::Image, true),
+            state("labels", LayerKind::Segmentation, false),
+        ];
+        let s = scene(&data, &states, &[], 1);
+        let mut c = composer();
+        settle(&mut c, &s, view(0.0));
+        for x in [0u32, 3, 15] {
+            let v = (10 * x) as u8;
+            assert_eq!(pixel(&c, x, 5), [v, v, v, 255], "x {x}");
+        }
+        assert_eq!(
+            c.value_at(Plane::Xy, 0, 7.5, 2.0),
+            Some(PixelValue::Float(vec![70.0]))
+        );
+        // The hidden labels are not composed: nothing to show, nothing read for them.
+        assert!(c.slice(Plane::Xy, 1).is_none());
+        assert_eq!(c.value_at(Plane::Xy, 1, 7.5, 2.0), None);
+        let progress = c.progress(0);
+        assert_eq!(
+            (progress.loading, progress.coarser, progress.level),
+            (0, 0, Some(0))
+        );
+        assert!(progress.errors.is_empty());
+        let h = c.histogram(0).unwrap().clone();
+        assert_eq!((h.min, h.max), (0.0, 150.0));
+        assert_eq!(h.counts.iter().sum::<u32>(), 256);
+        // A left of the panel is no pixel.
+        assert_eq!(c.value_at(Plane::Xy, 0, -1.0, 2.0), None);
+    }
+
+    #[test]
+    fn panning_by_whole_pixels_composes_only_the_exposed_strip() {
+        let dir = tempfile::tempdir().unwrap();
+        let (raw, labels) = volume(dir.path());
+        let data = [raw, labels];
+        let states = [
+            state("raw", LayerKind::Image, true),
+            state("labels", LayerKind::Segmentation, true),
+        ];
+        let s = scene(&data, &states, &[], 1);
+        let mut c = composer();
+        // Load the whole volume first, so the pan finds every chunk ready.
+        let mut wide = view(0.0);
+        (wide.width_px, wide.height_px, wide.nm_per_px) = (32, 32, 4.0);
+        settle(&mut c, &s, wide);
+        settle(&mut c, &s, view(0.0));
+        let before = c.stats();
+        c.compose(&s, view(3.0), None);
+        let after = c.stats();
+        // Two layers × a 3 × 16 strip, one repack.
+        assert_eq!(after.composed_px - before.composed_px, 2 * 3 * 16);
+        assert_eq!(after.packs - before.packs, 1);
+        let moved = c.upload(Plane::Xy).unwrap().textures.clone();
+        let mut fresh = composer();
+        settle(&mut fresh, &s, view(3.0));
+        let full = fresh.upload(Plane::Xy).unwrap().textures.clone();
+        assert_eq!(moved.status, full.status);
+        assert_eq!(moved.floats, full.floats);
+        assert_eq!(moved.labels, full.labels);
+        // Pixel 12 now shows voxel 15 (value 150); pixels 13–15 lie outside the volume.
+        let v = c.value_at(Plane::Xy, 0, 12.5, 1.0);
+        assert_eq!(v, Some(PixelValue::Float(vec![150.0])));
+        assert_eq!(
+            c.value_at(Plane::Xy, 0, 14.5, 1.0),
+            Some(PixelValue::Outside)
+        );
+    }
+
+    #[test]
+    fn the_revision_and_the_hovered_segment_decide_when_a_panel_is_packed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (raw, labels) = volume(dir.path());
+        let data = [raw, labels];
+        let mut states = vec![
+            state("raw", LayerKind::Image, true),
+            state("labels", LayerKind::Segmentation, true),
+        ];
+        let mut c = composer();
+        {
+            let s = scene(&data, &states, &[], 1);
+            settle(&mut c, &s, view(0.0));
+        }
+        let version = c.upload(Plane::Xy).unwrap().version;
+        let packs = c.stats().packs;
+        let grey = |x: u32| f64::from(10 * x);
+        let over = |below: f64, above: [u8; 3], a: f64| -> [u8; 3] {
+            std::array::from_fn(|k| (below * (1.0 - a) + f64::from(above[k]) * a).round() as u8)
+        };
+        let p = pixel(&c, 4, 2);
+        assert_eq!(p[..3], over(grey(4), segment_color(0, 1), 0.5));
+
+        // Nothing changed: nothing is packed, the upload keeps its version.
+        let s = scene(&data, &states, &[], 1);
+        c.compose(&s, view(0.0), None);
+        assert_eq!(
+            (c.stats().packs, c.upload(Plane::Xy).unwrap().version),
+            (packs, version)
+        );
+        // Hovering segment 1 highlights it (one pack); moving within it packs nothing.
+        c.compose(&s, view(0.0), Some((4.5, 2.5)));
+        c.compose(&s, view(0.0), Some((9.5, 6.5)));
+        assert_eq!(c.stats().packs, packs + 1);
+        assert!(c.upload(Plane::Xy).unwrap().version > version);
+        // Onto segment 2: packed again; off the panel: again.
+        c.compose(&s, view(0.0), Some((9.5, 12.5)));
+        c.compose(&s, view(0.0), None);
+        assert_eq!(c.stats().packs, packs + 3);
+
+        // Hiding the labels under a new revision redraws plain grey.
+        states[1].visible = false;
+        let s = scene(&data, &states, &[], 2);
+        c.compose(&s, view(0.0), None);
+        let g = (10 * 4) as u8;
+        assert_eq!(pixel(&c, 4, 2), [g, g, g, 255]);
+    }
+
+    #[test]
+    fn clicks_pick_the_topmost_visible_segment_or_the_preferred_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (raw, labels) = volume(dir.path());
+        let data = [raw, labels.clone(), labels];
+        let states = [
+            state("raw", LayerKind::Image, true),
+            state("a", LayerKind::Segmentation, true),
+            state("b", LayerKind::Segmentation, true),
+        ];
+        let s = scene(&data, &states, &[], 1);
+        let mut c = composer();
+        settle(&mut c, &s, view(0.0));
+        assert_eq!(c.segment_at(&s, Plane::Xy, 3.5, 2.5, None), Some((2, 1)));
+        assert_eq!(
+            c.segment_at(&s, Plane::Xy, 3.5, 12.5, Some("a")),
+            Some((1, 2))
+        );
+        // The image layer is never picked, whatever is preferred.
+        assert_eq!(
+            c.segment_at(&s, Plane::Xy, 3.5, 12.5, Some("raw")),
+            Some((2, 2))
+        );
+        let mut hidden = states.clone();
+        hidden[2].visible = false;
+        let s = scene(&data, &hidden, &[], 2);
+        assert_eq!(c.segment_at(&s, Plane::Xy, 3.5, 2.5, None), Some((1, 1)));
+    }
+
+    #[test]
+    fn an_overlay_composes_its_hidden_layers_and_resolves_them_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (raw, labels) = volume(dir.path());
+        let data = [raw, labels.clone(), labels];
+        let states = [
+            state("raw", LayerKind::Image, true),
+            state("truth", LayerKind::Segmentation, false),
+            state("pred", LayerKind::Segmentation, false),
+        ];
+        let overlays = [ErrorOverlay {
+            truth: "truth".into(),
+            prediction: "pred".into(),
+            visible: true,
+            instances: false,
+            threshold: 0.5,
+            alpha: 0.5,
+            mask: None,
+        }];
+        let s = scene(&data, &states, &overlays, 1);
+        let mut c = composer();
+        settle(&mut c, &s, view(0.0));
+        assert!(c.slice(Plane::Xy, 1).is_some() && c.slice(Plane::Xy, 2).is_some());
+        // Identical truth and prediction, both non-zero everywhere: every pixel is a true
+        // positive, blended at α 0.5 over the raw grey.
+        let tp = crate::render::state::overlay_colors::TRUE_POSITIVE;
+        let got = pixel(&c, 4, 2);
+        for k in 0..3 {
+            let expected = 40.0 * 0.5 + f64::from(tp[k]) * 0.5;
+            assert!(
+                (f64::from(got[k]) - expected).abs() <= 1.0,
+                "{got:?} vs {tp:?}"
+            );
+        }
+        // Without a visible overlay the hidden layers are dropped from the panel.
+        let mut off = overlays.clone();
+        off[0].visible = false;
+        let s = scene(&data, &states, &off, 2);
+        settle(&mut c, &s, view(0.0));
+        assert!(c.slice(Plane::Xy, 1).is_none());
+    }
+
+    #[test]
+    fn pan_shifts_are_whole_pixels_within_half_a_panel() {
+        let v = view(0.0);
+        assert_eq!(pixel_shift(&v, &view(3.0)), Some((3, 0)));
+        assert_eq!(pixel_shift(&v, &view(0.5)), None);
+        assert_eq!(pixel_shift(&v, &view(8.0)), None);
+        assert_eq!(pixel_shift(&v, &v), None);
+        let strips = exposed_strips(&v, -3, 2);
+        let rects: Vec<_> = strips
+            .iter()
+            .map(|(x, y, s)| (*x, *y, s.width_px, s.height_px))
+            .collect();
+        assert_eq!(rects, vec![(0, 0, 3, 16), (3, 14, 13, 2)]);
+    }
+}
