@@ -2,18 +2,25 @@
 //! one project directory, light and dark themes, recent projects remembered between
 //! sessions. The app only calls the engine (config store, arrays, run records); it never
 //! duplicates it.
+//!
+//! This file holds `SegnoApp`, which routes between the sections; `window` starts it (a
+//! window, or a headless render) and `run_views` puts a run's data into the viewer.
 
 pub mod demo_view;
 pub mod editor;
 pub mod launcher;
 pub mod project;
 pub mod project_panel;
+mod run_views;
 pub mod runs_panel;
 pub mod screenshot;
 pub mod viewer;
 pub mod viewer_bench;
 pub mod viewer_start;
+mod window;
 pub mod wizard;
+
+pub use window::{has_display, run, GuiOptions};
 
 use std::path::{Path, PathBuf};
 
@@ -114,54 +121,6 @@ impl Settings {
         self.recent.retain(|p| p != path);
         self.recent.insert(0, path.to_path_buf());
         self.recent.truncate(MAX_RECENT);
-    }
-}
-
-/// The validation datasets of a datasplit: name, and the zarr sources of raw and ground truth.
-/// A validation dataset's name with the zarr sources of its raw data, ground truth and
-/// (when it is a stored array) mask.
-type ValidationDataset = (
-    String,
-    Option<(String, String)>,
-    Option<(String, String)>,
-    Option<(String, String)>,
-);
-
-fn validation_datasets(split: &crate::config::DataSplitConfig) -> Vec<ValidationDataset> {
-    let crate::config::DataSplitConfig::TrainValidate(s) = split else {
-        return Vec::new();
-    };
-    s.validate_configs
-        .iter()
-        .map(|d| match d {
-            crate::config::DatasetConfig::RawGt(d) => (
-                d.name.clone(),
-                d.raw_config.as_ref().and_then(|a| a.zarr_source()),
-                d.gt_config.as_ref().and_then(|a| a.zarr_source()),
-                // A mask made from other arrays (ones over the ground truth, …) has no
-                // array of its own to show.
-                match &d.mask_config {
-                    Some(m @ crate::config::ArrayConfig::Zarr(_)) => m.zarr_source(),
-                    _ => None,
-                },
-            ),
-            other => (other.name().to_string(), None, None, None),
-        })
-        .collect()
-}
-
-/// The array to open for `path`: an OME-Zarr scale level (`…/s0`) opens as its multiscale
-/// group so the viewer gets every level.
-fn open_path(path: &Path) -> PathBuf {
-    let level = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.len() > 1 && n.starts_with('s') && n[1..].parse::<u32>().is_ok());
-    match path.parent() {
-        Some(parent) if level && crate::render::layer::open_layer(parent).is_ok() => {
-            parent.to_path_buf()
-        }
-        _ => path.to_path_buf(),
     }
 }
 
@@ -392,185 +351,6 @@ impl SegnoApp {
         }
     }
 
-    /// Removes every layer and overlay from the viewer, keeping its view settings.
-    fn clear_viewer(&mut self) {
-        let mut state = self.viewer.state.clone();
-        state.layers.clear();
-        state.overlays.clear();
-        state.selected_layer = None;
-        self.viewer.set_state(state);
-    }
-
-    /// Writes the targets and weights of a run's task for its first training crop into
-    /// `<run>/targets.zarr` and shows them in the viewer over the crop's raw data and
-    /// ground truth.
-    pub fn view_targets(&mut self, run: &str) {
-        let Some(p) = &self.project else {
-            return;
-        };
-        let root = p.root.clone();
-        let config = match p
-            .store()
-            .configs()
-            .retrieve(crate::config::Family::Runs, run)
-        {
-            Ok(crate::config::AnyConfig::Run(c)) => c,
-            Ok(_) => return,
-            Err(e) => {
-                self.message = Some(e.to_string());
-                return;
-            }
-        };
-        let container = RunDir::new(&root, run).targets_container();
-        let (report, dataset) =
-            match crate::ops::inspect::write_run_targets(&root, &config, None, &container, true) {
-                Ok(r) => r,
-                Err(e) => {
-                    self.message = Some(format!("targets of run {run:?}: {e}"));
-                    return;
-                }
-            };
-        self.clear_viewer();
-        self.viewer.validation = None;
-        let resolve = |source: (String, String)| project_array_path(&root, source);
-        for source in [
-            dataset.raw_config.as_ref().and_then(|a| a.zarr_source()),
-            dataset.gt_config.as_ref().and_then(|a| a.zarr_source()),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            self.viewer.add_layer(&resolve(source));
-        }
-        self.viewer.add_layer(&report.target);
-        let n = self.viewer.state.layers.len();
-        self.viewer.state.layers[n - 1].name = format!("target ({})", dataset.name);
-        self.viewer.centre_on(n - 1);
-        self.viewer.add_layer(&report.weight);
-        let n = self.viewer.state.layers.len();
-        self.viewer.state.layers[n - 1].name = format!("weight ({})", dataset.name);
-        self.viewer.state.layers[n - 1].visible = false;
-        self.message = Some(format!(
-            "targets of run {run} on {}: {}",
-            dataset.name,
-            report.target.display()
-        ));
-        self.settings.section = Section::Viewer;
-    }
-
-    /// Shows a run's validation in the viewer: the validation dataset's raw data and
-    /// ground truth with the prediction and the output of `parameters` at `iteration`
-    /// (the latest iteration and the first stored parameters when not given). The
-    /// viewer's iteration slider and parameter choice then swap the prediction and output.
-    pub fn view_iteration(
-        &mut self,
-        run: &str,
-        iteration: Option<u64>,
-        parameters: Option<String>,
-    ) {
-        let Some(p) = &self.project else {
-            return;
-        };
-        let root = p.root.clone();
-        let layout = RunDir::new(&root, run);
-        let run_dir = layout.dir().to_path_buf();
-        let iterations = layout.validated_iterations();
-        let Some(latest) = iterations.last().copied() else {
-            self.message = Some(format!("run {run:?} has no validation arrays yet"));
-            return;
-        };
-        let config = match p
-            .store()
-            .configs()
-            .retrieve(crate::config::Family::Runs, run)
-        {
-            Ok(crate::config::AnyConfig::Run(c)) => Some(c),
-            _ => None,
-        };
-        // The validation dataset: the one validation wrote arrays for, with its sources.
-        let datasets = config
-            .as_ref()
-            .map(|c| validation_datasets(&c.datasplit_config))
-            .unwrap_or_default();
-        let index = iterations
-            .iter()
-            .position(|i| Some(*i) == iteration)
-            .unwrap_or(iterations.len() - 1);
-        let it = iterations[index];
-        let chosen = datasets
-            .iter()
-            .find(|d| layout.validation_prediction(it, &d.0).exists())
-            .cloned()
-            .or_else(|| {
-                // Without the config: the first dataset of that iteration.
-                layout
-                    .validation_arrays(latest)
-                    .into_iter()
-                    .next()
-                    .map(|a| (a.dataset, None, None, None))
-            });
-        let Some((dataset, raw, gt, mask)) = chosen else {
-            self.message = Some(format!("no validation prediction of run {run:?} found"));
-            return;
-        };
-        self.clear_viewer();
-        let resolve = |source: (String, String)| project_array_path(&root, source);
-        let raw = raw.map(resolve).or_else(|| {
-            self.project_arrays
-                .iter()
-                .find(|p| p.file_name().is_some_and(|n| n == "raw"))
-                .cloned()
-        });
-        if let Some(raw) = raw {
-            self.viewer.add_layer(&raw);
-        }
-        let mut truth_layer = None;
-        if let Some(gt) = gt.map(resolve) {
-            self.viewer.add_layer(&gt);
-            truth_layer = self.viewer.state.layers.last().map(|l| l.name.clone());
-        }
-        let mut mask_layer = None;
-        if let Some(mask) = mask.map(resolve) {
-            self.viewer.add_layer(&mask);
-            if let Some(l) = self.viewer.state.layers.last_mut() {
-                l.visible = false;
-                mask_layer = Some(l.name.clone());
-            }
-        }
-        let mut browse = viewer::ValidationBrowse {
-            run: run.to_string(),
-            run_dir: run_dir.clone(),
-            dataset,
-            iterations,
-            index,
-            parameters: Vec::new(),
-            parameter: None,
-            prediction_layer: String::new(),
-            output_layer: None,
-        };
-        browse.parameters = browse.stored_parameters();
-        browse.parameter = parameters
-            .filter(|p| browse.parameters.contains(p))
-            .or_else(|| browse.parameters.first().cloned());
-        self.viewer.add_layer(&browse.prediction_path());
-        let n = self.viewer.state.layers.len();
-        browse.prediction_layer = self.viewer.state.layers[n - 1].name.clone();
-        self.viewer.centre_on(n - 1);
-        if let Some(out) = browse.output_path() {
-            self.viewer.add_layer(&out);
-            let n = self.viewer.state.layers.len();
-            let name = format!("output {}", browse.parameter.clone().unwrap_or_default());
-            self.viewer.state.layers[n - 1].name = name.clone();
-            browse.output_layer = Some(name);
-        }
-        self.viewer.validation = Some(browse);
-        // Errors against the ground truth, judged where it is known.
-        if let Some(truth) = truth_layer {
-            self.viewer.overlay_validation(&truth, mask_layer);
-        }
-        self.settings.section = Section::Viewer;
-    }
-
     fn viewer_section(&mut self, ui: &mut egui::Ui) {
         self.viewer.ui(ui, &self.project_arrays);
     }
@@ -651,23 +431,6 @@ impl eframe::App for SegnoApp {
     }
 }
 
-/// What `segno gui` was asked to do.
-#[derive(Debug, Clone, Default)]
-pub struct GuiOptions {
-    /// The project to open.
-    pub project: Option<PathBuf>,
-    /// A view state to show in the Viewer.
-    pub view: Option<PathBuf>,
-    /// Save a screenshot here once everything visible has loaded, then exit.
-    pub screenshot: Option<PathBuf>,
-    /// Window (or offscreen image) size in pixels.
-    pub size: [u32; 2],
-    /// Render the screenshot offscreen even when a display is available.
-    pub headless: bool,
-    /// The section to show first (the Viewer when a view or screenshot is asked for).
-    pub section: Option<Section>,
-}
-
 /// Paths of the files and folders dropped on the window this frame.
 pub fn dropped_paths(ctx: &egui::Context) -> Vec<PathBuf> {
     ctx.input(|i| {
@@ -678,137 +441,6 @@ pub fn dropped_paths(ctx: &egui::Context) -> Vec<PathBuf> {
             .filter(|p| !p.as_os_str().is_empty())
             .collect()
     })
-}
-
-/// Whether a display (X11 or Wayland) is available for a window.
-pub fn has_display() -> bool {
-    ["DISPLAY", "WAYLAND_DISPLAY"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
-}
-
-/// The view `segno gui` starts with: the `--view` file, or else the project's raw array.
-fn initial_view(options: &GuiOptions) -> Result<Option<crate::render::state::ViewState>, GuiError> {
-    if let Some(v) = &options.view {
-        return crate::render::state::ViewState::load(v)
-            .map(Some)
-            .map_err(|e| GuiError::Start(e.to_string()));
-    }
-    Ok(None)
-}
-
-/// Opens the app window (wgpu renderer) as `options` say; with a screenshot path and no
-/// display (or `headless`), renders the view offscreen instead. Returns a report line for
-/// screenshots.
-pub fn run(options: GuiOptions) -> Result<Option<String>, GuiError> {
-    let view = initial_view(&options)?;
-    let first_section = options.section;
-    if let Some(out) = &options.screenshot {
-        let viewer = first_section.is_none_or(|s| s == Section::Viewer);
-        if !viewer && (options.headless || !has_display()) {
-            return Err(GuiError::Start(format!(
-                "a screenshot of the {} section needs a display: run it under \
-                 `xvfb-run -a -s \"-screen 0 1280x800x24\"`",
-                first_section.map_or("Viewer", Section::label)
-            )));
-        }
-        if options.headless || !has_display() {
-            let state = match view {
-                Some(v) => v,
-                None => default_view(options.project.as_deref())?,
-            };
-            return screenshot::headless_screenshot(state, options.size, out)
-                .map(Some)
-                .map_err(GuiError::Start);
-        }
-    }
-    let size = options.size;
-    // A screenshot starts from default settings in a storage of its own: it is taken at the
-    // size asked for (not the last session's window), looks the same on every machine, and
-    // leaves the user's remembered settings alone.
-    let scratch = match &options.screenshot {
-        Some(_) => Some(tempfile::tempdir().map_err(|e| GuiError::Start(e.to_string()))?),
-        None => None,
-    };
-    let native = eframe::NativeOptions {
-        renderer: eframe::Renderer::Wgpu,
-        viewport: egui::ViewportBuilder::default()
-            .with_title("Segno")
-            .with_inner_size([size[0] as f32, size[1] as f32]),
-        persist_window: scratch.is_none(),
-        persistence_path: scratch.as_ref().map(|d| d.path().join("app.ron")),
-        ..Default::default()
-    };
-    let result = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let job_result = std::sync::Arc::clone(&result);
-    let project = options.project.clone();
-    let screenshot = options.screenshot.clone();
-    eframe::run_native(
-        "Segno",
-        native,
-        Box::new(move |cc| {
-            let mut app = SegnoApp::from_creation(cc, project.as_deref());
-            if let Some(v) = view {
-                app.viewer.set_state(v);
-                app.settings.section = Section::Viewer;
-            }
-            if let Some(s) = first_section {
-                app.settings.section = s;
-            }
-            if let Some(path) = screenshot {
-                app.settings.section = first_section.unwrap_or(Section::Viewer);
-                app.screenshot = Some(ScreenshotJob {
-                    path,
-                    started: std::time::Instant::now(),
-                    settled_frames: 0,
-                    requested: false,
-                    result: job_result,
-                });
-            }
-            Ok(Box::new(app))
-        }),
-    )
-    .map_err(|e| GuiError::Start(e.to_string()))?;
-    let outcome = result.lock().ok().and_then(|mut r| r.take());
-    match outcome {
-        Some(Ok(line)) => Ok(Some(line)),
-        Some(Err(e)) => Err(GuiError::Start(e)),
-        None if options.screenshot.is_some() => Err(GuiError::Start(
-            "the window closed before the screenshot was taken".into(),
-        )),
-        None => Ok(None),
-    }
-}
-
-/// A view of the project's first array named like raw data (or its first array).
-fn default_view(project: Option<&Path>) -> Result<crate::render::state::ViewState, GuiError> {
-    let Some(root) = project else {
-        return Err(GuiError::Start(
-            "--screenshot needs --view STATE.json or a project with arrays".into(),
-        ));
-    };
-    let summary = ProjectSummary::load(root).map_err(GuiError::Start)?;
-    let arrays: Vec<PathBuf> = summary
-        .arrays
-        .iter()
-        .flat_map(|c| crate::render::layer::list_arrays(&root.join(c), 6))
-        .collect();
-    let pick = arrays
-        .iter()
-        .find(|p| p.file_name().is_some_and(|n| n == "raw"))
-        .or(arrays.first())
-        .ok_or_else(|| GuiError::Start(format!("{}: no arrays to show", root.display())))?;
-    let mut v = viewer::Viewer::default();
-    v.add_layer(pick);
-    Ok(v.state.clone())
-}
-
-/// The path of a config's `(container, dataset)` source, with a relative container read
-/// from the project's root.
-fn project_array_path(root: &Path, (container, dataset): (String, String)) -> PathBuf {
-    let c = PathBuf::from(&container);
-    let c = if c.is_absolute() { c } else { root.join(c) };
-    open_path(&c.join(&dataset))
 }
 
 #[cfg(test)]
