@@ -155,3 +155,92 @@ impl Viewer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use egui_kittest::Harness;
+
+    /// The viewer alone on the raw and labels of the small test volume, loaded.
+    fn harness() -> (tempfile::TempDir, Harness<'static, Viewer>) {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::render::fixtures::small_volume(dir.path());
+        let mut v = Viewer::new(16 << 20);
+        v.add_layer(&c.join("raw"));
+        v.add_layer(&c.join("labels"));
+        let mut h = Harness::builder()
+            .with_size(egui::Vec2::new(1000.0, 800.0))
+            .build_ui_state(|ui, v: &mut Viewer| v.ui(ui, &[]), v);
+        for _ in 0..20 {
+            h.run_steps(2);
+            assert!(h
+                .state()
+                .cache()
+                .wait_idle(std::time::Duration::from_secs(10)));
+            if !h.state().loading() {
+                break;
+            }
+        }
+        (dir, h)
+    }
+
+    fn press(h: &mut Harness<'static, Viewer>, key: egui::Key) {
+        h.key_press(key);
+        h.run_steps(2);
+    }
+
+    #[test]
+    fn keys_toggle_layers_and_cycle_the_layout() {
+        let (_dir, mut h) = harness();
+        assert_eq!(h.state().state.layout, Layout::FourPanel);
+        press(&mut h, egui::Key::Num2);
+        assert!(h.state().state.layers[0].visible);
+        assert!(!h.state().state.layers[1].visible);
+        press(&mut h, egui::Key::Num2);
+        assert!(h.state().state.layers[1].visible);
+        press(&mut h, egui::Key::Space);
+        assert_eq!(h.state().state.layout, Layout::FourPanel.next());
+    }
+
+    #[test]
+    fn the_wheel_steps_one_voxel_and_a_click_selects_the_segment_under_it() {
+        let (_dir, mut h) = harness();
+        let rect = h.state().panel_rects[&Plane::Xy];
+        let z = h.state().state.position_nm.0[0];
+        let zoom = h.state().state.zoom_nm_per_px;
+        // Wheel down over the xy panel: one 4 nm voxel deeper; up: back.
+        let centre = rect.center();
+        h.event(egui::Event::PointerMoved(centre));
+        for (dy, expected) in [(-1.0, z + 4.0), (1.0, z)] {
+            h.event(egui::Event::MouseWheel {
+                unit: egui::MouseWheelUnit::Line,
+                delta: egui::vec2(0.0, dy),
+                phase: egui::TouchPhase::Move,
+                source: egui::MouseWheelSource::Unknown,
+                modifiers: egui::Modifiers::NONE,
+            });
+            h.run_steps(2);
+            assert_eq!(h.state().state.position_nm.0[0], expected);
+        }
+        // 100 points above the centre lies world y = 34 − 100 × zoom nm, in segment 1
+        // (y < 32 nm); a click selects it, a second click deselects it.
+        let pos = centre - egui::vec2(0.0, 100.0);
+        assert!(34.0 - 100.0 * zoom < 32.0);
+        for expected in [vec![1u64], vec![]] {
+            h.event(egui::Event::PointerMoved(pos));
+            for pressed in [true, false] {
+                h.event(egui::Event::PointerButton {
+                    pos,
+                    button: egui::PointerButton::Primary,
+                    pressed,
+                    modifiers: egui::Modifiers::NONE,
+                });
+            }
+            h.run_steps(2);
+            match &h.state().state.layers[1].settings {
+                LayerSettings::Segmentation(s) => assert_eq!(s.selected, expected),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
