@@ -8,6 +8,7 @@
 //! `<dataset>/s0` opens in DaCapo and the group opens in neuroglancer and napari.
 //! Chunks are written to a temporary file and renamed into place, so a reader (or a crash)
 //! never sees a half-written chunk, and writers of distinct chunks never interfere.
+//! The layout, its metadata and its chunk writes are one format, kept in one file.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,4 +1,6 @@
-//! The command line's arguments: every command and its options (clap).
+//! The command line's arguments: every command and its options (clap). It is one file of
+//! declarations only, so the whole command-line surface (and its help text) reads in one
+//! place.
 
 use std::path::PathBuf;
 

@@ -4,7 +4,9 @@
 pub mod augment;
 pub mod checkpoint;
 pub mod import;
+pub mod loader;
 pub mod optim;
+pub mod record;
 pub mod run;
 pub mod sample;
 pub mod snapshot;

@@ -4,17 +4,21 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
-use ndarray::{ArrayD, Axis};
+use ndarray::ArrayD;
 use tch::{nn, Kind, Tensor};
 
 use super::augment::Augmenter;
 use super::checkpoint;
+use super::loader::stack;
+pub use super::loader::{Batch, BatchLoader};
 use super::optim::{warmup_lr, RAdam};
-use super::sample::{open_datasets, PatchGeometry, Sampler, TrainingSample};
+use super::record::check_record;
+pub use super::record::{dataset_inputs, default_seed, resolve_seed, run_record};
+use super::sample::{open_datasets, PatchGeometry, Sampler};
 use super::snapshot;
 use super::validate::{open_validation, validate, Inference, ValidationOutcome};
 use super::TrainError;
@@ -80,179 +84,6 @@ impl Default for TrainOptions {
     }
 }
 
-/// The seed a run trains with when none is given: derived from its name and repetition
-/// (SHA-256, 63 bits), so repetitions of one configuration differ and the same run always
-/// gets the same seed.
-pub fn default_seed(run: &RunConfig) -> u64 {
-    use sha2::Digest;
-    let digest = sha2::Sha256::new()
-        .chain_update(b"segno-seed\0")
-        .chain_update(run.name.as_bytes())
-        .chain_update(b"\0")
-        .chain_update(run.repetition.to_le_bytes())
-        .finalize();
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(bytes) & (i64::MAX as u64)
-}
-
-/// The seed to train `run` with: `given`, else the one its record holds, else (a run
-/// trained before runs recorded their seed) 0 when it has checkpoints, else
-/// [`default_seed`]. A `given` seed that differs from the one its checkpoints were trained
-/// with is refused: the resumed run would be neither.
-pub fn resolve_seed(
-    run_dir: &Path,
-    run: &RunConfig,
-    given: Option<u64>,
-) -> Result<u64, TrainError> {
-    let record =
-        crate::store::run::read_record(run_dir).map_err(|e| TrainError::Data(e.to_string()))?;
-    let trained = RunDir::from_dir(run_dir).latest_checkpoint().is_some();
-    Ok(match (given, record) {
-        (Some(g), Some(r)) if trained && g != r.seed => {
-            return Err(TrainError::Data(format!(
-                "run `{}` was trained with seed {} (recorded in {}); resuming it with --seed {g} would mix two runs. Resume without --seed, or train a new run",
-                run.name,
-                r.seed,
-                RunDir::from_dir(run_dir).record_file().display()
-            )))
-        }
-        (Some(g), _) => g,
-        (None, Some(r)) => r.seed,
-        (None, None) if trained => 0,
-        (None, None) => default_seed(run),
-    })
-}
-
-/// How each dataset of `split` reads its raw data (training datasets first), and the
-/// datasets whose raw chain cannot be carried over to other volumes.
-pub fn dataset_inputs(
-    project: &Path,
-    split: &crate::config::TrainValidateDataSplitConfig,
-) -> Result<
-    (
-        Vec<crate::store::run::DatasetInput>,
-        Vec<crate::store::run::UnsupportedInput>,
-    ),
-    TrainError,
-> {
-    use crate::array::input::{InputError, InputTransform};
-    use crate::store::run::{DatasetInput, DatasetRole, UnsupportedInput};
-    let mut inputs = Vec::new();
-    let mut unsupported = Vec::new();
-    let roles = split
-        .train_configs
-        .iter()
-        .map(|d| (d, DatasetRole::Train))
-        .chain(
-            split
-                .validate_configs
-                .iter()
-                .map(|d| (d, DatasetRole::Validate)),
-        );
-    for (d, role) in roles {
-        let crate::config::DatasetConfig::RawGt(c) = d else {
-            continue;
-        };
-        let Some(raw) = &c.raw_config else {
-            continue;
-        };
-        match InputTransform::from_config(raw, project) {
-            Ok(transform) => inputs.push(DatasetInput {
-                dataset: c.name.clone(),
-                role,
-                transform,
-            }),
-            Err(InputError::Unsupported(reason)) => unsupported.push(UnsupportedInput {
-                dataset: c.name.clone(),
-                role,
-                reason,
-            }),
-            Err(e) => return Err(TrainError::Data(format!("dataset `{}`, raw: {e}", c.name))),
-        }
-    }
-    Ok((inputs, unsupported))
-}
-
-/// The record of how `run` trains (or trained) with `seed`, from its configs as they are.
-pub fn run_record(
-    project: &Path,
-    run: &RunConfig,
-    seed: u64,
-) -> Result<crate::store::run::RunRecord, TrainError> {
-    let DataSplitConfig::TrainValidate(split) = &run.datasplit_config else {
-        return Err(TrainError::Data(format!(
-            "run `{}`: only TrainValidateDataSplitConfig datasplits are supported",
-            run.name
-        )));
-    };
-    let (inputs, unsupported) = dataset_inputs(project, split)?;
-    let input_scale_shift = match &run.trainer_config {
-        TrainerConfig::Gunpowder(t) => super::augment::input_normalisation(&t.augments),
-        TrainerConfig::Dummy(_) => (1.0, 0.0),
-    };
-    Ok(crate::store::run::RunRecord {
-        seed,
-        inputs,
-        unsupported,
-        input_scale_shift,
-        segno_version: env!("CARGO_PKG_VERSION").to_string(),
-    })
-}
-
-/// Checks that a run with checkpoints still reads its data as its record says; returns
-/// whether the record must be (re)written when training starts.
-fn check_record(
-    run_dir: &Path,
-    record: &crate::store::run::RunRecord,
-    has_checkpoints: bool,
-) -> Result<bool, TrainError> {
-    let old =
-        crate::store::run::read_record(run_dir).map_err(|e| TrainError::Data(e.to_string()))?;
-    if let (Some(old), true) = (&old, has_checkpoints) {
-        let key = |d: &crate::store::run::DatasetInput| (d.dataset.clone(), d.role);
-        for now in &record.inputs {
-            let before = old.inputs.iter().find(|o| key(o) == key(now));
-            match before {
-                Some(b) if b.transform.same_as(&now.transform) => {}
-                Some(b) => {
-                    return Err(TrainError::Data(format!(
-                        "dataset `{}` now reads its raw data as {} at {} nm ({} {}), but the run's checkpoints were trained on {} at {} nm ({} {}) as recorded in {}: restore the datasplit or train a new run",
-                        now.dataset,
-                        now.transform.describe(),
-                        now.transform.voxel_size_nm,
-                        now.transform.source_data_type,
-                        now.transform.source,
-                        b.transform.describe(),
-                        b.transform.voxel_size_nm,
-                        b.transform.source_data_type,
-                        b.transform.source,
-                        RunDir::from_dir(run_dir).record_file().display()
-                    )))
-                }
-                None => {}
-            }
-        }
-        if old.input_scale_shift != record.input_scale_shift {
-            return Err(TrainError::Data(format!(
-                "the trainer's IntensityScaleShift is now scale {} shift {}, but the run's checkpoints were trained with scale {} shift {} (recorded in {}): restore the trainer or train a new run",
-                record.input_scale_shift.0,
-                record.input_scale_shift.1,
-                old.input_scale_shift.0,
-                old.input_scale_shift.1,
-                RunDir::from_dir(run_dir).record_file().display()
-            )));
-        }
-    }
-    // The version that started the training is kept while nothing else changes.
-    Ok(old.is_none_or(|o| {
-        crate::store::run::RunRecord {
-            segno_version: record.segno_version.clone(),
-            ..o
-        } != *record
-    }))
-}
-
 /// What a call to [`train_run`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainReport {
@@ -277,107 +108,6 @@ pub struct TrainReport {
     pub validations: Vec<ValidationOutcome>,
     /// Validations that failed as a whole (the scores could not be stored), with the error.
     pub validation_errors: Vec<(u64, String)>,
-}
-
-/// A batch as the loader delivers it.
-pub struct Batch {
-    /// The batch's samples, in order.
-    pub samples: Vec<TrainingSample>,
-}
-
-/// Loader threads making batches `start..end` ahead of the network: batch `i` holds samples
-/// `i·B … i·B + B − 1` and is handed out in order whatever thread made it.
-pub struct BatchLoader {
-    rx: Option<mpsc::Receiver<(u64, Result<Batch, TrainError>)>>,
-    pending: BTreeMap<u64, Result<Batch, TrainError>>,
-    stop: Arc<AtomicBool>,
-    workers: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl BatchLoader {
-    /// Starts `threads` loader threads (at least one) over `sampler`.
-    pub fn start(
-        sampler: Arc<Sampler>,
-        batch_size: usize,
-        start: u64,
-        end: u64,
-        threads: usize,
-    ) -> Self {
-        let next = Arc::new(AtomicU64::new(start));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = mpsc::sync_channel(threads.max(1) * 2);
-        let b = batch_size.max(1) as u64;
-        let workers = (0..threads.max(1))
-            .map(|_| {
-                let (next, stop, tx, sampler) =
-                    (next.clone(), stop.clone(), tx.clone(), sampler.clone());
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= end {
-                            break;
-                        }
-                        let batch = (0..b)
-                            .map(|k| sampler.sample(i * b + k))
-                            .collect::<Result<Vec<_>, _>>()
-                            .map(|samples| Batch { samples });
-                        if tx.send((i, batch)).is_err() {
-                            break;
-                        }
-                    }
-                })
-            })
-            .collect();
-        Self {
-            rx: Some(rx),
-            pending: BTreeMap::new(),
-            stop,
-            workers,
-        }
-    }
-
-    /// Batch `i`, waiting for it if it is not made yet.
-    pub fn next(&mut self, i: u64) -> Result<Batch, TrainError> {
-        loop {
-            if let Some(b) = self.pending.remove(&i) {
-                return b;
-            }
-            match self.rx.as_ref().map(|rx| rx.recv()) {
-                Some(Ok((j, b))) => {
-                    self.pending.insert(j, b);
-                }
-                _ => {
-                    return Err(TrainError::Data(format!(
-                        "the batch loader stopped before iteration {i}"
-                    )))
-                }
-            }
-        }
-    }
-}
-
-impl Drop for BatchLoader {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Closing the channel fails the senders' next send, so every thread ends.
-        drop(self.rx.take());
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
-    }
-}
-
-fn stack(arrays: Vec<ArrayD<f32>>, device: tch::Device) -> Result<Tensor, TrainError> {
-    let views: Vec<_> = arrays.iter().map(|a| a.view()).collect();
-    let stacked = ndarray::stack(Axis(0), &views).map_err(|e| TrainError::Data(e.to_string()))?;
-    let shape: Vec<i64> = stacked.shape().iter().map(|n| *n as i64).collect();
-    let contiguous = stacked.as_standard_layout();
-    let data = contiguous
-        .as_slice()
-        .ok_or_else(|| TrainError::Data("a batch is not contiguous".into()))?;
-    Ok(Tensor::from_slice(data)
-        .f_view(shape.as_slice())?
-        .f_to_device(device)?)
 }
 
 /// The checkpoint file a start config names: `criterion` is an iteration of the other run,
