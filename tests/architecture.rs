@@ -4,6 +4,23 @@
 
 use std::path::{Path, PathBuf};
 
+/// The production part of source file `path`: nothing for a file of tests alone
+/// (`tests.rs`, `fixtures.rs`), else the text before its inline test module (which sits at
+/// the end of a file).
+fn production_code<'a>(path: &Path, text: &'a str) -> &'a str {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if name == "tests.rs" || name == "fixtures.rs" {
+        return "";
+    }
+    match text.find("#[cfg(test)]\nmod tests {") {
+        Some(i) => &text[..i],
+        None => text,
+    }
+}
+
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -25,10 +42,7 @@ fn production_sources() -> Vec<(String, String)> {
         .into_iter()
         .map(|f| {
             let text = std::fs::read_to_string(&f).unwrap();
-            let code = match text.find("#[cfg(test)]") {
-                Some(i) => text[..i].to_string(),
-                None => text,
-            };
+            let code = production_code(&f, &text).to_string();
             let rel = f
                 .strip_prefix(&root)
                 .unwrap()

@@ -94,11 +94,7 @@ pub struct Augmenter {
     dims: usize,
 }
 
-fn config_error(
-    index: usize,
-    augment: &'static str,
-    problem: impl Into<String>,
-) -> AugmentError {
+fn config_error(index: usize, augment: &'static str, problem: impl Into<String>) -> AugmentError {
     AugmentError::Config {
         index,
         augment,
@@ -387,10 +383,7 @@ fn standard<T: Clone>(a: ArrayD<T>) -> ArrayD<T> {
 }
 
 /// Crops the spatial axes (all but the first) of `a` to `target` around the centre.
-fn crop_centre<T: Clone>(
-    mut a: ArrayD<T>,
-    target: &[usize],
-) -> Result<ArrayD<T>, AugmentError> {
+fn crop_centre<T: Clone>(mut a: ArrayD<T>, target: &[usize]) -> Result<ArrayD<T>, AugmentError> {
     if a.ndim() != target.len() + 1 {
         return Err(input_error(format!(
             "cannot crop shape {:?} to spatial shape {target:?}",
