@@ -2,24 +2,9 @@
 //! imports the app or the viewer, the app never reaches into training or libtorch, and the
 //! run directory's file names are spelled only in `store::layout`.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-/// The production part of source file `path`: nothing for a file of tests alone
-/// (`tests.rs`, `fixtures.rs`), else the text before its inline test module (which sits at
-/// the end of a file).
-fn production_code<'a>(path: &Path, text: &'a str) -> &'a str {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    if name == "tests.rs" || name == "fixtures.rs" {
-        return "";
-    }
-    match text.find("#[cfg(test)]\nmod tests {") {
-        Some(i) => &text[..i],
-        None => text,
-    }
-}
+use std::path::{Path, PathBuf};
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -42,7 +27,7 @@ fn production_sources() -> Vec<(String, String)> {
         .into_iter()
         .map(|f| {
             let text = std::fs::read_to_string(&f).unwrap();
-            let code = production_code(&f, &text).to_string();
+            let code = common::production_code(&f, &text).to_string();
             let rel = f
                 .strip_prefix(&root)
                 .unwrap()

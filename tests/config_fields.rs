@@ -4,27 +4,11 @@
 //! then ignored fails this test.
 
 use std::collections::BTreeMap;
+mod common;
+
 use std::path::{Path, PathBuf};
 
 /// The engine's sources outside `src/config/`, without comments and `#[cfg(test)]` items.
-
-/// The production part of source file `path`: nothing for a file of tests alone
-/// (`tests.rs`, `fixtures.rs`), else the text before its inline test module (which sits at
-/// the end of a file).
-fn production_code<'a>(path: &Path, text: &'a str) -> &'a str {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    if name == "tests.rs" || name == "fixtures.rs" {
-        return "";
-    }
-    match text.find("#[cfg(test)]\nmod tests {") {
-        Some(i) => &text[..i],
-        None => text,
-    }
-}
-
 fn engine_sources() -> BTreeMap<PathBuf, String> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(dir).unwrap() {
@@ -44,7 +28,7 @@ fn engine_sources() -> BTreeMap<PathBuf, String> {
         .filter(|p| !p.starts_with(src.join("config")))
         .map(|p| {
             let text = std::fs::read_to_string(&p).unwrap();
-            let code = production_code(&p, &text);
+            let code = common::production_code(&p, &text);
             let code: String = code
                 .lines()
                 .map(|l| match l.find("//") {

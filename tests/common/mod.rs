@@ -154,3 +154,21 @@ pub fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+/// The production part of source file `path`: nothing for a file of tests alone
+/// (`tests.rs`, `fixtures.rs`), else the text before its inline test module (which sits at
+/// the end of a file).
+#[allow(dead_code)]
+pub fn production_code<'a>(path: &std::path::Path, text: &'a str) -> &'a str {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if name == "tests.rs" || name == "fixtures.rs" {
+        return "";
+    }
+    match text.find("#[cfg(test)]\nmod tests {") {
+        Some(i) => &text[..i],
+        None => text,
+    }
+}
