@@ -3,9 +3,9 @@
 //! set), or belongs to a type Segno refuses to compute with. A field that is parsed and
 //! then ignored fails this test.
 
-use std::collections::BTreeMap;
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The engine's sources outside `src/config/`, without comments and `#[cfg(test)]` items.
