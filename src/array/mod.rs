@@ -6,6 +6,7 @@
 //! data is only ever opened for reading.
 
 pub mod data;
+mod in_memory;
 pub mod input;
 pub mod meta;
 pub mod n5;

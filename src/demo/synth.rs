@@ -4,6 +4,8 @@
 //! cell faces; mitochondria (rotated ellipsoids with a dark shell) and ER (thin capsules)
 //! sit at most one per cell of their own grids, each drawn only inside its host cell.
 //! Raw grey values are soft profiles of these distances plus hashed per-voxel noise.
+//! It is one file because the hashing, the shapes and the model are one pure function of
+//! position, and changing any part changes every generated volume.
 
 use ndarray::Array3;
 

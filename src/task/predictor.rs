@@ -1,7 +1,8 @@
 //! One type for every task: what ground truth it reads, the head it puts on the network,
 //! its targets and class-balanced weights, its loss, its post-processing grid and how the
 //! results are scored. Training, validation and prediction all go through [`Predictor`],
-//! so a task behaves the same everywhere.
+//! so a task behaves the same everywhere. It is one file because each operation is one
+//! `match` over the task kinds: a new task is added in one place.
 
 use ndarray::{concatenate, ArrayD, Axis, Slice};
 use tch::Tensor;
