@@ -63,7 +63,7 @@ pub struct LayerProgress {
     pub loading: usize,
     /// Pixels shown from a coarser level while the finer one loads.
     pub coarser: usize,
-    /// The scale level shown on the first panel that has the layer.
+    /// The scale level shown on the first panel (xy, xz, yz) that has the layer.
     pub level: Option<usize>,
     /// Distinct chunk errors.
     pub errors: Vec<String>,
@@ -334,10 +334,8 @@ impl PanelComposer {
     /// Layer `layer`'s loading progress and errors over all panels.
     pub fn progress(&self, layer: usize) -> LayerProgress {
         let mut out = LayerProgress::default();
-        let mut planes: Vec<&Plane> = self.panels.keys().collect();
-        planes.sort_by_key(|p| p.axes()[2]);
-        for plane in planes.into_iter().rev() {
-            let Some(s) = self.slice(*plane, layer) else {
+        for plane in [Plane::Xy, Plane::Xz, Plane::Yz] {
+            let Some(s) = self.slice(plane, layer) else {
                 continue;
             };
             out.loading += s.loading;

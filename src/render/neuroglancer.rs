@@ -246,6 +246,19 @@ pub fn state_url(app: &str, state: &Value) -> String {
     out
 }
 
+/// `view` as a neuroglancer state and its URL on the public instance, with the arrays
+/// served from `base_url` (the directory `root` served over HTTP).
+pub fn state_and_url(
+    view: &ViewState,
+    layers: &[Option<&LayerData>],
+    base_url: &str,
+    root: &Path,
+) -> (Value, String) {
+    let state = state_json(view, layers, &Served { base_url, root });
+    let url = state_url(NEUROGLANCER_APP, &state);
+    (state, url)
+}
+
 /// Why a saved view cannot be exported for neuroglancer.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -308,15 +321,7 @@ pub fn export_view(
             .unwrap_or_else(|| PathBuf::from(".")),
     };
     let layers: Vec<Option<&LayerData>> = opened.iter().map(|d| Some(d.as_ref())).collect();
-    let json = state_json(
-        &state,
-        &layers,
-        &Served {
-            base_url,
-            root: &root,
-        },
-    );
-    let url = state_url(NEUROGLANCER_APP, &json);
+    let (json, url) = state_and_url(&state, &layers, base_url, &root);
     if let Some(path) = output {
         let text = serde_json::to_string_pretty(&json).map_err(|e| ExportError::Write {
             path: path.display().to_string(),

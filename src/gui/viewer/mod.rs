@@ -249,15 +249,12 @@ impl Viewer {
     /// The view as a neuroglancer state and URL, with the arrays served from `base_url`
     /// (the directory `root` served over HTTP).
     pub fn neuroglancer(&self, base_url: &str, root: &Path) -> (serde_json::Value, String) {
-        use crate::render::neuroglancer::{state_json, state_url, Served, NEUROGLANCER_APP};
         let layers: Vec<Option<&LayerData>> = self
             .layers
             .iter()
             .map(|l| l.data.as_ref().ok().map(|d| d.as_ref()))
             .collect();
-        let state = state_json(&self.state, &layers, &Served { base_url, root });
-        let url = state_url(NEUROGLANCER_APP, &state);
-        (state, url)
+        crate::render::neuroglancer::state_and_url(&self.state, &layers, base_url, root)
     }
 
     /// Whether anything shown is still loading (chunks queued or being read, or pixels
