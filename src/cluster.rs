@@ -1,7 +1,8 @@
-//! Training runs as cluster jobs: submission to Slurm (`sbatch`) or LSF (`bsub`) with
-//! queue/partition, GPUs, CPUs and account, the job's state from the scheduler, and
-//! cancelling. The submitted job runs `segno train` exactly as a local start does; the
-//! job is recorded in `<run>/cluster.json` so that any later session finds it again.
+//! Cluster jobs through the scheduler users already have: submission to Slurm (`sbatch`)
+//! or LSF (`bsub`) with queue/partition, GPUs, CPUs, account and time limit, the job's
+//! state from the scheduler, and cancelling. A training run is one job running `segno
+//! train` exactly as a local start does, recorded in `<run>/cluster.json`; a block job is
+//! a job array of workers (`segno job work`) plus a sweep job that runs after them.
 
 use std::path::Path;
 use std::process::Command;
@@ -216,20 +217,16 @@ pub fn recorded_job(run_dir: &Path) -> Result<Option<SubmittedJob>, ClusterError
 pub fn submit_args(request: &JobRequest, run: &str, log: &Path, train: &[String]) -> Vec<String> {
     let name = format!("segno-train-{run}");
     let log = log.display().to_string();
+    let resources = ArrayRequest {
+        request: request.clone(),
+        tasks: 1,
+        time_limit_mins: None,
+    };
     let mut a: Vec<String> = Vec::new();
     match request.scheduler {
         Scheduler::Slurm => {
             a.extend(["--parsable".into(), "-J".into(), name]);
-            if !request.queue.trim().is_empty() {
-                a.extend(["-p".into(), request.queue.trim().into()]);
-            }
-            a.extend(["-c".into(), request.cpus.to_string()]);
-            if request.gpus > 0 {
-                a.push(format!("--gres=gpu:{}", request.gpus));
-            }
-            if !request.account.trim().is_empty() {
-                a.extend(["-A".into(), request.account.trim().into()]);
-            }
+            resource_args(&resources, &mut a);
             a.extend([
                 "-o".into(),
                 log,
@@ -240,16 +237,7 @@ pub fn submit_args(request: &JobRequest, run: &str, log: &Path, train: &[String]
         }
         Scheduler::Lsf => {
             a.extend(["-J".into(), name]);
-            if !request.queue.trim().is_empty() {
-                a.extend(["-q".into(), request.queue.trim().into()]);
-            }
-            a.extend(["-n".into(), request.cpus.to_string()]);
-            if request.gpus > 0 {
-                a.extend(["-gpu".into(), format!("num={}", request.gpus)]);
-            }
-            if !request.account.trim().is_empty() {
-                a.extend(["-P".into(), request.account.trim().into()]);
-            }
+            resource_args(&resources, &mut a);
             a.extend(["-o".into(), log.clone(), "-e".into(), log]);
             a.extend(train.iter().cloned());
         }
@@ -366,6 +354,249 @@ pub fn submit(
         }
     })?;
     Ok(job)
+}
+
+/// A block job's workers as one job array: `tasks` array tasks, each with the resources of
+/// `request`, each running one worker; then a sweep job after all of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArrayRequest {
+    /// Scheduler, queue, GPUs and CPUs per task, account.
+    pub request: JobRequest,
+    /// Array tasks (workers).
+    pub tasks: u32,
+    /// Wall-time limit per task in minutes (none: the queue's default).
+    pub time_limit_mins: Option<u32>,
+}
+
+/// A submitted worker array and the sweep job that runs after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmittedArray {
+    /// The scheduler.
+    pub scheduler: Scheduler,
+    /// The array job's id.
+    pub array_id: String,
+    /// The sweep job's id.
+    pub sweep_id: String,
+    /// What was asked for.
+    pub request: ArrayRequest,
+}
+
+/// The worker command of array task `$task` of `tasks` as a shell line: `fixed` (quoted),
+/// then the scheduler's variables for the worker's name and its place in the job.
+pub fn array_worker_line(scheduler: Scheduler, fixed: &[String], tasks: u32) -> String {
+    let (job, task) = match scheduler {
+        Scheduler::Slurm => ("${SLURM_ARRAY_JOB_ID}", "${SLURM_ARRAY_TASK_ID}"),
+        Scheduler::Lsf => ("${LSB_JOBID}", "${LSB_JOBINDEX}"),
+    };
+    let prefix = match scheduler {
+        Scheduler::Slurm => "slurm",
+        Scheduler::Lsf => "lsf",
+    };
+    format!(
+        "{} --worker {prefix}-{job}-{task} --task {task}/{tasks}",
+        shell_words(fixed)
+    )
+}
+
+fn resource_args(request: &ArrayRequest, a: &mut Vec<String>) {
+    let r = &request.request;
+    match r.scheduler {
+        Scheduler::Slurm => {
+            if !r.queue.trim().is_empty() {
+                a.extend(["-p".into(), r.queue.trim().into()]);
+            }
+            a.extend(["-c".into(), r.cpus.to_string()]);
+            if r.gpus > 0 {
+                a.push(format!("--gres=gpu:{}", r.gpus));
+            }
+            if !r.account.trim().is_empty() {
+                a.extend(["-A".into(), r.account.trim().into()]);
+            }
+            if let Some(t) = request.time_limit_mins {
+                a.extend(["-t".into(), t.to_string()]);
+            }
+        }
+        Scheduler::Lsf => {
+            if !r.queue.trim().is_empty() {
+                a.extend(["-q".into(), r.queue.trim().into()]);
+            }
+            a.extend(["-n".into(), r.cpus.to_string()]);
+            if r.gpus > 0 {
+                a.extend(["-gpu".into(), format!("num={}", r.gpus)]);
+            }
+            if !r.account.trim().is_empty() {
+                a.extend(["-P".into(), r.account.trim().into()]);
+            }
+            if let Some(t) = request.time_limit_mins {
+                a.extend(["-W".into(), t.to_string()]);
+            }
+        }
+    }
+}
+
+/// The scheduler arguments that submit the worker array named `name`, running
+/// `worker_line` (see [`array_worker_line`]) per task, logging into `log_dir`.
+pub fn array_args(
+    request: &ArrayRequest,
+    name: &str,
+    log_dir: &Path,
+    worker_line: &str,
+) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    match request.request.scheduler {
+        Scheduler::Slurm => {
+            a.extend([
+                "--parsable".into(),
+                "-J".into(),
+                name.to_string(),
+                format!("--array=1-{}", request.tasks),
+            ]);
+            resource_args(request, &mut a);
+            a.extend([
+                "-o".into(),
+                log_dir.join("slurm-%A_%a.log").display().to_string(),
+                "--wrap".into(),
+                worker_line.to_string(),
+            ]);
+        }
+        Scheduler::Lsf => {
+            a.extend(["-J".into(), format!("{name}[1-{}]", request.tasks)]);
+            resource_args(request, &mut a);
+            let log = log_dir.join("lsf-%J_%I.log").display().to_string();
+            a.extend([
+                "-o".into(),
+                log.clone(),
+                "-e".into(),
+                log,
+                worker_line.to_string(),
+            ]);
+        }
+    }
+    a
+}
+
+/// The scheduler arguments that submit the sweep job of the array `array_id`: `sweep`
+/// runs once every task of the array has ended, however it ended.
+pub fn sweep_args(
+    request: &ArrayRequest,
+    name: &str,
+    log_dir: &Path,
+    array_id: &str,
+    sweep: &[String],
+) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let single = ArrayRequest {
+        tasks: 1,
+        ..request.clone()
+    };
+    match request.request.scheduler {
+        Scheduler::Slurm => {
+            a.extend([
+                "--parsable".into(),
+                "-J".into(),
+                format!("{name}-sweep"),
+                format!("--dependency=afterany:{array_id}"),
+            ]);
+            resource_args(&single, &mut a);
+            a.extend([
+                "-o".into(),
+                log_dir.join("slurm-%j-sweep.log").display().to_string(),
+                "--wrap".into(),
+                shell_words(sweep),
+            ]);
+        }
+        Scheduler::Lsf => {
+            a.extend([
+                "-J".into(),
+                format!("{name}-sweep"),
+                "-w".into(),
+                format!("ended({array_id})"),
+            ]);
+            resource_args(&single, &mut a);
+            let log = log_dir.join("lsf-%J-sweep.log").display().to_string();
+            a.extend([
+                "-o".into(),
+                log.clone(),
+                "-e".into(),
+                log,
+                shell_words(sweep),
+            ]);
+        }
+    }
+    a
+}
+
+/// Submits a block job's worker array and its sweep job (see [`array_args`],
+/// [`sweep_args`]). If the sweep cannot be submitted the array is cancelled again.
+pub fn submit_array(
+    request: &ArrayRequest,
+    name: &str,
+    log_dir: &Path,
+    worker_line: &str,
+    sweep: &[String],
+) -> Result<SubmittedArray, ClusterError> {
+    let r = &request.request;
+    if r.cpus == 0 {
+        return Err(ClusterError::Invalid {
+            field: "cpus",
+            message: "must be at least 1".into(),
+        });
+    }
+    if request.tasks == 0 {
+        return Err(ClusterError::Invalid {
+            field: "tasks",
+            message: "an array needs at least 1 task".into(),
+        });
+    }
+    std::fs::create_dir_all(log_dir).map_err(|e| ClusterError::Record {
+        path: log_dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let program = r.scheduler.submit_command();
+    let unreadable = |output: String| ClusterError::Unreadable {
+        command: program.to_string(),
+        output,
+    };
+    let output = call(
+        r.scheduler,
+        program,
+        &array_args(request, name, log_dir, worker_line),
+    )?;
+    let array_id = parse_job_id(r.scheduler, &output).ok_or_else(|| unreadable(output.clone()))?;
+    let sweep_id = call(
+        r.scheduler,
+        program,
+        &sweep_args(request, name, log_dir, &array_id, sweep),
+    )
+    .and_then(|out| parse_job_id(r.scheduler, &out).ok_or_else(|| unreadable(out)));
+    let sweep_id = match sweep_id {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = cancel(&SubmittedJob {
+                scheduler: r.scheduler,
+                job_id: array_id,
+                request: r.clone(),
+            });
+            return Err(e);
+        }
+    };
+    Ok(SubmittedArray {
+        scheduler: r.scheduler,
+        array_id,
+        sweep_id,
+        request: request.clone(),
+    })
+}
+
+impl SubmittedArray {
+    /// The array and the sweep as jobs [`status`] and [`cancel`] take.
+    pub fn jobs(&self) -> [SubmittedJob; 2] {
+        [&self.array_id, &self.sweep_id].map(|id| SubmittedJob {
+            scheduler: self.scheduler,
+            job_id: id.clone(),
+            request: self.request.request.clone(),
+        })
+    }
 }
 
 /// Maps a Slurm job state name (`squeue %T`, `scontrol JobState=`) to a [`JobState`].
@@ -533,6 +764,71 @@ mod tests {
         assert!(!a
             .iter()
             .any(|x| x == "-p" || x == "-A" || x.starts_with("--gres")));
+    }
+
+    #[test]
+    fn worker_arrays_and_their_sweep_carry_every_field() {
+        let req = ArrayRequest {
+            request: request(Scheduler::Slurm),
+            tasks: 4,
+            time_limit_mins: Some(90),
+        };
+        let fixed: Vec<String> = ["/opt/segno", "job", "work", "/d/out.zarr/p q"]
+            .map(String::from)
+            .to_vec();
+        let line = array_worker_line(Scheduler::Slurm, &fixed, 4);
+        assert_eq!(
+            line,
+            "/opt/segno job work '/d/out.zarr/p q' --worker slurm-${SLURM_ARRAY_JOB_ID}-${SLURM_ARRAY_TASK_ID} --task ${SLURM_ARRAY_TASK_ID}/4"
+        );
+        let a = array_args(&req, "segno-predict", Path::new("/d/logs"), &line);
+        assert_eq!(
+            a,
+            [
+                "--parsable",
+                "-J",
+                "segno-predict",
+                "--array=1-4",
+                "-p",
+                "gpu_a100",
+                "-c",
+                "4",
+                "--gres=gpu:1",
+                "-A",
+                "lab x",
+                "-t",
+                "90",
+                "-o",
+                "/d/logs/slurm-%A_%a.log",
+                "--wrap",
+                line.as_str(),
+            ]
+        );
+        let s = sweep_args(&req, "segno-predict", Path::new("/d/logs"), "77", &fixed);
+        assert_eq!(
+            s[..4],
+            [
+                "--parsable",
+                "-J",
+                "segno-predict-sweep",
+                "--dependency=afterany:77"
+            ]
+        );
+        assert_eq!(s.last().unwrap(), "/opt/segno job work '/d/out.zarr/p q'");
+        let lsf = ArrayRequest {
+            request: request(Scheduler::Lsf),
+            ..req
+        };
+        let line = array_worker_line(Scheduler::Lsf, &fixed, 4);
+        assert!(
+            line.ends_with("--worker lsf-${LSB_JOBID}-${LSB_JOBINDEX} --task ${LSB_JOBINDEX}/4")
+        );
+        let a = array_args(&lsf, "segno-predict", Path::new("/d/logs"), &line);
+        assert_eq!(a[..2], ["-J", "segno-predict[1-4]"]);
+        assert!(a.windows(2).any(|w| w == ["-W", "90"]));
+        assert_eq!(a.last().unwrap(), &line);
+        let s = sweep_args(&lsf, "segno-predict", Path::new("/d/logs"), "77", &fixed);
+        assert!(s.windows(2).any(|w| w == ["-w", "ended(77)"]));
     }
 
     #[test]

@@ -101,6 +101,44 @@ pub fn choose_device_among(request: Option<&str>, gpus: usize) -> Result<tch::De
     }
 }
 
+/// Number of CUDA devices libtorch can use here (0 without CUDA).
+pub fn cuda_device_count() -> usize {
+    if tch::Cuda::is_available() {
+        usize::try_from(tch::Cuda::device_count()).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+/// The number of threads libtorch uses for CPU work in this process.
+pub fn cpu_threads() -> usize {
+    usize::try_from(tch::get_num_threads()).unwrap_or(1).max(1)
+}
+
+/// Sets the number of threads libtorch uses for CPU work in this process.
+pub fn set_cpu_threads(threads: usize) {
+    tch::set_num_threads(i32::try_from(threads.max(1)).unwrap_or(i32::MAX));
+}
+
+/// Where each of `workers` local worker processes runs, as `(device, CPU threads)`: one
+/// worker per CUDA device (round robin) when `device` is a GPU and `gpus` exist, the CPU
+/// otherwise; the machine's `cpus` divided between them (at least one each).
+pub fn worker_placement(
+    device: tch::Device,
+    workers: usize,
+    gpus: usize,
+    cpus: usize,
+) -> Vec<(String, usize)> {
+    let workers = workers.max(1);
+    let threads = (cpus / workers).max(1);
+    (0..workers)
+        .map(|i| match device {
+            tch::Device::Cuda(_) if gpus > 0 => (format!("cuda:{}", i % gpus), threads),
+            _ => ("cpu".to_string(), threads),
+        })
+        .collect()
+}
+
 /// What this build of libtorch can use, for `segno info` and bug reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeInfo {
@@ -146,6 +184,19 @@ impl fmt::Display for RuntimeInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workers_split_the_gpus_round_robin_and_the_cpus_evenly() {
+        let cpu = worker_placement(tch::Device::Cpu, 2, 0, 8);
+        assert_eq!(cpu, vec![("cpu".to_string(), 4), ("cpu".to_string(), 4)]);
+        let gpu = worker_placement(tch::Device::Cuda(0), 3, 2, 8);
+        let devices: Vec<&str> = gpu.iter().map(|(d, _)| d.as_str()).collect();
+        assert_eq!(devices, vec!["cuda:0", "cuda:1", "cuda:0"]);
+        assert!(gpu.iter().all(|(_, t)| *t == 2));
+        // More workers than CPUs: one thread each; CUDA asked for without GPUs: the CPU.
+        let many = worker_placement(tch::Device::Cuda(0), 4, 0, 2);
+        assert!(many.iter().all(|(d, t)| d == "cpu" && *t == 1));
+    }
 
     #[test]
     fn device_choice_without_gpu() {

@@ -5,27 +5,14 @@ mod common;
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use segno::config::AnyConfig;
 use segno::store::Project;
 
 /// `segno ARGS… -p DIR --json` (CPU): exit code, stdout as JSON (null when empty), stderr.
 fn segno(dir: &Path, args: &[&str]) -> (i32, serde_json::Value, String) {
-    let out = Command::cargo_bin("segno")
-        .unwrap()
-        .args(args)
-        .arg("-p")
-        .arg(dir)
-        .arg("--json")
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    (
-        out.status.code().unwrap_or(-1),
-        json,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut all = args.to_vec();
+    all.extend(["-p", dir.to_str().unwrap()]);
+    common::segno_json(&all)
 }
 
 fn store_run(dir: &Path, name: &str) -> segno::config::RunConfig {

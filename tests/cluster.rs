@@ -15,16 +15,7 @@ use segno::store::lock::{run_state, RunState};
 mod common;
 
 fn slurm() -> bool {
-    if cluster::available(Scheduler::Slurm) {
-        return true;
-    }
-    assert_ne!(
-        std::env::var("SEGNO_TEST_SLURM").as_deref(),
-        Ok("required"),
-        "sbatch is not on PATH; start Slurm with scripts/slurm-local.sh"
-    );
-    eprintln!("skipped: no Slurm here (scripts/slurm-local.sh starts one)");
-    false
+    common::slurm_available()
 }
 
 fn project_with_run(iterations: u64, interval: u64) -> (tempfile::TempDir, String) {

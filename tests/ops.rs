@@ -22,6 +22,8 @@ fn job(dir: &std::path::Path, output: &str) -> PredictJob {
         max_block_input_voxels: None,
         input_options: Default::default(),
         overwrite: false,
+        workers: 1,
+        cluster: None,
     }
 }
 

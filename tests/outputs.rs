@@ -7,33 +7,16 @@ mod common;
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use segno::config::AnyConfig;
 use segno::store::layout::RunDir;
 use segno::store::Project;
 
-/// `segno ARGS… --json` (CPU): exit code, stdout as JSON (null when empty), stderr.
 fn segno(args: &[&str]) -> (i32, serde_json::Value, String) {
-    let out = Command::cargo_bin("segno")
-        .unwrap()
-        .args(args)
-        .arg("--json")
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    (
-        out.status.code().unwrap_or(-1),
-        json,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::segno_json(args)
 }
 
-/// Every value of the array at `path`, as f32.
 fn values(path: &Path) -> Vec<f32> {
-    let a = segno::array::open(path).unwrap();
-    let roi = a.info().roi;
-    a.read(&roi).unwrap().to_f32().iter().copied().collect()
+    common::array_values(path)
 }
 
 fn s(p: &Path) -> &str {
@@ -140,37 +123,10 @@ fn post_process_refuses_existing_outputs_its_own_input_and_escaping_names() {
     assert_eq!(values(&out.join("mask/s0")), expected);
 }
 
-/// Keeps only the first `keep` lines of a prediction's log of finished blocks, as an
-/// interrupted job leaves it.
-fn interrupt(prediction: &Path, keep: usize) {
-    let log = prediction.join(".segno-done-blocks");
-    let text = std::fs::read_to_string(&log).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert!(lines.len() > keep, "{} blocks", lines.len());
-    std::fs::write(&log, lines[..keep].join("\n") + "\n").unwrap();
-}
-
 #[test]
 fn a_prediction_is_resumed_only_by_the_same_prediction() {
-    let dir = common::demo_data_project(64);
+    let dir = common::trained_quick_project();
     let p = dir.path();
-    let run = common::tiny_run("quick", 4, 2, 0.05, common::demo_raw(0.0, 255.0));
-    Project::open(p)
-        .unwrap()
-        .configs()
-        .store(&AnyConfig::Run(Box::new(run)))
-        .unwrap();
-    let (code, _, err) = segno(&[
-        "train",
-        "-r",
-        "quick",
-        "--no-validation",
-        "--device",
-        "cpu",
-        "-p",
-        s(p),
-    ]);
-    assert_eq!(code, 0, "{err}");
     // A copy of the raw data: the same values at another path.
     let copy = p.join("copy.zarr");
     common::copy_dir(&p.join("data/synthetic.zarr/raw"), &copy.join("raw"));
@@ -221,8 +177,8 @@ fn a_prediction_is_resumed_only_by_the_same_prediction() {
     // nothing is written.
     let (code, _, err) = predict(&raw, "part", &[]);
     assert_eq!(code, 0, "{err}");
-    interrupt(&out.join("part"), 1);
-    let log_before = std::fs::read_to_string(out.join("part/.segno-done-blocks")).unwrap();
+    common::interrupt_job(&out.join("part"), 1);
+    let log_before = common::done_blocks(&out.join("part"));
     // A smaller region: the whole prediction's less 8 nm at the end of each axis.
     let roi = segno::array::open(&out.join("whole")).unwrap().info().roi;
     let smaller = format!(
@@ -251,17 +207,14 @@ fn a_prediction_is_resumed_only_by_the_same_prediction() {
         for n in named {
             assert!(err.contains(n), "{n:?} not in {err}");
         }
-        assert_eq!(
-            std::fs::read_to_string(out.join("part/.segno-done-blocks")).unwrap(),
-            log_before
-        );
+        assert_eq!(common::done_blocks(&out.join("part")), log_before);
     }
     // The same input with other metadata is another input.
     let mut zattrs: serde_json::Value =
         serde_json::from_slice(&std::fs::read(copy.join("raw/s0/.zattrs")).unwrap()).unwrap();
     let (code, _, err) = predict(&copy_raw, "copy", &[]);
     assert_eq!(code, 0, "{err}");
-    interrupt(&out.join("copy"), 1);
+    common::interrupt_job(&out.join("copy"), 1);
     zattrs["note"] = serde_json::json!("replaced by another volume");
     std::fs::write(
         copy.join("raw/s0/.zattrs"),

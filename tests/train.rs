@@ -765,9 +765,7 @@ fn segno_predict_blockwise_matches_validation_and_resumes() {
         "one block vs tiles: max difference {max_diff}"
     );
     // Interrupted after one block: a second call only does the rest.
-    let done = project.join("out.zarr/prediction_demo_mito_er_10_10/.segno-done-blocks");
-    let text = std::fs::read_to_string(&done).unwrap();
-    std::fs::write(&done, format!("{}\n[torn", text.lines().next().unwrap())).unwrap();
+    common::interrupt_job(&project.join("out.zarr/prediction_demo_mito_er_10_10"), 1);
     let v2 = cmd(&args);
     assert_eq!(v2["skipped"], 1);
     assert_eq!(v2["blocks"], blocks);

@@ -548,6 +548,18 @@ pub fn create_image(
     Ok(writers)
 }
 
+/// Opens the finest level of the image `dataset` that [`create`] made, to write more of its
+/// chunks (another worker of the same job); its metadata is left as it is.
+pub fn reopen(container: &Path, dataset: &str) -> Result<ArrayWriter, ArrayError> {
+    let path = format!("{dataset}/s0");
+    let display = format!("{}/{path}", container.display());
+    let store = Arc::new(AtomicFilesystemStore::new(container)?);
+    let array =
+        Array::open(store, &format!("/{path}")).map_err(|e| werr(&display, "the array", e))?;
+    let reader = ZarrArray::open(container, &path)?;
+    Ok(ArrayWriter { array, reader })
+}
+
 /// Creates a single-level image (see [`create_image`]) and returns its writer.
 pub fn create(
     container: &Path,

@@ -1,11 +1,10 @@
-//! Block-by-block prediction over regions of any size: the output region is cut into
-//! blocks of the network's evaluation output (the last block on each axis moved back so the
-//! remainder is covered), each block is predicted with its context and written as whole
-//! chunks of an OME-Zarr array, and finished blocks are recorded so an interrupted job
-//! resumes where it stopped.
+//! Block-by-block prediction over regions of any size, as block jobs: the output region is
+//! cut into a grid of blocks of the network's evaluation output aligned to the output's
+//! chunks (see [`job`]), each block is predicted with its context and written as whole
+//! chunks of an OME-Zarr array, and a ledger shared by every worker of the job (see
+//! [`ledger`]) records which blocks are done, so any number of workers can share a job and
+//! an interrupted job resumes where it stopped.
 
-use std::collections::BTreeSet;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use tch::nn;
@@ -26,11 +25,14 @@ use crate::train::checkpoint;
 use crate::train::validate::Inference;
 use crate::train::TrainError;
 
+pub mod job;
+pub mod ledger;
 mod post_process;
 mod provenance;
 #[cfg(test)]
 mod tests;
 
+pub use job::{BlockGrid, JobFile, JobKind, WorkOptions, WorkReport};
 pub use post_process::{post_process_array, threshold_array};
 use provenance::*;
 pub use provenance::{input_identity, Provenance};
@@ -129,22 +131,8 @@ pub struct PredictReport {
     pub blocks: usize,
     /// Blocks skipped because an earlier run finished them.
     pub skipped: usize,
-}
-
-fn done_path(container: &Path, dataset: &str) -> PathBuf {
-    container.join(dataset).join(".segno-done-blocks")
-}
-
-fn read_done(path: &Path) -> BTreeSet<String> {
-    // One finished block per line; a torn last line (a crash mid-write) is ignored.
-    std::fs::read_to_string(path)
-        .map(|t| {
-            t.lines()
-                .filter(|l| l.ends_with(';'))
-                .map(|l| l.trim_end_matches(';').to_string())
-                .collect()
-        })
-        .unwrap_or_default()
+    /// What this process's worker did.
+    pub work: WorkReport,
 }
 
 /// The region a prediction covers: `roi` snapped outward to the output grid, within the raw
@@ -250,6 +238,14 @@ pub struct PredictOutput<'a> {
     pub input: &'a Path,
     /// How the input was read (recorded; see [`PreparedInput`]).
     pub input_steps: serde_json::Value,
+    /// How the job's workers share blocks.
+    pub ledger: ledger::LedgerSettings,
+    /// How a worker in another process opens the model and input again (stored in the
+    /// job's description for it).
+    pub worker: serde_json::Value,
+    /// Use a finished prediction made the same way as it is (apply run again), instead of
+    /// refusing it.
+    pub reuse_finished: bool,
 }
 
 /// How a prediction reads its input volume (see [`open_input`]).
@@ -398,22 +394,13 @@ pub fn open_input(
     })
 }
 
-/// Predicts `roi` (default: the raw region minus the network's context) of `raw` with
-/// `model` into `container/dataset` (float32, channels first, chunks = output blocks).
-/// `raw` must already be read as the run's training read its raw data (see
-/// [`open_input`]); the inference's normalisation is applied on top, as in training.
-/// Blocks finished by an earlier, interrupted call of the same prediction are skipped; an
-/// output that exists otherwise is refused unless `output.overwrite`.
-pub fn predict(
+/// The array spec and provenance of a prediction of `roi` with `model`.
+fn prediction_spec(
     model: &LoadedModel,
     inference: &Inference,
-    raw: &dyn ArraySource,
-    roi: Option<Roi>,
+    roi: Roi,
     output: &PredictOutput<'_>,
-    mut on_block: impl FnMut(usize, usize),
-) -> Result<PredictReport, TrainError> {
-    let (container, dataset) = (output.container, output.dataset);
-    let roi = prediction_roi(inference, raw, roi)?;
+) -> Result<(ArraySpec, Provenance), TrainError> {
     let data_type = match output.data_type {
         PredictionType::Float32 => DataType::F32,
         PredictionType::Uint8 => DataType::U8,
@@ -425,7 +412,8 @@ pub fn predict(
         inference.out_vs,
         Some(model.channels as u64),
     );
-    // Chunks of at most 128 voxels per axis that tile a block (blocks may be larger).
+    // Chunks of at most 128 voxels per axis that tile a block (blocks may be larger), so
+    // each chunk belongs to exactly one block.
     spec.chunk_voxels = Some(
         inference
             .output_shape
@@ -439,7 +427,6 @@ pub fn predict(
             })
             .collect(),
     );
-    let dataset = &write::output_dataset_name(container, dataset)?;
     let provenance = Provenance {
         segno_version: env!("CARGO_PKG_VERSION").to_string(),
         run: model.run.clone(),
@@ -473,97 +460,369 @@ pub fn predict(
     record["provenance"] =
         serde_json::to_value(&provenance).map_err(|e| TrainError::Data(e.to_string()))?;
     spec.attributes.insert("segno_prediction".into(), record);
-    let path = container.join(dataset);
-    let done_file = done_path(container, dataset);
+    Ok((spec, provenance))
+}
+
+/// Prepares the block job that predicts `roi` (default: the raw region minus the network's
+/// context) of `raw` with `model` into `container/dataset` (channels first, chunks tiling
+/// the output blocks): creates the output array and the job's description and ledger, for
+/// workers of this or other processes to share (see [`work_prediction`]). An output that
+/// exists is continued only when it is an unfinished prediction with the same
+/// [`Provenance`]; anything else is refused unless `output.overwrite`.
+pub fn prepare_prediction(
+    model: &LoadedModel,
+    inference: &Inference,
+    raw: &dyn ArraySource,
+    roi: Option<Roi>,
+    output: &PredictOutput<'_>,
+) -> Result<JobFile, TrainError> {
+    let container = output.container;
+    let roi = prediction_roi(inference, raw, roi)?;
+    let grid = BlockGrid::new(roi, inference.out_vs * inference.output_shape)?;
+    let (spec, provenance) = prediction_spec(model, inference, roi, output)?;
+    let dataset = write::output_dataset_name(container, output.dataset)?;
+    let path = container.join(&dataset);
     if std::fs::symlink_metadata(&path).is_ok() {
         if output.overwrite {
             std::fs::remove_dir_all(&path)
                 .map_err(|e| TrainError::Data(format!("cannot remove {}: {e}", path.display())))?;
-        } else {
-            // Only an unfinished prediction with the same provenance is continued.
-            let total = inference.blocks(&roi)?.len();
-            let done = read_done(&done_file).len();
-            let existing = crate::array::open(&path)
-                .ok()
-                .and_then(|a| a.attributes()?.get("segno_prediction").cloned());
-            let recorded = existing
-                .as_ref()
-                .and_then(|r| serde_json::from_value::<Provenance>(r["provenance"].clone()).ok());
-            let iteration = existing.as_ref().and_then(|r| r["iteration"].as_u64());
-            let what = match (&recorded, iteration) {
-                (Some(r), _) if done < total => {
-                    let differences = r.differences(&provenance);
-                    if differences.is_empty() {
-                        None
-                    } else {
-                        Some(format!(
-                            "an unfinished prediction made otherwise; {}",
-                            differences.join("; ")
-                        ))
-                    }
-                }
-                (_, Some(i)) if done_file.is_file() && done >= total => {
-                    Some(format!("a finished prediction of iteration {i}"))
-                }
-                (None, Some(i)) => Some(format!(
-                    "a prediction of iteration {i} without a record of what made it"
-                )),
-                (Some(r), _) => Some(format!("a prediction of iteration {}", r.iteration)),
-                (None, None) => Some("an array Segno did not predict".to_string()),
-            };
-            if let Some(what) = what {
-                return Err(TrainError::OutputExists {
-                    path: path.display().to_string(),
-                    what,
-                });
-            }
+        } else if let Some(what) = existing_output(&path, &provenance, output.reuse_finished)? {
+            return Err(TrainError::OutputExists {
+                path: path.display().to_string(),
+                what,
+            });
         }
     }
-    let writer = write::create(container, dataset, &spec, WriteMode::Resume)?;
-    let done = read_done(&done_file);
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&done_file)
-        .map_err(|e| TrainError::Data(format!("{}: {e}", done_file.display())))?;
-    let blocks = inference.blocks(&roi)?;
-    let scaled = inference;
-    let pending: Vec<(usize, Roi)> = blocks
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| !done.contains(&b.to_string()))
-        .map(|(k, b)| (k, *b))
-        .collect();
-    let skipped = blocks.len() - pending.len();
-    let mut finished = skipped;
-    if skipped > 0 {
-        on_block(finished, blocks.len());
+    write::create(container, &dataset, &spec, WriteMode::Resume)?;
+    let job = JobFile {
+        format: 1,
+        kind: JobKind::Predict,
+        container: container.to_path_buf(),
+        dataset,
+        grid,
+        ledger: output.ledger,
+        provenance: Some(provenance),
+        source: serde_json::Value::Null,
+        worker: output.worker.clone(),
+    };
+    match JobFile::load(&path)? {
+        // Another process prepared the same job first: keep its description.
+        Some(existing) if existing.provenance == job.provenance && existing.grid == job.grid => {
+            Ok(existing)
+        }
+        _ => {
+            job.store()?;
+            Ok(job)
+        }
     }
-    // Three stages overlap: reading the next inputs, the network, writing the last outputs.
-    type Input = (Roi, ndarray::ArrayD<f32>);
-    type Output = (Roi, Vec<f32>, Vec<usize>);
+}
+
+/// What exists at an output path that a prediction with `provenance` may not continue,
+/// described; `None` when it is an unfinished prediction made the same way.
+fn existing_output(
+    path: &Path,
+    provenance: &Provenance,
+    reuse_finished: bool,
+) -> Result<Option<String>, TrainError> {
+    let existing = crate::array::open(path)
+        .ok()
+        .and_then(|a| a.attributes()?.get("segno_prediction").cloned());
+    let recorded = existing
+        .as_ref()
+        .and_then(|r| serde_json::from_value::<Provenance>(r["provenance"].clone()).ok());
+    let iteration = existing.as_ref().and_then(|r| r["iteration"].as_u64());
+    let job = JobFile::load(path).ok().flatten();
+    let finished = match &job {
+        Some(j) => {
+            let ledger = j.ledger("reader")?;
+            let total = j.grid.len();
+            ledger
+                .summary(total)
+                .map_err(|e| TrainError::Data(e.to_string()))?
+                .done
+                >= total
+        }
+        None => true,
+    };
+    Ok(match (&recorded, iteration) {
+        (Some(r), _) if !finished || (reuse_finished && job.is_some()) => {
+            let differences = r.differences(provenance);
+            if differences.is_empty() {
+                None
+            } else {
+                Some(format!(
+                    "an unfinished prediction made otherwise; {}",
+                    differences.join("; ")
+                ))
+            }
+        }
+        (_, Some(i)) if job.is_some() => Some(format!("a finished prediction of iteration {i}")),
+        (None, Some(i)) => Some(format!(
+            "a prediction of iteration {i} without a record of what made it"
+        )),
+        (Some(r), _) => Some(format!("a prediction of iteration {}", r.iteration)),
+        (None, None) => Some("an array Segno did not predict".to_string()),
+    })
+}
+
+/// Predicts `roi` of `raw` with `model` into `container/dataset` as one block job run by
+/// this process (see [`prepare_prediction`] and [`work_prediction`]): blocks finished by an
+/// earlier, interrupted call of the same prediction are skipped, blocks another live
+/// worker holds are left to it (and waited for).
+pub fn predict(
+    model: &LoadedModel,
+    inference: &Inference,
+    raw: &dyn ArraySource,
+    roi: Option<Roi>,
+    output: &PredictOutput<'_>,
+    on_block: impl FnMut(usize, usize) + Send,
+) -> Result<PredictReport, TrainError> {
+    let job = prepare_prediction(model, inference, raw, roi, output)?;
+    let done_before = job
+        .ledger("status")?
+        .done_count()
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    let total = job.grid.len() as usize;
+    let progress = std::sync::Mutex::new((done_before as usize, on_block));
+    let work = work_prediction(
+        &job,
+        model,
+        inference,
+        raw,
+        &WorkOptions::sweeping(),
+        &|_| {
+            let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+            p.0 += 1;
+            let n = p.0.min(total);
+            (p.1)(n, total);
+        },
+    )?;
+    Ok(PredictReport {
+        output: job.output(),
+        roi: job.grid.roi,
+        blocks: job.grid.len() as usize,
+        skipped: work.done_before as usize,
+        work,
+    })
+}
+
+/// How many prediction pipelines (each one network evaluation on one CPU thread) a worker
+/// with `cpus` CPU threads runs at once on the CPU: one per thread, as far as the memory
+/// available (`available_bytes`, default: the system's) holds a block's activations each.
+/// On a GPU: one.
+pub fn cpu_pipelines(
+    run: &RunConfig,
+    inference: &Inference,
+    cpus: usize,
+    available_bytes: Option<u64>,
+) -> usize {
+    if inference.device != tch::Device::Cpu {
+        return 1;
+    }
+    let widest = match &run.architecture_config {
+        crate::config::ArchitectureConfig::CnnectomeUnet(u) => {
+            u.num_fmaps.max(u.fmaps_out).max(u.fmaps_in).max(1)
+        }
+        crate::config::ArchitectureConfig::Dummy(_) => 1,
+    };
+    let voxels: f64 = inference.input_shape.iter().map(|v| v as f64).product();
+    // A few full-resolution feature maps of the widest layer alive at once.
+    let per_block = voxels * f64::from(widest) * 4.0 * 4.0;
+    let available = available_bytes.or_else(available_memory_bytes);
+    let by_memory = available
+        .map(|a| ((a as f64 * 0.8) / per_block.max(1.0)).floor() as usize)
+        .unwrap_or(cpus);
+    cpus.min(by_memory).max(1)
+}
+
+/// The memory the system reports available (Linux `MemAvailable`), if it can be read.
+fn available_memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Takes part in the prediction job `job` with `pipelines` pipelines at once, each a
+/// worker of its own (named `<worker>-p<i>`) with its own copy of the network from
+/// `load`. On the CPU every network evaluation then runs on one thread, so the values
+/// written do not depend on how many threads, processes or machines share the job (a
+/// convolution's sums are ordered by its thread count). `progress(done, total)` follows
+/// the job as this process sees it.
+#[allow(clippy::too_many_arguments)]
+pub fn work_prediction_parallel(
+    job: &JobFile,
+    load: &(dyn Fn() -> Result<LoadedModel, TrainError> + Sync),
+    pipelines: usize,
+    inference: &Inference,
+    raw: &dyn ArraySource,
+    options: &WorkOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<WorkReport, TrainError> {
+    let pipelines = pipelines.max(1);
+    let total = job.grid.len();
+    let done_before = job
+        .ledger("status")?
+        .done_count()
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    let mut done = done_before as usize;
+    progress(done, total as usize);
+    let threads_before = crate::device::cpu_threads();
+    if inference.device == tch::Device::Cpu {
+        crate::device::set_cpu_threads(1);
+    }
+    let reports = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel::<u64>();
+        let handles: Vec<_> = (0..pipelines)
+            .map(|i| {
+                let tx = tx.clone();
+                let mut opts = options.clone();
+                if pipelines > 1 {
+                    opts.worker = format!("{}-p{}", options.worker, i + 1);
+                    opts.start_fraction =
+                        (options.start_fraction + i as f64 / pipelines as f64).fract();
+                }
+                scope.spawn(move || -> Result<WorkReport, TrainError> {
+                    let model = load()?;
+                    let tx = std::sync::Mutex::new(tx);
+                    work_prediction(job, &model, inference, raw, &opts, &|k| {
+                        let _ = tx.lock().map(|t| t.send(k));
+                    })
+                })
+            })
+            .collect();
+        drop(tx);
+        // Progress is reported on this thread as the pipelines finish blocks.
+        for _ in rx {
+            done += 1;
+            progress(done.min(total as usize), total as usize);
+        }
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().map_err(|_| {
+                    TrainError::Data("a prediction pipeline stopped unexpectedly".into())
+                })?
+            })
+            .collect::<Result<Vec<_>, TrainError>>()
+    });
+    crate::device::set_cpu_threads(threads_before);
+    let reports = reports?;
+    let summary = job
+        .ledger("status")?
+        .summary(total)
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    Ok(job.report(
+        done_before,
+        reports.iter().map(|r| r.finished).sum(),
+        reports.iter().map(|r| r.failed_attempts).sum(),
+        summary,
+    ))
+}
+
+/// Failures in a row, with no block done, after which a worker stops: the cause is not
+/// one block but the job.
+const FAILURES_BEFORE_STOPPING: u64 = 4;
+
+/// Takes part in the prediction job `job` as one worker: claims blocks in the ledger,
+/// predicts each with its context, writes it (clipped to the region, whole chunks) and
+/// records it done, until no block is left to take (or, with `options.sweep`, until every
+/// block is done or given up). A block that fails is recorded and retried up to the job's
+/// attempts; the blocks given up are reported. Reading, the network and writing overlap.
+/// `on_finished(block)` is called as this worker finishes each block.
+pub fn work_prediction(
+    job: &JobFile,
+    model: &LoadedModel,
+    inference: &Inference,
+    raw: &dyn ArraySource,
+    options: &WorkOptions,
+    on_finished: &(dyn Fn(u64) + Sync),
+) -> Result<WorkReport, TrainError> {
+    let grid = &job.grid;
+    let roi = grid.roi;
+    let total = grid.len();
+    if grid.block_nm != inference.out_vs * inference.output_shape {
+        return Err(TrainError::Data(format!(
+            "{}: the job's blocks are {} nm, this worker's network output is {} nm",
+            job.dir().display(),
+            grid.block_nm,
+            inference.out_vs * inference.output_shape
+        )));
+    }
+    let ledger_error = |e: ledger::LedgerError| TrainError::Data(e.to_string());
+    let ledger = std::sync::Arc::new(job.ledger(&options.worker)?);
+    let _beat = ledger.keep_beating().map_err(ledger_error)?;
+    let writer = write::reopen(&job.container, &job.dataset)?;
+    let encoding = job
+        .provenance
+        .as_ref()
+        .and_then(|p| p.parameters["data_type"].as_str())
+        .filter(|t| *t == DataType::U8.to_string())
+        .and_then(|_| PredictionType::Uint8.encoding(model.model.eval_activation()));
     let channels = model.channels;
     let out_vs = inference.out_vs;
+    let done_before = ledger.summary(total).map_err(ledger_error)?.done;
+    let mut report = WorkReport {
+        total,
+        done_before,
+        ..WorkReport::default()
+    };
+    // Three stages overlap: claiming and reading the next inputs, the network, writing.
+    type Claimed = (u64, u32, Roi, std::time::Instant);
+    type Input = (Claimed, Result<ndarray::ArrayD<f32>, TrainError>);
+    type Output = (Claimed, Result<(Vec<f32>, Vec<usize>), TrainError>);
+    enum Outcome {
+        Done,
+        Failed,
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<(), TrainError> {
-        let (in_tx, in_rx) = std::sync::mpsc::sync_channel::<Result<Input, TrainError>>(2);
+        let (in_tx, in_rx) = std::sync::mpsc::sync_channel::<Input>(2);
         let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<Output>(2);
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<(), TrainError>>();
-        let pending = &pending;
-        scope.spawn(move || {
-            for (_, block) in pending {
-                let item = scaled.read_input(raw, block).map(|x| (*block, x));
-                let failed = item.is_err();
-                if in_tx.send(item).is_err() || failed {
-                    break;
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<(u64, Outcome), TrainError>>();
+        let ledger_ref = &ledger;
+        let stop = &stop;
+        let claimer = scope.spawn(move || -> Result<(), TrainError> {
+            let mut settled = vec![false; usize::try_from(total).unwrap_or(usize::MAX)];
+            loop {
+                let mut took = false;
+                let mut waiting = false;
+                for k in job::visiting_order(total, options.start_fraction) {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    if settled[k as usize] {
+                        continue;
+                    }
+                    match ledger_ref.claim(k).map_err(ledger_error)? {
+                        ledger::Claim::Mine(attempt) => {
+                            took = true;
+                            let block = grid.block(k);
+                            let started = std::time::Instant::now();
+                            let x = inference.read_input(raw, &block);
+                            if in_tx.send(((k, attempt, block, started), x)).is_err() {
+                                return Ok(());
+                            }
+                        }
+                        ledger::Claim::Done | ledger::Claim::GaveUp(_) => {
+                            settled[k as usize] = true
+                        }
+                        // Blocks this worker holds are in its pipeline already.
+                        ledger::Claim::Busy(w) => waiting |= w != options.worker,
+                    }
+                }
+                if !(took || options.sweep && waiting) {
+                    return Ok(());
+                }
+                if !took {
+                    std::thread::sleep(job::idle_pause(job));
                 }
             }
         });
         let writer = &writer;
-        let log = &mut log;
-        let done_file = &done_file;
         scope.spawn(move || {
-            for (block, values, shape) in out_rx {
-                let result = (|| -> Result<(), TrainError> {
+            for ((k, attempt, block, started), result) in out_rx {
+                let written = result.and_then(|(values, shape)| {
                     let part = block.intersect(&roi);
                     let n = part.shape() / out_vs;
                     let src_off = (part.begin() - block.begin()) / out_vs;
@@ -591,50 +850,104 @@ pub fn predict(
                         })),
                         None => ArrayData::F32(data),
                     };
-                    writer.write(&part, &data)?;
-                    writeln!(log, "{block};")
-                        .and_then(|()| log.flush())
-                        .map_err(|e| TrainError::Data(format!("{}: {e}", done_file.display())))
-                })();
-                let failed = result.is_err();
-                if done_tx.send(result).is_err() || failed {
+                    writer.write(&part, &data).map_err(TrainError::from)
+                });
+                // The ledger lists a block only once all its chunks are written.
+                let outcome = match written {
+                    Ok(()) => ledger_ref
+                        .complete(k, attempt, started.elapsed().as_secs_f64())
+                        .map(|()| (k, Outcome::Done))
+                        .map_err(ledger_error),
+                    Err(e) => {
+                        tracing::warn!("block {k} ({block}), attempt {attempt}: {e}");
+                        ledger_ref
+                            .fail(k, attempt, &e.to_string())
+                            .map(|_| (k, Outcome::Failed))
+                            .map_err(ledger_error)
+                    }
+                };
+                if done_tx.send(outcome).is_err() {
                     break;
                 }
             }
         });
         let mut in_flight = 0usize;
-        for item in in_rx {
-            let (block, x) = item?;
-            let (values, shape) = scaled.forward(&model.model, &x)?;
-            if shape.first() != Some(&channels) {
-                return Err(TrainError::Data(format!(
-                    "the network produced {shape:?}, expected {channels} channels"
-                )));
+        let mut consecutive_failures = 0u64;
+        let mut first_error: Option<String> = None;
+        let mut handle = |r: Result<(u64, Outcome), TrainError>,
+                          report: &mut WorkReport|
+         -> Result<(), TrainError> {
+            match r? {
+                (k, Outcome::Done) => {
+                    report.finished += 1;
+                    consecutive_failures = 0;
+                    on_finished(k);
+                }
+                (k, Outcome::Failed) => {
+                    report.failed_attempts += 1;
+                    consecutive_failures += 1;
+                    if first_error.is_none() {
+                        first_error = Some(format!("block {k} ({})", grid.written(k)));
+                    }
+                    if report.finished == 0 && consecutive_failures >= FAILURES_BEFORE_STOPPING {
+                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
             }
-            if out_tx.send((block, values, shape)).is_err() {
+            Ok(())
+        };
+        for (claimed, x) in in_rx {
+            let y = x.and_then(|x| {
+                let (values, shape) = inference.forward(&model.model, &x)?;
+                if shape.first() != Some(&channels) {
+                    return Err(TrainError::Data(format!(
+                        "the network produced {shape:?}, expected {channels} channels"
+                    )));
+                }
+                Ok((values, shape))
+            });
+            if out_tx.send((claimed, y)).is_err() {
                 break;
             }
             in_flight += 1;
-            // Report blocks as they are written.
             while let Ok(r) = done_rx.try_recv() {
-                r?;
                 in_flight -= 1;
-                finished += 1;
-                on_block(finished, blocks.len());
+                handle(r, &mut report)?;
             }
         }
         drop(out_tx);
         for r in done_rx.iter().take(in_flight) {
-            r?;
-            finished += 1;
-            on_block(finished, blocks.len());
+            handle(r, &mut report)?;
+        }
+        claimer
+            .join()
+            .map_err(|_| TrainError::Data("the block reader stopped unexpectedly".into()))??;
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let last = ledger
+                .events()
+                .ok()
+                .and_then(|events| {
+                    events
+                        .into_iter()
+                        .rev()
+                        .find(|(w, e)| *w == options.worker && e.event == "failed")
+                        .and_then(|(_, e)| e.detail)
+                })
+                .map(|d| d.as_str().unwrap_or_default().to_string())
+                .unwrap_or_default();
+            return Err(TrainError::Data(format!(
+                "{} failed {consecutive_failures} times in a row and no block succeeded, the first at {}: {last}",
+                options.worker,
+                first_error.unwrap_or_default()
+            )));
         }
         Ok(())
     })?;
-    Ok(PredictReport {
-        output: container.join(dataset),
-        roi,
-        blocks: blocks.len(),
-        skipped,
-    })
+    let summary = ledger.summary(total).map_err(ledger_error)?;
+    Ok(job.report(
+        report.done_before,
+        report.finished,
+        report.failed_attempts,
+        summary,
+    ))
 }

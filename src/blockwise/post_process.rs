@@ -1,11 +1,165 @@
-//! Post-processing of a written prediction chunk by chunk: thresholds and the run's
-//! post-processor over regions of any size, each output chunk written once.
+//! Post-processing of a written prediction as block jobs of whole output chunks:
+//! thresholds and the run's point-wise post-processors over regions of any size, each
+//! output chunk written once, resumable through the job's ledger.
 
 use super::*;
 
-/// Applies a point-wise post-processing `f` to a prediction chunk by chunk, in parallel,
-/// into `container/dataset` (same region, voxel size and chunking; `channels` output
-/// channels or none for label outputs).
+/// The block size of a post-processing job over an output chunked as `chunk_voxels` at
+/// `voxel_size`: whole chunks, doubled along one axis after another until a block holds
+/// at least 2²² voxels or covers `region` (so the ledger's work per block stays small
+/// next to the block's).
+pub(super) fn post_block_nm(
+    chunk_voxels: &[u64],
+    voxel_size: &crate::geometry::Coordinate,
+    region: &Roi,
+) -> Result<crate::geometry::Coordinate, TrainError> {
+    let dims = chunk_voxels.len();
+    let span: Vec<i64> = (0..dims)
+        .map(|a| region.shape()[a] / voxel_size[a].max(1))
+        .collect();
+    let mut block: Vec<i64> = chunk_voxels.iter().map(|c| (*c).max(1) as i64).collect();
+    let voxels = |b: &[i64]| b.iter().map(|v| *v as f64).product::<f64>();
+    let mut axis = dims;
+    while voxels(&block) < f64::from(1u32 << 22) {
+        let Some(a) = (0..dims)
+            .map(|k| (axis + dims - 1 - k) % dims)
+            .find(|&a| block[a] < span[a])
+        else {
+            break;
+        };
+        block[a] *= 2;
+        axis = a;
+    }
+    let nm: Vec<i64> = (0..dims).map(|a| block[a] * voxel_size[a]).collect();
+    crate::geometry::Coordinate::new(&nm).map_err(|e| TrainError::Data(e.to_string()))
+}
+
+/// Prepares the block job that writes a post-processing of `prediction` as `spec` into
+/// `container/dataset`: an unfinished job with the same `source` is continued, a finished
+/// one or any other array is handled as `mode` says.
+pub(super) fn prepare_post_job(
+    prediction: &dyn ArraySource,
+    spec: &ArraySpec,
+    (container, dataset, mode): (&Path, &str, WriteMode),
+    source: serde_json::Value,
+    worker: serde_json::Value,
+) -> Result<JobFile, TrainError> {
+    let info = prediction.info();
+    let dataset = write::output_dataset_name(container, dataset)?;
+    let path = container.join(&dataset);
+    let chunk: Vec<u64> = spec.chunk_voxels.clone().unwrap_or_else(|| {
+        info.spatial_axes()
+            .iter()
+            .map(|&a| info.chunk_shape[a])
+            .collect()
+    });
+    let grid = BlockGrid::new(
+        spec.roi,
+        post_block_nm(&chunk, &spec.voxel_size, &spec.roi)?,
+    )?;
+    let existing = if mode == WriteMode::Overwrite {
+        None
+    } else {
+        JobFile::load(&path).ok().flatten()
+    };
+    if mode == WriteMode::Resume {
+        if let Some(j) = existing
+            .as_ref()
+            .filter(|j| j.source != source || j.grid != grid)
+        {
+            let done = j
+                .ledger("status")?
+                .done_count()
+                .map_err(|e| TrainError::Data(e.to_string()))?;
+            return Err(TrainError::OutputExists {
+                path: path.display().to_string(),
+                what: format!(
+                    "an unfinished post-processing made otherwise ({done} of {} blocks done, from {})",
+                    j.grid.len(),
+                    j.source
+                ),
+            });
+        }
+    }
+    let mode = match &existing {
+        Some(j) if j.source == source && j.grid == grid => {
+            let done = j
+                .ledger("status")?
+                .done_count()
+                .map_err(|e| TrainError::Data(e.to_string()))?;
+            if done < j.grid.len() {
+                WriteMode::Resume
+            } else {
+                mode
+            }
+        }
+        _ => mode,
+    };
+    write::create(container, &dataset, spec, mode)?;
+    if mode == WriteMode::Resume {
+        if let Some(j) = existing.filter(|j| j.source == source && j.grid == grid) {
+            return Ok(j);
+        }
+    }
+    let job = JobFile {
+        format: 1,
+        kind: JobKind::PostProcess,
+        container: container.to_path_buf(),
+        dataset,
+        grid,
+        ledger: ledger::LedgerSettings::default(),
+        provenance: None,
+        source,
+        worker,
+    };
+    job.store()?;
+    Ok(job)
+}
+
+/// Post-processes `region` of `prediction` with `f` and writes it with `writer`; returns
+/// the non-zero voxels per channel.
+pub(super) fn post_process_region(
+    prediction: &dyn ArraySource,
+    writer: &write::ArrayWriter,
+    region: &Roi,
+    data_type: DataType,
+    channels: Option<u64>,
+    f: &(dyn Fn(&ndarray::ArrayD<f32>) -> Result<Segmentation, TrainError> + Sync),
+) -> Result<Vec<u64>, TrainError> {
+    let has_channel_axis = prediction.info().geometry.axes.iter().any(|a| !a.spatial);
+    let n_channels = channels.unwrap_or(1) as usize;
+    let mut p = crate::task::arrays::read_prediction(prediction, region)?;
+    if !has_channel_axis {
+        p = p.insert_axis(ndarray::Axis(0));
+    }
+    let mut fg = vec![0u64; n_channels];
+    let data = match f(&p)? {
+        Segmentation::Binary(out) => {
+            for (c, lane) in out.outer_iter().enumerate().take(n_channels) {
+                fg[c] = lane.iter().filter(|v| **v != 0).count() as u64;
+            }
+            if channels.is_some() {
+                ArrayData::U8(out)
+            } else {
+                ArrayData::U8(out.index_axis_move(ndarray::Axis(0), 0))
+            }
+        }
+        Segmentation::Labels(out) => {
+            fg[0] = out.iter().filter(|v| **v != 0).count() as u64;
+            match data_type {
+                DataType::U8 => ArrayData::U8(out.mapv(|v| v.min(255) as u8)),
+                _ => ArrayData::U64(out),
+            }
+        }
+    };
+    writer.write(region, &data)?;
+    Ok(fg)
+}
+
+/// Applies a point-wise post-processing `f` to a prediction as a block job of whole
+/// output chunks, run by this process's threads, into `container/dataset` (same region,
+/// voxel size and chunking; `channels` output channels or none for label outputs). An
+/// interrupted run of the same post-processing is continued.
 pub(super) fn map_chunks(
     prediction: &dyn ArraySource,
     data_type: DataType,
@@ -14,54 +168,62 @@ pub(super) fn map_chunks(
     (container, dataset, mode): (&Path, &str, WriteMode),
     f: &(dyn Fn(&ndarray::ArrayD<f32>) -> Result<Segmentation, TrainError> + Sync),
 ) -> Result<PostProcessReport, TrainError> {
-    use rayon::prelude::*;
     let info = prediction.info();
-    let spec = output_spec(info, data_type, channels, attributes);
-    let writer = write::create(container, dataset, &spec, mode)?;
-    let indices = write::grid_indices(&writer.chunk_grid_shape());
+    let spec = output_spec(info, data_type, channels, attributes.clone());
+    let source = serde_json::json!({
+        "prediction": info.path,
+        "prediction_identity": input_identity(Path::new(&info.path))?,
+        "attributes": attributes,
+    });
+    let job = prepare_post_job(
+        prediction,
+        &spec,
+        (container, dataset, mode),
+        source,
+        serde_json::Value::Null,
+    )?;
+    let writer = write::reopen(container, &job.dataset)?;
+    let work = job::work_blocks(
+        &job,
+        &WorkOptions::sweeping(),
+        rayon::current_num_threads(),
+        &|_, region| {
+            let fg = post_process_region(prediction, &writer, region, data_type, channels, f)?;
+            Ok(serde_json::json!(fg))
+        },
+        &|_, _| {},
+    )?;
+    finished_post_report(&job, &writer, channels, &work)
+}
+
+/// The report of a finished post-processing job: its foreground counts summed over the
+/// done records of every worker; blocks given up are an error listing them.
+pub(super) fn finished_post_report(
+    job: &JobFile,
+    writer: &write::ArrayWriter,
+    channels: Option<u64>,
+    work: &WorkReport,
+) -> Result<PostProcessReport, TrainError> {
+    work.check_complete(job)?;
     let n_channels = channels.unwrap_or(1) as usize;
-    let has_channel_axis = info.geometry.axes.iter().any(|a| !a.spatial);
-    let counts = indices
-        .par_iter()
-        .map(|index| -> Result<Vec<u64>, TrainError> {
-            let roi = writer.info().chunk_roi(index)?;
-            let mut p = crate::task::arrays::read_prediction(prediction, &roi)?;
-            if !has_channel_axis {
-                p = p.insert_axis(ndarray::Axis(0));
-            }
-            let mut fg = vec![0u64; n_channels];
-            let data = match f(&p)? {
-                Segmentation::Binary(out) => {
-                    for (c, lane) in out.outer_iter().enumerate().take(n_channels) {
-                        fg[c] = lane.iter().filter(|v| **v != 0).count() as u64;
-                    }
-                    if channels.is_some() {
-                        ArrayData::U8(out)
-                    } else {
-                        ArrayData::U8(out.index_axis_move(ndarray::Axis(0), 0))
-                    }
-                }
-                Segmentation::Labels(out) => {
-                    fg[0] = out.iter().filter(|v| **v != 0).count() as u64;
-                    match data_type {
-                        DataType::U8 => ArrayData::U8(out.mapv(|v| v.min(255) as u8)),
-                        _ => ArrayData::U64(out),
-                    }
-                }
-            };
-            writer.write(&roi, &data)?;
-            Ok(fg)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     let mut foreground = vec![0u64; n_channels];
-    for c in counts {
-        for (a, b) in foreground.iter_mut().zip(c) {
-            *a += b;
+    let records = job
+        .ledger("status")?
+        .done_records(job.grid.len())
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    for (_, record) in records {
+        if let Some(counts) = record.extra.as_array() {
+            for (a, b) in foreground.iter_mut().zip(counts) {
+                *a += b.as_u64().unwrap_or(0);
+            }
         }
     }
+    let chunks = crate::array::ArraySource::chunk_grid_shape(writer)
+        .iter()
+        .product::<u64>() as usize;
     Ok(PostProcessReport {
-        output: container.join(dataset),
-        chunks: indices.len(),
+        output: job.output(),
+        chunks,
         foreground,
     })
 }
@@ -143,4 +305,23 @@ pub fn post_process_array(
         (container, dataset, mode),
         &|p| Ok(predictor.post_process(p, parameters)?),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::Coordinate;
+
+    #[test]
+    fn post_processing_blocks_are_whole_chunks_of_about_four_million_voxels() {
+        let vs = Coordinate::from([4, 4, 4]);
+        let big = Roi::new(Coordinate::from([0, 0, 0]), vs * 1000).unwrap();
+        let b = post_block_nm(&[64, 64, 64], &vs, &big).unwrap();
+        // 64³ = 2¹⁸ voxels doubled on x, y, z, x: 2²² voxels.
+        assert_eq!(b, Coordinate::from([4 * 128, 4 * 128, 4 * 256]));
+        // A small region: a block covers it, no more doubling.
+        let small = Roi::new(Coordinate::from([0, 0, 0]), vs * 100).unwrap();
+        let b = post_block_nm(&[64, 64, 64], &vs, &small).unwrap();
+        assert_eq!(b, Coordinate::from([4 * 128, 4 * 128, 4 * 128]));
+    }
 }

@@ -3,6 +3,7 @@
 use super::*;
 use crate::geometry::Coordinate;
 use ndarray::{ArrayD, IxDyn};
+use std::collections::BTreeSet;
 
 /// Objects of a 3D volume: two slabs split along z and a cube crossing block faces.
 fn segmentation(n: usize) -> ArrayD<u64> {

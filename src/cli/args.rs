@@ -61,6 +61,10 @@ pub enum Command {
     /// Predict and post-process a raw volume with a run's best checkpoint and parameters
     /// (or the ones given): the whole job from raw data to a segmentation.
     Apply(ApplyArgs),
+    /// Follow and take part in block jobs (`predict`/`apply` outputs): progress, and the
+    /// worker loop that local and cluster workers run.
+    #[command(subcommand)]
+    Job(JobCommand),
     /// Validate a checkpoint of a run on its validation datasets (scores and bests are stored).
     Validate(ValidateArgs),
     /// Threshold a prediction into a segmentation, chunk by chunk in parallel.
@@ -79,6 +83,81 @@ pub enum Command {
     /// Generate a DataSplit config from raw + ground-truth pairs listed in DaCapo's CSV
     /// (`train|val,raw_container,raw_dataset,gt_container,gt_dataset[a&b]`).
     Datasplit(DatasplitArgs),
+}
+
+/// `segno job …` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Take part in the block job of OUTPUT as one worker: claim blocks, compute and
+    /// write them, record them in the job's ledger, until none is left to take.
+    Work(JobWorkArgs),
+    /// Cancel the cluster jobs of the block job of OUTPUT; finished blocks stay recorded
+    /// and the same command run again continues.
+    Cancel {
+        /// The job's output array (container.zarr/dataset).
+        output: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The progress of the block job of OUTPUT: blocks done, running, failed, throughput.
+    Status {
+        /// The job's output array (container.zarr/dataset).
+        output: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Options of `segno job work`.
+#[derive(Debug, Args, Clone)]
+pub struct JobWorkArgs {
+    /// The job's output array (container.zarr/dataset).
+    pub output: PathBuf,
+    /// This worker's name in the ledger (letters, digits, `.`, `_`, `-`; default:
+    /// host-pid).
+    #[arg(long)]
+    pub worker: Option<String>,
+    /// Where in the job to start, as a fraction of its blocks (workers starting apart
+    /// rarely ask for the same block).
+    #[arg(long, default_value_t = 0.0, conflicts_with = "task")]
+    pub start: f64,
+    /// This worker is task I of N (1-based): it starts at fraction (I−1)/N of the blocks.
+    #[arg(long, value_name = "I/N", value_parser = parse_task)]
+    pub task: Option<(u32, u32)>,
+    /// Stay until every block is done or given up, taking over blocks of workers that
+    /// stopped (else leave when no block is left to take).
+    #[arg(long)]
+    pub sweep: bool,
+    /// Compute device (default: the one the job was started for).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// CPU threads for the network (default: all).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `I/N` (task I of N, 1 ≤ I ≤ N).
+fn parse_task(text: &str) -> Result<(u32, u32), String> {
+    let (i, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?}: expected I/N, e.g. 3/8"))?;
+    let i: u32 = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: I is not a number"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: N is not a number"))?;
+    if i == 0 || i > n {
+        return Err(format!("{text:?}: I must be between 1 and N"));
+    }
+    Ok((i, n))
 }
 
 /// `segno architecture …` sub-commands.
@@ -363,9 +442,46 @@ pub struct JobArgs {
     /// checkpoint is continued, and any other existing array is refused).
     #[arg(long)]
     pub overwrite: bool,
+    /// Worker processes on this machine sharing the blocks: one per CUDA device when the
+    /// device is a GPU, the CPU threads divided between them otherwise.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub workers: u64,
+    /// Where the workers run on a cluster (instead of this machine).
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Project directory and output format.
     #[command(flatten)]
     pub project: ProjectArgs,
+}
+
+/// Sending a block job's workers to a cluster as one job array.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ClusterArgs {
+    /// Submit the workers to Slurm as a job array (`sbatch --array`), then a job that
+    /// finishes what they leave; the command returns once they are queued.
+    #[arg(long, conflicts_with = "lsf")]
+    pub slurm: bool,
+    /// Submit the workers to LSF as a job array (`bsub -J name[1-N]`), then a finishing job.
+    #[arg(long)]
+    pub lsf: bool,
+    /// Array tasks (workers) on the cluster.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub array: u32,
+    /// Slurm partition or LSF queue (default: the scheduler's).
+    #[arg(long, visible_alias = "queue")]
+    pub partition: Option<String>,
+    /// GPUs per task.
+    #[arg(long, default_value_t = 0)]
+    pub gpus: u32,
+    /// CPUs per task.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub cpus: u32,
+    /// Wall-time limit per task, in minutes (default: the queue's).
+    #[arg(long, value_name = "MINUTES")]
+    pub time: Option<u32>,
+    /// Account / project to bill.
+    #[arg(long)]
+    pub account: Option<String>,
 }
 
 impl JobArgs {

@@ -7,6 +7,7 @@ mod bench;
 mod config;
 mod data;
 mod demo;
+mod job;
 mod predict;
 mod render;
 mod train;
@@ -135,6 +136,9 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
         Command::Demo(args) => demo(&args, out),
         Command::Predict(args) => predict(&args, out),
         Command::Apply(args) => apply(&args, out),
+        Command::Job(JobCommand::Work(args)) => job::work(&args, out),
+        Command::Job(JobCommand::Status { output, json }) => job::status(&output, json, out),
+        Command::Job(JobCommand::Cancel { output, json }) => job::cancel(&output, json, out),
         Command::Gui(args) => {
             let report = crate::gui::run(crate::gui::GuiOptions {
                 project: args.project,

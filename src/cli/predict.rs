@@ -40,6 +40,8 @@ impl JobArgs {
             max_block_input_voxels: self.max_block_input,
             input_options: self.input_options(),
             overwrite: self.overwrite,
+            workers: self.workers as usize,
+            cluster: self.cluster.launch(super::job::finishing_command()),
         })
     }
 }

@@ -178,8 +178,26 @@ fn input_text(input: &InputReport) -> String {
     text
 }
 
+/// A block job sent to a cluster, as text.
+fn submitted_text(s: &crate::ops::job::SubmittedReport) -> String {
+    format!(
+        "submitted {} workers to {} as job array {} (then job {} finishes what they leave)\n  blocks       {} ({} already done)\n  logs         {}\n  follow with  segno job status {}\n",
+        s.tasks,
+        s.scheduler.label(),
+        s.array_id,
+        s.finish_id,
+        s.blocks,
+        s.done,
+        s.log_dir.display(),
+        s.output.display()
+    )
+}
+
 impl Report for PredictionReport {
     fn text(&self) -> String {
+        if let Some(s) = &self.submitted {
+            return submitted_text(s);
+        }
         format!(
             "predicted {} with run {} (iteration {}) in {:.1} s\n  region       {}\n  blocks       {} ({} already done)\n{}",
             self.output.display(),
@@ -196,6 +214,16 @@ impl Report for PredictionReport {
 
 impl Report for ApplyReport {
     fn text(&self) -> String {
+        if let Some(s) = &self.submitted {
+            return format!(
+                "applying run {} (iteration {}, {}) on the cluster; the finishing job writes {}\n{}",
+                self.run,
+                self.iteration,
+                self.parameters,
+                self.output.display(),
+                submitted_text(s)
+            );
+        }
         let basis = match &self.chosen_by {
             Some(b) => format!("best {} on {}: {:.3}", b.criterion, b.dataset, b.score),
             None => "as given".to_string(),
@@ -489,6 +517,88 @@ impl Report for ImportRunReport {
         ));
         for note in &self.notes {
             text.push_str(&format!("  note: {note}\n"));
+        }
+        text
+    }
+}
+
+impl Report for crate::blockwise::WorkReport {
+    fn text(&self) -> String {
+        let mut text = format!(
+            "worker finished {} block(s) ({} failed attempt(s)); the job has {} of {} done ({} before this worker)\n",
+            self.finished, self.failed_attempts, self.done, self.total, self.done_before
+        );
+        for (k, roi, error) in &self.gave_up {
+            text.push_str(&format!("  gave up block {k} {roi}: {error}\n"));
+        }
+        text
+    }
+}
+
+impl Report for crate::ops::job::JobStatus {
+    fn text(&self) -> String {
+        let b = &self.blocks;
+        let cluster = self
+            .cluster
+            .as_ref()
+            .map(|c| {
+                format!(
+                    "  {}         workers {} {}, finishing job {} {}\n",
+                    c.scheduler.label(),
+                    c.array_id,
+                    c.array_state,
+                    c.finish_id,
+                    c.finish_state
+                )
+            })
+            .unwrap_or_default();
+        let mut text = format!(
+            "{}: {} of {} blocks done{}\n  running {}   stale {}   retrying {}   given up {}   pending {}\n  blocks        {} nm over {:?} + {:?} nm\n",
+            self.output.display(),
+            b.done,
+            b.total,
+            if self.complete { " (complete)" } else { "" },
+            b.running,
+            b.stale,
+            b.retrying,
+            b.gave_up.len(),
+            b.pending,
+            self.block_nm.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" × "),
+            self.roi_nm.offset,
+            self.roi_nm.shape,
+        );
+        text.push_str(&cluster);
+        if b.done > 0 {
+            text.push_str(&format!("  seconds/block {:.2}\n", b.mean_block_secs));
+        }
+        if let (Some(rate), Some(eta)) = (self.blocks_per_sec, self.eta_secs) {
+            if !self.complete {
+                text.push_str(&format!(
+                    "  throughput    {rate:.2} blocks/s, about {eta:.0} s left\n"
+                ));
+            }
+        }
+        let alive: Vec<&str> = b
+            .workers
+            .iter()
+            .filter(|(_, a)| *a)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        text.push_str(&format!(
+            "  workers       {} known, {} alive{}\n",
+            b.workers.len(),
+            alive.len(),
+            if alive.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", alive.join(", "))
+            }
+        ));
+        for (k, roi, attempts, error) in &self.gave_up {
+            text.push_str(&format!(
+                "  gave up block {k} at {:?} + {:?} nm after {attempts} attempts: {error}\n",
+                roi.offset, roi.shape
+            ));
         }
         text
     }

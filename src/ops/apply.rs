@@ -145,7 +145,8 @@ pub fn choose_settings(
 
 /// Checks that `container/dataset` may be written by an operation reading `input` (see
 /// [`write::check_destination`]) and returns how to write it: replacing what is there
-/// with `overwrite`, else only into a new dataset.
+/// with `overwrite`, continuing an unfinished block job there, else only into a new
+/// dataset.
 pub fn checked_output(
     container: &Path,
     dataset: &str,
@@ -154,6 +155,9 @@ pub fn checked_output(
 ) -> Result<WriteMode, OpsError> {
     let mode = if overwrite {
         WriteMode::Overwrite
+    } else if blockwise::job::unfinished(&container.join(dataset)) {
+        // The same command run again continues an interrupted job.
+        WriteMode::Resume
     } else {
         WriteMode::CreateNew
     };
@@ -178,6 +182,10 @@ pub struct PredictJob {
     pub input_options: InputOptions,
     /// Replace an existing output.
     pub overwrite: bool,
+    /// Worker processes on this machine (1: this process alone).
+    pub workers: usize,
+    /// Send the workers to a cluster instead (the command returns once they are queued).
+    pub cluster: Option<super::job::ClusterLaunch>,
 }
 
 /// Options of [`predict`].
@@ -251,10 +259,15 @@ pub struct PredictionReport {
     pub blocks: usize,
     /// Blocks an earlier, interrupted prediction had finished.
     pub skipped: usize,
+    /// Worker processes that shared the blocks (besides this one, which finishes what
+    /// they leave).
+    pub workers: usize,
     /// How the input was read.
     pub input: InputReport,
     /// Wall time.
     pub duration_secs: f64,
+    /// The cluster jobs the blocks were sent to (then nothing was predicted here yet).
+    pub submitted: Option<super::job::SubmittedReport>,
 }
 
 /// Predicts `options.job.input` with a checkpoint of a run stored in `project`, block by
@@ -278,6 +291,7 @@ pub fn predict(
         options.dataset.clone(),
         options.data_type,
         device,
+        false,
         progress,
     )?;
     report.duration_secs = started.elapsed().as_secs_f64();
@@ -312,7 +326,8 @@ fn viewer_defaults(project: &Path, run: &RunConfig) -> Result<serde_json::Value,
 }
 
 /// Predicts `job.input` with a loaded model, reading it as the run's training read its raw
-/// data.
+/// data: as one block job shared by this process, `job.workers` local worker processes or
+/// a cluster job array. `reuse_finished` keeps a finished prediction made the same way.
 #[allow(clippy::too_many_arguments)]
 fn predict_with(
     project: &Path,
@@ -322,6 +337,7 @@ fn predict_with(
     dataset: Option<String>,
     data_type: PredictionType,
     device: tch::Device,
+    reuse_finished: bool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PredictionReport, OpsError> {
     let fail = OpsError::run(&run.name);
@@ -345,6 +361,21 @@ fn predict_with(
         about: viewer_defaults(project, run)?,
         overwrite: job.overwrite,
         input: &job.input,
+        ledger: blockwise::ledger::LedgerSettings::default(),
+        worker: serde_json::to_value(super::job::WorkerSpec {
+            project: super::job::absolute(project),
+            run: run.name.clone(),
+            iteration: model.iteration,
+            input: super::job::absolute(&job.input),
+            like: job.input_options.like.clone(),
+            resample: job.input_options.resample,
+            accept_data_type: job.input_options.accept_data_type,
+            input_shape_voxels: inference.input_shape.to_vec(),
+            output_shape_voxels: inference.output_shape.to_vec(),
+            device: job.device.clone(),
+        })
+        .map_err(|e| OpsError::Io(e.to_string()))?,
+        reuse_finished,
         input_steps: serde_json::json!({
             "like": input.like,
             "steps": input.transform,
@@ -352,18 +383,75 @@ fn predict_with(
             "level": input.level,
         }),
     };
-    let report = blockwise::predict(
-        model,
-        &inference,
-        input.array.as_ref(),
-        Some(roi),
-        &output,
-        progress,
-    )
-    .map_err(|e| match e {
+    let exists = |e| match e {
         e @ TrainError::OutputExists { .. } => OpsError::Engine(e),
         e => fail(e),
-    })?;
+    };
+    let prepared =
+        blockwise::prepare_prediction(model, &inference, input.array.as_ref(), Some(roi), &output)
+            .map_err(exists)?;
+    let total = prepared.grid.len();
+    let done_before = prepared
+        .ledger("status")
+        .and_then(|l| l.done_count().map_err(|e| TrainError::Data(e.to_string())))
+        .map_err(&fail)?;
+    if done_before < total {
+        // A new run of the job gives blocks that failed before another round of attempts.
+        prepared
+            .ledger("launcher")
+            .and_then(|l| {
+                l.grant_retries(total)
+                    .map_err(|e| TrainError::Data(e.to_string()))
+            })
+            .map_err(&fail)?;
+    }
+    if let (Some(launch), true) = (&job.cluster, done_before < total) {
+        let submitted = super::job::submit_workers(&prepared.output(), launch)?;
+        return Ok(PredictionReport {
+            run: run.name.clone(),
+            output: prepared.output(),
+            iteration: model.iteration,
+            roi: prepared.grid.roi,
+            roi_nm: RoiNm::from(&prepared.grid.roi),
+            blocks: total as usize,
+            skipped: done_before as usize,
+            workers: launch.request.tasks as usize,
+            input: InputReport::of(&input),
+            duration_secs: 0.0,
+            submitted: Some(submitted),
+        });
+    }
+    if job.workers > 1 && done_before < total {
+        let failed =
+            super::job::run_local_workers(&prepared.output(), job.workers, device, progress)?;
+        for (worker, why) in failed {
+            tracing::warn!("worker {worker} failed: {why}");
+        }
+    }
+    // This process finishes what the workers left (all of it when there are none).
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let pipelines = blockwise::cpu_pipelines(run, &inference, cpus, None);
+    let iteration = model.iteration;
+    let work = blockwise::work_prediction_parallel(
+        &prepared,
+        &|| blockwise::load_model(project, run, &Checkpoint::Iteration(iteration), device),
+        pipelines,
+        &inference,
+        input.array.as_ref(),
+        &blockwise::WorkOptions::sweeping(),
+        progress,
+    )
+    .map_err(&fail)?;
+    work.check_complete(&prepared).map_err(&fail)?;
+    let report = blockwise::PredictReport {
+        output: prepared.output(),
+        roi: prepared.grid.roi,
+        blocks: total as usize,
+        skipped: done_before as usize,
+        work,
+    };
     Ok(PredictionReport {
         run: run.name.clone(),
         output: report.output,
@@ -372,8 +460,10 @@ fn predict_with(
         roi_nm: RoiNm::from(&report.roi),
         blocks: report.blocks,
         skipped: report.skipped,
+        workers: job.workers.max(1),
         input: InputReport::of(&input),
         duration_secs: 0.0,
+        submitted: None,
     })
 }
 
@@ -428,6 +518,8 @@ pub struct ApplyReport {
     pub predict_secs: f64,
     /// Wall time of the post-processing.
     pub post_process_secs: f64,
+    /// The cluster jobs the prediction was sent to (their finishing job post-processes).
+    pub submitted: Option<super::job::SubmittedReport>,
 }
 
 /// Applies a run stored in `project` to `options.job.input`: chooses the checkpoint and
@@ -469,9 +561,32 @@ pub fn apply(
         None,
         PredictionType::Float32,
         device,
+        true,
         progress,
     )?;
     let predict_secs = started.elapsed().as_secs_f64();
+    if let Some(submitted) = predicted.submitted {
+        return Ok(ApplyReport {
+            run: run.name.clone(),
+            iteration: settings.iteration,
+            parameters: settings.parameters.name(),
+            chosen_by: settings.chosen_by,
+            prediction: predicted.output,
+            output: job.output.join(&name),
+            roi: predicted.roi,
+            roi_nm: predicted.roi_nm,
+            blocks: predicted.blocks,
+            skipped: predicted.skipped,
+            chunks: 0,
+            foreground_voxels: Vec::new(),
+            foreground_labels: Vec::new(),
+            voxels: 0,
+            input: predicted.input,
+            predict_secs,
+            post_process_secs: 0.0,
+            submitted: Some(submitted),
+        });
+    }
     let prediction = crate::array::open(&predicted.output)?;
     let started = std::time::Instant::now();
     let post = blockwise::post_process_array(
@@ -513,6 +628,7 @@ pub fn apply(
         input: predicted.input,
         predict_secs,
         post_process_secs,
+        submitted: None,
     })
 }
 

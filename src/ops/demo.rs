@@ -211,6 +211,8 @@ pub fn run_demo(options: DemoRunOptions, say: &dyn Fn(String)) -> Result<DemoRep
                 input_options: Default::default(),
                 // Running the demo again recomputes its outputs.
                 overwrite: true,
+                workers: 1,
+                cluster: None,
             },
         },
         &mut |_, _| {},

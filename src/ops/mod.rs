@@ -10,6 +10,7 @@ pub mod demo;
 pub mod describe;
 pub mod evaluate;
 pub mod inspect;
+pub mod job;
 pub mod train;
 pub mod validate;
 pub mod weights;

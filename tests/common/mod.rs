@@ -172,3 +172,104 @@ pub fn production_code<'a>(path: &std::path::Path, text: &'a str) -> &'a str {
         None => text,
     }
 }
+
+/// The blocks a prediction's job ledger lists as done, sorted.
+#[allow(dead_code)]
+pub fn done_blocks(prediction: &std::path::Path) -> Vec<u64> {
+    let dir = prediction.join(".segno-job/ledger/done");
+    let mut blocks: Vec<u64> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    blocks.sort_unstable();
+    blocks
+}
+
+/// Makes a finished prediction look interrupted after `keep` blocks: the ledger's other
+/// done records and their claims are removed, as if their workers had never reached them.
+#[allow(dead_code)]
+pub fn interrupt_job(prediction: &std::path::Path, keep: usize) {
+    let ledger = prediction.join(".segno-job/ledger");
+    let done = done_blocks(prediction);
+    assert!(done.len() > keep, "{} blocks", done.len());
+    for block in &done[keep..] {
+        std::fs::remove_file(ledger.join("done").join(block.to_string())).unwrap();
+        for entry in std::fs::read_dir(ledger.join("claims")).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.split('.').next() == Some(&block.to_string()) {
+                std::fs::remove_file(entry.path()).unwrap();
+            }
+        }
+    }
+}
+
+/// Runs the `segno` binary with `args` and `--json` (one libtorch thread): exit code,
+/// the JSON it printed (null if none) and its stderr.
+#[allow(dead_code)]
+pub fn segno_json(args: &[&str]) -> (i32, serde_json::Value, String) {
+    use assert_cmd::cargo::CommandCargoExt;
+    let out = std::process::Command::cargo_bin("segno")
+        .unwrap()
+        .args(args)
+        .arg("--json")
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every value of the array at `path`, as f32.
+#[allow(dead_code)]
+pub fn array_values(path: &std::path::Path) -> Vec<f32> {
+    let a = segno::array::open(path).unwrap();
+    let roi = a.info().roi;
+    a.read(&roi).unwrap().to_f32().iter().copied().collect()
+}
+
+/// Whether Slurm is here to test against; a missing Slurm fails the caller when
+/// SEGNO_TEST_SLURM=required (as in CI) and skips it otherwise.
+#[allow(dead_code)]
+pub fn slurm_available() -> bool {
+    if segno::cluster::available(segno::cluster::Scheduler::Slurm) {
+        return true;
+    }
+    assert_ne!(
+        std::env::var("SEGNO_TEST_SLURM").as_deref(),
+        Ok("required"),
+        "sbatch is not on PATH; start Slurm with scripts/slurm-local.sh"
+    );
+    eprintln!("skipped: no Slurm here (scripts/slurm-local.sh starts one)");
+    false
+}
+
+/// A project on the 64³ demo data with a run `quick` (distance task, tiny U-Net) trained
+/// for 4 iterations on the CPU.
+#[allow(dead_code)]
+pub fn trained_quick_project() -> tempfile::TempDir {
+    let dir = demo_data_project(64);
+    let p = dir.path();
+    let run = tiny_run("quick", 4, 2, 0.05, demo_raw(0.0, 255.0));
+    segno::store::Project::open(p)
+        .unwrap()
+        .configs()
+        .store(&segno::config::AnyConfig::Run(Box::new(run)))
+        .unwrap();
+    let (code, _, err) = segno_json(&[
+        "train",
+        "-r",
+        "quick",
+        "--no-validation",
+        "--device",
+        "cpu",
+        "-p",
+        p.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    dir
+}
