@@ -324,3 +324,98 @@ fn a_slurm_job_array_applies_a_run_as_one_process_would() {
     assert_eq!(values(&a_pred), values(&prediction));
     assert_eq!(values(&again.join(&names.1)), values(&output));
 }
+
+#[test]
+fn the_apply_section_runs_a_local_job_to_the_end_and_opens_it_in_the_viewer() {
+    use egui_kittest::kittest::Queryable;
+    use egui_kittest::Harness;
+    use segno::gui::{Section, SegnoApp, Settings};
+    let dir = trained_project();
+    let path = dir.path().to_path_buf();
+    let mut h = Harness::builder()
+        .with_size(eframe::egui::Vec2::new(1300.0, 900.0))
+        .build_eframe(move |_cc| SegnoApp::new(Settings::default(), Some(&path)));
+    h.state_mut().apply.segno_exe = assert_cmd::cargo::cargo_bin("segno");
+    h.run();
+    h.get_by_label("Apply").click();
+    h.run();
+    // The run has no validation scores: Start waits for a checkpoint and parameters.
+    assert!(!h.state().apply.running());
+    let raw = dir.path().join("data/synthetic.zarr/raw");
+    h.get_by_label("input")
+        .set_text_value_accesskit(raw.to_str().unwrap());
+    h.run_steps(2);
+    let out = dir.path().join("applied.zarr");
+    {
+        let apply = &mut h.state_mut().apply;
+        apply.output = out.display().to_string();
+        apply.iteration = Some(4);
+        apply.parameters = Some("threshold_0".into());
+        apply.device = "cpu".into();
+        apply.workers = 2;
+    }
+    h.run_steps(2);
+    assert_eq!(h.state().apply.input, raw.display().to_string());
+    h.get_by_label("Start").click();
+    h.run_steps(2);
+    assert!(h.state().apply.running());
+    let t0 = Instant::now();
+    let mut seen = Vec::new();
+    while h.state().apply.running() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "still running: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        h.run_steps(1);
+        if let Some(p) = h.state().apply.progress() {
+            if seen.last() != Some(&p) {
+                seen.push(p);
+            }
+        }
+    }
+    let message = h.state().apply.message.clone();
+    assert!(h.state().apply.finished_ok(), "{message:?} {seen:?}");
+    // Progress was shown up to every block done.
+    let (done, total) = *seen.last().unwrap();
+    assert_eq!(done, total, "{seen:?}");
+    assert!(total >= 1, "{seen:?}");
+    // The result is in the viewer next to the raw data.
+    h.run_steps(2);
+    let app = h.state();
+    assert_eq!(app.settings.section, Section::Viewer);
+    let sources: Vec<PathBuf> = app
+        .viewer
+        .state
+        .layers
+        .iter()
+        .map(|l| l.source.clone())
+        .collect();
+    assert_eq!(sources.len(), 3, "{sources:?}");
+    assert_eq!(sources[0], raw);
+    assert_eq!(sources[1], out.join("prediction_quick_4"));
+    assert_eq!(sources[2], out.join("output_quick_4_threshold_0"));
+    // The same values as `segno apply` in one process.
+    let (code, v, err) = segno(&[
+        "apply",
+        "-r",
+        "quick",
+        "--iteration",
+        "4",
+        "--parameters",
+        "threshold_0",
+        "--device",
+        "cpu",
+        "--input",
+        s(&raw),
+        "--output",
+        s(&dir.path().join("one.zarr")),
+        "-p",
+        s(dir.path()),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        values(&out.join("output_quick_4_threshold_0")),
+        values(Path::new(v["output"].as_str().unwrap()))
+    );
+}

@@ -24,6 +24,7 @@ fn job(dir: &std::path::Path, output: &str) -> PredictJob {
         overwrite: false,
         workers: 1,
         cluster: None,
+        prepare_only: false,
     }
 }
 

@@ -168,6 +168,8 @@ impl JobFile {
                 .into_iter()
                 .map(|(k, _, e)| (k, self.grid.written(k), e))
                 .collect(),
+            ledger_secs: 0.0,
+            block_secs: 0.0,
         }
     }
 
@@ -266,9 +268,24 @@ pub struct WorkReport {
     pub done: u64,
     /// Blocks given up: `(block, region, last error)`.
     pub gave_up: Vec<(u64, Roi, String)>,
+    /// Seconds this worker spent on the ledger (claiming, recording blocks done or
+    /// failed).
+    pub ledger_secs: f64,
+    /// Seconds its blocks took from claim to written, summed (blocks in a pipeline
+    /// overlap).
+    pub block_secs: f64,
 }
 
 impl WorkReport {
+    /// The ledger's time as a fraction of the blocks' time (0 when no block was done).
+    pub fn ledger_fraction(&self) -> f64 {
+        if self.block_secs > 0.0 {
+            self.ledger_secs / self.block_secs
+        } else {
+            0.0
+        }
+    }
+
     /// An error listing the blocks given up (the first ten, with their regions and
     /// errors), or `Ok` when there are none.
     pub fn check_complete(&self, job: &JobFile) -> Result<(), TrainError> {
@@ -329,6 +346,12 @@ pub fn work_blocks(
     let failed = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let first_error = std::sync::Mutex::new(None::<String>);
+    let ledger_nanos = AtomicU64::new(0);
+    let block_nanos = AtomicU64::new(0);
+    let add = |since: std::time::Instant, total: &AtomicU64| {
+        let n = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        total.fetch_add(n, Ordering::Relaxed);
+    };
     let threads = threads.max(1);
     std::thread::scope(|scope| {
         let mut handles = Vec::new();
@@ -336,6 +359,7 @@ pub fn work_blocks(
             let ledger = &ledger;
             let (seen, finished, failed, stop, first_error) =
                 (&seen, &finished, &failed, &stop, &first_error);
+            let (ledger_nanos, block_nanos) = (&ledger_nanos, &block_nanos);
             handles.push(scope.spawn(move || -> Result<(), TrainError> {
                 let start = (options.start_fraction + t as f64 / threads as f64).fract();
                 loop {
@@ -345,7 +369,10 @@ pub fn work_blocks(
                         if stop.load(Ordering::Relaxed) {
                             return Ok(());
                         }
-                        let attempt = match ledger.claim(k).map_err(ledger_error)? {
+                        let asked = std::time::Instant::now();
+                        let claim = ledger.claim(k).map_err(ledger_error)?;
+                        add(asked, ledger_nanos);
+                        let attempt = match claim {
                             super::ledger::Claim::Mine(a) => a,
                             super::ledger::Claim::Busy(w) => {
                                 // Threads of this worker finish their own blocks.
@@ -356,7 +383,10 @@ pub fn work_blocks(
                         };
                         took = true;
                         let started = std::time::Instant::now();
-                        match process(k, &job.grid.written(k)) {
+                        let result = process(k, &job.grid.written(k));
+                        add(started, block_nanos);
+                        let recording = std::time::Instant::now();
+                        match result {
                             Ok(extra) => {
                                 ledger
                                     .complete_with(
@@ -389,6 +419,7 @@ pub fn work_blocks(
                                 }
                             }
                         }
+                        add(recording, ledger_nanos);
                     }
                     if !(took || options.sweep && waiting) {
                         return Ok(());
@@ -419,12 +450,15 @@ pub fn work_blocks(
         )));
     }
     let summary = ledger.summary(total).map_err(ledger_error)?;
-    Ok(job.report(
+    let mut report = job.report(
         done_before,
         finished.load(Ordering::Relaxed),
         failed.load(Ordering::Relaxed),
         summary,
-    ))
+    );
+    report.ledger_secs = ledger_nanos.load(Ordering::Relaxed) as f64 * 1e-9;
+    report.block_secs = block_nanos.load(Ordering::Relaxed) as f64 * 1e-9;
+    Ok(report)
 }
 
 #[cfg(test)]

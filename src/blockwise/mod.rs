@@ -136,7 +136,8 @@ pub struct PredictReport {
 }
 
 /// The region a prediction covers: `roi` snapped outward to the output grid, within the raw
-/// region less the network's context (which is also the default).
+/// region less the network's context (which is also the default). A region reaching
+/// outside the raw region is refused.
 pub fn prediction_roi(
     inference: &Inference,
     raw: &dyn ArraySource,
@@ -148,6 +149,13 @@ pub fn prediction_roi(
         .grow(&(-context), &(-context))
         .map_err(|e| TrainError::Data(e.to_string()))?;
     let roi = match roi {
+        Some(r) if !raw_roi.contains_roi(&r) => {
+            return Err(TrainError::Data(format!(
+                "the region {r} reaches outside the input {} ({raw_roi}): give a region inside it",
+                raw.info().path
+            )))
+        }
+        // Where the input cannot give the network its context, nothing is predicted.
         Some(r) => r
             .snap_to_grid(&inference.out_vs, SnapMode::Grow)
             .map_err(|e| TrainError::Data(e.to_string()))?
@@ -712,12 +720,15 @@ pub fn work_prediction_parallel(
         .ledger("status")?
         .summary(total)
         .map_err(|e| TrainError::Data(e.to_string()))?;
-    Ok(job.report(
+    let mut merged = job.report(
         done_before,
         reports.iter().map(|r| r.finished).sum(),
         reports.iter().map(|r| r.failed_attempts).sum(),
         summary,
-    ))
+    );
+    merged.ledger_secs = reports.iter().map(|r| r.ledger_secs).sum();
+    merged.block_secs = reports.iter().map(|r| r.block_secs).sum();
+    Ok(merged)
 }
 
 /// Failures in a row, with no block done, after which a worker stops: the cause is not
@@ -776,12 +787,19 @@ pub fn work_prediction(
         Failed,
     }
     let stop = std::sync::atomic::AtomicBool::new(false);
+    let ledger_nanos = std::sync::atomic::AtomicU64::new(0);
+    let block_nanos = std::sync::atomic::AtomicU64::new(0);
     std::thread::scope(|scope| -> Result<(), TrainError> {
         let (in_tx, in_rx) = std::sync::mpsc::sync_channel::<Input>(2);
         let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<Output>(2);
         let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<(u64, Outcome), TrainError>>();
         let ledger_ref = &ledger;
         let stop = &stop;
+        let (ledger_nanos, block_nanos) = (&ledger_nanos, &block_nanos);
+        let timed = |since: std::time::Instant, total: &std::sync::atomic::AtomicU64| {
+            let n = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            total.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        };
         let claimer = scope.spawn(move || -> Result<(), TrainError> {
             let mut settled = vec![false; usize::try_from(total).unwrap_or(usize::MAX)];
             loop {
@@ -794,7 +812,10 @@ pub fn work_prediction(
                     if settled[k as usize] {
                         continue;
                     }
-                    match ledger_ref.claim(k).map_err(ledger_error)? {
+                    let asked = std::time::Instant::now();
+                    let claim = ledger_ref.claim(k).map_err(ledger_error)?;
+                    timed(asked, ledger_nanos);
+                    match claim {
                         ledger::Claim::Mine(attempt) => {
                             took = true;
                             let block = grid.block(k);
@@ -853,6 +874,8 @@ pub fn work_prediction(
                     writer.write(&part, &data).map_err(TrainError::from)
                 });
                 // The ledger lists a block only once all its chunks are written.
+                let recording = std::time::Instant::now();
+                timed(started, block_nanos);
                 let outcome = match written {
                     Ok(()) => ledger_ref
                         .complete(k, attempt, started.elapsed().as_secs_f64())
@@ -866,6 +889,7 @@ pub fn work_prediction(
                             .map_err(ledger_error)
                     }
                 };
+                timed(recording, ledger_nanos);
                 if done_tx.send(outcome).is_err() {
                     break;
                 }
@@ -944,10 +968,16 @@ pub fn work_prediction(
         Ok(())
     })?;
     let summary = ledger.summary(total).map_err(ledger_error)?;
-    Ok(job.report(
+    let mut finished = job.report(
         report.done_before,
         report.finished,
         report.failed_attempts,
         summary,
-    ))
+    );
+    let secs = |n: &std::sync::atomic::AtomicU64| {
+        n.load(std::sync::atomic::Ordering::Relaxed) as f64 * 1e-9
+    };
+    finished.ledger_secs = secs(&ledger_nanos);
+    finished.block_secs = secs(&block_nanos);
+    Ok(finished)
 }

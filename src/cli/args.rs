@@ -100,6 +100,15 @@ pub enum JobCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Continue the block job of OUTPUT: failed blocks get another round; a job sent to a
+    /// cluster is submitted again with the same resources, any other is finished here.
+    Resume {
+        /// The job's output array (container.zarr/dataset).
+        output: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// The progress of the block job of OUTPUT: blocks done, running, failed, throughput.
     Status {
         /// The job's output array (container.zarr/dataset).
@@ -719,6 +728,26 @@ pub enum BenchCommand {
     /// multiscale volume (drawn offscreen with wgpu), and the time from a jump to the
     /// first complete slice. Build with --release for real numbers.
     Viewer(ViewerBenchArgs),
+    /// Block jobs: the same prediction by 1 and 2 worker processes (one CPU thread each;
+    /// scaling efficiency), the ledger's time per block as a fraction of the block's, and
+    /// with --slurm a Slurm job array of 4 workers against 1.
+    Blockwise {
+        /// Where the synthetic project is written (replaced on every run).
+        #[arg(long, value_name = "DIR", default_value = "target/bench-blockwise")]
+        dir: PathBuf,
+        /// Edge length of the synthetic raw volume in voxels.
+        #[arg(long, default_value_t = 128)]
+        size: usize,
+        /// Also time a Slurm job array of 4 workers against 1.
+        #[arg(long)]
+        slurm: bool,
+        /// Slurm partition for --slurm (default: the scheduler's).
+        #[arg(long)]
+        partition: Option<String>,
+        /// Print machine-readable JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Options of `segno bench viewer`.

@@ -31,6 +31,12 @@ pub(super) fn status(output: &Path, json: bool, out: &mut dyn Write) -> Result<u
     print(out, &report, json)
 }
 
+pub(super) fn resume(output: &Path, json: bool, out: &mut dyn Write) -> Result<u8, Failure> {
+    let report =
+        super::predict::with_block_bar(json, |progress| crate::ops::job::resume(output, progress))?;
+    print(out, &report, json)
+}
+
 pub(super) fn cancel(output: &Path, json: bool, out: &mut dyn Write) -> Result<u8, Failure> {
     let record = crate::ops::job::cancel(output)?;
     if json {

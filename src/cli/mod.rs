@@ -139,6 +139,7 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
         Command::Job(JobCommand::Work(args)) => job::work(&args, out),
         Command::Job(JobCommand::Status { output, json }) => job::status(&output, json, out),
         Command::Job(JobCommand::Cancel { output, json }) => job::cancel(&output, json, out),
+        Command::Job(JobCommand::Resume { output, json }) => job::resume(&output, json, out),
         Command::Gui(args) => {
             let report = crate::gui::run(crate::gui::GuiOptions {
                 project: args.project,
@@ -178,6 +179,23 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
             json,
         }) => bench_arrays(size, dir, repeats, python, no_reference, json, out),
         Command::Bench(BenchCommand::Viewer(a)) => bench_viewer(&a, out),
+        Command::Bench(BenchCommand::Blockwise {
+            dir,
+            size,
+            slurm,
+            partition,
+            json,
+        }) => {
+            let report = crate::ops::job_bench::bench_blockwise(
+                &crate::ops::job_bench::BlockwiseBenchOptions {
+                    dir,
+                    size,
+                    slurm,
+                    partition,
+                },
+            )?;
+            print(out, &report, json)
+        }
         Command::Bench(BenchCommand::Pipeline(a)) => {
             bench_engine(crate::bench::engine::EngineMode::Pipeline, &a, out)
         }

@@ -7,7 +7,7 @@ use crate::ops::apply::{self, PostProcessMethod, SettingsRequest};
 
 /// Runs a block job `job` with a progress bar of its blocks (hidden for JSON output and
 /// without a terminal).
-fn with_block_bar<T>(
+pub(super) fn with_block_bar<T>(
     json: bool,
     job: impl FnOnce(&mut dyn FnMut(usize, usize)) -> Result<T, crate::ops::OpsError>,
 ) -> Result<T, Failure> {
@@ -42,6 +42,7 @@ impl JobArgs {
             overwrite: self.overwrite,
             workers: self.workers as usize,
             cluster: self.cluster.launch(super::job::finishing_command()),
+            prepare_only: false,
         })
     }
 }

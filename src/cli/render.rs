@@ -528,6 +528,14 @@ impl Report for crate::blockwise::WorkReport {
             "worker finished {} block(s) ({} failed attempt(s)); the job has {} of {} done ({} before this worker)\n",
             self.finished, self.failed_attempts, self.done, self.total, self.done_before
         );
+        if self.block_secs > 0.0 {
+            text.push_str(&format!(
+                "  ledger {:.3} s of {:.1} s of block time ({:.2}%)\n",
+                self.ledger_secs,
+                self.block_secs,
+                100.0 * self.ledger_fraction()
+            ));
+        }
         for (k, roi, error) in &self.gave_up {
             text.push_str(&format!("  gave up block {k} {roi}: {error}\n"));
         }
@@ -601,5 +609,41 @@ impl Report for crate::ops::job::JobStatus {
             ));
         }
         text
+    }
+}
+
+impl Report for crate::ops::job_bench::BlockwiseBenchReport {
+    fn text(&self) -> String {
+        let mut text = format!(
+            "block job of {} blocks ({} output voxels each), {} CPU threads here\n  1 worker   {:.2} s  ({:.2} blocks/s)\n  2 workers  {:.2} s  ({:.2} blocks/s)\n  scaling efficiency {:.2} (1 = perfect)\n  ledger     {:.4} s of {:.2} s of block time: {:.2}% (goal ≤ 2%)\n",
+            self.blocks,
+            self.block_voxels,
+            self.cpus,
+            self.one_worker.secs,
+            self.one_worker.blocks_per_sec,
+            self.two_workers.secs,
+            self.two_workers.blocks_per_sec,
+            self.scaling_efficiency,
+            self.ledger_secs,
+            self.block_secs,
+            100.0 * self.ledger_fraction,
+        );
+        match &self.slurm {
+            Some(s) => text.push_str(&format!(
+                "  Slurm      1 task {:.2} s, 4 tasks {:.2} s: speed-up {:.2}\n",
+                s.one_task.secs, s.four_tasks.secs, s.speedup
+            )),
+            None => text.push_str("  Slurm      not measured (--slurm, and sbatch on PATH)\n"),
+        }
+        text
+    }
+}
+
+impl Report for crate::ops::job::Resumed {
+    fn text(&self) -> String {
+        match self {
+            crate::ops::job::Resumed::Submitted(s) => submitted_text(s),
+            crate::ops::job::Resumed::Worked(w) => w.text(),
+        }
     }
 }

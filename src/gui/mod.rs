@@ -1,4 +1,5 @@
-//! The desktop app: a left navigation (Project · Configs · DataSplit · Runs · Viewer) over
+//! The desktop app: a left navigation (Project · Configs · DataSplit · Runs · Apply ·
+//! Viewer) over
 //! one project directory, light and dark themes, recent projects remembered between
 //! sessions. The app only calls the engine (config store, arrays, run records); it never
 //! duplicates it.
@@ -6,6 +7,7 @@
 //! This file holds `SegnoApp`, which routes between the sections; `window` starts it (a
 //! window, or a headless render) and `run_views` puts a run's data into the viewer.
 
+pub mod apply_panel;
 pub mod demo_view;
 pub mod editor;
 pub mod launcher;
@@ -50,17 +52,20 @@ pub enum Section {
     DataSplit,
     /// Runs with their progress and best scores.
     Runs,
+    /// A trained run applied to a volume as a block job.
+    Apply,
     /// Arrays of the project.
     Viewer,
 }
 
 impl Section {
     /// Every section, in navigation order.
-    pub const ALL: [Section; 5] = [
+    pub const ALL: [Section; 6] = [
         Section::Project,
         Section::Configs,
         Section::DataSplit,
         Section::Runs,
+        Section::Apply,
         Section::Viewer,
     ];
 
@@ -78,6 +83,7 @@ impl Section {
             Section::Configs => "Configs",
             Section::DataSplit => "DataSplit",
             Section::Runs => "Runs",
+            Section::Apply => "Apply",
             Section::Viewer => "Viewer",
         }
     }
@@ -149,6 +155,8 @@ pub struct SegnoApp {
     pub wizard: wizard::Wizard,
     /// The Runs section (starting, stopping and monitoring trainers).
     pub runs: runs_panel::RunsPanel,
+    /// The Apply section (a run applied to a volume as a block job).
+    pub apply: apply_panel::ApplyPanel,
 }
 
 /// Taking the window's screenshot for `segno gui --screenshot`.
@@ -174,6 +182,7 @@ impl SegnoApp {
             screenshot: None,
             wizard: wizard::Wizard::default(),
             runs: runs_panel::RunsPanel::default(),
+            apply: apply_panel::ApplyPanel::default(),
         };
         app.viewer
             .cache()
@@ -351,6 +360,31 @@ impl SegnoApp {
         }
     }
 
+    fn apply_section(&mut self, ui: &mut egui::Ui) {
+        // The viewer's layers first, then the project's other arrays.
+        let mut arrays: Vec<PathBuf> = self
+            .viewer
+            .state
+            .layers
+            .iter()
+            .map(|l| l.source.clone())
+            .collect();
+        for a in &self.project_arrays {
+            if !arrays.contains(a) {
+                arrays.push(a.clone());
+            }
+        }
+        let action = self.apply.ui(ui, self.project.as_ref(), &arrays);
+        if let Some(apply_panel::ApplyAction::Open {
+            raw,
+            prediction,
+            segmentation,
+        }) = action
+        {
+            self.view_applied(&raw, &prediction, &segmentation);
+        }
+    }
+
     fn viewer_section(&mut self, ui: &mut egui::Ui) {
         self.viewer.ui(ui, &self.project_arrays);
     }
@@ -421,6 +455,7 @@ impl eframe::App for SegnoApp {
                 Section::Configs => self.configs_section(ui),
                 Section::DataSplit => self.datasplit_section(ui),
                 Section::Runs => self.runs_section(ui),
+                Section::Apply => self.apply_section(ui),
                 Section::Viewer => self.viewer_section(ui),
             }
         });

@@ -121,6 +121,21 @@ impl SegnoApp {
         self.settings.section = Section::Viewer;
     }
 
+    /// Shows an applied run's result in the viewer: the input, the prediction and the
+    /// segmentation over it, centred on the prediction.
+    pub fn view_applied(&mut self, raw: &Path, prediction: &Path, segmentation: &Path) {
+        self.clear_viewer();
+        self.viewer.validation = None;
+        for path in [raw, prediction, segmentation] {
+            self.viewer.add_layer(&open_path(path));
+        }
+        if let Some(i) = self.viewer.state.layers.len().checked_sub(2) {
+            self.viewer.centre_on(i);
+        }
+        self.message = Some(format!("applied: {}", segmentation.display()));
+        self.settings.section = Section::Viewer;
+    }
+
     /// Shows a run's validation in the viewer: the validation dataset's raw data and
     /// ground truth with the prediction and the output of `parameters` at `iteration`
     /// (the latest iteration and the first stored parameters when not given). The

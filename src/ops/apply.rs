@@ -186,6 +186,9 @@ pub struct PredictJob {
     pub workers: usize,
     /// Send the workers to a cluster instead (the command returns once they are queued).
     pub cluster: Option<super::job::ClusterLaunch>,
+    /// Only prepare the job (output array, description, ledger) for workers started
+    /// elsewhere (`segno job work`); predict nothing here.
+    pub prepare_only: bool,
 }
 
 /// Options of [`predict`].
@@ -405,9 +408,9 @@ fn predict_with(
             })
             .map_err(&fail)?;
     }
-    if let (Some(launch), true) = (&job.cluster, done_before < total) {
-        let submitted = super::job::submit_workers(&prepared.output(), launch)?;
-        return Ok(PredictionReport {
+    // A report of the prepared job before anything is predicted here.
+    let queued =
+        |workers: usize, submitted: Option<super::job::SubmittedReport>| PredictionReport {
             run: run.name.clone(),
             output: prepared.output(),
             iteration: model.iteration,
@@ -415,15 +418,21 @@ fn predict_with(
             roi_nm: RoiNm::from(&prepared.grid.roi),
             blocks: total as usize,
             skipped: done_before as usize,
-            workers: launch.request.tasks as usize,
+            workers,
             input: InputReport::of(&input),
             duration_secs: 0.0,
-            submitted: Some(submitted),
-        });
+            submitted,
+        };
+    if job.prepare_only {
+        return Ok(queued(0, None));
+    }
+    if let (Some(launch), true) = (&job.cluster, done_before < total) {
+        let submitted = super::job::submit_workers(&prepared.output(), launch)?;
+        return Ok(queued(launch.request.tasks as usize, Some(submitted)));
     }
     if job.workers > 1 && done_before < total {
         let failed =
-            super::job::run_local_workers(&prepared.output(), job.workers, device, progress)?;
+            super::job::run_local_workers(&prepared.output(), job.workers, device, None, progress)?;
         for (worker, why) in failed {
             tracing::warn!("worker {worker} failed: {why}");
         }
@@ -755,5 +764,71 @@ pub fn post_process(
         chunks: report.chunks,
         foreground_voxels: report.foreground,
         duration_secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// What the app offers when applying a run: its checkpoints, its post-processing
+/// parameters, and the choice `apply` makes by default with the score it rests on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApplyChoices {
+    /// The run.
+    pub run: String,
+    /// Stored checkpoint iterations, oldest first.
+    pub iterations: Vec<u64>,
+    /// The task's post-processing parameters, by name.
+    pub parameters: Vec<String>,
+    /// Validation datasets to choose by.
+    pub datasets: Vec<String>,
+    /// The criterion chosen by default.
+    pub criterion: String,
+    /// What apply takes by default (none when the run has no scores yet).
+    pub default: Option<(u64, String, Option<ChosenBy>)>,
+    /// Why there is no default, when there is none.
+    pub no_default: Option<String>,
+    /// The run's raw voxel size the input must have (nm), when its training data says.
+    pub voxel_size_nm: Option<Vec<i64>>,
+}
+
+/// The checkpoints, parameters and default choice for applying `run` (see
+/// [`choose_settings`]).
+pub fn apply_choices(project: &Project, run: &str) -> Result<ApplyChoices, OpsError> {
+    let config = super::stored_run(project, run)?;
+    let fail = OpsError::run(&config.name);
+    let predictor = Predictor::from_task(&config.task_config).map_err(|e| fail(e.into()))?;
+    let layout = RunDir::new(project.root(), &config.name);
+    let datasets: Vec<String> = match &config.datasplit_config {
+        DataSplitConfig::TrainValidate(s) => s
+            .validate_configs
+            .iter()
+            .map(|d| d.name().to_string())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let (default, no_default) = match choose_settings(
+        project.root(),
+        &config,
+        &predictor,
+        &SettingsRequest::default(),
+    ) {
+        Ok(s) => (Some((s.iteration, s.parameters.name(), s.chosen_by)), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let voxel_size_nm = crate::store::run::read_record(layout.dir())
+        .ok()
+        .flatten()
+        .and_then(|r| {
+            r.input_for(None)
+                .ok()
+                .map(|i| i.transform.source_voxel_size_nm.to_vec())
+        });
+    Ok(ApplyChoices {
+        run: config.name.clone(),
+        iterations: layout.checkpoint_iterations(),
+        parameters: predictor.parameters().iter().map(|p| p.name()).collect(),
+        datasets,
+        criterion: predictor.default_criterion().to_string(),
+        default,
+        no_default,
+        voxel_size_nm,
     })
 }

@@ -213,6 +213,7 @@ pub fn run_demo(options: DemoRunOptions, say: &dyn Fn(String)) -> Result<DemoRep
                 overwrite: true,
                 workers: 1,
                 cluster: None,
+                prepare_only: false,
             },
         },
         &mut |_, _| {},

@@ -286,13 +286,14 @@ pub fn worker_args(
 }
 
 /// Runs `workers` worker processes of the job of `output` on this machine (one per CUDA
-/// device when `device` is a GPU, the CPU threads divided otherwise), calling
-/// `progress(done, total)` as the ledger fills, until they all exit. Returns the workers
-/// that failed, with the end of what they printed.
+/// device when `device` is a GPU, the CPU threads divided otherwise, or
+/// `threads_per_worker` each), calling `progress(done, total)` as the ledger fills, until
+/// they all exit. Returns the workers that failed, with the end of what they printed.
 pub fn run_local_workers(
     output: &Path,
     workers: usize,
     device: tch::Device,
+    threads_per_worker: Option<usize>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<(String, String)>, OpsError> {
     let job = load_job(output)?;
@@ -301,8 +302,13 @@ pub fn run_local_workers(
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let placement =
+    let mut placement =
         crate::device::worker_placement(device, workers, crate::device::cuda_device_count(), cpus);
+    if let Some(t) = threads_per_worker {
+        for p in &mut placement {
+            p.1 = t.max(1);
+        }
+    }
     let logs = job.logs_dir();
     std::fs::create_dir_all(&logs).map_err(|e| OpsError::Io(format!("{}: {e}", logs.display())))?;
     let mut children: Vec<(String, Child, PathBuf)> = Vec::new();
@@ -503,4 +509,61 @@ pub fn cancel(output: &Path) -> Result<ClusterRecord, OpsError> {
         crate::cluster::cancel(&job).map_err(|e| OpsError::Invalid(e.to_string()))?;
     }
     Ok(record)
+}
+
+/// What [`resume`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resumed {
+    /// The job's workers were submitted to its cluster again.
+    Submitted(SubmittedReport),
+    /// This process worked on the job until every block was done or given up.
+    Worked(WorkReport),
+}
+
+/// Continues the job of `output`: blocks that failed get another round of attempts; a job
+/// that was submitted to a cluster is submitted again with the same resources (refused
+/// while its jobs are still queued or running), any other job is finished by this process.
+pub fn resume(output: &Path, progress: &mut dyn FnMut(usize, usize)) -> Result<Resumed, OpsError> {
+    let job = load_job(output)?;
+    job.ledger("launcher")?
+        .grant_retries(job.grid.len())
+        .map_err(|e| OpsError::Io(e.to_string()))?;
+    match cluster_record(output)? {
+        Some(record) => {
+            let active: Vec<String> = record
+                .submitted
+                .jobs()
+                .iter()
+                .filter(|j| crate::cluster::status(j).is_ok_and(|s| s.active()))
+                .map(|j| j.job_id.clone())
+                .collect();
+            if !active.is_empty() {
+                return Err(OpsError::Invalid(format!(
+                    "{}: its {} jobs {} are still queued or running; wait for them or cancel them (segno job cancel) first",
+                    output.display(),
+                    record.submitted.scheduler.label(),
+                    active.join(", ")
+                )));
+            }
+            submit_workers(
+                output,
+                &ClusterLaunch {
+                    request: record.submitted.request,
+                    finish: record.finish,
+                },
+            )
+            .map(Resumed::Submitted)
+        }
+        None => work(
+            &WorkerOptions {
+                output: output.to_path_buf(),
+                work: WorkOptions::sweeping(),
+                device: None,
+                threads: None,
+            },
+            progress,
+        )
+        .map(Resumed::Worked),
+    }
 }

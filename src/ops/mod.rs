@@ -11,6 +11,7 @@ pub mod describe;
 pub mod evaluate;
 pub mod inspect;
 pub mod job;
+pub mod job_bench;
 pub mod train;
 pub mod validate;
 pub mod weights;
