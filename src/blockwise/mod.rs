@@ -542,13 +542,10 @@ fn existing_output(
     let job = JobFile::load(path).ok().flatten();
     let finished = match &job {
         Some(j) => {
-            let ledger = j.ledger("reader")?;
-            let total = j.grid.len();
-            ledger
-                .summary(total)
+            j.ledger("reader")?
+                .done_count()
                 .map_err(|e| TrainError::Data(e.to_string()))?
-                .done
-                >= total
+                >= j.grid.len()
         }
         None => true,
     };
@@ -772,7 +769,7 @@ pub fn work_prediction(
         .and_then(|_| PredictionType::Uint8.encoding(model.model.eval_activation()));
     let channels = model.channels;
     let out_vs = inference.out_vs;
-    let done_before = ledger.summary(total).map_err(ledger_error)?.done;
+    let done_before = ledger.done_count().map_err(ledger_error)?;
     let mut report = WorkReport {
         total,
         done_before,

@@ -54,6 +54,18 @@ pub struct SettingsRequest {
     pub criterion: Option<String>,
 }
 
+/// The names of `run`'s validation datasets, in order.
+fn validation_dataset_names(run: &RunConfig) -> Vec<String> {
+    match &run.datasplit_config {
+        DataSplitConfig::TrainValidate(s) => s
+            .validate_configs
+            .iter()
+            .map(|d| d.name().to_string())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Picks the iteration and parameters for applying `run`: those given, else the best on
 /// the validation scores of the requested dataset by the requested criterion (a full
 /// criterion name or a metric averaged over the channels). A malformed scores file is an
@@ -84,14 +96,7 @@ pub fn choose_settings(
             chosen_by: None,
         });
     }
-    let names: Vec<String> = match &run.datasplit_config {
-        DataSplitConfig::TrainValidate(s) => s
-            .validate_configs
-            .iter()
-            .map(|d| d.name().to_string())
-            .collect(),
-        _ => Vec::new(),
-    };
+    let names = validation_dataset_names(run);
     let criterion = request
         .criterion
         .as_deref()
@@ -796,14 +801,7 @@ pub fn apply_choices(project: &Project, run: &str) -> Result<ApplyChoices, OpsEr
     let fail = OpsError::run(&config.name);
     let predictor = Predictor::from_task(&config.task_config).map_err(|e| fail(e.into()))?;
     let layout = RunDir::new(project.root(), &config.name);
-    let datasets: Vec<String> = match &config.datasplit_config {
-        DataSplitConfig::TrainValidate(s) => s
-            .validate_configs
-            .iter()
-            .map(|d| d.name().to_string())
-            .collect(),
-        _ => Vec::new(),
-    };
+    let datasets = validation_dataset_names(&config);
     let (default, no_default) = match choose_settings(
         project.root(),
         &config,
