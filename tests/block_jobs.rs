@@ -51,6 +51,38 @@ fn predict_args<'a>(p: &'a Path, out: &'a Path, dataset: &'a str) -> Vec<&'a str
     ]
 }
 
+/// `segno apply` of `(run, iteration, parameters)` in project `p` to the demo raw volume
+/// into the container `out`, in small blocks on the CPU, with `extra` options.
+fn apply_demo(
+    p: &Path,
+    (run, iteration, parameters): (&str, &str, &str),
+    out: &Path,
+    extra: &[&str],
+) -> (i32, serde_json::Value, String) {
+    let raw = p.join("data/synthetic.zarr/raw");
+    let mut args = vec![
+        "apply",
+        "-r",
+        run,
+        "--iteration",
+        iteration,
+        "--parameters",
+        parameters,
+        "--device",
+        "cpu",
+        "--input",
+        s(&raw),
+        "--output",
+        s(out),
+        "--max-block-input",
+        "30000",
+        "-p",
+        s(p),
+    ];
+    args.extend(extra);
+    segno(&args)
+}
+
 /// A path as a `&'static str` (tests only: leaks the string).
 fn s_static(p: PathBuf) -> &'static str {
     Box::leak(p.into_os_string().into_string().unwrap().into_boxed_str())
@@ -225,29 +257,8 @@ fn a_slurm_job_array_applies_a_run_as_one_process_would() {
     }
     let dir = trained_project();
     let p = dir.path();
-    let apply = |out: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "apply",
-            "-r",
-            "quick",
-            "--iteration",
-            "4",
-            "--parameters",
-            "threshold_0",
-            "--device",
-            "cpu",
-            "--input",
-            s_static(p.join("data/synthetic.zarr/raw")),
-            "--output",
-            s_static(out.to_path_buf()),
-            "--max-block-input",
-            "30000",
-            "-p",
-            s(p),
-        ];
-        args.extend(extra);
-        segno(&args)
-    };
+    let apply =
+        |out: &Path, extra: &[&str]| apply_demo(p, ("quick", "4", "threshold_0"), out, extra);
     let local = p.join("local.zarr");
     let (code, v, err) = apply(&local, &[]);
     assert_eq!(code, 0, "{err}");
@@ -418,4 +429,328 @@ fn the_apply_section_runs_a_local_job_to_the_end_and_opens_it_in_the_viewer() {
         values(&out.join("output_quick_4_threshold_0")),
         values(Path::new(v["output"].as_str().unwrap()))
     );
+}
+
+/// Voronoi cells of `seeds` random points in an `n`³ volume (ids 1…), with a background
+/// slab at the low y end: many objects crossing every block face.
+fn voronoi(n: usize, seeds: usize, seed: u64) -> ndarray::ArrayD<u64> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let points: Vec<[f64; 3]> = (0..seeds)
+        .map(|_| [0, 1, 2].map(|_| rng.gen_range(0.0..n as f64)))
+        .collect();
+    ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[n, n, n]), |ix| {
+        if ix[1] < 3 {
+            return 0;
+        }
+        let d = |p: &[f64; 3]| (0..3).map(|a| (p[a] - ix[a] as f64).powi(2)).sum::<f64>();
+        let nearest = (0..seeds)
+            .min_by(|a, b| d(&points[*a]).total_cmp(&d(&points[*b])))
+            .unwrap_or(0);
+        nearest as u64 + 1
+    })
+}
+
+/// Writes `data` as a float32 array `container/dataset` in `chunk`³ chunks at 4 nm.
+fn write_prediction(container: &Path, dataset: &str, data: ndarray::ArrayD<f32>, chunk: u64) {
+    use segno::array::write::{self, ArraySpec, WriteMode};
+    let spatial = &data.shape()[data.ndim() - 3..];
+    let vs = segno::geometry::Coordinate::from([4, 4, 4]);
+    let shape: Vec<i64> = spatial.iter().map(|v| *v as i64 * 4).collect();
+    let roi = segno::geometry::Roi::new(
+        segno::geometry::Coordinate::from([0, 0, 0]),
+        segno::geometry::Coordinate::new(&shape).unwrap(),
+    )
+    .unwrap();
+    let channels = (data.ndim() == 4).then(|| data.shape()[0] as u64);
+    let mut spec = ArraySpec::new(segno::array::DataType::F32, roi, vs, channels);
+    spec.chunk_voxels = Some(vec![chunk; 3]);
+    let w = write::create(container, dataset, &spec, WriteMode::CreateNew).unwrap();
+    w.write(&roi, &segno::array::ArrayData::F32(data)).unwrap();
+}
+
+/// Every label of the array at `path`.
+fn labels(path: &Path) -> ndarray::ArrayD<u64> {
+    let a = segno::array::open(path).unwrap();
+    let roi = a.info().roi;
+    a.read(&roi).unwrap().to_labels().unwrap()
+}
+
+/// Whether two segmentations are the same partition of the voxels (equal up to
+/// relabelling, background kept as 0), and how many objects they have.
+fn same_partition(a: &ndarray::ArrayD<u64>, b: &ndarray::ArrayD<u64>) -> usize {
+    let mut forward = std::collections::HashMap::new();
+    let mut backward = std::collections::HashMap::new();
+    for (x, y) in a.iter().zip(b.iter()) {
+        assert_eq!(*x == 0, *y == 0, "background differs");
+        assert_eq!(*forward.entry(*x).or_insert(*y), *y, "{x} is split");
+        assert_eq!(*backward.entry(*y).or_insert(*x), *x, "{y} merges objects");
+    }
+    forward.keys().filter(|k| **k != 0).count()
+}
+
+#[test]
+fn a_mutex_watershed_shared_by_two_worker_processes_equals_the_one_piece_result() {
+    use segno::blockwise::segment::{self, SegmentMethod, SegmentOptions};
+    use segno::blockwise::JobFile;
+    let dir = tempfile::tempdir().unwrap();
+    let container = dir.path().join("p.zarr");
+    let n = 48;
+    let truth = voronoi(n, 40, 3);
+    let offsets = vec![
+        vec![-1, 0, 0],
+        vec![0, -1, 0],
+        vec![0, 0, -1],
+        vec![-4, 0, 0],
+        vec![0, -4, 0],
+        vec![0, 0, -4],
+    ];
+    // Affinities as a network would give them: the target blurred towards noise.
+    let target = segno::task::affinities::affinity_target(&truth.view(), &offsets, false).unwrap();
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(11);
+    let affs = target.mapv(|t| 0.75 * t + 0.25 * rand::Rng::gen_range(&mut rng, 0.0f32..1.0));
+    write_prediction(&container, "affs", affs, 16);
+    let prediction = segno::array::open(&container.join("affs")).unwrap();
+    let method = SegmentMethod::MutexWatershed {
+        offsets,
+        bias: 0.5,
+        context_voxels: 8,
+    };
+    // One piece, in this process.
+    let whole_options = SegmentOptions {
+        max_one_piece_voxels: u64::MAX,
+        ..SegmentOptions::default()
+    };
+    segment::segment_array(
+        prediction.as_ref(),
+        &method,
+        &whole_options,
+        (
+            &container,
+            "whole",
+            segno::array::write::WriteMode::CreateNew,
+        ),
+        &|_, _| {},
+    )
+    .unwrap();
+    // 16³ blocks: 27 of them, shared by two `segno job work` processes started together.
+    let options = SegmentOptions {
+        max_one_piece_voxels: 4096,
+        ..SegmentOptions::default()
+    };
+    let job = segment::prepare_segment_job(
+        prediction.as_ref(),
+        &method,
+        &options,
+        (
+            &container,
+            "blocks",
+            segno::array::write::WriteMode::CreateNew,
+        ),
+    )
+    .unwrap();
+    assert_eq!(job.grid.len(), 27);
+    let output = container.join("blocks");
+    let workers: Vec<_> = ["w1", "w2"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            Command::cargo_bin("segno")
+                .unwrap()
+                .args([
+                    "job",
+                    "work",
+                    s(&output),
+                    "--worker",
+                    name,
+                    "--threads",
+                    "1",
+                ])
+                .args(["--start", &format!("{}", i as f64 / 2.0), "--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for w in workers {
+        let w = w.wait_with_output().unwrap();
+        assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    }
+    let whole = labels(&container.join("whole"));
+    let blocks = labels(&output);
+    // The same objects (VOI 0 against each other and against the truth).
+    let objects = same_partition(&whole, &blocks);
+    assert_eq!(objects, 40);
+    let scores = segno::task::evaluate::instance(&blocks, &truth).unwrap();
+    assert!(scores.values.iter().all(|v| v.abs() < 1e-12), "{scores:?}");
+    // Both workers segmented blocks; the job is complete through all its stages.
+    let fragments_by: std::collections::BTreeSet<String> =
+        std::fs::read_dir(output.join(".segno-job/ledger-fragments/done"))
+            .unwrap()
+            .map(|e| {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+                v["worker"].as_str().unwrap().to_string()
+            })
+            .collect();
+    assert_eq!(fragments_by.len(), 2, "{fragments_by:?}");
+    let (code, status, err) = segno(&["job", "status", s(&output)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(status["complete"], true);
+    let stages: Vec<(String, u64, u64)> = status["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["done"].as_u64().unwrap(),
+                s["total"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stages,
+        vec![
+            ("fragments".into(), 27, 27),
+            ("faces".into(), 27, 27),
+            ("merge".into(), 1, 1),
+            ("relabel".into(), 27, 27)
+        ]
+    );
+    assert!(JobFile::load(&output).unwrap().is_some());
+}
+
+#[test]
+fn connected_components_by_local_workers_equal_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let container = dir.path().join("p.zarr");
+    let n = 40;
+    let truth = voronoi(n, 25, 5);
+    // A distance-like prediction: positive inside objects, negative on their borders.
+    let inside = ndarray::ArrayD::from_shape_fn(truth.raw_dim(), |ix| {
+        let l = truth[&ix];
+        let border = (0..3).any(|a| {
+            let mut j = ix.clone();
+            (ix[a] + 1 < n) && {
+                j[a] += 1;
+                truth[&j] != l
+            }
+        });
+        if l == 0 || border {
+            -0.5f32
+        } else {
+            0.5
+        }
+    });
+    write_prediction(&container, "dist", inside, 8);
+    let pred = container.join("dist");
+    let post = |dataset: &str, extra: &[&str]| {
+        let mut args = vec![
+            "post-process",
+            "--input",
+            s(&pred),
+            "--output",
+            s(&container),
+            "--dataset",
+            dataset,
+            "--components",
+            "--threshold",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        segno(&args)
+    };
+    let (code, one, err) = post("one", &["--block-voxels", "16,16,16"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, two, err) = post("two", &["--block-voxels", "16,16,16", "--workers", "2"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = post("piece", &["--block-voxels", "40,40,40"]);
+    assert_eq!(code, 0, "{err}");
+    // Bit-identical whoever did the blocks; the same objects as one piece.
+    assert_eq!(
+        labels(&container.join("one")),
+        labels(&container.join("two"))
+    );
+    assert_eq!(one["foreground_voxels"], two["foreground_voxels"]);
+    let objects = same_partition(
+        &labels(&container.join("one")),
+        &labels(&container.join("piece")),
+    );
+    assert!(objects > 10, "{objects} objects");
+    // Options that only segmentations have are refused for a threshold.
+    let (code, _, err) = segno(&[
+        "post-process",
+        "--input",
+        s(&pred),
+        "--output",
+        s(&container),
+        "--workers",
+        "2",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--workers"), "{err}");
+}
+
+#[test]
+fn apply_with_workers_predicts_and_segments_with_them_as_one_process_would() {
+    use segno::config::AnyConfig;
+    let dir = common::demo_data_project(64);
+    let p = dir.path();
+    let mut run = common::tiny_run("affs", 2, 2, 0.05, common::demo_raw(0.0, 255.0));
+    run.task_config = common::affinities_task(false);
+    segno::store::Project::open(p)
+        .unwrap()
+        .configs()
+        .store(&AnyConfig::Run(Box::new(run)))
+        .unwrap();
+    let (code, _, err) = segno(&[
+        "train",
+        "-r",
+        "affs",
+        "--no-validation",
+        "--device",
+        "cpu",
+        "-p",
+        s(p),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let apply = |out: &Path, extra: &[&str]| apply_demo(p, ("affs", "2", "bias_0.5"), out, extra);
+    let (code, one, err) = apply(&p.join("one.zarr"), &[]);
+    assert_eq!(code, 0, "{err}");
+    let (code, two, err) = apply(&p.join("two.zarr"), &["--workers", "2"]);
+    assert_eq!(code, 0, "{err}");
+    let output = PathBuf::from(two["output"].as_str().unwrap());
+    assert_eq!(
+        labels(&PathBuf::from(one["output"].as_str().unwrap())),
+        labels(&output)
+    );
+    assert_eq!(one["foreground_voxels"], two["foreground_voxels"]);
+    // The worker processes segmented (the prediction's job lists the segmentation), not
+    // the command that started them.
+    let prediction = PathBuf::from(two["prediction"].as_str().unwrap());
+    let job = segno::blockwise::JobFile::load(&prediction)
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.then, vec![segno::ops::job::absolute(&output)]);
+    let relabelled_by: Vec<String> = std::fs::read_dir(output.join(".segno-job/ledger/done"))
+        .unwrap()
+        .map(|e| {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+            v["worker"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(
+        !relabelled_by.is_empty()
+            && relabelled_by
+                .iter()
+                .all(|w| w.ends_with("-1") || w.ends_with("-2")),
+        "{relabelled_by:?}"
+    );
+    // The same command again: everything is there, nothing is redone.
+    let (code, again, err) = apply(&p.join("two.zarr"), &["--workers", "2"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(again["foreground_voxels"], two["foreground_voxels"]);
 }

@@ -158,6 +158,8 @@ fn train_validate_predict_apply_and_post_process_report_what_they_wrote() {
             dataset: None,
             method: PostProcessMethod::Threshold(0.0),
             overwrite: false,
+            block_voxels: None,
+            workers: 1,
         },
     )
     .unwrap();
@@ -175,6 +177,8 @@ fn train_validate_predict_apply_and_post_process_report_what_they_wrote() {
                 parameters: None,
             },
             overwrite: false,
+            block_voxels: None,
+            workers: 1,
         },
     )
     .unwrap();
@@ -191,6 +195,8 @@ fn train_validate_predict_apply_and_post_process_report_what_they_wrote() {
                 parameters: None,
             },
             overwrite: false,
+            block_voxels: None,
+            workers: 1,
         },
     )
     .unwrap_err();

@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+mod common;
+
 use segno::array::{self, DataType};
 use segno::config::*;
 use segno::demo::project::{demo_run, zarr};
@@ -275,23 +277,7 @@ fn snapshots_hold_the_sample_prediction_and_loss_gradient() {
 
 #[test]
 fn affinities_with_lsds_train_and_segment_cells() {
-    let task = TaskConfig::Affinities(AffinitiesTaskConfig {
-        name: "affs".into(),
-        neighborhood: vec![
-            Coordinate::from([1, 0, 0]),
-            Coordinate::from([0, 1, 0]),
-            Coordinate::from([0, 0, 1]),
-        ],
-        lsds: true,
-        num_lsd_voxels: 2,
-        downsample_lsds: 2,
-        lsds_to_affs_weight_ratio: 1.0,
-        affs_weight_clipmin: 0.05,
-        affs_weight_clipmax: 0.95,
-        lsd_weight_clipmin: 0.05,
-        lsd_weight_clipmax: 0.95,
-        background_as_object: false,
-    });
+    let task = common::affinities_task(true);
     let (dir, run, scores, values) = train_and_check(task, cells, DataType::U64, None);
     let predictor = Predictor::from_task(&run.task_config).unwrap();
     assert_eq!(predictor.head().channels, 3 + 10);

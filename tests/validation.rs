@@ -216,23 +216,7 @@ fn large_affinity_crops_are_segmented_block_by_block_and_arrays_can_be_pruned() 
     let dir = common::demo_data_project(64);
     let mut run = segno::demo::project::demo_run(6, 2);
     run.name = "affs".into();
-    run.task_config = TaskConfig::Affinities(AffinitiesTaskConfig {
-        name: "affs".into(),
-        neighborhood: vec![
-            Coordinate::from([1, 0, 0]),
-            Coordinate::from([0, 1, 0]),
-            Coordinate::from([0, 0, 1]),
-        ],
-        lsds: false,
-        num_lsd_voxels: 2,
-        downsample_lsds: 2,
-        lsds_to_affs_weight_ratio: 1.0,
-        affs_weight_clipmin: 0.05,
-        affs_weight_clipmax: 0.95,
-        lsd_weight_clipmin: 0.05,
-        lsd_weight_clipmax: 0.95,
-        background_as_object: false,
-    });
+    run.task_config = common::affinities_task(false);
     if let ArchitectureConfig::CnnectomeUnet(u) = &mut run.architecture_config {
         u.input_shape = Coordinate::from([44, 44, 44]);
         u.num_fmaps = 2;

@@ -17,6 +17,9 @@ use crate::train::TrainError;
 /// The name of a job's directory inside its output array.
 pub const JOB_DIR: &str = ".segno-job";
 
+/// The job's ledger, inside its directory: a block listed done there is final.
+pub const MAIN_LEDGER: &str = "ledger";
+
 /// A region cut into equal blocks from its begin: block `k` in row-major order. The last
 /// block on an axis may reach past the region's end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,16 +74,22 @@ impl BlockGrid {
         self.len() == 0
     }
 
-    /// Block `k` (world units, not clipped to the region).
-    pub fn block(&self, k: u64) -> Roi {
+    /// The grid position of block `k` (row-major, the last axis fastest).
+    pub fn index(&self, k: u64) -> Vec<u64> {
         let counts = self.counts();
-        let dims = counts.len();
-        let mut index = vec![0u64; dims];
+        let mut index = vec![0u64; counts.len()];
         let mut rest = k;
-        for a in (0..dims).rev() {
+        for a in (0..counts.len()).rev() {
             index[a] = rest % counts[a].max(1);
             rest /= counts[a].max(1);
         }
+        index
+    }
+
+    /// Block `k` (world units, not clipped to the region).
+    pub fn block(&self, k: u64) -> Roi {
+        let index = self.index(k);
+        let dims = index.len();
         let begin: Vec<i64> = (0..dims)
             .map(|a| self.roi.begin()[a] + index[a] as i64 * self.block_nm[a])
             .collect();
@@ -103,6 +112,10 @@ pub enum JobKind {
     /// A prediction post-processed point by point (threshold, argmax, the task's
     /// parameters).
     PostProcess,
+    /// A segmentation into objects across blocks (mutex watershed, connected
+    /// components): fragments per block, their contacts across block faces, one merge,
+    /// then every block relabelled; each stage has its own ledger, the last the job's.
+    Segment,
 }
 
 /// A job's description, `<output>/.segno-job/job.json`: everything a worker in another
@@ -131,6 +144,10 @@ pub struct JobFile {
     /// How a worker process opens the model and input again (set by whoever starts the
     /// job, read back by its workers).
     pub worker: serde_json::Value,
+    /// Output arrays whose jobs (segmentations of this prediction) this job's workers take
+    /// part in once every block of this one is done.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub then: Vec<PathBuf>,
 }
 
 impl JobFile {
@@ -180,7 +197,13 @@ impl JobFile {
 
     /// Opens the job's ledger for the worker named `worker`.
     pub fn ledger(&self, worker: &str) -> Result<Ledger, TrainError> {
-        Ledger::open(&self.dir().join("ledger"), worker, self.ledger)
+        self.stage_ledger(MAIN_LEDGER, worker)
+    }
+
+    /// Opens the ledger called `name` in the job's directory (a stage of a job of
+    /// several; [`MAIN_LEDGER`] is the job's own) for the worker named `worker`.
+    pub fn stage_ledger(&self, name: &str, worker: &str) -> Result<Ledger, TrainError> {
+        Ledger::open(&self.dir().join(name), worker, self.ledger)
             .map_err(|e| TrainError::Data(e.to_string()))
     }
 
@@ -335,11 +358,31 @@ pub fn work_blocks(
     process: &(dyn Fn(u64, &Roi) -> Result<serde_json::Value, TrainError> + Sync),
     on_block: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<WorkReport, TrainError> {
+    work_stage(
+        job,
+        (MAIN_LEDGER, job.grid.len()),
+        options,
+        threads,
+        process,
+        on_block,
+    )
+}
+
+/// [`work_blocks`] on the stage whose ledger is called `stage.0` in the job's directory
+/// and which has `stage.1` blocks (block `k` is given the grid's block `k`, clipped).
+pub fn work_stage(
+    job: &JobFile,
+    stage: (&str, u64),
+    options: &WorkOptions,
+    threads: usize,
+    process: &(dyn Fn(u64, &Roi) -> Result<serde_json::Value, TrainError> + Sync),
+    on_block: &(dyn Fn(usize, usize) + Sync),
+) -> Result<WorkReport, TrainError> {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let ledger_error = |e: super::ledger::LedgerError| TrainError::Data(e.to_string());
-    let ledger = std::sync::Arc::new(job.ledger(&options.worker)?);
+    let ledger = std::sync::Arc::new(job.stage_ledger(stage.0, &options.worker)?);
     let _beat = ledger.keep_beating().map_err(ledger_error)?;
-    let total = job.grid.len();
+    let total = stage.1;
     let done_before = ledger.done_count().map_err(ledger_error)?;
     let seen = AtomicU64::new(done_before);
     let finished = AtomicU64::new(0);
@@ -456,6 +499,7 @@ pub fn work_blocks(
         failed.load(Ordering::Relaxed),
         summary,
     );
+    report.total = total;
     report.ledger_secs = ledger_nanos.load(Ordering::Relaxed) as f64 * 1e-9;
     report.block_secs = block_nanos.load(Ordering::Relaxed) as f64 * 1e-9;
     Ok(report)
@@ -527,6 +571,7 @@ mod tests {
             provenance: None,
             source: serde_json::json!({"what": "test"}),
             worker: serde_json::Value::Null,
+            then: Vec::new(),
         };
         job.store().unwrap();
         job

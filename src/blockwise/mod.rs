@@ -16,9 +16,7 @@ use crate::config::RunConfig;
 use crate::geometry::{Roi, SnapMode};
 use crate::nn::Model;
 use crate::store::layout::RunDir;
-pub use crate::task::arrays::{
-    output_spec, watershed_array, PostProcessReport, WATERSHED_CONTEXT_VOXELS,
-};
+pub use crate::task::arrays::{output_spec, PostProcessReport};
 use crate::task::postprocess::PostProcessorParameters;
 use crate::task::predictor::{Predictor, Segmentation};
 use crate::train::checkpoint;
@@ -29,6 +27,7 @@ pub mod job;
 pub mod ledger;
 mod post_process;
 mod provenance;
+pub mod segment;
 #[cfg(test)]
 mod tests;
 
@@ -36,6 +35,7 @@ pub use job::{BlockGrid, JobFile, JobKind, WorkOptions, WorkReport};
 pub use post_process::{post_process_array, threshold_array};
 use provenance::*;
 pub use provenance::{input_identity, Provenance};
+pub use segment::{segment_array, SegmentMethod, SegmentOptions, WATERSHED_CONTEXT_VOXELS};
 
 /// A run's network with weights loaded, ready to predict.
 pub struct LoadedModel {
@@ -512,6 +512,7 @@ pub fn prepare_prediction(
         provenance: Some(provenance),
         source: serde_json::Value::Null,
         worker: output.worker.clone(),
+        then: Vec::new(),
     };
     match JobFile::load(&path)? {
         // Another process prepared the same job first: keep its description.

@@ -4,14 +4,19 @@
 
 use super::*;
 
+/// Voxels a block of a point-wise post-processing job holds at least (unless it covers
+/// the region).
+pub(super) const POINTWISE_BLOCK_VOXELS: u64 = 1 << 22;
+
 /// The block size of a post-processing job over an output chunked as `chunk_voxels` at
 /// `voxel_size`: whole chunks, doubled along one axis after another until a block holds
-/// at least 2²² voxels or covers `region` (so the ledger's work per block stays small
-/// next to the block's).
+/// at least `target_voxels` voxels or covers `region` (so the ledger's work per block
+/// stays small next to the block's).
 pub(super) fn post_block_nm(
     chunk_voxels: &[u64],
     voxel_size: &crate::geometry::Coordinate,
     region: &Roi,
+    target_voxels: u64,
 ) -> Result<crate::geometry::Coordinate, TrainError> {
     let dims = chunk_voxels.len();
     let span: Vec<i64> = (0..dims)
@@ -20,7 +25,7 @@ pub(super) fn post_block_nm(
     let mut block: Vec<i64> = chunk_voxels.iter().map(|c| (*c).max(1) as i64).collect();
     let voxels = |b: &[i64]| b.iter().map(|v| *v as f64).product::<f64>();
     let mut axis = dims;
-    while voxels(&block) < f64::from(1u32 << 22) {
+    while voxels(&block) < target_voxels as f64 {
         let Some(a) = (0..dims)
             .map(|k| (axis + dims - 1 - k) % dims)
             .find(|&a| block[a] < span[a])
@@ -34,29 +39,19 @@ pub(super) fn post_block_nm(
     crate::geometry::Coordinate::new(&nm).map_err(|e| TrainError::Data(e.to_string()))
 }
 
-/// Prepares the block job that writes a post-processing of `prediction` as `spec` into
-/// `container/dataset`: an unfinished job with the same `source` is continued, a finished
-/// one or any other array is handled as `mode` says.
+/// Prepares the block job of `kind` with blocks of `block_nm` that writes a
+/// post-processing as `spec` into `container/dataset`: an unfinished job with the same
+/// `source` is continued, a finished one or any other array is handled as `mode` says.
 pub(super) fn prepare_post_job(
-    prediction: &dyn ArraySource,
     spec: &ArraySpec,
     (container, dataset, mode): (&Path, &str, WriteMode),
+    (kind, block_nm): (JobKind, crate::geometry::Coordinate),
     source: serde_json::Value,
     worker: serde_json::Value,
 ) -> Result<JobFile, TrainError> {
-    let info = prediction.info();
     let dataset = write::output_dataset_name(container, dataset)?;
     let path = container.join(&dataset);
-    let chunk: Vec<u64> = spec.chunk_voxels.clone().unwrap_or_else(|| {
-        info.spatial_axes()
-            .iter()
-            .map(|&a| info.chunk_shape[a])
-            .collect()
-    });
-    let grid = BlockGrid::new(
-        spec.roi,
-        post_block_nm(&chunk, &spec.voxel_size, &spec.roi)?,
-    )?;
+    let grid = BlockGrid::new(spec.roi, block_nm)?;
     let existing = if mode == WriteMode::Overwrite {
         None
     } else {
@@ -103,7 +98,7 @@ pub(super) fn prepare_post_job(
     }
     let job = JobFile {
         format: 1,
-        kind: JobKind::PostProcess,
+        kind,
         container: container.to_path_buf(),
         dataset,
         grid,
@@ -111,6 +106,7 @@ pub(super) fn prepare_post_job(
         provenance: None,
         source,
         worker,
+        then: Vec::new(),
     };
     job.store()?;
     Ok(job)
@@ -175,10 +171,12 @@ pub(super) fn map_chunks(
         "prediction_identity": input_identity(Path::new(&info.path))?,
         "attributes": attributes,
     });
+    let chunk = spec.chunk_voxels.clone().unwrap_or_default();
+    let block_nm = post_block_nm(&chunk, &spec.voxel_size, &spec.roi, POINTWISE_BLOCK_VOXELS)?;
     let job = prepare_post_job(
-        prediction,
         &spec,
         (container, dataset, mode),
+        (JobKind::PostProcess, block_nm),
         source,
         serde_json::Value::Null,
     )?;
@@ -280,17 +278,14 @@ pub fn post_process_array(
         )));
     }
     let channels = predictor.output_channels().map(|c| c as u64);
-    if let PostProcessorParameters::Watershed { .. } = parameters {
-        return watershed_array(
+    if let Some(method) = super::segment::SegmentMethod::for_task(predictor, parameters) {
+        return super::segment::segment_array(
             prediction,
-            predictor,
-            parameters,
-            container,
-            dataset,
-            crate::task::predictor::MAX_WATERSHED_VOXELS,
-            mode,
-        )
-        .map_err(TrainError::from);
+            &method,
+            &super::segment::SegmentOptions::default(),
+            (container, dataset, mode),
+            &|_, _| {},
+        );
     }
     let data_type = match predictor {
         Predictor::OneHot { .. } => DataType::U8,
@@ -316,12 +311,12 @@ mod tests {
     fn post_processing_blocks_are_whole_chunks_of_about_four_million_voxels() {
         let vs = Coordinate::from([4, 4, 4]);
         let big = Roi::new(Coordinate::from([0, 0, 0]), vs * 1000).unwrap();
-        let b = post_block_nm(&[64, 64, 64], &vs, &big).unwrap();
+        let b = post_block_nm(&[64, 64, 64], &vs, &big, POINTWISE_BLOCK_VOXELS).unwrap();
         // 64³ = 2¹⁸ voxels doubled on x, y, z, x: 2²² voxels.
         assert_eq!(b, Coordinate::from([4 * 128, 4 * 128, 4 * 256]));
         // A small region: a block covers it, no more doubling.
         let small = Roi::new(Coordinate::from([0, 0, 0]), vs * 100).unwrap();
-        let b = post_block_nm(&[64, 64, 64], &vs, &small).unwrap();
+        let b = post_block_nm(&[64, 64, 64], &vs, &small, POINTWISE_BLOCK_VOXELS).unwrap();
         assert_eq!(b, Coordinate::from([4 * 128, 4 * 128, 4 * 128]));
     }
 }

@@ -349,6 +349,18 @@ pub struct PostProcessArgs {
     /// (default: the best on the run's validation scores).
     #[arg(long)]
     pub parameters: Option<String>,
+    /// Segment into objects: the connected components of the voxels above --threshold
+    /// (face-connected: 6 neighbours in 3D), uint64 ids.
+    #[arg(long, conflicts_with = "run")]
+    pub components: bool,
+    /// Segmentations (--components, a run's mutex watershed): block size in voxels, whole
+    /// output chunks per axis, e.g. 128,128,128 (default: chosen from the region).
+    #[arg(long, value_delimiter = ',', value_name = "Z,Y,X")]
+    pub block_voxels: Option<Vec<u64>>,
+    /// Segmentations: worker processes on this machine sharing the job (a threshold uses
+    /// this process's threads).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub workers: usize,
     /// Replace an existing array at the output dataset (never the input).
     #[arg(long)]
     pub overwrite: bool,

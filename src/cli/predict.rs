@@ -75,6 +75,7 @@ pub(super) fn post_process(args: &PostProcessArgs, out: &mut dyn Write) -> Resul
                 parameters: args.parameters.clone(),
             },
         ),
+        None if args.components => (None, PostProcessMethod::Components(args.threshold)),
         None => (None, PostProcessMethod::Threshold(args.threshold)),
     };
     let report = apply::post_process(
@@ -85,6 +86,8 @@ pub(super) fn post_process(args: &PostProcessArgs, out: &mut dyn Write) -> Resul
             dataset: args.dataset.clone(),
             method,
             overwrite: args.overwrite,
+            block_voxels: args.block_voxels.clone(),
+            workers: args.workers,
         },
     )?;
     print(out, &report, args.json)

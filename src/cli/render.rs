@@ -576,6 +576,14 @@ impl Report for crate::ops::job::JobStatus {
             self.roi_nm.shape,
         );
         text.push_str(&cluster);
+        if !self.stages.is_empty() {
+            let stages: Vec<String> = self
+                .stages
+                .iter()
+                .map(|s| format!("{} {}/{}", s.name, s.done, s.total))
+                .collect();
+            text.push_str(&format!("  stages        {}\n", stages.join(", ")));
+        }
         if b.done > 0 {
             text.push_str(&format!("  seconds/block {:.2}\n", b.mean_block_secs));
         }

@@ -557,7 +557,18 @@ pub fn apply(
         settings.iteration,
         settings.parameters.name()
     );
-    let mode = checked_output(&job.output, &name, &job.input, job.overwrite)?;
+    let segmentation = blockwise::SegmentMethod::for_task(&predictor, &settings.parameters);
+    let prediction_path = job
+        .output
+        .join(format!("prediction_{}_{}", run.name, settings.iteration));
+    // A segmentation this command set up for the prediction's workers is continued (or
+    // reported, when they finished it).
+    let mode = if !job.overwrite && segmentation_of(&prediction_path, &job.output.join(&name)) {
+        write::check_destination(&job.output, &name, &[&job.input], WriteMode::Resume)?;
+        WriteMode::Resume
+    } else {
+        checked_output(&job.output, &name, &job.input, job.overwrite)?
+    };
     let device = super::device(&job.device)?;
     let model = blockwise::load_model(
         project.root(),
@@ -567,11 +578,53 @@ pub fn apply(
     )
     .map_err(&fail)?;
     let started = std::time::Instant::now();
+    // With several workers, they segment too once the prediction is done: the
+    // segmentation job is prepared now and listed in the prediction's.
+    let chained = match &segmentation {
+        Some(method) if (job.workers > 1 || job.cluster.is_some()) && !job.prepare_only => {
+            let prepare = PredictJob {
+                prepare_only: true,
+                ..job.clone()
+            };
+            let prepared = predict_with(
+                project.root(),
+                &run,
+                &model,
+                &prepare,
+                None,
+                PredictionType::Float32,
+                device,
+                true,
+                &mut |_, _| {},
+            )?;
+            let prediction = crate::array::open(&prepared.output)?;
+            let segment = blockwise::segment::prepare_segment_job(
+                prediction.as_ref(),
+                method,
+                &blockwise::SegmentOptions::default(),
+                (&job.output, &name, mode),
+            )
+            .map_err(&fail)?;
+            let mut predict_job = super::job::load_job(&prepared.output)?;
+            let next = super::job::absolute(&segment.output());
+            if !predict_job.then.contains(&next) {
+                predict_job.then.push(next);
+                predict_job.store().map_err(&fail)?;
+            }
+            true
+        }
+        _ => false,
+    };
+    let predict_job = PredictJob {
+        // Prepared above: continued, not replaced.
+        overwrite: job.overwrite && !chained,
+        ..job.clone()
+    };
     let predicted = predict_with(
         project.root(),
         &run,
         &model,
-        job,
+        &predict_job,
         None,
         PredictionType::Float32,
         device,
@@ -609,7 +662,7 @@ pub fn apply(
         &settings.parameters,
         &job.output,
         &name,
-        mode,
+        if chained { WriteMode::Resume } else { mode },
     )
     .map_err(&fail)?;
     let post_process_secs = started.elapsed().as_secs_f64();
@@ -646,11 +699,22 @@ pub fn apply(
     })
 }
 
+/// Whether the prediction job at `prediction` lists the segmentation at `output` as the
+/// job its workers take part in afterwards.
+fn segmentation_of(prediction: &Path, output: &Path) -> bool {
+    blockwise::JobFile::load(prediction)
+        .ok()
+        .flatten()
+        .is_some_and(|j| j.then.contains(&super::job::absolute(output)))
+}
+
 /// How [`post_process`] turns a prediction into a segmentation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PostProcessMethod {
     /// `prediction > threshold`, per channel.
     Threshold(f64),
+    /// Objects: the connected components of `prediction > threshold` (one channel).
+    Components(f64),
     /// The task of a run stored in the project, with the named parameters (default: those
     /// apply would choose from the scores).
     Run {
@@ -674,6 +738,10 @@ pub struct PostProcessOptions {
     pub method: PostProcessMethod,
     /// Replace an existing output.
     pub overwrite: bool,
+    /// Segmentations: block size in voxels (whole chunks per axis).
+    pub block_voxels: Option<Vec<u64>>,
+    /// Segmentations: worker processes on this machine (1: this process's threads).
+    pub workers: usize,
 }
 
 /// What [`post_process`] did.
@@ -717,6 +785,18 @@ pub fn post_process(
     let prediction = crate::array::open(&options.input)?;
     let base = prediction_name(&options.input);
     let started = std::time::Instant::now();
+    let segment_options = blockwise::SegmentOptions {
+        block_voxels: options.block_voxels.clone(),
+        ..blockwise::SegmentOptions::default()
+    };
+    let point_wise = |what: &str| -> Result<(), OpsError> {
+        if options.workers > 1 || options.block_voxels.is_some() {
+            return Err(OpsError::Usage(format!(
+                "--workers and --block-voxels apply to segmentations (--components, a run's mutex watershed); {what} runs on this process's threads"
+            )));
+        }
+        Ok(())
+    };
     let report = match &options.method {
         PostProcessMethod::Run { name, parameters } => {
             let project = project.ok_or_else(|| {
@@ -739,13 +819,43 @@ pub fn post_process(
                 .unwrap_or_else(|| format!("output_{base}_{}", settings.parameters.name()));
             let mode =
                 checked_output(&options.output, &dataset, &options.input, options.overwrite)?;
-            blockwise::post_process_array(
+            match blockwise::SegmentMethod::for_task(&predictor, &settings.parameters) {
+                Some(method) => segment(
+                    prediction.as_ref(),
+                    &method,
+                    &segment_options,
+                    (&options.output, &dataset, mode),
+                    options.workers,
+                )?,
+                None => {
+                    point_wise(&settings.parameters.name())?;
+                    blockwise::post_process_array(
+                        prediction.as_ref(),
+                        &predictor,
+                        &settings.parameters,
+                        &options.output,
+                        &dataset,
+                        mode,
+                    )?
+                }
+            }
+        }
+        PostProcessMethod::Components(threshold) => {
+            let method = blockwise::SegmentMethod::Components {
+                threshold: *threshold,
+            };
+            let dataset = options
+                .dataset
+                .clone()
+                .unwrap_or_else(|| format!("output_{base}_{}", method.name()));
+            let mode =
+                checked_output(&options.output, &dataset, &options.input, options.overwrite)?;
+            segment(
                 prediction.as_ref(),
-                &predictor,
-                &settings.parameters,
-                &options.output,
-                &dataset,
-                mode,
+                &method,
+                &segment_options,
+                (&options.output, &dataset, mode),
+                options.workers,
             )?
         }
         PostProcessMethod::Threshold(threshold) => {
@@ -755,6 +865,7 @@ pub fn post_process(
                 .unwrap_or_else(|| format!("output_{base}_threshold_{threshold}"));
             let mode =
                 checked_output(&options.output, &dataset, &options.input, options.overwrite)?;
+            point_wise("a threshold")?;
             blockwise::threshold_array(
                 prediction.as_ref(),
                 *threshold,
@@ -770,6 +881,45 @@ pub fn post_process(
         foreground_voxels: report.foreground,
         duration_secs: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Segments `prediction` by `method` into `output`: in this process, or with `workers`
+/// worker processes on this machine sharing the job (this process then finishes
+/// whatever they left).
+fn segment(
+    prediction: &dyn crate::array::ArraySource,
+    method: &blockwise::SegmentMethod,
+    options: &blockwise::SegmentOptions,
+    output: (&Path, &str, crate::array::write::WriteMode),
+    workers: usize,
+) -> Result<blockwise::PostProcessReport, OpsError> {
+    if workers <= 1 {
+        return Ok(blockwise::segment_array(
+            prediction,
+            method,
+            options,
+            output,
+            &|_, _| {},
+        )?);
+    }
+    let job = blockwise::segment::prepare_segment_job(prediction, method, options, output)?;
+    let failed = super::job::run_local_workers(
+        &job.output(),
+        workers,
+        tch::Device::Cpu,
+        None,
+        &mut |_, _| {},
+    )?;
+    for (name, why) in &failed {
+        tracing::warn!("worker {name} failed: {why}");
+    }
+    let work = blockwise::segment::work_segment(
+        &job,
+        &blockwise::WorkOptions::sweeping(),
+        rayon::current_num_threads(),
+        &|_, _| {},
+    )?;
+    Ok(blockwise::segment::finished_segment_report(&job, &work)?)
 }
 
 /// What the app offers when applying a run: its checkpoints, its post-processing

@@ -96,11 +96,17 @@ pub fn work(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<WorkReport, OpsError> {
     let job = load_job(&options.output)?;
-    if job.kind != blockwise::JobKind::Predict {
-        return Err(OpsError::Invalid(format!(
-            "{}: a post-processing job is worked on by the command that started it; run that command again to continue it",
-            options.output.display()
-        )));
+    match job.kind {
+        blockwise::JobKind::Predict => {}
+        blockwise::JobKind::Segment => {
+            return work_segmentation(&job, &options.work, worker_threads(options), progress);
+        }
+        blockwise::JobKind::PostProcess => {
+            return Err(OpsError::Invalid(format!(
+                "{}: a point-wise post-processing job is worked on by the command that started it; run that command again to continue it",
+                options.output.display()
+            )));
+        }
     }
     let spec = WorkerSpec::of(&job)?;
     let project = Project::open(&spec.project)?;
@@ -121,22 +127,76 @@ pub fn work(
         .map_err(&fail)?;
     let inference = job_inference(&run, &spec, input.array.as_ref(), device, input.scale_shift)
         .map_err(&fail)?;
-    let cpus = options.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let cpus = worker_threads(options);
     let pipelines = blockwise::cpu_pipelines(&run, &inference, cpus, None);
-    blockwise::work_prediction_parallel(
+    // Workers of a prediction segmented afterwards stay until every block is predicted.
+    let work = WorkOptions {
+        sweep: options.work.sweep || !job.then.is_empty(),
+        ..options.work.clone()
+    };
+    let report = blockwise::work_prediction_parallel(
         &job,
         &load,
         pipelines,
         &inference,
         input.array.as_ref(),
-        &options.work,
+        &work,
         progress,
     )
-    .map_err(fail)
+    .map_err(&fail)?;
+    if !job.then.is_empty() {
+        report.check_complete(&job).map_err(&fail)?;
+        for next in &job.then {
+            work_segmentation(&load_job(next)?, &options.work, cpus, progress)?;
+        }
+    }
+    Ok(report)
+}
+
+/// The threads a worker uses: as asked, else the machine's.
+fn worker_threads(options: &WorkerOptions) -> usize {
+    options
+        .threads
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1)
+}
+
+/// Takes part in the segmentation job `job` as the worker `work` with `threads` threads.
+fn work_segmentation(
+    job: &JobFile,
+    work: &WorkOptions,
+    threads: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<WorkReport, OpsError> {
+    if job.kind != blockwise::JobKind::Segment {
+        return Err(OpsError::Invalid(format!(
+            "{}: not a segmentation job",
+            job.output().display()
+        )));
+    }
+    // Progress is reported on this thread while the worker's threads run.
+    let (send, receive) = std::sync::mpsc::channel::<(usize, usize)>();
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(move || {
+            let send = std::sync::Mutex::new(send);
+            blockwise::segment::work_segment(job, work, threads, &|d, t| {
+                if let Ok(s) = send.lock() {
+                    let _ = s.send((d, t));
+                }
+            })
+        });
+        for (done, total) in receive {
+            progress(done, total);
+        }
+        worker
+            .join()
+            .map_err(|_| OpsError::Io("a segmentation worker stopped unexpectedly".into()))?
+            .map_err(OpsError::Engine)
+    })
 }
 
 /// The run's inference with the block shapes the job was started with.
@@ -178,6 +238,20 @@ pub struct JobStatus {
     pub complete: bool,
     /// The cluster jobs, when the job was submitted to one.
     pub cluster: Option<ClusterStatus>,
+    /// A job of several stages (a segmentation): each stage's blocks done, in order; the
+    /// last is the job's own ledger.
+    pub stages: Vec<StageStatus>,
+}
+
+/// One stage of a job of several.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageStatus {
+    /// `fragments`, `faces`, `merge` or `relabel`.
+    pub name: String,
+    /// Blocks done.
+    pub done: u64,
+    /// Blocks in the stage.
+    pub total: u64,
 }
 
 /// The scheduler's view of a block job's cluster jobs.
@@ -232,7 +306,25 @@ pub fn status(output: &Path) -> Result<JobStatus, OpsError> {
         }
         None => None,
     };
+    let stages = if job.kind == blockwise::JobKind::Segment {
+        blockwise::segment::segment_stages(&job)
+            .iter()
+            .map(|(ledger, total)| {
+                let done = job
+                    .stage_ledger(ledger, "status")
+                    .and_then(|l| l.done_count().map_err(|e| TrainError::Data(e.to_string())))?;
+                Ok(StageStatus {
+                    name: blockwise::segment::stage_name(ledger).to_string(),
+                    done,
+                    total: *total,
+                })
+            })
+            .collect::<Result<Vec<_>, TrainError>>()?
+    } else {
+        Vec::new()
+    };
     Ok(JobStatus {
+        stages,
         cluster,
         output: job.output(),
         roi_nm: RoiNm::from(&job.grid.roi),
@@ -297,7 +389,13 @@ pub fn run_local_workers(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<(String, String)>, OpsError> {
     let job = load_job(output)?;
-    let total = job.grid.len();
+    // A segmentation's progress counts the blocks of all its stages.
+    let stages = if job.kind == blockwise::JobKind::Segment {
+        blockwise::segment::segment_stages(&job).to_vec()
+    } else {
+        vec![(blockwise::job::MAIN_LEDGER, job.grid.len())]
+    };
+    let total: u64 = stages.iter().map(|s| s.1).sum();
     let program = segno_program()?;
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -339,14 +437,20 @@ pub fn run_local_workers(
             .map_err(|e| OpsError::Io(format!("cannot start {}: {e}", program.display())))?;
         children.push((name, child, log));
     }
-    let ledger = job.ledger("status")?;
+    let ledgers = stages
+        .iter()
+        .map(|(name, _)| job.stage_ledger(name, "status"))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut failed = Vec::new();
     let mut last = usize::MAX;
     while !children.is_empty() {
         std::thread::sleep(std::time::Duration::from_millis(200));
-        let done = ledger
-            .done_count()
-            .map_err(|e| OpsError::Io(e.to_string()))? as usize;
+        let mut done = 0usize;
+        for ledger in &ledgers {
+            done += ledger
+                .done_count()
+                .map_err(|e| OpsError::Io(e.to_string()))? as usize;
+        }
         if done != last {
             progress(done, total as usize);
             last = done;

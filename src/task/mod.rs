@@ -4,6 +4,7 @@
 
 pub mod affinities;
 pub mod arrays;
+pub mod components;
 pub mod distance;
 pub mod edt;
 pub mod evaluate;

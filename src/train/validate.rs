@@ -460,14 +460,17 @@ fn validate_dataset(
         let path = RunDir::validation_output_key(iteration, &d.name, &p.name());
         let out = if blockwise {
             let stored = crate::array::open(&container.join(&prediction_path))?;
-            crate::task::arrays::watershed_array(
+            let method = crate::blockwise::SegmentMethod::for_task(predictor, p)
+                .ok_or_else(|| TrainError::Data(format!("{} is not a segmentation", p.name())))?;
+            crate::blockwise::segment_array(
                 stored.as_ref(),
-                predictor,
-                p,
-                container,
-                &path,
-                max_watershed_voxels,
-                crate::array::write::WriteMode::Overwrite,
+                &method,
+                &crate::blockwise::SegmentOptions {
+                    max_one_piece_voxels: max_watershed_voxels as u64,
+                    ..Default::default()
+                },
+                (container, &path, crate::array::write::WriteMode::Overwrite),
+                &|_, _| {},
             )?;
             let labels = crate::array::open(&container.join(&path))?
                 .read(&roi)?

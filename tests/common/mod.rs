@@ -273,3 +273,28 @@ pub fn trained_quick_project() -> tempfile::TempDir {
     assert_eq!(code, 0, "{err}");
     dir
 }
+
+/// An affinities task over the three nearest neighbours (with local shape descriptors
+/// when `lsds`), DaCapo's defaults otherwise.
+#[allow(dead_code)]
+pub fn affinities_task(lsds: bool) -> segno::config::TaskConfig {
+    use segno::config::{AffinitiesTaskConfig, TaskConfig};
+    use segno::geometry::Coordinate;
+    TaskConfig::Affinities(AffinitiesTaskConfig {
+        name: "affs".into(),
+        neighborhood: vec![
+            Coordinate::from([1, 0, 0]),
+            Coordinate::from([0, 1, 0]),
+            Coordinate::from([0, 0, 1]),
+        ],
+        lsds,
+        num_lsd_voxels: 2,
+        downsample_lsds: 2,
+        lsds_to_affs_weight_ratio: 1.0,
+        affs_weight_clipmin: 0.05,
+        affs_weight_clipmax: 0.95,
+        lsd_weight_clipmin: 0.05,
+        lsd_weight_clipmax: 0.95,
+        background_as_object: false,
+    })
+}
