@@ -25,6 +25,7 @@ fn job(dir: &std::path::Path, output: &str) -> PredictJob {
         workers: 1,
         cluster: None,
         prepare_only: false,
+        format: Default::default(),
     }
 }
 
@@ -160,6 +161,7 @@ fn train_validate_predict_apply_and_post_process_report_what_they_wrote() {
             overwrite: false,
             block_voxels: None,
             workers: 1,
+            compression: Default::default(),
         },
     )
     .unwrap();
@@ -179,6 +181,7 @@ fn train_validate_predict_apply_and_post_process_report_what_they_wrote() {
             overwrite: false,
             block_voxels: None,
             workers: 1,
+            compression: Default::default(),
         },
     )
     .unwrap();
@@ -197,6 +200,7 @@ fn train_validate_predict_apply_and_post_process_report_what_they_wrote() {
             overwrite: false,
             block_voxels: None,
             workers: 1,
+            compression: Default::default(),
         },
     )
     .unwrap_err();

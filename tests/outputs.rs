@@ -238,6 +238,67 @@ fn a_prediction_is_resumed_only_by_the_same_prediction() {
         err.contains("a finished prediction of iteration 4"),
         "{err}"
     );
+
+    // Chunks and compression as asked: the same values, stored otherwise.
+    let block: Vec<u64> = record["parameters"]["output_shape_voxels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    // The largest proper divisor of each axis of the block (the block when it is prime).
+    let divisor = |b: u64| {
+        (2..=b)
+            .find(|d| b.is_multiple_of(*d))
+            .map_or(b, |d| b / d)
+            .max(1)
+    };
+    let chunk: Vec<String> = block.iter().map(|b| divisor(*b).to_string()).collect();
+    let (code, _, err) = predict(
+        &raw,
+        "gzip",
+        &["--chunk", &chunk.join(","), "--compression", "gzip"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(values(&out.join("gzip")), whole);
+    let zarray = |path: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path.join("s0/.zarray")).unwrap()).unwrap()
+    };
+    let meta = zarray(&out.join("gzip"));
+    let chunks: Vec<String> = meta["chunks"].as_array().unwrap()[1..]
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    assert_eq!(chunks, chunk);
+    assert_eq!(meta["compressor"]["id"], "gzip");
+    // A chunk that does not divide the block is refused, naming both.
+    let odd: Vec<String> = block.iter().map(|b| (b + 1).to_string()).collect();
+    let (code, _, err) = predict(&raw, "odd", &["--chunk", &odd.join(",")]);
+    assert_ne!(code, 0);
+    assert!(err.contains(&format!("{block:?}")), "{err}");
+    assert!(!out.join("odd").exists());
+    // Post-processed outputs: the compression asked for, the prediction's record.
+    let (code, _, err) = segno(&[
+        "post-process",
+        "--input",
+        s(&out.join("whole")),
+        "--output",
+        s(&out),
+        "--dataset",
+        "zstd",
+        "--compression",
+        "blosc-zstd",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let meta = zarray(&out.join("zstd"));
+    assert_eq!(meta["compressor"]["cname"], "zstd");
+    let attrs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("zstd/s0/.zattrs")).unwrap()).unwrap();
+    let post = &attrs["segno_post_process"];
+    assert_eq!(post["segno_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(post["prediction_provenance"]["run"], "quick");
+    assert_eq!(post["prediction_provenance"]["iteration"], 4);
+    assert_eq!(post["threshold"], 0.0);
 }
 
 #[test]

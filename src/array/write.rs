@@ -144,11 +144,12 @@ impl WritableStorageTraits for AtomicFilesystemStore {
 }
 
 /// Chunk compression of written arrays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compression {
     /// Uncompressed.
     None,
     /// Blosc with LZ4 and byte shuffle (zarr-python's default; fast to read and write).
+    #[default]
     BloscLz4,
     /// Blosc with Zstandard and byte shuffle (smaller, slower).
     BloscZstd,
@@ -157,6 +158,30 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// The names users give: `blosc-lz4`, `blosc-zstd`, `gzip`, `none`.
+    pub const NAMES: [&'static str; 4] = ["blosc-lz4", "blosc-zstd", "gzip", "none"];
+
+    /// The compression called `name` (see [`Compression::NAMES`]).
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "blosc-lz4" => Compression::BloscLz4,
+            "blosc-zstd" => Compression::BloscZstd,
+            "gzip" => Compression::Gzip,
+            "none" => Compression::None,
+            _ => return None,
+        })
+    }
+
+    /// Its name (see [`Compression::NAMES`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::BloscLz4 => "blosc-lz4",
+            Compression::BloscZstd => "blosc-zstd",
+            Compression::Gzip => "gzip",
+            Compression::None => "none",
+        }
+    }
+
     fn metadata(self, data_type: DataType) -> Value {
         match self {
             Compression::None => Value::Null,

@@ -421,6 +421,7 @@ fn segno_predict(options: &EngineBenchOptions, run: &RunConfig) -> Result<(f64, 
             ledger: Default::default(),
             worker: serde_json::Value::Null,
             reuse_finished: false,
+            format: Default::default(),
         },
         |_, _| {},
     )

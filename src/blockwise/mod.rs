@@ -254,6 +254,19 @@ pub struct PredictOutput<'a> {
     /// Use a finished prediction made the same way as it is (apply run again), instead of
     /// refusing it.
     pub reuse_finished: bool,
+    /// Chunk shape and compression.
+    pub format: OutputFormat,
+}
+
+/// How an output array is stored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutputFormat {
+    /// Chunk shape in voxels per spatial axis. A prediction's must divide the network's
+    /// output block on every axis (default: the block halved down to at most 128 voxels);
+    /// post-processed outputs keep their prediction's chunks.
+    pub chunk_voxels: Option<Vec<u64>>,
+    /// Chunk compression.
+    pub compression: write::Compression,
 }
 
 /// How a prediction reads its input volume (see [`open_input`]).
@@ -420,21 +433,37 @@ fn prediction_spec(
         inference.out_vs,
         Some(model.channels as u64),
     );
-    // Chunks of at most 128 voxels per axis that tile a block (blocks may be larger), so
-    // each chunk belongs to exactly one block.
-    spec.chunk_voxels = Some(
-        inference
-            .output_shape
+    // Chunks that tile a block (blocks may be larger), so each chunk belongs to exactly
+    // one block: as asked, or of at most 128 voxels per axis.
+    let block: Vec<u64> = inference
+        .output_shape
+        .iter()
+        .map(|v| v.max(1) as u64)
+        .collect();
+    let chunk: Vec<u64> = match &output.format.chunk_voxels {
+        Some(c) => {
+            let tiles =
+                c.len() == block.len() && c.iter().zip(&block).all(|(c, b)| *c > 0 && b % c == 0);
+            if !tiles {
+                return Err(TrainError::Data(format!(
+                    "a chunk of {c:?} voxels does not tile the network's output block of {block:?} voxels (each chunk must divide it on every axis, so that every chunk belongs to one block)"
+                )));
+            }
+            c.clone()
+        }
+        None => block
             .iter()
-            .map(|v| {
-                let mut c = v.max(1) as u64;
+            .map(|b| {
+                let mut c = *b;
                 while c > 128 && c.is_multiple_of(2) {
                     c /= 2;
                 }
                 c
             })
             .collect(),
-    );
+    };
+    spec.chunk_voxels = Some(chunk.clone());
+    spec.compression = output.format.compression;
     let provenance = Provenance {
         segno_version: env!("CARGO_PKG_VERSION").to_string(),
         run: model.run.clone(),
@@ -454,6 +483,8 @@ fn prediction_spec(
             "input_voxel_size_nm": inference.raw_vs.to_vec(),
             "output_voxel_size_nm": inference.out_vs.to_vec(),
             "normalisation": [inference.normalisation.0, inference.normalisation.1],
+            "chunk_voxels": chunk,
+            "compression": output.format.compression.name(),
         }),
     };
     let mut record = serde_json::json!({"iteration": model.iteration});

@@ -158,14 +158,15 @@ pub(super) fn post_process_region(
 /// interrupted run of the same post-processing is continued.
 pub(super) fn map_chunks(
     prediction: &dyn ArraySource,
-    data_type: DataType,
-    channels: Option<u64>,
+    (data_type, channels, compression): (DataType, Option<u64>, write::Compression),
     attributes: serde_json::Value,
     (container, dataset, mode): (&Path, &str, WriteMode),
     f: &(dyn Fn(&ndarray::ArrayD<f32>) -> Result<Segmentation, TrainError> + Sync),
 ) -> Result<PostProcessReport, TrainError> {
     let info = prediction.info();
-    let spec = output_spec(info, data_type, channels, attributes.clone());
+    let attributes = with_prediction_record(prediction, attributes);
+    let mut spec = output_spec(info, data_type, channels, with_version(&attributes));
+    spec.compression = compression;
     let source = serde_json::json!({
         "prediction": info.path,
         "prediction_identity": input_identity(Path::new(&info.path))?,
@@ -192,6 +193,37 @@ pub(super) fn map_chunks(
         &|_, _| {},
     )?;
     finished_post_report(&job, &writer, channels, &work)
+}
+
+/// `attributes` of a post-processed output with the record of the prediction it was made
+/// from (run, iteration, checkpoint, input, region, how the input was read), when the
+/// prediction has one.
+pub(super) fn with_prediction_record(
+    prediction: &dyn ArraySource,
+    mut attributes: serde_json::Value,
+) -> serde_json::Value {
+    let record = prediction
+        .attributes()
+        .and_then(|a| a.get("segno_prediction"))
+        .and_then(|r| r.get("provenance"))
+        .cloned();
+    if let (Some(o), Some(record)) = (attributes.as_object_mut(), record) {
+        o.insert("prediction_provenance".into(), record);
+    }
+    attributes
+}
+
+/// `attributes` with the version of Segno that writes them (stored on the output, not
+/// compared when a job is continued).
+pub(super) fn with_version(attributes: &serde_json::Value) -> serde_json::Value {
+    let mut a = attributes.clone();
+    if let Some(o) = a.as_object_mut() {
+        o.insert(
+            "segno_version".into(),
+            serde_json::json!(env!("CARGO_PKG_VERSION")),
+        );
+    }
+    a
 }
 
 /// The report of a finished post-processing job: its foreground counts summed over the
@@ -232,9 +264,8 @@ pub(super) fn finished_post_report(
 pub fn threshold_array(
     prediction: &dyn ArraySource,
     threshold: f64,
-    container: &Path,
-    dataset: &str,
-    mode: WriteMode,
+    (container, dataset, mode): (&Path, &str, WriteMode),
+    compression: write::Compression,
 ) -> Result<PostProcessReport, TrainError> {
     let info = prediction.info();
     let channels = info
@@ -245,8 +276,7 @@ pub fn threshold_array(
         .then(|| info.channels());
     map_chunks(
         prediction,
-        DataType::U8,
-        channels,
+        (DataType::U8, channels, compression),
         serde_json::json!({"threshold": threshold, "source": info.path}),
         (container, dataset, mode),
         &|p| {
@@ -262,11 +292,9 @@ pub fn threshold_array(
 /// already at the output.
 pub fn post_process_array(
     prediction: &dyn ArraySource,
-    predictor: &Predictor,
-    parameters: &PostProcessorParameters,
-    container: &Path,
-    dataset: &str,
-    mode: WriteMode,
+    (predictor, parameters): (&Predictor, &PostProcessorParameters),
+    (container, dataset, mode): (&Path, &str, WriteMode),
+    compression: write::Compression,
 ) -> Result<PostProcessReport, TrainError> {
     let info = prediction.info();
     let want = predictor.head().channels as u64;
@@ -282,7 +310,10 @@ pub fn post_process_array(
         return super::segment::segment_array(
             prediction,
             &method,
-            &super::segment::SegmentOptions::default(),
+            &super::segment::SegmentOptions {
+                compression,
+                ..Default::default()
+            },
             (container, dataset, mode),
             &|_, _| {},
         );
@@ -294,8 +325,7 @@ pub fn post_process_array(
     };
     map_chunks(
         prediction,
-        data_type,
-        channels,
+        (data_type, channels, compression),
         serde_json::json!({"parameters": parameters.name(), "source": info.path}),
         (container, dataset, mode),
         &|p| Ok(predictor.post_process(p, parameters)?),

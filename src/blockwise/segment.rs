@@ -157,6 +157,8 @@ pub struct SegmentOptions {
     pub max_one_piece_voxels: u64,
     /// Threads of this process (default: all).
     pub threads: Option<usize>,
+    /// Chunk compression of the output.
+    pub compression: write::Compression,
 }
 
 impl Default for SegmentOptions {
@@ -165,6 +167,7 @@ impl Default for SegmentOptions {
             block_voxels: None,
             max_one_piece_voxels: crate::task::predictor::MAX_WATERSHED_VOXELS as u64,
             threads: None,
+            compression: write::Compression::default(),
         }
     }
 }
@@ -231,12 +234,21 @@ pub fn prepare_segment_job(
 ) -> Result<JobFile, TrainError> {
     let info = prediction.info();
     method.check(info)?;
-    let attributes = serde_json::json!({
-        "parameters": method.name(),
-        "method": method,
-        "source": info.path,
-    });
-    let spec = output_spec(info, DataType::U64, None, attributes.clone());
+    let attributes = post_process::with_prediction_record(
+        prediction,
+        serde_json::json!({
+            "parameters": method.name(),
+            "method": method,
+            "source": info.path,
+        }),
+    );
+    let mut spec = output_spec(
+        info,
+        DataType::U64,
+        None,
+        post_process::with_version(&attributes),
+    );
+    spec.compression = options.compression;
     let chunk = spec.chunk_voxels.clone().unwrap_or_default();
     let block_nm = segment_block_nm(method, &chunk, &spec.voxel_size, &spec.roi, options)?;
     let path = crate::ops::job::absolute(Path::new(&info.path));

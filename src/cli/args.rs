@@ -361,6 +361,9 @@ pub struct PostProcessArgs {
     /// this process's threads).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub workers: usize,
+    /// Chunk compression of the output (its chunks are the prediction's).
+    #[arg(long, default_value = "blosc-lz4", value_parser = crate::array::write::Compression::NAMES)]
+    pub compression: String,
     /// Replace an existing array at the output dataset (never the input).
     #[arg(long)]
     pub overwrite: bool,
@@ -463,6 +466,13 @@ pub struct JobArgs {
     /// checkpoint is continued, and any other existing array is refused).
     #[arg(long)]
     pub overwrite: bool,
+    /// The prediction's chunk shape in voxels, e.g. 64,64,64; must divide the network's
+    /// output block on every axis (default: the block halved down to at most 128 voxels).
+    #[arg(long, value_delimiter = ',', value_name = "Z,Y,X")]
+    pub chunk: Option<Vec<u64>>,
+    /// Chunk compression of the outputs.
+    #[arg(long, default_value = "blosc-lz4", value_parser = crate::array::write::Compression::NAMES)]
+    pub compression: String,
     /// Worker processes on this machine sharing the blocks: one per CUDA device when the
     /// device is a GPU, the CPU threads divided between them otherwise.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]

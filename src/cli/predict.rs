@@ -23,6 +23,19 @@ pub(super) fn with_block_bar<T>(
     Ok(result?)
 }
 
+/// The compression called `name` (one of [`crate::array::write::Compression::NAMES`]).
+fn compression(name: &str) -> Result<crate::array::write::Compression, Failure> {
+    crate::array::write::Compression::parse(name).ok_or_else(|| {
+        Failure::new(
+            exit::USAGE,
+            format!(
+                "--compression {name}: expected one of {}",
+                crate::array::write::Compression::NAMES.join(", ")
+            ),
+        )
+    })
+}
+
 impl JobArgs {
     /// The job these arguments describe.
     fn job(&self) -> Result<apply::PredictJob, Failure> {
@@ -43,6 +56,10 @@ impl JobArgs {
             workers: self.workers as usize,
             cluster: self.cluster.launch(super::job::finishing_command()),
             prepare_only: false,
+            format: crate::blockwise::OutputFormat {
+                chunk_voxels: self.chunk.clone(),
+                compression: compression(&self.compression)?,
+            },
         })
     }
 }
@@ -88,6 +105,7 @@ pub(super) fn post_process(args: &PostProcessArgs, out: &mut dyn Write) -> Resul
             overwrite: args.overwrite,
             block_voxels: args.block_voxels.clone(),
             workers: args.workers,
+            compression: compression(&args.compression)?,
         },
     )?;
     print(out, &report, args.json)

@@ -194,6 +194,9 @@ pub struct PredictJob {
     /// Only prepare the job (output array, description, ledger) for workers started
     /// elsewhere (`segno job work`); predict nothing here.
     pub prepare_only: bool,
+    /// The prediction's chunks and compression (post-processed outputs take the same
+    /// compression and the prediction's chunks).
+    pub format: blockwise::OutputFormat,
 }
 
 /// Options of [`predict`].
@@ -384,6 +387,7 @@ fn predict_with(
         })
         .map_err(|e| OpsError::Io(e.to_string()))?,
         reuse_finished,
+        format: job.format.clone(),
         input_steps: serde_json::json!({
             "like": input.like,
             "steps": input.transform,
@@ -601,7 +605,10 @@ pub fn apply(
             let segment = blockwise::segment::prepare_segment_job(
                 prediction.as_ref(),
                 method,
-                &blockwise::SegmentOptions::default(),
+                &blockwise::SegmentOptions {
+                    compression: job.format.compression,
+                    ..Default::default()
+                },
                 (&job.output, &name, mode),
             )
             .map_err(&fail)?;
@@ -658,11 +665,13 @@ pub fn apply(
     let started = std::time::Instant::now();
     let post = blockwise::post_process_array(
         prediction.as_ref(),
-        &predictor,
-        &settings.parameters,
-        &job.output,
-        &name,
-        if chained { WriteMode::Resume } else { mode },
+        (&predictor, &settings.parameters),
+        (
+            &job.output,
+            &name,
+            if chained { WriteMode::Resume } else { mode },
+        ),
+        job.format.compression,
     )
     .map_err(&fail)?;
     let post_process_secs = started.elapsed().as_secs_f64();
@@ -742,6 +751,8 @@ pub struct PostProcessOptions {
     pub block_voxels: Option<Vec<u64>>,
     /// Segmentations: worker processes on this machine (1: this process's threads).
     pub workers: usize,
+    /// Chunk compression of the output (its chunks are the prediction's).
+    pub compression: write::Compression,
 }
 
 /// What [`post_process`] did.
@@ -787,6 +798,7 @@ pub fn post_process(
     let started = std::time::Instant::now();
     let segment_options = blockwise::SegmentOptions {
         block_voxels: options.block_voxels.clone(),
+        compression: options.compression,
         ..blockwise::SegmentOptions::default()
     };
     let point_wise = |what: &str| -> Result<(), OpsError> {
@@ -831,11 +843,9 @@ pub fn post_process(
                     point_wise(&settings.parameters.name())?;
                     blockwise::post_process_array(
                         prediction.as_ref(),
-                        &predictor,
-                        &settings.parameters,
-                        &options.output,
-                        &dataset,
-                        mode,
+                        (&predictor, &settings.parameters),
+                        (&options.output, &dataset, mode),
+                        options.compression,
                     )?
                 }
             }
@@ -869,9 +879,8 @@ pub fn post_process(
             blockwise::threshold_array(
                 prediction.as_ref(),
                 *threshold,
-                &options.output,
-                &dataset,
-                mode,
+                (&options.output, &dataset, mode),
+                options.compression,
             )?
         }
     };

@@ -214,6 +214,7 @@ pub fn run_demo(options: DemoRunOptions, say: &dyn Fn(String)) -> Result<DemoRep
                 workers: 1,
                 cluster: None,
                 prepare_only: false,
+                format: Default::default(),
             },
         },
         &mut |_, _| {},

@@ -146,6 +146,7 @@ pub fn bench_blockwise(options: &BlockwiseBenchOptions) -> Result<BlockwiseBench
                     workers: 1,
                     cluster: None,
                     prepare_only: true,
+                    format: Default::default(),
                 },
             },
             &mut |_, _| {},
