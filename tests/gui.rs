@@ -1126,3 +1126,102 @@ fn the_run_builder_offers_templates_when_a_project_has_only_a_datasplit() {
     h.run();
     assert_eq!(store.names(Family::Runs).unwrap().len(), 1);
 }
+
+/// The Apply section's region is drawn in the viewer and handed back, and a job's blocks
+/// are drawn over the data in their states' colours (wgpu).
+#[test]
+fn a_region_drawn_in_the_viewer_goes_to_apply_and_a_jobs_blocks_are_drawn_by_state() {
+    use segno::blockwise::ledger::BlockMark;
+    use segno::gui::viewer::BlockMap;
+    use segno::render::layer::WorldNm;
+    use segno::render::slice::Plane;
+    use segno::render::state::Layout;
+    let dir = project();
+    let raw = dir.path().join("data/synthetic.zarr/raw");
+    let mut h = wgpu_harness(dir.path());
+    h.state_mut().settings.section = Section::Apply;
+    h.state_mut().apply.input = raw.display().to_string();
+    h.run_steps(3);
+    press(&mut h, "Draw in viewer");
+    assert_eq!(h.state().settings.section, Section::Viewer);
+    assert_eq!(h.state().viewer.state.layers.len(), 1);
+    let bounds = h.state().viewer.layer_data(0).unwrap().levels[0].bounds_nm();
+    let draft = h.state().viewer.region.clone().unwrap();
+    assert_eq!((draft.begin_nm, draft.end_nm), bounds);
+    // A box dragged in xy over the middle of the volume (snapped to whole voxels).
+    let (b, e) = bounds;
+    let at = |f: f64| WorldNm(std::array::from_fn(|a| b[a] + (e[a] - b[a]) * f + 0.3));
+    h.state_mut()
+        .viewer
+        .region
+        .as_mut()
+        .unwrap()
+        .span(Plane::Xy, &at(0.25), &at(0.75));
+    let expected = h.state().viewer.region.as_ref().unwrap().roi_text();
+    h.run_steps(2);
+    press(&mut h, "Use for Apply");
+    h.run_steps(2);
+    assert_eq!(h.state().settings.section, Section::Apply);
+    assert_eq!(h.state().apply.roi, expected);
+    assert!(h.state().viewer.region.is_none());
+    segno::geometry::Roi::parse_slices(&expected).unwrap();
+
+    // A job of 2 × 2 blocks in y and x over the whole volume, one block deep in z: done,
+    // running, failed, pending.
+    let shape: Vec<i64> = (0..3).map(|a| (e[a] - b[a]) as i64).collect();
+    let offset: Vec<i64> = (0..3).map(|a| b[a] as i64).collect();
+    let block = vec![shape[0], shape[1] / 2, shape[2] / 2];
+    let marks = vec![
+        BlockMark::Done,
+        BlockMark::Running,
+        BlockMark::Failed,
+        BlockMark::Pending,
+    ];
+    let map = BlockMap::new(&offset, &shape, &block, marks).unwrap();
+    assert_eq!(map.counts(), [1, 2, 2]);
+    // The app draws the Apply section's own job; this one is the viewer's alone.
+    h.state_mut().settings.section = Section::Viewer;
+    h.state_mut().viewer.state.layout = Layout::Xy;
+    h.state_mut().viewer.state.cross_hairs = false;
+    h.state_mut().viewer.state.position_nm = WorldNm(std::array::from_fn(|a| (b[a] + e[a]) / 2.0));
+    h.run_steps(1);
+    let rect = h.state().viewer.panel_rects[&Plane::Xy];
+    let fit = (e[1] - b[1]).max(e[2] - b[2]) / f64::from(rect.width().min(rect.height()) - 20.0);
+    h.state_mut().viewer.state.zoom_nm_per_px = fit;
+    // (The app puts the Apply section's job here; it has none, so this one stays.)
+    h.state_mut().viewer.block_map = Some(map);
+    settle_app(&mut h);
+    let image = h.render().unwrap();
+    if let Ok(p) = std::env::var("SEGNO_SAVE_RENDER") {
+        image.save(p).unwrap();
+    }
+    let viewer = &h.state().viewer;
+    let rect = viewer.panel_rects[&Plane::Xy];
+    let (u, t) = viewer.panel_upload(Plane::Xy).unwrap();
+    let ppp = 1.0;
+    // The centre of block (y, x) on screen, and the data's colour there.
+    let sample = |fy: f64, fx: f64| {
+        let y = b[1] + (e[1] - b[1]) * fy;
+        let x = b[2] + (e[2] - b[2]) * fx;
+        let px = (f64::from(rect.width()) / 2.0 + (x - (b[2] + e[2]) / 2.0) / fit) * ppp;
+        let py = (f64::from(rect.height()) / 2.0 + (y - (b[1] + e[1]) / 2.0) / fit) * ppp;
+        let expected = segno::render::shade::shade(&u, &t, px as u32, py as u32);
+        let got = image
+            .get_pixel(
+                rect.min.x.round() as u32 + px as u32,
+                rect.min.y.round() as u32 + py as u32,
+            )
+            .0;
+        let d: [i32; 3] = std::array::from_fn(|k| i32::from(got[k]) - i32::from(expected[k]));
+        d
+    };
+    // Done: greener; running: less blue (amber); failed: redder; pending: the data as is.
+    let done = sample(0.25, 0.25);
+    assert!(done[1] > 5 && done[1] > done[0], "{done:?}");
+    let running = sample(0.25, 0.75);
+    assert!(running[2] < -10, "{running:?}");
+    let failed = sample(0.75, 0.25);
+    assert!(failed[0] > 20 && failed[1] < 0, "{failed:?}");
+    let pending = sample(0.75, 0.75);
+    assert!(pending.iter().all(|d| d.abs() <= 2), "{pending:?}");
+}

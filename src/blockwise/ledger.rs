@@ -198,6 +198,25 @@ pub struct LedgerSummary {
     pub done_span: Option<(f64, f64)>,
     /// Workers by name, with whether they are alive.
     pub workers: Vec<(String, bool)>,
+    /// Each block's state in block order (for drawing a block map; not serialised).
+    #[serde(skip)]
+    pub marks: Vec<BlockMark>,
+}
+
+/// A block's state without its details, for drawing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BlockMark {
+    /// Not taken yet.
+    #[default]
+    Pending,
+    /// Held by a live worker.
+    Running,
+    /// Held by a worker that stopped, or failed and waiting for a retry.
+    Stalled,
+    /// Given up.
+    Failed,
+    /// Done.
+    Done,
 }
 
 /// A worker's heartbeat file.
@@ -736,7 +755,15 @@ impl Ledger {
         };
         let mut secs = 0.0;
         for block in 0..total {
-            match self.state_with(block, grants)? {
+            let state = self.state_with(block, grants)?;
+            s.marks.push(match &state {
+                BlockState::Pending => BlockMark::Pending,
+                BlockState::Running { .. } => BlockMark::Running,
+                BlockState::Stale { .. } | BlockState::Retrying { .. } => BlockMark::Stalled,
+                BlockState::GaveUp { .. } => BlockMark::Failed,
+                BlockState::Done(_) => BlockMark::Done,
+            });
+            match state {
                 BlockState::Pending => s.pending += 1,
                 BlockState::Running { .. } => s.running += 1,
                 BlockState::Stale { .. } => s.stale += 1,

@@ -31,6 +31,16 @@ pub enum ApplyAction {
         /// The segmentation.
         segmentation: PathBuf,
     },
+    /// Draw the region in the viewer over the input (the viewer hands it back).
+    DrawRegion {
+        /// The input volume (shown in the viewer when it is not yet).
+        input: PathBuf,
+    },
+    /// A job started: show its input in the viewer, where its blocks fill as they finish.
+    Watch {
+        /// The input volume.
+        input: PathBuf,
+    },
 }
 
 /// Where the job's workers run.
@@ -53,6 +63,8 @@ struct RunningJob {
     stderr: PathBuf,
     started: Instant,
     polled: Option<Instant>,
+    /// A status being read off the UI thread.
+    reading: Option<std::sync::mpsc::Receiver<Option<JobStatus>>>,
     status: Option<JobStatus>,
     /// `Ok(report)` once the command ended well, `Err(message)` if it failed.
     ended: Option<Result<serde_json::Value, String>>,
@@ -103,6 +115,8 @@ pub struct ApplyPanel {
     pub message: Option<String>,
     choices: Option<(String, Result<ApplyChoices, String>)>,
     job: Option<RunningJob>,
+    /// What a button of this frame asked of the app.
+    pending: Option<ApplyAction>,
 }
 
 impl Default for ApplyPanel {
@@ -128,6 +142,7 @@ impl Default for ApplyPanel {
             message: None,
             choices: None,
             job: None,
+            pending: None,
         }
     }
 }
@@ -189,7 +204,18 @@ impl ApplyPanel {
                 ui.separator();
                 self.progress_ui(ui);
             });
-        action
+        action.or_else(|| self.pending.take())
+    }
+
+    /// The blocks of the job started here and their states, for the viewer.
+    pub fn block_map(&self) -> Option<crate::gui::viewer::BlockMap> {
+        let s = self.job.as_ref()?.status.as_ref()?;
+        crate::gui::viewer::BlockMap::new(
+            &s.roi_nm.offset,
+            &s.roi_nm.shape,
+            &s.block_nm,
+            s.blocks.marks.clone(),
+        )
     }
 
     fn load_choices(&mut self, p: &ProjectSummary, run: &str) {
@@ -267,12 +293,26 @@ impl ApplyPanel {
                 });
                 ui.end_row();
                 let l = ui.label("region");
-                ui.add(
-                    egui::TextEdit::singleline(&mut self.roi)
-                        .desired_width(380.0)
-                        .hint_text("all of the input, or [z0:z1, y0:y1, x0:x1] in nm"),
-                )
-                .labelled_by(l.id);
+                ui.horizontal(|ui| {
+                    ui.add(
+                        egui::TextEdit::singleline(&mut self.roi)
+                            .desired_width(380.0)
+                            .hint_text("all of the input, or [z0:z1, y0:y1, x0:x1] in nm"),
+                    )
+                    .labelled_by(l.id);
+                    if ui
+                        .add_enabled(
+                            !self.input.trim().is_empty(),
+                            egui::Button::new("Draw in viewer"),
+                        )
+                        .on_hover_text("draw the region as a box over the input in the Viewer")
+                        .clicked()
+                    {
+                        self.pending = Some(ApplyAction::DrawRegion {
+                            input: PathBuf::from(self.input.trim()),
+                        });
+                    }
+                });
                 ui.end_row();
                 let l = ui.label("output");
                 ui.horizontal(|ui| {
@@ -540,6 +580,7 @@ impl ApplyPanel {
             )),
             started: Instant::now(),
             polled: None,
+            reading: None,
             status: None,
             ended: None,
             submitted: false,
@@ -547,6 +588,9 @@ impl ApplyPanel {
             opened: false,
             cancelled: false,
         };
+        self.pending = Some(ApplyAction::Watch {
+            input: job.input.clone(),
+        });
         self.job = Some(job);
         self.spawn();
     }
@@ -598,9 +642,26 @@ impl ApplyPanel {
         {
             return None;
         }
+        // The ledger is read off the UI thread (it lists every block); the newest reading
+        // is shown.
+        if let Some(reading) = &job.reading {
+            match reading.try_recv() {
+                Ok(status) => {
+                    job.status = status.or(job.status.take());
+                    job.reading = None;
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => job.reading = None,
+            }
+        }
         job.polled = Some(Instant::now());
-        if blockwise_job_exists(&job.prediction) {
-            job.status = crate::ops::job::status(&job.prediction).ok();
+        if job.reading.is_none() && blockwise_job_exists(&job.prediction) {
+            let (send, receive) = std::sync::mpsc::channel();
+            let prediction = job.prediction.clone();
+            std::thread::spawn(move || {
+                let _ = send.send(crate::ops::job::status(&prediction).ok());
+            });
+            job.reading = Some(receive);
         }
         if let Some(child) = &mut job.child {
             if let Ok(Some(exit)) = child.try_wait() {
@@ -640,6 +701,10 @@ impl ApplyPanel {
         }
         if job.finished && !job.opened && !job.cancelled && matches!(job.ended, Some(Ok(_))) {
             job.opened = true;
+            // The final state, read once here so that it is complete when shown.
+            if blockwise_job_exists(&job.prediction) {
+                job.status = crate::ops::job::status(&job.prediction).ok();
+            }
             return Some(ApplyAction::Open {
                 raw: job.input.clone(),
                 prediction: job.prediction.clone(),

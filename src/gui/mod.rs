@@ -374,19 +374,46 @@ impl SegnoApp {
                 arrays.push(a.clone());
             }
         }
-        let action = self.apply.ui(ui, self.project.as_ref(), &arrays);
-        if let Some(apply_panel::ApplyAction::Open {
-            raw,
-            prediction,
-            segmentation,
-        }) = action
-        {
-            self.view_applied(&raw, &prediction, &segmentation);
+        match self.apply.ui(ui, self.project.as_ref(), &arrays) {
+            Some(apply_panel::ApplyAction::Open {
+                raw,
+                prediction,
+                segmentation,
+            }) => self.view_applied(&raw, &prediction, &segmentation),
+            Some(apply_panel::ApplyAction::DrawRegion { input }) => {
+                self.show_input(&input);
+                self.viewer.start_region(&self.apply.roi);
+                self.settings.section = Section::Viewer;
+            }
+            Some(apply_panel::ApplyAction::Watch { input }) => {
+                self.show_input(&input);
+                self.message = Some("the Viewer shows the job's blocks as they finish".into());
+            }
+            None => {}
+        }
+    }
+
+    /// Shows `input` in the viewer (the only layer) unless it is there already.
+    fn show_input(&mut self, input: &std::path::Path) {
+        let path = run_views::open_path(input);
+        if !self.viewer.state.layers.iter().any(|l| l.source == path) {
+            self.clear_viewer();
+            self.viewer.validation = None;
+            self.viewer.add_layer(&path);
+            self.viewer.centre_on(0);
         }
     }
 
     fn viewer_section(&mut self, ui: &mut egui::Ui) {
+        // The Apply section's job is drawn over the data; a region drawn for it goes back.
+        if let Some(map) = self.apply.block_map() {
+            self.viewer.block_map = Some(map);
+        }
         self.viewer.ui(ui, &self.project_arrays);
+        if let Some(roi) = self.viewer.take_region() {
+            self.apply.roi = roi;
+            self.settings.section = Section::Apply;
+        }
     }
 }
 

@@ -56,7 +56,9 @@ impl Viewer {
     ) {
         let [h, v, n] = plane.axes();
         let zoom = self.state.zoom_nm_per_px;
-        if response.dragged_by(egui::PointerButton::Primary) {
+        // While a region is drawn, dragging draws it instead of panning.
+        let drawing = self.draw_region(plane, rect, response);
+        if !drawing && response.dragged_by(egui::PointerButton::Primary) {
             let d = response.drag_delta();
             self.state.position_nm.0[h] -= f64::from(d.x) * zoom;
             self.state.position_nm.0[v] -= f64::from(d.y) * zoom;

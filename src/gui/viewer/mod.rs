@@ -8,10 +8,12 @@
 //! validation layers.
 
 mod input;
+mod overlay;
 mod panels;
 mod side_panel;
 mod validation;
 
+pub use overlay::{BlockMap, RegionDraft};
 pub use panels::scale_bar;
 pub use validation::{threshold_of, ValidationBrowse};
 
@@ -74,6 +76,10 @@ pub struct Viewer {
     pub note: Option<String>,
     /// A run's validation arrays on show, whose iteration and parameters can be changed.
     pub validation: Option<ValidationBrowse>,
+    /// The blocks of the Apply section's job, drawn over the data.
+    pub block_map: Option<BlockMap>,
+    /// A region being drawn for the Apply section.
+    pub region: Option<RegionDraft>,
 }
 
 impl Default for Viewer {
@@ -112,6 +118,8 @@ impl Viewer {
             ng_base_url: "http://127.0.0.1:9000/".into(),
             note: None,
             validation: None,
+            block_map: None,
+            region: None,
         }
     }
 
@@ -409,6 +417,7 @@ impl Viewer {
                 super::viewer_start::ui(self, ui, project_arrays, &views);
                 self.project_views = views;
             } else {
+                self.region_bar(ui);
                 self.panels_ui(ui);
             }
         });

@@ -128,6 +128,7 @@ impl Viewer {
                 }
             }
         }
+        self.draw_overlays(&painter, plane, rect);
         self.decorations(&painter, plane, rect);
         wanted
     }
@@ -258,6 +259,14 @@ impl Viewer {
             }
         };
         box_edges(b, e, egui::Color32::from_gray(120));
+        // The Apply section's job region and a region being drawn.
+        let regions = [
+            self.block_map.as_ref().map(|m| (m.begin_nm, m.end_nm)),
+            self.region.as_ref().map(|d| (d.begin_nm, d.end_nm)),
+        ];
+        for (lo, hi) in regions.into_iter().flatten() {
+            box_edges(lo, hi, egui::Color32::from_rgb(0, 210, 255));
+        }
         let pos = self.state.position_nm.0;
         for (axis, c) in AXIS_COLORS.iter().enumerate() {
             let mut lo = b;
