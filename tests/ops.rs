@@ -26,6 +26,7 @@ fn job(dir: &std::path::Path, output: &str) -> PredictJob {
         cluster: None,
         prepare_only: false,
         format: Default::default(),
+        precision: Default::default(),
     }
 }
 

@@ -136,25 +136,7 @@ fn a_prediction_is_resumed_only_by_the_same_prediction() {
     let raw = p.join("data/synthetic.zarr/raw");
     let out = p.join("out.zarr");
     let predict = |input: &Path, dataset: &str, extra: &[&str]| {
-        let mut args = vec![
-            "predict",
-            "-r",
-            "quick",
-            "--device",
-            "cpu",
-            "--input",
-            s(input),
-            "--output",
-            s(&out),
-            "--dataset",
-            dataset,
-            "--max-block-input",
-            "30000",
-            "-p",
-            s(p),
-        ];
-        args.extend(extra);
-        segno(&args)
+        common::predict_quick(p, input, (&out, dataset), extra)
     };
     let (code, v, err) = predict(&raw, "whole", &[]);
     assert_eq!(code, 0, "{err}");
@@ -385,4 +367,56 @@ fn files_get_the_users_umask_and_a_read_only_project_is_never_written() {
         "{err}"
     );
     assert_eq!(listing(p), before);
+}
+
+#[test]
+fn a_lower_precision_reports_its_difference_from_float32_and_is_recorded() {
+    let dir = common::trained_quick_project();
+    let p = dir.path();
+    let raw = p.join("data/synthetic.zarr/raw");
+    let out = p.join("out.zarr");
+    let predict =
+        |dataset: &str, extra: &[&str]| common::predict_quick(p, &raw, (&out, dataset), extra);
+    let (code, full, err) = predict("f32", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(full["precision"].is_null(), "{full}");
+    let (code, low, err) = predict("bf16", &["--precision", "bfloat16"]);
+    assert_eq!(code, 0, "{err}");
+    // Measured on the run's one validation crop: a real, small difference.
+    let check = &low["precision"];
+    assert_eq!(check["precision"], "bfloat16");
+    assert_eq!(check["crops"], 1);
+    assert!(check["values"].as_u64().unwrap() > 1000, "{check}");
+    let measured = check["max_abs_difference"].as_f64().unwrap();
+    assert!(measured > 0.0 && measured < 0.25, "{check}");
+    // float16 keeps 10 bits of mantissa to bfloat16's 7: closer to float32.
+    let (code, half, err) = predict("f16", &["--precision", "float16"]);
+    assert_eq!(code, 0, "{err}");
+    let half = half["precision"]["max_abs_difference"].as_f64().unwrap();
+    assert!(
+        half > 0.0 && half < measured,
+        "float16 {half}, bfloat16 {measured}"
+    );
+    // The prediction itself differs from float32's by the same order.
+    let (a, b) = (values(&out.join("f32")), values(&out.join("bf16")));
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst > 0.0 && worst < 0.25, "{worst}");
+    // Recorded, and a float32 run cannot continue it.
+    let attrs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("bf16/s0/.zattrs")).unwrap()).unwrap();
+    assert_eq!(
+        attrs["segno_prediction"]["provenance"]["parameters"]["precision"],
+        "bfloat16"
+    );
+    common::interrupt_job(&out.join("bf16"), 1);
+    let (code, _, err) = predict("bf16", &[]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("precision"), "{err}");
+    let (code, _, err) = predict("bf16", &["--precision", "bfloat16"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(values(&out.join("bf16")), b);
 }

@@ -21,6 +21,7 @@ use crate::task::postprocess::PostProcessorParameters;
 use crate::task::predictor::{Predictor, Segmentation};
 use crate::train::checkpoint;
 use crate::train::validate::Inference;
+pub use crate::train::validate::Precision;
 use crate::train::TrainError;
 
 pub mod job;
@@ -118,6 +119,91 @@ pub fn load_model(
         run: run.name.clone(),
         checkpoint: path,
     })
+}
+
+impl LoadedModel {
+    /// Converts the weights to `precision` (float32 leaves them as they are).
+    pub fn set_precision(&mut self, precision: Precision) {
+        if precision != Precision::Float32 {
+            self.vs.set_kind(precision.kind());
+        }
+    }
+}
+
+/// [`load_model`], with the weights converted to `precision`.
+pub fn load_model_as(
+    project: &Path,
+    run: &RunConfig,
+    which: &Checkpoint,
+    device: tch::Device,
+    precision: Precision,
+) -> Result<LoadedModel, TrainError> {
+    let mut model = load_model(project, run, which, device)?;
+    model.set_precision(precision);
+    Ok(model)
+}
+
+/// How far a run's network computing in a lower precision is from float32, measured on
+/// its validation crops.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PrecisionCheck {
+    /// The precision measured.
+    pub precision: String,
+    /// The largest absolute difference of any output value from float32's (`None`
+    /// without validation crops).
+    pub max_abs_difference: Option<f64>,
+    /// Validation crops measured on (one network evaluation block at the centre of each).
+    pub crops: usize,
+    /// Output values compared.
+    pub values: u64,
+}
+
+/// Predicts one evaluation block at the centre of each of `run`'s validation crops with
+/// the checkpoint of `iteration` in float32 and in `precision`, and reports the largest
+/// difference; `None` for float32.
+pub fn precision_check(
+    project: &Path,
+    run: &RunConfig,
+    iteration: u64,
+    device: tch::Device,
+    precision: Precision,
+) -> Result<Option<PrecisionCheck>, TrainError> {
+    if precision == Precision::Float32 {
+        return Ok(None);
+    }
+    let configs = match &run.datasplit_config {
+        crate::config::DataSplitConfig::TrainValidate(split) => split.validate_configs.clone(),
+        _ => Vec::new(),
+    };
+    let datasets = crate::train::validate::open_validation(project, &configs)?;
+    let which = Checkpoint::Iteration(iteration);
+    let full = load_model(project, run, &which, device)?;
+    let low = load_model_as(project, run, &which, device, precision)?;
+    let mut worst: Option<f64> = None;
+    let mut values = 0u64;
+    for d in &datasets {
+        let mut inference = Inference::for_run(run, d.raw.info().geometry.voxel_size, device)?;
+        let gt = d.gt.info().roi;
+        let block = inference.output_shape * inference.out_vs;
+        // On the crop's voxel grid: whole output voxels from its begin.
+        let vs = inference.out_vs;
+        let begin = gt.begin() + (gt.center() - block / 2 - gt.begin()) / vs * vs;
+        let roi = Roi::new(begin, block).map_err(|e| TrainError::Data(e.to_string()))?;
+        let a = inference.predict(&full.model, d.raw.as_ref(), &roi, full.channels)?;
+        inference.precision = precision;
+        let b = inference.predict(&low.model, d.raw.as_ref(), &roi, low.channels)?;
+        for (x, y) in a.iter().zip(b.iter()) {
+            let diff = f64::from((x - y).abs());
+            worst = Some(worst.map_or(diff, |w| w.max(diff)));
+        }
+        values += a.len() as u64;
+    }
+    Ok(Some(PrecisionCheck {
+        precision: precision.name().to_string(),
+        max_abs_difference: worst,
+        crops: datasets.len(),
+        values,
+    }))
 }
 
 /// What [`predict`] did.
@@ -483,6 +569,7 @@ fn prediction_spec(
             "input_voxel_size_nm": inference.raw_vs.to_vec(),
             "output_voxel_size_nm": inference.out_vs.to_vec(),
             "normalisation": [inference.normalisation.0, inference.normalisation.1],
+            "precision": inference.precision.name(),
             "chunk_voxels": chunk,
             "compression": output.format.compression.name(),
         }),
@@ -707,6 +794,10 @@ pub fn work_prediction_parallel(
     let threads_before = crate::device::cpu_threads();
     if inference.device == tch::Device::Cpu {
         crate::device::set_cpu_threads(1);
+    } else {
+        // cuDNN's benchmark mode picks convolution algorithms by timing them, which can
+        // change the values from one block (or worker) to the next: off.
+        tch::Cuda::cudnn_set_benchmark(false);
     }
     let reports = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::channel::<u64>();

@@ -51,16 +51,30 @@ impl Provenance {
                 t
             }
         };
-        a.iter()
-            .filter(|(k, v)| b.get(*k) != Some(*v))
-            .map(|(k, v)| {
-                format!(
-                    "{k}: recorded {}, now {}",
-                    short(v),
-                    short(b.get(k).unwrap_or(&serde_json::Value::Null))
-                )
-            })
-            .collect()
+        let null = serde_json::Value::Null;
+        let mut out = Vec::new();
+        for (k, v) in a.iter().filter(|(k, v)| b.get(*k) != Some(*v)) {
+            let now = b.get(k).unwrap_or(&null);
+            match (v, now) {
+                // Records of several entries (the parameters): each entry that differs.
+                (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+                    let keys: std::collections::BTreeSet<&String> =
+                        x.keys().chain(y.keys()).collect();
+                    for key in keys {
+                        let (r, n) = (x.get(key).unwrap_or(&null), y.get(key).unwrap_or(&null));
+                        if r != n {
+                            out.push(format!(
+                                "{k}.{key}: recorded {}, now {}",
+                                short(r),
+                                short(n)
+                            ));
+                        }
+                    }
+                }
+                _ => out.push(format!("{k}: recorded {}, now {}", short(v), short(now))),
+            }
+        }
+        out
     }
 }
 

@@ -60,6 +60,16 @@ impl JobArgs {
                 chunk_voxels: self.chunk.clone(),
                 compression: compression(&self.compression)?,
             },
+            precision: crate::blockwise::Precision::parse(&self.precision).ok_or_else(|| {
+                Failure::new(
+                    exit::USAGE,
+                    format!(
+                        "--precision {}: expected one of {}",
+                        self.precision,
+                        crate::blockwise::Precision::NAMES.join(", ")
+                    ),
+                )
+            })?,
         })
     }
 }

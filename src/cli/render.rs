@@ -178,6 +178,23 @@ fn input_text(input: &InputReport) -> String {
     text
 }
 
+/// A lower precision's difference from float32, as a text line (empty for float32).
+fn precision_text(check: Option<&crate::blockwise::PrecisionCheck>) -> String {
+    match check {
+        None => String::new(),
+        Some(c) => match c.max_abs_difference {
+            Some(d) => format!(
+                "  precision    {}: largest difference from float32 {d:.3e} ({} values on {} validation crop(s))\n",
+                c.precision, c.values, c.crops
+            ),
+            None => format!(
+                "  precision    {}: the run has no validation crops to measure its difference from float32 on\n",
+                c.precision
+            ),
+        },
+    }
+}
+
 /// A block job sent to a cluster, as text.
 fn submitted_text(s: &crate::ops::job::SubmittedReport) -> String {
     format!(
@@ -196,10 +213,10 @@ fn submitted_text(s: &crate::ops::job::SubmittedReport) -> String {
 impl Report for PredictionReport {
     fn text(&self) -> String {
         if let Some(s) = &self.submitted {
-            return submitted_text(s);
+            return submitted_text(s) + &precision_text(self.precision.as_ref());
         }
         format!(
-            "predicted {} with run {} (iteration {}) in {:.1} s\n  region       {}\n  blocks       {} ({} already done)\n{}",
+            "predicted {} with run {} (iteration {}) in {:.1} s\n  region       {}\n  blocks       {} ({} already done)\n{}{}",
             self.output.display(),
             self.run,
             self.iteration,
@@ -207,7 +224,8 @@ impl Report for PredictionReport {
             self.roi,
             self.blocks,
             self.skipped,
-            input_text(&self.input)
+            input_text(&self.input),
+            precision_text(self.precision.as_ref())
         )
     }
 }
@@ -243,6 +261,7 @@ impl Report for ApplyReport {
             self.post_process_secs,
         );
         text.push_str(&input_text(&self.input));
+        text.push_str(&precision_text(self.precision.as_ref()));
         for (label, n) in self.foreground_labels.iter().zip(&self.foreground_voxels) {
             text.push_str(&format!(
                 "  {label:<12} {:.2}% of {} voxels\n",

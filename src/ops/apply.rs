@@ -197,6 +197,8 @@ pub struct PredictJob {
     /// The prediction's chunks and compression (post-processed outputs take the same
     /// compression and the prediction's chunks).
     pub format: blockwise::OutputFormat,
+    /// The floating-point type the network computes in.
+    pub precision: blockwise::Precision,
 }
 
 /// Options of [`predict`].
@@ -279,6 +281,9 @@ pub struct PredictionReport {
     pub duration_secs: f64,
     /// The cluster jobs the blocks were sent to (then nothing was predicted here yet).
     pub submitted: Option<super::job::SubmittedReport>,
+    /// With a precision other than float32: how far it is from float32 on the run's
+    /// validation crops.
+    pub precision: Option<blockwise::PrecisionCheck>,
 }
 
 /// Predicts `options.job.input` with a checkpoint of a run stored in `project`, block by
@@ -363,6 +368,7 @@ fn predict_with(
     )
     .map_err(&fail)?;
     inference.normalisation = input.scale_shift;
+    inference.precision = job.precision;
     let dataset = dataset.unwrap_or_else(|| format!("prediction_{}_{}", run.name, model.iteration));
     write::check_destination(&job.output, &dataset, &[&job.input], WriteMode::Resume)?;
     let output = blockwise::PredictOutput {
@@ -384,6 +390,7 @@ fn predict_with(
             input_shape_voxels: inference.input_shape.to_vec(),
             output_shape_voxels: inference.output_shape.to_vec(),
             device: job.device.clone(),
+            precision: job.precision,
         })
         .map_err(|e| OpsError::Io(e.to_string()))?,
         reuse_finished,
@@ -417,6 +424,13 @@ fn predict_with(
             })
             .map_err(&fail)?;
     }
+    // A lower precision is measured against float32 before anything is predicted with it.
+    let precision = if job.prepare_only {
+        None
+    } else {
+        blockwise::precision_check(project, run, model.iteration, device, job.precision)
+            .map_err(&fail)?
+    };
     // A report of the prepared job before anything is predicted here.
     let queued =
         |workers: usize, submitted: Option<super::job::SubmittedReport>| PredictionReport {
@@ -431,6 +445,7 @@ fn predict_with(
             input: InputReport::of(&input),
             duration_secs: 0.0,
             submitted,
+            precision: precision.clone(),
         };
     if job.prepare_only {
         return Ok(queued(0, None));
@@ -454,7 +469,15 @@ fn predict_with(
     let iteration = model.iteration;
     let work = blockwise::work_prediction_parallel(
         &prepared,
-        &|| blockwise::load_model(project, run, &Checkpoint::Iteration(iteration), device),
+        &|| {
+            blockwise::load_model_as(
+                project,
+                run,
+                &Checkpoint::Iteration(iteration),
+                device,
+                job.precision,
+            )
+        },
         pipelines,
         &inference,
         input.array.as_ref(),
@@ -482,6 +505,7 @@ fn predict_with(
         input: InputReport::of(&input),
         duration_secs: 0.0,
         submitted: None,
+        precision,
     })
 }
 
@@ -538,6 +562,9 @@ pub struct ApplyReport {
     pub post_process_secs: f64,
     /// The cluster jobs the prediction was sent to (their finishing job post-processes).
     pub submitted: Option<super::job::SubmittedReport>,
+    /// With a precision other than float32: how far it is from float32 on the run's
+    /// validation crops.
+    pub precision: Option<blockwise::PrecisionCheck>,
 }
 
 /// Applies a run stored in `project` to `options.job.input`: chooses the checkpoint and
@@ -659,6 +686,7 @@ pub fn apply(
             predict_secs,
             post_process_secs: 0.0,
             submitted: Some(submitted),
+            precision: predicted.precision,
         });
     }
     let prediction = crate::array::open(&predicted.output)?;
@@ -705,6 +733,7 @@ pub fn apply(
         predict_secs,
         post_process_secs,
         submitted: None,
+        precision: predicted.precision,
     })
 }
 

@@ -215,6 +215,7 @@ pub fn run_demo(options: DemoRunOptions, say: &dyn Fn(String)) -> Result<DemoRep
                 cluster: None,
                 prepare_only: false,
                 format: Default::default(),
+                precision: Default::default(),
             },
         },
         &mut |_, _| {},

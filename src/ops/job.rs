@@ -37,6 +37,9 @@ pub struct WorkerSpec {
     pub output_shape_voxels: Vec<i64>,
     /// The device the job was started for (`auto`, `cpu`, `cuda:N`).
     pub device: String,
+    /// The floating-point type the network computes in.
+    #[serde(default)]
+    pub precision: crate::blockwise::Precision,
 }
 
 impl WorkerSpec {
@@ -114,11 +117,12 @@ pub fn work(
     let fail = OpsError::run(&run.name);
     let device = super::device(options.device.as_deref().unwrap_or(&spec.device))?;
     let load = || {
-        blockwise::load_model(
+        blockwise::load_model_as(
             project.root(),
             &run,
             &Checkpoint::Iteration(spec.iteration),
             device,
+            spec.precision,
         )
     };
     // A checkpoint that cannot be loaded is reported before any block is claimed.
@@ -214,6 +218,7 @@ fn job_inference(
     inference.input_shape = coordinate(&spec.input_shape_voxels)?;
     inference.output_shape = coordinate(&spec.output_shape_voxels)?;
     inference.normalisation = scale_shift;
+    inference.precision = spec.precision;
     Ok(inference)
 }
 

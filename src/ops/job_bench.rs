@@ -147,6 +147,7 @@ pub fn bench_blockwise(options: &BlockwiseBenchOptions) -> Result<BlockwiseBench
                     cluster: None,
                     prepare_only: true,
                     format: Default::default(),
+                    precision: Default::default(),
                 },
             },
             &mut |_, _| {},

@@ -36,6 +36,56 @@ pub struct Inference {
     pub normalisation: (f32, f32),
     /// Where the network runs.
     pub device: tch::Device,
+    /// The floating-point type the network computes in (its weights must have been
+    /// converted to it, see `LoadedModel::set_precision`).
+    pub precision: Precision,
+}
+
+/// The floating-point type a network computes in: float32 (what it was trained in), or
+/// bfloat16 / float16 (half the memory, faster on GPUs that have them; values differ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats.
+    #[default]
+    Float32,
+    /// bfloat16: float32's range with 8 bits of mantissa.
+    Bfloat16,
+    /// IEEE half precision.
+    Float16,
+}
+
+impl Precision {
+    /// The names users give.
+    pub const NAMES: [&'static str; 3] = ["float32", "bfloat16", "float16"];
+
+    /// The precision called `name` (see [`Precision::NAMES`]).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "float32" => Some(Precision::Float32),
+            "bfloat16" => Some(Precision::Bfloat16),
+            "float16" => Some(Precision::Float16),
+            _ => None,
+        }
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Float32 => "float32",
+            Precision::Bfloat16 => "bfloat16",
+            Precision::Float16 => "float16",
+        }
+    }
+
+    /// The tensor kind.
+    pub fn kind(self) -> tch::Kind {
+        match self {
+            Precision::Float32 => tch::Kind::Float,
+            Precision::Bfloat16 => tch::Kind::BFloat16,
+            Precision::Float16 => tch::Kind::Half,
+        }
+    }
 }
 
 impl Inference {
@@ -72,6 +122,7 @@ impl Inference {
             raw_vs,
             normalisation,
             device,
+            precision: Precision::Float32,
         })
     }
 
@@ -252,10 +303,22 @@ impl Inference {
         let data = contiguous
             .as_slice()
             .ok_or_else(|| TrainError::Data("a batch is not contiguous".into()))?;
-        let t = Tensor::from_slice(data)
+        let mut t = Tensor::from_slice(data)
             .f_view(dims.as_slice())?
             .f_to_device(self.device)?;
-        let y = tch::no_grad(|| model.forward_t(&t, false))?.f_to_device(tch::Device::Cpu)?;
+        if self.precision != Precision::Float32 {
+            t = t.f_to_kind(self.precision.kind())?;
+        }
+        let y = tch::no_grad(|| model.forward_t(&t, false))
+            .map_err(|e| {
+                TrainError::Data(format!(
+                    "the network cannot compute in {} on {:?}: {e}",
+                    self.precision.name(),
+                    self.device
+                ))
+            })?
+            .f_to_kind(tch::Kind::Float)?
+            .f_to_device(tch::Device::Cpu)?;
         let ys: Vec<usize> = y.size()[1..].iter().map(|n| *n as usize).collect();
         let values: Vec<f32> = Vec::<f32>::try_from(y.f_flatten(0, -1)?)?;
         Ok((values, ys))
@@ -576,6 +639,7 @@ mod tests {
             out_vs: Coordinate::from([4, 4, 4]),
             normalisation: (1.0, 0.0),
             device: tch::Device::Cpu,
+            precision: Precision::Float32,
         };
         assert_eq!(inf.context(), Coordinate::from([24, 24, 24]));
         // 80 nm along z = 2.5 blocks of 32 nm: starts 0, 32 and 48 (moved back to end at 80).

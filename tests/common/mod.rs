@@ -298,3 +298,38 @@ pub fn affinities_task(lsds: bool) -> segno::config::TaskConfig {
         background_as_object: false,
     })
 }
+
+/// `segno predict` of run `quick` in project `p` from `input` into `out/<dataset>` on the
+/// CPU in small blocks, with `extra` options.
+#[allow(dead_code)]
+pub fn predict_quick(
+    p: &std::path::Path,
+    input: &std::path::Path,
+    (out, dataset): (&std::path::Path, &str),
+    extra: &[&str],
+) -> (i32, serde_json::Value, String) {
+    let path = |x: &std::path::Path| x.to_str().unwrap().to_string();
+    let mut args: Vec<String> = [
+        "predict",
+        "-r",
+        "quick",
+        "--device",
+        "cpu",
+        "--input",
+        &path(input),
+        "--output",
+        &path(out),
+        "--dataset",
+        dataset,
+        "--max-block-input",
+        "30000",
+        "-p",
+        &path(p),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    segno_json(&refs)
+}
