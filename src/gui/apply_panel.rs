@@ -93,6 +93,10 @@ pub struct ApplyPanel {
     pub output: String,
     /// Replace existing outputs.
     pub overwrite: bool,
+    /// Chunk compression of the outputs (a name of `Compression::NAMES`).
+    pub compression: String,
+    /// The floating-point type the network computes in (a name of `Precision::NAMES`).
+    pub precision: String,
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
     pub device: String,
     /// Where the workers run.
@@ -130,6 +134,8 @@ impl Default for ApplyPanel {
             roi: String::new(),
             output: String::new(),
             overwrite: false,
+            compression: "blosc-lz4".into(),
+            precision: "float32".into(),
             device: "auto".into(),
             place: Where::Here,
             workers: 1,
@@ -319,6 +325,32 @@ impl ApplyPanel {
                     ui.add(egui::TextEdit::singleline(&mut self.output).desired_width(380.0))
                         .labelled_by(l.id);
                     ui.checkbox(&mut self.overwrite, "replace existing");
+                });
+                ui.end_row();
+                let l = ui.label("compression");
+                ui.horizontal(|ui| {
+                    egui::ComboBox::from_id_salt("apply-compression")
+                        .selected_text(self.compression.as_str())
+                        .show_ui(ui, |ui| {
+                            for name in crate::array::write::Compression::NAMES {
+                                ui.selectable_value(&mut self.compression, name.to_string(), name);
+                            }
+                        })
+                        .response
+                        .labelled_by(l.id);
+                    let l = ui.label("precision");
+                    egui::ComboBox::from_id_salt("apply-precision")
+                        .selected_text(self.precision.as_str())
+                        .show_ui(ui, |ui| {
+                            for name in crate::blockwise::Precision::NAMES {
+                                ui.selectable_value(&mut self.precision, name.to_string(), name);
+                            }
+                        })
+                        .response
+                        .labelled_by(l.id)
+                        .on_hover_text(
+                            "bfloat16 and float16 report their largest difference from float32 on the run's validation crops",
+                        );
                 });
                 ui.end_row();
                 ui.label("run on");
@@ -530,6 +562,12 @@ impl ApplyPanel {
         if self.overwrite {
             a.push("--overwrite".into());
         }
+        a.extend([
+            "--compression".into(),
+            self.compression.clone(),
+            "--precision".into(),
+            self.precision.clone(),
+        ]);
         match self.place {
             Where::Here => a.extend(["--workers".into(), self.workers.max(1).to_string()]),
             Where::Cluster(s) => {
@@ -810,6 +848,18 @@ impl ApplyPanel {
                 ui.label(text);
             }
         }
+        if let Some(Ok(report)) = &job.ended {
+            let check = &report["precision"];
+            if let (Some(p), Some(d)) = (
+                check["precision"].as_str(),
+                check["max_abs_difference"].as_f64(),
+            ) {
+                ui.label(format!(
+                    "{p}: largest difference from float32 {d:.3e} on {} validation crop(s)",
+                    check["crops"]
+                ));
+            }
+        }
         let (running, finished_badly) = (
             !job.finished,
             job.finished && !matches!(job.ended, Some(Ok(_))),
@@ -873,7 +923,24 @@ mod tests {
         let joined = a.join(" ");
         assert!(joined.starts_with("apply -r r --iteration 20 --parameters threshold_0.5 --input /d/raw.zarr/raw --output /d/out.zarr"), "{joined}");
         assert!(joined.contains("--roi [0:80, 0:80, 0:80]"), "{joined}");
+        assert!(
+            joined.contains("--compression blosc-lz4 --precision float32"),
+            "{joined}"
+        );
         assert!(joined.ends_with("--workers 1"), "{joined}");
+        panel.compression = "gzip".into();
+        panel.precision = "bfloat16".into();
+        let joined = panel.command(Path::new("/p")).unwrap().join(" ");
+        assert!(
+            joined.contains("--compression gzip --precision bfloat16"),
+            "{joined}"
+        );
+        // What the form builds, segno's own parser accepts.
+        use clap::Parser;
+        let parsed = crate::cli::Cli::try_parse_from(
+            std::iter::once("segno".to_string()).chain(panel.command(Path::new("/p")).unwrap()),
+        );
+        assert!(parsed.is_ok(), "{:?}", parsed.err());
         panel.iteration = Some(10);
         panel.parameters = Some("threshold_0".into());
         panel.place = Where::Cluster(Scheduler::Slurm);
