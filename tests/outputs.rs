@@ -397,6 +397,32 @@ fn a_lower_precision_reports_its_difference_from_float32_and_is_recorded() {
         half > 0.0 && half < measured,
         "float16 {half}, bfloat16 {measured}"
     );
+    // Stored as float16: exactly float32's values rounded to the nearest half, which
+    // post-processing reads back.
+    let (code, _, err) = predict("stored_f16", &["--output-dtype", "float16"]);
+    assert_eq!(code, 0, "{err}");
+    let zarray: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("stored_f16/s0/.zarray")).unwrap()).unwrap();
+    assert_eq!(zarray["dtype"], "<f2");
+    let full_values = values(&out.join("f32"));
+    let rounded: Vec<f32> = full_values
+        .iter()
+        .map(|v| half::f16::from_f32(*v).to_f32())
+        .collect();
+    assert_eq!(values(&out.join("stored_f16")), rounded);
+    assert_ne!(rounded, full_values);
+    let (code, post, err) = segno(&[
+        "post-process",
+        "--input",
+        s(&out.join("stored_f16")),
+        "--output",
+        s(&out),
+        "--dataset",
+        "from_f16",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let above = rounded.iter().filter(|v| **v > 0.0).count() as u64;
+    assert_eq!(post["foreground_voxels"][0].as_u64(), Some(above));
     // The prediction itself differs from float32's by the same order.
     let (a, b) = (values(&out.join("f32")), values(&out.join("bf16")));
     let worst = a

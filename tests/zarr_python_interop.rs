@@ -124,6 +124,30 @@ fn zarr_python_reads_what_segno_writes() {
         sha256_le(&flat, |v| v.to_le_bytes().to_vec())
     );
 
+    // float16, written from float32 values (rounded to the nearest half).
+    let spec = ArraySpec::new(DataType::F16, region, Coordinate::from([4, 4, 4]), Some(2));
+    let w = write::create(&container, "half", &spec, WriteMode::CreateNew).unwrap();
+    w.write(&region, &ArrayData::F32(pred.clone())).unwrap();
+    let d = describe(&py, &container.join("half/s0"));
+    assert_eq!(d["dtype"], "float16");
+    let halves: Vec<half::f16> = pred.iter().map(|v| half::f16::from_f32(*v)).collect();
+    assert_eq!(
+        d["values_sha256"],
+        sha256_le(&halves, |v| v.to_le_bytes().to_vec())
+    );
+    // Read back by Segno as float32 holding the same halves.
+    let back = segno::array::open(&container.join("half")).unwrap();
+    assert_eq!(back.info().data_type, DataType::F16);
+    let read: Vec<f32> = back
+        .read(&region)
+        .unwrap()
+        .to_f32()
+        .iter()
+        .copied()
+        .collect();
+    let expected: Vec<f32> = halves.iter().map(|h| h.to_f32()).collect();
+    assert_eq!(read, expected);
+
     let mut spec = ArraySpec::new(DataType::U64, region, Coordinate::from([4, 4, 4]), None);
     spec.compression = Compression::BloscZstd;
     let w = write::create(&container, "labels", &spec, WriteMode::CreateNew).unwrap();

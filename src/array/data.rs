@@ -16,6 +16,15 @@ pub trait Scalar: Copy + Clone + Send + Sync + PartialEq + Default + 'static {
     fn from_f64(v: f64) -> Self;
 }
 
+impl Scalar for half::f16 {
+    fn to_f64(self) -> f64 {
+        half::f16::to_f64(self)
+    }
+    fn from_f64(v: f64) -> Self {
+        half::f16::from_f64(v)
+    }
+}
+
 impl Scalar for bool {
     fn to_f64(self) -> f64 {
         if self {
@@ -79,6 +88,8 @@ pub fn from_f64(dt: DataType, a: &ArrayD<f64>) -> ArrayData {
         DataType::I32 => ArrayData::I32(cast(a)),
         DataType::I64 => ArrayData::I64(cast(a)),
         DataType::F32 => ArrayData::F32(cast(a)),
+        // float16 values are held as float32 (each rounded to the nearest half).
+        DataType::F16 => ArrayData::F32(a.mapv(|v| half::f16::from_f64(v).to_f32())),
         DataType::F64 => ArrayData::F64(a.clone()),
     }
 }
@@ -285,6 +296,7 @@ impl ArrayData {
             DataType::I32 => ArrayData::I32(f(shape, value)),
             DataType::I64 => ArrayData::I64(f(shape, value)),
             DataType::F32 => ArrayData::F32(f(shape, value)),
+            DataType::F16 => ArrayData::F32(f(shape, half::f16::from_f64(value).to_f64())),
             DataType::F64 => ArrayData::F64(f(shape, value)),
         }
     }

@@ -170,6 +170,8 @@ pub enum DataType {
     I32,
     /// Signed 64-bit integer.
     I64,
+    /// 16-bit (IEEE half) float, a storage type: read as float32 values, written from them.
+    F16,
     /// 32-bit float.
     F32,
     /// 64-bit float.
@@ -189,6 +191,7 @@ impl DataType {
             "int16" | "<i2" | ">i2" => DataType::I16,
             "int32" | "<i4" | ">i4" => DataType::I32,
             "int64" | "<i8" | ">i8" => DataType::I64,
+            "float16" | "<f2" | ">f2" => DataType::F16,
             "float32" | "<f4" | ">f4" => DataType::F32,
             "float64" | "<f8" | ">f8" => DataType::F64,
             _ => return None,
@@ -199,7 +202,7 @@ impl DataType {
     pub fn size_bytes(self) -> usize {
         match self {
             DataType::Bool | DataType::U8 | DataType::I8 => 1,
-            DataType::U16 | DataType::I16 => 2,
+            DataType::U16 | DataType::I16 | DataType::F16 => 2,
             DataType::U32 | DataType::I32 | DataType::F32 => 4,
             DataType::U64 | DataType::I64 | DataType::F64 => 8,
         }
@@ -217,6 +220,7 @@ impl DataType {
             DataType::I16 => "int16",
             DataType::I32 => "int32",
             DataType::I64 => "int64",
+            DataType::F16 => "float16",
             DataType::F32 => "float32",
             DataType::F64 => "float64",
         }

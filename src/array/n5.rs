@@ -346,10 +346,10 @@ impl N5Array {
             DataType::I64 => ArrayData::I64(self.read_ranges(ranges)?),
             DataType::F32 => ArrayData::F32(self.read_ranges(ranges)?),
             DataType::F64 => ArrayData::F64(self.read_ranges(ranges)?),
-            DataType::Bool => {
+            DataType::F16 | DataType::Bool => {
                 return Err(ArrayError::Unsupported {
                     path: self.info.path.clone(),
-                    what: "N5 data type bool".into(),
+                    what: format!("N5 data type {}", self.info.data_type),
                 })
             }
         })

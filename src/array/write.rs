@@ -277,6 +277,7 @@ fn v2_dtype(dt: DataType) -> &'static str {
         DataType::I16 => "<i2",
         DataType::I32 => "<i4",
         DataType::I64 => "<i8",
+        DataType::F16 => "<f2",
         DataType::F32 => "<f4",
         DataType::F64 => "<f8",
     }
@@ -285,7 +286,7 @@ fn v2_dtype(dt: DataType) -> &'static str {
 fn fill_json(dt: DataType, v: f64) -> Value {
     match dt {
         DataType::Bool => json!(v != 0.0),
-        DataType::F32 | DataType::F64 => json!(v),
+        DataType::F16 | DataType::F32 | DataType::F64 => json!(v),
         DataType::I8 | DataType::I16 | DataType::I32 | DataType::I64 => json!(v.round() as i64),
         _ => json!(v.max(0.0).round() as u64),
     }
@@ -759,6 +760,10 @@ impl ArrayWriter {
                 ),
             ));
         }
+        let subset = ArraySubset::new_with_ranges(&ranges);
+        if info.data_type == DataType::F16 {
+            return self.store_half(&subset, data, roi.to_string());
+        }
         let converted;
         let data = if data.data_type() == info.data_type {
             data
@@ -766,8 +771,20 @@ impl ArrayWriter {
             converted = data.cast(info.data_type);
             &converted
         };
-        let subset = ArraySubset::new_with_ranges(&ranges);
         store_typed!(self, subset, data, roi.to_string())
+    }
+
+    /// Stores `data` into a float16 array: each value rounded to the nearest half.
+    fn store_half(
+        &self,
+        subset: &ArraySubset,
+        data: &ArrayData,
+        what: String,
+    ) -> Result<(), ArrayError> {
+        let values: ndarray::ArrayD<half::f16> = data.to_f32().mapv(half::f16::from_f32);
+        self.array
+            .store_array_subset(subset, values.as_standard_layout().to_owned())
+            .map_err(|e| werr(&self.reader.info().path, what, e))
     }
 
     /// Writes one whole chunk (clipped at the array's edge) by its grid index.
@@ -785,8 +802,11 @@ impl ArrayWriter {
                 ),
             });
         }
-        let data = data.cast(info.data_type);
         let subset = ArraySubset::new_with_ranges(&ranges);
+        if info.data_type == DataType::F16 {
+            return self.store_half(&subset, data, format!("chunk {index:?}"));
+        }
+        let data = data.cast(info.data_type);
         store_typed!(self, subset, &data, format!("chunk {index:?}"))
     }
 

@@ -353,6 +353,12 @@ macro_rules! read_typed {
                 a.retrieve_array_subset::<ArrayD<f32>>(&subset)
                     .map_err(err)?,
             ),
+            // float16 is read as float32 (exactly: every half is a float).
+            DataType::F16 => ArrayData::F32(
+                a.retrieve_array_subset::<ArrayD<half::f16>>(&subset)
+                    .map_err(err)?
+                    .mapv(half::f16::to_f32),
+            ),
             DataType::F64 => ArrayData::F64(
                 a.retrieve_array_subset::<ArrayD<f64>>(&subset)
                     .map_err(err)?,
@@ -484,6 +490,18 @@ impl ArraySource for ZarrArray {
                             )?))
                         })*
                         DataType::Bool => {}
+                        DataType::F16 => {
+                            return Ok(ArrayData::F32(
+                                super::shard::read::<half::f16>(
+                                    layout,
+                                    &ranges,
+                                    half::f16::from_f64(fill),
+                                    &path,
+                                    &self.info.path,
+                                )?
+                                .mapv(half::f16::to_f32),
+                            ));
+                        }
                     }
                 };
             }
@@ -500,6 +518,10 @@ impl ArraySource for ZarrArray {
             DataType::I32 => ArrayData::I32(self.read_assembled(&ranges, &what)?),
             DataType::I64 => ArrayData::I64(self.read_assembled(&ranges, &what)?),
             DataType::F32 => ArrayData::F32(self.read_assembled(&ranges, &what)?),
+            DataType::F16 => ArrayData::F32(
+                self.read_assembled::<half::f16>(&ranges, &what)?
+                    .mapv(half::f16::to_f32),
+            ),
             DataType::F64 => ArrayData::F64(self.read_assembled(&ranges, &what)?),
         })
     }

@@ -295,6 +295,8 @@ pub enum PredictionType {
     /// The network's values as they are.
     #[default]
     Float32,
+    /// Each value rounded to the nearest IEEE half (half the disk; 3 significant digits).
+    Float16,
     /// DaCapo's uint8 predictions: probabilities (sigmoid, softmax) × 255, other values
     /// mapped from [−1, 1] to [0, 255]; clipped and truncated. Post-processing reads them
     /// back in the network's units.
@@ -306,7 +308,7 @@ impl PredictionType {
     /// units, for a network whose evaluation activation is `activation`.
     pub fn encoding(self, activation: crate::nn::Activation) -> Option<(f64, f64)> {
         match (self, activation) {
-            (PredictionType::Float32, _) => None,
+            (PredictionType::Float32 | PredictionType::Float16, _) => None,
             (PredictionType::Uint8, crate::nn::Activation::Identity) => Some((2.0 / 255.0, -1.0)),
             (PredictionType::Uint8, _) => Some((1.0 / 255.0, 0.0)),
         }
@@ -510,6 +512,7 @@ fn prediction_spec(
 ) -> Result<(ArraySpec, Provenance), TrainError> {
     let data_type = match output.data_type {
         PredictionType::Float32 => DataType::F32,
+        PredictionType::Float16 => DataType::F16,
         PredictionType::Uint8 => DataType::U8,
     };
     let encoding = output.data_type.encoding(model.model.eval_activation());

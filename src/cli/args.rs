@@ -420,10 +420,11 @@ pub struct PredictArgs {
     /// Output dataset (default prediction_<run>_<iteration>).
     #[arg(long)]
     pub dataset: Option<String>,
-    /// Element type of the prediction: float32 (the network's values) or uint8 (DaCapo's:
+    /// Element type of the prediction: float32 (the network's values), float16 (each
+    /// rounded to the nearest half: half the disk) or uint8 (DaCapo's:
     /// probabilities × 255, values in [−1, 1] mapped to [0, 255]; post-processing reads them
     /// back).
-    #[arg(long, default_value = "float32", value_parser = ["float32", "uint8"])]
+    #[arg(long, default_value = "float32", value_parser = ["float32", "float16", "uint8"])]
     pub output_dtype: String,
     /// Input, output, region, device and project.
     #[command(flatten)]

@@ -161,10 +161,10 @@ pub(super) fn predict(args: &PredictArgs, out: &mut dyn Write) -> Result<u8, Fai
         run: args.run.clone(),
         checkpoint,
         dataset: args.dataset.clone(),
-        data_type: if args.output_dtype == "uint8" {
-            crate::blockwise::PredictionType::Uint8
-        } else {
-            crate::blockwise::PredictionType::Float32
+        data_type: match args.output_dtype.as_str() {
+            "uint8" => crate::blockwise::PredictionType::Uint8,
+            "float16" => crate::blockwise::PredictionType::Float16,
+            _ => crate::blockwise::PredictionType::Float32,
         },
         job: args.job.job()?,
     };

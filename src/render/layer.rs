@@ -384,10 +384,10 @@ pub fn guess_kind(name: &str, data_type: DataType, channels: usize) -> LayerKind
     }
     match data_type {
         DataType::U64 | DataType::I64 | DataType::U32 | DataType::I32 => LayerKind::Segmentation,
-        DataType::F32 | DataType::F64 if channels > 1 || lower.contains("pred") => {
+        DataType::F16 | DataType::F32 | DataType::F64 if channels > 1 || lower.contains("pred") => {
             LayerKind::Prediction
         }
-        DataType::F32 | DataType::F64 => LayerKind::Image,
+        DataType::F16 | DataType::F32 | DataType::F64 => LayerKind::Image,
         _ if says_labels => LayerKind::Segmentation,
         _ => LayerKind::Image,
     }
@@ -531,6 +531,8 @@ mod tests {
         );
         assert_eq!(guess_kind("x", DataType::F32, 2), LayerKind::Prediction);
         assert_eq!(guess_kind("x", DataType::F32, 1), LayerKind::Image);
+        assert_eq!(guess_kind("pred", DataType::F16, 1), LayerKind::Prediction);
+        assert_eq!(guess_kind("seg_f16", DataType::F16, 1), LayerKind::Image);
     }
 
     #[test]
