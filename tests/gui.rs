@@ -1140,8 +1140,13 @@ fn a_region_drawn_in_the_viewer_goes_to_apply_and_a_jobs_blocks_are_drawn_by_sta
     let raw = dir.path().join("data/synthetic.zarr/raw");
     let mut h = wgpu_harness(dir.path());
     h.state_mut().settings.section = Section::Apply;
-    h.state_mut().apply.input = raw.display().to_string();
-    h.run_steps(3);
+    h.run_steps(2);
+    // The input folder dropped on the section.
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped(raw.clone())));
+    h.run_steps(2);
+    assert_eq!(h.state().apply.input, raw.display().to_string());
     press(&mut h, "Draw in viewer");
     assert_eq!(h.state().settings.section, Section::Viewer);
     assert_eq!(h.state().viewer.state.layers.len(), 1);

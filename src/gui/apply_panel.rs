@@ -199,6 +199,10 @@ impl ApplyPanel {
             ui.label("Open a project first.");
             return None;
         };
+        // A folder dropped on the section is the input.
+        if let Some(dropped) = crate::gui::dropped_paths(ui.ctx()).into_iter().next() {
+            self.input = dropped.display().to_string();
+        }
         let action = self.poll(p);
         if self.running() {
             ui.ctx().request_repaint_after(Duration::from_millis(250));
@@ -271,7 +275,7 @@ impl ApplyPanel {
                     ui.add(
                         egui::TextEdit::singleline(&mut self.input)
                             .desired_width(380.0)
-                            .hint_text("container.zarr/dataset"),
+                            .hint_text("container.zarr/dataset, or drop its folder here"),
                     )
                     .labelled_by(l.id);
                     if ui.button("Browse…").clicked() {
