@@ -20,6 +20,17 @@ pub const JOB_DIR: &str = ".segno-job";
 /// The job's ledger, inside its directory: a block listed done there is final.
 pub const MAIN_LEDGER: &str = "ledger";
 
+/// One stage of a job: what it does, its ledger (in the job's directory) and its blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stage {
+    /// What the stage does (`blocks` for a job of one stage).
+    pub name: &'static str,
+    /// Its ledger's directory name.
+    pub ledger: &'static str,
+    /// Its blocks.
+    pub blocks: u64,
+}
+
 /// A region cut into equal blocks from its begin: block `k` in row-major order. The last
 /// block on an axis may reach past the region's end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,6 +204,20 @@ impl JobFile {
     /// The output array (the image group).
     pub fn output(&self) -> PathBuf {
         self.container.join(&self.dataset)
+    }
+
+    /// The job's stages in order; the last is the job's own ledger. A segmentation has
+    /// four (see [`super::segment`]), every other job one.
+    pub fn stages(&self) -> Vec<Stage> {
+        let n = self.grid.len();
+        match self.kind {
+            JobKind::Segment => super::segment::stages(n).to_vec(),
+            JobKind::Predict | JobKind::PostProcess => vec![Stage {
+                name: "blocks",
+                ledger: MAIN_LEDGER,
+                blocks: n,
+            }],
+        }
     }
 
     /// Opens the job's ledger for the worker named `worker`.

@@ -163,15 +163,7 @@ pub(super) fn map_chunks(
     (container, dataset, mode): (&Path, &str, WriteMode),
     f: &(dyn Fn(&ndarray::ArrayD<f32>) -> Result<Segmentation, TrainError> + Sync),
 ) -> Result<PostProcessReport, TrainError> {
-    let info = prediction.info();
-    let attributes = with_prediction_record(prediction, attributes);
-    let mut spec = output_spec(info, data_type, channels, with_version(&attributes));
-    spec.compression = compression;
-    let source = serde_json::json!({
-        "prediction": info.path,
-        "prediction_identity": input_identity(Path::new(&info.path))?,
-        "attributes": attributes,
-    });
+    let (spec, source) = post_output(prediction, (data_type, channels, compression), attributes)?;
     let chunk = spec.chunk_voxels.clone().unwrap_or_default();
     let block_nm = post_block_nm(&chunk, &spec.voxel_size, &spec.roi, POINTWISE_BLOCK_VOXELS)?;
     let job = prepare_post_job(
@@ -195,10 +187,32 @@ pub(super) fn map_chunks(
     finished_post_report(&job, &writer, channels, &work)
 }
 
+/// The spec of a post-processed output of `prediction` (its region, voxel size and
+/// chunks; `data_type`, `channels`, `compression`) with `attributes`, the prediction's
+/// record and Segno's version under `segno_post_process`, and the job source a
+/// continued job must match (the prediction, its identity and `attributes`).
+pub(super) fn post_output(
+    prediction: &dyn ArraySource,
+    (data_type, channels, compression): (DataType, Option<u64>, write::Compression),
+    attributes: serde_json::Value,
+) -> Result<(ArraySpec, serde_json::Value), TrainError> {
+    let info = prediction.info();
+    let attributes = with_prediction_record(prediction, attributes);
+    let mut spec = output_spec(info, data_type, channels, with_version(&attributes));
+    spec.compression = compression;
+    let path = crate::ops::job::absolute(Path::new(&info.path));
+    let source = serde_json::json!({
+        "prediction": info.path,
+        "prediction_identity": input_identity(&path)?,
+        "attributes": attributes,
+    });
+    Ok((spec, source))
+}
+
 /// `attributes` of a post-processed output with the record of the prediction it was made
 /// from (run, iteration, checkpoint, input, region, how the input was read), when the
 /// prediction has one.
-pub(super) fn with_prediction_record(
+fn with_prediction_record(
     prediction: &dyn ArraySource,
     mut attributes: serde_json::Value,
 ) -> serde_json::Value {
@@ -215,7 +229,7 @@ pub(super) fn with_prediction_record(
 
 /// `attributes` with the version of Segno that writes them (stored on the output, not
 /// compared when a job is continued).
-pub(super) fn with_version(attributes: &serde_json::Value) -> serde_json::Value {
+fn with_version(attributes: &serde_json::Value) -> serde_json::Value {
     let mut a = attributes.clone();
     if let Some(o) = a.as_object_mut() {
         o.insert(

@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use super::job::{work_stage, MAIN_LEDGER};
+use super::job::{work_stage, Stage, MAIN_LEDGER};
 use super::*;
 use crate::geometry::Coordinate;
 
@@ -234,29 +234,18 @@ pub fn prepare_segment_job(
 ) -> Result<JobFile, TrainError> {
     let info = prediction.info();
     method.check(info)?;
-    let attributes = post_process::with_prediction_record(
+    let (spec, source) = post_process::post_output(
         prediction,
+        (DataType::U64, None, options.compression),
         serde_json::json!({
             "parameters": method.name(),
             "method": method,
             "source": info.path,
         }),
-    );
-    let mut spec = output_spec(
-        info,
-        DataType::U64,
-        None,
-        post_process::with_version(&attributes),
-    );
-    spec.compression = options.compression;
+    )?;
     let chunk = spec.chunk_voxels.clone().unwrap_or_default();
     let block_nm = segment_block_nm(method, &chunk, &spec.voxel_size, &spec.roi, options)?;
     let path = crate::ops::job::absolute(Path::new(&info.path));
-    let source = serde_json::json!({
-        "prediction": info.path,
-        "prediction_identity": input_identity(&path)?,
-        "attributes": attributes,
-    });
     let worker = serde_json::to_value(SegmentSpec {
         prediction: path,
         method: method.clone(),
@@ -300,20 +289,19 @@ pub fn finished_segment_report(
     post_process::finished_post_report(job, &writer, None, work)
 }
 
-/// The stages of a segmentation job: ledger name and block count.
-pub fn segment_stages(job: &JobFile) -> [(&'static str, u64); 4] {
-    let n = job.grid.len();
-    [(FRAGMENTS, n), (FACES, n), (MERGE, 1), (MAIN_LEDGER, n)]
-}
-
-/// The name a stage's ledger stands for: `fragments`, `faces`, `merge`, `relabel`.
-pub fn stage_name(ledger: &str) -> &'static str {
-    match ledger {
-        FRAGMENTS => "fragments",
-        FACES => "faces",
-        MERGE => "merge",
-        _ => "relabel",
-    }
+/// The stages of a segmentation job of `n` blocks.
+pub(super) fn stages(n: u64) -> [Stage; 4] {
+    let stage = |name, ledger, blocks| Stage {
+        name,
+        ledger,
+        blocks,
+    };
+    [
+        stage("fragments", FRAGMENTS, n),
+        stage("faces", FACES, n),
+        stage("merge", MERGE, 1),
+        stage("relabel", MAIN_LEDGER, n),
+    ]
 }
 
 /// Takes part in the segmentation job `job` as one worker of `threads` threads, through
@@ -327,8 +315,8 @@ pub fn work_segment(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<WorkReport, TrainError> {
     let opened = Opened::of(job)?;
-    let stages = segment_stages(job);
-    let steps: u64 = stages.iter().map(|s| s.1).sum();
+    let stages = stages(job.grid.len());
+    let steps: u64 = stages.iter().map(|s| s.blocks).sum();
     // Workers wait at every stage for the blocks of the others.
     let options = WorkOptions {
         sweep: true,
@@ -336,11 +324,12 @@ pub fn work_segment(
     };
     let segmenter = opened.segmenter(job, &options.worker);
     let mut before = 0u64;
-    let mut total = WorkReport::default();
+    let (mut ledger_secs, mut block_secs, mut failed_attempts) = (0.0, 0.0, 0);
+    let mut last = WorkReport::default();
     for (i, stage) in stages.iter().enumerate() {
         let report = work_stage(
             job,
-            *stage,
+            (stage.ledger, stage.blocks),
             &options,
             threads,
             &|k, region| match i {
@@ -352,20 +341,19 @@ pub fn work_segment(
             &|done, _| progress(before as usize + done, steps as usize),
         )?;
         report.check_complete(job)?;
-        before += stage.1;
-        total.ledger_secs += report.ledger_secs;
-        total.block_secs += report.block_secs;
-        total.failed_attempts += report.failed_attempts;
-        total = WorkReport {
-            total: report.total,
-            done_before: report.done_before,
-            finished: report.finished,
-            done: report.done,
-            gave_up: report.gave_up,
-            ..total
-        };
+        before += stage.blocks;
+        ledger_secs += report.ledger_secs;
+        block_secs += report.block_secs;
+        failed_attempts += report.failed_attempts;
+        last = report;
     }
-    Ok(total)
+    // The relabelling's counts, with the time and failures of every stage.
+    Ok(WorkReport {
+        ledger_secs,
+        block_secs,
+        failed_attempts,
+        ..last
+    })
 }
 
 /// What a worker of a segmentation job opens: its spec, the prediction and the output.

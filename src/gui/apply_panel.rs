@@ -63,9 +63,14 @@ struct RunningJob {
     stderr: PathBuf,
     started: Instant,
     polled: Option<Instant>,
-    /// A status being read off the UI thread.
-    reading: Option<std::sync::mpsc::Receiver<Option<JobStatus>>>,
+    /// A status being read off the UI thread, and whether that reading started after
+    /// the job ended.
+    reading: Option<(std::sync::mpsc::Receiver<Option<JobStatus>>, bool)>,
+    /// A reading that started after the job ended has arrived: the status is final.
+    final_read: bool,
     status: Option<JobStatus>,
+    /// The job's blocks for the viewer, made when a status arrives.
+    block_map: Option<crate::gui::viewer::BlockMap>,
     /// `Ok(report)` once the command ended well, `Err(message)` if it failed.
     ended: Option<Result<serde_json::Value, String>>,
     /// The cluster jobs were submitted; the job ends when its finishing job has.
@@ -156,7 +161,10 @@ impl Default for ApplyPanel {
 impl ApplyPanel {
     /// Whether a job started here is still running.
     pub fn running(&self) -> bool {
-        self.job.as_ref().is_some_and(|j| !j.finished)
+        // A job that ended well runs until its final state is read and it is opened.
+        self.job.as_ref().is_some_and(|j| {
+            !j.finished || (matches!(j.ended, Some(Ok(_))) && !j.opened && !j.cancelled)
+        })
     }
 
     /// The progress of the job started here: `(done, total)` blocks.
@@ -218,14 +226,8 @@ impl ApplyPanel {
     }
 
     /// The blocks of the job started here and their states, for the viewer.
-    pub fn block_map(&self) -> Option<crate::gui::viewer::BlockMap> {
-        let s = self.job.as_ref()?.status.as_ref()?;
-        crate::gui::viewer::BlockMap::new(
-            &s.roi_nm.offset,
-            &s.roi_nm.shape,
-            &s.block_nm,
-            s.blocks.marks.clone(),
-        )
+    pub fn block_map(&self) -> Option<&crate::gui::viewer::BlockMap> {
+        self.job.as_ref()?.block_map.as_ref()
     }
 
     fn load_choices(&mut self, p: &ProjectSummary, run: &str) {
@@ -623,7 +625,9 @@ impl ApplyPanel {
             started: Instant::now(),
             polled: None,
             reading: None,
+            final_read: false,
             status: None,
+            block_map: None,
             ended: None,
             submitted: false,
             finished: false,
@@ -670,6 +674,7 @@ impl ApplyPanel {
                 job.opened = false;
                 job.cancelled = false;
                 job.submitted = false;
+                job.final_read = false;
             }
             Err(e) => self.message = Some(format!("cannot start {}: {e}", exe.display())),
         }
@@ -686,10 +691,19 @@ impl ApplyPanel {
         }
         // The ledger is read off the UI thread (it lists every block); the newest reading
         // is shown.
-        if let Some(reading) = &job.reading {
+        if let Some((reading, after_end)) = &job.reading {
             match reading.try_recv() {
                 Ok(status) => {
-                    job.status = status.or(job.status.take());
+                    if let Some(s) = status {
+                        job.block_map = crate::gui::viewer::BlockMap::new(
+                            &s.roi_nm.offset,
+                            &s.roi_nm.shape,
+                            &s.block_nm,
+                            s.blocks.marks.clone(),
+                        );
+                        job.status = Some(s);
+                    }
+                    job.final_read |= *after_end;
                     job.reading = None;
                 }
                 Err(std::sync::mpsc::TryRecvError::Empty) => {}
@@ -697,14 +711,6 @@ impl ApplyPanel {
             }
         }
         job.polled = Some(Instant::now());
-        if job.reading.is_none() && blockwise_job_exists(&job.prediction) {
-            let (send, receive) = std::sync::mpsc::channel();
-            let prediction = job.prediction.clone();
-            std::thread::spawn(move || {
-                let _ = send.send(crate::ops::job::status(&prediction).ok());
-            });
-            job.reading = Some(receive);
-        }
         if let Some(child) = &mut job.child {
             if let Ok(Some(exit)) = child.try_wait() {
                 job.child = None;
@@ -741,12 +747,25 @@ impl ApplyPanel {
                 true
             };
         }
-        if job.finished && !job.opened && !job.cancelled && matches!(job.ended, Some(Ok(_))) {
+        let exists = blockwise_job_exists(&job.prediction);
+        // Once the job has ended, one more reading that starts after its end makes the
+        // state shown final; then reading stops.
+        if job.reading.is_none() && exists && !job.final_read {
+            let (send, receive) = std::sync::mpsc::channel();
+            let prediction = job.prediction.clone();
+            std::thread::spawn(move || {
+                let _ = send.send(crate::ops::job::status(&prediction).ok());
+            });
+            job.reading = Some((receive, job.finished));
+        }
+        let complete = job.final_read || !exists;
+        if job.finished
+            && complete
+            && !job.opened
+            && !job.cancelled
+            && matches!(job.ended, Some(Ok(_)))
+        {
             job.opened = true;
-            // The final state, read once here so that it is complete when shown.
-            if blockwise_job_exists(&job.prediction) {
-                job.status = crate::ops::job::status(&job.prediction).ok();
-            }
             return Some(ApplyAction::Open {
                 raw: job.input.clone(),
                 prediction: job.prediction.clone(),

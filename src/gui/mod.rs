@@ -406,8 +406,9 @@ impl SegnoApp {
 
     fn viewer_section(&mut self, ui: &mut egui::Ui) {
         // The Apply section's job is drawn over the data; a region drawn for it goes back.
+        // (A clone shares the block states.)
         if let Some(map) = self.apply.block_map() {
-            self.viewer.block_map = Some(map);
+            self.viewer.block_map = Some(map.clone());
         }
         self.viewer.ui(ui, &self.project_arrays);
         if let Some(roi) = self.viewer.take_region() {

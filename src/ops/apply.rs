@@ -307,7 +307,7 @@ pub fn predict(
         options.dataset.clone(),
         options.data_type,
         device,
-        false,
+        (false, None),
         progress,
     )?;
     report.duration_secs = started.elapsed().as_secs_f64();
@@ -341,6 +341,14 @@ fn viewer_defaults(project: &Path, run: &RunConfig) -> Result<serde_json::Value,
     )
 }
 
+/// A segmentation of a prediction that the prediction's workers go on to (see
+/// `JobFile::then`): how, and into which dataset of the output container.
+struct SegmentAfter<'a> {
+    method: &'a blockwise::SegmentMethod,
+    dataset: &'a str,
+    mode: WriteMode,
+}
+
 /// Predicts `job.input` with a loaded model, reading it as the run's training read its raw
 /// data: as one block job shared by this process, `job.workers` local worker processes or
 /// a cluster job array. `reuse_finished` keeps a finished prediction made the same way.
@@ -353,7 +361,7 @@ fn predict_with(
     dataset: Option<String>,
     data_type: PredictionType,
     device: tch::Device,
-    reuse_finished: bool,
+    (reuse_finished, segment_after): (bool, Option<&SegmentAfter<'_>>),
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PredictionReport, OpsError> {
     let fail = OpsError::run(&run.name);
@@ -406,9 +414,29 @@ fn predict_with(
         e @ TrainError::OutputExists { .. } => OpsError::Engine(e),
         e => fail(e),
     };
-    let prepared =
+    let mut prepared =
         blockwise::prepare_prediction(model, &inference, input.array.as_ref(), Some(roi), &output)
             .map_err(exists)?;
+    if let Some(after) = segment_after {
+        // The workers go on to segment once every block is predicted: the segmentation
+        // job is prepared now and listed in the prediction's.
+        let prediction = crate::array::open(&prepared.output())?;
+        let segment = blockwise::segment::prepare_segment_job(
+            prediction.as_ref(),
+            after.method,
+            &blockwise::SegmentOptions {
+                compression: job.format.compression,
+                ..Default::default()
+            },
+            (&job.output, after.dataset, after.mode),
+        )
+        .map_err(&fail)?;
+        let next = super::job::absolute(&segment.output());
+        if !prepared.then.contains(&next) {
+            prepared.then.push(next);
+            prepared.store().map_err(&fail)?;
+        }
+    }
     let total = prepared.grid.len();
     let done_before = prepared
         .ledger("status")
@@ -609,60 +637,25 @@ pub fn apply(
     )
     .map_err(&fail)?;
     let started = std::time::Instant::now();
-    // With several workers, they segment too once the prediction is done: the
-    // segmentation job is prepared now and listed in the prediction's.
-    let chained = match &segmentation {
-        Some(method) if (job.workers > 1 || job.cluster.is_some()) && !job.prepare_only => {
-            let prepare = PredictJob {
-                prepare_only: true,
-                ..job.clone()
-            };
-            let prepared = predict_with(
-                project.root(),
-                &run,
-                &model,
-                &prepare,
-                None,
-                PredictionType::Float32,
-                device,
-                true,
-                &mut |_, _| {},
-            )?;
-            let prediction = crate::array::open(&prepared.output)?;
-            let segment = blockwise::segment::prepare_segment_job(
-                prediction.as_ref(),
-                method,
-                &blockwise::SegmentOptions {
-                    compression: job.format.compression,
-                    ..Default::default()
-                },
-                (&job.output, &name, mode),
-            )
-            .map_err(&fail)?;
-            let mut predict_job = super::job::load_job(&prepared.output)?;
-            let next = super::job::absolute(&segment.output());
-            if !predict_job.then.contains(&next) {
-                predict_job.then.push(next);
-                predict_job.store().map_err(&fail)?;
-            }
-            true
-        }
-        _ => false,
-    };
-    let predict_job = PredictJob {
-        // Prepared above: continued, not replaced.
-        overwrite: job.overwrite && !chained,
-        ..job.clone()
-    };
+    // With several workers, they segment too once the prediction is done.
+    let after = segmentation
+        .as_ref()
+        .filter(|_| (job.workers > 1 || job.cluster.is_some()) && !job.prepare_only)
+        .map(|method| SegmentAfter {
+            method,
+            dataset: &name,
+            mode,
+        });
+    let chained = after.is_some();
     let predicted = predict_with(
         project.root(),
         &run,
         &model,
-        &predict_job,
+        job,
         None,
         PredictionType::Float32,
         device,
-        true,
+        (true, after.as_ref()),
         progress,
     )?;
     let predict_secs = started.elapsed().as_secs_f64();

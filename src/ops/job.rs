@@ -312,16 +312,16 @@ pub fn status(output: &Path) -> Result<JobStatus, OpsError> {
         None => None,
     };
     let stages = if job.kind == blockwise::JobKind::Segment {
-        blockwise::segment::segment_stages(&job)
+        job.stages()
             .iter()
-            .map(|(ledger, total)| {
+            .map(|stage| {
                 let done = job
-                    .stage_ledger(ledger, "status")
+                    .stage_ledger(stage.ledger, "status")
                     .and_then(|l| l.done_count().map_err(|e| TrainError::Data(e.to_string())))?;
                 Ok(StageStatus {
-                    name: blockwise::segment::stage_name(ledger).to_string(),
+                    name: stage.name.to_string(),
                     done,
-                    total: *total,
+                    total: stage.blocks,
                 })
             })
             .collect::<Result<Vec<_>, TrainError>>()?
@@ -395,12 +395,8 @@ pub fn run_local_workers(
 ) -> Result<Vec<(String, String)>, OpsError> {
     let job = load_job(output)?;
     // A segmentation's progress counts the blocks of all its stages.
-    let stages = if job.kind == blockwise::JobKind::Segment {
-        blockwise::segment::segment_stages(&job).to_vec()
-    } else {
-        vec![(blockwise::job::MAIN_LEDGER, job.grid.len())]
-    };
-    let total: u64 = stages.iter().map(|s| s.1).sum();
+    let stages = job.stages();
+    let total: u64 = stages.iter().map(|s| s.blocks).sum();
     let program = segno_program()?;
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -444,7 +440,7 @@ pub fn run_local_workers(
     }
     let ledgers = stages
         .iter()
-        .map(|(name, _)| job.stage_ledger(name, "status"))
+        .map(|stage| job.stage_ledger(stage.ledger, "status"))
         .collect::<Result<Vec<_>, _>>()?;
     let mut failed = Vec::new();
     let mut last = usize::MAX;

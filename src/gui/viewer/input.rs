@@ -63,12 +63,7 @@ impl Viewer {
             self.state.position_nm.0[h] -= f64::from(d.x) * zoom;
             self.state.position_nm.0[v] -= f64::from(d.y) * zoom;
         }
-        let world_at = |pos: egui::Pos2, state: &ViewState| {
-            let mut p = state.position_nm;
-            p.0[h] += f64::from(pos.x - rect.center().x) * state.zoom_nm_per_px;
-            p.0[v] += f64::from(pos.y - rect.center().y) * state.zoom_nm_per_px;
-            p
-        };
+        let world_at = |pos: egui::Pos2, state: &ViewState| world_at(state, plane, rect, pos);
         if response.secondary_clicked() {
             if let Some(pos) = response.interact_pointer_pos() {
                 self.state.position_nm = world_at(pos, &self.state);
@@ -156,6 +151,21 @@ impl Viewer {
             }
         }
     }
+}
+
+/// The world point under screen position `pos` of the cross-section `plane` drawn in
+/// `rect` with the view `state`.
+pub(super) fn world_at(
+    state: &ViewState,
+    plane: Plane,
+    rect: egui::Rect,
+    pos: egui::Pos2,
+) -> WorldNm {
+    let [h, v, _] = plane.axes();
+    let mut p = state.position_nm;
+    p.0[h] += f64::from(pos.x - rect.center().x) * state.zoom_nm_per_px;
+    p.0[v] += f64::from(pos.y - rect.center().y) * state.zoom_nm_per_px;
+    p
 }
 
 #[cfg(test)]

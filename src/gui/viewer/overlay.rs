@@ -300,13 +300,7 @@ impl Viewer {
         let Some(d) = self.region.as_mut().filter(|d| !d.accepted) else {
             return false;
         };
-        let [h, v, _] = plane.axes();
-        let world = |pos: egui::Pos2| {
-            let mut p = self.state.position_nm;
-            p.0[h] += f64::from(pos.x - rect.center().x) * self.state.zoom_nm_per_px;
-            p.0[v] += f64::from(pos.y - rect.center().y) * self.state.zoom_nm_per_px;
-            p
-        };
+        let world = |pos: egui::Pos2| super::input::world_at(&self.state, plane, rect, pos);
         let Some(pos) = response.interact_pointer_pos() else {
             return false;
         };
