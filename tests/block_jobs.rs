@@ -230,6 +230,17 @@ fn slurm() -> bool {
     common::slurm_available()
 }
 
+/// What the workers of the job of `output` logged, all files joined.
+fn job_logs(output: &Path) -> String {
+    std::fs::read_dir(output.join(".segno-job/logs"))
+        .map(|d| {
+            d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
 /// Waits until the scheduler no longer lists `ids` (they ended, however).
 fn wait_gone(ids: &[&str], secs: u64) {
     let t0 = Instant::now();
@@ -290,13 +301,7 @@ fn a_slurm_job_array_applies_a_run_as_one_process_would() {
     wait_gone(&[&array, &finish], 600);
     let c_pred = cluster.join(&names.0);
     let c_out = cluster.join(&names.1);
-    let logs = std::fs::read_dir(c_pred.join(".segno-job/logs"))
-        .map(|d| {
-            d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default();
+    let logs = job_logs(&c_pred);
     assert!(c_out.exists(), "no output; logs:\n{logs}");
     assert_eq!(values(&c_pred), values(&prediction), "logs:\n{logs}");
     assert_eq!(values(&c_out), values(&output));
@@ -753,4 +758,183 @@ fn apply_with_workers_predicts_and_segments_with_them_as_one_process_would() {
     let (code, again, err) = apply(&p.join("two.zarr"), &["--workers", "2"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(again["foreground_voxels"], two["foreground_voxels"]);
+}
+
+/// Writes `data` as a uint64 label array `container/dataset` in `chunk`³ chunks at 4 nm.
+fn write_labels(container: &Path, dataset: &str, data: ndarray::ArrayD<u64>, chunk: u64) {
+    use segno::array::write::{self, ArraySpec, WriteMode};
+    let vs = segno::geometry::Coordinate::from([4, 4, 4]);
+    let shape: Vec<i64> = data.shape().iter().map(|v| *v as i64 * 4).collect();
+    let roi = segno::geometry::Roi::new(
+        segno::geometry::Coordinate::from([0, 0, 0]),
+        segno::geometry::Coordinate::new(&shape).unwrap(),
+    )
+    .unwrap();
+    let mut spec = ArraySpec::new(segno::array::DataType::U64, roi, vs, None);
+    spec.chunk_voxels = Some(vec![chunk; 3]);
+    let w = write::create(container, dataset, &spec, WriteMode::CreateNew).unwrap();
+    w.write(&roi, &segno::array::ArrayData::U64(data)).unwrap();
+}
+
+/// Asserts two reports' scores agree: the same criteria, equal within 1e-12 relative
+/// (sums of blocks are added in another order), undefined in both or in neither — except
+/// the criteria `b` lists as not computed.
+fn assert_same_scores(a: &serde_json::Value, b: &serde_json::Value) {
+    let skipped: Vec<&str> = b["not_computed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["criterion"].as_str().unwrap())
+        .collect();
+    let (a, b) = (
+        a["scores"].as_object().unwrap(),
+        b["scores"].as_object().unwrap(),
+    );
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, x) in a {
+        let y = &b[name];
+        if skipped.contains(&name.as_str()) {
+            assert!(y.is_null(), "{name}: {y}");
+            continue;
+        }
+        match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => assert!(
+                (x - y).abs() <= 1e-12 * x.abs().max(1.0),
+                "{name}: one piece {x}, blocks {y}"
+            ),
+            _ => assert_eq!(x, y, "{name}"),
+        }
+    }
+}
+
+#[test]
+fn an_evaluation_shared_by_two_workers_gives_the_one_piece_scores_and_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("e.zarr");
+    // Two different Voronoi labelings; binary scores take the odd cells as foreground.
+    let odd = |l: ndarray::ArrayD<u64>| l.mapv(|v| if v % 2 == 1 { v } else { 0 });
+    write_labels(&c, "truth", odd(voronoi(40, 30, 5)), 8);
+    write_labels(&c, "test", odd(voronoi(40, 30, 6)), 8);
+    let (test, truth) = (c.join("test"), c.join("truth"));
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["evaluate", "--output", s(&test), "--gt", s(&truth)];
+        args.extend_from_slice(extra);
+        segno(&args)
+    };
+    let (code, one, err) = eval(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(one["blocks"], 1);
+    assert_eq!(one["not_computed"], serde_json::json!([]));
+    let save = dir.path().join("scores");
+    let shared = [
+        "--block-voxels",
+        "16,16,16",
+        "--workers",
+        "2",
+        "--save",
+        s_static(save.clone()),
+    ];
+    let (code, two, err) = eval(&shared);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(two["blocks"], 27);
+    assert_same_scores(&one, &two);
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(save.join("report.json")).unwrap()).unwrap();
+    assert_eq!(kept["scores"], two["scores"]);
+    let (code, status, err) = segno(&["job", "status", s(&save)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(status["complete"], true);
+    assert!(done_workers(&save).iter().all(|w| !w.is_empty()));
+
+    // Interrupted after 10 blocks: the same command scores only the other 17, and the
+    // report is the same.
+    common::interrupt_job(&save, 10);
+    std::fs::remove_file(save.join("report.json")).unwrap();
+    let (code, again, err) = eval(&shared);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(again["scores"], two["scores"]);
+    assert_eq!(common::done_blocks(&save).len(), 27);
+
+    // A tight clip distance gives a small context: distances beyond it are named, not
+    // guessed; with context reaching the whole volume every criterion is computed.
+    let tight = ["--clip-distance", "8", "--tol-distance", "8"];
+    let (code, one_tight, err) = eval(&tight);
+    assert_eq!(code, 0, "{err}");
+    let mut blocked = tight.to_vec();
+    blocked.extend(["--block-voxels", "16,16,16"]);
+    let (code, b_tight, err) = eval(&blocked);
+    assert_eq!(code, 0, "{err}");
+    assert_same_scores(&one_tight, &b_tight);
+    let missing = b_tight["not_computed"].as_array().unwrap();
+    assert!(
+        missing.iter().any(|n| n["criterion"] == "hausdorff"),
+        "{b_tight}"
+    );
+    assert!(one_tight["scores"]["hausdorff"].as_f64().unwrap() > 8.0);
+    blocked.extend(["--context-nm", "200"]);
+    let (code, b_wide, err) = eval(&blocked);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(b_wide["not_computed"], serde_json::json!([]));
+    assert_same_scores(&one_tight, &b_wide);
+
+    // Instance scores from summed contingency tables equal the one-piece ones exactly.
+    let (code, one_i, err) = eval(&["--instance"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, two_i, err) = eval(&["--instance", "--block-voxels", "16,16,16", "--workers", "2"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(one_i["scores"], two_i["scores"]);
+    assert!(one_i["scores"]["voi"].as_f64().unwrap() > 0.5);
+}
+
+#[test]
+fn a_slurm_job_array_evaluates_as_one_process_would() {
+    if !slurm() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("e.zarr");
+    write_labels(&c, "truth", voronoi(32, 20, 7), 8);
+    write_labels(&c, "test", voronoi(32, 20, 8), 8);
+    let (test, truth) = (c.join("test"), c.join("truth"));
+    let (code, one, err) = segno(&["evaluate", "--output", s(&test), "--gt", s(&truth)]);
+    assert_eq!(code, 0, "{err}");
+    let save = dir.path().join("scores");
+    let (code, v, err) = segno(&[
+        "evaluate",
+        "--output",
+        s(&test),
+        "--gt",
+        s(&truth),
+        "--block-voxels",
+        "16,16,16",
+        "--save",
+        s(&save),
+        "--slurm",
+        "--array",
+        "2",
+        "--cpus",
+        "1",
+        "--partition",
+        "debug",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["submitted"]["blocks"], 8);
+    assert_eq!(v["scores"], serde_json::json!({}));
+    let (array, finish) = (
+        v["submitted"]["array_id"].as_str().unwrap().to_string(),
+        v["submitted"]["finish_id"].as_str().unwrap().to_string(),
+    );
+    wait_gone(&[&array, &finish], 600);
+    let report = save.join("report.json");
+    let logs = job_logs(&save);
+    assert!(report.is_file(), "no report; logs:\n{logs}");
+    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_same_scores(&one, &kept);
+    let workers = done_workers(&save);
+    assert!(
+        workers
+            .iter()
+            .any(|w| w.starts_with(&format!("slurm-{array}-"))),
+        "{workers:?}"
+    );
 }

@@ -127,6 +127,9 @@ pub enum JobKind {
     /// components): fragments per block, their contacts across block faces, one merge,
     /// then every block relabelled; each stage has its own ledger, the last the job's.
     Segment,
+    /// Scores of a segmentation against ground truth: every block's statistics are kept in
+    /// the job's directory and summed into the report (see [`super::evaluate`]).
+    Evaluate,
 }
 
 /// A job's description, `<output>/.segno-job/job.json`: everything a worker in another
@@ -212,7 +215,7 @@ impl JobFile {
         let n = self.grid.len();
         match self.kind {
             JobKind::Segment => super::segment::stages(n).to_vec(),
-            JobKind::Predict | JobKind::PostProcess => vec![Stage {
+            JobKind::Predict | JobKind::PostProcess | JobKind::Evaluate => vec![Stage {
                 name: "blocks",
                 ledger: MAIN_LEDGER,
                 blocks: n,

@@ -24,6 +24,7 @@ use crate::train::validate::Inference;
 pub use crate::train::validate::Precision;
 use crate::train::TrainError;
 
+pub mod evaluate;
 pub mod job;
 pub mod ledger;
 mod post_process;
@@ -33,7 +34,7 @@ pub mod segment;
 mod tests;
 
 pub use job::{BlockGrid, JobFile, JobKind, WorkOptions, WorkReport};
-pub use post_process::{post_process_array, threshold_array};
+pub use post_process::{post_block_nm, post_process_array, threshold_array};
 use provenance::*;
 pub use provenance::{input_identity, Provenance};
 pub use segment::{segment_array, SegmentMethod, SegmentOptions, WATERSHED_CONTEXT_VOXELS};

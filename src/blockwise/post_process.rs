@@ -12,7 +12,7 @@ pub(super) const POINTWISE_BLOCK_VOXELS: u64 = 1 << 22;
 /// `voxel_size`: whole chunks, doubled along one axis after another until a block holds
 /// at least `target_voxels` voxels or covers `region` (so the ledger's work per block
 /// stays small next to the block's).
-pub(super) fn post_block_nm(
+pub fn post_block_nm(
     chunk_voxels: &[u64],
     voxel_size: &crate::geometry::Coordinate,
     region: &Roi,

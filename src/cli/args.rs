@@ -61,15 +61,18 @@ pub enum Command {
     /// Predict and post-process a raw volume with a run's best checkpoint and parameters
     /// (or the ones given): the whole job from raw data to a segmentation.
     Apply(ApplyArgs),
-    /// Follow and take part in block jobs (`predict`/`apply` outputs): progress, and the
-    /// worker loop that local and cluster workers run.
+    /// Follow and take part in block jobs (`predict`, `apply`, `post-process` outputs and
+    /// `evaluate --save` directories): progress, and the worker loop that local and cluster
+    /// workers run.
     #[command(subcommand)]
     Job(JobCommand),
     /// Validate a checkpoint of a run on its validation datasets (scores and bests are stored).
     Validate(ValidateArgs),
     /// Threshold a prediction into a segmentation, chunk by chunk in parallel.
     PostProcess(PostProcessArgs),
-    /// Score a segmentation against ground truth (DaCapo's 21 binary metrics per channel).
+    /// Score a segmentation against ground truth (DaCapo's 21 binary metrics per channel,
+    /// or the variation of information of instances), over any region: in blocks shared by
+    /// workers and resumable with --save.
     Evaluate(EvaluateArgs),
     /// Export a saved view state as a neuroglancer state: prints its URL and writes the JSON.
     Neuroglancer(NeuroglancerArgs),
@@ -400,6 +403,34 @@ pub struct EvaluateArgs {
     /// there are voxels scored (zero beyond the mask's region).
     #[arg(long)]
     pub mask: Option<PathBuf>,
+    /// Score only this region, in world units, e.g. "[0:800, 0:800, 0:800]" (default: all
+    /// both arrays cover).
+    #[arg(long)]
+    pub roi: Option<String>,
+    /// Score in blocks of this many voxels, e.g. 128,128,128 (default: one piece up to
+    /// 2^25 voxels, else blocks of whole chunks of the scored array).
+    #[arg(long, value_delimiter = ',', value_name = "Z,Y,X")]
+    pub block_voxels: Option<Vec<u64>>,
+    /// How far around each block distances are measured, in nm (default and least: the
+    /// larger of --clip-distance and --tol-distance). The unclipped mean distances and the
+    /// Hausdorff distance are reported only when every voxel's nearest foreground voxel
+    /// lies within it.
+    #[arg(long, value_name = "NM")]
+    pub context_nm: Option<f64>,
+    /// Keep the evaluation in this directory (its block ledger, then report.json): other
+    /// workers (`segno job work DIR`) can share it, and the same command run again
+    /// continues it.
+    #[arg(long, value_name = "DIR")]
+    pub save: Option<PathBuf>,
+    /// Start the evaluation kept in --save again instead of continuing it.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Worker processes on this machine sharing the blocks.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub workers: u64,
+    /// Where the workers run on a cluster (with --save on a shared file system).
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Print machine-readable JSON instead of text.
     #[arg(long)]
     pub json: bool,

@@ -95,6 +95,13 @@ pub(super) fn finishing_command() -> Vec<String> {
             *first = exe.display().to_string();
         }
     }
+    finishing_args(args)
+}
+
+/// `args` without the options that send work to a cluster and without `--overwrite`: the
+/// submitting command already replaced what was there, and the finishing job must continue
+/// the job its array tasks worked on, not start it again.
+fn finishing_args(args: Vec<String>) -> Vec<String> {
     let with_value = [
         "--array",
         "--partition",
@@ -111,7 +118,7 @@ pub(super) fn finishing_command() -> Vec<String> {
             skip = false;
             continue;
         }
-        if a == "--slurm" || a == "--lsf" {
+        if a == "--slurm" || a == "--lsf" || a == "--overwrite" {
             continue;
         }
         if with_value.contains(&a.as_str()) {
@@ -124,4 +131,35 @@ pub(super) fn finishing_command() -> Vec<String> {
         out.push(a);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::finishing_args;
+
+    #[test]
+    fn the_finishing_job_continues_without_cluster_options_or_overwrite() {
+        let args: Vec<String> = [
+            "/bin/segno",
+            "apply",
+            "--run",
+            "r",
+            "--overwrite",
+            "--slurm",
+            "--array",
+            "4",
+            "--partition=debug",
+            "--cpus",
+            "2",
+            "--output",
+            "o.zarr",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            finishing_args(args),
+            vec!["/bin/segno", "apply", "--run", "r", "--output", "o.zarr"]
+        );
+    }
 }

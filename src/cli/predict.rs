@@ -122,7 +122,13 @@ pub(super) fn post_process(args: &PostProcessArgs, out: &mut dyn Write) -> Resul
 }
 
 pub(super) fn evaluate(args: &EvaluateArgs, out: &mut dyn Write) -> Result<u8, Failure> {
-    let report = crate::ops::evaluate::evaluate_arrays(&crate::ops::evaluate::EvaluateOptions {
+    let roi = args
+        .roi
+        .as_deref()
+        .map(crate::geometry::Roi::parse_slices)
+        .transpose()
+        .map_err(|e| Failure::new(exit::USAGE, format!("--roi: {e}")))?;
+    let options = crate::ops::evaluate::EvaluateOptions {
         test: args.output.clone(),
         truth: args.gt.clone(),
         mask: args.mask.clone(),
@@ -130,6 +136,16 @@ pub(super) fn evaluate(args: &EvaluateArgs, out: &mut dyn Write) -> Result<u8, F
         channels: args.channels.clone(),
         clip_distance_nm: args.clip_distance,
         tolerance_nm: args.tol_distance,
+        roi,
+        context_nm: args.context_nm,
+        block_voxels: args.block_voxels.clone(),
+        save: args.save.clone(),
+        overwrite: args.overwrite,
+        workers: args.workers as usize,
+        cluster: args.cluster.launch(super::job::finishing_command()),
+    };
+    let report = with_block_bar(args.json, |progress| {
+        crate::ops::evaluate::evaluate_arrays(&options, progress)
     })?;
     print(out, &report, args.json)
 }

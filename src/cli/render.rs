@@ -98,12 +98,66 @@ impl Report for ArrayDescription {
 
 impl Report for EvaluationReport {
     fn text(&self) -> String {
+        if let Some(s) = &self.submitted {
+            return format!(
+                "submitted the scoring of {} against {} over {} to {}: array job {} ({} tasks, {} blocks, {} already scored), then job {}; follow it with `segno job status {}`; the report will be {}\n",
+                self.test,
+                self.truth,
+                self.region,
+                s.scheduler.label(),
+                s.array_id,
+                s.tasks,
+                s.blocks,
+                s.done,
+                s.finish_id,
+                s.output.display(),
+                s.output.join(crate::blockwise::evaluate::REPORT).display()
+            );
+        }
         let mut text = format!(
-            "scored {} against {} over {}\n",
-            self.test, self.truth, self.region
+            "scored {} against {} over {}{}\n",
+            self.test,
+            self.truth,
+            self.region,
+            if self.blocks > 1 {
+                format!(" in {} blocks", self.blocks)
+            } else {
+                String::new()
+            }
         );
         for (c, v) in &self.scores.0 {
-            text.push_str(&format!("  {c:<48} {v:.4}\n"));
+            if v.is_finite() {
+                text.push_str(&format!("  {c:<48} {v:.4}\n"));
+            } else {
+                text.push_str(&format!("  {c:<48} -\n"));
+            }
+        }
+        // One line per group of criteria missing the same voxels (a channel's).
+        let context = match self.context_nm.first() {
+            Some(c) if self.context_nm.iter().all(|v| v == c) => c.to_string(),
+            _ => self
+                .context_nm
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        let mut groups: Vec<((u64, u64), Vec<&str>)> = Vec::new();
+        for n in &self.not_computed {
+            let key = (n.test_voxels, n.truth_voxels);
+            match groups.last_mut() {
+                Some((k, names)) if *k == key => names.push(&n.criterion),
+                _ => groups.push((key, vec![&n.criterion])),
+            }
+        }
+        for ((test, truth), names) in groups {
+            text.push_str(&format!(
+                "  not computed: {} — {test} test and {truth} truth voxels lie farther than the {context} nm context read around their block from the other's nearest foreground voxel (give a larger --context-nm)\n",
+                names.join(", ")
+            ));
+        }
+        if let Some(p) = &self.saved {
+            text.push_str(&format!("report kept in {}\n", p.display()));
         }
         text
     }

@@ -104,6 +104,14 @@ pub fn work(
         blockwise::JobKind::Segment => {
             return work_segmentation(&job, &options.work, worker_threads(options), progress);
         }
+        blockwise::JobKind::Evaluate => {
+            return super::evaluate::work_job(
+                &job,
+                &options.work,
+                worker_threads(options),
+                progress,
+            );
+        }
         blockwise::JobKind::PostProcess => {
             return Err(OpsError::Invalid(format!(
                 "{}: a point-wise post-processing job is worked on by the command that started it; run that command again to continue it",
@@ -182,12 +190,22 @@ fn work_segmentation(
             job.output().display()
         )));
     }
-    // Progress is reported on this thread while the worker's threads run.
+    relay_progress(progress, |p| {
+        blockwise::segment::work_segment(job, work, threads, p)
+    })
+}
+
+/// Runs `f` on another thread with a progress callback that threads can share, reporting
+/// its calls to `progress` on this thread as they come.
+pub(crate) fn relay_progress<T: Send>(
+    progress: &mut dyn FnMut(usize, usize),
+    f: impl FnOnce(&(dyn Fn(usize, usize) + Sync)) -> Result<T, TrainError> + Send,
+) -> Result<T, OpsError> {
     let (send, receive) = std::sync::mpsc::channel::<(usize, usize)>();
     std::thread::scope(|scope| {
         let worker = scope.spawn(move || {
             let send = std::sync::Mutex::new(send);
-            blockwise::segment::work_segment(job, work, threads, &|d, t| {
+            f(&|d, t| {
                 if let Ok(s) = send.lock() {
                     let _ = s.send((d, t));
                 }
@@ -198,7 +216,7 @@ fn work_segmentation(
         }
         worker
             .join()
-            .map_err(|_| OpsError::Io("a segmentation worker stopped unexpectedly".into()))?
+            .map_err(|_| OpsError::Io("a worker thread stopped unexpectedly".into()))?
             .map_err(OpsError::Engine)
     })
 }

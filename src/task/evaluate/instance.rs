@@ -39,29 +39,66 @@ pub fn variation_of_information(
     test: &ArrayD<u64>,
     truth: &ArrayD<u64>,
 ) -> Result<(f64, f64), EvaluateError> {
+    let table = label_pairs(&test.view(), &truth.view(), None)?;
+    Ok(split_merge(&table))
+}
+
+/// The contingency table of two label arrays: voxels per (test label, truth label), over the
+/// voxels `mask` marks (same shape) or all. Tables of blocks add up to the table of their
+/// union, which gives the same scores ([`instance_scores`]).
+pub fn label_pairs(
+    test: &ArrayViewD<'_, u64>,
+    truth: &ArrayViewD<'_, u64>,
+    mask: Option<&ArrayViewD<'_, bool>>,
+) -> Result<HashMap<(u64, u64), u64>, EvaluateError> {
     if test.shape() != truth.shape() {
         return Err(EvaluateError::ShapeMismatch {
             test: test.shape().to_vec(),
             truth: truth.shape().to_vec(),
         });
     }
+    if let Some(m) = mask.filter(|m| m.shape() != test.shape()) {
+        return Err(EvaluateError::ShapeMismatch {
+            test: test.shape().to_vec(),
+            truth: m.shape().to_vec(),
+        });
+    }
     let mut table: HashMap<(u64, u64), u64> = HashMap::new();
     // Neighbouring voxels mostly share a label pair: count runs before touching the map.
     let mut run: Option<((u64, u64), u64)> = None;
-    for key in test.iter().copied().zip(truth.iter().copied()) {
-        match &mut run {
-            Some((k, n)) if *k == key => *n += 1,
-            _ => {
-                if let Some((k, n)) = run.replace((key, 1)) {
-                    *table.entry(k).or_default() += n;
-                }
+    let mut count = |key: (u64, u64)| match &mut run {
+        Some((k, n)) if *k == key => *n += 1,
+        _ => {
+            if let Some((k, n)) = run.replace((key, 1)) {
+                *table.entry(k).or_default() += n;
             }
         }
+    };
+    let pairs = test.iter().copied().zip(truth.iter().copied());
+    match mask {
+        None => pairs.for_each(&mut count),
+        Some(m) => pairs
+            .zip(m.iter())
+            .filter(|(_, k)| **k)
+            .for_each(|(key, _)| count(key)),
     }
     if let Some((k, n)) = run {
         *table.entry(k).or_default() += n;
     }
-    Ok(split_merge(&table))
+    Ok(table)
+}
+
+/// Instance criteria `voi_split`, `voi_merge`, `voi` (their mean) of a contingency table
+/// ([`label_pairs`]).
+pub fn instance_scores(table: &HashMap<(u64, u64), u64>) -> Scores {
+    let (split, merge) = split_merge(table);
+    Scores {
+        criteria: ["voi_split", "voi_merge", "voi"]
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
+        values: vec![split, merge, 0.5 * (split + merge)],
+    }
 }
 
 /// Instance criteria `voi_split`, `voi_merge`, `voi` (their mean) of label arrays.
@@ -75,36 +112,9 @@ pub fn instance_masked(
     truth: &ArrayD<u64>,
     mask: Option<&ArrayD<bool>>,
 ) -> Result<Scores, EvaluateError> {
-    let (split, merge) = match mask {
-        None => variation_of_information(test, truth)?,
-        Some(m) => {
-            if m.shape() != test.shape() {
-                return Err(EvaluateError::ShapeMismatch {
-                    test: test.shape().to_vec(),
-                    truth: m.shape().to_vec(),
-                });
-            }
-            // The scored voxels only, as flat arrays.
-            let pick = |a: &ArrayD<u64>| -> ArrayD<u64> {
-                let v: Vec<u64> = a
-                    .iter()
-                    .zip(m.iter())
-                    .filter(|(_, k)| **k)
-                    .map(|(x, _)| *x)
-                    .collect();
-                ArrayD::from_shape_vec(ndarray::IxDyn(&[v.len()]), v)
-                    .unwrap_or_else(|_| ArrayD::zeros(ndarray::IxDyn(&[0])))
-            };
-            variation_of_information(&pick(test), &pick(truth))?
-        }
-    };
-    Ok(Scores {
-        criteria: ["voi_split", "voi_merge", "voi"]
-            .iter()
-            .map(|c| c.to_string())
-            .collect(),
-        values: vec![split, merge, 0.5 * (split + merge)],
-    })
+    let mask = mask.map(|m| m.view());
+    let table = label_pairs(&test.view(), &truth.view(), mask.as_ref())?;
+    Ok(instance_scores(&table))
 }
 
 /// One step of the SplitMix64 generator.

@@ -56,6 +56,18 @@ pub enum EvaluateError {
         /// The rejected value.
         value: f64,
     },
+    /// A block was read with less context than the clip distance or the tolerance, so
+    /// its distances up to them would not be exact.
+    #[error(
+        "the context read around a block reaches {reach_nm} nm, less than the {needed_nm} nm \
+         of the clip distance or tolerance"
+    )]
+    ContextTooSmall {
+        /// How far the context reaches from the block (nm).
+        reach_nm: f64,
+        /// How far it must reach (nm).
+        needed_nm: f64,
+    },
     /// The number of channel names does not match the number of channels.
     #[error(
         "{} channel names {names:?} for arrays of shape {shape:?} with {channels} channel(s)",

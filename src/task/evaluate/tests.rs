@@ -699,3 +699,119 @@ fn best_for_a_metric_averages_the_channels() {
         Some((10, 1, 0.6))
     );
 }
+
+/// The statistics of `test` and `truth` (1×1×n lines) over the blocks `[0, cut)` and
+/// `[cut, n)`, each read with `context` voxels of context, summed.
+fn split_stats(
+    test: &[u8],
+    truth: &[u8],
+    cut: usize,
+    context: usize,
+    (clip, tol): (f64, f64),
+) -> Result<ChannelStats, EvaluateError> {
+    let n = test.len();
+    let mut sum = ChannelStats::default();
+    for (begin, end) in [(0, cut), (cut, n)] {
+        let (lo, hi) = (begin.saturating_sub(context), (end + context).min(n));
+        let part = |v: &[u8]| u8s(&[1, 1, hi - lo], v[lo..hi].to_vec());
+        let ctx = BlockContext {
+            core: vec![0..1, 0..1, begin - lo..end - lo],
+            open: vec![(false, false), (false, false), (lo > 0, hi < n)],
+        };
+        let stats = binary_stats(
+            (&part(test).view(), &part(truth).view(), None),
+            &[1.0; 3],
+            &[],
+            (clip, tol),
+            &ctx,
+        )?;
+        sum.add(&stats[0]);
+    }
+    Ok(sum)
+}
+
+#[test]
+fn block_statistics_add_up_to_the_whole_and_unknown_distances_are_named() {
+    // Truth at x = 0..2, test at x = 3 and x = 9 of a 10-voxel line; blocks [0, 5) and
+    // [5, 10) read with 3 voxels of context (reaching 4 > clip 2, tolerance 1).
+    let truth = line(10, 0..2);
+    let mut test = line(10, 3..4);
+    test[9] = 1;
+    let whole = binary(
+        &[1, 1, 10],
+        test.clone(),
+        truth.clone(),
+        &[1.0; 3],
+        2.0,
+        1.0,
+    );
+    let sum = split_stats(&test, &truth, 5, 3, (2.0, 1.0)).unwrap();
+    assert_eq!((sum.voxels, sum.test, sum.truth, sum.both), (10, 2, 2, 0));
+    // x = 9 is 8 from the truth, which block [5, 10) (read as x 2..10) does not see: its
+    // distance is unknown. x = 3 is 2 away, seen in block [0, 5).
+    assert_eq!(sum.test_to_truth.unknown, 1);
+    assert_eq!(sum.test_to_truth.sum_nm, 2.0);
+    // Clipped: 2 (x = 3) + the clip for x = 9 = 4, as in one piece (2 + min(8, 2)).
+    assert_eq!(sum.test_to_truth.sum_clipped_nm, 4.0);
+    assert_eq!(sum.test_to_truth.beyond_tolerance, 2);
+    // Truth voxels x = 0, 1 are 3 and 2 from the test's x = 3: both in block 0's view.
+    assert_eq!(sum.truth_to_test.unknown, 0);
+    assert_eq!(sum.truth_to_test.sum_nm, 5.0);
+    let blocks = binary_scores(&[sum], None);
+    for (name, (a, b)) in BINARY_METRICS
+        .iter()
+        .zip(blocks.values.iter().zip(&whole.values))
+    {
+        if sum.not_computed().contains(name) {
+            assert!(a.is_nan(), "{name}: {a}");
+            assert!(b.is_finite(), "{name} in one piece: {b}");
+        } else {
+            assert_close(*a, *b, name);
+        }
+    }
+    assert_eq!(
+        sum.not_computed(),
+        vec![
+            "hausdorff",
+            "mean_false_positive_distance",
+            "mean_false_distance"
+        ]
+    );
+    // With context reaching the whole line, every criterion equals the one-piece one.
+    let full = split_stats(&test, &truth, 5, 10, (2.0, 1.0)).unwrap();
+    assert!(full.not_computed().is_empty());
+    let full = binary_scores(&[full], None);
+    for (name, (a, b)) in BINARY_METRICS
+        .iter()
+        .zip(full.values.iter().zip(&whole.values))
+    {
+        assert_close(*a, *b, name);
+    }
+    // Context that does not reach past the clip distance is refused.
+    let e = split_stats(&test, &truth, 5, 1, (2.0, 1.0)).unwrap_err();
+    assert_eq!(
+        e,
+        EvaluateError::ContextTooSmall {
+            reach_nm: 2.0,
+            needed_nm: 2.0
+        }
+    );
+}
+
+#[test]
+fn contingency_tables_of_blocks_add_up_to_the_same_variation_of_information() {
+    let test: Vec<u64> = vec![1, 1, 2, 2, 2, 3, 3, 0, 0, 1];
+    let truth: Vec<u64> = vec![5, 5, 5, 6, 6, 6, 7, 7, 0, 0];
+    let whole = instance(&u64s(&test), &u64s(&truth)).unwrap();
+    let mut table: HashMap<(u64, u64), u64> = HashMap::new();
+    for (a, b) in [(0, 4), (4, 10)] {
+        let part =
+            label_pairs(&u64s(&test[a..b]).view(), &u64s(&truth[a..b]).view(), None).unwrap();
+        for (k, n) in part {
+            *table.entry(k).or_default() += n;
+        }
+    }
+    // The same table, so bit-identical scores.
+    assert_eq!(instance_scores(&table), whole);
+    assert!(whole.values[2] > 0.0);
+}
