@@ -7,7 +7,8 @@ mod common;
 use segno::blockwise::Checkpoint;
 use segno::config::AnyConfig;
 use segno::geometry::Roi;
-use segno::ops::apply::{self, PostProcessMethod, PredictJob, SettingsRequest};
+use segno::ops::apply::{self, PredictJob, SettingsRequest};
+use segno::ops::post_process::{self as post, PostProcessMethod};
 use segno::ops::train::TrainRunOptions;
 use segno::ops::validate::ValidateOptions;
 use segno::store::layout::RunDir;
@@ -152,9 +153,9 @@ fn train_validate_predict_apply_and_post_process_report_what_they_wrote() {
     assert_eq!(again, first);
 
     // Post-process by threshold and by the run's chosen parameters.
-    let thresholded = apply::post_process(
+    let thresholded = post::post_process(
         None,
-        &apply::PostProcessOptions {
+        &post::PostProcessOptions {
             input: predicted.output.clone(),
             output: p.join("post.zarr"),
             dataset: None,
@@ -169,9 +170,9 @@ fn train_validate_predict_apply_and_post_process_report_what_they_wrote() {
     assert!(thresholded.output.ends_with("output_again_threshold_0"));
     let above = again.iter().filter(|v| **v > 0.0).count() as u64;
     assert_eq!(thresholded.foreground_voxels, vec![above]);
-    let by_run = apply::post_process(
+    let by_run = post::post_process(
         Some(&project),
-        &apply::PostProcessOptions {
+        &post::PostProcessOptions {
             input: predicted.output.clone(),
             output: p.join("post.zarr"),
             dataset: Some("by_run".into()),
@@ -188,9 +189,9 @@ fn train_validate_predict_apply_and_post_process_report_what_they_wrote() {
     .unwrap();
     assert_eq!(by_run.foreground_voxels, applied.foreground_voxels);
     // Without its project a run cannot be used.
-    let e = apply::post_process(
+    let e = post::post_process(
         None,
-        &apply::PostProcessOptions {
+        &post::PostProcessOptions {
             input: predicted.output.clone(),
             output: p.join("post.zarr"),
             dataset: Some("no_project".into()),

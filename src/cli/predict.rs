@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::blockwise::Checkpoint;
-use crate::ops::apply::{self, PostProcessMethod, SettingsRequest};
+use crate::ops::apply::{self, SettingsRequest};
+use crate::ops::post_process::{self as post, PostProcessMethod};
 
 /// Runs a block job `job` with a progress bar of its blocks (hidden for JSON output and
 /// without a terminal).
@@ -105,9 +106,9 @@ pub(super) fn post_process(args: &PostProcessArgs, out: &mut dyn Write) -> Resul
         None if args.components => (None, PostProcessMethod::Components(args.threshold)),
         None => (None, PostProcessMethod::Threshold(args.threshold)),
     };
-    let report = apply::post_process(
+    let report = post::post_process(
         project.as_ref(),
-        &apply::PostProcessOptions {
+        &post::PostProcessOptions {
             input: args.input.clone(),
             output: args.output.clone(),
             dataset: args.dataset.clone(),

@@ -2,13 +2,14 @@
 //! or text for people, written by [`print`].
 
 use super::*;
-use crate::ops::apply::{ApplyReport, InputReport, PostProcessReport, PredictionReport};
+use crate::ops::apply::{ApplyReport, InputReport, PredictionReport};
 use crate::ops::configs::{ConfigListing, DocumentReport};
 use crate::ops::datasplit::DatasplitReport;
 use crate::ops::demo::DemoReport;
 use crate::ops::describe::ArrayDescription;
 use crate::ops::evaluate::EvaluationReport;
 use crate::ops::inspect::{ShapesOutcome, TargetsOutcome};
+use crate::ops::post_process::PostProcessReport;
 use crate::ops::train::TrainRunReport;
 use crate::ops::validate::ValidationReport;
 use crate::ops::weights::{ExportWeightsReport, ImportRunReport, ImportWeightsReport};
