@@ -250,8 +250,7 @@ pub const REPORT: &str = "report.json";
 /// The directory of the contingency tables inside the job's directory.
 const TABLES: &str = "tables";
 
-/// First bytes of a contingency-table file; then (test, truth, voxels) as little-endian
-/// u64 triples in key order.
+/// The kind of a contingency-table file; its rows are (test, truth, voxels) in key order.
 const TABLE_MAGIC: &[u8; 8] = b"SGNPAIR1";
 
 /// Where block `k`'s contingency table is kept.
@@ -261,43 +260,15 @@ fn table_path(job: &JobFile, k: u64) -> PathBuf {
 
 /// Writes block `k`'s table (temporary file + rename).
 fn store_table(job: &JobFile, k: u64, table: &HashMap<(u64, u64), u64>) -> Result<(), TrainError> {
-    let mut entries: Vec<_> = table.iter().map(|(&(a, b), &n)| (a, b, n)).collect();
-    entries.sort_unstable();
-    let mut bytes = Vec::with_capacity(8 + 24 * entries.len());
-    bytes.extend_from_slice(TABLE_MAGIC);
-    for (a, b, n) in entries {
-        for v in [a, b, n] {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-    let path = table_path(job, k);
-    crate::store::atomic::write_atomic(&path, &bytes, true)
-        .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))
+    let mut rows: Vec<[u64; 3]> = table.iter().map(|(&(a, b), &n)| [a, b, n]).collect();
+    rows.sort_unstable();
+    super::rows::store(&table_path(job, k), TABLE_MAGIC, &rows)
 }
 
 /// Reads block `k`'s table.
 fn load_table(job: &JobFile, k: u64) -> Result<HashMap<(u64, u64), u64>, TrainError> {
-    let path = table_path(job, k);
-    let bytes =
-        std::fs::read(&path).map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
-    let body = bytes
-        .strip_prefix(TABLE_MAGIC.as_slice())
-        .filter(|b| b.len() % 24 == 0)
-        .ok_or_else(|| {
-            TrainError::Data(format!(
-                "{}: not a contingency table written by Segno",
-                path.display()
-            ))
-        })?;
-    let word = |b: &[u8]| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(b);
-        u64::from_le_bytes(w)
-    };
-    Ok(body
-        .chunks_exact(24)
-        .map(|e| ((word(&e[0..8]), word(&e[8..16])), word(&e[16..24])))
-        .collect())
+    let rows = super::rows::load::<3>(&table_path(job, k), TABLE_MAGIC)?;
+    Ok(rows.into_iter().map(|[a, b, n]| ((a, b), n)).collect())
 }
 
 /// Prepares the evaluation job of `spec` over `grid` in the directory `dir` (created): a

@@ -29,6 +29,7 @@ pub mod job;
 pub mod ledger;
 mod post_process;
 mod provenance;
+mod rows;
 pub mod segment;
 #[cfg(test)]
 mod tests;

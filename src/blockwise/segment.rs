@@ -6,7 +6,7 @@
 //!    [`WATERSHED_CONTEXT_VOXELS`] of context around it) and written with ids unique to
 //!    the block, marked with [`FRAGMENT_BIT`];
 //! 2. **faces** — for every block, the fragments touching across its upper faces, with
-//!    the affinities between them;
+//!    the affinities between them, kept in a file per block (`faces/<block>.bin`);
 //! 3. **merge** — one worker joins fragments that touch (components) or whose mean
 //!    affinity across the face exceeds the bias (mutex watershed), numbers the objects
 //!    `1..=K` in block order and stores the table in the job's directory;
@@ -38,6 +38,10 @@ const WATERSHED_BLOCK_VOXELS: u64 = 1 << 20;
 const FRAGMENTS: &str = "ledger-fragments";
 const FACES: &str = "ledger-faces";
 const MERGE: &str = "ledger-merge";
+
+/// The kind of a face-contact file (in the job's `faces/`): rows of two fragments, then
+/// for the mutex watershed the bits of their affinities' sum and the number of edges.
+const FACES_MAGIC: &[u8; 8] = b"SGNFACE1";
 
 /// The merge's result in the job's directory.
 const TABLE: &str = "objects.bin";
@@ -599,17 +603,22 @@ impl Segmenter<'_> {
                 }
             }
         }
-        let pairs: Vec<serde_json::Value> = match self.method {
-            SegmentMethod::Components { .. } => contacts
-                .into_iter()
-                .map(|(a, b)| serde_json::json!([a, b]))
-                .collect(),
+        let rows: Vec<[u64; 4]> = match self.method {
+            SegmentMethod::Components { .. } => {
+                contacts.into_iter().map(|(a, b)| [a, b, 0, 0]).collect()
+            }
             SegmentMethod::MutexWatershed { .. } => sums
                 .into_iter()
-                .map(|((a, b), (sum, n))| serde_json::json!([a, b, sum.to_bits(), n]))
+                .map(|((a, b), (sum, n))| [a, b, sum.to_bits(), n])
                 .collect(),
         };
-        Ok(serde_json::json!({ "pairs": pairs }))
+        super::rows::store(&self.faces_path(k), FACES_MAGIC, &rows)?;
+        Ok(serde_json::json!({ "pairs": rows.len() }))
+    }
+
+    /// Where block `k`'s face contacts are kept.
+    fn faces_path(&self, k: u64) -> PathBuf {
+        self.job.dir().join("faces").join(format!("{k}.bin"))
     }
 
     /// Stage 3: fragments joined into objects, numbered in block order, the table stored.
@@ -640,21 +649,11 @@ impl Segmenter<'_> {
             .stage_ledger(FACES, self.worker)?
             .done_records(n)
             .map_err(ledger_error)?;
-        for (_, record) in faces {
-            for pair in record.extra["pairs"].as_array().into_iter().flatten() {
-                let v = |i: usize| pair.get(i).and_then(|x| x.as_u64());
-                let (Some(a), Some(b)) = (v(0), v(1)) else {
-                    return Err(TrainError::Data(format!(
-                        "{}: a face record holds {pair}, not a pair of fragments",
-                        self.job.dir().display()
-                    )));
-                };
-                let join = match (bias, v(2), v(3)) {
-                    (None, _, _) => true,
-                    (Some(bias), Some(bits), Some(edges)) if edges > 0 => {
-                        f64::from_bits(bits) / edges as f64 > bias
-                    }
-                    _ => false,
+        for (k, _) in faces {
+            for [a, b, bits, edges] in super::rows::load::<4>(&self.faces_path(k), FACES_MAGIC)? {
+                let join = match bias {
+                    None => true,
+                    Some(bias) => edges > 0 && f64::from_bits(bits) / edges as f64 > bias,
                 };
                 if join {
                     fragments.union(a, b);
