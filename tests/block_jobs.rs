@@ -183,11 +183,7 @@ fn local_workers_share_a_job_and_a_killed_worker_loses_nothing() {
 
 #[test]
 fn an_interrupted_post_processing_is_continued_by_the_same_command() {
-    let dir = trained_project();
-    let p = dir.path();
-    let out = p.join("out.zarr");
-    let (code, _, err) = segno(&predict_args(p, &out, "pred"));
-    assert_eq!(code, 0, "{err}");
+    let (_dir, out) = predicted_project();
     let pred = out.join("pred");
     let post = |dataset: &str| {
         segno(&[
@@ -937,4 +933,305 @@ fn a_slurm_job_array_evaluates_as_one_process_would() {
             .any(|w| w.starts_with(&format!("slurm-{array}-"))),
         "{workers:?}"
     );
+}
+
+/// A trained project with `segno predict` of its demo raw volume (iteration 4, small
+/// blocks) in `out.zarr/pred`; also the container.
+fn predicted_project() -> (tempfile::TempDir, PathBuf) {
+    let dir = trained_project();
+    let out = dir.path().join("out.zarr");
+    let (code, _, err) = segno(&predict_args(dir.path(), &out, "pred"));
+    assert_eq!(code, 0, "{err}");
+    (dir, out)
+}
+
+#[test]
+fn a_live_prediction_computes_what_segno_predict_writes_one_forward_pass_per_block() {
+    use segno::array::ArraySource;
+    use segno::blockwise::live::LivePrediction;
+    let (dir, out) = predicted_project();
+    let p = dir.path();
+    let stored = segno::array::open(&out.join("pred")).unwrap();
+    let project = segno::store::Project::open(p).unwrap();
+    let run = segno::ops::stored_run(&project, "quick").unwrap();
+    let live = LivePrediction::open(
+        p,
+        &run,
+        &segno::blockwise::Checkpoint::Iteration(4),
+        &p.join("data/synthetic.zarr/raw"),
+        &segno::blockwise::InputOptions::default(),
+        tch::Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(live.iteration(), 4);
+    assert_eq!(live.info().roi, stored.info().roi);
+    assert_eq!(
+        live.info().geometry.voxel_size,
+        stored.info().geometry.voxel_size
+    );
+    assert_eq!(live.info().shape, stored.info().shape);
+    let blocks = live.grid().len();
+    assert!(blocks >= 8, "{blocks} blocks");
+    // Every z slice in turn, as the viewer reads them: each block is computed once.
+    let roi = stored.info().roi;
+    let vs = stored.info().geometry.voxel_size;
+    let mut worst = 0f32;
+    let mut z = roi.begin()[0];
+    while z < roi.end()[0] {
+        let slab = segno::geometry::Roi::new(
+            segno::geometry::Coordinate::from([z, roi.begin()[1], roi.begin()[2]]),
+            segno::geometry::Coordinate::from([vs[0], roi.shape()[1], roi.shape()[2]]),
+        )
+        .unwrap();
+        let a = live.read(&slab).unwrap().to_f32();
+        let b = stored.read(&slab).unwrap().to_f32();
+        assert_eq!(a.shape(), b.shape());
+        for (x, y) in a.iter().zip(b.iter()) {
+            worst = worst.max((x - y).abs());
+        }
+        z += vs[0];
+    }
+    assert!(worst <= 1e-5, "largest difference {worst}");
+    let stats = live.stats();
+    assert_eq!(stats.computed, blocks, "{stats:?}");
+    assert_eq!((stats.failed, stats.in_flight), (0, 0));
+    // Read again: nothing computed.
+    live.read(&roi).unwrap();
+    assert_eq!(live.stats().computed, blocks);
+
+    // A checkpoint that does not exist is refused when the layer is opened.
+    let e = LivePrediction::open(
+        p,
+        &run,
+        &segno::blockwise::Checkpoint::Iteration(999),
+        &p.join("data/synthetic.zarr/raw"),
+        &segno::blockwise::InputOptions::default(),
+        tch::Device::Cpu,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("999"), "{e}");
+}
+
+#[test]
+fn add_prediction_in_the_viewer_computes_a_checkpoint_over_a_raw_layer() {
+    use egui_kittest::kittest::Queryable;
+    use egui_kittest::Harness;
+    use segno::gui::{Section, SegnoApp, Settings};
+    use segno::render::slice::{PixelValue, Plane};
+    let (dir, out) = predicted_project();
+    let p = dir.path();
+    let raw = p.join("data/synthetic.zarr/raw");
+    let path = p.to_path_buf();
+    let mut h = Harness::builder()
+        .with_size(eframe::egui::Vec2::new(1300.0, 900.0))
+        .build_eframe(move |_cc| SegnoApp::new(Settings::default(), Some(&path)));
+    h.run();
+    h.get_by_label("Viewer").click();
+    h.run();
+    assert_eq!(h.state().settings.section, Section::Viewer);
+    h.state_mut().viewer.add_layer(&raw);
+    h.state_mut().viewer.add_layer(&out.join("pred"));
+    h.run_steps(2);
+    h.get_by_label("Add prediction…").click();
+    h.run_steps(2);
+    // The run and its latest checkpoint over the raw layer are chosen by default.
+    h.get_by_label("Add prediction").click();
+    h.run_steps(2);
+    let names: Vec<String> = h
+        .state()
+        .viewer
+        .state
+        .layers
+        .iter()
+        .map(|l| l.name.clone())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names[2], "quick @ 4");
+    // Wait for the visible blocks.
+    let settle = |h: &mut Harness<'static, SegnoApp>| {
+        let t0 = Instant::now();
+        loop {
+            h.run_steps(1);
+            let v = &h.state().viewer;
+            if v.cache().wait_idle(Duration::from_millis(50)) && !v.loading() {
+                h.run_steps(2);
+                return;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(120), "still loading");
+        }
+    };
+    settle(&mut h);
+    let compare = |h: &Harness<'static, SegnoApp>| -> (usize, usize) {
+        let v = &h.state().viewer;
+        let (mut same, mut differ) = (0, 0);
+        for y in (100..500).step_by(37) {
+            for x in (100..700).step_by(41) {
+                let (x, y) = (f64::from(x), f64::from(y));
+                if let (Some(PixelValue::Float(a)), Some(PixelValue::Float(b))) = (
+                    v.pixel_value(Plane::Xy, 1, x, y),
+                    v.pixel_value(Plane::Xy, 2, x, y),
+                ) {
+                    if a.iter().zip(&b).all(|(a, b)| (a - b).abs() <= 1e-5) {
+                        same += 1;
+                    } else {
+                        differ += 1;
+                    }
+                }
+            }
+        }
+        (same, differ)
+    };
+    let (same, differ) = compare(&h);
+    assert!(same > 20 && differ == 0, "{same} equal, {differ} differ");
+    let status = h.state().viewer.layer_status(2);
+    assert!(status.contains("s/block on cpu"), "{status}");
+    // The previous checkpoint: other values.
+    h.get_by_label("latest").click();
+    h.run_steps(2);
+    h.get_by_label("<").click();
+    h.run_steps(2);
+    assert_eq!(h.state().viewer.state.layers[2].name, "quick @ 2");
+    settle(&mut h);
+    let (_, differ) = compare(&h);
+    assert!(differ > 0, "iteration 2 shows iteration 4's values");
+}
+
+#[test]
+fn a_model_layer_computes_the_stored_predictions_values_for_what_is_on_screen() {
+    use segno::gui::viewer::Viewer;
+    use segno::ops::live::LiveSource;
+    use segno::render::layer::WorldNm;
+    use segno::render::slice::{PixelValue, Plane};
+    // Composes the 64-pixel xy panel until nothing is loading.
+    let settle = |v: &mut Viewer, plane: Plane| {
+        for _ in 0..50 {
+            v.compose_panel(plane, [64, 64]);
+            assert!(v.cache().wait_idle(Duration::from_secs(60)));
+            v.compose_panel(plane, [64, 64]);
+            if !v.loading() {
+                return;
+            }
+        }
+        panic!("the viewer never finished loading");
+    };
+    let (dir, out) = predicted_project();
+    let p = dir.path();
+    let raw = p.join("data/synthetic.zarr/raw");
+    let mut v = Viewer::new(64 << 20);
+    v.add_layer(&raw);
+    v.add_layer(&out.join("pred"));
+    let source = |iteration| LiveSource {
+        project: p.to_path_buf(),
+        run: "quick".into(),
+        iteration,
+        raw: raw.clone(),
+    };
+    v.add_model_layer(source(Some(4)));
+    assert_eq!(v.state.layers[2].name, "quick @ 4");
+    let blocks = v.live_prediction(2).unwrap().grid().len();
+    assert!(
+        v.layer_status(2)
+            .contains(&format!("computed 0 of {blocks} blocks")),
+        "{}",
+        v.layer_status(2)
+    );
+    // The panel (64 pixels) spans the predicted region at its centre.
+    let d = v.layer_data(1).unwrap().clone();
+    let (b, e) = d.levels[0].bounds_nm();
+    let vs = d.levels[0].voxel_size_nm;
+    v.state.position_nm = WorldNm(std::array::from_fn(|a| {
+        ((e[a] + b[a]) / 2.0 / vs[a]).floor() * vs[a] + vs[a] / 2.0
+    }));
+    v.state.zoom_nm_per_px = (e[1] - b[1]).max(e[2] - b[2]) / 64.0;
+    v.state.cross_hairs = false;
+    settle(&mut v, Plane::Xy);
+    let mut compared = 0;
+    for y in (1..64).step_by(5) {
+        for x in (1..64).step_by(5) {
+            let (x, y) = (f64::from(x), f64::from(y));
+            match (
+                v.pixel_value(Plane::Xy, 1, x, y),
+                v.pixel_value(Plane::Xy, 2, x, y),
+            ) {
+                (Some(PixelValue::Float(a)), Some(PixelValue::Float(b))) => {
+                    assert_eq!(a.len(), b.len());
+                    for (a, b) in a.iter().zip(&b) {
+                        assert!(
+                            (a - b).abs() <= 1e-5,
+                            "({x}, {y}): stored {a}, computed {b}"
+                        );
+                    }
+                    compared += 1;
+                }
+                (a, b) => assert_eq!(a, b, "({x}, {y})"),
+            }
+        }
+    }
+    assert!(compared > 100, "{compared} pixels compared");
+    // Only the blocks the slice crosses were computed, each once.
+    let computed = v.live_prediction(2).unwrap().stats().computed;
+    let counts = v.live_prediction(2).unwrap().grid().counts();
+    assert!(
+        computed >= 1 && computed <= counts[1] * counts[2],
+        "{computed} blocks of a {counts:?} grid"
+    );
+    let status = v.layer_status(2);
+    assert!(
+        status.contains(&format!("computed {computed} of {blocks} blocks"))
+            && status.contains("s/block on cpu"),
+        "{status}"
+    );
+
+    // Another checkpoint: other values, named after it; going back shows the first one's
+    // values again without computing anything.
+    let values = |v: &Viewer| -> Vec<f32> {
+        (1..64)
+            .step_by(5)
+            .flat_map(|y| {
+                (1..64)
+                    .step_by(5)
+                    .map(move |x| (f64::from(x), f64::from(y)))
+            })
+            .filter_map(|(x, y)| match v.pixel_value(Plane::Xy, 2, x, y) {
+                Some(PixelValue::Float(c)) => Some(c[0]),
+                _ => None,
+            })
+            .collect()
+    };
+    let at_4 = values(&v);
+    let live_4 = v.live_prediction(2).unwrap().clone();
+    v.set_model_iteration(2, Some(2));
+    assert_eq!(v.state.layers[2].name, "quick @ 2");
+    assert_eq!(v.live_prediction(2).unwrap().iteration(), 2);
+    settle(&mut v, Plane::Xy);
+    let at_2 = values(&v);
+    assert_eq!(at_2.len(), at_4.len());
+    assert!(
+        at_2.iter().zip(&at_4).any(|(a, b)| (a - b).abs() > 1e-4),
+        "iterations 2 and 4 computed the same values"
+    );
+    v.set_model_iteration(2, Some(4));
+    assert_eq!(v.state.layers[2].name, "quick @ 4");
+    assert!(std::sync::Arc::ptr_eq(
+        v.live_prediction(2).unwrap(),
+        &live_4
+    ));
+    settle(&mut v, Plane::Xy);
+    assert_eq!(values(&v), at_4);
+    assert_eq!(live_4.stats().computed, computed);
+
+    // A checkpoint that does not exist: the layer says so, the viewer goes on.
+    v.add_model_layer(source(Some(999)));
+    let status = v.layer_status(3);
+    assert!(
+        status.starts_with("error:") && status.contains("999"),
+        "{status}"
+    );
+    settle(&mut v, Plane::Xy);
+    assert!(matches!(
+        v.pixel_value(Plane::Xy, 2, 30.0, 30.0),
+        Some(PixelValue::Float(_))
+    ));
 }

@@ -27,6 +27,7 @@ use crate::train::TrainError;
 pub mod evaluate;
 pub mod job;
 pub mod ledger;
+pub mod live;
 mod post_process;
 mod provenance;
 mod rows;

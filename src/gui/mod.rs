@@ -219,6 +219,7 @@ impl SegnoApp {
                     .flat_map(|c| crate::render::layer::list_arrays(&summary.root.join(c), 6))
                     .collect();
                 self.viewer.serve_root = Some(summary.root.clone());
+                self.viewer.project = Some(summary.root.clone());
                 self.viewer.project_views = viewer_start::saved_views(&summary.root);
                 self.message = None;
                 self.editor = editor::ConfigEditor::default();
@@ -409,6 +410,13 @@ impl SegnoApp {
         // (A clone shares the block states.)
         if let Some(map) = self.apply.block_map() {
             self.viewer.block_map = Some(map.clone());
+        }
+        // Runs trained since the project opened are offered too.
+        if let Some(p) = &self.project {
+            let runs: Vec<String> = p.runs.iter().map(|r| r.name.clone()).collect();
+            if runs != self.viewer.project_runs {
+                self.viewer.project_runs = runs;
+            }
         }
         self.viewer.ui(ui, &self.project_arrays);
         if let Some(roi) = self.viewer.take_region() {

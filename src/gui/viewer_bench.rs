@@ -218,6 +218,7 @@ fn view(container: &Path, centre: WorldNm, layout: Layout) -> ViewState {
         source: container.join(name),
         visible: true,
         settings,
+        model: None,
     };
     ViewState {
         position_nm: centre,

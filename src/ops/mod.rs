@@ -12,6 +12,7 @@ pub mod evaluate;
 pub mod inspect;
 pub mod job;
 pub mod job_bench;
+pub mod live;
 pub mod post_process;
 pub mod train;
 pub mod validate;

@@ -1,7 +1,9 @@
 //! The viewer's chunk cache: chunks are read and decoded on background threads into a
 //! bounded, least-recently-used cache. The UI thread only looks chunks up and hands over
 //! the list it wants (most important first); a new list replaces the old one, so requests
-//! for what is no longer visible are dropped before they are read.
+//! for what is no longer visible are dropped before they are read. Chunks of computed
+//! layers (live predictions) have their own queue and thread: a forward pass of seconds
+//! never holds up the reading of the other layers.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -53,6 +55,7 @@ struct Entry {
 #[derive(Default)]
 struct State {
     queue: VecDeque<Request>,
+    compute_queue: VecDeque<Request>,
     in_flight: HashSet<ChunkKey>,
     ready: HashMap<ChunkKey, Entry>,
     bytes: usize,
@@ -115,12 +118,15 @@ impl ChunkCache {
             wake_workers: Condvar::new(),
             waker: Mutex::new(None),
         });
-        let workers = (0..threads.max(1))
-            .map(|i| {
+        let lanes = (0..threads.max(1))
+            .map(|i| (format!("segno-chunks-{i}"), false))
+            .chain(std::iter::once(("segno-compute".to_string(), true)));
+        let workers = lanes
+            .map(|(name, computed)| {
                 let s = Arc::clone(&shared);
                 std::thread::Builder::new()
-                    .name(format!("segno-chunks-{i}"))
-                    .spawn(move || worker(&s))
+                    .name(name)
+                    .spawn(move || worker(&s, computed))
             })
             .filter_map(Result::ok)
             .collect();
@@ -162,16 +168,17 @@ impl ChunkCache {
     pub fn request(&self, requests: Vec<Request>) -> usize {
         let mut st = self.shared.lock();
         let mut seen = HashSet::new();
-        let queue: VecDeque<Request> = requests
+        let (compute, read): (VecDeque<Request>, VecDeque<Request>) = requests
             .into_iter()
             .filter(|r| {
                 !st.ready.contains_key(&r.key)
                     && !st.in_flight.contains(&r.key)
                     && seen.insert(r.key)
             })
-            .collect();
-        let n = queue.len();
-        st.queue = queue;
+            .partition(|r| r.layer.computed);
+        let n = read.len() + compute.len();
+        st.queue = read;
+        st.compute_queue = compute;
         drop(st);
         self.shared.wake_workers.notify_all();
         n
@@ -192,6 +199,7 @@ impl ChunkCache {
             }
         }
         st.queue.retain(|r| r.key.layer != layer);
+        st.compute_queue.retain(|r| r.key.layer != layer);
     }
 
     /// What the cache holds and does now.
@@ -201,7 +209,7 @@ impl ChunkCache {
             chunks: st.ready.len(),
             bytes: st.bytes,
             budget_bytes: st.budget_bytes,
-            queued: st.queue.len(),
+            queued: st.queue.len() + st.compute_queue.len(),
             in_flight: st.in_flight.len(),
             completed: st.completed,
         }
@@ -214,7 +222,7 @@ impl ChunkCache {
         loop {
             {
                 let st = self.shared.lock();
-                if st.queue.is_empty() && st.in_flight.is_empty() {
+                if st.queue.is_empty() && st.compute_queue.is_empty() && st.in_flight.is_empty() {
                     return true;
                 }
             }
@@ -236,7 +244,9 @@ impl Drop for ChunkCache {
     }
 }
 
-fn worker(shared: &Shared) {
+/// A reader thread (`computed` false) or the compute thread: takes requests from its
+/// queue until the cache is dropped.
+fn worker(shared: &Shared, computed: bool) {
     loop {
         let request = {
             let mut st = shared.lock();
@@ -244,7 +254,12 @@ fn worker(shared: &Shared) {
                 if st.shutdown {
                     return;
                 }
-                if let Some(r) = st.queue.pop_front() {
+                let next = if computed {
+                    st.compute_queue.pop_front()
+                } else {
+                    st.queue.pop_front()
+                };
+                if let Some(r) = next {
                     st.in_flight.insert(r.key);
                     break r;
                 }
@@ -325,6 +340,129 @@ fn evict(st: &mut State) {
         }
         if let Some(e) = st.ready.remove(&k) {
             st.bytes -= e.bytes;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::array::transform::InMemory;
+    use crate::array::{ArrayData, ArrayError, ArrayInfo, ArraySource};
+    use crate::geometry::{Coordinate, Roi};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A gate: reads wait until it holds true.
+    type Gate = Arc<(Mutex<bool>, Condvar)>;
+
+    /// An 8×8×24 float array in chunks of 8³ whose reads wait until its gate opens.
+    struct Gated {
+        inner: InMemory,
+        info: ArrayInfo,
+        open: Gate,
+        reads: Arc<AtomicUsize>,
+    }
+
+    impl ArraySource for Gated {
+        fn info(&self) -> &ArrayInfo {
+            &self.info
+        }
+
+        fn read(&self, roi: &Roi) -> Result<ArrayData, ArrayError> {
+            let (lock, opened) = &*self.open;
+            let mut open = lock.lock().unwrap();
+            while !*open {
+                open = opened.wait(open).unwrap();
+            }
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.read(roi)
+        }
+    }
+
+    fn layer(computed: bool, open: bool) -> (Arc<LayerData>, Gate, Arc<AtomicUsize>) {
+        let data = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[8, 8, 24]), |ix| ix[2] as f32);
+        let inner = InMemory::new(
+            "gated",
+            "test",
+            ArrayData::F32(data),
+            Coordinate::from([1, 1, 1]),
+            Coordinate::from([0, 0, 0]),
+            false,
+        )
+        .unwrap();
+        let mut info = inner.info().clone();
+        info.chunk_shape = vec![8, 8, 8];
+        let gate = Arc::new((Mutex::new(open), Condvar::new()));
+        let reads = Arc::new(AtomicUsize::new(0));
+        let source = Gated {
+            inner,
+            info,
+            open: Arc::clone(&gate),
+            reads: Arc::clone(&reads),
+        };
+        let layer = crate::render::layer::computed_layer(
+            std::path::Path::new("gated"),
+            "gated",
+            Box::new(source),
+        )
+        .unwrap();
+        let mut layer = Arc::try_unwrap(layer).unwrap();
+        layer.computed = computed;
+        (Arc::new(layer), gate, reads)
+    }
+
+    fn request(layer: &Arc<LayerData>, uid: u64, x: u64) -> Request {
+        Request {
+            key: ChunkKey {
+                layer: uid,
+                level: 0,
+                index: [0, 0, x],
+                labels: false,
+                slab: None,
+            },
+            layer: Arc::clone(layer),
+            kind: LayerKind::Prediction,
+        }
+    }
+
+    fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let t0 = std::time::Instant::now();
+        while !done() {
+            assert!(t0.elapsed().as_secs() < 10, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn computed_chunks_never_hold_up_reads_and_leave_the_queue_with_the_view() {
+        let cache = ChunkCache::new(1 << 20, 1);
+        let (model, gate, computed) = layer(true, false);
+        let (raw, _, read) = layer(false, true);
+        // The compute thread blocks on the model's first chunk; the one reader still reads.
+        cache.request(vec![
+            request(&model, 1, 0),
+            request(&model, 1, 1),
+            request(&model, 1, 2),
+            request(&raw, 2, 0),
+        ]);
+        wait_for("the raw chunk is read", || {
+            cache.get(&request(&raw, 2, 0).key).is_some()
+        });
+        assert_eq!(read.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.stats().in_flight, 1);
+        // The view moves on: the queued blocks are dropped; the one in flight finishes.
+        cache.request(Vec::new());
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+        assert!(cache.wait_idle(std::time::Duration::from_secs(10)));
+        assert_eq!(computed.load(Ordering::SeqCst), 1);
+        assert!(cache.get(&request(&model, 1, 0).key).is_some());
+        assert!(cache.get(&request(&model, 1, 1).key).is_none());
+        match cache.get(&request(&model, 1, 0).key).as_deref() {
+            Some(Chunk::Ready(ChunkValues::Float { values, .. })) => {
+                assert_eq!(values[7], 7.0)
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

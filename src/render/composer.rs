@@ -529,6 +529,7 @@ mod tests {
             source: name.into(),
             visible,
             settings: LayerSettings::for_kind(kind),
+            model: None,
         }
     }
 

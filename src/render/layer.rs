@@ -165,6 +165,10 @@ pub struct LayerData {
     pub fill_value: f64,
     /// Opened as an OME-Zarr multiscale group (whose metadata places it in world space).
     pub ome_group: bool,
+    /// Computed on demand (a network's live prediction) rather than read from storage: the
+    /// chunk cache computes its chunks on a thread of their own, so that reading the other
+    /// layers never waits behind a forward pass.
+    pub computed: bool,
 }
 
 impl std::fmt::Debug for LayerData {
@@ -226,18 +230,7 @@ pub fn open_layer(path: &Path) -> Result<Arc<LayerData>, LayerError> {
         let vb: f64 = b.voxel_size_nm.iter().product();
         va.total_cmp(&vb)
     });
-    let spatial: Vec<String> = first
-        .geometry
-        .axes
-        .iter()
-        .filter(|a| a.spatial)
-        .map(|a| a.name.clone())
-        .collect();
-    let axis_names = if spatial.len() == 3 {
-        [spatial[0].clone(), spatial[1].clone(), spatial[2].clone()]
-    } else {
-        ["z".into(), spatial[0].clone(), spatial[1].clone()]
-    };
+    let axis_names = axis_names(&first);
     let fill_value = first.fill_value.as_f64().unwrap_or(0.0);
     let name = short_name(path);
     let default_kind = guess_kind(&name, first.data_type, channels);
@@ -251,6 +244,49 @@ pub fn open_layer(path: &Path) -> Result<Arc<LayerData>, LayerError> {
         default_kind,
         fill_value,
         ome_group: !multiscale.is_empty(),
+        computed: false,
+    }))
+}
+
+/// The names of the spatial axes of `info` in z, y, x order (`z` first for 2-D arrays).
+fn axis_names(info: &crate::array::ArrayInfo) -> [String; 3] {
+    let spatial: Vec<String> = info
+        .geometry
+        .axes
+        .iter()
+        .filter(|a| a.spatial)
+        .map(|a| a.name.clone())
+        .collect();
+    match spatial.as_slice() {
+        [z, y, x] => [z.clone(), y.clone(), x.clone()],
+        [y, x] => ["z".into(), y.clone(), x.clone()],
+        _ => ["z".into(), "y".into(), "x".into()],
+    }
+}
+
+/// A layer of one level computed on demand by `source` (see [`LayerData::computed`]),
+/// called `name`, computed from the data at `path`; drawn as a prediction by default.
+pub fn computed_layer(
+    path: &Path,
+    name: &str,
+    source: Box<dyn ArraySource>,
+) -> Result<Arc<LayerData>, LayerError> {
+    let info = source.info().clone();
+    let level = level_of(source).map_err(|message| LayerError::Open {
+        path: path.display().to_string(),
+        message,
+    })?;
+    Ok(Arc::new(LayerData {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        data_type: info.data_type,
+        channels: info.channels() as usize,
+        levels: vec![level],
+        axis_names: axis_names(&info),
+        default_kind: LayerKind::Prediction,
+        fill_value: 0.0,
+        ome_group: false,
+        computed: true,
     }))
 }
 

@@ -401,6 +401,7 @@ mod tests {
             source: c.join("raw"),
             visible: true,
             settings: LayerSettings::for_kind(crate::render::layer::LayerKind::Image),
+            model: None,
         });
         let view = dir.path().join("v.view.json");
         state.save(&view).unwrap();

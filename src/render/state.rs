@@ -228,6 +228,10 @@ pub struct LayerState {
     pub visible: bool,
     /// How it is drawn.
     pub settings: LayerSettings,
+    /// For a layer computed by a network (a live prediction over `source`): which run and
+    /// checkpoint compute it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<crate::ops::live::LiveSource>,
 }
 
 fn yes() -> bool {
@@ -351,6 +355,13 @@ impl ViewState {
             if l.source.is_relative() {
                 l.source = base.join(&l.source);
             }
+            if let Some(m) = &mut l.model {
+                for p in [&mut m.project, &mut m.raw] {
+                    if p.is_relative() {
+                        *p = base.join(&*p);
+                    }
+                }
+            }
         }
         state.check().map_err(|message| StateError::Invalid {
             path: path.display().to_string(),
@@ -424,6 +435,7 @@ mod tests {
                         colormap: Colormap::Viridis,
                         ..ImageSettings::default()
                     }),
+                    model: None,
                 },
                 LayerState {
                     name: "gt".into(),
@@ -433,6 +445,7 @@ mod tests {
                         selected: vec![7, u64::MAX],
                         ..SegmentationSettings::default()
                     }),
+                    model: None,
                 },
             ],
             overlays: vec![ErrorOverlay {

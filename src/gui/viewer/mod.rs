@@ -8,6 +8,7 @@
 //! validation layers.
 
 mod input;
+mod model_layer;
 mod overlay;
 mod panels;
 mod side_panel;
@@ -39,6 +40,9 @@ use crate::store::layout::RunDir;
 struct Layer {
     uid: u64,
     data: Result<Arc<LayerData>, String>,
+    /// A model layer's checkpoints computed before (most recently shown last), kept so
+    /// that going back to one shows what it computed at once.
+    versions: Vec<model_layer::ModelVersion>,
 }
 
 /// The viewer's state and caches.
@@ -80,6 +84,16 @@ pub struct Viewer {
     pub block_map: Option<BlockMap>,
     /// A region being drawn for the Apply section.
     pub region: Option<RegionDraft>,
+    /// The open project (runs for "Add prediction…" come from it).
+    pub project: Option<PathBuf>,
+    /// Its runs.
+    pub project_runs: Vec<String>,
+    model_form: model_layer::ModelForm,
+    /// The live predictions of model layers, by layer id.
+    live: HashMap<u64, Arc<crate::blockwise::live::LivePrediction>>,
+    /// The checkpoint iterations of runs shown by model layers, by (project, run), with
+    /// when they were listed.
+    checkpoint_lists: HashMap<(PathBuf, String), (std::time::Instant, Vec<u64>)>,
 }
 
 impl Default for Viewer {
@@ -120,6 +134,11 @@ impl Viewer {
             validation: None,
             block_map: None,
             region: None,
+            project: None,
+            project_runs: Vec::new(),
+            model_form: model_layer::ModelForm::default(),
+            live: HashMap::new(),
+            checkpoint_lists: HashMap::new(),
         }
     }
 
@@ -163,6 +182,7 @@ impl Viewer {
                 source: path.to_path_buf(),
                 visible: true,
                 settings,
+                model: None,
             },
             data,
         );
@@ -172,6 +192,7 @@ impl Viewer {
         self.layers.push(Layer {
             uid: self.next_uid,
             data,
+            versions: Vec::new(),
         });
         self.next_uid += 1;
         self.state.layers.push(state);
@@ -205,9 +226,11 @@ impl Viewer {
     pub fn replace_source(&mut self, i: usize, path: &Path) {
         let data = open_layer(path).map_err(|e| e.to_string());
         if let (Some(l), Some(s)) = (self.layers.get_mut(i), self.state.layers.get_mut(i)) {
+            self.live.remove(&l.uid);
             l.uid = self.next_uid;
             l.data = data;
             s.source = path.to_path_buf();
+            s.model = None;
             self.next_uid += 1;
         }
         self.invalidate();
@@ -237,9 +260,18 @@ impl Viewer {
             layers: Vec::new(),
             ..state.clone()
         };
+        self.live.clear();
         for l in state.layers {
-            let data = open_layer(&l.source).map_err(|e| e.to_string());
-            self.push(l, data);
+            match l.model.clone() {
+                Some(m) => {
+                    let opened = model_layer::open_model(&m);
+                    self.push_model(l, opened);
+                }
+                None => {
+                    let data = open_layer(&l.source).map_err(|e| e.to_string());
+                    self.push(l, data);
+                }
+            }
         }
     }
 
@@ -302,7 +334,9 @@ impl Viewer {
                 if let Some(l) = progress.level {
                     text.push_str(&format!(" · showing s{l}"));
                 }
-                if progress.loading > 0 || progress.coarser > 0 {
+                if let Some(model) = self.model_status(i) {
+                    text.push_str(&model);
+                } else if progress.loading > 0 || progress.coarser > 0 {
                     text.push_str(" · loading");
                 }
                 text
@@ -368,6 +402,12 @@ impl Viewer {
             .map(|(_, x, y)| (x, y));
         let scene = scene(&self.layers, &self.state, self.revision);
         self.composer.compose(&scene, view, hover)
+    }
+
+    /// The value layer `i` shows at panel pixel (`x`, `y`) of `plane` (`None` when it is not
+    /// drawn there).
+    pub fn pixel_value(&self, plane: Plane, i: usize, x: f64, y: f64) -> Option<PixelValue> {
+        self.composer.value_at(plane, i, x, y)
     }
 
     /// The value every layer shows at panel pixel (`x`, `y`) of `plane`, with the layer

@@ -26,6 +26,25 @@ impl Viewer {
                 }
             }
         });
+        if let Some(project) = self.project.clone() {
+            // Raw layers a network can predict: those read from storage.
+            let raws: Vec<(String, PathBuf)> = self
+                .state
+                .layers
+                .iter()
+                .zip(&self.layers)
+                .filter(|(_, l)| l.data.as_ref().is_ok_and(|d| !d.computed))
+                .map(|(s, _)| (s.name.clone(), s.source.clone()))
+                .collect();
+            egui::CollapsingHeader::new("Add prediction…")
+                .id_salt("add-prediction")
+                .show(ui, |ui| {
+                    let runs = self.project_runs.clone();
+                    if let Some(source) = self.model_form.ui(ui, &project, &runs, &raws) {
+                        self.add_model_layer(source);
+                    }
+                });
+        }
         ui.horizontal(|ui| {
             for l in Layout::CYCLE {
                 if ui
@@ -98,8 +117,10 @@ impl Viewer {
         });
         ui.separator();
         let mut remove = None;
+        let mut checkpoint = None;
         for i in 0..self.state.layers.len() {
             let status = self.layer_status(i);
+            let checkpoints = self.model_checkpoint_choices(i);
             let failed = status.starts_with("error");
             let l = &mut self.state.layers[i];
             ui.horizontal(|ui| {
@@ -122,6 +143,13 @@ impl Viewer {
             } else {
                 ui.weak(status);
             }
+            if let (Some(model), Some((iterations, shown))) = (&l.model, checkpoints) {
+                if let Some(choice) =
+                    model_layer::checkpoint_ui(ui, i, model.iteration, &iterations, shown)
+                {
+                    checkpoint = Some((i, choice));
+                }
+            }
             let kind = l.settings.kind();
             egui::ComboBox::new(("kind", i), "drawn as")
                 .selected_text(kind.label())
@@ -137,10 +165,17 @@ impl Viewer {
             settings_ui(ui, i, &mut l.settings, hist);
             ui.separator();
         }
+        if let Some((i, iteration)) = checkpoint {
+            self.set_model_iteration(i, iteration);
+        }
+        self.follow_latest_checkpoints();
         if let Some(i) = remove {
             self.state.layers.remove(i);
             let layer = self.layers.remove(i);
-            self.composer.forget_layer(layer.uid);
+            for uid in std::iter::once(layer.uid).chain(layer.versions.iter().map(|v| v.uid())) {
+                self.composer.forget_layer(uid);
+                self.live.remove(&uid);
+            }
             let names: Vec<String> = self.state.layers.iter().map(|l| l.name.clone()).collect();
             self.state
                 .overlays

@@ -1,0 +1,367 @@
+//! A prediction computed on demand instead of read from disk: an array whose chunks are the
+//! network's output blocks over a raw volume, each computed the first time something reads
+//! it (with its context read from the raw volume through the run's own input steps) and
+//! kept in a bounded memo, so that every slice a block covers costs one forward pass. The
+//! blocks are those `segno predict` computes over the same volume (the same grid from the
+//! same origin), so the values are the same.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Condvar, Mutex};
+
+use ndarray::{ArrayD, IxDyn};
+use serde::Serialize;
+
+use super::*;
+use crate::array::{ArrayError, ArrayInfo, Geometry};
+use crate::nn::Model;
+
+/// Bytes of computed blocks a live prediction keeps by default.
+pub const DEFAULT_MEMO_BYTES: usize = 512 << 20;
+
+/// What a live prediction has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LiveStats {
+    /// Blocks computed (a block evicted and computed again counts twice).
+    pub computed: u64,
+    /// Seconds spent computing them (reading context and the forward pass).
+    pub compute_secs: f64,
+    /// Blocks being computed now.
+    pub in_flight: u64,
+    /// Blocks whose computation failed.
+    pub failed: u64,
+    /// Blocks kept in the memo.
+    pub kept: u64,
+}
+
+impl LiveStats {
+    /// Seconds per computed block (0 before the first).
+    pub fn secs_per_block(&self) -> f64 {
+        if self.computed == 0 {
+            0.0
+        } else {
+            self.compute_secs / self.computed as f64
+        }
+    }
+}
+
+/// Computed blocks by index, least recently used first out when over the budget.
+#[derive(Default)]
+struct Memo {
+    blocks: HashMap<u64, (std::sync::Arc<ArrayD<f32>>, u64)>,
+    bytes: usize,
+    tick: u64,
+}
+
+impl Memo {
+    fn get(&mut self, k: u64) -> Option<std::sync::Arc<ArrayD<f32>>> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.blocks.get_mut(&k).map(|(b, used)| {
+            *used = tick;
+            b.clone()
+        })
+    }
+
+    fn insert(&mut self, k: u64, block: std::sync::Arc<ArrayD<f32>>, budget: usize) {
+        self.tick += 1;
+        self.bytes += block.len() * 4;
+        if let Some((old, _)) = self.blocks.insert(k, (block, self.tick)) {
+            self.bytes -= old.len() * 4;
+        }
+        while self.bytes > budget && self.blocks.len() > 1 {
+            let Some((&oldest, _)) = self
+                .blocks
+                .iter()
+                .filter(|(key, _)| **key != k)
+                .min_by_key(|(_, (_, used))| *used)
+            else {
+                break;
+            };
+            if let Some((b, _)) = self.blocks.remove(&oldest) {
+                self.bytes -= b.len() * 4;
+            }
+        }
+    }
+}
+
+/// A run's prediction over a raw volume, computed block by block as it is read.
+pub struct LivePrediction {
+    info: ArrayInfo,
+    grid: BlockGrid,
+    inference: Inference,
+    raw: Box<dyn ArraySource>,
+    model: Mutex<Model>,
+    channels: usize,
+    iteration: u64,
+    device: tch::Device,
+    memo: Mutex<Memo>,
+    memo_bytes: usize,
+    computing: Mutex<HashSet<u64>>,
+    computed: Condvar,
+    stats: Mutex<LiveStats>,
+}
+
+impl LivePrediction {
+    /// The prediction of `which` checkpoint of `run` over the raw volume `raw_path`, read as
+    /// `options` say (the run's input steps; another voxel size or element type is refused
+    /// naming both unless asked for), computed on `device`. A checkpoint that does not exist
+    /// or does not fit the run's network is refused here, before anything is computed.
+    pub fn open(
+        project: &Path,
+        run: &RunConfig,
+        which: &Checkpoint,
+        raw_path: &Path,
+        options: &InputOptions,
+        device: tch::Device,
+    ) -> Result<Self, TrainError> {
+        let loaded = load_model(project, run, which, device)?;
+        let input = open_input(project, run, raw_path, options)?;
+        let mut inference =
+            Inference::for_run(run, input.array.info().geometry.voxel_size, device)?;
+        inference.normalisation = input.scale_shift;
+        let roi = prediction_roi(&inference, input.array.as_ref(), None)?;
+        let block_nm = inference.out_vs * inference.output_shape;
+        let grid = BlockGrid::new(roi, block_nm)?;
+        let vs = inference.out_vs;
+        let dims = vs.dims();
+        let spatial = roi.shape() / vs;
+        let mut shape = vec![loaded.channels as u64];
+        shape.extend(spatial.iter().map(|v| v as u64));
+        let mut chunk = vec![loaded.channels as u64];
+        chunk.extend(inference.output_shape.iter().map(|v| v as u64));
+        let mut axes = vec![crate::array::Axis {
+            name: "c^".into(),
+            spatial: false,
+        }];
+        axes.extend(
+            ["z", "y", "x"][3 - dims.min(3)..]
+                .iter()
+                .map(|n| crate::array::Axis {
+                    name: n.to_string(),
+                    spatial: true,
+                }),
+        );
+        let info = ArrayInfo {
+            path: format!(
+                "{} predicted by {} at iteration {}",
+                raw_path.display(),
+                run.name,
+                loaded.iteration
+            ),
+            format: "live prediction",
+            data_type: DataType::F32,
+            shape,
+            chunk_shape: chunk,
+            shard_shape: None,
+            codecs: "computed".into(),
+            fill_value: serde_json::Value::from(0),
+            geometry: Geometry::derived(axes, vs, roi.begin(), vec!["nm".into(); dims], "run"),
+            roi,
+        };
+        Ok(Self {
+            info,
+            grid,
+            inference,
+            raw: input.array,
+            channels: loaded.channels,
+            iteration: loaded.iteration,
+            device,
+            model: Mutex::new(loaded.model),
+            memo: Mutex::new(Memo::default()),
+            memo_bytes: DEFAULT_MEMO_BYTES,
+            computing: Mutex::new(HashSet::new()),
+            computed: Condvar::new(),
+            stats: Mutex::new(LiveStats::default()),
+        })
+    }
+
+    /// The checkpoint iteration it computes with.
+    pub fn iteration(&self) -> u64 {
+        self.iteration
+    }
+
+    /// The device it computes on (`cpu`, `cuda:0`).
+    pub fn device_label(&self) -> String {
+        match self.device {
+            tch::Device::Cuda(i) => format!("cuda:{i}"),
+            _ => "cpu".to_string(),
+        }
+    }
+
+    /// The block grid (the network's output blocks over the predicted region).
+    pub fn grid(&self) -> &BlockGrid {
+        &self.grid
+    }
+
+    /// What it has done so far.
+    pub fn stats(&self) -> LiveStats {
+        let mut s = *self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        s.kept = self.memo.lock().map(|m| m.blocks.len() as u64).unwrap_or(0);
+        s
+    }
+
+    /// Block `k`'s values `(channels, block…)`: from the memo, from another thread computing
+    /// it, or computed here.
+    pub fn block(&self, k: u64) -> Result<std::sync::Arc<ArrayD<f32>>, TrainError> {
+        let lock_error = || TrainError::Data("a live prediction's lock was poisoned".into());
+        loop {
+            if let Some(b) = self.memo.lock().map_err(|_| lock_error())?.get(k) {
+                return Ok(b);
+            }
+            let mut computing = self.computing.lock().map_err(|_| lock_error())?;
+            if computing.contains(&k) {
+                // Another thread computes it: wait, then look again.
+                drop(self.computed.wait(computing).map_err(|_| lock_error())?);
+                continue;
+            }
+            computing.insert(k);
+            break;
+        }
+        if let Ok(mut s) = self.stats.lock() {
+            s.in_flight += 1;
+        }
+        let started = std::time::Instant::now();
+        let result = self.compute(k);
+        if let Ok(mut s) = self.stats.lock() {
+            s.in_flight -= 1;
+            match &result {
+                Ok(_) => {
+                    s.computed += 1;
+                    s.compute_secs += started.elapsed().as_secs_f64();
+                }
+                Err(_) => s.failed += 1,
+            }
+        }
+        if let Ok(block) = &result {
+            if let Ok(mut memo) = self.memo.lock() {
+                memo.insert(k, block.clone(), self.memo_bytes);
+            }
+        }
+        if let Ok(mut computing) = self.computing.lock() {
+            computing.remove(&k);
+        }
+        self.computed.notify_all();
+        result
+    }
+
+    /// Computes block `k`.
+    fn compute(&self, k: u64) -> Result<std::sync::Arc<ArrayD<f32>>, TrainError> {
+        let block = self.grid.block(k);
+        let x = self.inference.read_input(self.raw.as_ref(), &block)?;
+        let (values, shape) = {
+            let model = self
+                .model
+                .lock()
+                .map_err(|_| TrainError::Data("the network's lock was poisoned".into()))?;
+            self.inference.forward(&model, &x)?
+        };
+        let expected: Vec<usize> = std::iter::once(self.channels)
+            .chain(self.inference.output_shape.iter().map(|v| v as usize))
+            .collect();
+        if shape != expected {
+            return Err(TrainError::Data(format!(
+                "the network gave an output of shape {shape:?} for a block of {expected:?}"
+            )));
+        }
+        ArrayD::from_shape_vec(IxDyn(&shape), values)
+            .map(std::sync::Arc::new)
+            .map_err(|e| TrainError::Data(e.to_string()))
+    }
+
+    /// The grid indices of the blocks intersecting `roi`.
+    fn blocks_of(&self, roi: &Roi) -> Vec<u64> {
+        let counts = self.grid.counts();
+        let size = self.grid.block_nm;
+        let begin = self.grid.roi.begin();
+        let dims = counts.len();
+        let range = |a: usize| {
+            let lo = (roi.begin()[a] - begin[a]).div_euclid(size[a]).max(0) as u64;
+            let hi = ((roi.end()[a] - begin[a] + size[a] - 1)
+                .div_euclid(size[a])
+                .max(0) as u64)
+                .min(counts[a]);
+            lo..hi
+        };
+        let ranges: Vec<std::ops::Range<u64>> = (0..dims).map(range).collect();
+        let mut out = Vec::new();
+        let mut index: Vec<u64> = ranges.iter().map(|r| r.start).collect();
+        if ranges.iter().any(|r| r.is_empty()) {
+            return out;
+        }
+        loop {
+            let k = index
+                .iter()
+                .zip(&counts)
+                .fold(0u64, |acc, (i, n)| acc * n + i);
+            out.push(k);
+            let mut a = dims;
+            loop {
+                if a == 0 {
+                    return out;
+                }
+                a -= 1;
+                index[a] += 1;
+                if index[a] < ranges[a].end {
+                    break;
+                }
+                index[a] = ranges[a].start;
+            }
+        }
+    }
+}
+
+impl ArraySource for LivePrediction {
+    fn info(&self) -> &ArrayInfo {
+        &self.info
+    }
+
+    fn read(&self, roi: &Roi) -> Result<ArrayData, ArrayError> {
+        let info = &self.info;
+        info.check_aligned(roi)?;
+        let fail = |message: String| ArrayError::Read {
+            path: info.path.clone(),
+            roi: roi.to_string(),
+            message,
+        };
+        if !info.roi.contains_roi(roi) {
+            return Err(fail(format!("outside the predicted region {}", info.roi)));
+        }
+        let vs = info.geometry.voxel_size;
+        let shape: Vec<usize> = std::iter::once(self.channels)
+            .chain((roi.shape() / vs).iter().map(|v| v as usize))
+            .collect();
+        let mut out = ArrayD::<f32>::zeros(IxDyn(&shape));
+        for k in self.blocks_of(roi) {
+            let block_roi = self.grid.block(k);
+            let values = self.block(k).map_err(|e| fail(e.to_string()))?;
+            let part = block_roi.intersect(roi);
+            let src_off = (part.begin() - block_roi.begin()) / vs;
+            let dst_off = (part.begin() - roi.begin()) / vs;
+            let len = part.shape() / vs;
+            let ranges: Vec<std::ops::Range<usize>> = std::iter::once(0..self.channels)
+                .chain((0..vs.dims()).map(|a| {
+                    let s = src_off[a] as usize;
+                    s..s + len[a] as usize
+                }))
+                .collect();
+            let offset: Vec<usize> = std::iter::once(0)
+                .chain(dst_off.iter().map(|v| v as usize))
+                .collect();
+            let src = values
+                .as_slice()
+                .ok_or_else(|| fail("a computed block is not contiguous".into()))?;
+            crate::array::data::copy_sub_block(&mut out, &offset, src, values.shape(), &ranges);
+        }
+        Ok(ArrayData::F32(out))
+    }
+}
+
+impl ArraySource for std::sync::Arc<LivePrediction> {
+    fn info(&self) -> &ArrayInfo {
+        self.as_ref().info()
+    }
+
+    fn read(&self, roi: &Roi) -> Result<ArrayData, ArrayError> {
+        self.as_ref().read(roi)
+    }
+}

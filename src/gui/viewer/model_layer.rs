@@ -1,0 +1,407 @@
+//! Layers computed by a network: "Add prediction…" puts a run's checkpoint over one of the
+//! viewer's raw layers, and the layer's blocks are computed as the panels need them (on the
+//! chunk cache's compute thread, never the interface's).
+
+use super::*;
+use crate::blockwise::live::LivePrediction;
+use crate::ops::live::LiveSource;
+
+/// The "Add prediction…" form: a run, a checkpoint and the raw layer to predict.
+#[derive(Default)]
+pub struct ModelForm {
+    run: Option<String>,
+    /// The run whose checkpoints are listed, and its checkpoint iterations (or why not).
+    checkpoints: Option<(String, Result<Vec<u64>, String>)>,
+    /// The chosen iteration; `None` is the latest.
+    iteration: Option<u64>,
+    raw: usize,
+}
+
+impl ModelForm {
+    /// Draws the form for the project at `project` with runs `runs` over the raw layers
+    /// `raws` (name, source); returns what to add when "Add" is clicked.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        project: &Path,
+        runs: &[String],
+        raws: &[(String, PathBuf)],
+    ) -> Option<LiveSource> {
+        if runs.is_empty() {
+            ui.weak("no runs in this project");
+            return None;
+        }
+        if raws.is_empty() {
+            ui.weak("add a raw layer to predict first");
+            return None;
+        }
+        if self.run.as_ref().is_none_or(|r| !runs.contains(r)) {
+            self.run = runs.first().cloned();
+        }
+        let mut run = self.run.clone().unwrap_or_default();
+        let l = ui.label("run");
+        egui::ComboBox::from_id_salt("model-run")
+            .selected_text(&run)
+            .show_ui(ui, |ui| {
+                for r in runs {
+                    ui.selectable_value(&mut run, r.clone(), r);
+                }
+            })
+            .response
+            .labelled_by(l.id);
+        if self.checkpoints.as_ref().is_none_or(|(r, _)| *r != run) {
+            let listed = crate::ops::live::checkpoints(project, &run).map_err(|e| e.to_string());
+            self.checkpoints = Some((run.clone(), listed));
+            self.iteration = None;
+        }
+        self.run = Some(run.clone());
+        let iterations = match self.checkpoints.as_ref().map(|(_, c)| c) {
+            Some(Ok(i)) if !i.is_empty() => i.clone(),
+            Some(Ok(_)) => {
+                ui.weak(format!("{run} has no checkpoint yet: train it first"));
+                return None;
+            }
+            Some(Err(e)) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+                return None;
+            }
+            None => return None,
+        };
+        let label = |i: Option<u64>| match i {
+            Some(i) => format!("iteration {i}"),
+            None => format!("latest ({})", iterations.last().copied().unwrap_or(0)),
+        };
+        let l = ui.label("checkpoint");
+        egui::ComboBox::from_id_salt("model-checkpoint")
+            .selected_text(label(self.iteration))
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut self.iteration, None, label(None));
+                for i in iterations.iter().rev() {
+                    ui.selectable_value(&mut self.iteration, Some(*i), label(Some(*i)));
+                }
+            })
+            .response
+            .labelled_by(l.id);
+        self.raw = self.raw.min(raws.len() - 1);
+        let l = ui.label("over");
+        egui::ComboBox::from_id_salt("model-raw")
+            .selected_text(&raws[self.raw].0)
+            .show_ui(ui, |ui| {
+                for (i, (name, _)) in raws.iter().enumerate() {
+                    ui.selectable_value(&mut self.raw, i, name);
+                }
+            })
+            .response
+            .labelled_by(l.id);
+        ui.button("Add prediction").clicked().then(|| LiveSource {
+            project: project.to_path_buf(),
+            run,
+            iteration: self.iteration,
+            raw: raws[self.raw].1.clone(),
+        })
+    }
+}
+
+impl Viewer {
+    /// Adds a layer computed by the network `source` names; a run, checkpoint or volume
+    /// that does not fit still becomes a layer, showing why in its status line.
+    pub fn add_model_layer(&mut self, source: LiveSource) {
+        let opened = open_model(&source);
+        let name = match &opened {
+            Ok((d, _)) => d.name.clone(),
+            Err(_) => match source.iteration {
+                Some(i) => source.label(i),
+                None => format!("{} @ latest", source.run),
+            },
+        };
+        let name = self.unique_name(&name);
+        self.push_model(
+            LayerState {
+                name,
+                source: source.raw.clone(),
+                visible: true,
+                settings: LayerSettings::for_kind(LayerKind::Prediction),
+                model: Some(source),
+            },
+            opened,
+        );
+    }
+
+    /// Pushes a model layer and keeps its live prediction for its status line.
+    pub(super) fn push_model(
+        &mut self,
+        state: LayerState,
+        opened: Result<(Arc<LayerData>, Arc<LivePrediction>), String>,
+    ) {
+        let data = match opened {
+            Ok((data, live)) => {
+                self.live.insert(self.next_uid, live);
+                Ok(data)
+            }
+            Err(e) => Err(e),
+        };
+        self.push(state, data);
+    }
+
+    /// The live prediction of layer `i`, when it is a model layer that opened.
+    pub fn live_prediction(&self, i: usize) -> Option<&Arc<LivePrediction>> {
+        self.layers.get(i).and_then(|l| self.live.get(&l.uid))
+    }
+
+    /// The model layer's part of its status line: blocks computed, seconds per block and
+    /// the device.
+    pub(super) fn model_status(&self, i: usize) -> Option<String> {
+        let live = self.live_prediction(i)?;
+        let s = live.stats();
+        let mut text = format!(" · computed {} of {} blocks", s.computed, live.grid().len());
+        if s.computed > 0 {
+            text.push_str(&format!(" · {:.2} s/block", s.secs_per_block()));
+        }
+        text.push_str(&format!(" on {}", live.device_label()));
+        if s.in_flight > 0 {
+            text.push_str(" · computing");
+        }
+        if s.failed > 0 {
+            text.push_str(&format!(" · {} failed", s.failed));
+        }
+        Some(text)
+    }
+}
+
+/// Opens the live prediction `source` names as a layer (on the GPU when there is one).
+pub(super) fn open_model(
+    source: &LiveSource,
+) -> Result<(Arc<LayerData>, Arc<LivePrediction>), String> {
+    let live = crate::ops::live::open_live(source, "auto").map_err(|e| e.to_string())?;
+    let name = source.label(live.iteration());
+    let data = crate::render::layer::computed_layer(&source.raw, &name, Box::new(live.clone()))
+        .map_err(|e| e.to_string())?;
+    Ok((data, live))
+}
+
+/// A checkpoint of a model layer computed before, kept so that going back to it shows what
+/// it computed at once (its chunks stay in the cache under its layer id).
+pub(super) struct ModelVersion {
+    iteration: u64,
+    uid: u64,
+    data: Arc<LayerData>,
+}
+
+impl ModelVersion {
+    /// The layer id its chunks are cached under.
+    pub(super) fn uid(&self) -> u64 {
+        self.uid
+    }
+}
+
+/// Checkpoints a model layer keeps besides the one it shows.
+const KEPT_VERSIONS: usize = 3;
+
+/// How often the checkpoints of a run on show are listed again (new ones while it trains).
+const CHECKPOINT_LIST_SECS: f64 = 2.0;
+
+/// The checkpoint controls of model layer `i`: "latest" (following new checkpoints), a
+/// slider over the stored `iterations` and buttons to step through them. `chosen` is the
+/// layer's choice (`None` = latest), `shown` the iteration it computes with. Returns a new
+/// choice.
+pub(super) fn checkpoint_ui(
+    ui: &mut egui::Ui,
+    i: usize,
+    chosen: Option<u64>,
+    iterations: &[u64],
+    shown: Option<u64>,
+) -> Option<Option<u64>> {
+    if iterations.is_empty() {
+        return None;
+    }
+    let mut choice = None;
+    let current = shown.or(chosen).unwrap_or(iterations[iterations.len() - 1]);
+    let mut index = iterations
+        .iter()
+        .position(|&it| it >= current)
+        .unwrap_or(iterations.len() - 1);
+    ui.horizontal(|ui| {
+        let mut latest = chosen.is_none();
+        if ui
+            .checkbox(&mut latest, "latest")
+            .on_hover_text("follow the newest checkpoint as training writes them")
+            .changed()
+        {
+            choice = Some(if latest { None } else { Some(current) });
+        }
+        ui.add_enabled_ui(!latest, |ui| {
+            if ui
+                .add_enabled(index > 0, egui::Button::new("<").small())
+                .on_hover_text("the previous checkpoint")
+                .clicked()
+            {
+                choice = Some(Some(iterations[index - 1]));
+            }
+            let before = index;
+            let last = iterations.len() - 1;
+            ui.add(
+                egui::Slider::new(&mut index, 0..=last)
+                    .custom_formatter(|v, _| {
+                        iterations
+                            .get(v as usize)
+                            .map(|it| it.to_string())
+                            .unwrap_or_default()
+                    })
+                    .text("checkpoint"),
+            )
+            .on_hover_text(format!(
+                "model layer {}: the checkpoint it computes with",
+                i + 1
+            ));
+            if index != before {
+                choice = Some(Some(iterations[index]));
+            }
+            if ui
+                .add_enabled(index < last, egui::Button::new(">").small())
+                .on_hover_text("the next checkpoint")
+                .clicked()
+            {
+                choice = Some(Some(iterations[index + 1]));
+            }
+        });
+    });
+    choice
+}
+
+impl Viewer {
+    /// For model layer `i`: its run's checkpoint iterations (listed again every few
+    /// seconds) and the iteration it computes with; `None` for other layers.
+    pub(super) fn model_checkpoint_choices(&mut self, i: usize) -> Option<(Vec<u64>, Option<u64>)> {
+        let model = self.state.layers.get(i)?.model.clone()?;
+        let key = (model.project.clone(), model.run.clone());
+        let fresh = self
+            .checkpoint_lists
+            .get(&key)
+            .is_some_and(|(at, _)| at.elapsed().as_secs_f64() < CHECKPOINT_LIST_SECS);
+        if !fresh {
+            let listed =
+                crate::ops::live::checkpoints(&model.project, &model.run).unwrap_or_default();
+            self.checkpoint_lists
+                .insert(key.clone(), (std::time::Instant::now(), listed));
+        }
+        let iterations = self.checkpoint_lists.get(&key)?.1.clone();
+        let shown = self.live_prediction(i).map(|l| l.iteration());
+        Some((iterations, shown))
+    }
+
+    /// Points model layer `i` at checkpoint `iteration` (the latest stored when `None`),
+    /// keeping its drawing settings; a checkpoint shown before comes back with what it
+    /// computed. The layer is named after the checkpoint it shows.
+    pub fn set_model_iteration(&mut self, i: usize, iteration: Option<u64>) {
+        let Some(mut source) = self.state.layers.get(i).and_then(|l| l.model.clone()) else {
+            return;
+        };
+        source.iteration = iteration;
+        let wanted = match iteration {
+            Some(it) => Some(it),
+            None => crate::ops::live::checkpoints(&source.project, &source.run)
+                .ok()
+                .and_then(|v| v.last().copied()),
+        };
+        let Some(layer) = self.layers.get_mut(i) else {
+            return;
+        };
+        // The checkpoint shown now is kept.
+        if let (Ok(data), Some(live)) = (&layer.data, self.live.get(&layer.uid)) {
+            let uid = layer.uid;
+            layer.versions.retain(|v| v.uid != uid);
+            layer.versions.push(ModelVersion {
+                iteration: live.iteration(),
+                uid,
+                data: data.clone(),
+            });
+        }
+        let kept = wanted.and_then(|it| layer.versions.iter().position(|v| v.iteration == it));
+        let label = match kept {
+            Some(k) => {
+                let v = layer.versions.remove(k);
+                layer.uid = v.uid;
+                layer.data = Ok(v.data.clone());
+                layer.versions.push(v);
+                source.label(layer.versions.last().map_or(0, |v| v.iteration))
+            }
+            None => {
+                let uid = self.next_uid;
+                self.next_uid += 1;
+                layer.uid = uid;
+                match open_model(&source) {
+                    Ok((data, live)) => {
+                        let label = source.label(live.iteration());
+                        layer.versions.push(ModelVersion {
+                            iteration: live.iteration(),
+                            uid,
+                            data: data.clone(),
+                        });
+                        self.live.insert(uid, live);
+                        layer.data = Ok(data);
+                        label
+                    }
+                    Err(e) => {
+                        layer.data = Err(e);
+                        match iteration {
+                            Some(it) => source.label(it),
+                            None => format!("{} @ latest", source.run),
+                        }
+                    }
+                }
+            }
+        };
+        // Only the most recently shown checkpoints stay.
+        while layer.versions.len() > KEPT_VERSIONS + 1 {
+            let old = layer.versions.remove(0);
+            self.live.remove(&old.uid);
+            self.composer.forget_layer(old.uid);
+        }
+        self.state.layers[i].model = Some(source);
+        self.rename_layer(i, &label);
+        self.invalidate();
+    }
+
+    /// Renames layer `i` to `base` (made unique), following the overlays and selection that
+    /// name it.
+    fn rename_layer(&mut self, i: usize, base: &str) {
+        let old = self.state.layers[i].name.clone();
+        if old == base {
+            return;
+        }
+        let name = self.unique_name(base);
+        for o in &mut self.state.overlays {
+            for n in [&mut o.truth, &mut o.prediction] {
+                if *n == old {
+                    *n = name.clone();
+                }
+            }
+        }
+        if self.state.selected_layer.as_deref() == Some(old.as_str()) {
+            self.state.selected_layer = Some(name.clone());
+        }
+        self.state.layers[i].name = name;
+    }
+
+    /// Model layers following the latest checkpoint move to a newer one when training
+    /// writes it.
+    pub(super) fn follow_latest_checkpoints(&mut self) {
+        for i in 0..self.state.layers.len() {
+            let following = self.state.layers[i]
+                .model
+                .as_ref()
+                .is_some_and(|m| m.iteration.is_none());
+            if !following {
+                continue;
+            }
+            let Some((iterations, shown)) = self.model_checkpoint_choices(i) else {
+                continue;
+            };
+            if let (Some(newest), Some(shown)) = (iterations.last(), shown) {
+                if *newest != shown {
+                    self.set_model_iteration(i, None);
+                }
+            }
+        }
+    }
+}

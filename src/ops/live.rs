@@ -1,0 +1,66 @@
+//! Live predictions for the viewer: a run's checkpoint over any raw volume, computed block by
+//! block as the viewer reads it (see [`crate::blockwise::live`]), in this process.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::OpsError;
+use crate::blockwise::live::LivePrediction;
+use crate::blockwise::{Checkpoint, InputOptions};
+use crate::store::Project;
+
+/// Which network computes a live prediction over which volume: what a viewer layer
+/// records to open it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveSource {
+    /// The project holding the run.
+    pub project: PathBuf,
+    /// The run.
+    pub run: String,
+    /// The checkpoint iteration (the latest when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iteration: Option<u64>,
+    /// The raw volume (an array or multiscale group).
+    pub raw: PathBuf,
+}
+
+impl LiveSource {
+    /// A short name for the layer: `<run> @ <iteration>`.
+    pub fn label(&self, iteration: u64) -> String {
+        format!("{} @ {iteration}", self.run)
+    }
+}
+
+/// Opens the live prediction `source` describes on `device` (`auto`, `cpu`, `cuda:N`): the
+/// run's network with the checkpoint's weights, the raw volume read as the run's training
+/// read its raw data. A run, checkpoint or volume that does not fit is refused with what
+/// was expected.
+pub fn open_live(source: &LiveSource, device: &str) -> Result<Arc<LivePrediction>, OpsError> {
+    let project = Project::open(&source.project)?;
+    let run = super::stored_run(&project, &source.run)?;
+    let which = match source.iteration {
+        Some(i) => Checkpoint::Iteration(i),
+        None => Checkpoint::Latest,
+    };
+    let device = super::device(device)?;
+    LivePrediction::open(
+        project.root(),
+        &run,
+        &which,
+        &source.raw,
+        &InputOptions::default(),
+        device,
+    )
+    .map(Arc::new)
+    .map_err(OpsError::run(&run.name))
+}
+
+/// The stored checkpoint iterations of `run` in the project at `project`, oldest first.
+pub fn checkpoints(project: &std::path::Path, run: &str) -> Result<Vec<u64>, OpsError> {
+    let project = Project::open(project)?;
+    let run = super::stored_run(&project, run)?;
+    Ok(crate::store::layout::RunDir::new(project.root(), &run.name).checkpoint_iterations())
+}
