@@ -1012,6 +1012,90 @@ fn a_live_prediction_computes_what_segno_predict_writes_one_forward_pass_per_blo
     .unwrap()
     .to_string();
     assert!(e.contains("999"), "{e}");
+
+    // A checkpoint of another network: quick's weights under a run with twice its
+    // feature maps.
+    let mut wide = run.clone();
+    wide.name = "wide".into();
+    if let segno::config::ArchitectureConfig::CnnectomeUnet(u) = &mut wide.architecture_config {
+        u.num_fmaps *= 2;
+    }
+    project
+        .configs()
+        .store(&segno::config::AnyConfig::Run(Box::new(wide.clone())))
+        .unwrap();
+    let from = segno::store::layout::RunDir::new(p, "quick").checkpoint(4);
+    let to = segno::store::layout::RunDir::new(p, "wide").checkpoint(4);
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(&from, &to).unwrap();
+    let open = |run: &segno::config::RunConfig, raw: &Path| {
+        LivePrediction::open(
+            p,
+            run,
+            &segno::blockwise::Checkpoint::Iteration(4),
+            raw,
+            &segno::blockwise::InputOptions::default(),
+            tch::Device::Cpu,
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+    };
+    let raw = p.join("data/synthetic.zarr/raw");
+    let e = open(&wide, &raw);
+    assert!(
+        e.contains("wide/checkpoints/iterations/4") && e.contains("does not fit this model"),
+        "{e}"
+    );
+    // Raw data at another voxel size, or with two channels.
+    let other = p.join("other.zarr");
+    let write = |name: &str, vs: i64, channels: Option<u64>| {
+        use segno::array::write::{self, ArraySpec, WriteMode};
+        let roi = segno::geometry::Roi::new(
+            segno::geometry::Coordinate::from([0, 0, 0]),
+            segno::geometry::Coordinate::from([48 * vs, 48 * vs, 48 * vs]),
+        )
+        .unwrap();
+        let spec = ArraySpec::new(
+            segno::array::DataType::U8,
+            roi,
+            segno::geometry::Coordinate::from([vs, vs, vs]),
+            channels,
+        );
+        write::create(&other, name, &spec, WriteMode::CreateNew).unwrap();
+        other.join(name)
+    };
+    let e = open(&run, &write("fine", 4, None));
+    assert!(
+        e.contains("no scale level at (8, 8, 8) nm") && e.contains("(4, 4, 4) nm"),
+        "{e}"
+    );
+    let e = open(&run, &write("two", 8, Some(2)));
+    assert!(
+        e.contains("2 channel(s)") && e.contains("trained on 1"),
+        "{e}"
+    );
+    let flat = {
+        use segno::array::write::{self, ArraySpec, WriteMode};
+        let roi = segno::geometry::Roi::new(
+            segno::geometry::Coordinate::from([0, 0]),
+            segno::geometry::Coordinate::from([384, 384]),
+        )
+        .unwrap();
+        let spec = ArraySpec::new(
+            segno::array::DataType::U8,
+            roi,
+            segno::geometry::Coordinate::from([8, 8]),
+            None,
+        );
+        write::create(&other, "flat", &spec, WriteMode::CreateNew).unwrap();
+        other.join("flat")
+    };
+    let e = open(&run, &flat);
+    assert!(
+        e.contains("has 2 spatial axes; the run's raw data") && e.contains("has 3"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -1039,17 +1123,7 @@ fn add_prediction_in_the_viewer_computes_a_checkpoint_over_a_raw_layer() {
     // The run and its latest checkpoint over the raw layer are chosen by default.
     h.get_by_label("Add prediction").click();
     h.run_steps(2);
-    let names: Vec<String> = h
-        .state()
-        .viewer
-        .state
-        .layers
-        .iter()
-        .map(|l| l.name.clone())
-        .collect();
-    assert_eq!(names.len(), 3, "{names:?}");
-    assert_eq!(names[2], "quick @ 4");
-    // Wait for the visible blocks.
+    // Wait for the network and the visible blocks.
     let settle = |h: &mut Harness<'static, SegnoApp>| {
         let t0 = Instant::now();
         loop {
@@ -1063,6 +1137,15 @@ fn add_prediction_in_the_viewer_computes_a_checkpoint_over_a_raw_layer() {
         }
     };
     settle(&mut h);
+    let names: Vec<String> = h
+        .state()
+        .viewer
+        .state
+        .layers
+        .iter()
+        .map(|l| l.name.clone())
+        .collect();
+    assert_eq!(names, vec!["raw", "pred", "quick @ 4"]);
     let compare = |h: &Harness<'static, SegnoApp>| -> (usize, usize) {
         let v = &h.state().viewer;
         let (mut same, mut differ) = (0, 0);
@@ -1092,8 +1175,8 @@ fn add_prediction_in_the_viewer_computes_a_checkpoint_over_a_raw_layer() {
     h.run_steps(2);
     h.get_by_label("<").click();
     h.run_steps(2);
-    assert_eq!(h.state().viewer.state.layers[2].name, "quick @ 2");
     settle(&mut h);
+    assert_eq!(h.state().viewer.state.layers[2].name, "quick @ 2");
     let (_, differ) = compare(&h);
     assert!(differ > 0, "iteration 2 shows iteration 4's values");
 }
@@ -1129,6 +1212,10 @@ fn a_model_layer_computes_the_stored_predictions_values_for_what_is_on_screen() 
         raw: raw.clone(),
     };
     v.add_model_layer(source(Some(4)));
+    // The network opens on a thread of its own; the layer says so meanwhile.
+    assert_eq!(v.layer_status(2), "opening the network…");
+    assert!(v.loading());
+    assert!(v.wait_models(Duration::from_secs(60)));
     assert_eq!(v.state.layers[2].name, "quick @ 4");
     let blocks = v.live_prediction(2).unwrap().grid().len();
     assert!(
@@ -1203,6 +1290,7 @@ fn a_model_layer_computes_the_stored_predictions_values_for_what_is_on_screen() 
     let at_4 = values(&v);
     let live_4 = v.live_prediction(2).unwrap().clone();
     v.set_model_iteration(2, Some(2));
+    assert!(v.wait_models(Duration::from_secs(60)));
     assert_eq!(v.state.layers[2].name, "quick @ 2");
     assert_eq!(v.live_prediction(2).unwrap().iteration(), 2);
     settle(&mut v, Plane::Xy);
@@ -1224,6 +1312,7 @@ fn a_model_layer_computes_the_stored_predictions_values_for_what_is_on_screen() 
 
     // A checkpoint that does not exist: the layer says so, the viewer goes on.
     v.add_model_layer(source(Some(999)));
+    assert!(v.wait_models(Duration::from_secs(60)));
     let status = v.layer_status(3);
     assert!(
         status.starts_with("error:") && status.contains("999"),

@@ -420,6 +420,20 @@ pub fn open_input(
     let (container, inner) = crate::array::split_container_path(path);
     let levels = crate::array::zarr::scale_levels(&container, &inner).unwrap_or_default();
     let mut level = None;
+    // Data of another dimensionality than training read is named as such, not as a
+    // missing voxel size.
+    let dims = transform.source_voxel_size_nm.dims();
+    if let Some(l) = levels
+        .first()
+        .filter(|l| l.info.spatial_axes().len() != dims)
+    {
+        return Err(TrainError::Data(format!(
+            "{} has {} spatial axes; the run's raw data ({}) has {dims}",
+            path.display(),
+            l.info.spatial_axes().len(),
+            transform.source
+        )));
+    }
     let raw = if levels.is_empty() {
         crate::array::open(path)?
     } else {
@@ -462,6 +476,14 @@ pub fn open_input(
             }
         }
     };
+    if raw.info().spatial_axes().len() != dims {
+        return Err(TrainError::Data(format!(
+            "{} has {} spatial axes; the run's raw data ({}) has {dims}",
+            raw.info().path,
+            raw.info().spatial_axes().len(),
+            transform.source
+        )));
+    }
     raw.info()
         .require_on_grid("prediction")
         .map_err(|e| TrainError::Data(e.to_string()))?;

@@ -139,6 +139,16 @@ impl ChunkCache {
         *self.shared.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(waker));
     }
 
+    /// The function [`ChunkCache::set_waker`] installed, for other background work whose
+    /// results the interface should show.
+    pub fn waker(&self) -> Option<Arc<dyn Fn() + Send + Sync>> {
+        self.shared
+            .waker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Changes the byte budget; chunks beyond it are evicted least recently used first.
     pub fn set_budget(&self, budget_bytes: usize) {
         let mut st = self.shared.lock();

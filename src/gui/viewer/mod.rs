@@ -91,6 +91,14 @@ pub struct Viewer {
     model_form: model_layer::ModelForm,
     /// The live predictions of model layers, by layer id.
     live: HashMap<u64, Arc<crate::blockwise::live::LivePrediction>>,
+    /// Model layers whose networks are opening: their layer ids and where the result comes.
+    #[allow(clippy::type_complexity)]
+    opening: Vec<(
+        u64,
+        std::sync::mpsc::Receiver<
+            Result<(Arc<LayerData>, Arc<crate::blockwise::live::LivePrediction>), String>,
+        >,
+    )>,
     /// The checkpoint iterations of runs shown by model layers, by (project, run), with
     /// when they were listed.
     checkpoint_lists: HashMap<(PathBuf, String), (std::time::Instant, Vec<u64>)>,
@@ -139,6 +147,7 @@ impl Viewer {
             model_form: model_layer::ModelForm::default(),
             live: HashMap::new(),
             checkpoint_lists: HashMap::new(),
+            opening: Vec::new(),
         }
     }
 
@@ -261,12 +270,10 @@ impl Viewer {
             ..state.clone()
         };
         self.live.clear();
+        self.opening.clear();
         for l in state.layers {
-            match l.model.clone() {
-                Some(m) => {
-                    let opened = model_layer::open_model(&m);
-                    self.push_model(l, opened);
-                }
+            match l.model {
+                Some(_) => self.push_model(l),
                 None => {
                     let data = open_layer(&l.source).map_err(|e| e.to_string());
                     self.push(l, data);
@@ -302,7 +309,11 @@ impl Viewer {
     pub fn loading(&self) -> bool {
         let st = self.composer.cache().stats();
         let three_d = matches!(self.state.layout, Layout::FourPanel | Layout::ThreeD);
-        (three_d && self.mip.busy()) || st.queued > 0 || st.in_flight > 0 || self.composer.loading()
+        (three_d && self.mip.busy())
+            || st.queued > 0
+            || st.in_flight > 0
+            || self.composer.loading()
+            || !self.opening.is_empty()
     }
 
     /// The drawn uniforms and textures of `plane`'s panel, as last composed.
@@ -318,6 +329,7 @@ impl Viewer {
             return String::new();
         };
         match &layer.data {
+            Err(_) if self.model_opening(i) => "opening the network…".to_string(),
             Err(e) => format!("error: {e}"),
             Ok(d) => {
                 let progress = self.composer.progress(i);
@@ -384,6 +396,7 @@ impl Viewer {
             width_px: size[0].max(1),
             height_px: size[1].max(1),
         };
+        self.poll_models();
         self.note_changes();
         self.composer.begin_frame();
         let wanted = self.refresh_panel(view);
@@ -434,6 +447,7 @@ impl Viewer {
 
     /// Draws the viewer section.
     pub fn ui(&mut self, ui: &mut egui::Ui, project_arrays: &[PathBuf]) {
+        self.poll_models();
         if !self.waker_set {
             let ctx = ui.ctx().clone();
             self.composer

@@ -103,44 +103,119 @@ impl ModelForm {
 }
 
 impl Viewer {
-    /// Adds a layer computed by the network `source` names; a run, checkpoint or volume
-    /// that does not fit still becomes a layer, showing why in its status line.
+    /// Adds a layer computed by the network `source` names. The network opens on a thread
+    /// of its own (the layer says so meanwhile); a run, checkpoint or volume that does not
+    /// fit still becomes a layer, showing why in its status line.
     pub fn add_model_layer(&mut self, source: LiveSource) {
-        let opened = open_model(&source);
-        let name = match &opened {
-            Ok((d, _)) => d.name.clone(),
-            Err(_) => match source.iteration {
-                Some(i) => source.label(i),
-                None => format!("{} @ latest", source.run),
-            },
-        };
-        let name = self.unique_name(&name);
-        self.push_model(
-            LayerState {
-                name,
-                source: source.raw.clone(),
-                visible: true,
-                settings: LayerSettings::for_kind(LayerKind::Prediction),
-                model: Some(source),
-            },
-            opened,
-        );
+        let name = self.unique_name(&pending_label(&source));
+        self.push_model(LayerState {
+            name,
+            source: source.raw.clone(),
+            visible: true,
+            settings: LayerSettings::for_kind(LayerKind::Prediction),
+            model: Some(source),
+        });
     }
 
-    /// Pushes a model layer and keeps its live prediction for its status line.
-    pub(super) fn push_model(
-        &mut self,
-        state: LayerState,
-        opened: Result<(Arc<LayerData>, Arc<LivePrediction>), String>,
-    ) {
-        let data = match opened {
-            Ok((data, live)) => {
-                self.live.insert(self.next_uid, live);
-                Ok(data)
+    /// Pushes the model layer `state` describes and starts opening its network.
+    pub(super) fn push_model(&mut self, state: LayerState) {
+        let uid = self.next_uid;
+        if let Some(source) = state.model.clone() {
+            self.start_opening(uid, source);
+        }
+        self.push(state, Err(OPENING.to_string()));
+    }
+
+    /// Opens the network `source` names for the layer id `uid` on another thread.
+    fn start_opening(&mut self, uid: u64, source: LiveSource) {
+        let (send, receive) = std::sync::mpsc::channel();
+        let waker = self.composer.cache().waker();
+        std::thread::spawn(move || {
+            let _ = send.send(open_model(&source));
+            if let Some(w) = waker {
+                w();
             }
-            Err(e) => Err(e),
+        });
+        self.opening.push((uid, receive));
+    }
+
+    /// Puts the networks that finished opening into their layers (named after the
+    /// checkpoint they compute with); returns whether any did.
+    pub(super) fn poll_models(&mut self) -> bool {
+        let mut changed = false;
+        let mut still = Vec::new();
+        for (uid, receive) in std::mem::take(&mut self.opening) {
+            match receive.try_recv() {
+                Err(std::sync::mpsc::TryRecvError::Empty) => still.push((uid, receive)),
+                result => {
+                    let opened = result.unwrap_or_else(|_| {
+                        Err("the thread opening the network stopped".to_string())
+                    });
+                    self.opened(uid, opened);
+                    changed = true;
+                }
+            }
+        }
+        self.opening.extend(still);
+        if changed {
+            self.invalidate();
+        }
+        changed
+    }
+
+    /// Gives the layer with id `uid` (if it is still there) what opening its network gave.
+    fn opened(&mut self, uid: u64, opened: Result<(Arc<LayerData>, Arc<LivePrediction>), String>) {
+        let Some(i) = self.layers.iter().position(|l| l.uid == uid) else {
+            return;
         };
-        self.push(state, data);
+        let label = match &opened {
+            Ok((_, live)) => self.state.layers[i]
+                .model
+                .as_ref()
+                .map(|m| m.label(live.iteration())),
+            Err(_) => None,
+        };
+        let layer = &mut self.layers[i];
+        match opened {
+            Ok((data, live)) => {
+                layer.versions.retain(|v| v.uid != uid);
+                layer.versions.push(ModelVersion {
+                    iteration: live.iteration(),
+                    uid,
+                    data: data.clone(),
+                });
+                self.live.insert(uid, live);
+                layer.data = Ok(data);
+            }
+            Err(e) => layer.data = Err(e),
+        }
+        if let Some(label) = label {
+            self.rename_layer(i, &label);
+        }
+    }
+
+    /// Blocks until every network being opened has opened (or failed), or `timeout`
+    /// passes; true when none is left. For tests, benchmarks and headless use, never the
+    /// interface's thread.
+    pub fn wait_models(&mut self, timeout: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        loop {
+            self.poll_models();
+            if self.opening.is_empty() {
+                return true;
+            }
+            if start.elapsed() > timeout {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Whether layer `i`'s network is still opening.
+    pub(super) fn model_opening(&self, i: usize) -> bool {
+        self.layers
+            .get(i)
+            .is_some_and(|l| self.opening.iter().any(|(uid, _)| *uid == l.uid))
     }
 
     /// The live prediction of layer `i`, when it is a model layer that opened.
@@ -165,6 +240,17 @@ impl Viewer {
             text.push_str(&format!(" · {} failed", s.failed));
         }
         Some(text)
+    }
+}
+
+/// What a model layer holds while its network opens.
+const OPENING: &str = "opening the network";
+
+/// A model layer's name before its network has opened.
+fn pending_label(source: &LiveSource) -> String {
+    match source.iteration {
+        Some(i) => source.label(i),
+        None => format!("{} @ latest", source.run),
     }
 }
 
@@ -317,6 +403,7 @@ impl Viewer {
             });
         }
         let kept = wanted.and_then(|it| layer.versions.iter().position(|v| v.iteration == it));
+        let mut open = None;
         let label = match kept {
             Some(k) => {
                 let v = layer.versions.remove(k);
@@ -329,27 +416,16 @@ impl Viewer {
                 let uid = self.next_uid;
                 self.next_uid += 1;
                 layer.uid = uid;
-                match open_model(&source) {
-                    Ok((data, live)) => {
-                        let label = source.label(live.iteration());
-                        layer.versions.push(ModelVersion {
-                            iteration: live.iteration(),
-                            uid,
-                            data: data.clone(),
-                        });
-                        self.live.insert(uid, live);
-                        layer.data = Ok(data);
-                        label
-                    }
-                    Err(e) => {
-                        layer.data = Err(e);
-                        match iteration {
-                            Some(it) => source.label(it),
-                            None => format!("{} @ latest", source.run),
-                        }
-                    }
-                }
+                layer.data = Err(OPENING.to_string());
+                open = Some(uid);
+                pending_label(&source)
             }
+        };
+        if let Some(uid) = open {
+            self.start_opening(uid, source.clone());
+        }
+        let Some(layer) = self.layers.get_mut(i) else {
+            return;
         };
         // Only the most recently shown checkpoints stay.
         while layer.versions.len() > KEPT_VERSIONS + 1 {
