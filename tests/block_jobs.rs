@@ -1324,3 +1324,37 @@ fn a_model_layer_computes_the_stored_predictions_values_for_what_is_on_screen() 
         Some(PixelValue::Float(_))
     ));
 }
+
+#[test]
+fn bench_live_reports_its_figures_as_json_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("demo");
+    let (code, v, err) = segno(&[
+        "bench",
+        "live",
+        "--dir",
+        s(&project),
+        "--size",
+        "64",
+        "--iterations",
+        "2",
+        "--panel",
+        "96x96",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["device"], "cpu");
+    let computed = v["blocks_computed"].as_u64().unwrap();
+    assert!(
+        computed >= 1 && computed <= v["blocks_total"].as_u64().unwrap(),
+        "{v}"
+    );
+    let (open, first, full) = (
+        v["open_ms"].as_f64().unwrap(),
+        v["first_block_ms"].as_f64().unwrap(),
+        v["full_panel_ms"].as_f64().unwrap(),
+    );
+    assert!(open <= first && first <= full, "{v}");
+    assert!(v["ratio"].as_f64().unwrap() > 0.0, "{v}");
+    // What it prepared went to stderr.
+    assert!(err.contains("preparing the demo project"), "{err}");
+}

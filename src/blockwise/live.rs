@@ -244,6 +244,23 @@ impl LivePrediction {
         result
     }
 
+    /// Times block `k` as a benchmark reference, without the memo: seconds reading its
+    /// input (context, input steps) and seconds of the network's forward pass alone.
+    pub fn time_block(&self, k: u64) -> Result<(f64, f64), TrainError> {
+        let started = std::time::Instant::now();
+        let x = self
+            .inference
+            .read_input(self.raw.as_ref(), &self.grid.block(k))?;
+        let read = started.elapsed().as_secs_f64();
+        let model = self
+            .model
+            .lock()
+            .map_err(|_| TrainError::Data("the network's lock was poisoned".into()))?;
+        let started = std::time::Instant::now();
+        self.inference.forward(&model, &x)?;
+        Ok((read, started.elapsed().as_secs_f64()))
+    }
+
     /// Computes block `k`.
     fn compute(&self, k: u64) -> Result<std::sync::Arc<ArrayD<f32>>, TrainError> {
         let block = self.grid.block(k);

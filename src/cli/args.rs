@@ -786,6 +786,26 @@ pub enum BenchCommand {
     /// multiscale volume (drawn offscreen with wgpu), and the time from a jump to the
     /// first complete slice. Build with --release for real numbers.
     Viewer(ViewerBenchArgs),
+    /// A model layer in the viewer on the demo network: time to its first drawn block and
+    /// to a fully predicted xy panel, blocks per second against the network's forward pass
+    /// alone, and compose times while blocks compute. Build with --release for real numbers.
+    Live {
+        /// The demo project (created and trained when missing, reused otherwise).
+        #[arg(long, value_name = "DIR", default_value = "target/bench-live")]
+        dir: PathBuf,
+        /// Edge length of the demo volume in voxels.
+        #[arg(long, default_value_t = 128)]
+        size: usize,
+        /// Training iterations of the demo run.
+        #[arg(long, default_value_t = 20)]
+        iterations: u64,
+        /// The xy panel's size, WIDTHxHEIGHT in pixels.
+        #[arg(long, default_value = "640x640", value_parser = parse_size)]
+        panel: [u32; 2],
+        /// Print machine-readable JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Block jobs: the same prediction by 1 and 2 worker processes (one CPU thread each;
     /// scaling efficiency), the ledger's time per block as a fraction of the block's, and
     /// with --slurm a Slurm job array of 4 workers against 1.

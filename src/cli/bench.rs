@@ -4,6 +4,48 @@
 
 use super::*;
 
+pub(super) fn bench_live(
+    options: &crate::gui::live_bench::LiveBenchOptions,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<u8, Failure> {
+    // Preparing the project is said on stderr, so that --json prints only the JSON.
+    let r = crate::gui::live_bench::bench_live(options, &mut std::io::stderr())
+        .map_err(|e| Failure::new(exit::INVALID, e))?;
+    if json {
+        let value = serde_json::to_value(&r)
+            .map_err(|e| Failure::new(exit::IO, format!("cannot encode JSON: {e}")))?;
+        emit_json(out, &value)?;
+        return Ok(exit::OK);
+    }
+    emit(
+        out,
+        &format!(
+            "live prediction: run {} at iteration {} on {}, {}×{} xy panel\n  network open     {:.0} ms\n  first block      {:.0} ms after adding the layer\n  full panel       {:.0} ms ({} of {} blocks)\n  blocks/s         {:.2} in the viewer, {:.2} forward pass alone: ratio {:.3} (goal ≥ 0.9) {}\n  reading inputs   {:.3} s per block\n  compose / frame  {:.1} ms median, {:.1} ms p90, {:.1} ms p99 while computing; {:.1} ms after\n",
+            r.run,
+            r.iteration,
+            r.device,
+            options.panel[0],
+            options.panel[1],
+            r.open_ms,
+            r.first_block_ms,
+            r.full_panel_ms,
+            r.blocks_computed,
+            r.blocks_total,
+            r.viewer_blocks_per_sec,
+            r.forward_blocks_per_sec,
+            r.ratio,
+            if r.ratio >= 0.9 { "✓" } else { "✗" },
+            r.read_secs_per_block,
+            r.frame_ms_computing[0],
+            r.frame_ms_computing[1],
+            r.frame_ms_computing[2],
+            r.frame_ms_idle
+        ),
+    )?;
+    Ok(exit::OK)
+}
+
 pub(super) fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     use crate::render::state::Layout;
     let layout = match args.layout.as_str() {

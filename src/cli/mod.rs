@@ -179,6 +179,22 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<u8, Failure> {
             json,
         }) => bench_arrays(size, dir, repeats, python, no_reference, json, out),
         Command::Bench(BenchCommand::Viewer(a)) => bench_viewer(&a, out),
+        Command::Bench(BenchCommand::Live {
+            dir,
+            size,
+            iterations,
+            panel,
+            json,
+        }) => bench_live(
+            &crate::gui::live_bench::LiveBenchOptions {
+                dir,
+                size,
+                iterations,
+                panel,
+            },
+            json,
+            out,
+        ),
         Command::Bench(BenchCommand::Blockwise {
             dir,
             size,

@@ -11,6 +11,7 @@ pub mod apply_panel;
 pub mod demo_view;
 pub mod editor;
 pub mod launcher;
+pub mod live_bench;
 pub mod project;
 pub mod project_panel;
 mod run_views;
