@@ -244,6 +244,22 @@ impl LivePrediction {
         result
     }
 
+    /// Runs the network once on a block of zeros, so that the first block the viewer asks
+    /// for does not also pay for the library's first-call set-up (memory pools, convolution
+    /// plans); meant for the thread that opens the prediction.
+    pub fn warm_up(&self) -> Result<(), TrainError> {
+        let channels = self.raw.info().channels().max(1) as usize;
+        let shape: Vec<usize> = std::iter::once(channels)
+            .chain(self.inference.input_shape.iter().map(|v| v as usize))
+            .collect();
+        let x = ArrayD::<f32>::zeros(IxDyn(&shape));
+        let model = self
+            .model
+            .lock()
+            .map_err(|_| TrainError::Data("the network's lock was poisoned".into()))?;
+        self.inference.forward(&model, &x).map(|_| ())
+    }
+
     /// Times block `k` as a benchmark reference, without the memo: seconds reading its
     /// input (context, input steps) and seconds of the network's forward pass alone.
     pub fn time_block(&self, k: u64) -> Result<(f64, f64), TrainError> {

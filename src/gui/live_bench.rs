@@ -51,6 +51,9 @@ pub struct LiveBenchReport {
     pub forward_blocks_per_sec: f64,
     /// `viewer_blocks_per_sec / forward_blocks_per_sec` (goal ≥ 0.9).
     pub ratio: f64,
+    /// Seconds per block the layer spent computing (reading inputs and the forward pass),
+    /// averaged over the blocks it computed in the viewer.
+    pub compute_secs_per_block: f64,
     /// Seconds per block reading the inputs (context and input steps), averaged.
     pub read_secs_per_block: f64,
     /// Compose time per frame while blocks computed, ms: 50th, 90th, 99th percentile.
@@ -197,6 +200,7 @@ pub fn bench_live(
         viewer_blocks_per_sec: viewer_rate,
         forward_blocks_per_sec: forward_rate,
         ratio: viewer_rate / forward_rate,
+        compute_secs_per_block: stats.secs_per_block(),
         read_secs_per_block: read / n,
         frame_ms_computing: [
             percentile(&frames, 0.5),

@@ -36,8 +36,9 @@ impl LiveSource {
 
 /// Opens the live prediction `source` describes on `device` (`auto`, `cpu`, `cuda:N`): the
 /// run's network with the checkpoint's weights, the raw volume read as the run's training
-/// read its raw data. A run, checkpoint or volume that does not fit is refused with what
-/// was expected.
+/// read its raw data, the network run once on zeros (so the first block is not slower than
+/// the others). A run, checkpoint or volume that does not fit is refused with what was
+/// expected.
 pub fn open_live(source: &LiveSource, device: &str) -> Result<Arc<LivePrediction>, OpsError> {
     let project = Project::open(&source.project)?;
     let run = super::stored_run(&project, &source.run)?;
@@ -54,7 +55,7 @@ pub fn open_live(source: &LiveSource, device: &str) -> Result<Arc<LivePrediction
         &InputOptions::default(),
         device,
     )
-    .map(Arc::new)
+    .and_then(|live| live.warm_up().map(|()| Arc::new(live)))
     .map_err(OpsError::run(&run.name))
 }
 

@@ -172,6 +172,12 @@ impl ChunkCache {
         })
     }
 
+    /// Whether any of `keys` is cached (read or failed).
+    pub fn any_ready(&self, keys: &[ChunkKey]) -> bool {
+        let st = self.shared.lock();
+        keys.iter().any(|k| st.ready.contains_key(k))
+    }
+
     /// Replaces the wanted chunks by `requests`, most important first. Chunks already
     /// cached or being read are skipped; earlier requests not in the list are dropped.
     /// Returns how many are queued.

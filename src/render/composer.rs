@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::cache::{ChunkCache, Request};
+use super::cache::{ChunkCache, ChunkKey, Request};
 use super::colors::AXIS_COLORS;
 use super::gpu::PanelUpload;
 use super::layer::{LayerData, LayerKind};
@@ -88,6 +88,11 @@ struct PanelState {
     /// The chunks the last composition still wanted (asked for again every frame, so the
     /// cache does not drop them).
     wanted: Vec<Request>,
+    /// Per layer, what it still wants.
+    layer_wanted: Vec<Wanted>,
+    /// Per layer, the missing chunks the panel shows (not the prefetched next slices):
+    /// only their arrival makes it compose that layer again.
+    layer_missing: Vec<Vec<ChunkKey>>,
     slices: Vec<Option<LayerSlice>>,
     /// Increases whenever `slices` change.
     slices_version: u64,
@@ -171,7 +176,16 @@ impl PanelComposer {
             .collect();
         let cache = &self.cache;
         let p = self.panels.entry(plane).or_default();
-        let same_data = p.completed == completed && p.layers_key == layers_key;
+        // Chunks read since the last composition change a layer only when the panel shows
+        // them: only such layers are composed again.
+        let arrivals: Vec<bool> = if p.completed == completed {
+            vec![false; p.layer_missing.len()]
+        } else {
+            p.layer_missing.iter().map(|k| cache.any_ready(k)).collect()
+        };
+        let arrived = arrivals.iter().any(|a| *a);
+        let same_layers = p.layers_key == layers_key && p.slices.len() == scene.layers.len();
+        let same_data = !arrived && same_layers;
         let stale = p.view != Some(view) || !same_data;
         let shift = p
             .view
@@ -186,12 +200,12 @@ impl PanelComposer {
                 .map(|(_, _, s)| u64::from(s.width_px) * u64::from(s.height_px))
                 .sum();
             let slices = std::mem::take(&mut p.slices);
-            let results: Vec<(Option<LayerSlice>, Vec<Request>)> = slices
+            let results: Vec<(Option<LayerSlice>, Wanted)> = slices
                 .into_par_iter()
                 .zip(scene.layers.par_iter())
                 .map(|(slice, layer)| {
                     let (Some(old), Some(d)) = (slice, layer.data) else {
-                        return (None, Vec::new());
+                        return (None, Wanted::default());
                     };
                     let mut moved = old.shifted(dx, dy);
                     let mut wanted = Wanted::default();
@@ -201,56 +215,89 @@ impl PanelComposer {
                         moved.paste(&part, *x0, *y0);
                         wanted.extend(w);
                     }
-                    (Some(moved), wanted.into_requests())
+                    (Some(moved), wanted)
                 })
                 .collect();
-            let mut extra = Vec::new();
-            for (s, w) in results {
+            for (i, (s, w)) in results.into_iter().enumerate() {
                 if s.is_some() {
                     self.stats.composed_px += strip_px;
                 }
                 p.slices.push(s);
-                extra.extend(w);
+                if let Some(missing) = p.layer_missing.get_mut(i) {
+                    missing.extend(w.shown_keys());
+                }
+                if let Some(wanted) = p.layer_wanted.get_mut(i) {
+                    wanted.extend(w);
+                }
             }
-            extra.extend(std::mem::take(&mut p.wanted));
-            p.wanted = extra;
             p.view = Some(view);
             p.slices_version += 1;
         } else if stale {
-            // Layers are composed in parallel (each is independent).
+            // Layers are composed in parallel (each is independent); when only chunks
+            // arrived, just the layers they belong to.
+            let partial = p.view == Some(view) && same_layers;
+            let recompose: Vec<bool> = (0..scene.layers.len())
+                .map(|i| !partial || arrivals.get(i).copied().unwrap_or(true))
+                .collect();
             let composed: Vec<Option<(LayerSlice, Wanted)>> = scene
                 .layers
                 .par_iter()
                 .zip(used.par_iter())
-                .map(|(layer, used)| match (layer.data, *used) {
-                    (Some(d), true) => Some(compose(
-                        layer.uid,
-                        d,
-                        layer.state.settings.kind(),
-                        &view,
-                        cache,
-                    )),
-                    _ => None,
-                })
+                .zip(recompose.par_iter())
+                .map(
+                    |((layer, used), again)| match (layer.data, *used && *again) {
+                        (Some(d), true) => Some(compose(
+                            layer.uid,
+                            d,
+                            layer.state.settings.kind(),
+                            &view,
+                            cache,
+                        )),
+                        _ => None,
+                    },
+                )
                 .collect();
-            let mut wanted = Wanted::default();
-            p.slices = Vec::with_capacity(composed.len());
-            for c in composed {
-                match c {
-                    Some((s, w)) => {
+            let old_slices = std::mem::take(&mut p.slices);
+            let old_wanted = std::mem::take(&mut p.layer_wanted);
+            let old_missing = std::mem::take(&mut p.layer_missing);
+            let kept = old_slices
+                .into_iter()
+                .zip(old_wanted)
+                .zip(old_missing)
+                .map(Some)
+                .chain(std::iter::repeat_with(|| None));
+            for ((c, again), old) in composed.into_iter().zip(&recompose).zip(kept) {
+                match (c, *again, old) {
+                    (Some((s, w)), _, _) => {
                         self.stats.composed_px +=
                             u64::from(view.width_px) * u64::from(view.height_px);
-                        wanted.extend(w);
+                        p.layer_missing.push(w.shown_keys());
+                        p.layer_wanted.push(w);
                         p.slices.push(Some(s));
                     }
-                    None => p.slices.push(None),
+                    (None, false, Some(((s, w), m))) => {
+                        p.slices.push(s);
+                        p.layer_wanted.push(w);
+                        p.layer_missing.push(m);
+                    }
+                    (None, _, _) => {
+                        p.slices.push(None);
+                        p.layer_wanted.push(Wanted::default());
+                        p.layer_missing.push(Vec::new());
+                    }
                 }
             }
             p.view = Some(view);
             p.completed = completed;
             p.layers_key = layers_key;
-            p.wanted = wanted.into_requests();
             p.slices_version += 1;
+        }
+        if stale {
+            let mut all = Wanted::default();
+            for w in &p.layer_wanted {
+                all.extend(w.clone());
+            }
+            p.wanted = all.into_requests();
         }
         let hover_id = hover.and_then(|(x, y)| hovered_label(&p.slices, x, y));
         let key = (scene.revision, p.slices_version, hover_id);
@@ -626,6 +673,98 @@ mod tests {
         assert_eq!(h.counts.iter().sum::<u32>(), 256);
         // A left of the panel is no pixel.
         assert_eq!(c.value_at(Plane::Xy, 0, -1.0, 2.0), None);
+    }
+
+    /// An array whose reads wait until its gate opens.
+    struct Gated {
+        inner: Box<dyn crate::array::ArraySource>,
+        open: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    }
+
+    impl crate::array::ArraySource for Gated {
+        fn info(&self) -> &crate::array::ArrayInfo {
+            self.inner.info()
+        }
+
+        fn read(
+            &self,
+            roi: &crate::geometry::Roi,
+        ) -> Result<crate::array::ArrayData, crate::array::ArrayError> {
+            let (lock, opened) = &*self.open;
+            let mut open = lock.lock().unwrap();
+            while !*open {
+                open = opened.wait(open).unwrap();
+            }
+            drop(open);
+            self.inner.read(roi)
+        }
+    }
+
+    #[test]
+    fn chunks_arriving_for_one_layer_compose_only_that_layer_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (raw, labels) = volume(dir.path());
+        // The labels as a computed layer whose chunks wait for a gate.
+        let mut labels = Arc::try_unwrap(labels).unwrap();
+        let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let placeholder = crate::array::transform::InMemory::new(
+            "placeholder",
+            "test",
+            crate::array::ArrayData::U8(ndarray::ArrayD::zeros(ndarray::IxDyn(&[1, 1, 1]))),
+            crate::geometry::Coordinate::from([1, 1, 1]),
+            crate::geometry::Coordinate::from([0, 0, 0]),
+            false,
+        )
+        .unwrap();
+        let inner = std::mem::replace(&mut labels.levels[0].source, Box::new(placeholder));
+        labels.levels[0].source = Box::new(Gated {
+            inner,
+            open: Arc::clone(&gate),
+        });
+        labels.computed = true;
+        let data = [raw, Arc::new(labels)];
+        let states = [
+            state("raw", LayerKind::Image, true),
+            state("labels", LayerKind::Segmentation, true),
+        ];
+        let s = scene(&data, &states, &[], 1);
+        let mut c = composer();
+        let t0 = std::time::Instant::now();
+        loop {
+            c.begin_frame();
+            let wanted = c.compose(&s, view(0.0), None);
+            c.request(wanted);
+            if c.progress(0).loading == 0 {
+                break;
+            }
+            assert!(t0.elapsed().as_secs() < 10, "the raw layer never loaded");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(c.progress(1).loading > 0);
+        let before = c.stats();
+        let raw_slice = c.slice(Plane::Xy, 0).unwrap().clone();
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+        assert!(c.cache().wait_idle(Duration::from_secs(10)));
+        c.begin_frame();
+        c.compose(&s, view(0.0), None);
+        // The labels arrived: only they are composed again (16 × 16 pixels).
+        assert_eq!(c.progress(1).loading, 0);
+        assert_eq!(c.stats().composed_px - before.composed_px, 16 * 16);
+        assert_eq!(c.slice(Plane::Xy, 0), Some(&raw_slice));
+        assert_eq!(
+            c.value_at(Plane::Xy, 1, 3.0, 12.0),
+            Some(PixelValue::Label(2))
+        );
+        // Later arrivals the panel does not show (the next slices) compose nothing.
+        let after = c.stats();
+        std::thread::sleep(Duration::from_millis(20));
+        c.begin_frame();
+        let wanted = c.compose(&s, view(0.0), None);
+        c.request(wanted);
+        assert!(c.cache().wait_idle(Duration::from_secs(10)));
+        c.compose(&s, view(0.0), None);
+        assert_eq!(c.stats().composed_px, after.composed_px);
     }
 
     #[test]

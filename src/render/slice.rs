@@ -236,7 +236,7 @@ impl LayerSlice {
 }
 
 /// Chunks a slice still needs, in three priorities.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Wanted {
     /// Chunks of the coarsest level (small, shown first as stand-ins).
     pub coarse: Vec<Request>,
@@ -252,6 +252,16 @@ impl Wanted {
         self.coarse.extend(other.coarse);
         self.visible.extend(other.visible);
         self.prefetch.extend(other.prefetch);
+    }
+
+    /// The chunks the panel shows as missing (coarse and visible; not the prefetched
+    /// next slices): the ones whose arrival changes what it draws.
+    pub fn shown_keys(&self) -> Vec<crate::render::cache::ChunkKey> {
+        self.coarse
+            .iter()
+            .chain(self.visible.iter().map(|(_, r)| r))
+            .map(|r| r.key)
+            .collect()
     }
 
     /// One list in priority order: coarse, then visible by distance, then prefetch.
@@ -464,12 +474,14 @@ pub fn compose(
             .sum::<f64>()
             .sqrt();
         wanted.visible.push((d, request(*key)));
-        // The slabs just before and after, for scrolling through slices.
+        // The slabs just before and after, for scrolling through slices. A computed layer's
+        // neighbours in the same block cost nothing when asked for; one in the next block
+        // would cost a whole block's computation, so it waits until it is shown.
         if let Some((axis, off)) = key.slab {
             let chunk = l.chunk[an];
             let pos = key.index[an] * chunk + u64::from(off);
             for next in [pos.checked_sub(1), Some(pos + 1)].into_iter().flatten() {
-                if next < l.shape[an] {
+                if next < l.shape[an] && !(layer.computed && next / chunk != key.index[an]) {
                     let mut index = key.index;
                     index[an] = next / chunk;
                     wanted.prefetch.push(request(ChunkKey {
