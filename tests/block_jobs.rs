@@ -1137,14 +1137,16 @@ fn add_prediction_in_the_viewer_computes_a_checkpoint_over_a_raw_layer() {
         }
     };
     settle(&mut h);
-    let names: Vec<String> = h
-        .state()
-        .viewer
-        .state
-        .layers
-        .iter()
-        .map(|l| l.name.clone())
-        .collect();
+    let layer_names = |h: &Harness<'static, SegnoApp>| -> Vec<String> {
+        h.state()
+            .viewer
+            .state
+            .layers
+            .iter()
+            .map(|l| l.name.clone())
+            .collect()
+    };
+    let names = layer_names(&h);
     assert_eq!(names, vec!["raw", "pred", "quick @ 4"]);
     let compare = |h: &Harness<'static, SegnoApp>| -> (usize, usize) {
         let v = &h.state().viewer;
@@ -1179,6 +1181,17 @@ fn add_prediction_in_the_viewer_computes_a_checkpoint_over_a_raw_layer() {
     assert_eq!(h.state().viewer.state.layers[2].name, "quick @ 2");
     let (_, differ) = compare(&h);
     assert!(differ > 0, "iteration 2 shows iteration 4's values");
+    // Its segmentation, as a layer of its own.
+    h.get_by_label("Add segmentation").click();
+    h.run_steps(2);
+    settle(&mut h);
+    let names = layer_names(&h);
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert!(names[3].starts_with("quick @ 2 · threshold_"), "{names:?}");
+    assert!(matches!(
+        h.state().viewer.pixel_value(Plane::Xy, 3, 300.0, 300.0),
+        Some(PixelValue::Float(_))
+    ));
 }
 
 #[test]
@@ -1210,6 +1223,7 @@ fn a_model_layer_computes_the_stored_predictions_values_for_what_is_on_screen() 
         run: "quick".into(),
         iteration,
         raw: raw.clone(),
+        segmentation: None,
     };
     v.add_model_layer(source(Some(4)));
     // The network opens on a thread of its own; the layer says so meanwhile.
@@ -1310,10 +1324,48 @@ fn a_model_layer_computes_the_stored_predictions_values_for_what_is_on_screen() 
     assert_eq!(values(&v), at_4);
     assert_eq!(live_4.stats().computed, computed);
 
+    // Its segmentation: every block thresholded as the run post-processes, from the same
+    // computed blocks (nothing computed again).
+    v.add_segmentation_layer(2);
+    assert!(v.wait_models(Duration::from_secs(60)));
+    let name = v.state.layers[3].name.clone();
+    let threshold: f32 = name
+        .rsplit_once("threshold_")
+        .and_then(|(_, t)| t.parse().ok())
+        .unwrap_or_else(|| panic!("{name}"));
+    assert!(name.starts_with("quick @ 4 · threshold_"), "{name}");
+    settle(&mut v, Plane::Xy);
+    let mut checked = 0;
+    for y in (1..64).step_by(5) {
+        for x in (1..64).step_by(5) {
+            let (x, y) = (f64::from(x), f64::from(y));
+            if let (Some(PixelValue::Float(p)), Some(PixelValue::Float(s))) = (
+                v.pixel_value(Plane::Xy, 1, x, y),
+                v.pixel_value(Plane::Xy, 3, x, y),
+            ) {
+                // Values at the threshold itself could round either way.
+                if (p[0] - threshold).abs() > 1e-4 {
+                    assert_eq!(
+                        s[0],
+                        f32::from(u8::from(p[0] > threshold)),
+                        "({x}, {y}): {p:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "{checked}");
+    assert_eq!(live_4.stats().computed, computed);
+    assert!(std::sync::Arc::ptr_eq(
+        v.live_prediction(3).unwrap(),
+        &live_4
+    ));
+
     // A checkpoint that does not exist: the layer says so, the viewer goes on.
     v.add_model_layer(source(Some(999)));
     assert!(v.wait_models(Duration::from_secs(60)));
-    let status = v.layer_status(3);
+    let status = v.layer_status(4);
     assert!(
         status.starts_with("error:") && status.contains("999"),
         "{status}"

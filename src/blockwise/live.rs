@@ -350,42 +350,86 @@ impl ArraySource for LivePrediction {
 
     fn read(&self, roi: &Roi) -> Result<ArrayData, ArrayError> {
         let info = &self.info;
-        info.check_aligned(roi)?;
-        let fail = |message: String| ArrayError::Read {
-            path: info.path.clone(),
-            roi: roi.to_string(),
-            message,
-        };
-        if !info.roi.contains_roi(roi) {
-            return Err(fail(format!("outside the predicted region {}", info.roi)));
-        }
+        check_region(info, roi)?;
         let vs = info.geometry.voxel_size;
         let shape: Vec<usize> = std::iter::once(self.channels)
             .chain((roi.shape() / vs).iter().map(|v| v as usize))
             .collect();
         let mut out = ArrayD::<f32>::zeros(IxDyn(&shape));
         for k in self.blocks_of(roi) {
-            let block_roi = self.grid.block(k);
-            let values = self.block(k).map_err(|e| fail(e.to_string()))?;
-            let part = block_roi.intersect(roi);
-            let src_off = (part.begin() - block_roi.begin()) / vs;
-            let dst_off = (part.begin() - roi.begin()) / vs;
-            let len = part.shape() / vs;
-            let ranges: Vec<std::ops::Range<usize>> = std::iter::once(0..self.channels)
-                .chain((0..vs.dims()).map(|a| {
-                    let s = src_off[a] as usize;
-                    s..s + len[a] as usize
-                }))
-                .collect();
-            let offset: Vec<usize> = std::iter::once(0)
-                .chain(dst_off.iter().map(|v| v as usize))
-                .collect();
-            let src = values
-                .as_slice()
-                .ok_or_else(|| fail("a computed block is not contiguous".into()))?;
-            crate::array::data::copy_sub_block(&mut out, &offset, src, values.shape(), &ranges);
+            let values = self
+                .block(k)
+                .map_err(|e| read_error(info, roi, e.to_string()))?;
+            paste(&mut out, (roi, &self.grid.block(k)), &vs, &values, info)?;
         }
         Ok(ArrayData::F32(out))
+    }
+}
+
+/// Refuses a region a live array cannot read: off its voxel grid or outside it.
+fn check_region(info: &ArrayInfo, roi: &Roi) -> Result<(), ArrayError> {
+    info.check_aligned(roi)?;
+    if info.roi.contains_roi(roi) {
+        Ok(())
+    } else {
+        Err(read_error(
+            info,
+            roi,
+            format!("outside the predicted region {}", info.roi),
+        ))
+    }
+}
+
+/// An error reading `roi` of the live array `info` describes.
+fn read_error(info: &ArrayInfo, roi: &Roi, message: String) -> ArrayError {
+    ArrayError::Read {
+        path: info.path.clone(),
+        roi: roi.to_string(),
+        message,
+    }
+}
+
+/// Copies the part of block `block_roi` (values `block`, channels first when `out` has more
+/// axes than `vs`) inside `roi` into `out`, which covers `roi`.
+fn paste<T: Copy>(
+    out: &mut ArrayD<T>,
+    (roi, block_roi): (&Roi, &Roi),
+    vs: &crate::geometry::Coordinate,
+    block: &ArrayD<T>,
+    info: &ArrayInfo,
+) -> Result<(), ArrayError> {
+    let part = block_roi.intersect(roi);
+    let src_off = (part.begin() - block_roi.begin()) / *vs;
+    let dst_off = (part.begin() - roi.begin()) / *vs;
+    let len = part.shape() / *vs;
+    let channels = (out.ndim() > vs.dims()).then(|| out.shape()[0]);
+    let ranges: Vec<std::ops::Range<usize>> = channels
+        .map(|c| 0..c)
+        .into_iter()
+        .chain((0..vs.dims()).map(|a| {
+            let s = src_off[a] as usize;
+            s..s + len[a] as usize
+        }))
+        .collect();
+    let offset: Vec<usize> = channels
+        .map(|_| 0)
+        .into_iter()
+        .chain(dst_off.iter().map(|v| v as usize))
+        .collect();
+    let src = block
+        .as_slice()
+        .ok_or_else(|| read_error(info, roi, "a computed block is not contiguous".into()))?;
+    crate::array::data::copy_sub_block(out, &offset, src, block.shape(), &ranges);
+    Ok(())
+}
+
+impl ArraySource for std::sync::Arc<LiveSegmentation> {
+    fn info(&self) -> &ArrayInfo {
+        self.as_ref().info()
+    }
+
+    fn read(&self, roi: &Roi) -> Result<ArrayData, ArrayError> {
+        self.as_ref().read(roi)
     }
 }
 
@@ -396,5 +440,173 @@ impl ArraySource for std::sync::Arc<LivePrediction> {
 
     fn read(&self, roi: &Roi) -> Result<ArrayData, ArrayError> {
         self.as_ref().read(roi)
+    }
+}
+
+/// A live prediction post-processed block by block with one of its task's parameter sets: a
+/// segmentation of what is on screen, computed from the prediction's blocks (computing
+/// them when needed). Every block is post-processed alone, so the ids of a mutex
+/// watershed are those of its block, not of the volume.
+pub struct LiveSegmentation {
+    prediction: std::sync::Arc<LivePrediction>,
+    predictor: crate::task::predictor::Predictor,
+    parameters: crate::task::postprocess::PostProcessorParameters,
+    info: ArrayInfo,
+    memo: Mutex<HashMap<u64, (std::sync::Arc<ArrayData>, u64)>>,
+    tick: std::sync::atomic::AtomicU64,
+}
+
+/// Post-processed blocks a live segmentation keeps.
+const SEGMENTATION_MEMO_BLOCKS: usize = 256;
+
+impl LiveSegmentation {
+    /// The segmentation of `prediction` (of `run`) with `parameters`, which must be one of
+    /// the run's task's parameter sets.
+    pub fn new(
+        prediction: std::sync::Arc<LivePrediction>,
+        run: &RunConfig,
+        parameters: crate::task::postprocess::PostProcessorParameters,
+    ) -> Result<Self, TrainError> {
+        let predictor = crate::task::predictor::Predictor::from_task(&run.task_config)?;
+        if !predictor.parameters().contains(&parameters) {
+            return Err(TrainError::Data(format!(
+                "the parameters {} are not among run {}'s post-processing parameters",
+                parameters.name(),
+                run.name
+            )));
+        }
+        // What the post-processing gives (its element type and channels), from one voxel.
+        let p = prediction.info();
+        let probe = ArrayD::<f32>::zeros(IxDyn(
+            &std::iter::once(prediction.channels)
+                .chain(std::iter::repeat_n(1, p.geometry.voxel_size.dims()))
+                .collect::<Vec<_>>(),
+        ));
+        let (data_type, channels) = match predictor.post_process(&probe, &parameters)? {
+            crate::task::predictor::Segmentation::Binary(b) => (DataType::U8, Some(b.shape()[0])),
+            crate::task::predictor::Segmentation::Labels(_) => (DataType::U64, None),
+        };
+        let spatial: Vec<u64> = p.shape[1..].to_vec();
+        let block: Vec<u64> = p.chunk_shape[1..].to_vec();
+        let (shape, chunk_shape, axes) = match channels {
+            Some(c) => (
+                std::iter::once(c as u64).chain(spatial).collect(),
+                std::iter::once(c as u64).chain(block).collect(),
+                p.geometry.axes.clone(),
+            ),
+            None => (
+                spatial,
+                block,
+                p.geometry
+                    .axes
+                    .iter()
+                    .filter(|a| a.spatial)
+                    .cloned()
+                    .collect(),
+            ),
+        };
+        let dims = p.geometry.voxel_size.dims();
+        let info = ArrayInfo {
+            path: format!("{} post-processed with {}", p.path, parameters.name()),
+            format: "live segmentation",
+            data_type,
+            shape,
+            chunk_shape,
+            shard_shape: None,
+            codecs: "computed".into(),
+            fill_value: serde_json::Value::from(0),
+            geometry: Geometry::derived(
+                axes,
+                p.geometry.voxel_size,
+                p.geometry.offset,
+                vec!["nm".into(); dims],
+                "run",
+            ),
+            roi: p.roi,
+        };
+        Ok(Self {
+            prediction,
+            predictor,
+            parameters,
+            info,
+            memo: Mutex::new(HashMap::new()),
+            tick: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// The parameters' name (`threshold_0.5`, `bias_0.5` …).
+    pub fn parameters_name(&self) -> String {
+        self.parameters.name()
+    }
+
+    /// The prediction it post-processes.
+    pub fn prediction(&self) -> &std::sync::Arc<LivePrediction> {
+        &self.prediction
+    }
+
+    /// Block `k` post-processed.
+    fn block(&self, k: u64) -> Result<std::sync::Arc<ArrayData>, TrainError> {
+        let tick = self.tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut memo) = self.memo.lock() {
+            if let Some((b, used)) = memo.get_mut(&k) {
+                *used = tick;
+                return Ok(b.clone());
+            }
+        }
+        let values = self.prediction.block(k)?;
+        let data = match self.predictor.post_process(&values, &self.parameters)? {
+            crate::task::predictor::Segmentation::Binary(b) => ArrayData::U8(b),
+            crate::task::predictor::Segmentation::Labels(l) => ArrayData::U64(l),
+        };
+        let data = std::sync::Arc::new(data);
+        if let Ok(mut memo) = self.memo.lock() {
+            memo.insert(k, (data.clone(), tick));
+            while memo.len() > SEGMENTATION_MEMO_BLOCKS {
+                let Some(oldest) = memo.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k) else {
+                    break;
+                };
+                memo.remove(&oldest);
+            }
+        }
+        Ok(data)
+    }
+}
+
+impl ArraySource for LiveSegmentation {
+    fn info(&self) -> &ArrayInfo {
+        &self.info
+    }
+
+    fn read(&self, roi: &Roi) -> Result<ArrayData, ArrayError> {
+        let info = &self.info;
+        check_region(info, roi)?;
+        let vs = info.geometry.voxel_size;
+        let channels = (info.shape.len() > vs.dims()).then(|| info.shape[0] as usize);
+        let shape: Vec<usize> = channels
+            .into_iter()
+            .chain((roi.shape() / vs).iter().map(|v| v as usize))
+            .collect();
+        let mut out = ArrayData::filled(info.data_type, &shape, 0.0);
+        let grid = self.prediction.grid();
+        for k in self.prediction.blocks_of(roi) {
+            let block_roi = grid.block(k);
+            let values = self
+                .block(k)
+                .map_err(|e| read_error(info, roi, e.to_string()))?;
+            match (&mut out, values.as_ref()) {
+                (ArrayData::U8(o), ArrayData::U8(v)) => paste(o, (roi, &block_roi), &vs, v, info)?,
+                (ArrayData::U64(o), ArrayData::U64(v)) => {
+                    paste(o, (roi, &block_roi), &vs, v, info)?
+                }
+                _ => {
+                    return Err(read_error(
+                        info,
+                        roi,
+                        "a post-processed block of another type".into(),
+                    ))
+                }
+            }
+        }
+        Ok(out)
     }
 }

@@ -100,6 +100,7 @@ pub fn bench_live(
         run: demo.run.clone(),
         iteration: None,
         raw: raw.clone(),
+        segmentation: None,
     };
     let [w, h] = options.panel;
     let mut v = Viewer::default();

@@ -25,12 +25,20 @@ pub struct LiveSource {
     pub iteration: Option<u64>,
     /// The raw volume (an array or multiscale group).
     pub raw: PathBuf,
+    /// For a segmentation layer: the post-processing parameters applied to every block
+    /// (by name, e.g. `threshold_0.5`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segmentation: Option<String>,
 }
 
 impl LiveSource {
-    /// A short name for the layer: `<run> @ <iteration>`.
+    /// A short name for the layer: `<run> @ <iteration>`, and ` · <parameters>` for a
+    /// segmentation.
     pub fn label(&self, iteration: u64) -> String {
-        format!("{} @ {iteration}", self.run)
+        match &self.segmentation {
+            Some(p) => format!("{} @ {iteration} · {p}", self.run),
+            None => format!("{} @ {iteration}", self.run),
+        }
     }
 }
 
@@ -57,6 +65,61 @@ pub fn open_live(source: &LiveSource, device: &str) -> Result<Arc<LivePrediction
     )
     .and_then(|live| live.warm_up().map(|()| Arc::new(live)))
     .map_err(OpsError::run(&run.name))
+}
+
+/// The segmentation `source.segmentation` names of the live prediction `live` (opened from
+/// `source`): its blocks post-processed with those parameters of the run's task.
+pub fn open_segmentation(
+    source: &LiveSource,
+    live: Arc<LivePrediction>,
+) -> Result<Arc<crate::blockwise::live::LiveSegmentation>, OpsError> {
+    let project = Project::open(&source.project)?;
+    let run = super::stored_run(&project, &source.run)?;
+    let fail = OpsError::run(&run.name);
+    let predictor = crate::task::predictor::Predictor::from_task(&run.task_config)
+        .map_err(|e| fail(e.into()))?;
+    let grid = predictor.parameters();
+    let name = source.segmentation.clone().unwrap_or_default();
+    let parameters = crate::task::postprocess::PostProcessorParameters::from_name(&name, &grid)
+        .ok_or_else(|| {
+            OpsError::Invalid(format!(
+                "run {}'s task has no post-processing parameters `{name}`; it has {}",
+                run.name,
+                grid.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+    crate::blockwise::live::LiveSegmentation::new(live, &run, parameters)
+        .map(Arc::new)
+        .map_err(fail)
+}
+
+/// The post-processing parameters a segmentation of `run`'s checkpoint `iteration` uses by
+/// default: those its validation chose for that checkpoint (as `apply` would), else the
+/// first of the task's grid.
+pub fn default_segmentation(
+    project: &std::path::Path,
+    run: &str,
+    iteration: u64,
+) -> Result<String, OpsError> {
+    let project = Project::open(project)?;
+    let run = super::stored_run(&project, run)?;
+    let fail = OpsError::run(&run.name);
+    let predictor = crate::task::predictor::Predictor::from_task(&run.task_config)
+        .map_err(|e| fail(e.into()))?;
+    let request = super::apply::SettingsRequest {
+        iteration: Some(iteration),
+        ..super::apply::SettingsRequest::default()
+    };
+    match super::apply::choose_settings(project.root(), &run, &predictor, &request) {
+        Ok(s) => Ok(s.parameters.name()),
+        Err(_) => predictor
+            .parameters()
+            .first()
+            .map(|p| p.name())
+            .ok_or_else(|| {
+                OpsError::Invalid(format!("run {}'s task has no post-processing", run.name))
+            }),
+    }
 }
 
 /// The stored checkpoint iterations of `run` in the project at `project`, oldest first.

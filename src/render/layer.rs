@@ -265,7 +265,8 @@ fn axis_names(info: &crate::array::ArrayInfo) -> [String; 3] {
 }
 
 /// A layer of one level computed on demand by `source` (see [`LayerData::computed`]),
-/// called `name`, computed from the data at `path`; drawn as a prediction by default.
+/// called `name`, computed from the data at `path`; drawn as a segmentation when it holds
+/// label ids (uint64), as a prediction otherwise.
 pub fn computed_layer(
     path: &Path,
     name: &str,
@@ -283,7 +284,11 @@ pub fn computed_layer(
         channels: info.channels() as usize,
         levels: vec![level],
         axis_names: axis_names(&info),
-        default_kind: LayerKind::Prediction,
+        default_kind: if info.data_type == DataType::U64 {
+            LayerKind::Segmentation
+        } else {
+            LayerKind::Prediction
+        },
         fill_value: 0.0,
         ome_group: false,
         computed: true,

@@ -98,6 +98,7 @@ impl ModelForm {
             run,
             iteration: self.iteration,
             raw: raws[self.raw].1.clone(),
+            segmentation: None,
         })
     }
 }
@@ -108,13 +109,39 @@ impl Viewer {
     /// fit still becomes a layer, showing why in its status line.
     pub fn add_model_layer(&mut self, source: LiveSource) {
         let name = self.unique_name(&pending_label(&source));
+        // A segmentation's kind is known once it opens (labels or binary masks).
+        let kind = if source.segmentation.is_some() {
+            LayerKind::Segmentation
+        } else {
+            LayerKind::Prediction
+        };
         self.push_model(LayerState {
             name,
             source: source.raw.clone(),
             visible: true,
-            settings: LayerSettings::for_kind(LayerKind::Prediction),
+            settings: LayerSettings::for_kind(kind),
             model: Some(source),
         });
+    }
+
+    /// Adds the segmentation of model layer `i`: its blocks post-processed with the
+    /// parameters the run's validation chose for its checkpoint (else the task's first),
+    /// as a layer of its own.
+    pub fn add_segmentation_layer(&mut self, i: usize) {
+        let Some(mut source) = self.state.layers.get(i).and_then(|l| l.model.clone()) else {
+            return;
+        };
+        let Some(iteration) = self.live_prediction(i).map(|l| l.iteration()) else {
+            return;
+        };
+        match crate::ops::live::default_segmentation(&source.project, &source.run, iteration) {
+            Ok(parameters) => {
+                source.iteration = Some(iteration);
+                source.segmentation = Some(parameters);
+                self.add_model_layer(source);
+            }
+            Err(e) => self.message = Some(e.to_string()),
+        }
     }
 
     /// Pushes the model layer `state` describes and starts opening its network.
@@ -128,10 +155,26 @@ impl Viewer {
 
     /// Opens the network `source` names for the layer id `uid` on another thread.
     fn start_opening(&mut self, uid: u64, source: LiveSource) {
+        // A prediction already open for the same run, checkpoint and volume is shared (a
+        // segmentation of a model layer computes no block twice).
+        let shared = self
+            .state
+            .layers
+            .iter()
+            .zip(&self.layers)
+            .find_map(|(state, layer)| {
+                let m = state.model.as_ref()?;
+                let live = self.live.get(&layer.uid)?;
+                let same = m.project == source.project
+                    && m.run == source.run
+                    && m.raw == source.raw
+                    && source.iteration == Some(live.iteration());
+                same.then(|| live.clone())
+            });
         let (send, receive) = std::sync::mpsc::channel();
         let waker = self.composer.cache().waker();
         std::thread::spawn(move || {
-            let _ = send.send(open_model(&source));
+            let _ = send.send(open_model(&source, shared));
             if let Some(w) = waker {
                 w();
             }
@@ -175,6 +218,16 @@ impl Viewer {
                 .map(|m| m.label(live.iteration())),
             Err(_) => None,
         };
+        // A segmentation is drawn as what it turned out to be.
+        if let (Ok((data, _)), Some(state)) = (&opened, self.state.layers.get_mut(i)) {
+            let segmentation = state
+                .model
+                .as_ref()
+                .is_some_and(|m| m.segmentation.is_some());
+            if segmentation && state.settings.kind() != data.default_kind {
+                state.settings = LayerSettings::for_kind(data.default_kind);
+            }
+        }
         let layer = &mut self.layers[i];
         match opened {
             Ok((data, live)) => {
@@ -254,13 +307,24 @@ fn pending_label(source: &LiveSource) -> String {
     }
 }
 
-/// Opens the live prediction `source` names as a layer (on the GPU when there is one).
+/// Opens the live prediction `source` names as a layer (on the GPU when there is one),
+/// computing with `shared` when it is the same prediction already open.
 pub(super) fn open_model(
     source: &LiveSource,
+    shared: Option<Arc<LivePrediction>>,
 ) -> Result<(Arc<LayerData>, Arc<LivePrediction>), String> {
-    let live = crate::ops::live::open_live(source, "auto").map_err(|e| e.to_string())?;
+    let live = match shared {
+        Some(live) => live,
+        None => crate::ops::live::open_live(source, "auto").map_err(|e| e.to_string())?,
+    };
     let name = source.label(live.iteration());
-    let data = crate::render::layer::computed_layer(&source.raw, &name, Box::new(live.clone()))
+    let layer: Box<dyn crate::array::ArraySource> = match &source.segmentation {
+        Some(_) => Box::new(
+            crate::ops::live::open_segmentation(source, live.clone()).map_err(|e| e.to_string())?,
+        ),
+        None => Box::new(live.clone()),
+    };
+    let data = crate::render::layer::computed_layer(&source.raw, &name, layer)
         .map_err(|e| e.to_string())?;
     Ok((data, live))
 }

@@ -118,6 +118,7 @@ impl Viewer {
         ui.separator();
         let mut remove = None;
         let mut checkpoint = None;
+        let mut segment = None;
         for i in 0..self.state.layers.len() {
             let status = self.layer_status(i);
             let checkpoints = self.model_checkpoint_choices(i);
@@ -149,6 +150,17 @@ impl Viewer {
                 {
                     checkpoint = Some((i, choice));
                 }
+                if model.segmentation.is_none()
+                    && shown.is_some()
+                    && ui
+                        .button("Add segmentation")
+                        .on_hover_text(
+                            "the run's post-processing of every block on screen, as a layer",
+                        )
+                        .clicked()
+                {
+                    segment = Some(i);
+                }
             }
             let kind = l.settings.kind();
             egui::ComboBox::new(("kind", i), "drawn as")
@@ -167,6 +179,9 @@ impl Viewer {
         }
         if let Some((i, iteration)) = checkpoint {
             self.set_model_iteration(i, iteration);
+        }
+        if let Some(i) = segment {
+            self.add_segmentation_layer(i);
         }
         self.follow_latest_checkpoints();
         if let Some(i) = remove {
