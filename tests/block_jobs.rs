@@ -1192,6 +1192,37 @@ fn add_prediction_in_the_viewer_computes_a_checkpoint_over_a_raw_layer() {
         h.state().viewer.pixel_value(Plane::Xy, 3, 300.0, 300.0),
         Some(PixelValue::Float(_))
     ));
+
+    // From the Runs section: the run's latest checkpoint over its validation raw data.
+    h.get_by_label("Runs").click();
+    h.run();
+    h.get_by_label("Predict here").click();
+    h.run_steps(2);
+    assert_eq!(h.state().settings.section, Section::Viewer);
+    settle(&mut h);
+    let names = layer_names(&h);
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("quick @ 4"),
+        "{names:?}"
+    );
+    let model = h
+        .state()
+        .viewer
+        .state
+        .layers
+        .last()
+        .unwrap()
+        .model
+        .clone()
+        .unwrap();
+    assert_eq!(model.iteration, None);
+    assert!(model.raw.ends_with("data/synthetic.zarr/raw"), "{model:?}");
+    assert!(h
+        .state()
+        .viewer
+        .layer_status(names.len() - 1)
+        .contains("computed"));
 }
 
 #[test]

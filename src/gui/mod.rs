@@ -358,6 +358,7 @@ impl SegnoApp {
                 parameters,
             }) => self.view_iteration(&run, iteration, parameters),
             Some(runs_panel::RunsAction::Targets(run)) => self.view_targets(&run),
+            Some(runs_panel::RunsAction::PredictHere(run)) => self.predict_here(&run),
             None => {}
         }
     }

@@ -64,6 +64,55 @@ impl SegnoApp {
         self.viewer.set_state(state);
     }
 
+    /// Shows `run`'s latest checkpoint computing over its first validation dataset's raw
+    /// data (with its ground truth), or over the project's raw array, following new
+    /// checkpoints as the run trains.
+    pub fn predict_here(&mut self, run: &str) {
+        let Some(p) = &self.project else {
+            return;
+        };
+        let root = p.root.clone();
+        let dataset = match p
+            .store()
+            .configs()
+            .retrieve(crate::config::Family::Runs, run)
+        {
+            Ok(crate::config::AnyConfig::Run(c)) => validation_datasets(&c.datasplit_config)
+                .into_iter()
+                .find(|d| d.1.is_some()),
+            _ => None,
+        };
+        let resolve = |source: (String, String)| open_path(&project_array_path(&root, source));
+        let (raw, gt) = match dataset {
+            Some((_, raw, gt, _)) => (raw.map(resolve), gt.map(resolve)),
+            None => (None, None),
+        };
+        let raw = raw.or_else(|| {
+            self.project_arrays
+                .iter()
+                .find(|p| p.file_name().is_some_and(|n| n == "raw"))
+                .cloned()
+        });
+        let Some(raw) = raw else {
+            self.message = Some(format!("no raw data to predict with run {run:?}"));
+            return;
+        };
+        self.clear_viewer();
+        self.viewer.add_layer(&raw);
+        if let Some(gt) = gt {
+            self.viewer.add_layer(&gt);
+        }
+        self.viewer.centre_on(0);
+        self.viewer.add_model_layer(crate::ops::live::LiveSource {
+            project: root,
+            run: run.to_string(),
+            iteration: None,
+            raw,
+            segmentation: None,
+        });
+        self.settings.section = Section::Viewer;
+    }
+
     /// Writes the targets and weights of a run's task for its first training crop into
     /// `<run>/targets.zarr` and shows them in the viewer over the crop's raw data and
     /// ground truth.

@@ -22,6 +22,9 @@ pub enum RunsAction {
     },
     /// Show the targets and weights the run's task trains on, over its first crop.
     Targets(String),
+    /// Show the run's latest checkpoint computing over its first validation volume (or the
+    /// project's raw data), as a layer computed for what is on screen.
+    PredictHere(String),
 }
 
 /// The Runs section's own state.
@@ -110,6 +113,15 @@ impl RunsPanel {
                         .clicked()
                     {
                         action = Some(RunsAction::Targets(r.name.clone()));
+                    }
+                    if ui
+                        .button("Predict here")
+                        .on_hover_text(
+                            "the latest checkpoint computing over the run's raw data in the viewer, for what is on screen (it follows new checkpoints while the run trains)",
+                        )
+                        .clicked()
+                    {
+                        action = Some(RunsAction::PredictHere(r.name.clone()));
                     }
                     ui.end_row();
                 }
