@@ -331,4 +331,16 @@ fn the_demo_reports_its_validations_from_the_stored_scores() {
     assert_eq!(report.applied.foreground_labels, vec!["mito", "er"]);
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["applied"]["voxels"], report.applied.voxels);
+    // A model layer's checkpoint and segmentation choices are apply's.
+    let (best, why) = segno::ops::live::best_checkpoint(&project, &report.run).unwrap();
+    assert_eq!(best, report.applied.iteration);
+    let by = report.applied.chosen_by.clone().unwrap();
+    assert!(
+        why.starts_with(&format!("best by {} on {}: ", by.criterion, by.dataset)),
+        "{why}"
+    );
+    assert_eq!(
+        segno::ops::live::default_segmentation(&project, &report.run, best).unwrap(),
+        report.applied.parameters
+    );
 }

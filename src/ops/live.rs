@@ -122,6 +122,23 @@ pub fn default_segmentation(
     }
 }
 
+/// The checkpoint `apply` would take for `run` (the best by its task's criterion on its
+/// validation scores), with what it rests on (`best by mito__f1_score on crop2: 0.913`);
+/// `None` while the run has no scores.
+pub fn best_checkpoint(project: &std::path::Path, run: &str) -> Option<(u64, String)> {
+    let project = Project::open(project).ok()?;
+    let choices = super::apply::apply_choices(&project, run).ok()?;
+    let (iteration, _, by) = choices.default?;
+    let by = by?;
+    Some((
+        iteration,
+        format!(
+            "best by {} on {}: {:.3}",
+            by.criterion, by.dataset, by.score
+        ),
+    ))
+}
+
 /// The stored checkpoint iterations of `run` in the project at `project`, oldest first.
 pub fn checkpoints(project: &std::path::Path, run: &str) -> Result<Vec<u64>, OpsError> {
     let project = Project::open(project)?;

@@ -12,6 +12,8 @@ pub struct ModelForm {
     run: Option<String>,
     /// The run whose checkpoints are listed, and its checkpoint iterations (or why not).
     checkpoints: Option<(String, Result<Vec<u64>, String>)>,
+    /// The run's best checkpoint by its validation scores, and what it rests on.
+    best: Option<(u64, String)>,
     /// The chosen iteration; `None` is the latest.
     iteration: Option<u64>,
     raw: usize,
@@ -52,6 +54,7 @@ impl ModelForm {
         if self.checkpoints.as_ref().is_none_or(|(r, _)| *r != run) {
             let listed = crate::ops::live::checkpoints(project, &run).map_err(|e| e.to_string());
             self.checkpoints = Some((run.clone(), listed));
+            self.best = crate::ops::live::best_checkpoint(project, &run);
             self.iteration = None;
         }
         self.run = Some(run.clone());
@@ -76,6 +79,13 @@ impl ModelForm {
             .selected_text(label(self.iteration))
             .show_ui(ui, |ui| {
                 ui.selectable_value(&mut self.iteration, None, label(None));
+                if let Some((best, why)) = &self.best {
+                    ui.selectable_value(
+                        &mut self.iteration,
+                        Some(*best),
+                        format!("iteration {best}, {why}"),
+                    );
+                }
                 for i in iterations.iter().rev() {
                     ui.selectable_value(&mut self.iteration, Some(*i), label(Some(*i)));
                 }
