@@ -1438,6 +1438,12 @@ fn bench_live_reports_its_figures_as_json_alone() {
     );
     assert!(open <= first && first <= full, "{v}");
     assert!(v["ratio"].as_f64().unwrap() > 0.0, "{v}");
+    let jumped = |k: &str| v[k].as_u64().unwrap();
+    assert!(jumped("jumps_blocks_shown_at_end") >= 1, "{v}");
+    assert!(
+        jumped("jumps_blocks_computed") <= v["blocks_total"].as_u64().unwrap(),
+        "{v}"
+    );
     // What it prepared went to stderr.
     assert!(err.contains("preparing the demo project"), "{err}");
 }

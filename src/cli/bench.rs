@@ -21,7 +21,7 @@ pub(super) fn bench_live(
     emit(
         out,
         &format!(
-            "live prediction: run {} at iteration {} on {}, {}×{} xy panel\n  network open     {:.0} ms\n  first block      {:.0} ms after adding the layer\n  full panel       {:.0} ms ({} of {} blocks)\n  blocks/s         {:.2} in the viewer, {:.2} forward pass alone: ratio {:.3} (goal ≥ 0.9) {}\n  reading inputs   {:.3} s per block\n  compose / frame  {:.1} ms median, {:.1} ms p90, {:.1} ms p99 while computing; {:.1} ms after\n",
+            "live prediction: run {} at iteration {} on {}, {}×{} xy panel\n  network open     {:.0} ms\n  first block      {:.0} ms after adding the layer\n  full panel       {:.0} ms ({} of {} blocks)\n  blocks/s         {:.2} in the viewer, {:.2} forward pass alone: ratio {:.3} (goal ≥ 0.9) {}\n  reading inputs   {:.3} s per block\n  compose / frame  {:.1} ms median, {:.1} ms p90, {:.1} ms p99 while computing; {:.1} ms after\n  10 quick jumps   {} blocks computed; the last view shows {}, {} were in flight when the view moved {}\n",
             r.run,
             r.iteration,
             r.device,
@@ -40,7 +40,15 @@ pub(super) fn bench_live(
             r.frame_ms_computing[0],
             r.frame_ms_computing[1],
             r.frame_ms_computing[2],
-            r.frame_ms_idle
+            r.frame_ms_idle,
+            r.jumps_blocks_computed,
+            r.jumps_blocks_shown_at_end,
+            r.jumps_blocks_in_flight,
+            if r.jumps_blocks_computed <= r.jumps_blocks_shown_at_end + r.jumps_blocks_in_flight {
+                "✓"
+            } else {
+                "✗"
+            }
         ),
     )?;
     Ok(exit::OK)

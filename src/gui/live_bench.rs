@@ -60,6 +60,14 @@ pub struct LiveBenchReport {
     pub frame_ms_computing: [f64; 3],
     /// Compose time per frame once everything is in, ms (median).
     pub frame_ms_idle: f64,
+    /// Ten quick jumps through the volume (one frame each), then a last position drawn
+    /// completely: the blocks computed meanwhile ...
+    pub jumps_blocks_computed: u64,
+    /// ... the blocks the last position shows ...
+    pub jumps_blocks_shown_at_end: u64,
+    /// ... and, summed over the jumps, the blocks being computed when the view moved on
+    /// (they finish; queued ones are dropped). Goal: computed ≤ shown + in flight.
+    pub jumps_blocks_in_flight: u64,
 }
 
 /// The `p` quantile of sorted `v`.
@@ -176,6 +184,32 @@ pub fn bench_live(
         v.compose_panel(Plane::Xy, [w, h]);
         idle.push(t.elapsed().as_secs_f64() * 1e3);
     }
+    // Ten quick jumps along z, one frame each, then the last position drawn completely.
+    let before = live.stats().computed;
+    let mut in_flight = 0;
+    let (z0, z1) = (b[0], e[0]);
+    let steps = [0.9, 0.1, 0.7, 0.3, 0.95, 0.05, 0.6, 0.4, 0.85, 0.15];
+    for f in steps {
+        v.state.position_nm.0[0] = ((z0 + f * (z1 - z0)) / vs[0]).floor() * vs[0] + vs[0] / 2.0;
+        v.compose_panel(Plane::Xy, [w, h]);
+        in_flight += live.stats().in_flight;
+    }
+    v.state.position_nm.0[0] = ((z0 + 0.75 * (z1 - z0)) / vs[0]).floor() * vs[0] + vs[0] / 2.0;
+    let settled = Instant::now();
+    loop {
+        v.compose_panel(Plane::Xy, [w, h]);
+        if !v.loading() {
+            break;
+        }
+        if settled.elapsed() > Duration::from_secs(600) {
+            return Err("the last jump was not predicted within 600 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(16));
+    }
+    let jumps_computed = live.stats().computed - before;
+    // The blocks the last xy slice crosses: one layer of the grid along z.
+    let counts = live.grid().counts();
+    let shown_at_end = counts[1] * counts[2];
     // The reference: the same number of blocks, forward pass alone.
     let (mut read, mut forward) = (0.0, 0.0);
     for k in 0..stats.computed.min(live.grid().len()) {
@@ -209,5 +243,8 @@ pub fn bench_live(
             percentile(&frames, 0.99),
         ],
         frame_ms_idle: percentile(&idle, 0.5),
+        jumps_blocks_computed: jumps_computed,
+        jumps_blocks_shown_at_end: shown_at_end,
+        jumps_blocks_in_flight: in_flight,
     })
 }
