@@ -1316,6 +1316,16 @@ fn a_model_layer_computes_the_stored_predictions_values_for_what_is_on_screen() 
         "{status}"
     );
 
+    // A neuroglancer export leaves the computed layer out (it has no array to read).
+    let (state, _) = v.neuroglancer("http://127.0.0.1:9000/", p);
+    let exported: Vec<&str> = state["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["name"].as_str())
+        .collect();
+    assert_eq!(exported, vec!["raw", "pred"]);
+
     // Another checkpoint: other values, named after it; going back shows the first one's
     // values again without computing anything.
     let values = |v: &Viewer| -> Vec<f32> {

@@ -52,6 +52,12 @@ pub(super) fn neuroglancer(args: &NeuroglancerArgs, out: &mut dyn Write) -> Resu
         Failure::new(code, e.to_string())
     })?;
     emit(out, &format!("{}\n", export.url))?;
+    if !export.left_out.is_empty() {
+        eprintln!(
+            "left out (computed in Segno, no array neuroglancer can read): {}",
+            export.left_out.join(", ")
+        );
+    }
     Ok(exit::OK)
 }
 

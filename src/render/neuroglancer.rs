@@ -145,7 +145,11 @@ pub fn state_json(view: &ViewState, layers: &[Option<&LayerData>], served: &Serv
     out.insert("showScaleBar".into(), json!(view.scale_bar));
     let mut list = Vec::new();
     for (st, data) in view.layers.iter().zip(layers) {
-        let Some(d) = data else { continue };
+        // Layers computed in Segno (live predictions) have no array neuroglancer could
+        // read: they are left out rather than pointed at their raw data.
+        let Some(d) = data.filter(|d| !d.computed && st.model.is_none()) else {
+            continue;
+        };
         let mut l = Map::new();
         l.insert("name".into(), json!(st.name));
         l.insert("source".into(), source(d, served, global_vs));
@@ -292,6 +296,9 @@ pub struct ViewExport {
     pub url: String,
     /// Where the state was written, if asked.
     pub written: Option<PathBuf>,
+    /// Layers left out: those computed in Segno (live predictions), which have no array
+    /// neuroglancer could read.
+    pub left_out: Vec<String>,
 }
 
 /// Exports the view state file `view` for neuroglancer, with its arrays served from
@@ -305,12 +312,18 @@ pub fn export_view(
 ) -> Result<ViewExport, ExportError> {
     let state = ViewState::load(view)?;
     let mut opened = Vec::with_capacity(state.layers.len());
+    let mut left_out = Vec::new();
     for l in &state.layers {
+        if l.model.is_some() {
+            left_out.push(l.name.clone());
+            opened.push(None);
+            continue;
+        }
         let data = open_layer(&l.source).map_err(|e| ExportError::Layer {
             name: l.name.clone(),
             message: e.to_string(),
         })?;
-        opened.push(data);
+        opened.push(Some(data));
     }
     let root = match root {
         Some(r) => r.to_path_buf(),
@@ -320,7 +333,7 @@ pub fn export_view(
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from(".")),
     };
-    let layers: Vec<Option<&LayerData>> = opened.iter().map(|d| Some(d.as_ref())).collect();
+    let layers: Vec<Option<&LayerData>> = opened.iter().map(|d| d.as_deref()).collect();
     let (json, url) = state_and_url(&state, &layers, base_url, &root);
     if let Some(path) = output {
         let text = serde_json::to_string_pretty(&json).map_err(|e| ExportError::Write {
@@ -338,6 +351,7 @@ pub fn export_view(
         state: json,
         url,
         written: output.map(Path::to_path_buf),
+        left_out,
     })
 }
 
@@ -416,6 +430,26 @@ mod tests {
             source.contains("http://127.0.0.1:9000/data.zarr/raw"),
             "{source}"
         );
+        assert!(export.left_out.is_empty());
+
+        // A layer computed in Segno is left out, not exported as its raw data.
+        let mut model = state.layers[0].clone();
+        model.name = "run @ 4".into();
+        model.model = Some(crate::ops::live::LiveSource {
+            project: dir.path().to_path_buf(),
+            run: "run".into(),
+            iteration: Some(4),
+            raw: c.join("raw"),
+            segmentation: None,
+        });
+        let mut with_model = state.clone();
+        with_model.layers.push(model);
+        with_model.save(&view).unwrap();
+        let export = export_view(&view, "http://127.0.0.1:9000/", None, None).unwrap();
+        assert_eq!(export.left_out, vec!["run @ 4".to_string()]);
+        let layers = export.state["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 1);
+        assert_eq!(layers[0]["name"], "raw");
 
         state.layers[0].source = dir.path().join("gone.zarr/raw");
         state.save(&view).unwrap();

@@ -98,6 +98,19 @@ impl Viewer {
                     self.ng_base_url,
                     root.display()
                 );
+                let computed: Vec<&str> = self
+                    .state
+                    .layers
+                    .iter()
+                    .filter(|l| l.model.is_some())
+                    .map(|l| l.name.as_str())
+                    .collect();
+                if !computed.is_empty() {
+                    note.push_str(&format!(
+                        "; left out, computed here with no array neuroglancer can read: {}",
+                        computed.join(", ")
+                    ));
+                }
                 if let Some(p) = rfd::FileDialog::new()
                     .add_filter("neuroglancer state", &["json"])
                     .set_file_name("neuroglancer.json")
