@@ -44,41 +44,51 @@ impl LiveStats {
     }
 }
 
-/// Computed blocks by index, least recently used first out when over the budget.
-#[derive(Default)]
-struct Memo {
-    blocks: HashMap<u64, (std::sync::Arc<ArrayD<f32>>, u64)>,
+/// Computed blocks by index (with their bytes), least recently used first out when over
+/// the budget.
+struct Memo<T> {
+    blocks: HashMap<u64, (std::sync::Arc<T>, usize, u64)>,
     bytes: usize,
     tick: u64,
 }
 
-impl Memo {
-    fn get(&mut self, k: u64) -> Option<std::sync::Arc<ArrayD<f32>>> {
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Self {
+            blocks: HashMap::new(),
+            bytes: 0,
+            tick: 0,
+        }
+    }
+}
+
+impl<T> Memo<T> {
+    fn get(&mut self, k: u64) -> Option<std::sync::Arc<T>> {
         self.tick += 1;
         let tick = self.tick;
-        self.blocks.get_mut(&k).map(|(b, used)| {
+        self.blocks.get_mut(&k).map(|(b, _, used)| {
             *used = tick;
             b.clone()
         })
     }
 
-    fn insert(&mut self, k: u64, block: std::sync::Arc<ArrayD<f32>>, budget: usize) {
+    fn insert(&mut self, k: u64, block: std::sync::Arc<T>, bytes: usize, budget: usize) {
         self.tick += 1;
-        self.bytes += block.len() * 4;
-        if let Some((old, _)) = self.blocks.insert(k, (block, self.tick)) {
-            self.bytes -= old.len() * 4;
+        self.bytes += bytes;
+        if let Some((_, old, _)) = self.blocks.insert(k, (block, bytes, self.tick)) {
+            self.bytes -= old;
         }
         while self.bytes > budget && self.blocks.len() > 1 {
             let Some((&oldest, _)) = self
                 .blocks
                 .iter()
                 .filter(|(key, _)| **key != k)
-                .min_by_key(|(_, (_, used))| *used)
+                .min_by_key(|(_, (_, _, used))| *used)
             else {
                 break;
             };
-            if let Some((b, _)) = self.blocks.remove(&oldest) {
-                self.bytes -= b.len() * 4;
+            if let Some((_, b, _)) = self.blocks.remove(&oldest) {
+                self.bytes -= b;
             }
         }
     }
@@ -94,7 +104,7 @@ pub struct LivePrediction {
     channels: usize,
     iteration: u64,
     device: tch::Device,
-    memo: Mutex<Memo>,
+    memo: Mutex<Memo<ArrayD<f32>>>,
     memo_bytes: usize,
     computing: Mutex<HashSet<u64>>,
     computed: Condvar,
@@ -234,7 +244,7 @@ impl LivePrediction {
         }
         if let Ok(block) = &result {
             if let Ok(mut memo) = self.memo.lock() {
-                memo.insert(k, block.clone(), self.memo_bytes);
+                memo.insert(k, block.clone(), block.len() * 4, self.memo_bytes);
             }
         }
         if let Ok(mut computing) = self.computing.lock() {
@@ -452,12 +462,11 @@ pub struct LiveSegmentation {
     predictor: crate::task::predictor::Predictor,
     parameters: crate::task::postprocess::PostProcessorParameters,
     info: ArrayInfo,
-    memo: Mutex<HashMap<u64, (std::sync::Arc<ArrayData>, u64)>>,
-    tick: std::sync::atomic::AtomicU64,
+    memo: Mutex<Memo<ArrayData>>,
 }
 
-/// Post-processed blocks a live segmentation keeps.
-const SEGMENTATION_MEMO_BLOCKS: usize = 256;
+/// Bytes of post-processed blocks a live segmentation keeps.
+const SEGMENTATION_MEMO_BYTES: usize = 256 << 20;
 
 impl LiveSegmentation {
     /// The segmentation of `prediction` (of `run`) with `parameters`, which must be one of
@@ -529,8 +538,7 @@ impl LiveSegmentation {
             predictor,
             parameters,
             info,
-            memo: Mutex::new(HashMap::new()),
-            tick: std::sync::atomic::AtomicU64::new(0),
+            memo: Mutex::new(Memo::default()),
         })
     }
 
@@ -546,12 +554,8 @@ impl LiveSegmentation {
 
     /// Block `k` post-processed.
     fn block(&self, k: u64) -> Result<std::sync::Arc<ArrayData>, TrainError> {
-        let tick = self.tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Ok(mut memo) = self.memo.lock() {
-            if let Some((b, used)) = memo.get_mut(&k) {
-                *used = tick;
-                return Ok(b.clone());
-            }
+        if let Some(b) = self.memo.lock().ok().and_then(|mut m| m.get(k)) {
+            return Ok(b);
         }
         let values = self.prediction.block(k)?;
         let data = match self.predictor.post_process(&values, &self.parameters)? {
@@ -560,13 +564,8 @@ impl LiveSegmentation {
         };
         let data = std::sync::Arc::new(data);
         if let Ok(mut memo) = self.memo.lock() {
-            memo.insert(k, (data.clone(), tick));
-            while memo.len() > SEGMENTATION_MEMO_BLOCKS {
-                let Some(oldest) = memo.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k) else {
-                    break;
-                };
-                memo.remove(&oldest);
-            }
+            let bytes = data.shape().iter().product::<usize>() * data.data_type().size_bytes();
+            memo.insert(k, data.clone(), bytes, SEGMENTATION_MEMO_BYTES);
         }
         Ok(data)
     }

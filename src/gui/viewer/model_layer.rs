@@ -439,8 +439,10 @@ impl Viewer {
             .get(&key)
             .is_some_and(|(at, _)| at.elapsed().as_secs_f64() < CHECKPOINT_LIST_SECS);
         if !fresh {
-            let listed =
-                crate::ops::live::checkpoints(&model.project, &model.run).unwrap_or_default();
+            // Only the checkpoint directory is listed (on the interface's thread, every few
+            // seconds); the run's configs are not read again.
+            let listed = crate::store::layout::RunDir::new(&model.project, &model.run)
+                .checkpoint_iterations();
             self.checkpoint_lists
                 .insert(key.clone(), (std::time::Instant::now(), listed));
         }
@@ -459,9 +461,9 @@ impl Viewer {
         source.iteration = iteration;
         let wanted = match iteration {
             Some(it) => Some(it),
-            None => crate::ops::live::checkpoints(&source.project, &source.run)
-                .ok()
-                .and_then(|v| v.last().copied()),
+            None => {
+                crate::store::layout::RunDir::new(&source.project, &source.run).latest_checkpoint()
+            }
         };
         let Some(layer) = self.layers.get_mut(i) else {
             return;
