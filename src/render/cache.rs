@@ -178,6 +178,15 @@ impl ChunkCache {
         keys.iter().any(|k| st.ready.contains_key(k))
     }
 
+    /// Those of `keys` that are in the cache (read or failed).
+    pub fn ready_among(&self, keys: &[ChunkKey]) -> Vec<ChunkKey> {
+        let st = self.shared.lock();
+        keys.iter()
+            .filter(|k| st.ready.contains_key(k))
+            .copied()
+            .collect()
+    }
+
     /// Replaces the wanted chunks by `requests`, most important first. Chunks already
     /// cached or being read are skipped; earlier requests not in the list are dropped.
     /// Returns how many are queued.

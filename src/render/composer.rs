@@ -13,7 +13,7 @@ use super::colors::AXIS_COLORS;
 use super::gpu::PanelUpload;
 use super::layer::{LayerData, LayerKind};
 use super::shade::{self, DrawLayer, DrawOverlay};
-use super::slice::{compose, Histogram, LayerSlice, PixelValue, Plane, SliceView, Wanted};
+use super::slice::{self, compose, Histogram, LayerSlice, PixelValue, Plane, SliceView, Wanted};
 use super::state::{ErrorOverlay, LayerSettings, LayerState};
 
 /// One layer as the composer sees it: its identity in the chunk cache, its opened data
@@ -238,6 +238,60 @@ impl PanelComposer {
             let partial = p.view == Some(view) && same_layers;
             let recompose: Vec<bool> = (0..scene.layers.len())
                 .map(|i| !partial || arrivals.get(i).copied().unwrap_or(true))
+                .collect();
+            // A layer of one scale level whose chunks arrived composes just their pixels:
+            // nothing else of it changed (with several levels, stand-ins change too).
+            let patches: Vec<Option<Vec<ChunkKey>>> = (0..scene.layers.len())
+                .map(|i| {
+                    let single = scene.layers[i].data.is_some_and(|d| d.levels.len() == 1);
+                    let had = matches!(p.slices.get(i), Some(Some(_)));
+                    (partial && recompose[i] && used[i] && single && had)
+                        .then(|| cache.ready_among(&p.layer_missing[i]))
+                })
+                .collect();
+            let mut patched_px = 0;
+            for (i, keys) in patches.iter().enumerate() {
+                let (Some(keys), Some(d), Some(Some(slice))) =
+                    (keys, scene.layers[i].data, p.slices.get_mut(i))
+                else {
+                    continue;
+                };
+                let layer = &scene.layers[i];
+                let mut still = Wanted::default();
+                for key in keys {
+                    let Some(rect) = slice::chunk_rect(d, key.level, &view, key.index) else {
+                        continue;
+                    };
+                    let (part, w) = slice::compose_window(
+                        layer.uid,
+                        d,
+                        layer.state.settings.kind(),
+                        &view,
+                        rect,
+                        cache,
+                    );
+                    slice.paste(&part, rect.x0, rect.y0);
+                    patched_px += u64::from(rect.width) * u64::from(rect.height);
+                    still.coarse.extend(w.coarse);
+                    still.visible.extend(w.visible);
+                }
+                let gone = |k: &ChunkKey| keys.contains(k);
+                if let Some(w) = p.layer_wanted.get_mut(i) {
+                    w.coarse.retain(|r| !gone(&r.key));
+                    w.visible.retain(|(_, r)| !gone(&r.key));
+                    still.prefetch = std::mem::take(&mut w.prefetch);
+                    w.extend(still.clone());
+                }
+                if let Some(m) = p.layer_missing.get_mut(i) {
+                    m.retain(|k| !gone(k));
+                    m.extend(still.shown_keys());
+                }
+            }
+            self.stats.composed_px += patched_px;
+            let recompose: Vec<bool> = recompose
+                .iter()
+                .zip(&patches)
+                .map(|(again, patch)| *again && patch.is_none())
                 .collect();
             let composed: Vec<Option<(LayerSlice, Wanted)>> = scene
                 .layers
@@ -765,6 +819,60 @@ mod tests {
         assert!(c.cache().wait_idle(Duration::from_secs(10)));
         c.compose(&s, view(0.0), None);
         assert_eq!(c.stats().composed_px, after.composed_px);
+    }
+
+    #[test]
+    fn arriving_chunks_compose_only_their_pixels_and_the_result_equals_a_whole_composition() {
+        let dir = tempfile::tempdir().unwrap();
+        let (raw, labels) = volume(dir.path());
+        let data = [raw, labels];
+        let states = [
+            state("raw", LayerKind::Image, true),
+            state("labels", LayerKind::Segmentation, true),
+        ];
+        let s = scene(&data, &states, &[], 1);
+        // An off-grid view: the 8³ chunks cover uneven rectangles of its pixels.
+        let v = SliceView {
+            plane: Plane::Xy,
+            center: WorldNm([34.0, 30.6, 29.8]),
+            nm_per_px: 2.9,
+            width_px: 23,
+            height_px: 19,
+        };
+        // Chunks arrive one at a time: the cache reads one per request.
+        let mut c = composer();
+        let mut frames = 0;
+        loop {
+            c.begin_frame();
+            let mut wanted = c.compose(&s, v, None);
+            if !c.loading() {
+                break;
+            }
+            wanted.truncate(1);
+            c.request(wanted);
+            assert!(c.cache().wait_idle(Duration::from_secs(10)));
+            frames += 1;
+            assert!(frames < 100, "the panel never finished loading");
+        }
+        // One whole composition per layer, then only the pixels of each arriving chunk:
+        // every pixel once more at most.
+        let px = u64::from(v.width_px * v.height_px);
+        assert!(frames >= 4, "{frames} frames");
+        assert!(
+            c.stats().composed_px <= 4 * px,
+            "{} pixels composed",
+            c.stats().composed_px
+        );
+        let mut fresh = composer();
+        settle(&mut fresh, &s, v);
+        for layer in 0..2 {
+            assert_eq!(
+                c.slice(Plane::Xy, layer),
+                fresh.slice(Plane::Xy, layer),
+                "layer {layer}"
+            );
+        }
+        assert_eq!(pixel(&c, 11, 9), pixel(&fresh, 11, 9));
     }
 
     #[test]

@@ -295,7 +295,62 @@ struct LevelGrid {
     normal: (i64, u32),
 }
 
-fn level_grid(layer: &LayerData, level: usize, view: &SliceView) -> LevelGrid {
+/// A rectangle of a panel's pixels: its top-left pixel and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PixelRect {
+    /// Leftmost column.
+    pub x0: u32,
+    /// Top row.
+    pub y0: u32,
+    /// Columns.
+    pub width: u32,
+    /// Rows.
+    pub height: u32,
+}
+
+impl PixelRect {
+    /// All of `view`'s pixels.
+    pub fn whole(view: &SliceView) -> Self {
+        Self {
+            x0: 0,
+            y0: 0,
+            width: view.width_px,
+            height: view.height_px,
+        }
+    }
+}
+
+/// The pixels of `view` that show chunk `index` of `layer`'s `level` (`None` when the
+/// panel does not show it): the only ones its arrival changes, since pixels sample their
+/// nearest voxel.
+pub fn chunk_rect(
+    layer: &LayerData,
+    level: usize,
+    view: &SliceView,
+    index: [u64; 3],
+) -> Option<PixelRect> {
+    let g = level_grid(layer, level, view, PixelRect::whole(view));
+    let [h, v, n] = view.plane.axes();
+    if g.normal.0 != index[n] as i64 {
+        return None;
+    }
+    let span = |cells: &[(i64, u32)], want: u64| -> Option<(u32, u32)> {
+        let first = cells.iter().position(|(c, _)| *c == want as i64)?;
+        let last = cells.iter().rposition(|(c, _)| *c == want as i64)?;
+        Some((first as u32, (last - first + 1) as u32))
+    };
+    let (x0, width) = span(&g.cols, index[h])?;
+    let (y0, height) = span(&g.rows, index[v])?;
+    Some(PixelRect {
+        x0,
+        y0,
+        width,
+        height,
+    })
+}
+
+/// The chunk grid of `layer`'s `level` under the pixels of `window` of `view`.
+fn level_grid(layer: &LayerData, level: usize, view: &SliceView, window: PixelRect) -> LevelGrid {
     let l = &layer.levels[level];
     let [h, v, n] = view.plane.axes();
     let index = |axis: usize, world: f64| -> (i64, u32) {
@@ -307,10 +362,10 @@ fn level_grid(layer: &LayerData, level: usize, view: &SliceView) -> LevelGrid {
             (-1, 0)
         }
     };
-    let cols = (0..view.width_px)
+    let cols = (window.x0..window.x0 + window.width)
         .map(|x| index(h, view.world_at(f64::from(x) + 0.5, 0.0).0[h]))
         .collect();
-    let rows = (0..view.height_px)
+    let rows = (window.y0..window.y0 + window.height)
         .map(|y| index(v, view.world_at(0.0, f64::from(y) + 0.5).0[v]))
         .collect();
     LevelGrid {
@@ -332,12 +387,25 @@ pub fn compose(
     view: &SliceView,
     cache: &ChunkCache,
 ) -> (LayerSlice, Wanted) {
-    let (w, h) = (view.width_px as usize, view.height_px as usize);
+    compose_window(uid, layer, kind, view, PixelRect::whole(view), cache)
+}
+
+/// Draws just the pixels `window` of `view` as [`compose`] draws them (the same values,
+/// bit for bit): a slice of the window's size, and the chunks it still wants.
+pub fn compose_window(
+    uid: u64,
+    layer: &Arc<LayerData>,
+    kind: LayerKind,
+    view: &SliceView,
+    window: PixelRect,
+    cache: &ChunkCache,
+) -> (LayerSlice, Wanted) {
+    let (w, h) = (window.width as usize, window.height as usize);
     let pixels = w * h;
     let chosen = pick_level(layer, view.plane, view.nm_per_px);
     let coarsest = layer.levels.len() - 1;
     let grids: Vec<LevelGrid> = (chosen..=coarsest)
-        .map(|l| level_grid(layer, l, view))
+        .map(|l| level_grid(layer, l, view, window))
         .collect();
     let [ah, av, an] = view.plane.axes();
     let labels = kind == LayerKind::Segmentation && layer.channels == 1;
@@ -393,12 +461,12 @@ pub fn compose(
                     labels,
                     slab: Some((an as u8, g.normal.1)),
                 };
-                let chunk = match &last[gi] {
-                    Some((k, c)) if *k == index => c.clone(),
+                let (chunk, fresh) = match &last[gi] {
+                    Some((k, c)) if *k == index => (c.clone(), false),
                     _ => {
                         let c = lookup(key);
                         last[gi] = Some((index, c.clone()));
-                        c
+                        (c, true)
                     }
                 };
                 match chunk.as_deref() {
@@ -439,10 +507,11 @@ pub fn compose(
                         }
                     }
                     None => {
-                        if gi == 0 {
+                        // Listed once per run of pixels in the same chunk, not per pixel.
+                        if fresh && gi == 0 {
                             wanted_chosen.insert(key, ());
                         }
-                        if level == coarsest {
+                        if fresh && level == coarsest {
                             wanted_coarse.insert(key, ());
                         }
                     }
@@ -503,8 +572,8 @@ pub fn compose(
     };
     (
         LayerSlice {
-            width: view.width_px,
-            height: view.height_px,
+            width: window.width,
+            height: window.height,
             values,
             status: stat,
             level: chosen,
@@ -632,5 +701,72 @@ mod tests {
         // Over 0..20 in 2 bins: everything is in the lower half.
         assert_eq!(h.rebin(0.0, 20.0, 2), vec![3, 0]);
         assert_eq!(h.rebin(0.0, 10.0, 2), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_window_composes_the_same_pixels_as_the_whole_panel() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::render::fixtures::small_volume(dir.path());
+        let layer = crate::render::layer::open_layer(&c.join("raw")).unwrap();
+        let cache = ChunkCache::new(16 << 20, 2);
+        // An odd zoom and centre, so that chunk borders fall between pixels unevenly.
+        let view = SliceView {
+            plane: Plane::Xz,
+            center: WorldNm([30.3, 17.0, 29.1]),
+            nm_per_px: 1.7,
+            width_px: 41,
+            height_px: 37,
+        };
+        let compose_all = |cache: &ChunkCache| loop {
+            let (slice, wanted) = compose(1, &layer, LayerKind::Image, &view, cache);
+            if wanted.visible.is_empty() {
+                return slice;
+            }
+            cache.request(wanted.into_requests());
+            assert!(cache.wait_idle(std::time::Duration::from_secs(10)));
+        };
+        let whole = compose_all(&cache);
+        assert_eq!(whole.loading, 0);
+        let [h, v, n] = view.plane.axes();
+        let l = &layer.levels[0];
+        let mut covered = 0;
+        for cz in 0..2u64 {
+            for cx in 0..2u64 {
+                let mut index = [0u64; 3];
+                index[h] = cx;
+                index[v] = cz;
+                // The plane is at y = 17 nm: voxel 4, chunk 0.
+                index[n] = 0;
+                let rect = chunk_rect(&layer, 0, &view, index).unwrap();
+                let (part, _) = compose_window(1, &layer, LayerKind::Image, &view, rect, &cache);
+                assert_eq!((part.width, part.height), (rect.width, rect.height));
+                for y in 0..rect.height {
+                    for x in 0..rect.width {
+                        assert_eq!(
+                            part.value_at(x, y),
+                            whole.value_at(rect.x0 + x, rect.y0 + y),
+                            "chunk {index:?}, pixel ({x}, {y}) of {rect:?}"
+                        );
+                    }
+                }
+                // Every pixel of the rectangle shows that chunk, and the ones next to it
+                // do not.
+                let vx = |x: u32| ((view.world_at(f64::from(x) + 0.5, 0.0).0[h]) / 4.0).floor();
+                let chunk_of = |x: u32| (vx(x) / l.chunk[h] as f64).floor() as i64;
+                assert_eq!(chunk_of(rect.x0), cx as i64);
+                assert_eq!(chunk_of(rect.x0 + rect.width - 1), cx as i64);
+                if rect.x0 > 0 {
+                    assert_ne!(chunk_of(rect.x0 - 1), cx as i64);
+                }
+                covered += rect.width * rect.height;
+            }
+        }
+        // The four chunks the plane crosses cover the pixels inside the volume.
+        let inside = (0..whole.status.len())
+            .filter(|i| whole.status[*i] != status::OUTSIDE)
+            .count();
+        assert_eq!(covered as usize, inside);
+        // Another plane's chunk is not on screen.
+        assert_eq!(chunk_rect(&layer, 0, &view, [0, 1, 0]), None);
     }
 }
