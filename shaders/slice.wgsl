@@ -2,7 +2,8 @@
 // one texel per screen pixel; this shader colours them (contrast range and colormap for
 // images, neuroglancer's segment hash colours for label ids, heatmaps or per-channel
 // colours for predictions), blends them bottom to top, draws the error overlay of a
-// ground-truth/prediction pair, hatches chunks that failed to load and adds cross-hairs.
+// ground-truth/prediction pair, hatches chunks that failed to load, lines the blocks of a
+// live prediction that are still being computed and adds cross-hairs.
 // The CPU reference in src/render/shade.rs computes the same colours.
 
 struct Layer {
@@ -10,7 +11,7 @@ struct Layer {
     opts: vec4<u32>,       // colormap row, invert, blend (0 over, 1 additive), flags (1 hide zero, 2 isolate, 4 hover valid)
     range: vec4<f32>,      // lo, hi, opacity, selected alpha
     seg: vec4<u32>,        // colour seed, first selected id, selected count, unselected alpha (f32 bits)
-    hover: vec4<u32>,      // hovered id low, high, visible, _
+    hover: vec4<u32>,      // hovered id low, high, visible, pending look for loading pixels (1)
     colors: array<vec4<f32>, 4>,
 };
 
@@ -151,6 +152,11 @@ fn fs_main(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
         if (u.layers[i].hover.z == 0u) { continue; }
         let kt = u.layers[i].kind_tex;
         let st = textureLoad(status, p, i32(kt.w), 0).x;
+        // A computed layer's pending blocks: thin grey diagonal lines (PENDING_SPACING).
+        if (st == 2u && u.layers[i].hover.w == 1u && (p.x + p.y) % 8 == 0) {
+            color = color * 0.5 + vec3<f32>(0.3);
+            continue;
+        }
         if (st == 1u || st == 2u) { continue; }
         if (st == 3u) {
             let stripe = ((p.x + p.y) / 4) % 2 == 0;

@@ -1403,6 +1403,73 @@ fn a_model_layer_computes_the_stored_predictions_values_for_what_is_on_screen() 
         &live_4
     ));
 
+    // Exported for neuroglancer with the computed blocks written out: both computed layers
+    // are in the state, pointing at arrays in the project that hold exactly the blocks the
+    // viewer computed; the blocks it did not compute hold 0.
+    let (state, _, written) = v
+        .neuroglancer_with_computed("http://127.0.0.1:9000/", p)
+        .unwrap();
+    let layers = state["layers"].as_array().unwrap();
+    let exported: Vec<&str> = layers.iter().filter_map(|l| l["name"].as_str()).collect();
+    assert_eq!(exported, vec!["raw", "pred", "quick @ 4", name.as_str()]);
+    assert_eq!(written.len(), 2);
+    let computed_keys = live_4.computed_keys();
+    assert_eq!(computed_keys.len() as u64, computed);
+    for (_, w) in &written {
+        assert_eq!(w.blocks_written, computed);
+        assert_eq!(w.blocks_total, blocks);
+    }
+    assert_eq!(
+        written[0].1.path,
+        p.join("exports/neuroglancer.zarr/quick_4")
+    );
+    assert_eq!(
+        layers[2]["source"].as_str(),
+        Some("zarr://http://127.0.0.1:9000/exports/neuroglancer.zarr/quick_4")
+    );
+    // The thresholded segmentation (channels of 0 and 1) is drawn as a prediction.
+    let seg_source = layers[3]["source"].as_str().unwrap();
+    assert!(
+        seg_source.starts_with(
+            "zarr://http://127.0.0.1:9000/exports/neuroglancer.zarr/quick_4_threshold_"
+        ),
+        "{seg_source}"
+    );
+    let stored = segno::render::layer::open_layer(&written[0].1.path).unwrap();
+    let stored = &stored.levels[0].source;
+    let live_info = segno::array::ArraySource::info(live_4.as_ref()).clone();
+    assert_eq!(stored.info().roi, live_info.roi);
+    assert_eq!(
+        stored.info().geometry.voxel_size,
+        live_info.geometry.voxel_size
+    );
+    let grid = live_4.grid();
+    let k = computed_keys[0];
+    let roi = grid.block(k).intersect(&live_info.roi);
+    assert_eq!(
+        stored.read(&roi).unwrap(),
+        segno::array::ArraySource::read(live_4.as_ref(), &roi).unwrap()
+    );
+    if let Some(other) = (0..grid.len()).find(|k| !computed_keys.contains(k)) {
+        let roi = grid.block(other).intersect(&live_info.roi);
+        assert!(stored
+            .read(&roi)
+            .unwrap()
+            .to_f32()
+            .iter()
+            .all(|v| *v == 0.0));
+        assert_eq!(
+            live_4.stats().computed,
+            computed,
+            "nothing was computed to export"
+        );
+    }
+    // Written again (after more blocks were computed, say), the arrays are replaced.
+    let (_, _, again) = v
+        .neuroglancer_with_computed("http://127.0.0.1:9000/", p)
+        .unwrap();
+    assert_eq!(again[0].1, written[0].1);
+
     // A checkpoint that does not exist: the layer says so, the viewer goes on.
     v.add_model_layer(source(Some(999)));
     assert!(v.wait_models(Duration::from_secs(60)));

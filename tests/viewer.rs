@@ -479,6 +479,44 @@ fn the_gpu_draws_what_the_cpu_reference_computes() {
         .unwrap();
     let worst = max_difference(&image, &shade::shade_all(&u, &t));
     assert!(worst <= 1, "masked: GPU and CPU differ by {worst}");
+    // A computed layer's blocks still pending (the prediction's left half): thin grey
+    // diagonal lines over the layers below, the same on the GPU.
+    v.state.overlays.clear();
+    settle(&mut v, Plane::Xy);
+    let (mut u, t) = v.panel_upload(Plane::Xy).unwrap();
+    let mut t = (*t).clone();
+    let n = 64 * 64;
+    let pred = u.layers[2].kind_tex[3] as usize;
+    for y in 0..64 {
+        for x in 0..32 {
+            t.status[pred * n + y * 64 + x] = status::LOADING;
+        }
+    }
+    u.layers[2].hover[3] = 1;
+    let t = std::sync::Arc::new(t);
+    let image = gpu
+        .render(64, 64, &[([0, 0, 64, 64], u, t.clone())])
+        .unwrap();
+    let worst = max_difference(&image, &shade::shade_all(&u, &t));
+    assert!(worst <= 1, "pending: GPU and CPU differ by {worst}");
+    let mut below = u;
+    below.layers[2].hover[2] = 0;
+    let (on, off) = ((5, 3), (6, 3));
+    assert_eq!((on.0 + on.1) % shade::PENDING_SPACING, 0);
+    let lined = shade::shade(&u, &t, on.0, on.1);
+    let under = shade::shade(&below, &t, on.0, on.1);
+    for k in 0..3 {
+        let expected = f32::from(under[k]) / 255.0 * 0.5 + 0.3;
+        assert!(
+            (f32::from(lined[k]) / 255.0 - expected).abs() < 1.5 / 255.0,
+            "{lined:?} over {under:?}"
+        );
+    }
+    // Between the lines, the layers below show as they are.
+    assert_eq!(
+        shade::shade(&u, &t, off.0, off.1),
+        shade::shade(&below, &t, off.0, off.1)
+    );
 }
 
 #[test]

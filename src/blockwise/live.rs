@@ -203,6 +203,17 @@ impl LivePrediction {
         &self.grid
     }
 
+    /// The indices of the blocks it holds computed now, in grid order.
+    pub fn computed_keys(&self) -> Vec<u64> {
+        let mut keys: Vec<u64> = self
+            .memo
+            .lock()
+            .map(|m| m.blocks.keys().copied().collect())
+            .unwrap_or_default();
+        keys.sort_unstable();
+        keys
+    }
+
     /// What it has done so far.
     pub fn stats(&self) -> LiveStats {
         let mut s = *self.stats.lock().unwrap_or_else(|p| p.into_inner());

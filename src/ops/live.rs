@@ -1,7 +1,7 @@
 //! Live predictions for the viewer: a run's checkpoint over any raw volume, computed block by
 //! block as the viewer reads it (see [`crate::blockwise::live`]), in this process.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -144,4 +144,95 @@ pub fn checkpoints(project: &std::path::Path, run: &str) -> Result<Vec<u64>, Ops
     let project = Project::open(project)?;
     let run = super::stored_run(&project, run)?;
     Ok(crate::store::layout::RunDir::new(project.root(), &run.name).checkpoint_iterations())
+}
+
+/// The container, inside a project, that computed layers are written to for neuroglancer.
+pub const EXPORT_CONTAINER: &str = "exports/neuroglancer.zarr";
+
+/// What [`write_computed`] wrote.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComputedExport {
+    /// The array written (an OME-Zarr image of one level).
+    pub path: PathBuf,
+    /// Blocks written: those computed when it was asked.
+    pub blocks_written: u64,
+    /// Blocks of the whole prediction grid; the others hold the fill value 0.
+    pub blocks_total: u64,
+}
+
+/// A dataset name for `layer` inside [`EXPORT_CONTAINER`]: letters, digits, `.`, `-` and
+/// `_` kept, anything else `_` (`quick @ 4` → `quick_4`).
+pub fn export_dataset_name(layer: &str) -> String {
+    let mut out = String::new();
+    for c in layer.chars() {
+        let keep = c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+        if keep {
+            out.push(c);
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    let out = out.trim_matches(|c| c == '_' || c == '.').to_string();
+    if out.is_empty() {
+        "layer".into()
+    } else {
+        out
+    }
+}
+
+/// Writes the blocks of `live` computed so far, as `layer` (the live prediction itself or
+/// its segmentation) gives them, into `container`/`dataset` — an array of the layer's
+/// type, voxel size and region with one chunk per block, replacing what an earlier
+/// export wrote there. Blocks not computed are not computed here: they keep the fill
+/// value. Meant for [`EXPORT_CONTAINER`] in the project, so that a neuroglancer state can
+/// show what the viewer computed.
+pub fn write_computed(
+    layer: &dyn crate::array::ArraySource,
+    live: &LivePrediction,
+    container: &Path,
+    dataset: &str,
+) -> Result<ComputedExport, OpsError> {
+    use crate::array::write::{create, ArraySpec, WriteMode};
+    let info = layer.info();
+    let vs = info.geometry.voxel_size;
+    let grid = live.grid();
+    let channels = (info.shape.len() > vs.dims()).then(|| info.channels());
+    let mut spec = ArraySpec::new(info.data_type, info.roi, vs, channels);
+    spec.chunk_voxels = Some((grid.block_nm / vs).iter().map(|v| v as u64).collect());
+    spec.attributes.insert(
+        "segno_computed".into(),
+        serde_json::json!({ "from": info.path }),
+    );
+    let writer = create(container, dataset, &spec, WriteMode::Overwrite)?;
+    let mut written = 0;
+    for k in live.computed_keys() {
+        let roi = grid.block(k).intersect(&info.roi);
+        if roi.is_empty() {
+            continue;
+        }
+        let values = layer.read(&roi)?;
+        writer.write(&roi, &values)?;
+        written += 1;
+    }
+    Ok(ComputedExport {
+        path: container.join(dataset),
+        blocks_written: written,
+        blocks_total: grid.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_names_keep_what_paths_allow() {
+        assert_eq!(export_dataset_name("quick @ 4"), "quick_4");
+        assert_eq!(
+            export_dataset_name("quick @ 4 · threshold_0.5"),
+            "quick_4_threshold_0.5"
+        );
+        assert_eq!(export_dataset_name("../up"), "up");
+        assert_eq!(export_dataset_name("@@"), "layer");
+    }
 }

@@ -512,6 +512,7 @@ fn pack(
                 settings: &l.state.settings,
                 visible: l.state.visible,
                 hover: hover_id,
+                pending: l.data.is_some_and(|d| d.computed),
             });
         }
     }

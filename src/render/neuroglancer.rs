@@ -146,8 +146,9 @@ pub fn state_json(view: &ViewState, layers: &[Option<&LayerData>], served: &Serv
     let mut list = Vec::new();
     for (st, data) in view.layers.iter().zip(layers) {
         // Layers computed in Segno (live predictions) have no array neuroglancer could
-        // read: they are left out rather than pointed at their raw data.
-        let Some(d) = data.filter(|d| !d.computed && st.model.is_none()) else {
+        // read: they are left out rather than pointed at their raw data, unless the
+        // caller wrote their blocks out and passes that array instead.
+        let Some(d) = data.filter(|d| !d.computed) else {
             continue;
         };
         let mut l = Map::new();

@@ -28,7 +28,7 @@ pub struct GpuLayer {
     pub range: [f32; 4],
     /// Colour seed, first selected id, selected count, unselected alpha (f32 bits).
     pub seg: [u32; 4],
-    /// Hovered id low and high halves, visible, unused.
+    /// Hovered id low and high halves, visible, pending look for loading pixels (1).
     pub hover: [u32; 4],
     /// Channel colours of multi-channel predictions.
     pub colors: [[f32; 4]; 4],
@@ -87,6 +87,9 @@ pub struct DrawLayer<'a> {
     pub visible: bool,
     /// The segment under the mouse, for highlighting.
     pub hover: Option<u64>,
+    /// Its missing chunks are being computed (a live prediction): they are drawn as
+    /// pending (thin grey diagonal lines) instead of left empty.
+    pub pending: bool,
 }
 
 /// An error overlay between two of the panel's layers (indices into the layer list).
@@ -180,6 +183,7 @@ pub fn pack(
     for (i, l) in layers.iter().enumerate() {
         let g = &mut u.layers[i];
         g.hover[2] = u32::from(l.visible);
+        g.hover[3] = u32::from(l.pending);
         g.kind_tex[3] = i as u32;
         tex.status.extend_from_slice(&l.slice.status);
         match (&l.slice.values, l.settings) {
@@ -327,6 +331,9 @@ fn mix(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
     std::array::from_fn(|k| a[k] * (1.0 - t) + b[k] * t)
 }
 
+/// Pixels between the thin diagonal lines drawn over a computed layer's pending blocks.
+pub const PENDING_SPACING: u32 = 8;
+
 /// The colour the shader gives pixel (`x`, `y`) of the panel, as 8-bit RGBA.
 pub fn shade(u: &GpuUniforms, tex: &PanelTextures, x: u32, y: u32) -> [u8; 4] {
     let n = (tex.width * tex.height) as usize;
@@ -350,6 +357,10 @@ pub fn shade(u: &GpuUniforms, tex: &PanelTextures, x: u32, y: u32) -> [u8; 4] {
             continue;
         }
         let st = stat(l.kind_tex[3]);
+        if st == status::LOADING && l.hover[3] == 1 && (x + y).is_multiple_of(PENDING_SPACING) {
+            color = color.map(|c| c * 0.5 + 0.3);
+            continue;
+        }
         if st == status::OUTSIDE || st == status::LOADING {
             continue;
         }

@@ -45,6 +45,14 @@ struct Layer {
     versions: Vec<model_layer::ModelVersion>,
 }
 
+/// A neuroglancer export with the computed layers written out: the state, its URL, and
+/// per computed layer its name and what was written.
+pub type NeuroglancerExport = (
+    serde_json::Value,
+    String,
+    Vec<(String, crate::ops::live::ComputedExport)>,
+);
+
 /// The viewer's state and caches.
 pub struct Viewer {
     /// What is saved and restored.
@@ -76,6 +84,9 @@ pub struct Viewer {
     /// The project's saved views (newest first), offered while the viewer is empty.
     pub project_views: Vec<PathBuf>,
     ng_base_url: String,
+    /// Whether a neuroglancer export writes the computed layers' blocks out (into the
+    /// project) so that the state can show them.
+    pub ng_write_computed: bool,
     /// The last export's note (where the file went, that the URL was copied).
     pub note: Option<String>,
     /// A run's validation arrays on show, whose iteration and parameters can be changed.
@@ -138,6 +149,7 @@ impl Viewer {
             mip_texture: None,
             serve_root: None,
             ng_base_url: "http://127.0.0.1:9000/".into(),
+            ng_write_computed: false,
             note: None,
             validation: None,
             block_map: None,
@@ -302,6 +314,41 @@ impl Viewer {
             .map(|l| l.data.as_ref().ok().map(|d| d.as_ref()))
             .collect();
         crate::render::neuroglancer::state_and_url(&self.state, &layers, base_url, root)
+    }
+
+    /// Like [`Viewer::neuroglancer`], with the computed layers (live predictions and their
+    /// segmentations) in it too: the blocks each has computed so far are first written to
+    /// its project's `exports/neuroglancer.zarr` (see [`crate::ops::live::write_computed`]),
+    /// and the state points at those arrays. Returns what was written, per layer.
+    pub fn neuroglancer_with_computed(
+        &self,
+        base_url: &str,
+        root: &Path,
+    ) -> Result<NeuroglancerExport, String> {
+        let mut written = Vec::new();
+        let mut opened: Vec<Option<Arc<LayerData>>> = Vec::new();
+        for (layer, st) in self.layers.iter().zip(&self.state.layers) {
+            let data = layer.data.as_ref().ok();
+            let (Some(d), Some(model), Some(live)) =
+                (data, st.model.as_ref(), self.live.get(&layer.uid))
+            else {
+                opened.push(data.cloned());
+                continue;
+            };
+            let container = model.project.join(crate::ops::live::EXPORT_CONTAINER);
+            let dataset = crate::ops::live::export_dataset_name(&st.name);
+            let export =
+                crate::ops::live::write_computed(&*d.levels[0].source, live, &container, &dataset)
+                    .map_err(|e| format!("layer {:?}: {e}", st.name))?;
+            let reopened = crate::render::layer::open_layer(&export.path)
+                .map_err(|e| format!("layer {:?}: {e}", st.name))?;
+            opened.push(Some(reopened));
+            written.push((st.name.clone(), export));
+        }
+        let layers: Vec<Option<&LayerData>> = opened.iter().map(|d| d.as_deref()).collect();
+        let (state, url) =
+            crate::render::neuroglancer::state_and_url(&self.state, &layers, base_url, root);
+        Ok((state, url, written))
     }
 
     /// Whether anything shown is still loading (chunks queued or being read, or pixels

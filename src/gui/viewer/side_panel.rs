@@ -81,6 +81,22 @@ impl Viewer {
                 ui.label("data served at");
                 ui.add(egui::TextEdit::singleline(&mut self.ng_base_url).desired_width(160.0));
             });
+            let computed: Vec<String> = self
+                .state
+                .layers
+                .iter()
+                .filter(|l| l.model.is_some())
+                .map(|l| l.name.clone())
+                .collect();
+            if !computed.is_empty() {
+                ui.checkbox(
+                    &mut self.ng_write_computed,
+                    "write the computed blocks out (into the project's exports/)",
+                )
+                .on_hover_text(
+                    "Layers computed here have no array neuroglancer could read: this writes the blocks computed so far, as they are, and the state shows them; blocks not computed stay empty",
+                );
+            }
             if ui
                 .button("Copy URL and save state…")
                 .on_hover_text("neuroglancer reads the arrays over HTTP: serve the project directory with neuroglancer's cors_webserver.py")
@@ -90,7 +106,19 @@ impl Viewer {
                     .serve_root
                     .clone()
                     .unwrap_or_else(|| PathBuf::from("/"));
-                let (state, url) = self.neuroglancer(&self.ng_base_url, &root);
+                let exported = if self.ng_write_computed && !computed.is_empty() {
+                    self.neuroglancer_with_computed(&self.ng_base_url, &root)
+                } else {
+                    let (state, url) = self.neuroglancer(&self.ng_base_url, &root);
+                    Ok((state, url, Vec::new()))
+                };
+                let (state, url, written) = match exported {
+                    Ok(e) => e,
+                    Err(e) => {
+                        self.message = Some(e);
+                        return;
+                    }
+                };
                 ui.ctx().copy_text(url);
                 let mut note = format!(
                     "neuroglancer URL copied; serve {} at {} (cors_webserver.py -d {} -p 9000)",
@@ -98,14 +126,15 @@ impl Viewer {
                     self.ng_base_url,
                     root.display()
                 );
-                let computed: Vec<&str> = self
-                    .state
-                    .layers
-                    .iter()
-                    .filter(|l| l.model.is_some())
-                    .map(|l| l.name.as_str())
-                    .collect();
-                if !computed.is_empty() {
+                for (name, w) in &written {
+                    note.push_str(&format!(
+                        "; {name}: {} of {} blocks written to {}",
+                        w.blocks_written,
+                        w.blocks_total,
+                        w.path.display()
+                    ));
+                }
+                if written.is_empty() && !computed.is_empty() {
                     note.push_str(&format!(
                         "; left out, computed here with no array neuroglancer can read: {}",
                         computed.join(", ")
