@@ -1524,3 +1524,41 @@ fn bench_live_reports_its_figures_as_json_alone() {
     // What it prepared went to stderr.
     assert!(err.contains("preparing the demo project"), "{err}");
 }
+
+#[test]
+fn bench_viewer_pans_again_with_a_model_layer_computing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, v, err) = segno(&[
+        "bench",
+        "viewer",
+        "--dir",
+        s(&dir.path().join("volume")),
+        "--size",
+        "128",
+        "--image",
+        "160x100",
+        "--frames",
+        "6",
+        "--jumps",
+        "1",
+        "--model",
+        s(&dir.path().join("demo")),
+        "--model-iterations",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let m = &v["model"];
+    assert_eq!(m["layer"], "demo_mito_er_2 @ 2", "{v}");
+    assert_eq!(m["device"], "cpu");
+    let ms: Vec<f64> = (0..3).map(|i| m["frame_ms"][i].as_f64().unwrap()).collect();
+    assert!(ms[0] > 0.0 && ms[0] <= ms[1] && ms[1] <= ms[2], "{m}");
+    let without = v["frame_ms"][0].as_f64().unwrap();
+    let ratio = m["frame_ratio"].as_f64().unwrap();
+    assert!((ratio - ms[0] / without).abs() < 1e-9, "{v}");
+    assert!(m["frames_computing"].as_u64().unwrap() <= 6, "{m}");
+    // Preparing the volume and the project went to stderr; stdout held only the JSON.
+    assert!(
+        err.contains("preparing the model layer's demo project"),
+        "{err}"
+    );
+}

@@ -243,6 +243,11 @@ impl LivePrediction {
         }
         let started = std::time::Instant::now();
         let result = self.compute(k);
+        tracing::trace!(
+            block = k,
+            secs = started.elapsed().as_secs_f64(),
+            "live prediction block"
+        );
         if let Ok(mut s) = self.stats.lock() {
             s.in_flight -= 1;
             match &result {

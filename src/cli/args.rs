@@ -852,6 +852,13 @@ pub struct ViewerBenchArgs {
     /// Panel layout: 4panel, xy, xz or yz.
     #[arg(long, default_value = "xy")]
     pub layout: String,
+    /// Pan once more with a model layer computing over the view: the demo run of this
+    /// project (made and trained when missing), frame times side by side.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Training iterations of the --model demo run.
+    #[arg(long, default_value_t = 20)]
+    pub model_iterations: u64,
     /// Print machine-readable JSON instead of text.
     #[arg(long)]
     pub json: bool,

@@ -77,8 +77,11 @@ pub(super) fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Resul
         pan_px: args.pan,
         jumps: args.jumps,
         layout,
+        model: args.model.clone(),
+        model_iterations: args.model_iterations,
     };
-    let r = crate::gui::viewer_bench::bench_viewer(&options, out)
+    // Preparing the volume is said on stderr, so that --json prints only the JSON.
+    let r = crate::gui::viewer_bench::bench_viewer(&options, &mut std::io::stderr())
         .map_err(|e| Failure::new(exit::INVALID, e))?;
     if args.json {
         let _ = writeln!(
@@ -117,6 +120,23 @@ pub(super) fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Resul
         list.join(", "),
         if jump_median < 300.0 { "✓" } else { "✗" }
     );
+    if let Some(m) = &r.model {
+        let _ = writeln!(
+            out,
+            "  with {} computing on {}: frame time median {:.1} ms ({:.2}× without), p90 {:.1} ms, p99 {:.1} ms; compose {:.1} ms; {} blocks computed ({:.3} s each), {} of {} frames while one was computing",
+            m.layer,
+            m.device,
+            m.frame_ms[0],
+            m.frame_ratio,
+            m.frame_ms[1],
+            m.frame_ms[2],
+            m.compose_ms,
+            m.blocks_computed,
+            m.secs_per_block,
+            m.frames_computing,
+            args.frames
+        );
+    }
     Ok(exit::OK)
 }
 

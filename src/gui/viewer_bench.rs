@@ -49,6 +49,32 @@ pub struct ViewerBenchOptions {
     pub jumps: usize,
     /// Panel layout.
     pub layout: Layout,
+    /// Pan once more with a model layer computing: the demo run of this project (made and
+    /// trained when missing) over the volume's 8 nm raw level.
+    pub model: Option<PathBuf>,
+    /// Training iterations of that demo run.
+    pub model_iterations: u64,
+}
+
+/// The panning frames again with a model layer computing blocks over the view.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelFrames {
+    /// The run and checkpoint computing.
+    pub layer: String,
+    /// Where it computed.
+    pub device: String,
+    /// Frame time percentiles in ms (50, 90, 99) while it computed.
+    pub frame_ms: [f64; 3],
+    /// Median time composing slices on the CPU, ms.
+    pub compose_ms: f64,
+    /// Median frame time against the same frames without the model layer (1 = no cost).
+    pub frame_ratio: f64,
+    /// Blocks computed while panning.
+    pub blocks_computed: u64,
+    /// Seconds per block it spent computing.
+    pub secs_per_block: f64,
+    /// Frames in which a block was being computed.
+    pub frames_computing: usize,
 }
 
 /// The figures.
@@ -72,6 +98,8 @@ pub struct ViewerBenchReport {
     pub jump_ms: Vec<f64>,
     /// Pixels drawn per frame (all layers of all panels).
     pub pixels_per_frame: u64,
+    /// With `--model`: the same panning with a model layer computing.
+    pub model: Option<ModelFrames>,
 }
 
 fn world_centre(options: &ViewerBenchOptions, band_z: u64) -> WorldNm {
@@ -293,17 +321,7 @@ pub fn bench_viewer(
         world_centre(options, band_a(options)),
         options.layout,
     ));
-    let start = Instant::now();
-    loop {
-        let (_, _, complete) = draw(&mut viewer)?;
-        if complete {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(300) {
-            return Err("the first view did not load within 300 s".into());
-        }
-        viewer.cache().wait_idle(Duration::from_millis(100));
-    }
+    load_view(&mut viewer, &draw)?;
     let (mut frames, mut compose, mut gpu_times) = (Vec::new(), Vec::new(), Vec::new());
     let mut incomplete = 0;
     for _ in 0..options.frames {
@@ -324,6 +342,17 @@ pub fn bench_viewer(
         statics.push(g);
     }
     statics.sort_by(|a, b| a.total_cmp(b));
+    let model = match &options.model {
+        Some(project) => Some(model_frames(
+            options,
+            &container,
+            project,
+            &draw,
+            percentile_sorted(&frames, 0.5),
+            out,
+        )?),
+        None => None,
+    };
     // Jumps to band B, each with an empty chunk cache.
     let mut jump_ms = Vec::new();
     for _ in 0..options.jumps {
@@ -366,5 +395,113 @@ pub fn bench_viewer(
         incomplete_frames: incomplete,
         jump_ms,
         pixels_per_frame: pixels,
+        model,
+    })
+}
+
+/// Draws `viewer` until its view has loaded completely (300 s at most).
+fn load_view(viewer: &mut Viewer, draw: &Draw<'_>) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        let (_, _, complete) = draw(viewer)?;
+        if complete {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(300) {
+            return Err("the first view did not load within 300 s".into());
+        }
+        viewer.cache().wait_idle(Duration::from_millis(100));
+    }
+}
+
+/// The median of unsorted `v`.
+fn percentile_sorted(v: &[f64], p: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    percentile(&v, p)
+}
+
+/// A drawing function: composes and draws a frame, returning compose ms, GPU ms and
+/// whether it was complete.
+type Draw<'a> = dyn Fn(&mut Viewer) -> Result<(f64, f64, bool), String> + 'a;
+
+/// Pans over band A again with a model layer (the demo run of `project`, trained when
+/// missing) computing over the raw data's 8 nm level, and times the frames.
+fn model_frames(
+    options: &ViewerBenchOptions,
+    container: &Path,
+    project: &Path,
+    draw: &Draw<'_>,
+    median_without: f64,
+    out: &mut dyn std::io::Write,
+) -> Result<ModelFrames, String> {
+    let project = crate::ops::job::absolute(project);
+    let _ = writeln!(
+        out,
+        "preparing the model layer's demo project in {}",
+        project.display()
+    );
+    let demo = crate::ops::demo::run_demo(
+        crate::ops::demo::DemoRunOptions {
+            project: project.clone(),
+            iterations: options.model_iterations,
+            validation_interval: options.model_iterations.max(1),
+            size: 64,
+            seed: 0,
+            stop: None,
+        },
+        &|_| {},
+    )
+    .map_err(|e| e.to_string())?;
+    let mut viewer = Viewer::default();
+    viewer.set_state(view(
+        container,
+        world_centre(options, band_a(options)),
+        options.layout,
+    ));
+    load_view(&mut viewer, &draw)?;
+    // The demo network reads 8 nm voxels: the volume's second level.
+    viewer.add_model_layer(crate::ops::live::LiveSource {
+        project,
+        run: demo.run.clone(),
+        iteration: None,
+        raw: container.join("raw/s1"),
+        segmentation: None,
+    });
+    if !viewer.wait_models(Duration::from_secs(120)) {
+        return Err("the model layer's network did not open within 120 s".into());
+    }
+    let i = viewer.state.layers.len() - 1;
+    let live = viewer
+        .live_prediction(i)
+        .cloned()
+        .ok_or_else(|| viewer.layer_status(i))?;
+    let (mut frames, mut compose) = (Vec::new(), Vec::new());
+    let mut computing = 0;
+    let before = live.stats();
+    for _ in 0..options.frames {
+        viewer.state.position_nm.0[2] += f64::from(options.pan_px) * VOXEL_NM as f64;
+        let t = Instant::now();
+        let (c, _, _) = draw(&mut viewer)?;
+        frames.push(t.elapsed().as_secs_f64() * 1e3);
+        compose.push(c);
+        if live.stats().in_flight > 0 {
+            computing += 1;
+        }
+    }
+    let after = live.stats();
+    let blocks = after.computed - before.computed;
+    frames.sort_by(|a, b| a.total_cmp(b));
+    compose.sort_by(|a, b| a.total_cmp(b));
+    let median = percentile(&frames, 0.5);
+    Ok(ModelFrames {
+        layer: viewer.state.layers[i].name.clone(),
+        device: live.device_label(),
+        frame_ms: [median, percentile(&frames, 0.9), percentile(&frames, 0.99)],
+        compose_ms: percentile(&compose, 0.5),
+        frame_ratio: median / median_without,
+        blocks_computed: blocks,
+        secs_per_block: (after.compute_secs - before.compute_secs) / blocks.max(1) as f64,
+        frames_computing: computing,
     })
 }

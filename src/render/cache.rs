@@ -52,10 +52,14 @@ struct Entry {
     last_used: u64,
 }
 
+/// Work for the compute thread besides chunks (opening a network there).
+type Job = Box<dyn FnOnce() + Send>;
+
 #[derive(Default)]
 struct State {
     queue: VecDeque<Request>,
     compute_queue: VecDeque<Request>,
+    jobs: VecDeque<Job>,
     in_flight: HashSet<ChunkKey>,
     ready: HashMap<ChunkKey, Entry>,
     bytes: usize,
@@ -178,6 +182,14 @@ impl ChunkCache {
         keys.iter().any(|k| st.ready.contains_key(k))
     }
 
+    /// Runs `job` on the compute thread, before the chunks queued there. Opening a network
+    /// there (with its first, warm-up pass) sets up that thread's allocator and thread
+    /// team for it, so its first blocks cost no more than the later ones.
+    pub fn run_on_compute_thread(&self, job: Box<dyn FnOnce() + Send>) {
+        self.shared.lock().jobs.push_back(job);
+        self.shared.wake_workers.notify_all();
+    }
+
     /// Those of `keys` that are in the cache (read or failed).
     pub fn ready_among(&self, keys: &[ChunkKey]) -> Vec<ChunkKey> {
         let st = self.shared.lock();
@@ -247,7 +259,11 @@ impl ChunkCache {
         loop {
             {
                 let st = self.shared.lock();
-                if st.queue.is_empty() && st.compute_queue.is_empty() && st.in_flight.is_empty() {
+                if st.queue.is_empty()
+                    && st.compute_queue.is_empty()
+                    && st.jobs.is_empty()
+                    && st.in_flight.is_empty()
+                {
                     return true;
                 }
             }
@@ -269,15 +285,51 @@ impl Drop for ChunkCache {
     }
 }
 
+/// Niceness of the compute thread (and the threads its network starts): computing blocks
+/// yields the processor to drawing and reading whenever both want it, so panning stays as
+/// smooth as without a model layer; alone, it runs at full speed.
+pub const COMPUTE_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority to [`COMPUTE_NICENESS`] unless it is
+/// lower already (Linux; elsewhere nothing happens). Threads it starts afterwards inherit
+/// it.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on this thread's own id only changes its scheduling weight.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        // Already nicer (a process started with `nice`): keep that.
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        if now < COMPUTE_NICENESS
+            && libc::setpriority(libc::PRIO_PROCESS, tid, COMPUTE_NICENESS) != 0
+        {
+            tracing::debug!("could not lower the compute thread's priority");
+        }
+    }
+}
+
 /// A reader thread (`computed` false) or the compute thread: takes requests from its
 /// queue until the cache is dropped.
 fn worker(shared: &Shared, computed: bool) {
+    if computed {
+        lower_priority();
+    }
     loop {
         let request = {
             let mut st = shared.lock();
             loop {
                 if st.shutdown {
                     return;
+                }
+                if computed {
+                    if let Some(job) = st.jobs.pop_front() {
+                        drop(st);
+                        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                            tracing::error!("a job on the compute thread panicked");
+                        }
+                        st = shared.lock();
+                        continue;
+                    }
                 }
                 let next = if computed {
                     st.compute_queue.pop_front()
@@ -456,6 +508,37 @@ mod tests {
             assert!(t0.elapsed().as_secs() < 10, "{what}");
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
+    }
+
+    #[test]
+    fn jobs_run_on_the_compute_thread_at_low_priority() {
+        let cache = ChunkCache::new(1 << 20, 1);
+        let (send, receive) = std::sync::mpsc::channel();
+        cache.run_on_compute_thread(Box::new(move || {
+            let name = std::thread::current().name().map(str::to_string);
+            #[cfg(target_os = "linux")]
+            // SAFETY: reads this thread's own priority.
+            let nice =
+                unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+            #[cfg(not(target_os = "linux"))]
+            let nice = COMPUTE_NICENESS;
+            let _ = send.send((name, nice));
+        }));
+        let (name, nice) = receive
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("segno-compute"));
+        // Raising niceness never needs privileges, so it took effect.
+        assert!(nice >= COMPUTE_NICENESS, "niceness {nice}");
+        // A panicking job does not stop the thread.
+        cache.run_on_compute_thread(Box::new(|| panic!("a job that fails")));
+        let (send, receive) = std::sync::mpsc::channel();
+        cache.run_on_compute_thread(Box::new(move || {
+            let _ = send.send(());
+        }));
+        assert!(receive
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .is_ok());
     }
 
     #[test]

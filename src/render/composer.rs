@@ -190,10 +190,11 @@ impl PanelComposer {
         let shift = p
             .view
             .and_then(|old| pixel_shift(&old, &view))
-            .filter(|_| same_data);
+            .filter(|_| same_layers);
+        let shifted = stale && shift.is_some();
         if let (true, Some((dx, dy))) = (stale, shift) {
-            // Panned by whole pixels with nothing new loaded: move what is drawn and
-            // compose only the strips that came into view.
+            // Panned by whole pixels: move what is drawn and compose only the strips that
+            // came into view (chunks that arrived meanwhile are drawn just below).
             let strips = exposed_strips(&view, dx, dy);
             let strip_px: u64 = strips
                 .iter()
@@ -232,7 +233,8 @@ impl PanelComposer {
             }
             p.view = Some(view);
             p.slices_version += 1;
-        } else if stale {
+        }
+        if stale && (!shifted || arrived) {
             // Layers are composed in parallel (each is independent); when only chunks
             // arrived, just the layers they belong to.
             let partial = p.view == Some(view) && same_layers;
@@ -822,15 +824,62 @@ mod tests {
         assert_eq!(c.stats().composed_px, after.composed_px);
     }
 
+    /// Both layers of the small volume, shown.
+    fn raw_and_labels(dir: &Path) -> ([Arc<LayerData>; 2], [LayerState; 2]) {
+        let (raw, labels) = volume(dir);
+        (
+            [raw, labels],
+            [
+                state("raw", LayerKind::Image, true),
+                state("labels", LayerKind::Segmentation, true),
+            ],
+        )
+    }
+
+    /// Composes `v` frame after frame while the cache reads one chunk per frame, moving the
+    /// view `pan_nm` right after each, until nothing loads (after `min_frames` at least);
+    /// returns the composer, the frames and the last view.
+    fn one_chunk_per_frame(
+        s: &Scene<'_>,
+        mut v: SliceView,
+        pan_nm: f64,
+        min_frames: u64,
+    ) -> (PanelComposer, u64, SliceView) {
+        let mut c = composer();
+        let mut frames = 0;
+        loop {
+            c.begin_frame();
+            let mut wanted = c.compose(s, v, None);
+            if !c.loading() && frames >= min_frames {
+                return (c, frames, v);
+            }
+            wanted.truncate(1);
+            c.request(wanted);
+            assert!(c.cache().wait_idle(Duration::from_secs(10)));
+            v.center.0[2] += pan_nm;
+            frames += 1;
+            assert!(frames < 100, "the panel never finished loading");
+        }
+    }
+
+    /// Asserts that `c` drew `v` as a composer composing it afresh does.
+    fn assert_as_composed_afresh(c: &PanelComposer, s: &Scene<'_>, v: SliceView) {
+        let mut fresh = composer();
+        settle(&mut fresh, s, v);
+        for layer in 0..s.layers.len() {
+            assert_eq!(
+                c.slice(v.plane, layer),
+                fresh.slice(v.plane, layer),
+                "layer {layer}"
+            );
+        }
+        assert_eq!(pixel(c, 11, 9), pixel(&fresh, 11, 9));
+    }
+
     #[test]
     fn arriving_chunks_compose_only_their_pixels_and_the_result_equals_a_whole_composition() {
         let dir = tempfile::tempdir().unwrap();
-        let (raw, labels) = volume(dir.path());
-        let data = [raw, labels];
-        let states = [
-            state("raw", LayerKind::Image, true),
-            state("labels", LayerKind::Segmentation, true),
-        ];
+        let (data, states) = raw_and_labels(dir.path());
         let s = scene(&data, &states, &[], 1);
         // An off-grid view: the 8³ chunks cover uneven rectangles of its pixels.
         let v = SliceView {
@@ -840,21 +889,7 @@ mod tests {
             width_px: 23,
             height_px: 19,
         };
-        // Chunks arrive one at a time: the cache reads one per request.
-        let mut c = composer();
-        let mut frames = 0;
-        loop {
-            c.begin_frame();
-            let mut wanted = c.compose(&s, v, None);
-            if !c.loading() {
-                break;
-            }
-            wanted.truncate(1);
-            c.request(wanted);
-            assert!(c.cache().wait_idle(Duration::from_secs(10)));
-            frames += 1;
-            assert!(frames < 100, "the panel never finished loading");
-        }
+        let (c, frames, v) = one_chunk_per_frame(&s, v, 0.0, 0);
         // One whole composition per layer, then only the pixels of each arriving chunk:
         // every pixel once more at most.
         let px = u64::from(v.width_px * v.height_px);
@@ -864,16 +899,31 @@ mod tests {
             "{} pixels composed",
             c.stats().composed_px
         );
-        let mut fresh = composer();
-        settle(&mut fresh, &s, v);
-        for layer in 0..2 {
-            assert_eq!(
-                c.slice(Plane::Xy, layer),
-                fresh.slice(Plane::Xy, layer),
-                "layer {layer}"
-            );
-        }
-        assert_eq!(pixel(&c, 11, 9), pixel(&fresh, 11, 9));
+        assert_as_composed_afresh(&c, &s, v);
+    }
+
+    #[test]
+    fn panning_while_chunks_arrive_draws_what_a_whole_composition_draws() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, states) = raw_and_labels(dir.path());
+        let s = scene(&data, &states, &[], 1);
+        let v = SliceView {
+            plane: Plane::Xy,
+            center: WorldNm([34.0, 30.6, 20.2]),
+            nm_per_px: 2.0,
+            width_px: 20,
+            height_px: 18,
+        };
+        // A pixel right every frame while the chunks arrive.
+        let (c, frames, v) = one_chunk_per_frame(&s, v, 2.0, 8);
+        assert_as_composed_afresh(&c, &s, v);
+        // Far less than a whole composition per frame.
+        let px = u64::from(v.width_px * v.height_px);
+        assert!(
+            c.stats().composed_px < frames * px,
+            "{} pixels composed in {frames} frames",
+            c.stats().composed_px
+        );
     }
 
     #[test]

@@ -183,12 +183,15 @@ impl Viewer {
             });
         let (send, receive) = std::sync::mpsc::channel();
         let waker = self.composer.cache().waker();
-        std::thread::spawn(move || {
-            let _ = send.send(open_model(&source, shared));
-            if let Some(w) = waker {
-                w();
-            }
-        });
+        // Opened on the thread that computes its blocks (see `run_on_compute_thread`).
+        self.composer
+            .cache()
+            .run_on_compute_thread(Box::new(move || {
+                let _ = send.send(open_model(&source, shared));
+                if let Some(w) = waker {
+                    w();
+                }
+            }));
         self.opening.push((uid, receive));
     }
 
