@@ -996,8 +996,60 @@ fn a_live_prediction_computes_what_segno_predict_writes_one_forward_pass_per_blo
     assert_eq!(stats.computed, blocks, "{stats:?}");
     assert_eq!((stats.failed, stats.in_flight), (0, 0));
     // Read again: nothing computed.
-    live.read(&roi).unwrap();
+    let all = live.read(&roi).unwrap();
     assert_eq!(live.stats().computed, blocks);
+    // Two threads computing side by side (a copy of the network each, one intra-op thread
+    // each) give the same values (up to the order of sums), each block computed once.
+    let lanes = LivePrediction::open(
+        p,
+        &run,
+        &segno::blockwise::Checkpoint::Iteration(4),
+        &p.join("data/synthetic.zarr/raw"),
+        &segno::blockwise::InputOptions::default(),
+        tch::Device::Cpu,
+    )
+    .unwrap()
+    .with_lanes(p, &run, 2, 1)
+    .unwrap();
+    assert_eq!(lanes.lanes(), 2);
+    let halves: Vec<segno::geometry::Roi> = {
+        let mid = roi.begin()[2] + (roi.shape()[2] / vs[2] / 2) * vs[2];
+        vec![
+            segno::geometry::Roi::new(
+                roi.begin(),
+                segno::geometry::Coordinate::from([
+                    roi.shape()[0],
+                    roi.shape()[1],
+                    mid - roi.begin()[2],
+                ]),
+            )
+            .unwrap(),
+            segno::geometry::Roi::new(
+                segno::geometry::Coordinate::from([roi.begin()[0], roi.begin()[1], mid]),
+                segno::geometry::Coordinate::from([
+                    roi.shape()[0],
+                    roi.shape()[1],
+                    roi.end()[2] - mid,
+                ]),
+            )
+            .unwrap(),
+        ]
+    };
+    std::thread::scope(|scope| {
+        for half in &halves {
+            let lanes = &lanes;
+            scope.spawn(move || lanes.read(half).unwrap());
+        }
+    });
+    let side_by_side = lanes.read(&roi).unwrap().to_f32();
+    let all = all.to_f32();
+    assert_eq!(side_by_side.shape(), all.shape());
+    let worst = side_by_side
+        .iter()
+        .zip(all.iter())
+        .fold(0f32, |w, (a, b)| w.max((a - b).abs()));
+    assert!(worst <= 1e-6, "largest difference {worst}");
+    assert_eq!(lanes.stats().computed, blocks);
 
     // A checkpoint that does not exist is refused when the layer is opened.
     let e = LivePrediction::open(

@@ -63,8 +63,25 @@ pub fn open_live(source: &LiveSource, device: &str) -> Result<Arc<LivePrediction
         &InputOptions::default(),
         device,
     )
+    .and_then(|live| {
+        let (lanes, threads) = compute_lanes(device);
+        live.with_lanes(project.root(), &run, lanes, threads)
+    })
     .and_then(|live| live.warm_up().map(|()| Arc::new(live)))
     .map_err(OpsError::run(&run.name))
+}
+
+/// How many blocks a live prediction on `device` computes at once, and the intra-op
+/// threads of each: on a CPU, two blocks side by side with half the cores each (no thread
+/// waits for the other at every layer, so more blocks per second than one block at a time
+/// on all cores; `segno bench live` measures it); on a GPU one at a time.
+pub fn compute_lanes(device: tch::Device) -> (usize, usize) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match device {
+        tch::Device::Cuda(_) => (1, 0),
+        _ if cores >= 2 => (2, cores / 2),
+        _ => (1, 0),
+    }
 }
 
 /// The segmentation `source.segmentation` names of the live prediction `live` (opened from

@@ -112,8 +112,15 @@ pub struct ChunkCache {
 pub const DEFAULT_CPU_CACHE_BYTES: usize = 2 << 30;
 
 impl ChunkCache {
-    /// A cache holding at most `budget_bytes` of decoded chunks, read by `threads` threads.
+    /// A cache holding at most `budget_bytes` of decoded chunks, read by `threads` threads,
+    /// with one thread computing the chunks of computed layers.
     pub fn new(budget_bytes: usize, threads: usize) -> Self {
+        Self::with_compute_lanes(budget_bytes, threads, 1)
+    }
+
+    /// Like [`ChunkCache::new`], with `lanes` threads computing chunks of computed layers
+    /// side by side.
+    pub fn with_compute_lanes(budget_bytes: usize, threads: usize, lanes: usize) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 budget_bytes,
@@ -124,7 +131,14 @@ impl ChunkCache {
         });
         let lanes = (0..threads.max(1))
             .map(|i| (format!("segno-chunks-{i}"), false))
-            .chain(std::iter::once(("segno-compute".to_string(), true)));
+            .chain((0..lanes.max(1)).map(|i| {
+                let name = if i == 0 {
+                    "segno-compute".to_string()
+                } else {
+                    format!("segno-compute-{i}")
+                };
+                (name, true)
+            }));
         let workers = lanes
             .map(|(name, computed)| {
                 let s = Arc::clone(&shared);

@@ -131,7 +131,14 @@ impl Viewer {
         Self {
             state: ViewState::default(),
             layers: Vec::new(),
-            composer: PanelComposer::new(Arc::new(ChunkCache::new(cpu_cache_bytes, threads))),
+            composer: PanelComposer::new(Arc::new(ChunkCache::with_compute_lanes(
+                cpu_cache_bytes,
+                threads,
+                crate::ops::live::compute_lanes(
+                    crate::ops::device("auto").unwrap_or(tch::Device::Cpu),
+                )
+                .0,
+            ))),
             revision: 0,
             drawn: None,
             cpu_textures: HashMap::new(),
