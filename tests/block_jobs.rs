@@ -1608,6 +1608,19 @@ fn bench_viewer_pans_again_with_a_model_layer_computing() {
     let ratio = m["frame_ratio"].as_f64().unwrap();
     assert!((ratio - ms[0] / without).abs() < 1e-9, "{v}");
     assert!(m["frames_computing"].as_u64().unwrap() <= 6, "{m}");
+    // An unchanged frame's GPU time by step.
+    let u = &v["unchanged_frame"];
+    for k in [
+        "upload_ms",
+        "draw_ms",
+        "readback_ms",
+        "draw_one_layer_ms",
+        "draw_no_layer_ms",
+        "clear_only_ms",
+    ] {
+        let ms = u[k].as_f64().unwrap_or(-1.0);
+        assert!(ms >= 0.0 && ms.is_finite(), "{k}: {u}");
+    }
     // Preparing the volume and the project went to stderr; stdout held only the JSON.
     assert!(
         err.contains("preparing the model layer's demo project"),

@@ -443,6 +443,20 @@ fn the_gpu_draws_what_the_cpu_reference_computes() {
         "GPU and CPU differ by {worst} ({})",
         gpu.adapter
     );
+    // Timed, without reading back: nothing comes out; the image kept between renders of
+    // the same size is drawn again the same.
+    let (none, times) = gpu
+        .render_timed(64, 64, &[([0, 0, 64, 64], u, t.clone())], false)
+        .unwrap();
+    assert!(none.is_empty());
+    assert!(
+        times.draw_ms > 0.0 && times.readback_ms < times.draw_ms + 1.0,
+        "{times:?}"
+    );
+    let again = gpu
+        .render(64, 64, &[([0, 0, 64, 64], u, t.clone())])
+        .unwrap();
+    assert_eq!(again, image);
     // The cross-hairs: the vertical line at pixel 32 is y's colour (green), the
     // horizontal line x's (red).
     let px = |x: usize, y: usize| &image[(y * 64 + x) * 4..(y * 64 + x) * 4 + 3];

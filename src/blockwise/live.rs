@@ -338,8 +338,11 @@ impl LivePrediction {
     }
 
     /// Times block `k` as a benchmark reference, without the memo: seconds reading its
-    /// input (context, input steps) and seconds of the network's forward pass alone.
+    /// input (context, input steps) and seconds of the network's forward pass alone, on all
+    /// cores (as one `segno predict` worker runs it; the calling thread keeps that setting).
     pub fn time_block(&self, k: u64) -> Result<(f64, f64), TrainError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tch::set_num_threads(cores as i32);
         let started = std::time::Instant::now();
         let x = self
             .inference

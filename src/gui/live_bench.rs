@@ -212,8 +212,6 @@ pub fn bench_live(
     let shown_at_end = counts[1] * counts[2];
     // The reference: the same number of blocks, forward pass alone, one at a time on all
     // cores (as one `segno predict` worker computes them).
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    tch::set_num_threads(cores as i32);
     let (mut read, mut forward) = (0.0, 0.0);
     for k in 0..stats.computed.min(live.grid().len()) {
         let (r, f) = live.time_block(k).map_err(|e| e.to_string())?;

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use crate::array::write::{self, ArraySpec, ArrayWriter, Compression, WriteMode};
 use crate::array::{ArrayData, DataType};
 use crate::geometry::{Coordinate, Roi};
-use crate::render::gpu::Headless;
+use crate::render::gpu::{Headless, RenderTimes};
 use crate::render::layer::WorldNm;
 use crate::render::slice::Plane;
 use crate::render::state::{
@@ -98,9 +98,35 @@ pub struct ViewerBenchReport {
     pub jump_ms: Vec<f64>,
     /// Pixels drawn per frame (all layers of all panels).
     pub pixels_per_frame: u64,
+    /// Where the GPU time of a frame in which nothing changed goes.
+    pub unchanged_frame: UnchangedFrame,
     /// With `--model`: the same panning with a model layer computing.
     pub model: Option<ModelFrames>,
 }
+
+/// The GPU time of a frame in which nothing changed, by step (medians of 7, ms).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UnchangedFrame {
+    /// Uploading the uniforms (the textures are unchanged).
+    pub upload_ms: f64,
+    /// Drawing every layer.
+    pub draw_ms: f64,
+    /// Copying the image back (a benchmark's cost; the app's window never reads back).
+    pub readback_ms: f64,
+    /// Drawing the first layer only, no overlay.
+    pub draw_one_layer_ms: f64,
+    /// The render pass with no layer (clearing and the full-panel triangle alone).
+    pub draw_no_layer_ms: f64,
+    /// The render pass clearing the image, nothing drawn.
+    pub clear_only_ms: f64,
+}
+
+/// A panel to render: its rectangle, uniforms and textures.
+type Panel = (
+    [u32; 4],
+    crate::render::shade::GpuUniforms,
+    std::sync::Arc<crate::render::shade::PanelTextures>,
+);
 
 fn world_centre(options: &ViewerBenchOptions, band_z: u64) -> WorldNm {
     let c = (options.size / 2) as f64 * VOXEL_NM as f64 + 2.0;
@@ -295,8 +321,7 @@ pub fn bench_viewer(
         .iter()
         .filter_map(|(p, r)| p.map(|p| (p, *r)))
         .collect();
-    let draw = |viewer: &mut Viewer| -> Result<(f64, f64, bool), String> {
-        let t0 = Instant::now();
+    let compose_panels = |viewer: &mut Viewer| -> Vec<Panel> {
         let mut panels = Vec::new();
         for (plane, r) in &planes {
             let (mut u, t) = viewer.compose_panel(*plane, [r[2], r[3]]);
@@ -304,6 +329,11 @@ pub fn bench_viewer(
             u.origin_size[1] = r[1] as f32;
             panels.push((*r, u, t));
         }
+        panels
+    };
+    let draw = |viewer: &mut Viewer| -> Result<(f64, f64, bool), String> {
+        let t0 = Instant::now();
+        let panels = compose_panels(viewer);
         let complete = !viewer.loading();
         let t1 = Instant::now();
         gpu.render(w, h, &panels).map_err(|e| e.to_string())?;
@@ -342,6 +372,47 @@ pub fn bench_viewer(
         statics.push(g);
     }
     statics.sort_by(|a, b| a.total_cmp(b));
+    // Where an unchanged frame's GPU time goes: uploads, drawing (with every layer, one
+    // layer, none: the cost per layer-pixel and of the pass alone) and the read back.
+    let panels = compose_panels(&mut viewer);
+    let layers = |n: u32| -> Vec<Panel> {
+        panels
+            .iter()
+            .map(|(r, u, t)| {
+                let mut u = *u;
+                u.counts[0] = u.counts[0].min(n);
+                u.counts[1] = 0;
+                (*r, u, t.clone())
+            })
+            .collect()
+    };
+    let profile = |panels: &[Panel]| -> Result<RenderTimes, String> {
+        let mut runs = Vec::new();
+        for _ in 0..7 {
+            runs.push(
+                gpu.render_timed(w, h, panels, true)
+                    .map_err(|e| e.to_string())?
+                    .1,
+            );
+        }
+        let median = |f: fn(&RenderTimes) -> f64| {
+            percentile_sorted(&runs.iter().map(f).collect::<Vec<_>>(), 0.5)
+        };
+        Ok(RenderTimes {
+            upload_ms: median(|t| t.upload_ms),
+            draw_ms: median(|t| t.draw_ms),
+            readback_ms: median(|t| t.readback_ms),
+        })
+    };
+    let unchanged = profile(&panels)?;
+    let unchanged_frame = UnchangedFrame {
+        upload_ms: unchanged.upload_ms,
+        draw_ms: unchanged.draw_ms,
+        readback_ms: unchanged.readback_ms,
+        draw_one_layer_ms: profile(&layers(1))?.draw_ms,
+        draw_no_layer_ms: profile(&layers(0))?.draw_ms,
+        clear_only_ms: profile(&[])?.draw_ms,
+    };
     let model = match &options.model {
         Some(project) => Some(model_frames(
             options,
@@ -395,6 +466,7 @@ pub fn bench_viewer(
         incomplete_frames: incomplete,
         jump_ms,
         pixels_per_frame: pixels,
+        unchanged_frame,
         model,
     })
 }

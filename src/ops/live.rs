@@ -71,6 +71,12 @@ pub fn open_live(source: &LiveSource, device: &str) -> Result<Arc<LivePrediction
     .map_err(OpsError::run(&run.name))
 }
 
+/// How many blocks a live prediction computes at once on the device `auto` picks: the
+/// compute threads a viewer's chunk cache needs.
+pub fn default_lanes() -> usize {
+    compute_lanes(super::device("auto").unwrap_or(tch::Device::Cpu)).0
+}
+
 /// How many blocks a live prediction on `device` computes at once, and the intra-op
 /// threads of each: on a CPU, two blocks side by side with half the cores each (no thread
 /// waits for the other at every layer, so more blocks per second than one block at a time

@@ -423,6 +423,8 @@ pub struct Headless {
     /// Panel resources of the last render, with the textures they hold: unchanged
     /// textures are not uploaded again.
     panels: std::sync::Mutex<Vec<(Arc<PanelTextures>, Option<PanelGpu>)>>,
+    /// The image rendered into and its readback buffer.
+    target: std::sync::Mutex<Option<Target>>,
 }
 
 impl Headless {
@@ -451,6 +453,7 @@ impl Headless {
             adapter: format!("{} ({:?})", info.name, info.backend),
             renderer,
             panels: std::sync::Mutex::new(Vec::new()),
+            target: std::sync::Mutex::new(None),
         })
     }
 
@@ -462,25 +465,29 @@ impl Headless {
         height: u32,
         panels: &[([u32; 4], GpuUniforms, Arc<PanelTextures>)],
     ) -> Result<Vec<u8>, GpuError> {
-        let target = self.device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("segno offscreen"),
-            size: wgpu::Extent3d {
-                width,
-                height,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba8Unorm,
-            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
-            view_formats: &[],
-        });
-        let view = target.create_view(&wgpu::TextureViewDescriptor::default());
-        let mut held = self
-            .panels
-            .lock()
-            .map_err(|_| GpuError::Readback("a render panicked".into()))?;
+        self.render_timed(width, height, panels, true)
+            .map(|(pixels, _)| pixels)
+    }
+
+    /// Like [`Headless::render`], timing its three steps; without `read_back` the image is
+    /// drawn but not copied out (an empty vector is returned).
+    pub fn render_timed(
+        &self,
+        width: u32,
+        height: u32,
+        panels: &[([u32; 4], GpuUniforms, Arc<PanelTextures>)],
+        read_back: bool,
+    ) -> Result<(Vec<u8>, RenderTimes), GpuError> {
+        let poisoned = || GpuError::Readback("a render panicked".into());
+        let t0 = std::time::Instant::now();
+        let mut target = self.target.lock().map_err(|_| poisoned())?;
+        if target.as_ref().is_none_or(|t| t.size != (width, height)) {
+            *target = Some(Target::new(&self.device, width, height));
+        }
+        let Some(target) = target.as_ref() else {
+            return Err(poisoned());
+        };
+        let mut held = self.panels.lock().map_err(|_| poisoned())?;
         held.resize_with(panels.len(), || (Arc::new(PanelTextures::default()), None));
         for ((_, u, t), (last, slot)) in panels.iter().zip(held.iter_mut()) {
             match slot {
@@ -492,6 +499,16 @@ impl Headless {
             }
         }
         let gpus: Vec<Option<&PanelGpu>> = held.iter().map(|(_, p)| p.as_ref()).collect();
+        let wait = |what: &str| {
+            self.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map(|_| ())
+                .map_err(|e| GpuError::Readback(format!("{what}: {e}")))
+        };
+        // Uploads reach the device with the first submission: time them alone.
+        self.queue.submit(std::iter::empty());
+        wait("uploading")?;
+        let t1 = std::time::Instant::now();
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
@@ -499,7 +516,7 @@ impl Headless {
             let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
                 label: Some("segno offscreen pass"),
                 color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view: &view,
+                    view: &target.view,
                     depth_slice: None,
                     resolve_target: None,
                     ops: wgpu::Operations {
@@ -523,55 +540,120 @@ impl Headless {
                 self.renderer.draw(&mut pass, gpu);
             }
         }
+        self.queue.submit([encoder.finish()]);
+        wait("drawing")?;
+        let t2 = std::time::Instant::now();
+        let mut out = Vec::new();
+        if read_back {
+            let mut encoder = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+            encoder.copy_texture_to_buffer(
+                wgpu::TexelCopyTextureInfo {
+                    texture: &target.texture,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d::ZERO,
+                    aspect: wgpu::TextureAspect::All,
+                },
+                wgpu::TexelCopyBufferInfo {
+                    buffer: &target.buffer,
+                    layout: wgpu::TexelCopyBufferLayout {
+                        offset: 0,
+                        bytes_per_row: Some(target.row),
+                        rows_per_image: Some(height),
+                    },
+                },
+                wgpu::Extent3d {
+                    width,
+                    height,
+                    depth_or_array_layers: 1,
+                },
+            );
+            self.queue.submit([encoder.finish()]);
+            let (tx, rx) = std::sync::mpsc::channel();
+            target.buffer.map_async(wgpu::MapMode::Read, .., move |r| {
+                let _ = tx.send(r);
+            });
+            wait("reading back")?;
+            rx.recv()
+                .map_err(|e| GpuError::Readback(e.to_string()))?
+                .map_err(|e| GpuError::Readback(e.to_string()))?;
+            let mapped = target
+                .buffer
+                .get_mapped_range(..)
+                .map_err(|e| GpuError::Readback(format!("{e:?}")))?;
+            out.reserve((width * height * 4) as usize);
+            for y in 0..height {
+                let start = (y * target.row) as usize;
+                out.extend_from_slice(&mapped[start..start + (width * 4) as usize]);
+            }
+            drop(mapped);
+            target.buffer.unmap();
+        }
+        let t3 = std::time::Instant::now();
+        let ms = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64() * 1e3;
+        Ok((
+            out,
+            RenderTimes {
+                upload_ms: ms(t0, t1),
+                draw_ms: ms(t1, t2),
+                readback_ms: ms(t2, t3),
+            },
+        ))
+    }
+}
+
+/// Where [`Headless::render_timed`] spent its time, in ms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct RenderTimes {
+    /// Uploading changed textures and uniforms (until the device has them).
+    pub upload_ms: f64,
+    /// Drawing the panels (until the device is done).
+    pub draw_ms: f64,
+    /// Copying the image back to memory.
+    pub readback_ms: f64,
+}
+
+/// The offscreen image and the buffer it is read back through, kept between renders of
+/// the same size.
+struct Target {
+    size: (u32, u32),
+    texture: wgpu::Texture,
+    view: wgpu::TextureView,
+    buffer: wgpu::Buffer,
+    row: u32,
+}
+
+impl Target {
+    fn new(device: &wgpu::Device, width: u32, height: u32) -> Self {
+        let texture = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("segno offscreen"),
+            size: wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba8Unorm,
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+            view_formats: &[],
+        });
+        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
         let row = (width * 4).div_ceil(256) * 256;
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("segno readback"),
             size: u64::from(row * height),
             usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
             mapped_at_creation: false,
         });
-        encoder.copy_texture_to_buffer(
-            wgpu::TexelCopyTextureInfo {
-                texture: &target,
-                mip_level: 0,
-                origin: wgpu::Origin3d::ZERO,
-                aspect: wgpu::TextureAspect::All,
-            },
-            wgpu::TexelCopyBufferInfo {
-                buffer: &buffer,
-                layout: wgpu::TexelCopyBufferLayout {
-                    offset: 0,
-                    bytes_per_row: Some(row),
-                    rows_per_image: Some(height),
-                },
-            },
-            wgpu::Extent3d {
-                width,
-                height,
-                depth_or_array_layers: 1,
-            },
-        );
-        self.queue.submit([encoder.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        buffer.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
-        rx.recv()
-            .map_err(|e| GpuError::Readback(e.to_string()))?
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
-        let mapped = buffer
-            .get_mapped_range(..)
-            .map_err(|e| GpuError::Readback(format!("{e:?}")))?;
-        let mut out = Vec::with_capacity((width * height * 4) as usize);
-        for y in 0..height {
-            let start = (y * row) as usize;
-            out.extend_from_slice(&mapped[start..start + (width * 4) as usize]);
+        Self {
+            size: (width, height),
+            texture,
+            view,
+            buffer,
+            row,
         }
-        drop(mapped);
-        buffer.unmap();
-        Ok(out)
     }
 }

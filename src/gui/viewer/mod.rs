@@ -134,10 +134,7 @@ impl Viewer {
             composer: PanelComposer::new(Arc::new(ChunkCache::with_compute_lanes(
                 cpu_cache_bytes,
                 threads,
-                crate::ops::live::compute_lanes(
-                    crate::ops::device("auto").unwrap_or(tch::Device::Cpu),
-                )
-                .0,
+                crate::ops::live::default_lanes(),
             ))),
             revision: 0,
             drawn: None,
