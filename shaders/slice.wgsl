@@ -143,10 +143,8 @@ fn known(p: vec2<i32>) -> bool {
     return true;
 }
 
-@fragment
-fn fs_main(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
-    let local = frag.xy - u.origin_size.xy;
-    let p = vec2<i32>(floor(local));
+// The layers blended bottom to top at pixel `p`.
+fn layers_color(p: vec2<i32>) -> vec3<f32> {
     var color = vec3<f32>(0.0, 0.0, 0.0);
     for (var i = 0u; i < u.counts.x; i = i + 1u) {
         if (u.layers[i].hover.z == 0u) { continue; }
@@ -210,6 +208,13 @@ fn fs_main(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
             color = mix(color, c, a);
         }
     }
+    return color;
+}
+
+// The error overlay of a ground-truth/prediction pair over `color`, and the outline of
+// the truth's region.
+fn with_overlay(color_in: vec3<f32>, p: vec2<i32>) -> vec3<f32> {
+    var color = color_in;
     if (u.counts.y == 1u && known(p)) {
         let truth = foreground(u.counts.z, p);
         let pred = foreground(u.counts.w, p);
@@ -248,9 +253,33 @@ fn fs_main(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
         }
         if (edge) { color = vec3<f32>(1.0, 220.0 / 255.0, 0.0); }
     }
+    return color;
+}
+
+// The cross-hairs over `color` at panel position `local`.
+fn with_cross_hairs(color: vec3<f32>, local: vec2<f32>) -> vec3<f32> {
+    var out = color;
     if (u.cross.z == 1.0) {
-        if (abs(local.y - u.cross.y) < 0.5) { color = u.cross_h.rgb; }
-        if (abs(local.x - u.cross.x) < 0.5) { color = u.cross_v.rgb; }
+        if (abs(local.y - u.cross.y) < 0.5) { out = u.cross_h.rgb; }
+        if (abs(local.x - u.cross.x) < 0.5) { out = u.cross_v.rgb; }
     }
-    return vec4<f32>(color, 1.0);
+    return out;
+}
+
+// Panels with an error overlay.
+@fragment
+fn fs_main(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
+    let local = frag.xy - u.origin_size.xy;
+    let p = vec2<i32>(floor(local));
+    let color = with_overlay(layers_color(p), p);
+    return vec4<f32>(with_cross_hairs(color, local), 1.0);
+}
+
+// Panels without one: a software rasteriser runs every instruction of a shader for every
+// pixel whatever the branches, so the overlay's code is left out rather than skipped.
+@fragment
+fn fs_plain(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
+    let local = frag.xy - u.origin_size.xy;
+    let p = vec2<i32>(floor(local));
+    return vec4<f32>(with_cross_hairs(layers_color(p), local), 1.0);
 }

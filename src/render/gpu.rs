@@ -27,7 +27,10 @@ pub enum GpuError {
 
 /// The pipeline and the colormap table, shared by every panel.
 pub struct SliceRenderer {
+    /// For panels with an error overlay (`fs_main`).
     pipeline: wgpu::RenderPipeline,
+    /// For panels without one (`fs_plain`, the overlay's code left out).
+    plain: wgpu::RenderPipeline,
     layout: wgpu::BindGroupLayout,
     lut_view: wgpu::TextureView,
 }
@@ -40,6 +43,8 @@ pub struct PanelGpu {
     labels: wgpu::Texture,
     status: wgpu::Texture,
     dims: [u32; 5],
+    /// Whether the last uniforms turned the error overlay on (the pipeline to draw with).
+    overlay: std::sync::atomic::AtomicBool,
 }
 
 fn texture_entry(
@@ -95,31 +100,35 @@ impl SliceRenderer {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("segno slice pipeline"),
-            layout: Some(&pipeline_layout),
-            vertex: wgpu::VertexState {
-                module: &shader,
-                entry_point: Some("vs_main"),
-                compilation_options: Default::default(),
-                buffers: &[],
-            },
-            primitive: wgpu::PrimitiveState::default(),
-            depth_stencil: None,
-            multisample: wgpu::MultisampleState::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &shader,
-                entry_point: Some("fs_main"),
-                compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format,
-                    blend: None,
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
+        let make_pipeline = |entry: &str| {
+            device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+                label: Some("segno slice pipeline"),
+                layout: Some(&pipeline_layout),
+                vertex: wgpu::VertexState {
+                    module: &shader,
+                    entry_point: Some("vs_main"),
+                    compilation_options: Default::default(),
+                    buffers: &[],
+                },
+                primitive: wgpu::PrimitiveState::default(),
+                depth_stencil: None,
+                multisample: wgpu::MultisampleState::default(),
+                fragment: Some(wgpu::FragmentState {
+                    module: &shader,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    targets: &[Some(wgpu::ColorTargetState {
+                        format,
+                        blend: None,
+                        write_mask: wgpu::ColorWrites::ALL,
+                    })],
+                }),
+                multiview_mask: None,
+                cache: None,
+            })
+        };
+        let pipeline = make_pipeline("fs_main");
+        let plain = make_pipeline("fs_plain");
         let lut: Vec<u8> = Colormap::ALL
             .iter()
             .flat_map(|c| c.lut().into_iter().flatten())
@@ -150,6 +159,7 @@ impl SliceRenderer {
         let lut_view = lut_tex.create_view(&wgpu::TextureViewDescriptor::default());
         Self {
             pipeline,
+            plain,
             layout,
             lut_view,
         }
@@ -176,13 +186,17 @@ impl SliceRenderer {
             *panel = Some(self.create_panel(device, dims));
         }
         let Some(p) = panel.as_ref() else { return };
-        queue.write_buffer(&p.uniforms, 0, bytemuck::bytes_of(uniforms));
+        self.upload_uniforms(queue, p, uniforms);
         update_textures(queue, p, tex);
     }
 
     /// Uniforms only (the cross-hair moved, a colour changed, the textures did not).
     pub fn upload_uniforms(&self, queue: &wgpu::Queue, panel: &PanelGpu, uniforms: &GpuUniforms) {
         queue.write_buffer(&panel.uniforms, 0, bytemuck::bytes_of(uniforms));
+        panel.overlay.store(
+            uniforms.counts[1] == 1,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     fn create_panel(&self, device: &wgpu::Device, dims: [u32; 5]) -> PanelGpu {
@@ -250,12 +264,17 @@ impl SliceRenderer {
             labels,
             status,
             dims,
+            overlay: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// Draws `panel` into the current viewport of `pass`.
     pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, panel: &PanelGpu) {
-        pass.set_pipeline(&self.pipeline);
+        if panel.overlay.load(std::sync::atomic::Ordering::Relaxed) {
+            pass.set_pipeline(&self.pipeline);
+        } else {
+            pass.set_pipeline(&self.plain);
+        }
         pass.set_bind_group(0, &panel.bind_group, &[]);
         pass.draw(0..3, 0..1);
     }
