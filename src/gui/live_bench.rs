@@ -11,6 +11,7 @@ use crate::render::layer::WorldNm;
 use crate::render::slice::{PixelValue, Plane};
 
 use super::viewer::Viewer;
+use super::viewer_bench::percentile;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -70,12 +71,32 @@ pub struct LiveBenchReport {
     pub jumps_blocks_in_flight: u64,
 }
 
-/// The `p` quantile of sorted `v`.
-fn percentile(v: &[f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[((v.len() - 1) as f64 * p).round() as usize]
+/// The demo project in `dir` (`what` it is for, said on `out`), written and its run
+/// trained for `iterations` on a `size`³ volume when missing, reused otherwise.
+pub(super) fn prepare_demo(
+    what: &str,
+    dir: &std::path::Path,
+    iterations: u64,
+    size: usize,
+    out: &mut dyn std::io::Write,
+) -> Result<crate::ops::demo::DemoReport, String> {
+    let _ = writeln!(
+        out,
+        "preparing the {what} in {} ({iterations} iterations)",
+        dir.display()
+    );
+    crate::ops::demo::run_demo(
+        crate::ops::demo::DemoRunOptions {
+            project: dir.to_path_buf(),
+            iterations,
+            validation_interval: iterations.max(1),
+            size,
+            seed: 0,
+            stop: None,
+        },
+        &|_| {},
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Runs the benchmark, saying what it prepares on `out`.
@@ -84,24 +105,7 @@ pub fn bench_live(
     out: &mut dyn std::io::Write,
 ) -> Result<LiveBenchReport, String> {
     let dir = crate::ops::job::absolute(&options.dir);
-    let _ = writeln!(
-        out,
-        "preparing the demo project in {} ({} iterations)",
-        dir.display(),
-        options.iterations
-    );
-    let demo = crate::ops::demo::run_demo(
-        crate::ops::demo::DemoRunOptions {
-            project: dir.clone(),
-            iterations: options.iterations,
-            validation_interval: options.iterations.max(1),
-            size: options.size,
-            seed: 0,
-            stop: None,
-        },
-        &|_| {},
-    )
-    .map_err(|e| e.to_string())?;
+    let demo = prepare_demo("demo project", &dir, options.iterations, options.size, out)?;
     let raw = dir.join("data/synthetic.zarr/raw");
     let source = LiveSource {
         project: dir.clone(),

@@ -293,7 +293,8 @@ fn view(container: &Path, centre: WorldNm, layout: Layout) -> ViewState {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The `p` quantile of `sorted` (NaN when empty).
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -396,7 +397,7 @@ pub fn bench_viewer(
             );
         }
         let median = |f: fn(&RenderTimes) -> f64| {
-            percentile_sorted(&runs.iter().map(f).collect::<Vec<_>>(), 0.5)
+            percentile_of(&runs.iter().map(f).collect::<Vec<_>>(), 0.5)
         };
         Ok(RenderTimes {
             upload_ms: median(|t| t.upload_ms),
@@ -419,7 +420,7 @@ pub fn bench_viewer(
             &container,
             project,
             &draw,
-            percentile_sorted(&frames, 0.5),
+            percentile_of(&frames, 0.5),
             out,
         )?),
         None => None,
@@ -486,8 +487,8 @@ fn load_view(viewer: &mut Viewer, draw: &Draw<'_>) -> Result<(), String> {
     }
 }
 
-/// The median of unsorted `v`.
-fn percentile_sorted(v: &[f64], p: f64) -> f64 {
+/// The `p` quantile of unsorted `v`.
+fn percentile_of(v: &[f64], p: f64) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     percentile(&v, p)
@@ -508,23 +509,13 @@ fn model_frames(
     out: &mut dyn std::io::Write,
 ) -> Result<ModelFrames, String> {
     let project = crate::ops::job::absolute(project);
-    let _ = writeln!(
+    let demo = super::live_bench::prepare_demo(
+        "model layer's demo project",
+        &project,
+        options.model_iterations,
+        64,
         out,
-        "preparing the model layer's demo project in {}",
-        project.display()
-    );
-    let demo = crate::ops::demo::run_demo(
-        crate::ops::demo::DemoRunOptions {
-            project: project.clone(),
-            iterations: options.model_iterations,
-            validation_interval: options.model_iterations.max(1),
-            size: 64,
-            seed: 0,
-            stop: None,
-        },
-        &|_| {},
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let mut viewer = Viewer::default();
     viewer.set_state(view(
         container,

@@ -190,12 +190,6 @@ impl ChunkCache {
         })
     }
 
-    /// Whether any of `keys` is cached (read or failed).
-    pub fn any_ready(&self, keys: &[ChunkKey]) -> bool {
-        let st = self.shared.lock();
-        keys.iter().any(|k| st.ready.contains_key(k))
-    }
-
     /// Runs `job` on the compute thread, before the chunks queued there. Opening a network
     /// there (with its first, warm-up pass) sets up that thread's allocator and thread
     /// team for it, so its first blocks cost no more than the later ones.

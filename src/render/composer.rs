@@ -178,11 +178,15 @@ impl PanelComposer {
         let p = self.panels.entry(plane).or_default();
         // Chunks read since the last composition change a layer only when the panel shows
         // them: only such layers are composed again.
-        let arrivals: Vec<bool> = if p.completed == completed {
-            vec![false; p.layer_missing.len()]
+        let ready: Vec<Vec<ChunkKey>> = if p.completed == completed {
+            vec![Vec::new(); p.layer_missing.len()]
         } else {
-            p.layer_missing.iter().map(|k| cache.any_ready(k)).collect()
+            p.layer_missing
+                .iter()
+                .map(|k| cache.ready_among(k))
+                .collect()
         };
+        let arrivals: Vec<bool> = ready.iter().map(|r| !r.is_empty()).collect();
         let arrived = arrivals.iter().any(|a| *a);
         let same_layers = p.layers_key == layers_key && p.slices.len() == scene.layers.len();
         let same_data = !arrived && same_layers;
@@ -243,12 +247,12 @@ impl PanelComposer {
                 .collect();
             // A layer of one scale level whose chunks arrived composes just their pixels:
             // nothing else of it changed (with several levels, stand-ins change too).
-            let patches: Vec<Option<Vec<ChunkKey>>> = (0..scene.layers.len())
+            let patches: Vec<Option<&[ChunkKey]>> = (0..scene.layers.len())
                 .map(|i| {
                     let single = scene.layers[i].data.is_some_and(|d| d.levels.len() == 1);
                     let had = matches!(p.slices.get(i), Some(Some(_)));
                     (partial && recompose[i] && used[i] && single && had)
-                        .then(|| cache.ready_among(&p.layer_missing[i]))
+                        .then(|| ready.get(i).map_or(&[][..], Vec::as_slice))
                 })
                 .collect();
             let mut patched_px = 0;
@@ -260,7 +264,7 @@ impl PanelComposer {
                 };
                 let layer = &scene.layers[i];
                 let mut still = Wanted::default();
-                for key in keys {
+                for key in *keys {
                     let Some(rect) = slice::chunk_rect(d, key.level, &view, key.index) else {
                         continue;
                     };
@@ -277,16 +281,18 @@ impl PanelComposer {
                     still.coarse.extend(w.coarse);
                     still.visible.extend(w.visible);
                 }
+                // The arrived chunks are no longer wanted; what their pixels still miss
+                // is (the neighbouring slices stay prefetched as before).
                 let gone = |k: &ChunkKey| keys.contains(k);
-                if let Some(w) = p.layer_wanted.get_mut(i) {
-                    w.coarse.retain(|r| !gone(&r.key));
-                    w.visible.retain(|(_, r)| !gone(&r.key));
-                    still.prefetch = std::mem::take(&mut w.prefetch);
-                    w.extend(still.clone());
-                }
                 if let Some(m) = p.layer_missing.get_mut(i) {
                     m.retain(|k| !gone(k));
                     m.extend(still.shown_keys());
+                }
+                if let Some(w) = p.layer_wanted.get_mut(i) {
+                    w.coarse.retain(|r| !gone(&r.key));
+                    w.visible.retain(|(_, r)| !gone(&r.key));
+                    w.coarse.extend(still.coarse);
+                    w.visible.extend(still.visible);
                 }
             }
             self.stats.composed_px += patched_px;
