@@ -1,9 +1,14 @@
 // Cross-section compositing: every layer's values for this panel arrive as textures with
-// one texel per screen pixel; this shader colours them (contrast range and colormap for
-// images, neuroglancer's segment hash colours for label ids, heatmaps or per-channel
+// one texel per screen pixel; the fragment shader colours them (contrast range and colormap
+// for images, neuroglancer's segment hash colours for label ids, heatmaps or per-channel
 // colours for predictions), blends them bottom to top, draws the error overlay of a
 // ground-truth/prediction pair, hatches chunks that failed to load, lines the blocks of a
 // live prediction that are still being computed and adds cross-hairs.
+//
+// This file holds the declarations and helper functions. The fragment entry point and one
+// function per drawn layer are generated for each combination of layer kinds and options
+// (src/render/shader.rs), so a panel's shader holds only the code its layers use: a
+// software rasteriser runs every instruction of a shader for every pixel, branches or not.
 // The CPU reference in src/render/shade.rs computes the same colours.
 
 struct Layer {
@@ -77,11 +82,13 @@ fn segment_color(seed: u32, id: vec2<u32>) -> vec3<f32> {
     return hsv_to_rgb(hue, sat, 1.0);
 }
 
+// The grey colormap (row 0), computed without the table.
+fn grey(t: f32) -> vec3<f32> {
+    return vec3<f32>(round(clamp(t, 0.0, 1.0) * 255.0) / 255.0);
+}
+
+// A colormap's colour from its row of the table.
 fn lut(row: u32, t: f32) -> vec3<f32> {
-    if (row == 0u) {
-        // Grey: no table lookup needed.
-        return vec3<f32>(round(clamp(t, 0.0, 1.0) * 255.0) / 255.0);
-    }
     let i = u32(clamp(round(clamp(t, 0.0, 1.0) * 255.0), 0.0, 255.0));
     return textureLoad(luts, vec2<i32>(i32(i), i32(row)), 0).rgb;
 }
@@ -102,22 +109,15 @@ fn is_selected(id: vec2<u32>, first: u32, count: u32) -> bool {
     return false;
 }
 
-// A prediction channel's intensity: its value in the layer's range, or 0/1 against the
-// threshold when the threshold preview is on.
-fn level(i: u32, tex: u32, p: vec2<i32>, thresholded: bool) -> f32 {
+// A prediction channel's intensity in layer `i`'s range, and 0/1 against its threshold.
+fn level(i: u32, tex: u32, p: vec2<i32>) -> f32 {
     let v = textureLoad(floats, p, i32(tex), 0).x;
-    if (thresholded) { return select(0.0, 1.0, v > u.layers[i].range.w); }
     return invlerp(v, u.layers[i].range.x, u.layers[i].range.y);
 }
 
-// Foreground of a layer at a pixel, for the error overlay.
-fn foreground(index: u32, p: vec2<i32>) -> bool {
-    let l = u.layers[index];
-    if (l.kind_tex.x == 1u) {
-        let id = textureLoad(labels, p, i32(l.kind_tex.y), 0).xy;
-        return any(id != vec2<u32>(0u, 0u));
-    }
-    return textureLoad(floats, p, i32(l.kind_tex.y), 0).x > u.overlay.y;
+fn level_thresholded(i: u32, tex: u32, p: vec2<i32>) -> f32 {
+    let v = textureLoad(floats, p, i32(tex), 0).x;
+    return select(0.0, 1.0, v > u.layers[i].range.w);
 }
 
 // Status (0 data, 1 outside, 2 loading, 3 failed) of layer `index` at pixel `p`; outside
@@ -126,134 +126,6 @@ fn status_at(index: u32, p: vec2<i32>) -> u32 {
     let size = vec2<i32>(u.origin_size.zw);
     if (p.x < 0 || p.y < 0 || p.x >= size.x || p.y >= size.y) { return 1u; }
     return textureLoad(status, p, i32(u.layers[index].kind_tex.w), 0).x;
-}
-
-// Whether the truth is known at `p`: inside the truth layer's data, and its mask (if any) set.
-fn known(p: vec2<i32>) -> bool {
-    if (status_at(u.counts.z, p) != 0u) { return false; }
-    if (u.overlay.w >= 1.0) {
-        let m = u32(u.overlay.w) - 1u;
-        if (status_at(m, p) != 0u) { return false; }
-        let l = u.layers[m];
-        if (l.kind_tex.x == 1u) {
-            return any(textureLoad(labels, p, i32(l.kind_tex.y), 0).xy != vec2<u32>(0u, 0u));
-        }
-        return textureLoad(floats, p, i32(l.kind_tex.y), 0).x > 0.0;
-    }
-    return true;
-}
-
-// The layers blended bottom to top at pixel `p`.
-fn layers_color(p: vec2<i32>) -> vec3<f32> {
-    var color = vec3<f32>(0.0, 0.0, 0.0);
-    for (var i = 0u; i < u.counts.x; i = i + 1u) {
-        if (u.layers[i].hover.z == 0u) { continue; }
-        let kt = u.layers[i].kind_tex;
-        let st = textureLoad(status, p, i32(kt.w), 0).x;
-        // A computed layer's pending blocks: thin grey diagonal lines (PENDING_SPACING).
-        if (st == 2u && u.layers[i].hover.w == 1u && (p.x + p.y) % 8 == 0) {
-            color = color * 0.5 + vec3<f32>(0.3);
-            continue;
-        }
-        if (st == 1u || st == 2u) { continue; }
-        if (st == 3u) {
-            let stripe = ((p.x + p.y) / 4) % 2 == 0;
-            color = select(vec3<f32>(0.25, 0.0, 0.0), vec3<f32>(1.0, 0.3, 0.3), stripe);
-            continue;
-        }
-        var c = vec3<f32>(0.0);
-        var a = 0.0;
-        if (kt.x == 0u) {
-            let v = textureLoad(floats, p, i32(kt.y), 0).x;
-            var t = invlerp(v, u.layers[i].range.x, u.layers[i].range.y);
-            if (u.layers[i].opts.y == 1u) { t = 1.0 - t; }
-            c = lut(u.layers[i].opts.x, t);
-            a = u.layers[i].range.z;
-        } else if (kt.x == 1u) {
-            let id = textureLoad(labels, p, i32(kt.y), 0).xy;
-            let zero = all(id == vec2<u32>(0u, 0u));
-            if (zero && (u.layers[i].opts.w & 1u) != 0u) { continue; }
-            let sel = is_selected(id, u.layers[i].seg.y, u.layers[i].seg.z);
-            if ((u.layers[i].opts.w & 2u) != 0u && !sel) { continue; }
-            c = segment_color(u.layers[i].seg.x, id);
-            a = select(bitcast<f32>(u.layers[i].seg.w), u.layers[i].range.w, sel);
-            if ((u.layers[i].opts.w & 4u) != 0u && all(id == u.layers[i].hover.xy)) {
-                a = u.layers[i].range.w;
-                c = mix(c, vec3<f32>(1.0), 0.35);
-            }
-        } else {
-            let n = kt.z;
-            // Threshold preview (flag 8): channels are 1 above range.w and 0 below, and
-            // pixels with no channel on are not drawn.
-            let thresholded = (u.layers[i].opts.w & 8u) != 0u;
-            var any_on = false;
-            if (n <= 1u) {
-                let t = level(i, kt.y, p, thresholded);
-                any_on = t > 0.0;
-                c = lut(u.layers[i].opts.x, t);
-            } else {
-                for (var k = 0u; k < min(n, 4u); k = k + 1u) {
-                    let t = level(i, kt.y + k, p, thresholded);
-                    any_on = any_on || t > 0.0;
-                    c = c + u.layers[i].colors[k].rgb * t;
-                }
-                c = min(c, vec3<f32>(1.0));
-            }
-            if (thresholded && !any_on) { continue; }
-            a = u.layers[i].range.z;
-        }
-        if (u.layers[i].opts.z == 1u) {
-            color = min(color + c * a, vec3<f32>(1.0));
-        } else {
-            color = mix(color, c, a);
-        }
-    }
-    return color;
-}
-
-// The error overlay of a ground-truth/prediction pair over `color`, and the outline of
-// the truth's region.
-fn with_overlay(color_in: vec3<f32>, p: vec2<i32>) -> vec3<f32> {
-    var color = color_in;
-    if (u.counts.y == 1u && known(p)) {
-        let truth = foreground(u.counts.z, p);
-        let pred = foreground(u.counts.w, p);
-        var oc = vec3<f32>(0.0);
-        var on = true;
-        if (truth && pred) {
-            oc = vec3<f32>(0.0, 200.0, 0.0) / 255.0;
-        } else if (pred) {
-            oc = vec3<f32>(1.0, 0.0, 1.0);
-        } else if (truth) {
-            oc = vec3<f32>(0.0, 160.0, 255.0) / 255.0;
-        } else {
-            on = false;
-        }
-        if (u.overlay.z == 1.0) {
-            let flags = textureLoad(status, p, i32(u.counts.x), 0).x;
-            if ((flags & 2u) != 0u) {
-                oc = vec3<f32>(1.0, 0.0, 0.0);
-                on = true;
-            } else if ((flags & 1u) != 0u) {
-                oc = vec3<f32>(1.0, 160.0 / 255.0, 0.0);
-                on = true;
-            }
-        }
-        if (on) {
-            color = mix(color, oc, u.overlay.x);
-        }
-    }
-    // The outline of the truth's region: the pixels just outside it, next to one inside
-    // (so no judged pixel is covered).
-    if (u.counts.y == 1u && status_at(u.counts.z, p) == 1u) {
-        var edge = false;
-        var steps = array<vec2<i32>, 4>(vec2<i32>(-1, 0), vec2<i32>(1, 0), vec2<i32>(0, -1), vec2<i32>(0, 1));
-        for (var k = 0; k < 4; k = k + 1) {
-            if (status_at(u.counts.z, p + steps[k]) == 0u) { edge = true; }
-        }
-        if (edge) { color = vec3<f32>(1.0, 220.0 / 255.0, 0.0); }
-    }
-    return color;
 }
 
 // The cross-hairs over `color` at panel position `local`.
@@ -266,20 +138,3 @@ fn with_cross_hairs(color: vec3<f32>, local: vec2<f32>) -> vec3<f32> {
     return out;
 }
 
-// Panels with an error overlay.
-@fragment
-fn fs_main(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
-    let local = frag.xy - u.origin_size.xy;
-    let p = vec2<i32>(floor(local));
-    let color = with_overlay(layers_color(p), p);
-    return vec4<f32>(with_cross_hairs(color, local), 1.0);
-}
-
-// Panels without one: a software rasteriser runs every instruction of a shader for every
-// pixel whatever the branches, so the overlay's code is left out rather than skipped.
-@fragment
-fn fs_plain(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
-    let local = frag.xy - u.origin_size.xy;
-    let p = vec2<i32>(floor(local));
-    return vec4<f32>(with_cross_hairs(layers_color(p), local), 1.0);
-}

@@ -726,3 +726,157 @@ fn the_error_overlay_judges_exactly_what_segno_evaluate_scores() {
     assert_eq!(score("recall"), tp / (tp + fn_));
     assert_eq!(score("dice"), 2.0 * tp / (2.0 * tp + fp + fn_));
 }
+
+/// A tiny xorshift generator, for test data that is the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn unit(&mut self) -> f32 {
+        (self.next() % 10_000) as f32 / 10_000.0
+    }
+}
+
+/// Every combination of layer kinds and code-changing options the shader is specialised
+/// for draws what the CPU reference computes, and options that are only values (ranges,
+/// colours, seeds) reuse the same pipeline.
+#[test]
+fn every_specialised_shader_draws_what_the_cpu_reference_computes() {
+    use shade::{GpuUniforms, PanelTextures};
+    let (w, h) = (48u32, 40u32);
+    let n = (w * h) as usize;
+    let mut rng = Rng(0x5e9e_0017);
+    let ids = [0u64, 1, 2, 3, (1 << 40) + 3, u64::MAX - 1];
+    // Seven float layers, two label layers, five layer statuses and the split/merge flags.
+    let floats: Vec<f32> = (0..7 * n).map(|_| rng.unit() * 200.0 - 20.0).collect();
+    let labels: Vec<u32> = (0..2 * n)
+        .flat_map(|_| {
+            let id = ids[(rng.next() % ids.len() as u64) as usize];
+            [id as u32, (id >> 32) as u32]
+        })
+        .collect();
+    let mut stat = vec![status::DATA; 6 * n];
+    for layer in 0..5 {
+        for y in 0..h as usize {
+            for x in 0..w as usize {
+                let s = &mut stat[layer * n + y * w as usize + x];
+                if x < 2 + layer {
+                    *s = status::OUTSIDE;
+                } else if (10..14).contains(&y) && x > 30 {
+                    *s = status::LOADING;
+                } else if y >= 34 && x > 40 {
+                    *s = status::FAILED;
+                }
+            }
+        }
+    }
+    for f in &mut stat[5 * n..] {
+        *f = (rng.next() % 4) as u8;
+    }
+    let tex = std::sync::Arc::new(PanelTextures {
+        width: w,
+        height: h,
+        floats,
+        float_layers: 7,
+        labels,
+        label_layers: 2,
+        status: stat,
+        status_layers: 6,
+    });
+    use bytemuck::Zeroable;
+    let base = || {
+        let mut u = GpuUniforms::zeroed();
+        u.origin_size = [0.0, 0.0, w as f32, h as f32];
+        u.counts[0] = 5;
+        // image (float 0), segmentation (labels 0), prediction (floats 1..5),
+        // segmentation (labels 1), image (float 5).
+        let layers = [(0, 0, 1), (1, 0, 1), (2, 1, 4), (1, 1, 1), (0, 5, 1)];
+        for (i, (kind, t, ch)) in layers.into_iter().enumerate() {
+            let l = &mut u.layers[i];
+            l.kind_tex = [kind, t, ch, i as u32];
+            l.hover[2] = 1;
+            l.range = [0.0, 150.0, 0.6, 0.9];
+            l.seg = [i as u32 * 17, 0, 0, 0.4f32.to_bits()];
+            l.colors = [
+                [1.0, 0.2, 0.0, 1.0],
+                [0.0, 1.0, 0.3, 1.0],
+                [0.1, 0.0, 1.0, 1.0],
+                [0.5, 0.5, 0.5, 1.0],
+            ];
+        }
+        u.selected[0] = [1, 0, 3, 1 << 8];
+        u
+    };
+    let mut variants: Vec<(&str, GpuUniforms)> = Vec::new();
+    variants.push(("plain", base()));
+    let mut v = base();
+    v.layers[0].opts = [2, 1, 0, 0]; // viridis-like table, inverted
+    v.layers[1].opts = [0, 0, 1, 1 | 4]; // additive, hide zero, hover
+    v.layers[1].hover[0] = 2;
+    v.layers[1].seg[1..3].copy_from_slice(&[0, 2]);
+    v.layers[2].kind_tex[2] = 1; // one channel through a colormap, pending
+    v.layers[2].opts[0] = 3;
+    v.layers[2].hover[3] = 1;
+    v.cross = [10.5, 20.5, 1.0, 0.0];
+    v.cross_h = [1.0, 0.0, 0.0, 1.0];
+    v.cross_v = [0.0, 1.0, 0.0, 1.0];
+    variants.push(("colormaps, hover, selection, pending", v));
+    let mut v = base();
+    v.layers[1].opts[3] = 2; // isolate
+    v.layers[1].seg[1..3].copy_from_slice(&[1, 2]);
+    v.layers[2].kind_tex[2] = 3; // three channels thresholded, additive
+    v.layers[2].opts = [0, 0, 1, 8];
+    v.layers[2].range[3] = 60.0;
+    v.layers[4].hover[2] = 0; // hidden
+    variants.push(("isolate, threshold, hidden", v));
+    let mut v = base();
+    v.counts[1..4].copy_from_slice(&[1, 1, 2]); // labels vs prediction floats
+    v.overlay = [0.4, 50.0, 1.0, 4.0]; // instances, mask: segmentation 3
+    v.layers[3].hover[2] = 0;
+    variants.push(("overlay: instances, label mask", v));
+    let mut v = base();
+    v.counts[1..4].copy_from_slice(&[1, 4, 3]); // image truth vs labels
+    v.overlay = [0.7, 90.0, 0.0, 1.0]; // voxels, mask: image 0
+    variants.push(("overlay: float truth, float mask", v));
+    let mut v = base();
+    v.counts[0] = 0;
+    variants.push(("no layer", v));
+    let mut v = base();
+    v.counts[0] = 1;
+    v.layers[0].kind_tex = [2, 1, 4, 0]; // four channels alone
+    v.layers[0].opts[2] = 1;
+    variants.push(("four channels", v));
+
+    let gpu = segno::render::gpu::Headless::new().expect("a wgpu adapter (lavapipe in CI)");
+    for (name, u) in &variants {
+        let image = gpu
+            .render(w, h, &[([0, 0, w, h], *u, tex.clone())])
+            .unwrap();
+        let worst = max_difference(&image, &shade::shade_all(u, &tex));
+        assert!(worst <= 1, "{name}: GPU and CPU differ by {worst}");
+    }
+    assert_eq!(gpu.pipelines_built(), variants.len());
+    // Values only: new ranges, opacities, colours and seeds draw with the same pipelines.
+    // (A range whose steps put no test value exactly between two colormap entries, where
+    // float rounding may pick either.)
+    for (name, u) in &variants {
+        let mut u = *u;
+        for l in &mut u.layers {
+            l.range = [30.3, 61.7, 0.8, 0.5];
+            l.seg[0] += 5;
+            l.colors[0] = [0.3, 0.3, 1.0, 1.0];
+        }
+        let image = gpu.render(w, h, &[([0, 0, w, h], u, tex.clone())]).unwrap();
+        let worst = max_difference(&image, &shade::shade_all(&u, &tex));
+        assert!(
+            worst <= 1,
+            "{name} with new values: GPU and CPU differ by {worst}"
+        );
+    }
+    assert_eq!(gpu.pipelines_built(), variants.len());
+}

@@ -1,6 +1,7 @@
-//! The wgpu side of the cross-sections: one pipeline running `shaders/slice.wgsl`, per-panel
-//! textures and uniforms, drawing inside egui (a paint callback) or offscreen into an RGBA
-//! image (screenshots without a window, benchmarks).
+//! The wgpu side of the cross-sections: pipelines running the slice shader specialised per
+//! combination of layer kinds (`render::shader`, built once and cached), per-panel textures
+//! and uniforms, drawing inside egui (a paint callback) or offscreen into an RGBA image
+//! (screenshots without a window, benchmarks).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,9 +11,7 @@ use eframe::wgpu;
 
 use super::colors::Colormap;
 use super::shade::{GpuUniforms, PanelTextures};
-
-/// The WGSL source of the cross-section shader.
-pub const SLICE_SHADER: &str = include_str!("../../shaders/slice.wgsl");
+use super::shader::ShaderKey;
 
 /// Errors of the headless renderer.
 #[derive(Debug, thiserror::Error)]
@@ -25,12 +24,12 @@ pub enum GpuError {
     Readback(String),
 }
 
-/// The pipeline and the colormap table, shared by every panel.
+/// The pipelines (one per shader key, built on first use) and the colormap table, shared
+/// by every panel.
 pub struct SliceRenderer {
-    /// For panels with an error overlay (`fs_main`).
-    pipeline: wgpu::RenderPipeline,
-    /// For panels without one (`fs_plain`, the overlay's code left out).
-    plain: wgpu::RenderPipeline,
+    pipelines: std::sync::Mutex<HashMap<ShaderKey, wgpu::RenderPipeline>>,
+    pipeline_layout: wgpu::PipelineLayout,
+    format: wgpu::TextureFormat,
     layout: wgpu::BindGroupLayout,
     lut_view: wgpu::TextureView,
 }
@@ -43,8 +42,8 @@ pub struct PanelGpu {
     labels: wgpu::Texture,
     status: wgpu::Texture,
     dims: [u32; 5],
-    /// Whether the last uniforms turned the error overlay on (the pipeline to draw with).
-    overlay: std::sync::atomic::AtomicBool,
+    /// The pipeline for the last uniforms' key.
+    pipeline: Option<(ShaderKey, wgpu::RenderPipeline)>,
 }
 
 fn texture_entry(
@@ -67,10 +66,6 @@ fn texture_entry(
 impl SliceRenderer {
     /// Builds the pipeline for render targets of `format`, and uploads the colormaps.
     pub fn new(device: &wgpu::Device, queue: &wgpu::Queue, format: wgpu::TextureFormat) -> Self {
-        let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("segno slice shader"),
-            source: wgpu::ShaderSource::Wgsl(SLICE_SHADER.into()),
-        });
         let arr = wgpu::TextureViewDimension::D2Array;
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("segno slice bind group"),
@@ -100,35 +95,6 @@ impl SliceRenderer {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let make_pipeline = |entry: &str| {
-            device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-                label: Some("segno slice pipeline"),
-                layout: Some(&pipeline_layout),
-                vertex: wgpu::VertexState {
-                    module: &shader,
-                    entry_point: Some("vs_main"),
-                    compilation_options: Default::default(),
-                    buffers: &[],
-                },
-                primitive: wgpu::PrimitiveState::default(),
-                depth_stencil: None,
-                multisample: wgpu::MultisampleState::default(),
-                fragment: Some(wgpu::FragmentState {
-                    module: &shader,
-                    entry_point: Some(entry),
-                    compilation_options: Default::default(),
-                    targets: &[Some(wgpu::ColorTargetState {
-                        format,
-                        blend: None,
-                        write_mask: wgpu::ColorWrites::ALL,
-                    })],
-                }),
-                multiview_mask: None,
-                cache: None,
-            })
-        };
-        let pipeline = make_pipeline("fs_main");
-        let plain = make_pipeline("fs_plain");
         let lut: Vec<u8> = Colormap::ALL
             .iter()
             .flat_map(|c| c.lut().into_iter().flatten())
@@ -158,11 +124,69 @@ impl SliceRenderer {
         );
         let lut_view = lut_tex.create_view(&wgpu::TextureViewDescriptor::default());
         Self {
-            pipeline,
-            plain,
+            pipelines: std::sync::Mutex::new(HashMap::new()),
+            pipeline_layout,
+            format,
             layout,
             lut_view,
         }
+    }
+
+    /// The pipeline drawing panels of `key`, built (shader compiled) the first time.
+    pub fn pipeline(&self, device: &wgpu::Device, key: &ShaderKey) -> wgpu::RenderPipeline {
+        let mut cache = self
+            .pipelines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(p) = cache.get(key) {
+            return p.clone();
+        }
+        let started = std::time::Instant::now();
+        let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("segno slice shader"),
+            source: wgpu::ShaderSource::Wgsl(key.wgsl().into()),
+        });
+        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("segno slice pipeline"),
+            layout: Some(&self.pipeline_layout),
+            vertex: wgpu::VertexState {
+                module: &shader,
+                entry_point: Some("vs_main"),
+                compilation_options: Default::default(),
+                buffers: &[],
+            },
+            primitive: wgpu::PrimitiveState::default(),
+            depth_stencil: None,
+            multisample: wgpu::MultisampleState::default(),
+            fragment: Some(wgpu::FragmentState {
+                module: &shader,
+                entry_point: Some("fs_main"),
+                compilation_options: Default::default(),
+                targets: &[Some(wgpu::ColorTargetState {
+                    format: self.format,
+                    blend: None,
+                    write_mask: wgpu::ColorWrites::ALL,
+                })],
+            }),
+            multiview_mask: None,
+            cache: None,
+        });
+        tracing::debug!(
+            layers = key.layers.len(),
+            overlay = key.overlay.is_some(),
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "built a slice pipeline"
+        );
+        cache.insert(key.clone(), pipeline.clone());
+        pipeline
+    }
+
+    /// How many specialised pipelines have been built.
+    pub fn pipelines_built(&self) -> usize {
+        self.pipelines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// Uploads a panel's textures and uniforms into `panel` (re-created when its size or
@@ -185,18 +209,26 @@ impl SliceRenderer {
         if panel.as_ref().is_none_or(|p| p.dims != dims) {
             *panel = Some(self.create_panel(device, dims));
         }
-        let Some(p) = panel.as_ref() else { return };
-        self.upload_uniforms(queue, p, uniforms);
+        let Some(p) = panel.as_mut() else { return };
+        self.upload_uniforms(device, queue, p, uniforms);
         update_textures(queue, p, tex);
     }
 
-    /// Uniforms only (the cross-hair moved, a colour changed, the textures did not).
-    pub fn upload_uniforms(&self, queue: &wgpu::Queue, panel: &PanelGpu, uniforms: &GpuUniforms) {
+    /// Uniforms only (the cross-hair moved, a colour changed, the textures did not), and
+    /// the pipeline for their key.
+    pub fn upload_uniforms(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        panel: &mut PanelGpu,
+        uniforms: &GpuUniforms,
+    ) {
         queue.write_buffer(&panel.uniforms, 0, bytemuck::bytes_of(uniforms));
-        panel.overlay.store(
-            uniforms.counts[1] == 1,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        let key = ShaderKey::of(uniforms);
+        if panel.pipeline.as_ref().is_none_or(|(k, _)| *k != key) {
+            let pipeline = self.pipeline(device, &key);
+            panel.pipeline = Some((key, pipeline));
+        }
     }
 
     fn create_panel(&self, device: &wgpu::Device, dims: [u32; 5]) -> PanelGpu {
@@ -264,17 +296,16 @@ impl SliceRenderer {
             labels,
             status,
             dims,
-            overlay: std::sync::atomic::AtomicBool::new(false),
+            pipeline: None,
         }
     }
 
     /// Draws `panel` into the current viewport of `pass`.
     pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, panel: &PanelGpu) {
-        if panel.overlay.load(std::sync::atomic::Ordering::Relaxed) {
-            pass.set_pipeline(&self.pipeline);
-        } else {
-            pass.set_pipeline(&self.plain);
-        }
+        let Some((_, pipeline)) = panel.pipeline.as_ref() else {
+            return;
+        };
+        pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &panel.bind_group, &[]);
         pass.draw(0..3, 0..1);
     }
@@ -394,10 +425,10 @@ impl egui_wgpu::CallbackTrait for SliceCallback {
             return Vec::new();
         };
         let (version, slot) = res.panels.entry(self.panel).or_insert((u64::MAX, None));
-        match slot.as_ref() {
+        match slot.as_mut() {
             Some(p) if *version == self.upload.version => {
                 res.renderer
-                    .upload_uniforms(queue, p, &self.upload.uniforms)
+                    .upload_uniforms(device, queue, p, &self.upload.uniforms)
             }
             _ => {
                 res.renderer.upload(
@@ -476,6 +507,11 @@ impl Headless {
         })
     }
 
+    /// How many specialised slice pipelines this renderer has built.
+    pub fn pipelines_built(&self) -> usize {
+        self.renderer.pipelines_built()
+    }
+
     /// Renders panels into a `width` × `height` RGBA image (row-major, 4 bytes a pixel);
     /// each panel is drawn in its rectangle `[x, y, w, h]` (pixels), the rest is black.
     pub fn render(
@@ -510,7 +546,10 @@ impl Headless {
         held.resize_with(panels.len(), || (Arc::new(PanelTextures::default()), None));
         for ((_, u, t), (last, slot)) in panels.iter().zip(held.iter_mut()) {
             match slot {
-                Some(p) if Arc::ptr_eq(last, t) => self.renderer.upload_uniforms(&self.queue, p, u),
+                Some(p) if Arc::ptr_eq(last, t) => {
+                    self.renderer
+                        .upload_uniforms(&self.device, &self.queue, p, u)
+                }
                 _ => {
                     self.renderer.upload(&self.device, &self.queue, slot, u, t);
                     *last = Arc::clone(t);

@@ -13,6 +13,7 @@ pub mod gpu;
 pub mod layer;
 pub mod neuroglancer;
 pub mod shade;
+pub mod shader;
 pub mod slice;
 pub mod state;
 pub mod volume;
