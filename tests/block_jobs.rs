@@ -1577,27 +1577,40 @@ fn bench_live_reports_its_figures_as_json_alone() {
     assert!(err.contains("preparing the demo project"), "{err}");
 }
 
-#[test]
-fn bench_viewer_pans_again_with_a_model_layer_computing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, v, err) = segno(&[
+/// `segno bench viewer` on a 128³ volume kept in `volume`, one jump, with `more` options.
+fn bench_viewer(volume: &Path, more: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut args = vec![
         "bench",
         "viewer",
         "--dir",
-        s(&dir.path().join("volume")),
+        s(volume),
         "--size",
         "128",
-        "--image",
-        "160x100",
-        "--frames",
-        "6",
         "--jumps",
         "1",
-        "--model",
-        s(&dir.path().join("demo")),
-        "--model-iterations",
-        "2",
-    ]);
+    ];
+    args.extend_from_slice(more);
+    segno(&args)
+}
+
+#[test]
+fn bench_viewer_pans_again_with_a_model_layer_computing() {
+    let dir = tempfile::tempdir().unwrap();
+    let volume = dir.path().join("volume");
+    let demo = dir.path().join("demo");
+    let (code, v, err) = bench_viewer(
+        &volume,
+        &[
+            "--image",
+            "160x100",
+            "--frames",
+            "6",
+            "--model",
+            s(&demo),
+            "--model-iterations",
+            "2",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     let m = &v["model"];
     assert_eq!(m["layer"], "demo_mito_er_2 @ 2", "{v}");
@@ -1626,4 +1639,56 @@ fn bench_viewer_pans_again_with_a_model_layer_computing() {
         err.contains("preparing the model layer's demo project"),
         "{err}"
     );
+}
+
+#[test]
+fn bench_viewer_matrix_runs_every_layout_layer_count_and_image_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, v, err) = bench_viewer(&dir.path().join("volume"), &["--frames", "3", "--matrix"]);
+    assert_eq!(code, 0, "{err}");
+    let runs = v["runs"].as_array().unwrap();
+    let seen: Vec<(String, u64, u64, u64)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["layout"].as_str().unwrap().to_string(),
+                r["layers"].as_u64().unwrap(),
+                r["image"][0].as_u64().unwrap(),
+                r["image"][1].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut expected = Vec::new();
+    for (w, h) in [(1280, 800), (3840, 2160)] {
+        for layout in ["xy", "4panel"] {
+            for layers in [1, 3] {
+                expected.push((layout.to_string(), layers, w, h));
+            }
+        }
+    }
+    assert_eq!(seen, expected);
+    for r in runs {
+        let ms: Vec<f64> = (0..3).map(|i| r["frame_ms"][i].as_f64().unwrap()).collect();
+        let p95 = r["frame_p95_ms"].as_f64().unwrap();
+        assert!(ms[1] <= p95 && p95 <= ms[2], "{r}");
+        assert!((r["p95_fps"].as_f64().unwrap() - 1e3 / p95).abs() < 1e-9);
+        assert!(r["cpu_ms"].as_f64().unwrap() > 0.0, "{r}");
+        // Pixels per frame count the layers drawn: xy draws one panel.
+        if r["layout"] == "xy" {
+            let px = r["image"][0].as_u64().unwrap()
+                * r["image"][1].as_u64().unwrap()
+                * r["layers"].as_u64().unwrap();
+            assert_eq!(r["pixels_per_frame"].as_u64().unwrap(), px);
+        }
+    }
+    // The volume was written once, for the largest image.
+    assert_eq!(
+        err.matches("writing the 128³ benchmark volume").count(),
+        1,
+        "{err}"
+    );
+    // --matrix with --model is refused by name.
+    let (code, _, err) = segno(&["bench", "viewer", "--matrix", "--model", "x"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--model"), "{err}");
 }

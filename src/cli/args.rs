@@ -852,6 +852,13 @@ pub struct ViewerBenchArgs {
     /// Panel layout: 4panel, xy, xz or yz.
     #[arg(long, default_value = "xy")]
     pub layout: String,
+    /// Layers drawn: 1 (raw), 2 (and labels) or 3 (and a float prediction).
+    #[arg(long, default_value_t = 3)]
+    pub layers: usize,
+    /// Run every combination of layout (xy, 4panel), layers (1, 3) and image size
+    /// (1280x800, 3840x2160) one after the other, ignoring --layout, --layers and --image.
+    #[arg(long, conflicts_with = "model")]
+    pub matrix: bool,
     /// Pan once more with a model layer computing over the view: the demo run of this
     /// project (made and trained when missing), frame times side by side.
     #[arg(long, value_name = "DIR")]

@@ -68,43 +68,125 @@ pub(super) fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Resul
             ))
         }
     };
-    let options = crate::gui::viewer_bench::ViewerBenchOptions {
-        dir: args.dir.clone(),
-        size: args.size,
-        width: args.image[0],
-        height: args.image[1],
-        frames: args.frames.max(1),
-        pan_px: args.pan,
-        jumps: args.jumps,
-        layout,
-        model: args.model.clone(),
-        model_iterations: args.model_iterations,
+    if !(1..=3).contains(&args.layers) {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!("--layers is 1, 2 or 3, not {}", args.layers),
+        ));
+    }
+    // (layout, layers, image) of each run.
+    let runs: Vec<(Layout, usize, [u32; 2])> = if args.matrix {
+        let mut runs = Vec::new();
+        for image in [[1280, 800], [3840, 2160]] {
+            for layout in [Layout::Xy, Layout::FourPanel] {
+                for layers in [1, 3] {
+                    runs.push((layout, layers, image));
+                }
+            }
+        }
+        runs
+    } else {
+        vec![(layout, args.layers, args.image)]
     };
-    // Preparing the volume is said on stderr, so that --json prints only the JSON.
-    let r = crate::gui::viewer_bench::bench_viewer(&options, &mut std::io::stderr())
-        .map_err(|e| Failure::new(exit::INVALID, e))?;
+    let volume_image = runs
+        .iter()
+        .fold([0, 0], |m, (_, _, i)| [m[0].max(i[0]), m[1].max(i[1])]);
+    let mut reports = Vec::new();
+    for (layout, layers, image) in runs {
+        let options = crate::gui::viewer_bench::ViewerBenchOptions {
+            dir: args.dir.clone(),
+            size: args.size,
+            width: image[0],
+            height: image[1],
+            volume_image,
+            frames: args.frames.max(1),
+            pan_px: args.pan,
+            jumps: args.jumps,
+            layout,
+            layers,
+            model: args.model.clone(),
+            model_iterations: args.model_iterations,
+        };
+        // Preparing the volume and progress are said on stderr, so that --json prints
+        // only the JSON.
+        if args.matrix {
+            eprintln!(
+                "bench viewer: {} {}x{}, {layers} layer(s) …",
+                layout.name(),
+                image[0],
+                image[1]
+            );
+        }
+        let r = crate::gui::viewer_bench::bench_viewer(&options, &mut std::io::stderr())
+            .map_err(|e| Failure::new(exit::INVALID, e))?;
+        if !args.json {
+            viewer_report_text(args, &r, out);
+        }
+        reports.push(r);
+    }
     if args.json {
+        let json = if args.matrix {
+            serde_json::json!({ "runs": reports })
+        } else {
+            serde_json::to_value(&reports[0]).unwrap_or_default()
+        };
         let _ = writeln!(
             out,
             "{}",
-            serde_json::to_string_pretty(&r).unwrap_or_default()
+            serde_json::to_string_pretty(&json).unwrap_or_default()
         );
-        return Ok(exit::OK);
+    } else if args.matrix {
+        let _ = writeln!(
+            out,
+            "\nsummary    layout  layers  fps p50 (p95)   CPU ms/frame   jump ms (median)"
+        );
+        for r in &reports {
+            let mut jumps = r.jump_ms.clone();
+            jumps.sort_by(|a, b| a.total_cmp(b));
+            let _ = writeln!(
+                out,
+                "{:>4}x{:<5} {:<7} {:>6}  {:>6.1} ({:>5.1})  {:>12.1}   {:>8.0}",
+                r.image[0],
+                r.image[1],
+                r.layout.name(),
+                r.layers,
+                r.median_fps,
+                r.p95_fps,
+                r.cpu_ms,
+                jumps.get(jumps.len() / 2).copied().unwrap_or(f64::NAN)
+            );
+        }
     }
+    Ok(exit::OK)
+}
+
+fn viewer_report_text(
+    args: &ViewerBenchArgs,
+    r: &crate::gui::viewer_bench::ViewerBenchReport,
+    out: &mut dyn Write,
+) {
     let mut jumps = r.jump_ms.clone();
     jumps.sort_by(|a, b| a.total_cmp(b));
     let jump_median = jumps.get(jumps.len() / 2).copied().unwrap_or(f64::NAN);
     let _ = writeln!(
         out,
-        "viewer benchmark: {}³ volume, {}×{} {}, 3 layers ({} pixels per frame), {}",
-        args.size, args.image[0], args.image[1], args.layout, r.pixels_per_frame, r.adapter
+        "viewer benchmark: {}³ volume, {}×{} {}, {} layer(s) ({} pixels per frame), {}",
+        args.size,
+        r.image[0],
+        r.image[1],
+        r.layout.name(),
+        r.layers,
+        r.pixels_per_frame,
+        r.adapter
     );
     let _ = writeln!(
         out,
-        "  frame time        median {:.1} ms ({:.1} fps), p90 {:.1} ms, p99 {:.1} ms   target median ≥ 30 fps {}",
+        "  frame time        median {:.1} ms ({:.1} fps), p90 {:.1} ms, p95 {:.1} ms ({:.1} fps), p99 {:.1} ms   target median ≥ 30 fps {}",
         r.frame_ms[0],
         r.median_fps,
         r.frame_ms[1],
+        r.frame_p95_ms,
+        r.p95_fps,
         r.frame_ms[2],
         if r.median_fps >= 30.0 { "✓" } else { "✗" }
     );
@@ -112,6 +194,11 @@ pub(super) fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Resul
         out,
         "    of which       compose {:.1} ms (CPU), upload + draw + read back {:.1} ms (GPU; {:.1} ms without new textures); {} of {} frames still loading new chunks",
         r.compose_ms, r.gpu_ms, r.gpu_static_ms, r.incomplete_frames, args.frames
+    );
+    let _ = writeln!(
+        out,
+        "  CPU time          median {:.1} ms per frame (all threads of the process)",
+        r.cpu_ms
     );
     let list: Vec<String> = r.jump_ms.iter().map(|v| format!("{v:.0}")).collect();
     let _ = writeln!(
@@ -137,7 +224,6 @@ pub(super) fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Resul
             args.frames
         );
     }
-    Ok(exit::OK)
 }
 
 pub(super) fn bench_engine(

@@ -41,6 +41,9 @@ pub struct ViewerBenchOptions {
     pub width: u32,
     /// Image height in pixels.
     pub height: u32,
+    /// The largest image the volume's written chunks must cover (at least the image; a
+    /// series of runs at several sizes writes the volume once).
+    pub volume_image: [u32; 2],
     /// Timed frames of panning.
     pub frames: usize,
     /// Pixels panned per frame.
@@ -49,6 +52,8 @@ pub struct ViewerBenchOptions {
     pub jumps: usize,
     /// Panel layout.
     pub layout: Layout,
+    /// Layers drawn (1 to 3: raw, then labels, then the prediction).
+    pub layers: usize,
     /// Pan once more with a model layer computing: the demo run of this project (made and
     /// trained when missing) over the volume's 8 nm raw level.
     pub model: Option<PathBuf>,
@@ -82,10 +87,23 @@ pub struct ModelFrames {
 pub struct ViewerBenchReport {
     /// The adapter that drew.
     pub adapter: String,
+    /// Panel layout.
+    pub layout: Layout,
+    /// Layers drawn.
+    pub layers: usize,
+    /// Image size in pixels.
+    pub image: [u32; 2],
     /// Frame time percentiles in ms: 50, 90, 99.
     pub frame_ms: [f64; 3],
+    /// The 95th percentile of frame times, ms.
+    pub frame_p95_ms: f64,
     /// Median frames per second.
     pub median_fps: f64,
+    /// Frames per second at the 95th percentile of frame times.
+    pub p95_fps: f64,
+    /// Median CPU time of the process per panning frame (all threads: composing, and on a
+    /// software rasteriser such as lavapipe also drawing), ms.
+    pub cpu_ms: f64,
     /// Median time composing slices on the CPU, ms.
     pub compose_ms: f64,
     /// Median time uploading, drawing and reading back on the GPU, ms.
@@ -171,23 +189,25 @@ fn ensure_volume(
 ) -> Result<PathBuf, String> {
     let container = options.dir.join("volume.zarr");
     let (a, b) = (band_a(options), band_b(options));
+    let width = options.width.max(options.volume_image[0]);
+    let height = options.height.max(options.volume_image[1]);
     let mut chunks = chunks_for(
         world_centre(options, a),
-        options.width,
-        options.height,
+        width,
+        height,
         options.pan_px * options.frames as u32,
         options.size,
     );
     chunks.extend(chunks_for(
         world_centre(options, b),
-        options.width,
-        options.height,
+        width,
+        height,
         0,
         options.size,
     ));
     let marker = container.join("segno-bench-complete.json");
     let signature = serde_json::json!({"size": options.size, "chunks": chunks.len(),
-        "width": options.width, "height": options.height, "pan": options.pan_px * options.frames as u32});
+        "width": width, "height": height, "pan": options.pan_px * options.frames as u32});
     if std::fs::read_to_string(&marker)
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
@@ -266,7 +286,7 @@ fn band_b(options: &ViewerBenchOptions) -> u64 {
     (options.size / CHUNK * 3 / 4).min(options.size / CHUNK - 1)
 }
 
-fn view(container: &Path, centre: WorldNm, layout: Layout) -> ViewState {
+fn view(container: &Path, centre: WorldNm, layout: Layout, layers: usize) -> ViewState {
     let layer = |name: &str, settings: LayerSettings| LayerState {
         name: name.into(),
         source: container.join(name),
@@ -288,9 +308,26 @@ fn view(container: &Path, centre: WorldNm, layout: Layout) -> ViewState {
                 "prediction",
                 LayerSettings::Prediction(PredictionSettings::default()),
             ),
-        ],
+        ]
+        .into_iter()
+        .take(layers)
+        .collect(),
         ..ViewState::default()
     }
+}
+
+/// CPU time the process has used (user and system, all threads), ms.
+fn process_cpu_ms() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes the struct it is given; RUSAGE_SELF is always valid.
+    let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } == 0;
+    if !ok {
+        return f64::NAN;
+    }
+    // SAFETY: initialised by the successful call above.
+    let u = unsafe { usage.assume_init() };
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+    ms(u.ru_utime) + ms(u.ru_stime)
 }
 
 /// The `p` quantile of `sorted` (NaN when empty).
@@ -307,6 +344,12 @@ pub fn bench_viewer(
     options: &ViewerBenchOptions,
     out: &mut dyn std::io::Write,
 ) -> Result<ViewerBenchReport, String> {
+    if !(1..=3).contains(&options.layers) {
+        return Err(format!(
+            "--layers must be 1, 2 or 3, got {}",
+            options.layers
+        ));
+    }
     if options.size < 2 * CHUNK || !options.size.is_power_of_two() {
         return Err(format!(
             "--size must be a power of two of at least {}, got {}",
@@ -351,15 +394,19 @@ pub fn bench_viewer(
         &container,
         world_centre(options, band_a(options)),
         options.layout,
+        options.layers,
     ));
     load_view(&mut viewer, &draw)?;
     let (mut frames, mut compose, mut gpu_times) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cpu = Vec::new();
     let mut incomplete = 0;
     for _ in 0..options.frames {
         viewer.state.position_nm.0[2] += f64::from(options.pan_px) * VOXEL_NM as f64;
         let t = Instant::now();
+        let cpu0 = process_cpu_ms();
         let (c, g, complete) = draw(&mut viewer)?;
         frames.push(t.elapsed().as_secs_f64() * 1e3);
+        cpu.push(process_cpu_ms() - cpu0);
         compose.push(c);
         gpu_times.push(g);
         if !complete {
@@ -433,6 +480,7 @@ pub fn bench_viewer(
             &container,
             world_centre(options, band_b(options)),
             options.layout,
+            options.layers,
         ));
         let t = Instant::now();
         loop {
@@ -455,12 +503,19 @@ pub fn bench_viewer(
     let median = percentile(&frames, 0.5);
     let pixels: u64 = planes
         .iter()
-        .map(|(_, r)| u64::from(r[2]) * u64::from(r[3]) * 3)
+        .map(|(_, r)| u64::from(r[2]) * u64::from(r[3]) * options.layers as u64)
         .sum();
+    let p95 = percentile(&frames, 0.95);
     Ok(ViewerBenchReport {
         adapter: gpu.adapter.clone(),
+        layout: options.layout,
+        layers: options.layers,
+        image: [w, h],
         frame_ms: [median, percentile(&frames, 0.9), percentile(&frames, 0.99)],
+        frame_p95_ms: p95,
         median_fps: 1e3 / median,
+        p95_fps: 1e3 / p95,
+        cpu_ms: percentile_of(&cpu, 0.5),
         compose_ms: percentile(&compose, 0.5),
         gpu_ms: percentile(&gpu_times, 0.5),
         gpu_static_ms: percentile(&statics, 0.5),
@@ -521,6 +576,7 @@ fn model_frames(
         container,
         world_centre(options, band_a(options)),
         options.layout,
+        options.layers,
     ));
     load_view(&mut viewer, &draw)?;
     // The demo network reads 8 nm voxels: the volume's second level.
