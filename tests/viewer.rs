@@ -880,3 +880,228 @@ fn every_specialised_shader_draws_what_the_cpu_reference_computes() {
     }
     assert_eq!(gpu.pipelines_built(), variants.len());
 }
+
+/// Panels gathered from chunks on the GPU draw exactly what panels composed on the CPU
+/// draw: on every plane, zoomed in and out (a coarse level chosen), while chunks arrive
+/// (coarse levels standing in, pixels loading), with a failed chunk, the error overlay and
+/// its split/merge flags.
+#[test]
+fn panels_gathered_on_the_gpu_equal_panels_composed_on_the_cpu() {
+    use segno::render::cache::ChunkCache;
+    use segno::render::gather;
+    use segno::render::gpu::{GatheredPanel, Headless};
+    use segno::render::layer::open_layer;
+    use segno::render::slice::{compose, SliceView};
+    use segno::render::state::{ImageSettings, PredictionSettings, SegmentationSettings};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let c = volume(dir.path());
+    // The labels' chunk (1, 0, 0) is corrupt.
+    let chunk = ["s0/1.0.0", "s0/1/0/0", "1.0.0", "1/0/0"]
+        .iter()
+        .map(|k| c.join("labels").join(k))
+        .find(|p| p.is_file())
+        .unwrap();
+    std::fs::write(&chunk, b"definitely not blosc").unwrap();
+    let layers = [
+        (
+            open_layer(&c.join("raw")).unwrap(),
+            LayerSettings::Image(ImageSettings::default()),
+        ),
+        (
+            open_layer(&c.join("labels")).unwrap(),
+            LayerSettings::Segmentation(SegmentationSettings {
+                selected: vec![7],
+                ..SegmentationSettings::default()
+            }),
+        ),
+        (
+            open_layer(&c.join("pred")).unwrap(),
+            LayerSettings::Prediction(PredictionSettings::default()),
+        ),
+    ];
+    assert_eq!(layers[0].0.levels.len(), 2);
+    let gpu = Headless::new().expect("a wgpu adapter (lavapipe in CI)");
+    let (w, h) = (61u32, 47u32);
+    let mut checked = 0;
+    let (mut coarser, mut loading, mut failed) = (0, 0, 0);
+    for plane in Plane::ALL {
+        for (nm_per_px, centre) in [
+            (2.0, [66.0, 66.0, 66.0]),
+            (1.3, [70.1, 20.7, 90.3]),
+            (9.0, [64.0, 64.0, 64.0]),
+        ] {
+            let cache = ChunkCache::new(64 << 20, 2);
+            let view = SliceView {
+                plane,
+                center: WorldNm(centre),
+                nm_per_px,
+                width_px: w,
+                height_px: h,
+            };
+            for round in 0..6 {
+                let mut wanted = Vec::new();
+                let mut slices = Vec::new();
+                let mut plans = Vec::new();
+                for (i, (layer, settings)) in layers.iter().enumerate() {
+                    let (slice, wt) = compose(i as u64, layer, settings.kind(), &view, &cache);
+                    let (plan, _) = gather::plan(i as u64, layer, settings.kind(), &view, &cache);
+                    assert_eq!(plan.rasterize(), slice);
+                    coarser += slice.coarser;
+                    loading += slice.loading;
+                    failed += slice
+                        .status
+                        .iter()
+                        .filter(|s| **s == status::FAILED)
+                        .count();
+                    wanted.extend(wt.into_requests());
+                    slices.push(slice);
+                    plans.push(Arc::new(plan));
+                }
+                let draw: Vec<shade::DrawLayer> = slices
+                    .iter()
+                    .zip(&layers)
+                    .map(|(s, (_, settings))| shade::DrawLayer {
+                        slice: s,
+                        settings,
+                        visible: true,
+                        hover: None,
+                        pending: false,
+                    })
+                    .collect();
+                let overlay = shade::DrawOverlay {
+                    truth: 1,
+                    prediction: 2,
+                    instances: round % 2 == 1,
+                    threshold: 0.5,
+                    alpha: 0.4,
+                    mask: None,
+                };
+                let (u, t) = shade::pack(
+                    &draw,
+                    Some(overlay),
+                    [0.0, 0.0],
+                    Some(([30.5, 20.5], [255, 0, 0], [0, 255, 0])),
+                );
+                let t = Arc::new(t);
+                let n = (w * h) as usize;
+                let panel = GatheredPanel {
+                    rect: [0, 0, w, h],
+                    uniforms: u,
+                    dims: [w, h, t.float_layers, t.label_layers, t.status_layers],
+                    layers: plans
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| (i, u.layers[i].kind_tex[1], p.clone()))
+                        .collect(),
+                    flags: overlay
+                        .instances
+                        .then(|| Arc::new(t.status[3 * n..4 * n].to_vec())),
+                };
+                let (gathered, _) = gpu.render_gathered(w, h, &[panel], true).unwrap();
+                let composed = gpu.render(w, h, &[([0, 0, w, h], u, t.clone())]).unwrap();
+                assert!(
+                    gathered == composed,
+                    "{plane:?} at {nm_per_px} nm/px, round {round}: {} pixels differ",
+                    gathered
+                        .chunks(4)
+                        .zip(composed.chunks(4))
+                        .filter(|(a, b)| a != b)
+                        .count()
+                );
+                let worst = max_difference(&gathered, &shade::shade_all(&u, &t));
+                assert!(worst <= 1, "GPU and CPU reference differ by {worst}");
+                checked += 1;
+                if wanted.is_empty() {
+                    break;
+                }
+                // Chunks arrive a few at a time.
+                wanted.truncate(3);
+                cache.request(wanted);
+                assert!(cache.wait_idle(Duration::from_secs(10)));
+            }
+        }
+    }
+    assert!(checked >= 20, "{checked}");
+    assert!(
+        coarser > 0 && loading > 0 && failed > 0,
+        "{coarser} {loading} {failed}"
+    );
+    let stats = gpu.gpu_store_stats();
+    assert!(
+        stats.chunks > 0 && stats.uploaded as usize >= stats.chunks,
+        "{stats:?}"
+    );
+    assert!(stats.bytes <= stats.budget_bytes);
+}
+
+/// The GPU chunk store keeps to its budget: chunks drawn in the same frame that do not fit
+/// are refused (drawn as loading) and counted, and chunks of earlier frames are evicted,
+/// least recently drawn first, to make room.
+#[test]
+fn the_gpu_chunk_store_never_exceeds_its_budget() {
+    use segno::render::cache::ChunkCache;
+    use segno::render::gather;
+    use segno::render::gpu::{GatheredPanel, Headless};
+    use segno::render::layer::{open_layer, LayerKind};
+    use segno::render::slice::SliceView;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let c = volume(dir.path());
+    let raw = open_layer(&c.join("raw")).unwrap();
+    let cache = ChunkCache::new(64 << 20, 2);
+    let gpu = Headless::new().expect("a wgpu adapter (lavapipe in CI)");
+    // A slab of one 16×16 chunk as float32: 1 KiB. Room for 3.
+    gpu.set_gpu_budget(3 * 1024);
+    let render = |z: f64| {
+        // 64×64 pixels of 2 nm over the xy plane: 2×2 chunks of the finest level.
+        let view = SliceView {
+            plane: Plane::Xy,
+            center: WorldNm([z, 64.0, 64.0]),
+            nm_per_px: 2.0,
+            width_px: 64,
+            height_px: 64,
+        };
+        let plan = loop {
+            let (plan, wanted) = gather::plan(1, &raw, LayerKind::Image, &view, &cache);
+            if wanted.visible.is_empty() && wanted.coarse.is_empty() {
+                break plan;
+            }
+            cache.request(wanted.into_requests());
+            assert!(cache.wait_idle(Duration::from_secs(10)));
+        };
+        assert_eq!(plan.chunks().count(), 4);
+        let mut u: shade::GpuUniforms = bytemuck::Zeroable::zeroed();
+        u.counts[0] = 1;
+        u.layers[0].kind_tex = [0, 0, 1, 0];
+        u.layers[0].hover[2] = 1;
+        u.layers[0].range = [0.0, 255.0, 1.0, 0.0];
+        let panel = GatheredPanel {
+            rect: [0, 0, 64, 64],
+            uniforms: u,
+            dims: [64, 64, 1, 1, 2],
+            layers: vec![(0, 0, Arc::new(plan))],
+            flags: None,
+        };
+        gpu.render_gathered(64, 64, &[panel], true).unwrap();
+        gpu.gpu_store_stats()
+    };
+    let first = render(10.0);
+    assert_eq!(
+        (first.chunks, first.uploaded, first.refused, first.evicted),
+        (3, 3, 1, 0)
+    );
+    assert_eq!((first.bytes, first.budget_bytes), (3 * 1024, 3 * 1024));
+    // The same view again: what is held is drawn, nothing new fits.
+    let again = render(10.0);
+    assert_eq!((again.uploaded, again.refused, again.evicted), (3, 2, 0));
+    // Another plane: the earlier chunks make room, least recently drawn first.
+    let other = render(70.0);
+    assert_eq!(
+        (other.chunks, other.uploaded, other.evicted, other.refused),
+        (3, 6, 3, 3)
+    );
+    assert_eq!(other.bytes, 3 * 1024);
+}

@@ -10,6 +10,8 @@ use eframe::egui_wgpu;
 use eframe::wgpu;
 
 use super::colors::Colormap;
+use super::gather::GatherPlan;
+use super::gpu_gather::{GatherRenderer, GpuStoreStats};
 use super::shade::{GpuUniforms, PanelTextures};
 use super::shader::ShaderKey;
 
@@ -146,31 +148,18 @@ impl SliceRenderer {
             label: Some("segno slice shader"),
             source: wgpu::ShaderSource::Wgsl(key.wgsl().into()),
         });
-        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("segno slice pipeline"),
-            layout: Some(&self.pipeline_layout),
-            vertex: wgpu::VertexState {
-                module: &shader,
-                entry_point: Some("vs_main"),
-                compilation_options: Default::default(),
-                buffers: &[],
-            },
-            primitive: wgpu::PrimitiveState::default(),
-            depth_stencil: None,
-            multisample: wgpu::MultisampleState::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &shader,
-                entry_point: Some("fs_main"),
-                compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format: self.format,
-                    blend: None,
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
+        let pipeline = fullscreen_pipeline(
+            device,
+            "segno slice pipeline",
+            &self.pipeline_layout,
+            &shader,
+            "fs_main",
+            &[Some(wgpu::ColorTargetState {
+                format: self.format,
+                blend: None,
+                write_mask: wgpu::ColorWrites::ALL,
+            })],
+        );
         tracing::debug!(
             layers = key.layers.len(),
             overlay = key.overlay.is_some(),
@@ -244,7 +233,10 @@ impl SliceRenderer {
                 sample_count: 1,
                 dimension: wgpu::TextureDimension::D2,
                 format,
-                usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+                // Written by uploads (slices composed on the CPU) or by gather passes.
+                usage: wgpu::TextureUsages::TEXTURE_BINDING
+                    | wgpu::TextureUsages::COPY_DST
+                    | wgpu::TextureUsages::RENDER_ATTACHMENT,
                 view_formats: &[],
             })
         };
@@ -300,6 +292,25 @@ impl SliceRenderer {
         }
     }
 
+    /// Makes `panel`'s resources for textures of `dims` (width, height, float, label and
+    /// status layers) unless it has them, and uploads the uniforms.
+    pub fn prepare_panel(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        panel: &mut Option<PanelGpu>,
+        dims: [u32; 5],
+        uniforms: &GpuUniforms,
+    ) {
+        let dims = dims.map(|d| d.max(1));
+        if panel.as_ref().is_none_or(|p| p.dims != dims) {
+            *panel = Some(self.create_panel(device, dims));
+        }
+        if let Some(p) = panel.as_mut() {
+            self.upload_uniforms(device, queue, p, uniforms);
+        }
+    }
+
     /// Draws `panel` into the current viewport of `pass`.
     pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, panel: &PanelGpu) {
         let Some((_, pipeline)) = panel.pipeline.as_ref() else {
@@ -309,6 +320,85 @@ impl SliceRenderer {
         pass.set_bind_group(0, &panel.bind_group, &[]);
         pass.draw(0..3, 0..1);
     }
+}
+
+impl PanelGpu {
+    /// The textures a gather pass writes: the label or float values, and the statuses.
+    pub fn gather_targets(&self, labels: bool) -> (&wgpu::Texture, &wgpu::Texture) {
+        (
+            if labels { &self.labels } else { &self.floats },
+            &self.status,
+        )
+    }
+
+    /// Width, height, float, label and status layers of its textures.
+    pub fn dims(&self) -> [u32; 5] {
+        self.dims
+    }
+
+    /// Uploads the status layer `layer` (the overlay's split/merge flags) alone.
+    pub fn write_status_layer(&self, queue: &wgpu::Queue, layer: u32, bytes: &[u8]) {
+        let [w, h, ..] = self.dims;
+        if bytes.len() < (w * h) as usize || layer >= self.dims[4] {
+            return;
+        }
+        queue.write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &self.status,
+                mip_level: 0,
+                origin: wgpu::Origin3d {
+                    x: 0,
+                    y: 0,
+                    z: layer,
+                },
+                aspect: wgpu::TextureAspect::All,
+            },
+            &bytes[..(w * h) as usize],
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(w),
+                rows_per_image: Some(h),
+            },
+            wgpu::Extent3d {
+                width: w,
+                height: h,
+                depth_or_array_layers: 1,
+            },
+        );
+    }
+}
+
+/// A pipeline drawing one triangle over the viewport (`vs_main`) with fragment entry
+/// `entry` of `module` into `targets`.
+pub(crate) fn fullscreen_pipeline(
+    device: &wgpu::Device,
+    label: &str,
+    layout: &wgpu::PipelineLayout,
+    module: &wgpu::ShaderModule,
+    entry: &str,
+    targets: &[Option<wgpu::ColorTargetState>],
+) -> wgpu::RenderPipeline {
+    device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+        label: Some(label),
+        layout: Some(layout),
+        vertex: wgpu::VertexState {
+            module,
+            entry_point: Some("vs_main"),
+            compilation_options: Default::default(),
+            buffers: &[],
+        },
+        primitive: wgpu::PrimitiveState::default(),
+        depth_stencil: None,
+        multisample: wgpu::MultisampleState::default(),
+        fragment: Some(wgpu::FragmentState {
+            module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            targets,
+        }),
+        multiview_mask: None,
+        cache: None,
+    })
 }
 
 fn write_layers(
@@ -475,6 +565,8 @@ pub struct Headless {
     panels: std::sync::Mutex<Vec<(Arc<PanelTextures>, Option<PanelGpu>)>>,
     /// The image rendered into and its readback buffer.
     target: std::sync::Mutex<Option<Target>>,
+    /// The gather renderer and the panel resources of gathered renders.
+    gathered: std::sync::Mutex<(GatherRenderer, Vec<Option<PanelGpu>>)>,
 }
 
 impl Headless {
@@ -492,12 +584,18 @@ impl Headless {
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("segno headless"),
             required_features: wgpu::Features::empty(),
-            required_limits: wgpu::Limits::downlevel_defaults().using_resolution(adapter.limits()),
+            required_limits: wgpu::Limits {
+                // Chunks live in 3D textures (see gpu_gather).
+                max_texture_dimension_3d: adapter.limits().max_texture_dimension_3d,
+                ..wgpu::Limits::downlevel_defaults().using_resolution(adapter.limits())
+            },
             ..Default::default()
         }))
         .map_err(|e| GpuError::NoDevice(e.to_string()))?;
         let renderer = SliceRenderer::new(&device, &queue, wgpu::TextureFormat::Rgba8Unorm);
+        let gather = GatherRenderer::new(&device, super::gpu_gather::DEFAULT_GPU_CACHE_BYTES);
         Ok(Headless {
+            gathered: std::sync::Mutex::new((gather, Vec::new())),
             device,
             queue,
             adapter: format!("{} ({:?})", info.name, info.backend),
@@ -534,6 +632,94 @@ impl Headless {
         read_back: bool,
     ) -> Result<(Vec<u8>, RenderTimes), GpuError> {
         let poisoned = || GpuError::Readback("a render panicked".into());
+        let mut held = self.panels.lock().map_err(|_| poisoned())?;
+        held.resize_with(panels.len(), || (Arc::new(PanelTextures::default()), None));
+        let rects: Vec<[u32; 4]> = panels.iter().map(|(r, _, _)| *r).collect();
+        self.frame(width, height, read_back, &rects, |_| {
+            for ((_, u, t), (last, slot)) in panels.iter().zip(held.iter_mut()) {
+                match slot {
+                    Some(p) if Arc::ptr_eq(last, t) => {
+                        self.renderer
+                            .upload_uniforms(&self.device, &self.queue, p, u)
+                    }
+                    _ => {
+                        self.renderer.upload(&self.device, &self.queue, slot, u, t);
+                        *last = Arc::clone(t);
+                    }
+                }
+            }
+            held.iter().map(|(_, p)| p.as_ref()).collect()
+        })
+    }
+
+    /// Renders panels gathered from chunks on the GPU (see [`GatheredPanel`]), timing the
+    /// steps as [`Headless::render_timed`] does: uploads are the chunks new to GPU memory,
+    /// the voxel tables and the uniforms; drawing is the gather passes and the colouring.
+    pub fn render_gathered(
+        &self,
+        width: u32,
+        height: u32,
+        panels: &[GatheredPanel],
+        read_back: bool,
+    ) -> Result<(Vec<u8>, RenderTimes), GpuError> {
+        let poisoned = || GpuError::Readback("a render panicked".into());
+        let mut guard = self.gathered.lock().map_err(|_| poisoned())?;
+        let (gather, held) = &mut *guard;
+        held.resize_with(panels.len(), || None);
+        gather.store.begin_frame();
+        let rects: Vec<[u32; 4]> = panels.iter().map(|p| p.rect).collect();
+        self.frame(width, height, read_back, &rects, |encoder| {
+            for (i, (p, slot)) in panels.iter().zip(held.iter_mut()).enumerate() {
+                self.renderer
+                    .prepare_panel(&self.device, &self.queue, slot, p.dims, &p.uniforms);
+                let Some(gpu) = slot.as_ref() else { continue };
+                for (layer, texture, plan) in &p.layers {
+                    gather.gather(
+                        &self.device,
+                        &self.queue,
+                        encoder,
+                        i as u64,
+                        gpu,
+                        *layer,
+                        *texture,
+                        plan,
+                    );
+                }
+                if let Some(flags) = &p.flags {
+                    gpu.write_status_layer(&self.queue, p.dims[4] - 1, flags);
+                }
+            }
+            held.iter().map(Option::as_ref).collect()
+        })
+    }
+
+    /// What the GPU chunk store of [`Headless::render_gathered`] holds and did.
+    pub fn gpu_store_stats(&self) -> GpuStoreStats {
+        self.gathered
+            .lock()
+            .map(|g| g.0.store.stats())
+            .unwrap_or_default()
+    }
+
+    /// Sets the byte budget of the GPU chunk store.
+    pub fn set_gpu_budget(&self, budget_bytes: u64) {
+        if let Ok(mut g) = self.gathered.lock() {
+            g.0.store.set_budget(budget_bytes);
+        }
+    }
+
+    /// One offscreen frame: `prepare` uploads and records what must run before the
+    /// colouring pass (into the encoder it is given) and returns the panels to colour in
+    /// `rects`; then the pass, and the read back.
+    fn frame<'a>(
+        &self,
+        width: u32,
+        height: u32,
+        read_back: bool,
+        rects: &[[u32; 4]],
+        prepare: impl FnOnce(&mut wgpu::CommandEncoder) -> Vec<Option<&'a PanelGpu>>,
+    ) -> Result<(Vec<u8>, RenderTimes), GpuError> {
+        let poisoned = || GpuError::Readback("a render panicked".into());
         let t0 = std::time::Instant::now();
         let mut target = self.target.lock().map_err(|_| poisoned())?;
         if target.as_ref().is_none_or(|t| t.size != (width, height)) {
@@ -542,34 +728,20 @@ impl Headless {
         let Some(target) = target.as_ref() else {
             return Err(poisoned());
         };
-        let mut held = self.panels.lock().map_err(|_| poisoned())?;
-        held.resize_with(panels.len(), || (Arc::new(PanelTextures::default()), None));
-        for ((_, u, t), (last, slot)) in panels.iter().zip(held.iter_mut()) {
-            match slot {
-                Some(p) if Arc::ptr_eq(last, t) => {
-                    self.renderer
-                        .upload_uniforms(&self.device, &self.queue, p, u)
-                }
-                _ => {
-                    self.renderer.upload(&self.device, &self.queue, slot, u, t);
-                    *last = Arc::clone(t);
-                }
-            }
-        }
-        let gpus: Vec<Option<&PanelGpu>> = held.iter().map(|(_, p)| p.as_ref()).collect();
         let wait = |what: &str| {
             self.device
                 .poll(wgpu::PollType::wait_indefinitely())
                 .map(|_| ())
                 .map_err(|e| GpuError::Readback(format!("{what}: {e}")))
         };
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        let gpus = prepare(&mut encoder);
         // Uploads reach the device with the first submission: time them alone.
         self.queue.submit(std::iter::empty());
         wait("uploading")?;
         let t1 = std::time::Instant::now();
-        let mut encoder = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
         {
             let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
                 label: Some("segno offscreen pass"),
@@ -587,7 +759,7 @@ impl Headless {
                 occlusion_query_set: None,
                 multiview_mask: None,
             });
-            for ((rect, _, _), gpu) in panels.iter().zip(&gpus) {
+            for (rect, gpu) in rects.iter().zip(&gpus) {
                 let Some(gpu) = *gpu else { continue };
                 let [x, y, w, h] = *rect;
                 if w == 0 || h == 0 || x + w > width || y + h > height {
@@ -603,50 +775,7 @@ impl Headless {
         let t2 = std::time::Instant::now();
         let mut out = Vec::new();
         if read_back {
-            let mut encoder = self
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-            encoder.copy_texture_to_buffer(
-                wgpu::TexelCopyTextureInfo {
-                    texture: &target.texture,
-                    mip_level: 0,
-                    origin: wgpu::Origin3d::ZERO,
-                    aspect: wgpu::TextureAspect::All,
-                },
-                wgpu::TexelCopyBufferInfo {
-                    buffer: &target.buffer,
-                    layout: wgpu::TexelCopyBufferLayout {
-                        offset: 0,
-                        bytes_per_row: Some(target.row),
-                        rows_per_image: Some(height),
-                    },
-                },
-                wgpu::Extent3d {
-                    width,
-                    height,
-                    depth_or_array_layers: 1,
-                },
-            );
-            self.queue.submit([encoder.finish()]);
-            let (tx, rx) = std::sync::mpsc::channel();
-            target.buffer.map_async(wgpu::MapMode::Read, .., move |r| {
-                let _ = tx.send(r);
-            });
-            wait("reading back")?;
-            rx.recv()
-                .map_err(|e| GpuError::Readback(e.to_string()))?
-                .map_err(|e| GpuError::Readback(e.to_string()))?;
-            let mapped = target
-                .buffer
-                .get_mapped_range(..)
-                .map_err(|e| GpuError::Readback(format!("{e:?}")))?;
-            out.reserve((width * height * 4) as usize);
-            for y in 0..height {
-                let start = (y * target.row) as usize;
-                out.extend_from_slice(&mapped[start..start + (width * 4) as usize]);
-            }
-            drop(mapped);
-            target.buffer.unmap();
+            out = target.read_back(&self.device, &self.queue, width, height)?;
         }
         let t3 = std::time::Instant::now();
         let ms = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64() * 1e3;
@@ -659,6 +788,22 @@ impl Headless {
             },
         ))
     }
+}
+
+/// A panel drawn from chunks on the GPU: its rectangle, uniforms (as
+/// [`super::shade::pack`] makes them), texture layer counts, and per drawn layer the plan
+/// gathered into its texture layers.
+pub struct GatheredPanel {
+    /// Where it is drawn: x, y, width, height in pixels.
+    pub rect: [u32; 4],
+    /// Its uniforms.
+    pub uniforms: GpuUniforms,
+    /// Width, height, float, label and status layers of its textures.
+    pub dims: [u32; 5],
+    /// Per layer: its status layer, its first value layer and its plan.
+    pub layers: Vec<(usize, u32, Arc<GatherPlan>)>,
+    /// The overlay's split/merge flags (the last status layer), when it highlights them.
+    pub flags: Option<Arc<Vec<u8>>>,
 }
 
 /// Where [`Headless::render_timed`] spent its time, in ms.
@@ -683,6 +828,62 @@ struct Target {
 }
 
 impl Target {
+    /// Copies the image out, row by row without the padding.
+    fn read_back(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        width: u32,
+        height: u32,
+    ) -> Result<Vec<u8>, GpuError> {
+        let mut encoder =
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        encoder.copy_texture_to_buffer(
+            wgpu::TexelCopyTextureInfo {
+                texture: &self.texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            wgpu::TexelCopyBufferInfo {
+                buffer: &self.buffer,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(self.row),
+                    rows_per_image: Some(height),
+                },
+            },
+            wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+        );
+        queue.submit([encoder.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.buffer.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Readback(format!("reading back: {e}")))?;
+        rx.recv()
+            .map_err(|e| GpuError::Readback(e.to_string()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let mapped = self
+            .buffer
+            .get_mapped_range(..)
+            .map_err(|e| GpuError::Readback(format!("{e:?}")))?;
+        let mut out = Vec::with_capacity((width * height * 4) as usize);
+        for y in 0..height {
+            let start = (y * self.row) as usize;
+            out.extend_from_slice(&mapped[start..start + (width * 4) as usize]);
+        }
+        drop(mapped);
+        self.buffer.unmap();
+        Ok(out)
+    }
+
     fn new(device: &wgpu::Device, width: u32, height: u32) -> Self {
         let texture = device.create_texture(&wgpu::TextureDescriptor {
             label: Some("segno offscreen"),

@@ -9,7 +9,9 @@ pub mod colors;
 pub mod composer;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod gather;
 pub mod gpu;
+pub mod gpu_gather;
 pub mod layer;
 pub mod neuroglancer;
 pub mod shade;

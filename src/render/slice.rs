@@ -289,10 +289,10 @@ pub fn pick_level(layer: &LayerData, plane: Plane, nm_per_px: f64) -> usize {
 
 /// Per level: for each column and row (and the plane) the chunk index along that axis
 /// (-1 outside the level) and the voxel's position inside the chunk.
-struct LevelGrid {
-    cols: Vec<(i64, u32)>,
-    rows: Vec<(i64, u32)>,
-    normal: (i64, u32),
+pub(crate) struct LevelGrid {
+    pub(crate) cols: Vec<(i64, u32)>,
+    pub(crate) rows: Vec<(i64, u32)>,
+    pub(crate) normal: (i64, u32),
 }
 
 /// A rectangle of a panel's pixels: its top-left pixel and size.
@@ -350,7 +350,37 @@ pub fn chunk_rect(
 }
 
 /// The chunk grid of `layer`'s `level` under the pixels of `window` of `view`.
-fn level_grid(layer: &LayerData, level: usize, view: &SliceView, window: PixelRect) -> LevelGrid {
+impl LevelGrid {
+    /// The key of the voxel-thick slab of the chunk at chunk indices `(h, v)` along the
+    /// panel's axes `axes` (horizontal, vertical, normal), at this grid's plane.
+    pub(crate) fn slab_key(
+        &self,
+        uid: u64,
+        level: usize,
+        axes: [usize; 3],
+        (h, v): (i64, i64),
+        labels: bool,
+    ) -> ChunkKey {
+        let mut index = [0u64; 3];
+        index[axes[0]] = h as u64;
+        index[axes[1]] = v as u64;
+        index[axes[2]] = self.normal.0 as u64;
+        ChunkKey {
+            layer: uid,
+            level,
+            index,
+            labels,
+            slab: Some((axes[2] as u8, self.normal.1)),
+        }
+    }
+}
+
+pub(crate) fn level_grid(
+    layer: &LayerData,
+    level: usize,
+    view: &SliceView,
+    window: PixelRect,
+) -> LevelGrid {
     let l = &layer.levels[level];
     let [h, v, n] = view.plane.axes();
     let index = |axis: usize, world: f64| -> (i64, u32) {
@@ -450,17 +480,8 @@ pub fn compose_window(
                     }
                     continue;
                 }
-                let mut index = [0u64; 3];
-                index[ah] = hc as u64;
-                index[av] = vc as u64;
-                index[an] = g.normal.0 as u64;
-                let key = ChunkKey {
-                    layer: uid,
-                    level,
-                    index,
-                    labels,
-                    slab: Some((an as u8, g.normal.1)),
-                };
+                let key = g.slab_key(uid, level, view.plane.axes(), (hc, vc), labels);
+                let index = key.index;
                 let (chunk, fresh) = match &last[gi] {
                     Some((k, c)) if *k == index => (c.clone(), false),
                     _ => {
@@ -523,45 +544,14 @@ pub fn compose_window(
             }
         }
     }
-    let request = |key: ChunkKey| Request {
-        key,
-        layer: Arc::clone(layer),
+    let wanted = wanted_of(
+        layer,
         kind,
-    };
-    let mut wanted = Wanted::default();
-    if chosen != coarsest {
-        wanted.coarse = wanted_coarse.into_keys().map(request).collect();
-    }
-    let l = &layer.levels[chosen];
-    for key in wanted_chosen.keys() {
-        let centre: [f64; 3] = std::array::from_fn(|a| {
-            l.offset_nm[a] + ((key.index[a] as f64 + 0.5) * l.chunk[a] as f64) * l.voxel_size_nm[a]
-        });
-        let d = (0..3)
-            .filter(|&a| a != an)
-            .map(|a| (centre[a] - view.center.0[a]).powi(2))
-            .sum::<f64>()
-            .sqrt();
-        wanted.visible.push((d, request(*key)));
-        // The slabs just before and after, for scrolling through slices. A computed layer's
-        // neighbours in the same block cost nothing when asked for; one in the next block
-        // would cost a whole block's computation, so it waits until it is shown.
-        if let Some((axis, off)) = key.slab {
-            let chunk = l.chunk[an];
-            let pos = key.index[an] * chunk + u64::from(off);
-            for next in [pos.checked_sub(1), Some(pos + 1)].into_iter().flatten() {
-                if next < l.shape[an] && !(layer.computed && next / chunk != key.index[an]) {
-                    let mut index = key.index;
-                    index[an] = next / chunk;
-                    wanted.prefetch.push(request(ChunkKey {
-                        index,
-                        slab: Some((axis, (next % chunk) as u32)),
-                        ..*key
-                    }));
-                }
-            }
-        }
-    }
+        view,
+        chosen,
+        wanted_chosen.into_keys(),
+        wanted_coarse.into_keys(),
+    );
     let values = if labels {
         SliceValues::Labels(lvals)
     } else {
@@ -583,6 +573,61 @@ pub fn compose_window(
         },
         wanted,
     )
+}
+
+/// The chunks a slice still needs: the chosen level's missing chunks by distance from the
+/// view centre with their neighbouring slabs to prefetch, and the coarsest level's (unless
+/// it is the chosen one).
+pub(crate) fn wanted_of(
+    layer: &Arc<LayerData>,
+    kind: LayerKind,
+    view: &SliceView,
+    chosen: usize,
+    wanted_chosen: impl Iterator<Item = ChunkKey>,
+    wanted_coarse: impl Iterator<Item = ChunkKey>,
+) -> Wanted {
+    let coarsest = layer.levels.len() - 1;
+    let an = view.plane.axes()[2];
+    let request = |key: ChunkKey| Request {
+        key,
+        layer: Arc::clone(layer),
+        kind,
+    };
+    let mut wanted = Wanted::default();
+    if chosen != coarsest {
+        wanted.coarse = wanted_coarse.map(request).collect();
+    }
+    let l = &layer.levels[chosen];
+    for key in wanted_chosen {
+        let centre: [f64; 3] = std::array::from_fn(|a| {
+            l.offset_nm[a] + ((key.index[a] as f64 + 0.5) * l.chunk[a] as f64) * l.voxel_size_nm[a]
+        });
+        let d = (0..3)
+            .filter(|&a| a != an)
+            .map(|a| (centre[a] - view.center.0[a]).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        wanted.visible.push((d, request(key)));
+        // The slabs just before and after, for scrolling through slices. A computed layer's
+        // neighbours in the same block cost nothing when asked for; one in the next block
+        // would cost a whole block's computation, so it waits until it is shown.
+        if let Some((axis, off)) = key.slab {
+            let chunk = l.chunk[an];
+            let pos = key.index[an] * chunk + u64::from(off);
+            for next in [pos.checked_sub(1), Some(pos + 1)].into_iter().flatten() {
+                if next < l.shape[an] && !(layer.computed && next / chunk != key.index[an]) {
+                    let mut index = key.index;
+                    index[an] = next / chunk;
+                    wanted.prefetch.push(request(ChunkKey {
+                        index,
+                        slab: Some((axis, (next % chunk) as u32)),
+                        ..key
+                    }));
+                }
+            }
+        }
+    }
+    wanted
 }
 
 /// Value counts of a slice's first channel (pixels with data only), for contrast controls:

@@ -1,0 +1,403 @@
+//! Slices the GPU gathers from chunks: instead of composing every pixel on the CPU, a
+//! panel's layer is cut into rectangles ("cells") within which every pixel shows the same
+//! chunk at every scale level, and each cell names the chunk the GPU samples there (the
+//! finest one loaded, coarser ones standing in), or says the cell is loading, failed or
+//! outside. Per-column and per-row tables give each pixel's voxel inside its chunk, computed
+//! here exactly as [`super::slice::compose`] computes them, so the GPU draws the same
+//! voxels bit for bit. The CPU work per frame depends on the number of chunks in view, not
+//! on the number of pixels.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::cache::{Chunk, ChunkCache, ChunkKey};
+use super::layer::{ChunkValues, LayerData, LayerKind};
+use super::slice::{
+    level_grid, pick_level, status, wanted_of, LayerSlice, PixelRect, SliceValues, SliceView,
+    Wanted,
+};
+
+/// What a cell of a gathered slice shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CellSource {
+    /// Voxels of a loaded chunk, of level `slot` of the plan's levels (0: the chosen one).
+    Chunk {
+        /// The chunk (as the cache and the GPU store key it).
+        key: ChunkKey,
+        /// Index into the plan's levels (its rows of the voxel tables).
+        slot: usize,
+        /// The voxels.
+        chunk: Arc<Chunk>,
+    },
+    /// The chosen level's chunk could not be read.
+    Failed,
+    /// Inside the layer, no level loaded yet.
+    Loading,
+    /// Outside the layer.
+    Outside,
+}
+
+/// A rectangle of pixels that all show the same thing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// Its pixels.
+    pub rect: PixelRect,
+    /// What they show.
+    pub source: CellSource,
+}
+
+/// How to draw one layer on one panel from chunks.
+#[derive(Debug, Clone)]
+pub struct GatherPlan {
+    /// Panel width in pixels.
+    pub width: u32,
+    /// Panel height in pixels.
+    pub height: u32,
+    /// Label ids (else floats).
+    pub labels: bool,
+    /// Float channels drawn (1 for labels).
+    pub channels: usize,
+    /// The value of pixels without data.
+    pub fill: f64,
+    /// The scale level chosen for this zoom.
+    pub level: usize,
+    /// Per level slot (chosen level first, then each coarser one): each column's voxel
+    /// position inside its chunk along the panel's horizontal axis (`width` values), then
+    /// each row's along the vertical axis (`height` values).
+    pub voxel_tables: Vec<Vec<u32>>,
+    /// Per level slot: the voxel position along the plane's normal inside the chunk's
+    /// stored values (0 for a voxel-thick slab).
+    pub normals: Vec<u32>,
+    /// The panel's world axes (z 0, y 1, x 2) shown horizontally, vertically, along the normal.
+    pub axes: [usize; 3],
+    /// The cells, covering the panel without overlap.
+    pub cells: Vec<Cell>,
+    /// Pixels shown from a coarser level while the chosen one loads.
+    pub coarser: usize,
+    /// Pixels with no data yet.
+    pub loading: usize,
+    /// Distinct read errors of the chunks shown as failed.
+    pub errors: Vec<String>,
+}
+
+/// Where a per-pixel chunk index changes along one axis (with 0 and `len`).
+fn breaks(into: &mut Vec<u32>, cells: &[(i64, u32)]) {
+    for (i, w) in cells.windows(2).enumerate() {
+        if w[0].0 != w[1].0 {
+            into.push(i as u32 + 1);
+        }
+    }
+}
+
+/// Plans `layer` (viewer id `uid`, drawn as `kind`) on `view` from what `cache` holds, and
+/// lists the chunks still wanted (the same lists [`super::slice::compose`] makes).
+pub fn plan(
+    uid: u64,
+    layer: &Arc<LayerData>,
+    kind: LayerKind,
+    view: &SliceView,
+    cache: &ChunkCache,
+) -> (GatherPlan, Wanted) {
+    let whole = PixelRect::whole(view);
+    let chosen = pick_level(layer, view.plane, view.nm_per_px);
+    let coarsest = layer.levels.len() - 1;
+    let grids: Vec<_> = (chosen..=coarsest)
+        .map(|l| level_grid(layer, l, view, whole))
+        .collect();
+    let axes = view.plane.axes();
+    let labels = kind == LayerKind::Segmentation && layer.channels == 1;
+    let channels = if labels { 1 } else { layer.channels.max(1) };
+    let (mut xs, mut ys) = (vec![0, view.width_px], vec![0, view.height_px]);
+    for g in &grids {
+        breaks(&mut xs, &g.cols);
+        breaks(&mut ys, &g.rows);
+    }
+    xs.sort_unstable();
+    xs.dedup();
+    ys.sort_unstable();
+    ys.dedup();
+    let mut cells = Vec::new();
+    let mut wanted_chosen: Vec<ChunkKey> = Vec::new();
+    let mut wanted_coarse: Vec<ChunkKey> = Vec::new();
+    let mut seen: HashSet<ChunkKey> = HashSet::new();
+    let mut errors: Vec<String> = Vec::new();
+    let (mut coarser, mut loading) = (0usize, 0usize);
+    for yw in ys.windows(2) {
+        for xw in xs.windows(2) {
+            let rect = PixelRect {
+                x0: xw[0],
+                y0: yw[0],
+                width: xw[1] - xw[0],
+                height: yw[1] - yw[0],
+            };
+            if rect.width == 0 || rect.height == 0 {
+                continue;
+            }
+            let area = (rect.width * rect.height) as usize;
+            let mut source = CellSource::Loading;
+            for (gi, g) in grids.iter().enumerate() {
+                let level = chosen + gi;
+                let (hc, vc) = (g.cols[rect.x0 as usize].0, g.rows[rect.y0 as usize].0);
+                if hc < 0 || vc < 0 || g.normal.0 < 0 {
+                    // Outside the chosen level is outside; a coarser level that ends a
+                    // little earlier (odd sizes) cannot stand in here.
+                    if gi == 0 {
+                        source = CellSource::Outside;
+                        break;
+                    }
+                    continue;
+                }
+                let key = g.slab_key(uid, level, axes, (hc, vc), labels);
+                match cache.get(&key) {
+                    Some(chunk) => match chunk.as_ref() {
+                        Chunk::Ready(_) => {
+                            source = CellSource::Chunk {
+                                key,
+                                slot: gi,
+                                chunk,
+                            };
+                            break;
+                        }
+                        Chunk::Failed(message) => {
+                            if gi == 0 {
+                                if !errors.contains(message) && errors.len() < 8 {
+                                    errors.push(message.clone());
+                                }
+                                source = CellSource::Failed;
+                                break;
+                            }
+                        }
+                    },
+                    None => {
+                        if seen.insert(key) {
+                            if gi == 0 {
+                                wanted_chosen.push(key);
+                            }
+                            if level == coarsest {
+                                wanted_coarse.push(key);
+                            }
+                        }
+                    }
+                }
+            }
+            match &source {
+                CellSource::Loading => loading += area,
+                CellSource::Chunk { slot, .. } if *slot > 0 => coarser += area,
+                _ => {}
+            }
+            cells.push(Cell { rect, source });
+        }
+    }
+    let wanted = wanted_of(
+        layer,
+        kind,
+        view,
+        chosen,
+        wanted_chosen.into_iter(),
+        wanted_coarse.into_iter(),
+    );
+    let voxel_tables = grids
+        .iter()
+        .map(|g| {
+            g.cols
+                .iter()
+                .chain(&g.rows)
+                .map(|(c, local)| if *c < 0 { 0 } else { *local })
+                .collect()
+        })
+        .collect();
+    (
+        GatherPlan {
+            width: view.width_px,
+            height: view.height_px,
+            labels,
+            channels,
+            fill: layer.fill_value,
+            level: chosen,
+            voxel_tables,
+            // Chunks are read as voxel-thick slabs: the plane is their only voxel.
+            normals: vec![0; grids.len()],
+            axes,
+            cells,
+            coarser,
+            loading,
+            errors,
+        },
+        wanted,
+    )
+}
+
+impl GatherPlan {
+    /// The voxel inside a cell's chunk that pixel (`x`, `y`) shows, as an offset into its
+    /// stored values (z, y, x order of `shape`).
+    fn voxel_offset(&self, slot: usize, shape: [usize; 3], x: u32, y: u32) -> usize {
+        let table = &self.voxel_tables[slot];
+        let mut local = [0usize; 3];
+        local[self.axes[0]] = table[x as usize] as usize;
+        local[self.axes[1]] = table[(self.width + y) as usize] as usize;
+        local[self.axes[2]] = self.normals[slot] as usize;
+        (local[0] * shape[1] + local[1]) * shape[2] + local[2]
+    }
+
+    /// The slice this plan draws, computed on the CPU the way the GPU samples it (the
+    /// reference the GPU is tested against; equal to [`super::slice::compose`]'s).
+    pub fn rasterize(&self) -> LayerSlice {
+        let pixels = (self.width * self.height) as usize;
+        let mut stat = vec![status::OUTSIDE; pixels];
+        let mut fvals = vec![
+            self.fill as f32;
+            if self.labels {
+                0
+            } else {
+                pixels * self.channels
+            }
+        ];
+        let mut lvals = vec![self.fill.max(0.0) as u64; if self.labels { pixels } else { 0 }];
+        for cell in &self.cells {
+            let r = cell.rect;
+            for y in r.y0..r.y0 + r.height {
+                for x in r.x0..r.x0 + r.width {
+                    let i = (y * self.width + x) as usize;
+                    stat[i] = match &cell.source {
+                        CellSource::Outside => status::OUTSIDE,
+                        CellSource::Loading => status::LOADING,
+                        CellSource::Failed => status::FAILED,
+                        CellSource::Chunk { slot, chunk, .. } => {
+                            let Chunk::Ready(values) = chunk.as_ref() else {
+                                continue;
+                            };
+                            let off = self.voxel_offset(*slot, values.shape(), x, y);
+                            match values {
+                                ChunkValues::Labels { values, .. } if self.labels => {
+                                    lvals[i] = values[off];
+                                }
+                                ChunkValues::Float {
+                                    values,
+                                    channels,
+                                    shape,
+                                } if !self.labels => {
+                                    let n = shape.iter().product::<usize>();
+                                    for c in 0..self.channels.min(*channels) {
+                                        fvals[c * pixels + i] = values[c * n + off];
+                                    }
+                                }
+                                _ => {}
+                            }
+                            status::DATA
+                        }
+                    };
+                }
+            }
+        }
+        LayerSlice {
+            width: self.width,
+            height: self.height,
+            values: if self.labels {
+                SliceValues::Labels(lvals)
+            } else {
+                SliceValues::Float {
+                    channels: self.channels,
+                    values: fvals,
+                }
+            },
+            status: stat,
+            level: self.level,
+            coarser: self.coarser,
+            loading: self.loading,
+            errors: self.errors.clone(),
+        }
+    }
+
+    /// The chunks its cells sample.
+    pub fn chunks(&self) -> impl Iterator<Item = (&ChunkKey, &Arc<Chunk>)> {
+        self.cells.iter().filter_map(|c| match &c.source {
+            CellSource::Chunk { key, chunk, .. } => Some((key, chunk)),
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::layer::WorldNm;
+    use crate::render::slice::{compose, Plane};
+    use std::time::Duration;
+
+    fn keys(w: &Wanted) -> Vec<Vec<ChunkKey>> {
+        let mut lists = vec![
+            w.coarse.iter().map(|r| r.key).collect::<Vec<_>>(),
+            w.visible.iter().map(|(_, r)| r.key).collect(),
+            w.prefetch.iter().map(|r| r.key).collect(),
+        ];
+        for l in &mut lists {
+            l.sort_by_key(|k| (k.level, k.index, k.slab));
+        }
+        lists
+    }
+
+    /// Every plane at odd zooms and centres, while chunks arrive one request at a time:
+    /// the plan's slice equals the composed one pixel for pixel, with the same counts and
+    /// the same wanted chunks.
+    #[test]
+    fn a_plan_draws_what_composing_draws() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::render::fixtures::small_volume(dir.path());
+        let p = crate::render::fixtures::pyramid_volume(dir.path());
+        let (mut saw_coarser, mut saw_failed, mut saw_loading) = (false, false, false);
+        for (path, kind) in [
+            (c.join("raw"), LayerKind::Image),
+            (c.join("labels"), LayerKind::Segmentation),
+            (p.join("raw"), LayerKind::Image),
+            (p.join("pred"), LayerKind::Prediction),
+        ] {
+            let name = path.display().to_string();
+            let layer = crate::render::layer::open_layer(&path).unwrap();
+            for plane in Plane::ALL {
+                for (nm_per_px, center) in [
+                    (1.7, [30.3, 17.0, 29.1]),
+                    (4.0, [32.0, 37.0, 32.0]),
+                    (0.9, [9.5, 40.2, 51.0]),
+                    // Coarser levels chosen, and the finest standing in for nothing.
+                    (8.5, [41.0, 45.0, 39.0]),
+                    (17.0, [40.0, 40.0, 40.0]),
+                ] {
+                    let cache = ChunkCache::new(16 << 20, 2);
+                    let view = SliceView {
+                        plane,
+                        center: WorldNm(center),
+                        nm_per_px,
+                        width_px: 43,
+                        height_px: 29,
+                    };
+                    for round in 0..12 {
+                        let (composed, cw) = compose(1, &layer, kind, &view, &cache);
+                        let (p, pw) = plan(1, &layer, kind, &view, &cache);
+                        assert_eq!(
+                            p.rasterize(),
+                            composed,
+                            "{name} {plane:?} {nm_per_px} round {round}"
+                        );
+                        assert_eq!(keys(&pw), keys(&cw));
+                        saw_coarser |= p.coarser > 0;
+                        saw_loading |= p.loading > 0;
+                        saw_failed |= p.cells.iter().any(|c| c.source == CellSource::Failed);
+                        // Cells cover the panel exactly once.
+                        let area: u32 = p.cells.iter().map(|c| c.rect.width * c.rect.height).sum();
+                        assert_eq!(area, 43 * 29);
+                        // Fewer cells than pixels by far: the work is per chunk.
+                        assert!(p.cells.len() <= 36, "{} cells", p.cells.len());
+                        let mut first = cw.into_requests();
+                        first.truncate(1);
+                        if first.is_empty() {
+                            break;
+                        }
+                        cache.request(first);
+                        assert!(cache.wait_idle(Duration::from_secs(10)));
+                    }
+                }
+            }
+        }
+        assert!(saw_coarser && saw_failed && saw_loading);
+    }
+}

@@ -1,0 +1,753 @@
+//! Slices gathered on the GPU: decoded chunks live in GPU memory (one 3D texture each,
+//! within a byte budget, the least recently drawn evicted first), and each layer of a
+//! panel is drawn into the panel's value and status textures cell by cell from its
+//! [`GatherPlan`]: per pixel, the voxel tables give the voxel inside the cell's chunk, so
+//! the GPU samples exactly the voxels the CPU composition would. The panel's colouring
+//! shader then reads those textures as it reads CPU-composed ones.
+
+use std::collections::HashMap;
+
+use eframe::wgpu;
+
+use super::cache::{Chunk, ChunkKey};
+use super::gather::{CellSource, GatherPlan};
+use super::layer::ChunkValues;
+use super::slice::status;
+
+/// The default GPU memory budget for chunks (1 GB).
+pub const DEFAULT_GPU_CACHE_BYTES: u64 = 1 << 30;
+
+/// Float channels a gather pass writes (the colouring shader reads at most four).
+const MAX_CHANNELS: usize = 4;
+
+/// Counts of the GPU chunk store, for the statistics view and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GpuStoreStats {
+    /// Chunks held in GPU memory.
+    pub chunks: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// The budget.
+    pub budget_bytes: u64,
+    /// Chunks uploaded since the store was made.
+    pub uploaded: u64,
+    /// Chunks evicted to make room.
+    pub evicted: u64,
+    /// Chunks not uploaded because the ones drawn in the same frame filled the budget
+    /// (drawn as loading), or that a device cannot hold (too large a texture).
+    pub refused: u64,
+}
+
+struct GpuChunk {
+    bind_group: wgpu::BindGroup,
+    _texture: wgpu::Texture,
+    bytes: u64,
+    last_frame: u64,
+}
+
+/// Decoded chunks in GPU memory, by cache key.
+pub struct GpuChunkStore {
+    chunks: HashMap<ChunkKey, GpuChunk>,
+    budget_bytes: u64,
+    bytes: u64,
+    frame: u64,
+    stats: GpuStoreStats,
+}
+
+impl GpuChunkStore {
+    /// An empty store holding at most `budget_bytes`.
+    pub fn new(budget_bytes: u64) -> Self {
+        Self {
+            chunks: HashMap::new(),
+            budget_bytes,
+            bytes: 0,
+            frame: 0,
+            stats: GpuStoreStats::default(),
+        }
+    }
+
+    /// Starts a frame: chunks drawn from now on are the ones evicted last.
+    pub fn begin_frame(&mut self) {
+        self.frame += 1;
+    }
+
+    /// Changes the budget; chunks beyond it go at the next upload.
+    pub fn set_budget(&mut self, budget_bytes: u64) {
+        self.budget_bytes = budget_bytes;
+    }
+
+    /// What the store holds and has done.
+    pub fn stats(&self) -> GpuStoreStats {
+        GpuStoreStats {
+            chunks: self.chunks.len(),
+            bytes: self.bytes,
+            budget_bytes: self.budget_bytes,
+            ..self.stats
+        }
+    }
+
+    /// Whether `key` is in GPU memory.
+    pub fn contains(&self, key: &ChunkKey) -> bool {
+        self.chunks.contains_key(key)
+    }
+
+    /// Drops every chunk of layer `uid` (removed or reopened).
+    pub fn forget_layer(&mut self, uid: u64) {
+        let bytes = &mut self.bytes;
+        self.chunks.retain(|k, c| {
+            let keep = k.layer != uid;
+            if !keep {
+                *bytes -= c.bytes;
+            }
+            keep
+        });
+    }
+
+    /// Evicts chunks not drawn in this frame, least recently drawn first, until `need`
+    /// more bytes fit; false when they cannot.
+    fn make_room(&mut self, need: u64) -> bool {
+        if self.bytes + need <= self.budget_bytes {
+            return true;
+        }
+        let mut old: Vec<(u64, ChunkKey)> = self
+            .chunks
+            .iter()
+            .filter(|(_, c)| c.last_frame < self.frame)
+            .map(|(k, c)| (c.last_frame, *k))
+            .collect();
+        old.sort_by_key(|(f, k)| (*f, k.layer, k.level, k.index));
+        for (_, k) in old {
+            if self.bytes + need <= self.budget_bytes {
+                break;
+            }
+            if let Some(c) = self.chunks.remove(&k) {
+                self.bytes -= c.bytes;
+                self.stats.evicted += 1;
+            }
+        }
+        self.bytes + need <= self.budget_bytes
+    }
+}
+
+/// The gather pipelines, the chunk store and each panel layer's voxel tables.
+pub struct GatherRenderer {
+    panel_layout: wgpu::BindGroupLayout,
+    chunk_layouts: [wgpu::BindGroupLayout; 2],
+    sample_layouts: [wgpu::PipelineLayout; 2],
+    status_layout: wgpu::PipelineLayout,
+    /// (labels, channels) → (sampling pipeline, status-only pipeline).
+    pipelines: HashMap<(bool, usize), (wgpu::RenderPipeline, wgpu::RenderPipeline)>,
+    tables: HashMap<(u64, usize), LayerTables>,
+    max_3d: u32,
+    /// The chunks in GPU memory.
+    pub store: GpuChunkStore,
+}
+
+/// One panel layer's voxel tables (a texture with a row per scale level) and uniforms.
+struct LayerTables {
+    size: (u32, u32, u32),
+    texture: wgpu::Texture,
+    uniforms: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+}
+
+fn entry(binding: u32, ty: wgpu::BindingType) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::FRAGMENT,
+        ty,
+        count: None,
+    }
+}
+
+fn uniform_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    entry(
+        binding,
+        wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+    )
+}
+
+fn texture_entry(
+    binding: u32,
+    sample_type: wgpu::TextureSampleType,
+    view_dimension: wgpu::TextureViewDimension,
+) -> wgpu::BindGroupLayoutEntry {
+    entry(
+        binding,
+        wgpu::BindingType::Texture {
+            sample_type,
+            view_dimension,
+            multisampled: false,
+        },
+    )
+}
+
+/// A bind group of a uniform buffer (binding 0) and a texture (binding 1).
+fn uniforms_and_texture(
+    device: &wgpu::Device,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    uniforms: &wgpu::Buffer,
+    texture: &wgpu::Texture,
+) -> wgpu::BindGroup {
+    let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: uniforms.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: wgpu::BindingResource::TextureView(&view),
+            },
+        ],
+    })
+}
+
+/// The WGSL of the gather pass writing `channels` float targets (or one label target)
+/// and the status target.
+fn gather_wgsl(labels: bool, channels: usize) -> String {
+    let (voxel_type, targets) = if labels {
+        ("u32", 1)
+    } else {
+        ("f32", channels)
+    };
+    let mut out_fields = String::new();
+    for c in 0..targets {
+        let ty = if labels { "vec2<u32>" } else { "f32" };
+        out_fields.push_str(&format!("    @location({c}) v{c}: {ty},\n"));
+    }
+    out_fields.push_str(&format!("    @location({targets}) status: u32,\n"));
+    let mut samples = String::new();
+    for c in 0..targets {
+        if labels {
+            samples.push_str(&format!(
+                "    out.v{c} = textureLoad(voxels, vec3<u32>(l[2], l[1], l[0]), 0).xy;\n"
+            ));
+        } else {
+            samples.push_str(&format!(
+                "    out.v{c} = textureLoad(voxels, vec3<u32>(l[2], l[1], l[0] + {c}u * chunk.info.y), 0).x;\n"
+            ));
+        }
+    }
+    let mut zeros = String::new();
+    for c in 0..targets {
+        zeros.push_str(&if labels {
+            format!("    out.v{c} = vec2<u32>(0u, 0u);\n")
+        } else {
+            format!("    out.v{c} = 0.0;\n")
+        });
+    }
+    format!(
+        r#"// Gathers one layer of a panel from chunks (src/render/gpu_gather.rs).
+struct Panel {{
+    axes: vec4<u32>,   // world axes (0 z, 1 y, 2 x) shown horizontally, vertically, along the normal
+    size: vec4<u32>,   // panel width, height
+}};
+struct ChunkInfo {{
+    info: vec4<u32>,   // scale level (row of the tables), voxels along z per channel
+}};
+@group(0) @binding(0) var<uniform> panel: Panel;
+@group(0) @binding(1) var tables: texture_2d<u32>;
+@group(1) @binding(0) var<uniform> chunk: ChunkInfo;
+@group(1) @binding(1) var voxels: texture_3d<{voxel_type}>;
+
+struct VsOut {{
+    @builtin(position) pos: vec4<f32>,
+    @location(0) @interpolate(flat) status: u32,
+}};
+
+@vertex
+fn vs_main(@builtin(vertex_index) i: u32, @builtin(instance_index) s: u32) -> VsOut {{
+    let x = f32((i << 1u) & 2u) * 2.0 - 1.0;
+    let y = f32(i & 2u) * 2.0 - 1.0;
+    return VsOut(vec4<f32>(x, y, 0.0, 1.0), s);
+}}
+
+struct Out {{
+{out_fields}}};
+
+// A cell showing a chunk: each pixel's voxel inside it from the tables.
+@fragment
+fn fs_sample(v: VsOut) -> Out {{
+    let p = vec2<u32>(v.pos.xy);
+    let row = chunk.info.x;
+    var l = array<u32, 3>(0u, 0u, 0u);
+    l[panel.axes.x] = textureLoad(tables, vec2<u32>(p.x, row), 0).x;
+    l[panel.axes.y] = textureLoad(tables, vec2<u32>(panel.size.x + p.y, row), 0).x;
+    l[panel.axes.z] = textureLoad(tables, vec2<u32>(panel.size.x + panel.size.y, row), 0).x;
+    var out: Out;
+{samples}    out.status = 0u;
+    return out;
+}}
+
+// A cell without data: only its status (the instance index) is written.
+@fragment
+fn fs_status(v: VsOut) -> Out {{
+    var out: Out;
+{zeros}    out.status = v.status;
+    return out;
+}}
+"#
+    )
+}
+
+impl GatherRenderer {
+    /// Pipelines and layouts for `device`, with a chunk budget of `budget_bytes`.
+    pub fn new(device: &wgpu::Device, budget_bytes: u64) -> Self {
+        let uint = wgpu::TextureSampleType::Uint;
+        let panel_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("segno gather panel"),
+            entries: &[
+                uniform_entry(0),
+                texture_entry(1, uint, wgpu::TextureViewDimension::D2),
+            ],
+        });
+        let chunk_layout = |sample_type| {
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("segno gather chunk"),
+                entries: &[
+                    uniform_entry(0),
+                    texture_entry(1, sample_type, wgpu::TextureViewDimension::D3),
+                ],
+            })
+        };
+        let chunk_layouts = [
+            chunk_layout(wgpu::TextureSampleType::Float { filterable: false }),
+            chunk_layout(uint),
+        ];
+        let sample_layout = |chunk: &wgpu::BindGroupLayout| {
+            device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some("segno gather sample"),
+                bind_group_layouts: &[Some(&panel_layout), Some(chunk)],
+                immediate_size: 0,
+            })
+        };
+        let sample_layouts = [
+            sample_layout(&chunk_layouts[0]),
+            sample_layout(&chunk_layouts[1]),
+        ];
+        let status_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("segno gather status"),
+            bind_group_layouts: &[],
+            immediate_size: 0,
+        });
+        Self {
+            panel_layout,
+            chunk_layouts,
+            sample_layouts,
+            status_layout,
+            pipelines: HashMap::new(),
+            tables: HashMap::new(),
+            max_3d: device.limits().max_texture_dimension_3d,
+            store: GpuChunkStore::new(budget_bytes),
+        }
+    }
+
+    /// Whether every chunk of `plan` fits this device's 3D textures.
+    pub fn fits(&self, plan: &GatherPlan) -> bool {
+        plan.chunks().all(|(_, c)| match c.as_ref() {
+            Chunk::Ready(v) => {
+                let s = v.shape();
+                let channels = match v {
+                    ChunkValues::Float { channels, .. } => *channels,
+                    ChunkValues::Labels { .. } => 1,
+                };
+                (s[0] * channels).max(s[1]).max(s[2]) <= self.max_3d as usize
+            }
+            Chunk::Failed(_) => true,
+        })
+    }
+
+    fn pipelines(
+        &mut self,
+        device: &wgpu::Device,
+        labels: bool,
+        channels: usize,
+    ) -> (wgpu::RenderPipeline, wgpu::RenderPipeline) {
+        if let Some(p) = self.pipelines.get(&(labels, channels)) {
+            return p.clone();
+        }
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("segno gather shader"),
+            source: wgpu::ShaderSource::Wgsl(gather_wgsl(labels, channels).into()),
+        });
+        let value_format = if labels {
+            wgpu::TextureFormat::Rg32Uint
+        } else {
+            wgpu::TextureFormat::R32Float
+        };
+        let value_targets = if labels { 1 } else { channels };
+        let make = |layout: &wgpu::PipelineLayout, entry: &str, write_values: bool| {
+            let mut targets: Vec<Option<wgpu::ColorTargetState>> = (0..value_targets)
+                .map(|_| {
+                    Some(wgpu::ColorTargetState {
+                        format: value_format,
+                        blend: None,
+                        write_mask: if write_values {
+                            wgpu::ColorWrites::ALL
+                        } else {
+                            wgpu::ColorWrites::empty()
+                        },
+                    })
+                })
+                .collect();
+            targets.push(Some(wgpu::ColorTargetState {
+                format: wgpu::TextureFormat::R8Uint,
+                blend: None,
+                write_mask: wgpu::ColorWrites::ALL,
+            }));
+            super::gpu::fullscreen_pipeline(
+                device,
+                "segno gather pipeline",
+                layout,
+                &module,
+                entry,
+                &targets,
+            )
+        };
+        let pair = (
+            make(&self.sample_layouts[usize::from(labels)], "fs_sample", true),
+            make(&self.status_layout, "fs_status", false),
+        );
+        self.pipelines.insert((labels, channels), pair.clone());
+        pair
+    }
+
+    /// Puts `chunk` in GPU memory under `key` (if it is not there) and marks it drawn in
+    /// this frame; false when it does not fit.
+    fn ensure_chunk(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        key: &ChunkKey,
+        values: &ChunkValues,
+    ) -> bool {
+        let frame = self.store.frame;
+        if let Some(c) = self.store.chunks.get_mut(key) {
+            c.last_frame = frame;
+            return true;
+        }
+        let s = values.shape();
+        let (labels, channels, bytes, texel) = match values {
+            ChunkValues::Float {
+                values, channels, ..
+            } => (false, *channels, bytemuck::cast_slice::<f32, u8>(values), 4),
+            ChunkValues::Labels { values, .. } => {
+                (true, 1, bytemuck::cast_slice::<u64, u8>(values), 8)
+            }
+        };
+        let depth = (s[0] * channels) as u32;
+        let fits_device = depth.max(s[1] as u32).max(s[2] as u32) <= self.max_3d;
+        let need = bytes.len() as u64;
+        if !fits_device || !self.store.make_room(need) || s.contains(&0) {
+            self.store.stats.refused += 1;
+            return false;
+        }
+        let size = wgpu::Extent3d {
+            width: s[2] as u32,
+            height: s[1] as u32,
+            depth_or_array_layers: depth,
+        };
+        let texture = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("segno chunk"),
+            size,
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D3,
+            format: if labels {
+                wgpu::TextureFormat::Rg32Uint
+            } else {
+                wgpu::TextureFormat::R32Float
+            },
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        queue.write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            bytes,
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(s[2] as u32 * texel),
+                rows_per_image: Some(s[1] as u32),
+            },
+            size,
+        );
+        let info = [key.level as u32, s[0] as u32, 0, 0];
+        let uniforms = wgpu::util::DeviceExt::create_buffer_init(
+            device,
+            &wgpu::util::BufferInitDescriptor {
+                label: Some("segno chunk info"),
+                contents: bytemuck::cast_slice(&info),
+                usage: wgpu::BufferUsages::UNIFORM,
+            },
+        );
+        let bind_group = uniforms_and_texture(
+            device,
+            "segno chunk",
+            &self.chunk_layouts[usize::from(labels)],
+            &uniforms,
+            &texture,
+        );
+        self.store.bytes += need;
+        self.store.stats.uploaded += 1;
+        self.store.chunks.insert(
+            *key,
+            GpuChunk {
+                bind_group,
+                _texture: texture,
+                bytes: need,
+                last_frame: frame,
+            },
+        );
+        true
+    }
+
+    /// Uploads layer `layer` of panel `panel`'s voxel tables (re-made when the panel's size
+    /// or the layer's level count changed).
+    fn upload_tables(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        panel: u64,
+        layer: usize,
+        plan: &GatherPlan,
+    ) {
+        let width = plan.width + plan.height + 1;
+        let rows = (plan.level + plan.voxel_tables.len()) as u32;
+        let size = (plan.width, plan.height, rows);
+        let slot = self.tables.entry((panel, layer));
+        let t = match slot {
+            std::collections::hash_map::Entry::Occupied(o) if o.get().size == size => o.into_mut(),
+            other => {
+                let texture = device.create_texture(&wgpu::TextureDescriptor {
+                    label: Some("segno voxel tables"),
+                    size: wgpu::Extent3d {
+                        width,
+                        height: rows,
+                        depth_or_array_layers: 1,
+                    },
+                    mip_level_count: 1,
+                    sample_count: 1,
+                    dimension: wgpu::TextureDimension::D2,
+                    format: wgpu::TextureFormat::R32Uint,
+                    usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+                    view_formats: &[],
+                });
+                let uniforms = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("segno gather panel"),
+                    size: 32,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                let bind_group = uniforms_and_texture(
+                    device,
+                    "segno gather panel",
+                    &self.panel_layout,
+                    &uniforms,
+                    &texture,
+                );
+                let made = LayerTables {
+                    size,
+                    texture,
+                    uniforms,
+                    bind_group,
+                };
+                match other {
+                    std::collections::hash_map::Entry::Occupied(mut o) => {
+                        o.insert(made);
+                        o.into_mut()
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => v.insert(made),
+                }
+            }
+        };
+        let a = plan.axes;
+        let u: [u32; 8] = [
+            a[0] as u32,
+            a[1] as u32,
+            a[2] as u32,
+            0,
+            plan.width,
+            plan.height,
+            0,
+            0,
+        ];
+        queue.write_buffer(&t.uniforms, 0, bytemuck::cast_slice(&u));
+        // Row `plan.level + slot` holds that level's table and its normal position.
+        let mut data = Vec::with_capacity((width * plan.voxel_tables.len() as u32) as usize);
+        for (table, normal) in plan.voxel_tables.iter().zip(&plan.normals) {
+            data.extend_from_slice(table);
+            data.push(*normal);
+        }
+        queue.write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &t.texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d {
+                    x: 0,
+                    y: plan.level as u32,
+                    z: 0,
+                },
+                aspect: wgpu::TextureAspect::All,
+            },
+            bytemuck::cast_slice(&data),
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(width * 4),
+                rows_per_image: None,
+            },
+            wgpu::Extent3d {
+                width,
+                height: plan.voxel_tables.len() as u32,
+                depth_or_array_layers: 1,
+            },
+        );
+    }
+
+    /// Draws `plan` (layer `layer` of panel `panel`) into the panel's textures: float
+    /// layers from `texture` on (or label layer `texture`) and status layer `layer`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gather(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        panel: u64,
+        targets: &super::gpu::PanelGpu,
+        layer: usize,
+        texture: u32,
+        plan: &GatherPlan,
+    ) {
+        let channels = if plan.labels {
+            1
+        } else {
+            plan.channels.clamp(1, MAX_CHANNELS)
+        };
+        let (sample, status_only) = self.pipelines(device, plan.labels, channels);
+        // Chunks first: one that does not fit is drawn as loading.
+        let mut drawable = Vec::with_capacity(plan.cells.len());
+        let mut tried: HashMap<ChunkKey, bool> = HashMap::new();
+        for cell in &plan.cells {
+            let ok = match &cell.source {
+                CellSource::Chunk { key, chunk, .. } => match (tried.get(key), chunk.as_ref()) {
+                    (Some(ok), _) => *ok,
+                    (None, Chunk::Ready(v)) => {
+                        let ok = self.ensure_chunk(device, queue, key, v);
+                        tried.insert(*key, ok);
+                        ok
+                    }
+                    (None, Chunk::Failed(_)) => false,
+                },
+                _ => true,
+            };
+            drawable.push(ok);
+        }
+        self.upload_tables(device, queue, panel, layer, plan);
+        let Some(tables) = self.tables.get(&(panel, layer)) else {
+            return;
+        };
+        let layer_view = |t: &wgpu::Texture, i: u32| {
+            t.create_view(&wgpu::TextureViewDescriptor {
+                dimension: Some(wgpu::TextureViewDimension::D2),
+                base_array_layer: i,
+                array_layer_count: Some(1),
+                ..Default::default()
+            })
+        };
+        let (values, status_tex) = targets.gather_targets(plan.labels);
+        let mut views: Vec<wgpu::TextureView> = (0..channels as u32)
+            .map(|c| layer_view(values, texture + c))
+            .collect();
+        views.push(layer_view(status_tex, layer as u32));
+        let fill = if plan.labels {
+            let id = plan.fill.max(0.0) as u64;
+            wgpu::Color {
+                r: f64::from(id as u32),
+                g: f64::from((id >> 32) as u32),
+                b: 0.0,
+                a: 0.0,
+            }
+        } else {
+            wgpu::Color {
+                r: f64::from(plan.fill as f32),
+                g: 0.0,
+                b: 0.0,
+                a: 0.0,
+            }
+        };
+        let attachments: Vec<Option<wgpu::RenderPassColorAttachment>> = views
+            .iter()
+            .enumerate()
+            .map(|(i, view)| {
+                let clear = if i == channels {
+                    wgpu::Color {
+                        r: f64::from(status::OUTSIDE),
+                        g: 0.0,
+                        b: 0.0,
+                        a: 0.0,
+                    }
+                } else {
+                    fill
+                };
+                Some(wgpu::RenderPassColorAttachment {
+                    view,
+                    depth_slice: None,
+                    resolve_target: None,
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(clear),
+                        store: wgpu::StoreOp::Store,
+                    },
+                })
+            })
+            .collect();
+        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: Some("segno gather pass"),
+            color_attachments: &attachments,
+            depth_stencil_attachment: None,
+            timestamp_writes: None,
+            occlusion_query_set: None,
+            multiview_mask: None,
+        });
+        pass.set_viewport(0.0, 0.0, plan.width as f32, plan.height as f32, 0.0, 1.0);
+        for (cell, ok) in plan.cells.iter().zip(drawable) {
+            let r = cell.rect;
+            pass.set_scissor_rect(r.x0, r.y0, r.width, r.height);
+            let status_value = match (&cell.source, ok) {
+                (CellSource::Chunk { key, .. }, true) => {
+                    let Some(c) = self.store.chunks.get(key) else {
+                        continue;
+                    };
+                    pass.set_pipeline(&sample);
+                    pass.set_bind_group(0, &tables.bind_group, &[]);
+                    pass.set_bind_group(1, &c.bind_group, &[]);
+                    pass.draw(0..3, 0..1);
+                    continue;
+                }
+                (CellSource::Chunk { .. }, false) | (CellSource::Loading, _) => status::LOADING,
+                (CellSource::Failed, _) => status::FAILED,
+                (CellSource::Outside, _) => continue,
+            };
+            pass.set_pipeline(&status_only);
+            let s = u32::from(status_value);
+            pass.draw(0..3, s..s + 1);
+        }
+    }
+
+    /// Drops the voxel tables of panel `panel` (closed or resized away).
+    pub fn forget_panel(&mut self, panel: u64) {
+        self.tables.retain(|(p, _), _| *p != panel);
+    }
+}
