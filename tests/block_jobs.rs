@@ -1673,6 +1673,18 @@ fn bench_viewer_matrix_runs_every_layout_layer_count_and_image_size() {
         assert!(ms[1] <= p95 && p95 <= ms[2], "{r}");
         assert!((r["p95_fps"].as_f64().unwrap() - 1e3 / p95).abs() < 1e-9);
         assert!(r["cpu_ms"].as_f64().unwrap() > 0.0, "{r}");
+        // The same frames composed on the CPU, side by side, and the ratio of medians.
+        let composed = r["composed"]["frame_ms"][0].as_f64().unwrap();
+        let speedup = r["speedup"].as_f64().unwrap();
+        assert!((speedup - composed / ms[0]).abs() < 1e-9, "{r}");
+        assert!(
+            r["composed"]["jump_ms"].as_array().unwrap().len() == 1,
+            "{r}"
+        );
+        // Gathered frames drew from chunks in GPU memory, within its budget.
+        let store = &r["gpu_store"];
+        assert!(store["chunks"].as_u64().unwrap() > 0, "{r}");
+        assert!(store["bytes"].as_u64().unwrap() <= store["budget_bytes"].as_u64().unwrap());
         // Pixels per frame count the layers drawn: xy draws one panel.
         if r["layout"] == "xy" {
             let px = r["image"][0].as_u64().unwrap()

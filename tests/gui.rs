@@ -118,7 +118,14 @@ fn the_viewer_draws_raw_and_labels_with_wgpu() {
     let dir = project();
     let data = dir.path().join("data/synthetic.zarr");
     let mut h = wgpu_harness(dir.path());
-    assert!(h.state().viewer.gpu, "the wgpu pipeline is installed");
+    assert!(
+        h.state().viewer.uses_gpu(),
+        "the wgpu pipeline is installed"
+    );
+    assert!(
+        h.state().viewer.gathers_on_gpu(),
+        "slices are gathered from chunks in GPU memory"
+    );
     h.state_mut().settings.section = Section::Viewer;
     h.state_mut().viewer.add_layer(&data.join("raw"));
     h.state_mut()
@@ -140,6 +147,12 @@ fn the_viewer_draws_raw_and_labels_with_wgpu() {
     }
     let viewer = &h.state().viewer;
     let centre = centre2;
+    // The panel was drawn from chunks held in GPU memory.
+    let gpu = viewer.gpu_store_stats();
+    assert!(
+        gpu.chunks > 0 && gpu.bytes > 0 && gpu.bytes <= gpu.budget_bytes,
+        "{gpu:?}"
+    );
     let rect = viewer.panel_rects[&Plane::Xy];
     let (u, t) = viewer.panel_upload(Plane::Xy).unwrap();
     let mut checked = 0;

@@ -889,7 +889,7 @@ fn every_specialised_shader_draws_what_the_cpu_reference_computes() {
 fn panels_gathered_on_the_gpu_equal_panels_composed_on_the_cpu() {
     use segno::render::cache::ChunkCache;
     use segno::render::gather;
-    use segno::render::gpu::{GatheredPanel, Headless};
+    use segno::render::gpu::{GatherLayer, GatheredContent, GatheredPanel, Headless};
     use segno::render::layer::open_layer;
     use segno::render::slice::{compose, SliceView};
     use segno::render::state::{ImageSettings, PredictionSettings, SegmentationSettings};
@@ -989,15 +989,19 @@ fn panels_gathered_on_the_gpu_equal_panels_composed_on_the_cpu() {
                 let panel = GatheredPanel {
                     rect: [0, 0, w, h],
                     uniforms: u,
-                    dims: [w, h, t.float_layers, t.label_layers, t.status_layers],
-                    layers: plans
-                        .iter()
-                        .enumerate()
-                        .map(|(i, p)| (i, u.layers[i].kind_tex[1], p.clone()))
-                        .collect(),
-                    flags: overlay
-                        .instances
-                        .then(|| Arc::new(t.status[3 * n..4 * n].to_vec())),
+                    content: Arc::new(GatheredContent {
+                        id: checked as u64 + 1,
+                        base: None,
+                        dims: [w, h, t.float_layers, t.label_layers, t.status_layers],
+                        layers: plans
+                            .iter()
+                            .enumerate()
+                            .map(|(i, p)| GatherLayer::whole(i, u.layers[i].kind_tex[1], p.clone()))
+                            .collect(),
+                        flags: overlay
+                            .instances
+                            .then(|| Arc::new(t.status[3 * n..4 * n].to_vec())),
+                    }),
                 };
                 let (gathered, _) = gpu.render_gathered(w, h, &[panel], true).unwrap();
                 let composed = gpu.render(w, h, &[([0, 0, w, h], u, t.clone())]).unwrap();
@@ -1043,7 +1047,7 @@ fn panels_gathered_on_the_gpu_equal_panels_composed_on_the_cpu() {
 fn the_gpu_chunk_store_never_exceeds_its_budget() {
     use segno::render::cache::ChunkCache;
     use segno::render::gather;
-    use segno::render::gpu::{GatheredPanel, Headless};
+    use segno::render::gpu::{GatherLayer, GatheredContent, GatheredPanel, Headless};
     use segno::render::layer::{open_layer, LayerKind};
     use segno::render::slice::SliceView;
     use std::sync::Arc;
@@ -1055,6 +1059,7 @@ fn the_gpu_chunk_store_never_exceeds_its_budget() {
     let gpu = Headless::new().expect("a wgpu adapter (lavapipe in CI)");
     // A slab of one 16×16 chunk as float32: 1 KiB. Room for 3.
     gpu.set_gpu_budget(3 * 1024);
+    let next_id = std::sync::atomic::AtomicU64::new(1);
     let render = |z: f64| {
         // 64×64 pixels of 2 nm over the xy plane: 2×2 chunks of the finest level.
         let view = SliceView {
@@ -1081,9 +1086,13 @@ fn the_gpu_chunk_store_never_exceeds_its_budget() {
         let panel = GatheredPanel {
             rect: [0, 0, 64, 64],
             uniforms: u,
-            dims: [64, 64, 1, 1, 2],
-            layers: vec![(0, 0, Arc::new(plan))],
-            flags: None,
+            content: Arc::new(GatheredContent {
+                id: next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                base: None,
+                dims: [64, 64, 1, 1, 2],
+                layers: vec![GatherLayer::whole(0, 0, Arc::new(plan))],
+                flags: None,
+            }),
         };
         gpu.render_gathered(64, 64, &[panel], true).unwrap();
         gpu.gpu_store_stats()
@@ -1104,4 +1113,66 @@ fn the_gpu_chunk_store_never_exceeds_its_budget() {
         (3, 6, 3, 3)
     );
     assert_eq!(other.bytes, 3 * 1024);
+}
+
+/// A gathered panel that pans moves the pixels it holds on the GPU and draws only the
+/// strips that came into view and the chunks that arrived, and shows exactly what a panel
+/// drawn whole shows, overlay flags included.
+#[test]
+fn a_gathered_panel_that_pans_draws_only_what_changed_and_stays_exact() {
+    use segno::render::gpu::{GatheredPanel, Headless};
+    let dir = tempfile::tempdir().unwrap();
+    let c = volume(dir.path());
+    let mut v = viewer(&c, &["raw", "labels", "pred"]);
+    v.use_gpu(true, true);
+    v.state.layout = Layout::Xy;
+    v.state.zoom_nm_per_px = 1.3;
+    v.state.overlays.push(overlay("labels", "pred", true, 0.4));
+    let gpu = Headless::new().expect("a wgpu adapter (lavapipe in CI)");
+    let (w, h) = (64u32, 48u32);
+    let (mut incremental, mut drawn_px, mut whole_px) = (0, 0u64, 0u64);
+    for step in 0..14 {
+        let (dx, dy) = [(3.0, 0.0), (0.0, -2.0), (-5.0, 4.0), (1.0, 1.0)][step % 4];
+        v.state.position_nm.0[2] += dx * 1.3;
+        v.state.position_nm.0[1] += dy * 1.3;
+        let (u, content) = v.gather_panel(Plane::Xy, [w, h]).unwrap();
+        if content.base.is_some() {
+            incremental += 1;
+            for l in &content.layers {
+                let d = l.dirty.as_ref().unwrap();
+                drawn_px += d
+                    .iter()
+                    .map(|(_, r)| u64::from(r.width * r.height))
+                    .sum::<u64>();
+                whole_px += u64::from(w * h);
+            }
+        }
+        let panel = GatheredPanel {
+            rect: [0, 0, w, h],
+            uniforms: u,
+            content,
+        };
+        let (gathered, _) = gpu.render_gathered(w, h, &[panel], true).unwrap();
+        let (u2, t2) = v.panel_upload(Plane::Xy).unwrap();
+        let whole = gpu.render(w, h, &[([0, 0, w, h], u2, t2.clone())]).unwrap();
+        assert!(
+            gathered == whole,
+            "step {step}: {} pixels differ",
+            gathered
+                .chunks(4)
+                .zip(whole.chunks(4))
+                .filter(|(a, b)| a != b)
+                .count()
+        );
+        assert!(max_difference(&gathered, &shade::shade_all(&u2, &t2)) <= 1);
+        // Chunks arrive every third step.
+        if step % 3 == 2 {
+            assert!(v.cache().wait_idle(Duration::from_secs(10)));
+        }
+    }
+    assert!(incremental >= 10, "{incremental} incremental frames");
+    assert!(
+        drawn_px * 3 < whole_px,
+        "drew {drawn_px} of {whole_px} pixels"
+    );
 }

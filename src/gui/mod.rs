@@ -102,6 +102,13 @@ pub struct Settings {
     /// The viewer's chunk cache budget in MiB.
     #[serde(default = "default_cache_mib")]
     pub cpu_cache_mib: u64,
+    /// GPU memory for the viewer's chunks in MiB.
+    #[serde(default = "default_gpu_cache_mib")]
+    pub gpu_cache_mib: u64,
+}
+
+fn default_gpu_cache_mib() -> u64 {
+    crate::render::gpu_gather::DEFAULT_GPU_CACHE_BYTES >> 20
 }
 
 fn default_cache_mib() -> u64 {
@@ -115,6 +122,7 @@ impl Default for Settings {
             dark: true,
             section: Section::Project,
             cpu_cache_mib: default_cache_mib(),
+            gpu_cache_mib: default_gpu_cache_mib(),
         }
     }
 }
@@ -202,8 +210,9 @@ impl SegnoApp {
             .unwrap_or_default();
         let mut app = Self::new(settings, project);
         if let Some(rs) = &cc.wgpu_render_state {
-            crate::render::gpu::install(rs);
-            app.viewer.gpu = true;
+            crate::render::gpu::install(rs, app.settings.gpu_cache_mib << 20);
+            app.viewer.gpu_budget_bytes = app.settings.gpu_cache_mib << 20;
+            app.viewer.use_gpu(true, true);
         }
         app
     }
@@ -275,6 +284,9 @@ impl SegnoApp {
             Some(project_panel::ProjectAction::Open(path)) => self.open(&path),
             Some(project_panel::ProjectAction::CacheBudget(mib)) => {
                 self.viewer.cache().set_budget((mib as usize) << 20);
+            }
+            Some(project_panel::ProjectAction::GpuBudget(mib)) => {
+                self.viewer.gpu_budget_bytes = mib << 20;
             }
             None => {}
         }

@@ -15,6 +15,8 @@ pub enum ProjectAction {
     Open(PathBuf),
     /// The viewer's chunk-cache budget changed to this many MiB.
     CacheBudget(u64),
+    /// The viewer's GPU memory for chunks changed (MiB).
+    GpuBudget(u64),
 }
 
 /// The Project section's own state.
@@ -72,6 +74,17 @@ impl ProjectPanel {
             );
             if r.changed() {
                 action = Some(ProjectAction::CacheBudget(settings.cpu_cache_mib));
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.label("Viewer GPU memory for chunks");
+            let r = ui.add(
+                egui::DragValue::new(&mut settings.gpu_cache_mib)
+                    .range(16..=1 << 20)
+                    .suffix(" MiB"),
+            );
+            if r.changed() {
+                action = Some(ProjectAction::GpuBudget(settings.gpu_cache_mib));
             }
         });
         ui.separator();

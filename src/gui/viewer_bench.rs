@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use crate::array::write::{self, ArraySpec, ArrayWriter, Compression, WriteMode};
 use crate::array::{ArrayData, DataType};
 use crate::geometry::{Coordinate, Roi};
-use crate::render::gpu::{Headless, RenderTimes};
+use crate::render::gpu::{GatheredPanel, Headless, RenderTimes};
 use crate::render::layer::WorldNm;
 use crate::render::slice::Plane;
 use crate::render::state::{
@@ -93,6 +93,24 @@ pub struct ViewerBenchReport {
     pub layers: usize,
     /// Image size in pixels.
     pub image: [u32; 2],
+    /// Pixels drawn per frame (all layers of all panels).
+    pub pixels_per_frame: u64,
+    /// The frames with slices gathered from chunks in GPU memory (the app's way).
+    #[serde(flatten)]
+    pub gathered: PathFrames,
+    /// The same frames with slices composed on the CPU and uploaded.
+    pub composed: PathFrames,
+    /// Median frame time composed over gathered (> 1: gathering is faster).
+    pub speedup: f64,
+    /// The GPU chunk store after the gathered frames.
+    pub gpu_store: crate::render::gpu_gather::GpuStoreStats,
+    /// With `--model`: the same panning (gathered) with a model layer computing.
+    pub model: Option<ModelFrames>,
+}
+
+/// Frame times of one way of drawing.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PathFrames {
     /// Frame time percentiles in ms: 50, 90, 99.
     pub frame_ms: [f64; 3],
     /// The 95th percentile of frame times, ms.
@@ -101,10 +119,10 @@ pub struct ViewerBenchReport {
     pub median_fps: f64,
     /// Frames per second at the 95th percentile of frame times.
     pub p95_fps: f64,
-    /// Median CPU time of the process per panning frame (all threads: composing, and on a
-    /// software rasteriser such as lavapipe also drawing), ms.
+    /// Median CPU time of the process per panning frame (all threads: composing or
+    /// planning, and on a software rasteriser such as lavapipe also drawing), ms.
     pub cpu_ms: f64,
-    /// Median time composing slices on the CPU, ms.
+    /// Median time composing (or, gathered, planning) slices on the CPU, ms.
     pub compose_ms: f64,
     /// Median time uploading, drawing and reading back on the GPU, ms.
     pub gpu_ms: f64,
@@ -114,12 +132,8 @@ pub struct ViewerBenchReport {
     pub incomplete_frames: usize,
     /// Time from each jump to the first complete slice, ms.
     pub jump_ms: Vec<f64>,
-    /// Pixels drawn per frame (all layers of all panels).
-    pub pixels_per_frame: u64,
     /// Where the GPU time of a frame in which nothing changed goes.
     pub unchanged_frame: UnchangedFrame,
-    /// With `--model`: the same panning with a model layer computing.
-    pub model: Option<ModelFrames>,
 }
 
 /// The GPU time of a frame in which nothing changed, by step (medians of 7, ms).
@@ -365,22 +379,141 @@ pub fn bench_viewer(
         .iter()
         .filter_map(|(p, r)| p.map(|p| (p, *r)))
         .collect();
-    let compose_panels = |viewer: &mut Viewer| -> Vec<Panel> {
-        let mut panels = Vec::new();
-        for (plane, r) in &planes {
-            let (mut u, t) = viewer.compose_panel(*plane, [r[2], r[3]]);
+    let pixels: u64 = planes
+        .iter()
+        .map(|(_, r)| u64::from(r[2]) * u64::from(r[3]) * options.layers as u64)
+        .sum();
+    let run = |how: Way, out: &mut dyn std::io::Write| {
+        let _ = writeln!(out, "bench viewer: panning, slices {} …", how.label());
+        path_frames(options, &container, &gpu, &planes, how, out)
+    };
+    let (gathered, model) = run(Way::Gathered, out)?;
+    let gpu_store = gpu.gpu_store_stats();
+    let (composed, _) = run(Way::Composed, out)?;
+    Ok(ViewerBenchReport {
+        adapter: gpu.adapter.clone(),
+        layout: options.layout,
+        layers: options.layers,
+        image: [w, h],
+        pixels_per_frame: pixels,
+        speedup: composed.frame_ms[0] / gathered.frame_ms[0],
+        gathered,
+        composed,
+        gpu_store,
+        model,
+    })
+}
+
+/// How the panels' slices reach the GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// Gathered from chunks in GPU memory.
+    Gathered,
+    /// Composed on the CPU and uploaded.
+    Composed,
+}
+
+impl Way {
+    fn label(self) -> &'static str {
+        match self {
+            Way::Gathered => "gathered from chunks in GPU memory",
+            Way::Composed => "composed on the CPU",
+        }
+    }
+}
+
+/// One frame's panels, either way.
+enum Panels {
+    Composed(Vec<Panel>),
+    Gathered(Vec<GatheredPanel>),
+}
+
+impl Panels {
+    /// The panels of `viewer`'s view at `planes`' rectangles.
+    fn of(viewer: &mut Viewer, planes: &[(Plane, [u32; 4])], how: Way) -> Panels {
+        let origin = |u: &mut crate::render::shade::GpuUniforms, r: &[u32; 4]| {
             u.origin_size[0] = r[0] as f32;
             u.origin_size[1] = r[1] as f32;
-            panels.push((*r, u, t));
+        };
+        match how {
+            Way::Composed => Panels::Composed(
+                planes
+                    .iter()
+                    .map(|(plane, r)| {
+                        let (mut u, t) = viewer.compose_panel(*plane, [r[2], r[3]]);
+                        origin(&mut u, r);
+                        (*r, u, t)
+                    })
+                    .collect(),
+            ),
+            Way::Gathered => Panels::Gathered(
+                planes
+                    .iter()
+                    .filter_map(|(plane, r)| {
+                        let (mut u, content) = viewer.gather_panel(*plane, [r[2], r[3]])?;
+                        origin(&mut u, r);
+                        Some(GatheredPanel {
+                            rect: *r,
+                            uniforms: u,
+                            content,
+                        })
+                    })
+                    .collect(),
+            ),
         }
-        panels
-    };
+    }
+
+    /// These panels drawing only their first `n` layers, without an overlay.
+    fn with_layers(&self, n: u32) -> Panels {
+        let cut = |u: &crate::render::shade::GpuUniforms| {
+            let mut u = *u;
+            u.counts[0] = u.counts[0].min(n);
+            u.counts[1] = 0;
+            u
+        };
+        match self {
+            Panels::Composed(p) => {
+                Panels::Composed(p.iter().map(|(r, u, t)| (*r, cut(u), t.clone())).collect())
+            }
+            Panels::Gathered(p) => Panels::Gathered(
+                p.iter()
+                    .map(|g| GatheredPanel {
+                        rect: g.rect,
+                        uniforms: cut(&g.uniforms),
+                        content: g.content.clone(),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn render(&self, gpu: &Headless, w: u32, h: u32) -> Result<RenderTimes, String> {
+        match self {
+            Panels::Composed(p) => gpu.render_timed(w, h, p, true),
+            Panels::Gathered(p) => gpu.render_gathered(w, h, p, true),
+        }
+        .map(|(_, t)| t)
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// Pans, profiles an unchanged frame and jumps, with slices reaching the GPU `how`; with
+/// `--model` (gathered only) pans again with a model layer computing.
+fn path_frames(
+    options: &ViewerBenchOptions,
+    container: &Path,
+    gpu: &Headless,
+    planes: &[(Plane, [u32; 4])],
+    how: Way,
+    out: &mut dyn std::io::Write,
+) -> Result<(PathFrames, Option<ModelFrames>), String> {
+    let (w, h) = (options.width, options.height);
     let draw = |viewer: &mut Viewer| -> Result<(f64, f64, bool), String> {
         let t0 = Instant::now();
-        let panels = compose_panels(viewer);
+        let panels = Panels::of(viewer, planes, how);
         let complete = !viewer.loading();
         let t1 = Instant::now();
-        gpu.render(w, h, &panels).map_err(|e| e.to_string())?;
+        panels.render(gpu, w, h)?;
         let t2 = Instant::now();
         Ok((
             (t1 - t0).as_secs_f64() * 1e3,
@@ -388,14 +521,14 @@ pub fn bench_viewer(
             complete,
         ))
     };
+    let viewer_for = |centre: WorldNm| {
+        let mut v = Viewer::default();
+        v.use_gpu(true, how == Way::Gathered);
+        v.set_state(view(container, centre, options.layout, options.layers));
+        v
+    };
     // Panning over band A, after its first view has loaded.
-    let mut viewer = Viewer::default();
-    viewer.set_state(view(
-        &container,
-        world_centre(options, band_a(options)),
-        options.layout,
-        options.layers,
-    ));
+    let mut viewer = viewer_for(world_centre(options, band_a(options)));
     load_view(&mut viewer, &draw)?;
     let (mut frames, mut compose, mut gpu_times) = (Vec::new(), Vec::new(), Vec::new());
     let mut cpu = Vec::new();
@@ -419,29 +552,13 @@ pub fn bench_viewer(
         let (_, g, _) = draw(&mut viewer)?;
         statics.push(g);
     }
-    statics.sort_by(|a, b| a.total_cmp(b));
     // Where an unchanged frame's GPU time goes: uploads, drawing (with every layer, one
     // layer, none: the cost per layer-pixel and of the pass alone) and the read back.
-    let panels = compose_panels(&mut viewer);
-    let layers = |n: u32| -> Vec<Panel> {
-        panels
-            .iter()
-            .map(|(r, u, t)| {
-                let mut u = *u;
-                u.counts[0] = u.counts[0].min(n);
-                u.counts[1] = 0;
-                (*r, u, t.clone())
-            })
-            .collect()
-    };
-    let profile = |panels: &[Panel]| -> Result<RenderTimes, String> {
+    let panels = Panels::of(&mut viewer, planes, how);
+    let profile = |panels: &Panels| -> Result<RenderTimes, String> {
         let mut runs = Vec::new();
         for _ in 0..7 {
-            runs.push(
-                gpu.render_timed(w, h, panels, true)
-                    .map_err(|e| e.to_string())?
-                    .1,
-            );
+            runs.push(panels.render(gpu, w, h)?);
         }
         let median = |f: fn(&RenderTimes) -> f64| {
             percentile_of(&runs.iter().map(f).collect::<Vec<_>>(), 0.5)
@@ -457,31 +574,25 @@ pub fn bench_viewer(
         upload_ms: unchanged.upload_ms,
         draw_ms: unchanged.draw_ms,
         readback_ms: unchanged.readback_ms,
-        draw_one_layer_ms: profile(&layers(1))?.draw_ms,
-        draw_no_layer_ms: profile(&layers(0))?.draw_ms,
-        clear_only_ms: profile(&[])?.draw_ms,
+        draw_one_layer_ms: profile(&panels.with_layers(1))?.draw_ms,
+        draw_no_layer_ms: profile(&panels.with_layers(0))?.draw_ms,
+        clear_only_ms: profile(&Panels::Composed(Vec::new()))?.draw_ms,
     };
-    let model = match &options.model {
-        Some(project) => Some(model_frames(
+    let model = match (&options.model, how) {
+        (Some(project), Way::Gathered) => Some(model_frames(
             options,
-            &container,
+            container,
             project,
             &draw,
             percentile_of(&frames, 0.5),
             out,
         )?),
-        None => None,
+        _ => None,
     };
     // Jumps to band B, each with an empty chunk cache.
     let mut jump_ms = Vec::new();
     for _ in 0..options.jumps {
-        let mut v = Viewer::default();
-        v.set_state(view(
-            &container,
-            world_centre(options, band_b(options)),
-            options.layout,
-            options.layers,
-        ));
+        let mut v = viewer_for(world_centre(options, band_b(options)));
         let t = Instant::now();
         loop {
             let (_, _, complete) = draw(&mut v)?;
@@ -496,35 +607,28 @@ pub fn bench_viewer(
         }
         jump_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    let sort = |v: &mut Vec<f64>| v.sort_by(|a, b| a.total_cmp(b));
-    sort(&mut frames);
-    sort(&mut compose);
-    sort(&mut gpu_times);
-    let median = percentile(&frames, 0.5);
-    let pixels: u64 = planes
-        .iter()
-        .map(|(_, r)| u64::from(r[2]) * u64::from(r[3]) * options.layers as u64)
-        .sum();
-    let p95 = percentile(&frames, 0.95);
-    Ok(ViewerBenchReport {
-        adapter: gpu.adapter.clone(),
-        layout: options.layout,
-        layers: options.layers,
-        image: [w, h],
-        frame_ms: [median, percentile(&frames, 0.9), percentile(&frames, 0.99)],
-        frame_p95_ms: p95,
-        median_fps: 1e3 / median,
-        p95_fps: 1e3 / p95,
-        cpu_ms: percentile_of(&cpu, 0.5),
-        compose_ms: percentile(&compose, 0.5),
-        gpu_ms: percentile(&gpu_times, 0.5),
-        gpu_static_ms: percentile(&statics, 0.5),
-        incomplete_frames: incomplete,
-        jump_ms,
-        pixels_per_frame: pixels,
-        unchanged_frame,
+    let median = percentile_of(&frames, 0.5);
+    let p95 = percentile_of(&frames, 0.95);
+    Ok((
+        PathFrames {
+            frame_ms: [
+                median,
+                percentile_of(&frames, 0.9),
+                percentile_of(&frames, 0.99),
+            ],
+            frame_p95_ms: p95,
+            median_fps: 1e3 / median,
+            p95_fps: 1e3 / p95,
+            cpu_ms: percentile_of(&cpu, 0.5),
+            compose_ms: percentile_of(&compose, 0.5),
+            gpu_ms: percentile_of(&gpu_times, 0.5),
+            gpu_static_ms: percentile_of(&statics, 0.5),
+            incomplete_frames: incomplete,
+            jump_ms,
+            unchanged_frame,
+        },
         model,
-    })
+    ))
 }
 
 /// Draws `viewer` until its view has loaded completely (300 s at most).
@@ -572,6 +676,7 @@ fn model_frames(
         out,
     )?;
     let mut viewer = Viewer::default();
+    viewer.use_gpu(true, true);
     viewer.set_state(view(
         container,
         world_centre(options, band_a(options)),

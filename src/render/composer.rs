@@ -10,7 +10,8 @@ use rayon::prelude::*;
 
 use super::cache::{ChunkCache, ChunkKey, Request};
 use super::colors::AXIS_COLORS;
-use super::gpu::PanelUpload;
+use super::gather::{self, GatherPlan};
+use super::gpu::{GatherLayer, GatheredContent, PanelUpload};
 use super::layer::{LayerData, LayerKind};
 use super::shade::{self, DrawLayer, DrawOverlay};
 use super::slice::{self, compose, Histogram, LayerSlice, PixelValue, Plane, SliceView, Wanted};
@@ -94,7 +95,16 @@ struct PanelState {
     /// only their arrival makes it compose that layer again.
     layer_missing: Vec<Vec<ChunkKey>>,
     slices: Vec<Option<LayerSlice>>,
-    /// Increases whenever `slices` change.
+    /// Per layer, its plan when slices are gathered on the GPU (instead of `slices`).
+    plans: Vec<Option<Arc<GatherPlan>>>,
+    /// Per layer, what to draw of its plan over the last plans moved by `moved` (`None`:
+    /// everything).
+    dirty: Vec<Option<DirtyRects>>,
+    /// The pixels the view moved by since the last plans (`None`: not a pan).
+    moved: Option<(i64, i64)>,
+    /// The `slices_version` of the plans in the last upload.
+    plans_packed: u64,
+    /// Increases whenever `slices` (or `plans`) change.
     slices_version: u64,
     /// (scene revision, slices version, hovered id) of the packed upload.
     packed: Option<(u64, u64, Option<u64>)>,
@@ -109,6 +119,34 @@ pub struct PanelComposer {
     histograms: HashMap<(Plane, u64), (u64, Option<Histogram>)>,
     next_version: u64,
     stats: ComposerStats,
+    /// Slices are gathered from chunks on the GPU: panels are planned, not composed.
+    gather: bool,
+}
+
+/// Most pixels a histogram counts (a gathered slice is sampled on a regular grid).
+const HISTOGRAM_SAMPLES: u32 = 1 << 16;
+
+/// A layer as a panel shows it: a composed slice, or a plan gathered on the GPU.
+enum Shown<'a> {
+    Slice(&'a LayerSlice),
+    Plan(&'a GatherPlan),
+}
+
+impl Shown<'_> {
+    fn value_at(&self, x: u32, y: u32) -> Option<PixelValue> {
+        match self {
+            Shown::Slice(s) => s.value_at(x, y),
+            Shown::Plan(p) => p.value_at(x, y),
+        }
+    }
+
+    /// Level, pixels from a coarser level, pixels loading, errors.
+    fn progress(&self) -> (usize, usize, usize, &[String]) {
+        match self {
+            Shown::Slice(s) => (s.level, s.coarser, s.loading, &s.errors),
+            Shown::Plan(p) => (p.level, p.coarser, p.loading, &p.errors),
+        }
+    }
 }
 
 impl PanelComposer {
@@ -120,7 +158,23 @@ impl PanelComposer {
             histograms: HashMap::new(),
             next_version: 1,
             stats: ComposerStats::default(),
+            gather: false,
         }
+    }
+
+    /// Gathers slices from chunks on the GPU (`true`: panels are only planned, and their
+    /// uploads carry the plans) or composes them on the CPU.
+    pub fn set_gather(&mut self, gather: bool) {
+        if self.gather != gather {
+            self.gather = gather;
+            self.panels.clear();
+            self.histograms.clear();
+        }
+    }
+
+    /// Whether slices are gathered on the GPU.
+    pub fn gathers(&self) -> bool {
+        self.gather
     }
 
     /// The chunk cache the panels read from.
@@ -165,6 +219,9 @@ impl PanelComposer {
         view: SliceView,
         hover: Option<(f64, f64)>,
     ) -> Vec<Request> {
+        if self.gather {
+            return self.plan(scene, view, hover);
+        }
         let plane = view.plane;
         let completed = self.cache.stats().completed;
         let used: Vec<bool> = (0..scene.layers.len()).map(|i| scene.used(i)).collect();
@@ -368,6 +425,7 @@ impl PanelComposer {
             p.upload = Some(PanelUpload {
                 uniforms,
                 textures: Arc::new(textures),
+                gathered: None,
                 version: self.next_version,
             });
             self.next_version += 1;
@@ -375,6 +433,154 @@ impl PanelComposer {
             p.packed = Some(key);
         }
         p.wanted.clone()
+    }
+
+    /// [`PanelComposer::compose`] when slices are gathered on the GPU: each used layer is
+    /// planned (work per chunk in view, not per pixel) again when the view, the loaded
+    /// chunks or the layers changed.
+    fn plan(
+        &mut self,
+        scene: &Scene<'_>,
+        view: SliceView,
+        hover: Option<(f64, f64)>,
+    ) -> Vec<Request> {
+        let completed = self.cache.stats().completed;
+        let layers_key: Vec<(u64, LayerKind, bool)> = scene
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.uid, l.state.settings.kind(), scene.used(i)))
+            .collect();
+        let cache = &self.cache;
+        let p = self.panels.entry(view.plane).or_default();
+        let stale = p.view != Some(view)
+            || p.completed != completed
+            || p.layers_key != layers_key
+            || p.plans.len() != scene.layers.len();
+        if stale {
+            // A pan by whole pixels (or none) with the same layers: the GPU moves what it
+            // holds and draws only what changed.
+            let moved = match p.view {
+                Some(old) if p.layers_key == layers_key && p.plans.len() == scene.layers.len() => {
+                    if old == view {
+                        Some((0, 0))
+                    } else {
+                        pixel_shift(&old, &view)
+                    }
+                }
+                _ => None,
+            };
+            let planned: Vec<Option<(GatherPlan, Wanted)>> = scene
+                .layers
+                .par_iter()
+                .zip(layers_key.par_iter())
+                .map(|(layer, (_, kind, used))| {
+                    let d = layer.data.filter(|_| *used)?;
+                    Some(gather::plan(layer.uid, d, *kind, &view, cache))
+                })
+                .collect();
+            let mut all = Wanted::default();
+            let plans: Vec<Option<Arc<GatherPlan>>> = planned
+                .into_iter()
+                .map(|r| {
+                    r.map(|(plan, wanted)| {
+                        all.extend(wanted);
+                        Arc::new(plan)
+                    })
+                })
+                .collect();
+            p.dirty = plans
+                .iter()
+                .zip(&p.plans)
+                .map(|(new, old)| match (new, old, moved) {
+                    (Some(new), Some(old), Some(shift)) => Some(gather::dirty(old, new, shift)),
+                    _ => None,
+                })
+                .collect();
+            p.moved = moved;
+            p.plans = plans;
+            p.wanted = all.into_requests();
+            p.slices.clear();
+            p.view = Some(view);
+            p.completed = completed;
+            p.layers_key = layers_key;
+            p.slices_version += 1;
+        }
+        let hover_id = hover.and_then(|(x, y)| {
+            let (x, y) = (px(x)?, px(y)?);
+            p.plans
+                .iter()
+                .rev()
+                .flatten()
+                .find_map(|plan| match plan.value_at(x, y) {
+                    Some(PixelValue::Label(id)) => Some(id),
+                    _ => None,
+                })
+        });
+        let key = (scene.revision, p.slices_version, hover_id);
+        if p.packed != Some(key) || p.upload.is_none() {
+            let last = p.upload.as_ref().and_then(|u| u.gathered.clone());
+            let replanned = p.plans_packed != p.slices_version;
+            let same_scene = p.packed.map(|k| k.0) == Some(scene.revision);
+            let contents = match last {
+                // Only the hovered segment changed: the same contents.
+                Some(last) if !replanned && same_scene => Contents::Reuse(last),
+                // New settings over the same plans: nothing to gather again (the overlay's
+                // flags are written anew).
+                Some(last) if !replanned => Contents::Over {
+                    base: (last.id, (0, 0)),
+                    dirty: vec![Some(Vec::new()); p.plans.len()],
+                },
+                Some(last) => match p.moved {
+                    Some(m) => Contents::Over {
+                        base: (last.id, m),
+                        dirty: p.dirty.clone(),
+                    },
+                    None => Contents::Whole,
+                },
+                None => Contents::Whole,
+            };
+            p.upload = Some(pack_gathered(
+                scene,
+                p,
+                &view,
+                hover_id,
+                self.next_version,
+                contents,
+            ));
+            p.plans_packed = p.slices_version;
+            self.next_version += 1;
+            self.stats.packs += 1;
+            p.packed = Some(key);
+        }
+        p.wanted.clone()
+    }
+
+    /// The upload of `plane`'s panel with its textures filled on the CPU, also when its
+    /// slices are gathered on the GPU (then the plans are drawn on the CPU as the GPU
+    /// draws them: for screenshots without a GPU and tests).
+    pub fn upload_with_textures(
+        &self,
+        scene: &Scene<'_>,
+        plane: Plane,
+    ) -> Option<(shade::GpuUniforms, Arc<shade::PanelTextures>)> {
+        let p = self.panels.get(&plane)?;
+        let upload = p.upload.as_ref()?;
+        if upload.gathered.is_none() {
+            return Some((upload.uniforms, upload.textures.clone()));
+        }
+        let view = p.view?;
+        let slices: Vec<Option<LayerSlice>> = p
+            .plans
+            .iter()
+            .map(|plan| plan.as_ref().map(|plan| plan.rasterize()))
+            .collect();
+        let hover = (upload.uniforms.layers.iter())
+            .find(|l| l.opts[3] & 4 != 0)
+            .map(|l| u64::from(l.hover[0]) | (u64::from(l.hover[1]) << 32));
+        let (mut u, t) = pack(scene, &slices, &view, hover);
+        u.origin_size = upload.uniforms.origin_size;
+        Some((u, Arc::new(t)))
     }
 
     /// The upload of `plane`'s panel as last composed.
@@ -390,10 +596,24 @@ impl PanelComposer {
             .and_then(|s| s.as_ref())
     }
 
+    /// Layer `layer` as `plane`'s panel shows it.
+    fn shown(&self, plane: Plane, layer: usize) -> Option<Shown<'_>> {
+        let p = self.panels.get(&plane)?;
+        if self.gather {
+            p.plans.get(layer)?.as_deref().map(Shown::Plan)
+        } else {
+            p.slices.get(layer)?.as_ref().map(Shown::Slice)
+        }
+    }
+
+    /// Whether layer `layer` is drawn on `plane`'s panel (composed or gathered).
+    pub fn shows(&self, plane: Plane, layer: usize) -> bool {
+        self.shown(plane, layer).is_some()
+    }
+
     /// The value layer `layer` shows at pixel (`x`, `y`) of `plane`'s panel.
     pub fn value_at(&self, plane: Plane, layer: usize, x: f64, y: f64) -> Option<PixelValue> {
-        let s = self.slice(plane, layer)?;
-        s.value_at(px(x)?, px(y)?)
+        self.shown(plane, layer)?.value_at(px(x)?, px(y)?)
     }
 
     /// The segment a click at pixel (`x`, `y`) of `plane` selects: the non-zero id of the
@@ -437,6 +657,10 @@ impl PanelComposer {
                 .iter()
                 .flatten()
                 .any(|s| s.loading > 0 || s.coarser > 0)
+                || p.plans
+                    .iter()
+                    .flatten()
+                    .any(|s| s.loading > 0 || s.coarser > 0)
         })
     }
 
@@ -444,13 +668,14 @@ impl PanelComposer {
     pub fn progress(&self, layer: usize) -> LayerProgress {
         let mut out = LayerProgress::default();
         for plane in [Plane::Xy, Plane::Xz, Plane::Yz] {
-            let Some(s) = self.slice(plane, layer) else {
+            let Some(s) = self.shown(plane, layer) else {
                 continue;
             };
-            out.loading += s.loading;
-            out.coarser += s.coarser;
-            out.level.get_or_insert(s.level);
-            for e in &s.errors {
+            let (level, coarser, loading, errors) = s.progress();
+            out.loading += loading;
+            out.coarser += coarser;
+            out.level.get_or_insert(level);
+            for e in errors {
                 if !out.errors.contains(e) {
                     out.errors.push(e.clone());
                 }
@@ -472,11 +697,19 @@ impl PanelComposer {
         let version = p.slices_version;
         let entry = self.histograms.entry((plane, uid)).or_insert((0, None));
         if entry.0 != version {
-            let h = p
-                .slices
-                .get(layer)
-                .and_then(|s| s.as_ref())
-                .and_then(Histogram::of);
+            let h = match p.plans.get(layer).and_then(|s| s.as_ref()) {
+                // A gathered slice is counted on a grid of at most HISTOGRAM_SAMPLES pixels.
+                Some(plan) => {
+                    let pixels = u64::from(plan.width) * u64::from(plan.height);
+                    let step = (pixels as f64 / f64::from(HISTOGRAM_SAMPLES)).sqrt().ceil();
+                    Histogram::of(&plan.rasterize_every(step.max(1.0) as u32))
+                }
+                None => p
+                    .slices
+                    .get(layer)
+                    .and_then(|s| s.as_ref())
+                    .and_then(Histogram::of),
+            };
             *entry = (version, h);
         }
         entry.1.as_ref()
@@ -502,28 +735,14 @@ fn hovered_label(slices: &[Option<LayerSlice>], x: f64, y: f64) -> Option<u64> {
         })
 }
 
-/// Packs a panel's composed slices with the scene's settings, the first visible overlay
-/// whose layers are all composed, the hovered id and the cross hairs.
-fn pack(
+/// The first visible overlay of `scene` whose layers are all drawn (`index_of`: a drawn
+/// layer's name to its index among the drawn layers), and the cross hairs of `view`.
+#[allow(clippy::type_complexity)]
+fn overlay_and_cross(
     scene: &Scene<'_>,
-    slices: &[Option<LayerSlice>],
+    index_of: &HashMap<&str, usize>,
     view: &SliceView,
-    hover_id: Option<u64>,
-) -> (shade::GpuUniforms, shade::PanelTextures) {
-    let mut draw = Vec::new();
-    let mut index_of: HashMap<&str, usize> = HashMap::new();
-    for (slice, l) in slices.iter().zip(&scene.layers) {
-        if let Some(s) = slice {
-            index_of.insert(l.state.name.as_str(), draw.len());
-            draw.push(DrawLayer {
-                slice: s,
-                settings: &l.state.settings,
-                visible: l.state.visible,
-                hover: hover_id,
-                pending: l.data.is_some_and(|d| d.computed),
-            });
-        }
-    }
+) -> (Option<DrawOverlay>, Option<([f32; 2], [u8; 3], [u8; 3])>) {
     let overlay = scene.overlays.iter().filter(|o| o.visible).find_map(|o| {
         Some(DrawOverlay {
             truth: *index_of.get(o.truth.as_str())?,
@@ -549,7 +768,136 @@ fn pack(
             AXIS_COLORS[v],
         )
     });
+    (overlay, cross)
+}
+
+/// Packs a panel's composed slices with the scene's settings, the first visible overlay
+/// whose layers are all composed, the hovered id and the cross hairs.
+fn pack(
+    scene: &Scene<'_>,
+    slices: &[Option<LayerSlice>],
+    view: &SliceView,
+    hover_id: Option<u64>,
+) -> (shade::GpuUniforms, shade::PanelTextures) {
+    let mut draw = Vec::new();
+    let mut index_of: HashMap<&str, usize> = HashMap::new();
+    for (slice, l) in slices.iter().zip(&scene.layers) {
+        if let Some(s) = slice {
+            index_of.insert(l.state.name.as_str(), draw.len());
+            draw.push(DrawLayer {
+                slice: s,
+                settings: &l.state.settings,
+                visible: l.state.visible,
+                hover: hover_id,
+                pending: l.data.is_some_and(|d| d.computed),
+            });
+        }
+    }
+    let (overlay, cross) = overlay_and_cross(scene, &index_of, view);
     shade::pack(&draw, overlay, [0.0, 0.0], cross)
+}
+
+/// What to draw of a plan over the last plan's pixels moved: (cell, pixels).
+type DirtyRects = Vec<(usize, slice::PixelRect)>;
+
+/// What a gathered upload's contents are, against the last upload's.
+enum Contents {
+    /// The last upload's.
+    Reuse(Arc<GatheredContent>),
+    /// New, drawn over contents `base` (id, pan since) by each layer's dirty rectangles.
+    Over {
+        base: (u64, (i64, i64)),
+        dirty: Vec<Option<DirtyRects>>,
+    },
+    /// New, drawn whole.
+    Whole,
+}
+
+/// The upload of a panel whose slices are gathered on the GPU from its plans: the
+/// uniforms [`pack`] would make, the plans with the texture layers they fill (and what to
+/// draw of them after a pan), and the overlay's split/merge flags (counted on the CPU from
+/// the two layers' plans, when shown). New contents take the id `version`.
+fn pack_gathered(
+    scene: &Scene<'_>,
+    p: &PanelState,
+    view: &SliceView,
+    hover_id: Option<u64>,
+    version: u64,
+    contents: Contents,
+) -> PanelUpload {
+    let (base, dirty, reuse) = match contents {
+        Contents::Reuse(c) => (None, Vec::new(), Some(c)),
+        Contents::Over { base, dirty } => (Some(base), dirty, None),
+        Contents::Whole => (None, Vec::new(), None),
+    };
+    let mut described = Vec::new();
+    let mut drawn: Vec<(&Arc<GatherPlan>, Option<&DirtyRects>)> = Vec::new();
+    let mut index_of: HashMap<&str, usize> = HashMap::new();
+    for (i, (plan, l)) in p.plans.iter().zip(&scene.layers).enumerate() {
+        if let Some(plan) = plan {
+            index_of.insert(l.state.name.as_str(), described.len());
+            described.push(shade::UniformLayer {
+                shape: if plan.labels {
+                    shade::ValueShape::Labels
+                } else {
+                    shade::ValueShape::Float {
+                        channels: plan.channels,
+                    }
+                },
+                settings: &l.state.settings,
+                visible: l.state.visible,
+                hover: hover_id,
+                pending: l.data.is_some_and(|d| d.computed),
+            });
+            drawn.push((plan, dirty.get(i).and_then(|d| d.as_ref())));
+        }
+    }
+    let described = &described[..described.len().min(shade::MAX_LAYERS)];
+    let (overlay, cross) = overlay_and_cross(scene, &index_of, view);
+    let size = (view.width_px, view.height_px);
+    let (uniforms, counts) = shade::pack_uniforms(described, overlay, size, [0.0, 0.0], cross);
+    let content = reuse.unwrap_or_else(|| {
+        let flags = overlay
+            .filter(|o| o.instances && uniforms.counts[1] == 1)
+            .map(|o| {
+                let (t, pr) = (
+                    drawn[o.truth].0.rasterize(),
+                    drawn[o.prediction].0.rasterize(),
+                );
+                Arc::new(shade::instance_flags(&t, &pr))
+            });
+        let layers = drawn
+            .iter()
+            .take(described.len())
+            .enumerate()
+            .map(|(i, (plan, dirty))| GatherLayer {
+                status_layer: i,
+                texture: uniforms.layers[i].kind_tex[1],
+                plan: Arc::clone(plan),
+                dirty: dirty.cloned(),
+            })
+            .collect();
+        Arc::new(GatheredContent {
+            id: version,
+            base,
+            dims: [size.0, size.1, counts.floats, counts.labels, counts.status],
+            layers,
+            flags,
+        })
+    });
+    PanelUpload {
+        uniforms,
+        textures: Arc::new(shade::PanelTextures {
+            width: size.0,
+            height: size.1,
+            float_layers: counts.floats,
+            label_layers: counts.labels,
+            status_layers: counts.status,
+            ..shade::PanelTextures::default()
+        }),
+        gathered: Some(content),
+        version,
+    }
 }
 
 /// The whole-pixel shift (dx, dy) from `old` to `new` when they differ only by panning

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use super::cache::{Chunk, ChunkCache, ChunkKey};
 use super::layer::{ChunkValues, LayerData, LayerKind};
 use super::slice::{
-    level_grid, pick_level, status, wanted_of, LayerSlice, PixelRect, SliceValues, SliceView,
-    Wanted,
+    level_grid, pick_level, status, wanted_of, LayerSlice, PixelRect, PixelValue, SliceValues,
+    SliceView, Wanted,
 };
 
 /// What a cell of a gathered slice shows.
@@ -227,6 +227,111 @@ pub fn plan(
     )
 }
 
+/// Whether two cells show the same thing (the same chunk at the same level, or the same
+/// status).
+fn same_source(a: &CellSource, b: &CellSource) -> bool {
+    match (a, b) {
+        (
+            CellSource::Chunk {
+                key: ka, slot: sa, ..
+            },
+            CellSource::Chunk {
+                key: kb, slot: sb, ..
+            },
+        ) => ka == kb && sa == sb,
+        (CellSource::Failed, CellSource::Failed)
+        | (CellSource::Loading, CellSource::Loading)
+        | (CellSource::Outside, CellSource::Outside) => true,
+        _ => false,
+    }
+}
+
+/// The intersection of two rectangles, if not empty.
+fn intersect(a: PixelRect, b: PixelRect) -> Option<PixelRect> {
+    let x0 = a.x0.max(b.x0);
+    let y0 = a.y0.max(b.y0);
+    let x1 = (a.x0 + a.width).min(b.x0 + b.width);
+    let y1 = (a.y0 + a.height).min(b.y0 + b.height);
+    (x0 < x1 && y0 < y1).then(|| PixelRect {
+        x0,
+        y0,
+        width: x1 - x0,
+        height: y1 - y0,
+    })
+}
+
+/// What must be drawn of `new` over `old`'s pixels moved by `shift` (pixel (x, y) of the
+/// new panel is pixel (x + dx, y + dy) of the old one, as
+/// [`super::slice::LayerSlice::shifted`] moves them): per cell of `new` (its index), the
+/// rectangles of it that the moved pixels do not already show. A cell whose source
+/// differs from the old cells under it is drawn whole; otherwise only the part that came
+/// into view.
+pub fn dirty(old: &GatherPlan, new: &GatherPlan, shift: (i64, i64)) -> Vec<(usize, PixelRect)> {
+    let (dx, dy) = shift;
+    let (w, h) = (i64::from(new.width), i64::from(new.height));
+    // The new pixels whose old position is inside the old panel.
+    let kept = {
+        let x0 = (-dx).max(0);
+        let y0 = (-dy).max(0);
+        let x1 = (w - dx).min(w);
+        let y1 = (h - dy).min(h);
+        (x0 < x1 && y0 < y1 && old.width == new.width && old.height == new.height).then(|| {
+            PixelRect {
+                x0: x0 as u32,
+                y0: y0 as u32,
+                width: (x1 - x0) as u32,
+                height: (y1 - y0) as u32,
+            }
+        })
+    };
+    let mut out = Vec::new();
+    for (i, cell) in new.cells.iter().enumerate() {
+        let Some(inside) = kept.and_then(|k| intersect(cell.rect, k)) else {
+            out.push((i, cell.rect));
+            continue;
+        };
+        // The old cells under the kept part, in old coordinates.
+        let moved = PixelRect {
+            x0: (i64::from(inside.x0) + dx) as u32,
+            y0: (i64::from(inside.y0) + dy) as u32,
+            ..inside
+        };
+        let unchanged = old
+            .cells
+            .iter()
+            .filter(|o| intersect(o.rect, moved).is_some())
+            .all(|o| same_source(&o.source, &cell.source));
+        if !unchanged {
+            out.push((i, cell.rect));
+            continue;
+        }
+        // Only the part of the cell that came into view: up to four bands around `inside`.
+        let r = cell.rect;
+        let (rx1, ry1) = (r.x0 + r.width, r.y0 + r.height);
+        let (ix1, iy1) = (inside.x0 + inside.width, inside.y0 + inside.height);
+        let bands = [
+            (r.x0, r.y0, r.width, inside.y0 - r.y0),
+            (r.x0, iy1, r.width, ry1 - iy1),
+            (r.x0, inside.y0, inside.x0 - r.x0, inside.height),
+            (ix1, inside.y0, rx1 - ix1, inside.height),
+        ];
+        for (x0, y0, width, height) in bands {
+            if width > 0 && height > 0 {
+                out.push((
+                    i,
+                    PixelRect {
+                        x0,
+                        y0,
+                        width,
+                        height,
+                    },
+                ));
+            }
+        }
+    }
+    out
+}
+
 impl GatherPlan {
     /// The voxel inside a cell's chunk that pixel (`x`, `y`) shows, as an offset into its
     /// stored values (z, y, x order of `shape`).
@@ -242,7 +347,15 @@ impl GatherPlan {
     /// The slice this plan draws, computed on the CPU the way the GPU samples it (the
     /// reference the GPU is tested against; equal to [`super::slice::compose`]'s).
     pub fn rasterize(&self) -> LayerSlice {
-        let pixels = (self.width * self.height) as usize;
+        self.rasterize_every(1)
+    }
+
+    /// Every `step`-th pixel along both axes of [`GatherPlan::rasterize`]'s slice (pixels
+    /// `(x·step, y·step)`), for counts that need no more than a sample (histograms).
+    pub fn rasterize_every(&self, step: u32) -> LayerSlice {
+        let step = step.max(1);
+        let (w, h) = (self.width.div_ceil(step), self.height.div_ceil(step));
+        let pixels = (w * h) as usize;
         let mut stat = vec![status::OUTSIDE; pixels];
         let mut fvals = vec![
             self.fill as f32;
@@ -253,11 +366,12 @@ impl GatherPlan {
             }
         ];
         let mut lvals = vec![self.fill.max(0.0) as u64; if self.labels { pixels } else { 0 }];
+        let first = |from: u32| from.div_ceil(step);
         for cell in &self.cells {
             let r = cell.rect;
-            for y in r.y0..r.y0 + r.height {
-                for x in r.x0..r.x0 + r.width {
-                    let i = (y * self.width + x) as usize;
+            for y in first(r.y0)..first(r.y0 + r.height) {
+                for x in first(r.x0)..first(r.x0 + r.width) {
+                    let i = (y * w + x) as usize;
                     stat[i] = match &cell.source {
                         CellSource::Outside => status::OUTSIDE,
                         CellSource::Loading => status::LOADING,
@@ -266,7 +380,7 @@ impl GatherPlan {
                             let Chunk::Ready(values) = chunk.as_ref() else {
                                 continue;
                             };
-                            let off = self.voxel_offset(*slot, values.shape(), x, y);
+                            let off = self.voxel_offset(*slot, values.shape(), x * step, y * step);
                             match values {
                                 ChunkValues::Labels { values, .. } if self.labels => {
                                     lvals[i] = values[off];
@@ -290,8 +404,8 @@ impl GatherPlan {
             }
         }
         LayerSlice {
-            width: self.width,
-            height: self.height,
+            width: w,
+            height: h,
             values: if self.labels {
                 SliceValues::Labels(lvals)
             } else {
@@ -306,6 +420,82 @@ impl GatherPlan {
             loading: self.loading,
             errors: self.errors.clone(),
         }
+    }
+
+    /// Draws the pixels `rect` of cell `cell` into `target` (a slice of this plan's size)
+    /// as the GPU draws them, for testing partial redraws.
+    pub fn paint(&self, target: &mut LayerSlice, cell: usize, rect: PixelRect) {
+        let Some(c) = self.cells.get(cell) else {
+            return;
+        };
+        let Some(rect) = intersect(rect, c.rect) else {
+            return;
+        };
+        let pixels = (self.width * self.height) as usize;
+        for y in rect.y0..rect.y0 + rect.height {
+            for x in rect.x0..rect.x0 + rect.width {
+                let i = (y * self.width + x) as usize;
+                let value = self.value_at(x, y);
+                target.status[i] = match &value {
+                    Some(PixelValue::Outside) | None => status::OUTSIDE,
+                    Some(PixelValue::Loading) => status::LOADING,
+                    Some(PixelValue::Failed) => status::FAILED,
+                    _ => status::DATA,
+                };
+                match (&mut target.values, value) {
+                    (SliceValues::Labels(v), Some(PixelValue::Label(id))) => v[i] = id,
+                    (SliceValues::Labels(v), _) => v[i] = self.fill.max(0.0) as u64,
+                    (SliceValues::Float { channels, values }, Some(PixelValue::Float(f))) => {
+                        for c in 0..*channels {
+                            values[c * pixels + i] = f.get(c).copied().unwrap_or(self.fill as f32);
+                        }
+                    }
+                    (SliceValues::Float { channels, values }, _) => {
+                        for c in 0..*channels {
+                            values[c * pixels + i] = self.fill as f32;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The value pixel (`x`, `y`) shows, or `None` outside the panel.
+    pub fn value_at(&self, x: u32, y: u32) -> Option<PixelValue> {
+        if x >= self.width || y >= self.height {
+            return None;
+        }
+        let r = |c: &&Cell| {
+            let r = c.rect;
+            (r.x0..r.x0 + r.width).contains(&x) && (r.y0..r.y0 + r.height).contains(&y)
+        };
+        let cell = self.cells.iter().find(r)?;
+        Some(match &cell.source {
+            CellSource::Outside => PixelValue::Outside,
+            CellSource::Loading => PixelValue::Loading,
+            CellSource::Failed => PixelValue::Failed,
+            CellSource::Chunk { slot, chunk, .. } => {
+                let Chunk::Ready(values) = chunk.as_ref() else {
+                    return Some(PixelValue::Failed);
+                };
+                let off = self.voxel_offset(*slot, values.shape(), x, y);
+                match values {
+                    ChunkValues::Labels { values, .. } => PixelValue::Label(values[off]),
+                    ChunkValues::Float {
+                        values,
+                        channels,
+                        shape,
+                    } => {
+                        let n = shape.iter().product::<usize>();
+                        PixelValue::Float(
+                            (0..self.channels.min(*channels))
+                                .map(|c| values[c * n + off])
+                                .collect(),
+                        )
+                    }
+                }
+            }
+        })
     }
 
     /// The chunks its cells sample.
@@ -379,6 +569,14 @@ mod tests {
                             "{name} {plane:?} {nm_per_px} round {round}"
                         );
                         assert_eq!(keys(&pw), keys(&cw));
+                        for (x, y) in [(0, 0), (42, 28), (17, 9), (30, 20), (43, 0)] {
+                            assert_eq!(p.value_at(x, y), composed.value_at(x, y));
+                        }
+                        let every3 = p.rasterize_every(3);
+                        assert_eq!((every3.width, every3.height), (15, 10));
+                        for (x, y) in [(0, 0), (14, 9), (5, 7)] {
+                            assert_eq!(every3.value_at(x, y), composed.value_at(3 * x, 3 * y));
+                        }
                         saw_coarser |= p.coarser > 0;
                         saw_loading |= p.loading > 0;
                         saw_failed |= p.cells.iter().any(|c| c.source == CellSource::Failed);
@@ -399,5 +597,59 @@ mod tests {
             }
         }
         assert!(saw_coarser && saw_failed && saw_loading);
+    }
+
+    /// Redrawing only what [`dirty`] lists over the old slice moved by the pan gives the
+    /// new slice, while panning by whole pixels with chunks arriving; and much less than
+    /// the whole panel is drawn when nothing arrived.
+    #[test]
+    fn redrawing_the_dirty_rectangles_over_the_moved_slice_gives_the_new_slice() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = crate::render::fixtures::pyramid_volume(dir.path());
+        let layer = crate::render::layer::open_layer(&p.join("raw")).unwrap();
+        let cache = ChunkCache::new(16 << 20, 2);
+        for plane in Plane::ALL {
+            let mut view = SliceView {
+                plane,
+                center: WorldNm([37.3, 41.1, 39.7]),
+                nm_per_px: 1.1,
+                width_px: 45,
+                height_px: 31,
+            };
+            let (mut old, _) = plan(1, &layer, LayerKind::Image, &view, &cache);
+            let mut shown = old.rasterize();
+            let [h, v, _] = plane.axes();
+            for (k, (dx, dy)) in [(3i64, 0i64), (0, -2), (-5, 4), (1, 1), (0, 0), (7, -3)]
+                .into_iter()
+                .enumerate()
+            {
+                view.center.0[h] += dx as f64 * view.nm_per_px;
+                view.center.0[v] += dy as f64 * view.nm_per_px;
+                let (new, wanted) = plan(1, &layer, LayerKind::Image, &view, &cache);
+                let mut moved = shown.shifted(dx, dy);
+                let rects = dirty(&old, &new, (dx, dy));
+                let drawn: u32 = rects.iter().map(|(_, r)| r.width * r.height).sum();
+                for (cell, rect) in &rects {
+                    new.paint(&mut moved, *cell, *rect);
+                }
+                let expected = new.rasterize();
+                assert_eq!(moved.status, expected.status, "{plane:?} step {k}");
+                assert_eq!(moved.values, expected.values, "{plane:?} step {k}");
+                if k % 2 == 0 {
+                    // Nothing arrived since the last plan: only the strips that came in.
+                    let strips = (dx.unsigned_abs() * 31 + dy.unsigned_abs() * 45) as u32;
+                    assert!(drawn <= strips, "{plane:?} step {k}: {drawn} > {strips}");
+                }
+                old = new;
+                shown = moved;
+                // Every other step, chunks arrive before the next pan.
+                if k % 2 == 0 {
+                    let mut first = wanted.into_requests();
+                    first.truncate(2);
+                    cache.request(first);
+                    assert!(cache.wait_idle(Duration::from_secs(10)));
+                }
+            }
+        }
     }
 }

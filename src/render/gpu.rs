@@ -39,13 +39,24 @@ pub struct SliceRenderer {
 /// One panel's GPU resources, reused while its size and layer counts stay the same.
 pub struct PanelGpu {
     uniforms: wgpu::Buffer,
+    /// The value and status textures drawn from (`sets[current]`); gathered panels that
+    /// pan keep a second set to move the pixels into.
+    sets: Vec<TextureSet>,
+    current: usize,
+    dims: [u32; 5],
+    /// The pipeline for the last uniforms' key.
+    pipeline: Option<(ShaderKey, wgpu::RenderPipeline)>,
+    /// The id of the gathered contents the textures hold, and whether every chunk of
+    /// them was in GPU memory.
+    pub(crate) gathered: Option<(u64, bool)>,
+}
+
+/// A panel's value and status textures with the bind group that reads them.
+struct TextureSet {
     bind_group: wgpu::BindGroup,
     floats: wgpu::Texture,
     labels: wgpu::Texture,
     status: wgpu::Texture,
-    dims: [u32; 5],
-    /// The pipeline for the last uniforms' key.
-    pipeline: Option<(ShaderKey, wgpu::RenderPipeline)>,
 }
 
 fn texture_entry(
@@ -221,6 +232,29 @@ impl SliceRenderer {
     }
 
     fn create_panel(&self, device: &wgpu::Device, dims: [u32; 5]) -> PanelGpu {
+        let uniforms = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("segno slice uniforms"),
+            size: std::mem::size_of::<GpuUniforms>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let set = self.create_set(device, dims, &uniforms);
+        PanelGpu {
+            uniforms,
+            sets: vec![set],
+            current: 0,
+            dims,
+            pipeline: None,
+            gathered: None,
+        }
+    }
+
+    fn create_set(
+        &self,
+        device: &wgpu::Device,
+        dims: [u32; 5],
+        uniforms: &wgpu::Buffer,
+    ) -> TextureSet {
         let make = |label: &str, format: wgpu::TextureFormat, layers: u32| {
             device.create_texture(&wgpu::TextureDescriptor {
                 label: Some(label),
@@ -233,9 +267,11 @@ impl SliceRenderer {
                 sample_count: 1,
                 dimension: wgpu::TextureDimension::D2,
                 format,
-                // Written by uploads (slices composed on the CPU) or by gather passes.
+                // Written by uploads (slices composed on the CPU), by gather passes, and
+                // copied between sets when a gathered panel pans.
                 usage: wgpu::TextureUsages::TEXTURE_BINDING
                     | wgpu::TextureUsages::COPY_DST
+                    | wgpu::TextureUsages::COPY_SRC
                     | wgpu::TextureUsages::RENDER_ATTACHMENT,
                 view_formats: &[],
             })
@@ -243,12 +279,6 @@ impl SliceRenderer {
         let floats = make("segno floats", wgpu::TextureFormat::R32Float, dims[2]);
         let labels = make("segno labels", wgpu::TextureFormat::Rg32Uint, dims[3]);
         let status = make("segno status", wgpu::TextureFormat::R8Uint, dims[4]);
-        let uniforms = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("segno slice uniforms"),
-            size: std::mem::size_of::<GpuUniforms>() as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
         let array_view = |t: &wgpu::Texture| {
             t.create_view(&wgpu::TextureViewDescriptor {
                 dimension: Some(wgpu::TextureViewDimension::D2Array),
@@ -281,15 +311,78 @@ impl SliceRenderer {
                 },
             ],
         });
-        PanelGpu {
-            uniforms,
+        TextureSet {
             bind_group,
             floats,
             labels,
             status,
-            dims,
-            pipeline: None,
         }
+    }
+
+    /// Moves `panel`'s pixels by `shift` (pixel (x, y) afterwards is pixel (x + dx, y + dy)
+    /// before) into its other texture set, which becomes the one drawn from; pixels that
+    /// came into view hold whatever the set held before.
+    pub fn shift_panel(
+        &self,
+        device: &wgpu::Device,
+        encoder: &mut wgpu::CommandEncoder,
+        panel: &mut PanelGpu,
+        (dx, dy): (i64, i64),
+    ) {
+        if panel.sets.len() < 2 {
+            let set = self.create_set(device, panel.dims, &panel.uniforms);
+            panel.sets.push(set);
+        }
+        let (from, to) = (panel.current, 1 - panel.current);
+        let [w, h, ..] = panel.dims;
+        let (w, h) = (i64::from(w), i64::from(h));
+        let (width, height) = (w - dx.abs(), h - dy.abs());
+        if width > 0 && height > 0 {
+            let src = (dx.max(0) as u32, dy.max(0) as u32);
+            let dst = ((-dx).max(0) as u32, (-dy).max(0) as u32);
+            let pick = |s: &TextureSet, i: usize| match i {
+                0 => s.floats.clone(),
+                1 => s.labels.clone(),
+                _ => s.status.clone(),
+            };
+            // Not the last status layer: the overlay's flags are written whole, before
+            // this copy runs (queue writes precede the frame's commands).
+            let status = panel.dims[4].saturating_sub(1).max(1);
+            for (i, layers) in [panel.dims[2], panel.dims[3], status]
+                .into_iter()
+                .enumerate()
+            {
+                let (a, b) = (pick(&panel.sets[from], i), pick(&panel.sets[to], i));
+                encoder.copy_texture_to_texture(
+                    wgpu::TexelCopyTextureInfo {
+                        texture: &a,
+                        mip_level: 0,
+                        origin: wgpu::Origin3d {
+                            x: src.0,
+                            y: src.1,
+                            z: 0,
+                        },
+                        aspect: wgpu::TextureAspect::All,
+                    },
+                    wgpu::TexelCopyTextureInfo {
+                        texture: &b,
+                        mip_level: 0,
+                        origin: wgpu::Origin3d {
+                            x: dst.0,
+                            y: dst.1,
+                            z: 0,
+                        },
+                        aspect: wgpu::TextureAspect::All,
+                    },
+                    wgpu::Extent3d {
+                        width: width as u32,
+                        height: height as u32,
+                        depth_or_array_layers: layers,
+                    },
+                );
+            }
+        }
+        panel.current = to;
     }
 
     /// Makes `panel`'s resources for textures of `dims` (width, height, float, label and
@@ -317,7 +410,7 @@ impl SliceRenderer {
             return;
         };
         pass.set_pipeline(pipeline);
-        pass.set_bind_group(0, &panel.bind_group, &[]);
+        pass.set_bind_group(0, &panel.sets[panel.current].bind_group, &[]);
         pass.draw(0..3, 0..1);
     }
 }
@@ -325,10 +418,8 @@ impl SliceRenderer {
 impl PanelGpu {
     /// The textures a gather pass writes: the label or float values, and the statuses.
     pub fn gather_targets(&self, labels: bool) -> (&wgpu::Texture, &wgpu::Texture) {
-        (
-            if labels { &self.labels } else { &self.floats },
-            &self.status,
-        )
+        let set = &self.sets[self.current];
+        (if labels { &set.labels } else { &set.floats }, &set.status)
     }
 
     /// Width, height, float, label and status layers of its textures.
@@ -344,7 +435,7 @@ impl PanelGpu {
         }
         queue.write_texture(
             wgpu::TexelCopyTextureInfo {
-                texture: &self.status,
+                texture: &self.sets[self.current].status,
                 mip_level: 0,
                 origin: wgpu::Origin3d {
                     x: 0,
@@ -435,8 +526,9 @@ fn write_layers(
     );
 }
 
-fn update_textures(queue: &wgpu::Queue, p: &PanelGpu, tex: &PanelTextures) {
-    let [w, h, nf, nl, ns] = p.dims;
+fn update_textures(queue: &wgpu::Queue, panel: &PanelGpu, tex: &PanelTextures) {
+    let [w, h, nf, nl, ns] = panel.dims;
+    let p = &panel.sets[panel.current];
     write_layers(
         queue,
         &p.floats,
@@ -460,25 +552,77 @@ fn update_textures(queue: &wgpu::Queue, p: &PanelGpu, tex: &PanelTextures) {
 
 /// A panel's contents for one frame: uniforms, and textures uploaded only when their
 /// version differs from what the GPU holds (frames may be built without being drawn).
+#[derive(Clone)]
 pub struct PanelUpload {
     /// The uniforms.
     pub uniforms: GpuUniforms,
-    /// The texture contents.
+    /// The texture contents (only their size and layer counts when `gathered`).
     pub textures: Arc<PanelTextures>,
+    /// The textures' contents are gathered from chunks on the GPU instead.
+    pub gathered: Option<Arc<GatheredContent>>,
     /// Changes whenever the texture contents change.
     pub version: u64,
+}
+
+/// A panel's texture contents gathered from chunks on the GPU: the texture layer counts,
+/// per drawn layer the plan gathered into its texture layers, and the overlay's flags.
+#[derive(Clone)]
+pub struct GatheredContent {
+    /// Identifies these contents among the panel's (a new plan, a new id).
+    pub id: u64,
+    /// The contents these were planned after, and the pan in pixels since: a panel whose
+    /// textures hold those moves them and draws only each layer's `dirty` rectangles.
+    pub base: Option<(u64, (i64, i64))>,
+    /// Width, height, float, label and status layers of its textures.
+    pub dims: [u32; 5],
+    /// The drawn layers.
+    pub layers: Vec<GatherLayer>,
+    /// The overlay's split/merge flags (the last status layer), when it highlights them.
+    pub flags: Option<Arc<Vec<u8>>>,
+}
+
+/// One layer of gathered contents.
+#[derive(Clone)]
+pub struct GatherLayer {
+    /// Its status layer (its index among the drawn layers).
+    pub status_layer: usize,
+    /// Its first value layer (float or label texture).
+    pub texture: u32,
+    /// Its plan.
+    pub plan: Arc<GatherPlan>,
+    /// Over the `base` contents moved: the cells (and rectangles of them) to draw; `None`
+    /// draws every cell.
+    pub dirty: Option<Vec<(usize, super::slice::PixelRect)>>,
+}
+
+impl GatherLayer {
+    /// A layer drawn whole.
+    pub fn whole(status_layer: usize, texture: u32, plan: Arc<GatherPlan>) -> Self {
+        Self {
+            status_layer,
+            texture,
+            plan,
+            dirty: None,
+        }
+    }
 }
 
 /// What the egui renderer keeps between frames: the pipeline and every panel's resources.
 pub struct ViewerResources {
     /// The shared pipeline.
     pub renderer: SliceRenderer,
+    /// Gathers slices from chunks in GPU memory.
+    pub gather: GatherRenderer,
+    /// The last frame whose panels were prepared (the chunk store starts a frame when it
+    /// changes).
+    pub frame: u64,
     /// Panel resources by panel id, with the texture version they hold.
     pub panels: HashMap<u64, (u64, Option<PanelGpu>)>,
 }
 
-/// Installs the viewer's pipeline in eframe's wgpu renderer (once, at start-up).
-pub fn install(render_state: &egui_wgpu::RenderState) {
+/// Installs the viewer's pipelines in eframe's wgpu renderer (once, at start-up), with
+/// `gpu_budget_bytes` of GPU memory for chunks.
+pub fn install(render_state: &egui_wgpu::RenderState, gpu_budget_bytes: u64) {
     let renderer = SliceRenderer::new(
         &render_state.device,
         &render_state.queue,
@@ -490,6 +634,8 @@ pub fn install(render_state: &egui_wgpu::RenderState) {
         .callback_resources
         .insert(ViewerResources {
             renderer,
+            gather: GatherRenderer::new(&render_state.device, gpu_budget_bytes),
+            frame: 0,
             panels: HashMap::new(),
         });
 }
@@ -500,6 +646,12 @@ pub struct SliceCallback {
     pub panel: u64,
     /// What to upload this frame.
     pub upload: PanelUpload,
+    /// The app's frame number (the GPU chunk store counts recency in frames).
+    pub frame: u64,
+    /// The GPU chunk store's budget (a setting).
+    pub gpu_budget_bytes: u64,
+    /// Where the GPU chunk store's counts are published for the app's statistics.
+    pub gpu_stats: Arc<std::sync::Mutex<GpuStoreStats>>,
 }
 
 impl egui_wgpu::CallbackTrait for SliceCallback {
@@ -508,19 +660,41 @@ impl egui_wgpu::CallbackTrait for SliceCallback {
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         _screen: &egui_wgpu::ScreenDescriptor,
-        _encoder: &mut wgpu::CommandEncoder,
+        encoder: &mut wgpu::CommandEncoder,
         resources: &mut egui_wgpu::CallbackResources,
     ) -> Vec<wgpu::CommandBuffer> {
         let Some(res) = resources.get_mut::<ViewerResources>() else {
             return Vec::new();
         };
+        if res.frame != self.frame {
+            res.frame = self.frame;
+            res.gather.store.set_budget(self.gpu_budget_bytes);
+            res.gather.store.begin_frame();
+        }
         let (version, slot) = res.panels.entry(self.panel).or_insert((u64::MAX, None));
-        match slot.as_mut() {
-            Some(p) if *version == self.upload.version => {
+        let same = *version == self.upload.version;
+        match (slot.as_mut(), &self.upload.gathered) {
+            (Some(p), _) if same => {
                 res.renderer
                     .upload_uniforms(device, queue, p, &self.upload.uniforms)
             }
-            _ => {
+            (_, Some(content)) => {
+                res.gather.draw_content(
+                    &res.renderer,
+                    device,
+                    queue,
+                    encoder,
+                    self.panel,
+                    slot,
+                    content,
+                    &self.upload.uniforms,
+                );
+                *version = self.upload.version;
+                if let Ok(mut s) = self.gpu_stats.lock() {
+                    *s = res.gather.store.stats();
+                }
+            }
+            (_, None) => {
                 res.renderer.upload(
                     device,
                     queue,
@@ -566,7 +740,11 @@ pub struct Headless {
     /// The image rendered into and its readback buffer.
     target: std::sync::Mutex<Option<Target>>,
     /// The gather renderer and the panel resources of gathered renders.
-    gathered: std::sync::Mutex<(GatherRenderer, Vec<Option<PanelGpu>>)>,
+    #[allow(clippy::type_complexity)]
+    gathered: std::sync::Mutex<(
+        GatherRenderer,
+        Vec<(Option<Arc<GatheredContent>>, Option<PanelGpu>)>,
+    )>,
 }
 
 impl Headless {
@@ -665,31 +843,33 @@ impl Headless {
         let poisoned = || GpuError::Readback("a render panicked".into());
         let mut guard = self.gathered.lock().map_err(|_| poisoned())?;
         let (gather, held) = &mut *guard;
-        held.resize_with(panels.len(), || None);
+        held.resize_with(panels.len(), || (None, None));
         gather.store.begin_frame();
         let rects: Vec<[u32; 4]> = panels.iter().map(|p| p.rect).collect();
         self.frame(width, height, read_back, &rects, |encoder| {
-            for (i, (p, slot)) in panels.iter().zip(held.iter_mut()).enumerate() {
-                self.renderer
-                    .prepare_panel(&self.device, &self.queue, slot, p.dims, &p.uniforms);
-                let Some(gpu) = slot.as_ref() else { continue };
-                for (layer, texture, plan) in &p.layers {
-                    gather.gather(
-                        &self.device,
-                        &self.queue,
-                        encoder,
-                        i as u64,
-                        gpu,
-                        *layer,
-                        *texture,
-                        plan,
-                    );
-                }
-                if let Some(flags) = &p.flags {
-                    gpu.write_status_layer(&self.queue, p.dims[4] - 1, flags);
+            for (i, (p, (last, slot))) in panels.iter().zip(held.iter_mut()).enumerate() {
+                match slot {
+                    // The same contents as last time: the textures hold them already.
+                    Some(gpu) if last.as_ref().is_some_and(|l| Arc::ptr_eq(l, &p.content)) => {
+                        self.renderer
+                            .upload_uniforms(&self.device, &self.queue, gpu, &p.uniforms);
+                    }
+                    _ => {
+                        gather.draw_content(
+                            &self.renderer,
+                            &self.device,
+                            &self.queue,
+                            encoder,
+                            i as u64,
+                            slot,
+                            &p.content,
+                            &p.uniforms,
+                        );
+                        *last = Some(Arc::clone(&p.content));
+                    }
                 }
             }
-            held.iter().map(Option::as_ref).collect()
+            held.iter().map(|(_, p)| p.as_ref()).collect()
         })
     }
 
@@ -791,19 +971,14 @@ impl Headless {
 }
 
 /// A panel drawn from chunks on the GPU: its rectangle, uniforms (as
-/// [`super::shade::pack`] makes them), texture layer counts, and per drawn layer the plan
-/// gathered into its texture layers.
+/// [`super::shade::pack_uniforms`] makes them) and gathered contents.
 pub struct GatheredPanel {
     /// Where it is drawn: x, y, width, height in pixels.
     pub rect: [u32; 4],
     /// Its uniforms.
     pub uniforms: GpuUniforms,
-    /// Width, height, float, label and status layers of its textures.
-    pub dims: [u32; 5],
-    /// Per layer: its status layer, its first value layer and its plan.
-    pub layers: Vec<(usize, u32, Arc<GatherPlan>)>,
-    /// The overlay's split/merge flags (the last status layer), when it highlights them.
-    pub flags: Option<Arc<Vec<u8>>>,
+    /// What is gathered into its textures.
+    pub content: Arc<GatheredContent>,
 }
 
 /// Where [`Headless::render_timed`] spent its time, in ms.

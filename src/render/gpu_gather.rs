@@ -12,7 +12,7 @@ use eframe::wgpu;
 use super::cache::{Chunk, ChunkKey};
 use super::gather::{CellSource, GatherPlan};
 use super::layer::ChunkValues;
-use super::slice::status;
+use super::slice::{status, PixelRect};
 
 /// The default GPU memory budget for chunks (1 GB).
 pub const DEFAULT_GPU_CACHE_BYTES: u64 = 1 << 30;
@@ -135,8 +135,9 @@ pub struct GatherRenderer {
     chunk_layouts: [wgpu::BindGroupLayout; 2],
     sample_layouts: [wgpu::PipelineLayout; 2],
     status_layout: wgpu::PipelineLayout,
-    /// (labels, channels) → (sampling pipeline, status-only pipeline).
-    pipelines: HashMap<(bool, usize), (wgpu::RenderPipeline, wgpu::RenderPipeline)>,
+    /// (labels, channels, panel axes) → (sampling pipeline, status-only pipeline).
+    #[allow(clippy::type_complexity)]
+    pipelines: HashMap<(bool, usize, [usize; 3]), (wgpu::RenderPipeline, wgpu::RenderPipeline)>,
     tables: HashMap<(u64, usize), LayerTables>,
     max_3d: u32,
     /// The chunks in GPU memory.
@@ -212,8 +213,13 @@ fn uniforms_and_texture(
 }
 
 /// The WGSL of the gather pass writing `channels` float targets (or one label target)
-/// and the status target.
-fn gather_wgsl(labels: bool, channels: usize) -> String {
+/// and the status target, for a panel showing world axes `axes` (horizontal, vertical,
+/// normal; 0 z, 1 y, 2 x): the voxel coordinate is written out per orientation rather
+/// than indexed at run time.
+fn gather_wgsl(labels: bool, channels: usize, axes: [usize; 3]) -> String {
+    // The table value (h, v or n) that gives the chunk's voxel along world axis `a`.
+    let along = |a: usize| ["h", "v", "n"][axes.iter().position(|x| *x == a).unwrap_or(2)];
+    let (cx, cy, cz) = (along(2), along(1), along(0));
     let (voxel_type, targets) = if labels {
         ("u32", 1)
     } else {
@@ -229,20 +235,20 @@ fn gather_wgsl(labels: bool, channels: usize) -> String {
     for c in 0..targets {
         if labels {
             samples.push_str(&format!(
-                "    out.v{c} = textureLoad(voxels, vec3<u32>(l[2], l[1], l[0]), 0).xy;\n"
+                "    out.v{c} = textureLoad(voxels, vec3<u32>({cx}, {cy}, {cz}), 0).xy;\n"
             ));
         } else {
             samples.push_str(&format!(
-                "    out.v{c} = textureLoad(voxels, vec3<u32>(l[2], l[1], l[0] + {c}u * chunk.info.y), 0).x;\n"
+                "    out.v{c} = textureLoad(voxels, vec3<u32>({cx}, {cy}, {cz} + {c}u * chunk.info.y), 0).x;\n"
             ));
         }
     }
     let mut zeros = String::new();
     for c in 0..targets {
         zeros.push_str(&if labels {
-            format!("    out.v{c} = vec2<u32>(0u, 0u);\n")
+            format!("    out.v{c} = panel.fill.xy;\n")
         } else {
-            format!("    out.v{c} = 0.0;\n")
+            format!("    out.v{c} = bitcast<f32>(panel.fill.x);\n")
         });
     }
     format!(
@@ -250,6 +256,7 @@ fn gather_wgsl(labels: bool, channels: usize) -> String {
 struct Panel {{
     axes: vec4<u32>,   // world axes (0 z, 1 y, 2 x) shown horizontally, vertically, along the normal
     size: vec4<u32>,   // panel width, height
+    fill: vec4<u32>,   // the value of pixels without data (f32 bits, or an id's low and high halves)
 }};
 struct ChunkInfo {{
     info: vec4<u32>,   // scale level (row of the tables), voxels along z per channel
@@ -276,23 +283,22 @@ struct Out {{
 
 // A cell showing a chunk: each pixel's voxel inside it from the tables.
 @fragment
-fn fs_sample(v: VsOut) -> Out {{
-    let p = vec2<u32>(v.pos.xy);
+fn fs_sample(input: VsOut) -> Out {{
+    let p = vec2<u32>(input.pos.xy);
     let row = chunk.info.x;
-    var l = array<u32, 3>(0u, 0u, 0u);
-    l[panel.axes.x] = textureLoad(tables, vec2<u32>(p.x, row), 0).x;
-    l[panel.axes.y] = textureLoad(tables, vec2<u32>(panel.size.x + p.y, row), 0).x;
-    l[panel.axes.z] = textureLoad(tables, vec2<u32>(panel.size.x + panel.size.y, row), 0).x;
+    let h = textureLoad(tables, vec2<u32>(p.x, row), 0).x;
+    let v = textureLoad(tables, vec2<u32>(panel.size.x + p.y, row), 0).x;
+    let n = textureLoad(tables, vec2<u32>(panel.size.x + panel.size.y, row), 0).x;
     var out: Out;
 {samples}    out.status = 0u;
     return out;
 }}
 
-// A cell without data: only its status (the instance index) is written.
+// A cell without data: its status (the instance index) and the fill value.
 @fragment
-fn fs_status(v: VsOut) -> Out {{
+fn fs_status(input: VsOut) -> Out {{
     var out: Out;
-{zeros}    out.status = v.status;
+{zeros}    out.status = input.status;
     return out;
 }}
 "#
@@ -336,7 +342,7 @@ impl GatherRenderer {
         ];
         let status_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("segno gather status"),
-            bind_group_layouts: &[],
+            bind_group_layouts: &[Some(&panel_layout)],
             immediate_size: 0,
         });
         Self {
@@ -371,13 +377,14 @@ impl GatherRenderer {
         device: &wgpu::Device,
         labels: bool,
         channels: usize,
+        axes: [usize; 3],
     ) -> (wgpu::RenderPipeline, wgpu::RenderPipeline) {
-        if let Some(p) = self.pipelines.get(&(labels, channels)) {
+        if let Some(p) = self.pipelines.get(&(labels, channels, axes)) {
             return p.clone();
         }
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("segno gather shader"),
-            source: wgpu::ShaderSource::Wgsl(gather_wgsl(labels, channels).into()),
+            source: wgpu::ShaderSource::Wgsl(gather_wgsl(labels, channels, axes).into()),
         });
         let value_format = if labels {
             wgpu::TextureFormat::Rg32Uint
@@ -385,17 +392,13 @@ impl GatherRenderer {
             wgpu::TextureFormat::R32Float
         };
         let value_targets = if labels { 1 } else { channels };
-        let make = |layout: &wgpu::PipelineLayout, entry: &str, write_values: bool| {
+        let make = |layout: &wgpu::PipelineLayout, entry: &str| {
             let mut targets: Vec<Option<wgpu::ColorTargetState>> = (0..value_targets)
                 .map(|_| {
                     Some(wgpu::ColorTargetState {
                         format: value_format,
                         blend: None,
-                        write_mask: if write_values {
-                            wgpu::ColorWrites::ALL
-                        } else {
-                            wgpu::ColorWrites::empty()
-                        },
+                        write_mask: wgpu::ColorWrites::ALL,
                     })
                 })
                 .collect();
@@ -414,10 +417,11 @@ impl GatherRenderer {
             )
         };
         let pair = (
-            make(&self.sample_layouts[usize::from(labels)], "fs_sample", true),
-            make(&self.status_layout, "fs_status", false),
+            make(&self.sample_layouts[usize::from(labels)], "fs_sample"),
+            make(&self.status_layout, "fs_status"),
         );
-        self.pipelines.insert((labels, channels), pair.clone());
+        self.pipelines
+            .insert((labels, channels, axes), pair.clone());
         pair
     }
 
@@ -548,7 +552,7 @@ impl GatherRenderer {
                 });
                 let uniforms = device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("segno gather panel"),
-                    size: 32,
+                    size: 48,
                     usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
@@ -575,13 +579,23 @@ impl GatherRenderer {
             }
         };
         let a = plan.axes;
-        let u: [u32; 8] = [
+        let fill = if plan.labels {
+            let id = plan.fill.max(0.0) as u64;
+            [id as u32, (id >> 32) as u32]
+        } else {
+            [(plan.fill as f32).to_bits(), 0]
+        };
+        let u: [u32; 12] = [
             a[0] as u32,
             a[1] as u32,
             a[2] as u32,
             0,
             plan.width,
             plan.height,
+            0,
+            0,
+            fill[0],
+            fill[1],
             0,
             0,
         ];
@@ -617,8 +631,10 @@ impl GatherRenderer {
         );
     }
 
-    /// Draws `plan` (layer `layer` of panel `panel`) into the panel's textures: float
-    /// layers from `texture` on (or label layer `texture`) and status layer `layer`.
+    /// Draws the rectangles `items` (cell index, pixels) of `plan` (layer `layer` of panel
+    /// `panel`) into the panel's textures: float layers from `texture` on (or label layer
+    /// `texture`) and status layer `layer`. Returns whether every chunk drawn was in GPU
+    /// memory (one that did not fit is drawn as loading).
     #[allow(clippy::too_many_arguments)]
     pub fn gather(
         &mut self,
@@ -630,34 +646,33 @@ impl GatherRenderer {
         layer: usize,
         texture: u32,
         plan: &GatherPlan,
-    ) {
+        items: &[(usize, PixelRect)],
+    ) -> bool {
         let channels = if plan.labels {
             1
         } else {
             plan.channels.clamp(1, MAX_CHANNELS)
         };
-        let (sample, status_only) = self.pipelines(device, plan.labels, channels);
+        let (sample, status_only) = self.pipelines(device, plan.labels, channels, plan.axes);
         // Chunks first: one that does not fit is drawn as loading.
-        let mut drawable = Vec::with_capacity(plan.cells.len());
-        let mut tried: HashMap<ChunkKey, bool> = HashMap::new();
-        for cell in &plan.cells {
-            let ok = match &cell.source {
-                CellSource::Chunk { key, chunk, .. } => match (tried.get(key), chunk.as_ref()) {
-                    (Some(ok), _) => *ok,
-                    (None, Chunk::Ready(v)) => {
-                        let ok = self.ensure_chunk(device, queue, key, v);
-                        tried.insert(*key, ok);
-                        ok
-                    }
-                    (None, Chunk::Failed(_)) => false,
-                },
-                _ => true,
-            };
-            drawable.push(ok);
+        let mut fits: HashMap<ChunkKey, bool> = HashMap::new();
+        for (cell, _) in items {
+            if let Some(CellSource::Chunk { key, chunk, .. }) =
+                plan.cells.get(*cell).map(|c| &c.source)
+            {
+                if fits.contains_key(key) {
+                    continue;
+                }
+                let ok = match chunk.as_ref() {
+                    Chunk::Ready(v) => self.ensure_chunk(device, queue, key, v),
+                    Chunk::Failed(_) => false,
+                };
+                fits.insert(*key, ok);
+            }
         }
         self.upload_tables(device, queue, panel, layer, plan);
         let Some(tables) = self.tables.get(&(panel, layer)) else {
-            return;
+            return false;
         };
         let layer_view = |t: &wgpu::Texture, i: u32| {
             t.create_view(&wgpu::TextureViewDescriptor {
@@ -672,42 +687,16 @@ impl GatherRenderer {
             .map(|c| layer_view(values, texture + c))
             .collect();
         views.push(layer_view(status_tex, layer as u32));
-        let fill = if plan.labels {
-            let id = plan.fill.max(0.0) as u64;
-            wgpu::Color {
-                r: f64::from(id as u32),
-                g: f64::from((id >> 32) as u32),
-                b: 0.0,
-                a: 0.0,
-            }
-        } else {
-            wgpu::Color {
-                r: f64::from(plan.fill as f32),
-                g: 0.0,
-                b: 0.0,
-                a: 0.0,
-            }
-        };
+        // Every pixel drawn is drawn by a cell: what is not drawn keeps what it holds.
         let attachments: Vec<Option<wgpu::RenderPassColorAttachment>> = views
             .iter()
-            .enumerate()
-            .map(|(i, view)| {
-                let clear = if i == channels {
-                    wgpu::Color {
-                        r: f64::from(status::OUTSIDE),
-                        g: 0.0,
-                        b: 0.0,
-                        a: 0.0,
-                    }
-                } else {
-                    fill
-                };
+            .map(|view| {
                 Some(wgpu::RenderPassColorAttachment {
                     view,
                     depth_slice: None,
                     resolve_target: None,
                     ops: wgpu::Operations {
-                        load: wgpu::LoadOp::Clear(clear),
+                        load: wgpu::LoadOp::Load,
                         store: wgpu::StoreOp::Store,
                     },
                 })
@@ -722,28 +711,106 @@ impl GatherRenderer {
             multiview_mask: None,
         });
         pass.set_viewport(0.0, 0.0, plan.width as f32, plan.height as f32, 0.0, 1.0);
-        for (cell, ok) in plan.cells.iter().zip(drawable) {
-            let r = cell.rect;
+        pass.set_bind_group(0, &tables.bind_group, &[]);
+        let mut complete = true;
+        for (cell, rect) in items {
+            let Some(cell) = plan.cells.get(*cell) else {
+                continue;
+            };
+            let r = *rect;
+            if r.width == 0
+                || r.height == 0
+                || r.x0 + r.width > plan.width
+                || r.y0 + r.height > plan.height
+            {
+                continue;
+            }
             pass.set_scissor_rect(r.x0, r.y0, r.width, r.height);
-            let status_value = match (&cell.source, ok) {
-                (CellSource::Chunk { key, .. }, true) => {
-                    let Some(c) = self.store.chunks.get(key) else {
+            let status_value = match &cell.source {
+                CellSource::Chunk { key, .. } => match self.store.chunks.get(key) {
+                    Some(c) if fits.get(key).copied().unwrap_or(false) => {
+                        pass.set_pipeline(&sample);
+                        pass.set_bind_group(1, &c.bind_group, &[]);
+                        pass.draw(0..3, 0..1);
                         continue;
-                    };
-                    pass.set_pipeline(&sample);
-                    pass.set_bind_group(0, &tables.bind_group, &[]);
-                    pass.set_bind_group(1, &c.bind_group, &[]);
-                    pass.draw(0..3, 0..1);
-                    continue;
-                }
-                (CellSource::Chunk { .. }, false) | (CellSource::Loading, _) => status::LOADING,
-                (CellSource::Failed, _) => status::FAILED,
-                (CellSource::Outside, _) => continue,
+                    }
+                    _ => {
+                        complete = false;
+                        status::LOADING
+                    }
+                },
+                CellSource::Loading => status::LOADING,
+                CellSource::Failed => status::FAILED,
+                CellSource::Outside => status::OUTSIDE,
             };
             pass.set_pipeline(&status_only);
             let s = u32::from(status_value);
             pass.draw(0..3, s..s + 1);
         }
+        complete
+    }
+
+    /// Makes panel `panel`'s textures for `content` (in `slot`), uploads `uniforms` and
+    /// records the gather passes of its layers into `encoder`: none when the textures hold
+    /// these contents already; only the dirty rectangles over the moved pixels when they
+    /// hold the contents these were planned after (and every chunk of them was drawn);
+    /// every cell otherwise.
+    #[allow(clippy::too_many_arguments)]
+    pub fn draw_content(
+        &mut self,
+        renderer: &super::gpu::SliceRenderer,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        panel: u64,
+        slot: &mut Option<super::gpu::PanelGpu>,
+        content: &super::gpu::GatheredContent,
+        uniforms: &super::shade::GpuUniforms,
+    ) {
+        renderer.prepare_panel(device, queue, slot, content.dims, uniforms);
+        let Some(gpu) = slot.as_mut() else { return };
+        if gpu.gathered.map(|(id, _)| id) == Some(content.id) {
+            return;
+        }
+        let moved = match (gpu.gathered, content.base) {
+            (Some((held, true)), Some((base, shift))) if held == base => Some(shift),
+            _ => None,
+        };
+        if let Some(shift) = moved.filter(|s| *s != (0, 0)) {
+            renderer.shift_panel(device, encoder, gpu, shift);
+        }
+        let mut complete = true;
+        for l in &content.layers {
+            let all: Vec<(usize, PixelRect)>;
+            let items = match (&l.dirty, moved) {
+                (Some(d), Some(_)) => d.as_slice(),
+                _ => {
+                    all = l
+                        .plan
+                        .cells
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| (i, c.rect))
+                        .collect();
+                    &all
+                }
+            };
+            complete &= self.gather(
+                device,
+                queue,
+                encoder,
+                panel,
+                gpu,
+                l.status_layer,
+                l.texture,
+                &l.plan,
+                items,
+            );
+        }
+        if let Some(flags) = &content.flags {
+            gpu.write_status_layer(queue, content.dims[4] - 1, flags);
+        }
+        gpu.gathered = Some((content.id, complete));
     }
 
     /// Drops the voxel tables of panel `panel` (closed or resized away).

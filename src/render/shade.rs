@@ -157,46 +157,87 @@ fn rgb_f(c: [u8; 3]) -> [f32; 4] {
     ]
 }
 
-/// Packs a panel's layers (bottom first, at most [`MAX_LAYERS`]) into textures and
-/// uniforms. `origin` is the panel's top-left corner in physical pixels; `cross` the
-/// cross-hair position in panel pixels with the colours of its horizontal and vertical line.
-pub fn pack(
-    layers: &[DrawLayer<'_>],
+/// The values a drawn layer has on a panel, which decide its uniforms and texture layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueShape {
+    /// Label ids.
+    Labels,
+    /// Float channels.
+    Float {
+        /// Number of channels.
+        channels: usize,
+    },
+    /// Label ids drawn as grey values (a label slice with image settings).
+    LabelsAsFloat,
+}
+
+impl ValueShape {
+    /// The shape of `slice`'s values under `settings`.
+    pub fn of(slice: &LayerSlice, settings: &LayerSettings) -> ValueShape {
+        match (&slice.values, settings) {
+            (SliceValues::Labels(_), LayerSettings::Segmentation(_)) => ValueShape::Labels,
+            (SliceValues::Labels(_), _) => ValueShape::LabelsAsFloat,
+            (SliceValues::Float { channels, .. }, _) => ValueShape::Float {
+                channels: *channels,
+            },
+        }
+    }
+}
+
+/// A layer as the uniforms describe it (no values: those are in textures, uploaded from
+/// composed slices or gathered on the GPU).
+#[derive(Clone, Copy)]
+pub struct UniformLayer<'a> {
+    /// Its values' shape.
+    pub shape: ValueShape,
+    /// Its settings.
+    pub settings: &'a LayerSettings,
+    /// Drawn (hidden layers may still feed an overlay).
+    pub visible: bool,
+    /// The segment under the mouse, for highlighting.
+    pub hover: Option<u64>,
+    /// Its missing chunks are being computed and drawn as pending.
+    pub pending: bool,
+}
+
+/// How many texture layers of each kind a panel's uniforms index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TextureLayers {
+    /// Float layers (one per channel; at least 1).
+    pub floats: u32,
+    /// Label layers (at least 1).
+    pub labels: u32,
+    /// Status layers (one per layer, then the overlay's split/merge flags).
+    pub status: u32,
+}
+
+/// The uniforms of a panel of `size` pixels with `layers` (bottom first, at most
+/// [`MAX_LAYERS`]), and the texture layers they index. `origin` is the panel's top-left
+/// corner in physical pixels; `cross` the cross-hair position in panel pixels with the
+/// colours of its horizontal and vertical line.
+pub fn pack_uniforms(
+    layers: &[UniformLayer<'_>],
     overlay: Option<DrawOverlay>,
+    size: (u32, u32),
     origin: [f32; 2],
     cross: Option<([f32; 2], [u8; 3], [u8; 3])>,
-) -> (GpuUniforms, PanelTextures) {
+) -> (GpuUniforms, TextureLayers) {
     let layers = &layers[..layers.len().min(MAX_LAYERS)];
-    let (width, height) = layers
-        .first()
-        .map(|l| (l.slice.width, l.slice.height))
-        .unwrap_or((1, 1));
-    let n = (width * height) as usize;
     let mut u = GpuUniforms::zeroed();
-    u.origin_size = [origin[0], origin[1], width as f32, height as f32];
-    let mut tex = PanelTextures {
-        width,
-        height,
-        ..PanelTextures::default()
-    };
+    u.origin_size = [origin[0], origin[1], size.0 as f32, size.1 as f32];
+    let (mut floats, mut labels) = (0u32, 0u32);
     let mut selected: Vec<u64> = Vec::new();
     for (i, l) in layers.iter().enumerate() {
         let g = &mut u.layers[i];
         g.hover[2] = u32::from(l.visible);
         g.hover[3] = u32::from(l.pending);
         g.kind_tex[3] = i as u32;
-        tex.status.extend_from_slice(&l.slice.status);
-        match (&l.slice.values, l.settings) {
-            (SliceValues::Labels(ids), LayerSettings::Segmentation(s)) => {
+        match (l.shape, l.settings) {
+            (ValueShape::Labels, LayerSettings::Segmentation(s)) => {
                 g.kind_tex[0] = 1;
-                g.kind_tex[1] = tex.label_layers;
+                g.kind_tex[1] = labels;
                 g.kind_tex[2] = 1;
-                tex.label_layers += 1;
-                tex.labels.reserve(ids.len() * 2);
-                for id in ids {
-                    tex.labels.push(*id as u32);
-                    tex.labels.push((*id >> 32) as u32);
-                }
+                labels += 1;
                 let first = selected.len();
                 let take = s.selected.len().min(MAX_SELECTED - first);
                 selected.extend_from_slice(&s.selected[..take]);
@@ -214,11 +255,10 @@ pub fn pack(
                     g.hover[1] = (h >> 32) as u32;
                 }
             }
-            (SliceValues::Float { channels, values }, settings) => {
-                g.kind_tex[1] = tex.float_layers;
-                g.kind_tex[2] = *channels as u32;
-                tex.float_layers += *channels as u32;
-                tex.floats.extend_from_slice(values);
+            (ValueShape::Float { channels }, settings) => {
+                g.kind_tex[1] = floats;
+                g.kind_tex[2] = channels as u32;
+                floats += channels as u32;
                 match settings {
                     LayerSettings::Image(s) => {
                         g.kind_tex[0] = 0;
@@ -249,13 +289,12 @@ pub fn pack(
                     }
                 }
             }
-            (SliceValues::Labels(ids), _) => {
+            (ValueShape::Labels | ValueShape::LabelsAsFloat, _) => {
                 // A label slice with image settings: draw the ids as grey values.
                 g.kind_tex[0] = 0;
-                g.kind_tex[1] = tex.float_layers;
+                g.kind_tex[1] = floats;
                 g.kind_tex[2] = 1;
-                tex.float_layers += 1;
-                tex.floats.extend(ids.iter().map(|v| *v as f32));
+                floats += 1;
                 g.range = [0.0, 255.0, 1.0, 0.0];
             }
         }
@@ -267,7 +306,6 @@ pub fn pack(
         e[k] = *id as u32;
         e[k + 1] = (*id >> 32) as u32;
     }
-    let mut flags = vec![0u8; n];
     if let Some(o) = overlay.filter(|o| o.truth < layers.len() && o.prediction < layers.len()) {
         u.counts[1] = 1;
         u.counts[2] = o.truth as u32;
@@ -280,23 +318,83 @@ pub fn pack(
                 .filter(|m| *m < layers.len())
                 .map_or(0.0, |m| (m + 1) as f32),
         ];
-        if o.instances {
-            flags = instance_flags(layers[o.truth].slice, layers[o.prediction].slice);
-        }
     }
-    tex.status.extend_from_slice(&flags);
-    tex.status_layers = layers.len() as u32 + 1;
     if let Some((p, h, v)) = cross {
         u.cross = [p[0], p[1], 1.0, 0.0];
         u.cross_h = rgb_f(h);
         u.cross_v = rgb_f(v);
     }
-    if tex.float_layers == 0 {
-        tex.float_layers = 1;
+    (
+        u,
+        TextureLayers {
+            floats: floats.max(1),
+            labels: labels.max(1),
+            status: layers.len() as u32 + 1,
+        },
+    )
+}
+
+/// Packs a panel's layers (bottom first, at most [`MAX_LAYERS`]) into textures and
+/// uniforms. `origin` is the panel's top-left corner in physical pixels; `cross` the
+/// cross-hair position in panel pixels with the colours of its horizontal and vertical line.
+pub fn pack(
+    layers: &[DrawLayer<'_>],
+    overlay: Option<DrawOverlay>,
+    origin: [f32; 2],
+    cross: Option<([f32; 2], [u8; 3], [u8; 3])>,
+) -> (GpuUniforms, PanelTextures) {
+    let layers = &layers[..layers.len().min(MAX_LAYERS)];
+    let (width, height) = layers
+        .first()
+        .map(|l| (l.slice.width, l.slice.height))
+        .unwrap_or((1, 1));
+    let n = (width * height) as usize;
+    let described: Vec<UniformLayer> = layers
+        .iter()
+        .map(|l| UniformLayer {
+            shape: ValueShape::of(l.slice, l.settings),
+            settings: l.settings,
+            visible: l.visible,
+            hover: l.hover,
+            pending: l.pending,
+        })
+        .collect();
+    let (u, counts) = pack_uniforms(&described, overlay, (width, height), origin, cross);
+    let mut tex = PanelTextures {
+        width,
+        height,
+        float_layers: counts.floats,
+        label_layers: counts.labels,
+        status_layers: counts.status,
+        ..PanelTextures::default()
+    };
+    for l in layers {
+        tex.status.extend_from_slice(&l.slice.status);
+        match &l.slice.values {
+            SliceValues::Labels(ids)
+                if ValueShape::of(l.slice, l.settings) == ValueShape::Labels =>
+            {
+                tex.labels.reserve(ids.len() * 2);
+                for id in ids {
+                    tex.labels.push(*id as u32);
+                    tex.labels.push((*id >> 32) as u32);
+                }
+            }
+            SliceValues::Labels(ids) => tex.floats.extend(ids.iter().map(|v| *v as f32)),
+            SliceValues::Float { values, .. } => tex.floats.extend_from_slice(values),
+        }
+    }
+    let flags = match overlay.filter(|o| {
+        o.instances && u.counts[1] == 1 && o.truth < layers.len() && o.prediction < layers.len()
+    }) {
+        Some(o) => instance_flags(layers[o.truth].slice, layers[o.prediction].slice),
+        None => vec![0u8; n],
+    };
+    tex.status.extend_from_slice(&flags);
+    if tex.floats.is_empty() {
         tex.floats = vec![0.0; n];
     }
-    if tex.label_layers == 0 {
-        tex.label_layers = 1;
+    if tex.labels.is_empty() {
         tex.labels = vec![0; n * 2];
     }
     (u, tex)

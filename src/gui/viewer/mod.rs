@@ -28,7 +28,8 @@ use eframe::egui_wgpu;
 use crate::render::cache::{ChunkCache, Request, DEFAULT_CPU_CACHE_BYTES};
 use crate::render::colors::{Colormap, AXIS_COLORS};
 use crate::render::composer::{PanelComposer, Scene, SceneLayer};
-use crate::render::gpu::{PanelUpload, SliceCallback};
+use crate::render::gpu::SliceCallback;
+use crate::render::gpu_gather::GpuStoreStats;
 use crate::render::layer::{open_layer, LayerData, LayerKind, WorldNm};
 use crate::render::shade::{self, GpuUniforms, PanelTextures};
 use crate::render::slice::{Histogram, PixelValue, Plane, SliceView};
@@ -66,8 +67,13 @@ pub struct Viewer {
     /// CPU-shaded panel images (without the wgpu pipeline) and the upload version shaded.
     cpu_textures: HashMap<Plane, (u64, egui::TextureHandle)>,
     next_uid: u64,
-    /// Whether the wgpu pipeline is installed (else panels are shaded on the CPU).
-    pub gpu: bool,
+    /// Whether the wgpu pipeline is installed (else panels are shaded on the CPU); see
+    /// [`Viewer::use_gpu`].
+    gpu: bool,
+    /// GPU memory for chunks, in bytes (a setting).
+    pub gpu_budget_bytes: u64,
+    /// The GPU chunk store's counts, as the renderer last published them.
+    gpu_stats: Arc<std::sync::Mutex<GpuStoreStats>>,
     /// The last problem to show (a bad path, a state file that does not load …).
     pub message: Option<String>,
     path_field: String,
@@ -141,6 +147,8 @@ impl Viewer {
             cpu_textures: HashMap::new(),
             next_uid: 1,
             gpu: false,
+            gpu_budget_bytes: crate::render::gpu_gather::DEFAULT_GPU_CACHE_BYTES,
+            gpu_stats: Arc::default(),
             message: None,
             path_field: String::new(),
             hover: None,
@@ -170,6 +178,29 @@ impl Viewer {
     /// The opened data of layer `i` (`None` when it did not open).
     pub fn layer_data(&self, i: usize) -> Option<&Arc<LayerData>> {
         self.layers.get(i).and_then(|l| l.data.as_ref().ok())
+    }
+
+    /// Draws with the wgpu pipeline (installed with `crate::render::gpu::install`): slices
+    /// are gathered from chunks in GPU memory when `gather`, else composed on the CPU and
+    /// uploaded. Without it, panels are shaded on the CPU.
+    pub fn use_gpu(&mut self, gpu: bool, gather: bool) {
+        self.gpu = gpu;
+        self.composer.set_gather(gpu && gather);
+    }
+
+    /// Whether panels are drawn with the wgpu pipeline.
+    pub fn uses_gpu(&self) -> bool {
+        self.gpu
+    }
+
+    /// Whether slices are gathered from chunks in GPU memory.
+    pub fn gathers_on_gpu(&self) -> bool {
+        self.composer.gathers()
+    }
+
+    /// The GPU chunk store's counts as last drawn.
+    pub fn gpu_store_stats(&self) -> GpuStoreStats {
+        self.gpu_stats.lock().map(|s| *s).unwrap_or_default()
     }
 
     /// The chunk cache (for statistics and tests).
@@ -367,11 +398,21 @@ impl Viewer {
             || !self.opening.is_empty()
     }
 
-    /// The drawn uniforms and textures of `plane`'s panel, as last composed.
+    /// The drawn uniforms and textures of `plane`'s panel, as last composed (gathered
+    /// slices are drawn on the CPU as the GPU draws them).
     pub fn panel_upload(&self, plane: Plane) -> Option<(GpuUniforms, Arc<PanelTextures>)> {
-        self.composer
-            .upload(plane)
-            .map(|u| (u.uniforms, u.textures.clone()))
+        let scene = scene(&self.layers, &self.state, self.revision);
+        self.composer.upload_with_textures(&scene, plane)
+    }
+
+    /// `plane`'s panel as last planned for gathering on the GPU (`None` unless slices are
+    /// gathered).
+    pub fn panel_gathered(
+        &self,
+        plane: Plane,
+    ) -> Option<(GpuUniforms, Arc<crate::render::gpu::GatheredContent>)> {
+        let u = self.composer.upload(plane)?;
+        Some((u.uniforms, u.gathered.clone()?))
     }
 
     /// The status line of layer `i`: its level and loading progress, or its error.
@@ -440,6 +481,25 @@ impl Viewer {
         plane: Plane,
         size: [u32; 2],
     ) -> (GpuUniforms, Arc<PanelTextures>) {
+        self.refresh_now(plane, size);
+        self.panel_upload(plane).unwrap_or_else(|| {
+            let (u, t) = shade::pack(&[], None, [0.0, 0.0], None);
+            (u, Arc::new(t))
+        })
+    }
+
+    /// Like [`Viewer::compose_panel`] when slices are gathered on the GPU: the uniforms
+    /// and what to gather (`None` unless they are).
+    pub fn gather_panel(
+        &mut self,
+        plane: Plane,
+        size: [u32; 2],
+    ) -> Option<(GpuUniforms, Arc<crate::render::gpu::GatheredContent>)> {
+        self.refresh_now(plane, size);
+        self.panel_gathered(plane)
+    }
+
+    fn refresh_now(&mut self, plane: Plane, size: [u32; 2]) {
         let view = SliceView {
             plane,
             center: self.state.position_nm,
@@ -452,10 +512,6 @@ impl Viewer {
         self.composer.begin_frame();
         let wanted = self.refresh_panel(view);
         self.composer.request(wanted);
-        self.panel_upload(plane).unwrap_or_else(|| {
-            let (u, t) = shade::pack(&[], None, [0.0, 0.0], None);
-            (u, Arc::new(t))
-        })
     }
 
     /// Brings `view.plane`'s panel up to date; returns the chunks it still wants.
@@ -482,10 +538,10 @@ impl Viewer {
             .iter()
             .enumerate()
             .map(|(i, st)| {
-                let value = match (&self.layers[i].data, self.composer.slice(plane, i)) {
+                let value = match (&self.layers[i].data, self.composer.shows(plane, i)) {
                     (Err(_), _) => "error".to_string(),
-                    (Ok(_), None) => "hidden".to_string(),
-                    (Ok(_), Some(_)) => self
+                    (Ok(_), false) => "hidden".to_string(),
+                    (Ok(_), true) => self
                         .composer
                         .value_at(plane, i, x, y)
                         .map(|v| format_value(&v))

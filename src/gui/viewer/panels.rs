@@ -74,10 +74,11 @@ impl Viewer {
         let wanted = self.refresh_panel(view);
         let painter = ui.painter_at(rect);
         if let Some(upload) = self.composer.upload(plane) {
-            let (mut u, t, version) = (upload.uniforms, upload.textures.clone(), upload.version);
+            let mut upload = upload.clone();
             // egui places the callback's viewport on whole physical pixels.
-            u.origin_size[0] = (rect.min.x * ppp).round();
-            u.origin_size[1] = (rect.min.y * ppp).round();
+            upload.uniforms.origin_size[0] = (rect.min.x * ppp).round();
+            upload.uniforms.origin_size[1] = (rect.min.y * ppp).round();
+            let (u, t, version) = (upload.uniforms, upload.textures.clone(), upload.version);
             if self.gpu {
                 let panel_id = match plane {
                     Plane::Xy => 1,
@@ -88,11 +89,10 @@ impl Viewer {
                     rect,
                     SliceCallback {
                         panel: panel_id,
-                        upload: PanelUpload {
-                            uniforms: u,
-                            textures: t,
-                            version,
-                        },
+                        upload,
+                        frame: ui.ctx().cumulative_frame_nr(),
+                        gpu_budget_bytes: self.gpu_budget_bytes,
+                        gpu_stats: self.gpu_stats.clone(),
                     },
                 ));
             } else {
