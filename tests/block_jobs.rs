@@ -1681,6 +1681,15 @@ fn bench_viewer_matrix_runs_every_layout_layer_count_and_image_size() {
             r["composed"]["jump_ms"].as_array().unwrap().len() == 1,
             "{r}"
         );
+        // The GPU time split into uploads and drawing, each within it.
+        for f in [r, &r["composed"]] {
+            let (gpu, up, draw) = (
+                f["gpu_ms"].as_f64().unwrap(),
+                f["gpu_upload_ms"].as_f64().unwrap(),
+                f["gpu_draw_ms"].as_f64().unwrap(),
+            );
+            assert!(up >= 0.0 && draw > 0.0 && up.min(draw) <= gpu, "{f}");
+        }
         // Gathered frames drew from chunks in GPU memory, within its budget.
         let store = &r["gpu_store"];
         assert!(store["chunks"].as_u64().unwrap() > 0, "{r}");

@@ -199,8 +199,14 @@ fn viewer_report_text(
         );
         let _ = writeln!(
             out,
-            "      of which     {:.1} ms on the CPU (composing or planning), upload + draw + read back {:.1} ms (GPU; {:.1} ms without new textures); {} of {} frames still loading new chunks",
-            f.compose_ms, f.gpu_ms, f.gpu_static_ms, f.incomplete_frames, args.frames
+            "      of which     {:.1} ms on the CPU (composing or planning), upload + draw + read back {:.1} ms (GPU: uploads {:.1}, drawing {:.1}; {:.1} ms without new textures); {} of {} frames still loading new chunks",
+            f.compose_ms,
+            f.gpu_ms,
+            f.gpu_upload_ms,
+            f.gpu_draw_ms,
+            f.gpu_static_ms,
+            f.incomplete_frames,
+            args.frames
         );
         let _ = writeln!(
             out,

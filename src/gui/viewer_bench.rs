@@ -126,6 +126,10 @@ pub struct PathFrames {
     pub compose_ms: f64,
     /// Median time uploading, drawing and reading back on the GPU, ms.
     pub gpu_ms: f64,
+    /// Of which, median time until new textures and chunks were on the device, ms.
+    pub gpu_upload_ms: f64,
+    /// Of which, median time drawing (gathering and colouring), ms.
+    pub gpu_draw_ms: f64,
     /// Median GPU time of a frame whose textures did not change (uniforms only), ms.
     pub gpu_static_ms: f64,
     /// Frames that still had pixels loading (new chunks entering the view).
@@ -508,12 +512,14 @@ fn path_frames(
     out: &mut dyn std::io::Write,
 ) -> Result<(PathFrames, Option<ModelFrames>), String> {
     let (w, h) = (options.width, options.height);
+    let steps = std::cell::RefCell::new(Vec::new());
     let draw = |viewer: &mut Viewer| -> Result<(f64, f64, bool), String> {
         let t0 = Instant::now();
         let panels = Panels::of(viewer, planes, how);
         let complete = !viewer.loading();
         let t1 = Instant::now();
-        panels.render(gpu, w, h)?;
+        let times = panels.render(gpu, w, h)?;
+        steps.borrow_mut().push(times);
         let t2 = Instant::now();
         Ok((
             (t1 - t0).as_secs_f64() * 1e3,
@@ -533,6 +539,7 @@ fn path_frames(
     let (mut frames, mut compose, mut gpu_times) = (Vec::new(), Vec::new(), Vec::new());
     let mut cpu = Vec::new();
     let mut incomplete = 0;
+    steps.borrow_mut().clear();
     for _ in 0..options.frames {
         viewer.state.position_nm.0[2] += f64::from(options.pan_px) * VOXEL_NM as f64;
         let t = Instant::now();
@@ -546,6 +553,7 @@ fn path_frames(
             incomplete += 1;
         }
     }
+    let panning: Vec<RenderTimes> = steps.borrow().clone();
     // Frames with nothing new: what drawing alone costs.
     let mut statics = Vec::new();
     for _ in 0..10 {
@@ -622,6 +630,11 @@ fn path_frames(
             cpu_ms: percentile_of(&cpu, 0.5),
             compose_ms: percentile_of(&compose, 0.5),
             gpu_ms: percentile_of(&gpu_times, 0.5),
+            gpu_upload_ms: percentile_of(
+                &panning.iter().map(|t| t.upload_ms).collect::<Vec<_>>(),
+                0.5,
+            ),
+            gpu_draw_ms: percentile_of(&panning.iter().map(|t| t.draw_ms).collect::<Vec<_>>(), 0.5),
             gpu_static_ms: percentile_of(&statics, 0.5),
             incomplete_frames: incomplete,
             jump_ms,

@@ -648,6 +648,9 @@ impl GatherRenderer {
         plan: &GatherPlan,
         items: &[(usize, PixelRect)],
     ) -> bool {
+        if items.is_empty() {
+            return true;
+        }
         let channels = if plan.labels {
             1
         } else {
