@@ -153,6 +153,11 @@ fn the_viewer_draws_raw_and_labels_with_wgpu() {
         gpu.chunks > 0 && gpu.bytes > 0 && gpu.bytes <= gpu.budget_bytes,
         "{gpu:?}"
     );
+    // The statistics count them per layer.
+    let rows = viewer.chunk_statistics();
+    assert!(rows.iter().all(|r| r.on_gpu > 0), "{rows:?}");
+    assert_eq!(rows.iter().map(|r| r.on_gpu).sum::<usize>(), gpu.chunks);
+    assert_eq!(rows.iter().map(|r| r.on_gpu_bytes).sum::<u64>(), gpu.bytes);
     let rect = viewer.panel_rects[&Plane::Xy];
     let (u, t) = viewer.panel_upload(Plane::Xy).unwrap();
     let mut checked = 0;
@@ -208,6 +213,11 @@ fn the_viewer_draws_raw_and_labels_with_wgpu() {
         viewer.layer_status(1),
         viewer.values_at(Plane::Xy, f64::from(t.width / 2), f64::from(t.height / 2))
     );
+    // The side panel's chunk statistics show both memories.
+    h.get_by_label("Chunk statistics").click();
+    h.run();
+    assert_eq!(h.query_all_by_label_contains("GPU memory: ").count(), 1);
+    assert_eq!(h.query_all_by_label_contains("CPU cache: ").count(), 1);
 }
 
 /// A run's latest validation arrays open in the viewer from the Runs panel with the

@@ -101,6 +101,16 @@ fn settle(v: &mut Viewer, plane: Plane) {
     panic!("the viewer never finished loading");
 }
 
+/// Makes the labels' chunk (1, 0, 0) of the volume at `c` garbage.
+fn corrupt_label_chunk(c: &Path) {
+    let chunk = ["s0/1.0.0", "s0/1/0/0", "1.0.0", "1/0/0"]
+        .iter()
+        .map(|k| c.join("labels").join(k))
+        .find(|p| p.is_file())
+        .unwrap();
+    std::fs::write(&chunk, b"definitely not blosc").unwrap();
+}
+
 /// The raw value pixel column `x` shows at 2 nm per pixel from the centre (66 nm).
 fn raw_value(x: u32) -> u32 {
     let world_nm = 2 * x + 3;
@@ -897,13 +907,7 @@ fn panels_gathered_on_the_gpu_equal_panels_composed_on_the_cpu() {
 
     let dir = tempfile::tempdir().unwrap();
     let c = volume(dir.path());
-    // The labels' chunk (1, 0, 0) is corrupt.
-    let chunk = ["s0/1.0.0", "s0/1/0/0", "1.0.0", "1/0/0"]
-        .iter()
-        .map(|k| c.join("labels").join(k))
-        .find(|p| p.is_file())
-        .unwrap();
-    std::fs::write(&chunk, b"definitely not blosc").unwrap();
+    corrupt_label_chunk(&c);
     let layers = [
         (
             open_layer(&c.join("raw")).unwrap(),
@@ -1175,4 +1179,36 @@ fn a_gathered_panel_that_pans_draws_only_what_changed_and_stays_exact() {
         drawn_px * 3 < whole_px,
         "drew {drawn_px} of {whole_px} pixels"
     );
+}
+
+/// The chunk statistics count each layer's chunks by state: once the view has loaded,
+/// every chunk the cache holds is in memory or failed (the corrupt chunk's slabs), and
+/// nothing is queued, loading or missing.
+#[test]
+fn chunk_statistics_count_each_layers_chunks_by_state() {
+    use segno::gui::viewer::ChunkStatistics;
+    let dir = tempfile::tempdir().unwrap();
+    let c = volume(dir.path());
+    corrupt_label_chunk(&c);
+    let mut v = Viewer::new(64 << 20);
+    v.add_layer(&c.join("raw"));
+    v.add_layer(&c.join("labels"));
+    v.state.position_nm = WorldNm([66.0, 66.0, 66.0]);
+    v.state.zoom_nm_per_px = 2.0;
+    settle(&mut v, Plane::Xy);
+    let rows = v.chunk_statistics();
+    let names: Vec<&str> = rows.iter().map(|r| r.layer.as_str()).collect();
+    assert_eq!(names, ["raw", "labels"]);
+    let total: usize = rows.iter().map(|r| r.in_memory + r.failed).sum();
+    assert_eq!(total, v.cache().stats().chunks);
+    let labels: &ChunkStatistics = &rows[1];
+    assert!(labels.failed >= 1 && rows[0].failed == 0, "{rows:?}");
+    for r in &rows {
+        assert_eq!(
+            (r.queued, r.loading, r.missing, r.on_gpu),
+            (0, 0, 0, 0),
+            "{r:?}"
+        );
+        assert!(r.in_memory > 0 && r.in_memory_bytes > 0, "{r:?}");
+    }
 }

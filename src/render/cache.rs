@@ -102,6 +102,21 @@ pub struct CacheStats {
     pub completed: u64,
 }
 
+/// One layer's chunks in the cache, by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct LayerChunkCounts {
+    /// Waiting to be read (or computed).
+    pub queued: usize,
+    /// Being read (or computed) now.
+    pub loading: usize,
+    /// Decoded and held.
+    pub in_memory: usize,
+    /// Bytes of those.
+    pub in_memory_bytes: usize,
+    /// Held as failed reads.
+    pub failed: usize,
+}
+
 /// The chunk cache with its reader threads.
 pub struct ChunkCache {
     shared: Arc<Shared>,
@@ -258,6 +273,29 @@ impl ChunkCache {
             in_flight: st.in_flight.len(),
             completed: st.completed,
         }
+    }
+
+    /// What the cache holds and does per layer id.
+    pub fn counts_by_layer(&self) -> HashMap<u64, LayerChunkCounts> {
+        let st = self.shared.lock();
+        let mut out: HashMap<u64, LayerChunkCounts> = HashMap::new();
+        for r in st.queue.iter().chain(&st.compute_queue) {
+            out.entry(r.key.layer).or_default().queued += 1;
+        }
+        for k in &st.in_flight {
+            out.entry(k.layer).or_default().loading += 1;
+        }
+        for (k, e) in &st.ready {
+            let c = out.entry(k.layer).or_default();
+            match e.chunk.as_ref() {
+                Chunk::Ready(_) => {
+                    c.in_memory += 1;
+                    c.in_memory_bytes += e.bytes;
+                }
+                Chunk::Failed(_) => c.failed += 1,
+            }
+        }
+        out
     }
 
     /// Blocks until nothing is queued or being read, or `timeout` passes; true when idle.

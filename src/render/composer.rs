@@ -480,15 +480,18 @@ impl PanelComposer {
                 })
                 .collect();
             let mut all = Wanted::default();
+            let mut missing = Vec::with_capacity(planned.len());
             let plans: Vec<Option<Arc<GatherPlan>>> = planned
                 .into_iter()
                 .map(|r| {
+                    missing.push(r.as_ref().map(|(_, w)| w.shown_keys()).unwrap_or_default());
                     r.map(|(plan, wanted)| {
                         all.extend(wanted);
                         Arc::new(plan)
                     })
                 })
                 .collect();
+            p.layer_missing = missing;
             p.dirty = plans
                 .iter()
                 .zip(&p.plans)
@@ -647,6 +650,19 @@ impl PanelComposer {
             }
         }
         target
+    }
+
+    /// Per layer id: the chunks the panels show as missing (wanted and not in the cache;
+    /// not counting the next slices prefetched).
+    pub fn wanted_by_layer(&self) -> HashMap<u64, usize> {
+        let mut out: HashMap<u64, usize> = HashMap::new();
+        for p in self.panels.values() {
+            for ((uid, _, _), keys) in p.layers_key.iter().zip(&p.layer_missing) {
+                let held = self.cache.ready_among(keys).len();
+                *out.entry(*uid).or_default() += keys.len().saturating_sub(held);
+            }
+        }
+        out
     }
 
     /// Whether any panel still shows pixels that are loading or stood in for by a coarser

@@ -11,7 +11,7 @@ use eframe::wgpu;
 
 use super::colors::Colormap;
 use super::gather::GatherPlan;
-use super::gpu_gather::{GatherRenderer, GpuStoreStats};
+use super::gpu_gather::{GatherRenderer, GpuStorePublished, GpuStoreStats};
 use super::shade::{GpuUniforms, PanelTextures};
 use super::shader::ShaderKey;
 
@@ -651,7 +651,7 @@ pub struct SliceCallback {
     /// The GPU chunk store's budget (a setting).
     pub gpu_budget_bytes: u64,
     /// Where the GPU chunk store's counts are published for the app's statistics.
-    pub gpu_stats: Arc<std::sync::Mutex<GpuStoreStats>>,
+    pub gpu_stats: Arc<std::sync::Mutex<GpuStorePublished>>,
 }
 
 impl egui_wgpu::CallbackTrait for SliceCallback {
@@ -691,7 +691,10 @@ impl egui_wgpu::CallbackTrait for SliceCallback {
                 );
                 *version = self.upload.version;
                 if let Ok(mut s) = self.gpu_stats.lock() {
-                    *s = res.gather.store.stats();
+                    *s = GpuStorePublished {
+                        stats: res.gather.store.stats(),
+                        by_layer: res.gather.store.counts_by_layer(),
+                    };
                 }
             }
             (_, None) => {

@@ -20,6 +20,16 @@ pub const DEFAULT_GPU_CACHE_BYTES: u64 = 1 << 30;
 /// Float channels a gather pass writes (the colouring shader reads at most four).
 const MAX_CHANNELS: usize = 4;
 
+/// What the GPU chunk store holds, as the renderer publishes it to the app each frame it
+/// gathers: the totals and the chunks and bytes per layer id.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GpuStorePublished {
+    /// The totals.
+    pub stats: GpuStoreStats,
+    /// Chunks and bytes per layer id.
+    pub by_layer: HashMap<u64, (usize, u64)>,
+}
+
 /// Counts of the GPU chunk store, for the statistics view and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct GpuStoreStats {
@@ -84,6 +94,17 @@ impl GpuChunkStore {
             budget_bytes: self.budget_bytes,
             ..self.stats
         }
+    }
+
+    /// Chunks and bytes in GPU memory per layer id.
+    pub fn counts_by_layer(&self) -> HashMap<u64, (usize, u64)> {
+        let mut out: HashMap<u64, (usize, u64)> = HashMap::new();
+        for (k, c) in &self.chunks {
+            let e = out.entry(k.layer).or_default();
+            e.0 += 1;
+            e.1 += c.bytes;
+        }
+        out
     }
 
     /// Whether `key` is in GPU memory.

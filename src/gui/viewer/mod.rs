@@ -12,6 +12,7 @@ mod model_layer;
 mod overlay;
 mod panels;
 mod side_panel;
+pub mod statistics;
 mod validation;
 
 pub use overlay::{BlockMap, RegionDraft};
@@ -29,7 +30,7 @@ use crate::render::cache::{ChunkCache, Request, DEFAULT_CPU_CACHE_BYTES};
 use crate::render::colors::{Colormap, AXIS_COLORS};
 use crate::render::composer::{PanelComposer, Scene, SceneLayer};
 use crate::render::gpu::SliceCallback;
-use crate::render::gpu_gather::GpuStoreStats;
+use crate::render::gpu_gather::{GpuStorePublished, GpuStoreStats};
 use crate::render::layer::{open_layer, LayerData, LayerKind, WorldNm};
 use crate::render::shade::{self, GpuUniforms, PanelTextures};
 use crate::render::slice::{Histogram, PixelValue, Plane, SliceView};
@@ -73,7 +74,7 @@ pub struct Viewer {
     /// GPU memory for chunks, in bytes (a setting).
     pub gpu_budget_bytes: u64,
     /// The GPU chunk store's counts, as the renderer last published them.
-    gpu_stats: Arc<std::sync::Mutex<GpuStoreStats>>,
+    gpu_stats: Arc<std::sync::Mutex<GpuStorePublished>>,
     /// The last problem to show (a bad path, a state file that does not load …).
     pub message: Option<String>,
     path_field: String,
@@ -119,6 +120,29 @@ pub struct Viewer {
     /// The checkpoint iterations of runs shown by model layers, by (project, run), with
     /// when they were listed.
     checkpoint_lists: HashMap<(PathBuf, String), (std::time::Instant, Vec<u64>)>,
+}
+
+/// One layer's row of the chunk statistics (neuroglancer's statistics panel).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChunkStatistics {
+    /// The layer's name.
+    pub layer: String,
+    /// Chunks waiting to be read or computed.
+    pub queued: usize,
+    /// Being read or computed now.
+    pub loading: usize,
+    /// Decoded in the CPU cache.
+    pub in_memory: usize,
+    /// Their bytes.
+    pub in_memory_bytes: u64,
+    /// In GPU memory (as last drawn).
+    pub on_gpu: usize,
+    /// Their bytes.
+    pub on_gpu_bytes: u64,
+    /// Shown as missing on the panels: wanted and not held yet.
+    pub missing: usize,
+    /// Reads that failed.
+    pub failed: usize,
 }
 
 impl Default for Viewer {
@@ -200,7 +224,39 @@ impl Viewer {
 
     /// The GPU chunk store's counts as last drawn.
     pub fn gpu_store_stats(&self) -> GpuStoreStats {
-        self.gpu_stats.lock().map(|s| *s).unwrap_or_default()
+        self.gpu_stats.lock().map(|s| s.stats).unwrap_or_default()
+    }
+
+    /// Each layer's chunks by state: in the CPU cache (queued, loading, in memory,
+    /// failed), wanted by the panels and not held, and in GPU memory (as last drawn).
+    pub fn chunk_statistics(&self) -> Vec<ChunkStatistics> {
+        let cache = self.composer.cache().counts_by_layer();
+        let gpu = self
+            .gpu_stats
+            .lock()
+            .map(|s| s.by_layer.clone())
+            .unwrap_or_default();
+        let wanted = self.composer.wanted_by_layer();
+        self.state
+            .layers
+            .iter()
+            .zip(&self.layers)
+            .map(|(st, l)| {
+                let c = cache.get(&l.uid).copied().unwrap_or_default();
+                let (on_gpu, on_gpu_bytes) = gpu.get(&l.uid).copied().unwrap_or_default();
+                ChunkStatistics {
+                    layer: st.name.clone(),
+                    queued: c.queued,
+                    loading: c.loading,
+                    in_memory: c.in_memory,
+                    in_memory_bytes: c.in_memory_bytes as u64,
+                    on_gpu,
+                    on_gpu_bytes,
+                    missing: wanted.get(&l.uid).copied().unwrap_or(0),
+                    failed: c.failed,
+                }
+            })
+            .collect()
     }
 
     /// The chunk cache (for statistics and tests).

@@ -76,6 +76,12 @@ impl Viewer {
                 }
             }
         });
+        egui::CollapsingHeader::new("Chunk statistics").show(ui, |ui| {
+            let rows = self.chunk_statistics();
+            let cpu = self.cache().stats();
+            let gpu = self.gathers_on_gpu().then(|| self.gpu_store_stats());
+            super::statistics::ui(ui, &rows, &cpu, gpu.as_ref());
+        });
         egui::CollapsingHeader::new("Neuroglancer").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.label("data served at");
