@@ -891,24 +891,76 @@ fn every_specialised_shader_draws_what_the_cpu_reference_computes() {
     assert_eq!(gpu.pipelines_built(), variants.len());
 }
 
-/// Panels gathered from chunks on the GPU draw exactly what panels composed on the CPU
-/// draw: on every plane, zoomed in and out (a coarse level chosen), while chunks arrive
-/// (coarse levels standing in, pixels loading), with a failed chunk, the error overlay and
-/// its split/merge flags.
-#[test]
-fn panels_gathered_on_the_gpu_equal_panels_composed_on_the_cpu() {
-    use segno::render::cache::ChunkCache;
-    use segno::render::gather;
-    use segno::render::gpu::{GatherLayer, GatheredContent, GatheredPanel, Headless};
-    use segno::render::layer::open_layer;
-    use segno::render::slice::{compose, SliceView};
-    use segno::render::state::{ImageSettings, PredictionSettings, SegmentationSettings};
+/// Layers `layers` drawn from `slices` (and, on the GPU, gathered from `plans`) with the
+/// error overlay `overlay` (its split/merge flags when it counts instances): the panel
+/// gathered on the GPU, composed and coloured on the GPU, and coloured by the CPU reference.
+fn draw_both(
+    gpu: &segno::render::gpu::Headless,
+    (w, h): (u32, u32),
+    layers: &[(
+        std::sync::Arc<segno::render::layer::LayerData>,
+        LayerSettings,
+    )],
+    (slices, plans): (
+        &[segno::render::slice::LayerSlice],
+        &[std::sync::Arc<segno::render::gather::GatherPlan>],
+    ),
+    overlay: shade::DrawOverlay,
+    cross: Option<([f32; 2], [u8; 3], [u8; 3])>,
+    id: u64,
+) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    use segno::render::gpu::{GatherLayer, GatheredContent, GatheredPanel};
     use std::sync::Arc;
+    let draw: Vec<shade::DrawLayer> = slices
+        .iter()
+        .zip(layers)
+        .map(|(s, (_, settings))| shade::DrawLayer {
+            slice: s,
+            settings,
+            visible: true,
+            hover: None,
+            pending: false,
+        })
+        .collect();
+    let (u, t) = shade::pack(&draw, Some(overlay), [0.0, 0.0], cross);
+    let t = Arc::new(t);
+    let n = (w * h) as usize;
+    let panel = GatheredPanel {
+        rect: [0, 0, w, h],
+        uniforms: u,
+        content: Arc::new(GatheredContent {
+            id,
+            base: None,
+            dims: [w, h, t.float_layers, t.label_layers, t.status_layers],
+            layers: plans
+                .iter()
+                .enumerate()
+                .map(|(i, p)| GatherLayer::whole(i, u.layers[i].kind_tex[1], p.clone()))
+                .collect(),
+            flags: overlay
+                .instances
+                .then(|| Arc::new(t.status[3 * n..4 * n].to_vec())),
+        }),
+    };
+    let (gathered, _) = gpu.render_gathered(w, h, &[panel], true).unwrap();
+    let composed = gpu.render(w, h, &[([0, 0, w, h], u, t.clone())]).unwrap();
+    let reference = shade::shade_all(&u, &t);
+    (gathered, composed, reference)
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let c = volume(dir.path());
+/// The raw, labels (segment 7 selected; one chunk corrupt) and prediction layers of the
+/// test volume written into `dir`, with their drawing settings.
+fn three_layers_with_a_failed_chunk(
+    dir: &std::path::Path,
+) -> [(
+    std::sync::Arc<segno::render::layer::LayerData>,
+    LayerSettings,
+); 3] {
+    use segno::render::layer::open_layer;
+    use segno::render::state::{ImageSettings, PredictionSettings, SegmentationSettings};
+    let c = volume(dir);
     corrupt_label_chunk(&c);
-    let layers = [
+    [
         (
             open_layer(&c.join("raw")).unwrap(),
             LayerSettings::Image(ImageSettings::default()),
@@ -924,7 +976,23 @@ fn panels_gathered_on_the_gpu_equal_panels_composed_on_the_cpu() {
             open_layer(&c.join("pred")).unwrap(),
             LayerSettings::Prediction(PredictionSettings::default()),
         ),
-    ];
+    ]
+}
+
+/// Panels gathered from chunks on the GPU draw exactly what panels composed on the CPU
+/// draw: on every plane, zoomed in and out (a coarse level chosen), while chunks arrive
+/// (coarse levels standing in, pixels loading), with a failed chunk, the error overlay and
+/// its split/merge flags.
+#[test]
+fn panels_gathered_on_the_gpu_equal_panels_composed_on_the_cpu() {
+    use segno::render::cache::ChunkCache;
+    use segno::render::gather;
+    use segno::render::gpu::Headless;
+    use segno::render::slice::{compose, SliceView};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let layers = three_layers_with_a_failed_chunk(dir.path());
     assert_eq!(layers[0].0.levels.len(), 2);
     let gpu = Headless::new().expect("a wgpu adapter (lavapipe in CI)");
     let (w, h) = (61u32, 47u32);
@@ -943,6 +1011,7 @@ fn panels_gathered_on_the_gpu_equal_panels_composed_on_the_cpu() {
                 nm_per_px,
                 width_px: w,
                 height_px: h,
+                orientation: segno::render::orientation::Orientation::IDENTITY,
             };
             for round in 0..6 {
                 let mut wanted = Vec::new();
@@ -963,17 +1032,6 @@ fn panels_gathered_on_the_gpu_equal_panels_composed_on_the_cpu() {
                     slices.push(slice);
                     plans.push(Arc::new(plan));
                 }
-                let draw: Vec<shade::DrawLayer> = slices
-                    .iter()
-                    .zip(&layers)
-                    .map(|(s, (_, settings))| shade::DrawLayer {
-                        slice: s,
-                        settings,
-                        visible: true,
-                        hover: None,
-                        pending: false,
-                    })
-                    .collect();
                 let overlay = shade::DrawOverlay {
                     truth: 1,
                     prediction: 2,
@@ -982,33 +1040,16 @@ fn panels_gathered_on_the_gpu_equal_panels_composed_on_the_cpu() {
                     alpha: 0.4,
                     mask: None,
                 };
-                let (u, t) = shade::pack(
-                    &draw,
-                    Some(overlay),
-                    [0.0, 0.0],
-                    Some(([30.5, 20.5], [255, 0, 0], [0, 255, 0])),
+                let cross = Some(([30.5, 20.5], [255, 0, 0], [0, 255, 0]));
+                let (gathered, composed, reference) = draw_both(
+                    &gpu,
+                    (w, h),
+                    &layers,
+                    (&slices, &plans),
+                    overlay,
+                    cross,
+                    checked as u64 + 1,
                 );
-                let t = Arc::new(t);
-                let n = (w * h) as usize;
-                let panel = GatheredPanel {
-                    rect: [0, 0, w, h],
-                    uniforms: u,
-                    content: Arc::new(GatheredContent {
-                        id: checked as u64 + 1,
-                        base: None,
-                        dims: [w, h, t.float_layers, t.label_layers, t.status_layers],
-                        layers: plans
-                            .iter()
-                            .enumerate()
-                            .map(|(i, p)| GatherLayer::whole(i, u.layers[i].kind_tex[1], p.clone()))
-                            .collect(),
-                        flags: overlay
-                            .instances
-                            .then(|| Arc::new(t.status[3 * n..4 * n].to_vec())),
-                    }),
-                };
-                let (gathered, _) = gpu.render_gathered(w, h, &[panel], true).unwrap();
-                let composed = gpu.render(w, h, &[([0, 0, w, h], u, t.clone())]).unwrap();
                 assert!(
                     gathered == composed,
                     "{plane:?} at {nm_per_px} nm/px, round {round}: {} pixels differ",
@@ -1018,7 +1059,7 @@ fn panels_gathered_on_the_gpu_equal_panels_composed_on_the_cpu() {
                         .filter(|(a, b)| a != b)
                         .count()
                 );
-                let worst = max_difference(&gathered, &shade::shade_all(&u, &t));
+                let worst = max_difference(&gathered, &reference);
                 assert!(worst <= 1, "GPU and CPU reference differ by {worst}");
                 checked += 1;
                 if wanted.is_empty() {
@@ -1042,6 +1083,129 @@ fn panels_gathered_on_the_gpu_equal_panels_composed_on_the_cpu() {
         "{stats:?}"
     );
     assert!(stats.bytes <= stats.budget_bytes);
+}
+
+/// Rotated cross-sections (neuroglancer's `crossSectionOrientation`): the GPU draws what
+/// the CPU composes from whole chunks, per pixel the nearest voxel of the finest loaded
+/// level, on every plane, zoomed in and out, while chunks arrive, with a failed chunk and
+/// the error overlay.
+#[test]
+fn rotated_planes_on_the_gpu_equal_the_cpu_reference() {
+    use segno::render::cache::ChunkCache;
+    use segno::render::gather;
+    use segno::render::gpu::Headless;
+    use segno::render::orientation::Orientation;
+    use segno::render::slice::{compose, SliceView};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let layers = three_layers_with_a_failed_chunk(dir.path());
+    let gpu = Headless::new().expect("a wgpu adapter (lavapipe in CI)");
+    let (w, h) = (61u32, 47u32);
+    // 30° about y, then 20° about x.
+    let orientation = Orientation::IDENTITY
+        .rotated([0.0, 1.0, 0.0], 30f64.to_radians())
+        .rotated([0.0, 0.0, 1.0], 20f64.to_radians());
+    let (mut checked, mut ambiguous, mut pixels) = (0, 0usize, 0usize);
+    let (mut coarser, mut loading, mut failed) = (0, 0, 0);
+    for plane in Plane::ALL {
+        for (nm_per_px, centre) in [(1.7, [66.3, 60.1, 70.4]), (9.0, [64.0, 64.0, 64.0])] {
+            let cache = ChunkCache::new(64 << 20, 2);
+            let view = SliceView {
+                plane,
+                center: WorldNm(centre),
+                nm_per_px,
+                width_px: w,
+                height_px: h,
+                orientation,
+            };
+            // The plane is rotated: its points move off the axis-aligned plane.
+            let corner = view.world_at(0.5, 0.5);
+            assert!((corner.0[plane.axes()[2]] - centre[plane.axes()[2]]).abs() > 1.0);
+            assert!(view.depth_of(&corner).abs() < 1e-9);
+            for round in 0..8 {
+                let mut wanted = Vec::new();
+                let mut slices = Vec::new();
+                let mut plans = Vec::new();
+                for (i, (layer, settings)) in layers.iter().enumerate() {
+                    let (composed, wt) = compose(i as u64, layer, settings.kind(), &view, &cache);
+                    let (plan, _) = gather::plan(i as u64, layer, settings.kind(), &view, &cache);
+                    assert!(plan.oblique);
+                    let slice = plan.rasterize();
+                    // The plan samples in f32 per chunk, composing in f64 per pixel: only
+                    // pixels whose centre lies on a voxel border may differ.
+                    let differ = (0..h)
+                        .flat_map(|y| (0..w).map(move |x| (x, y)))
+                        .filter(|(x, y)| slice.value_at(*x, *y) != composed.value_at(*x, *y))
+                        .count();
+                    ambiguous += differ;
+                    pixels += (w * h) as usize;
+                    coarser += composed.coarser;
+                    loading += composed.loading;
+                    failed += composed
+                        .status
+                        .iter()
+                        .filter(|s| **s == status::FAILED)
+                        .count();
+                    // The plan counts loading pixels from a sample, but knows exactly
+                    // whether any pixel is.
+                    let shown_loading = slice
+                        .status
+                        .iter()
+                        .filter(|s| **s == status::LOADING)
+                        .count();
+                    assert_eq!(slice.loading > 0, shown_loading > 0);
+                    wanted.extend(wt.into_requests());
+                    slices.push(slice);
+                    plans.push(Arc::new(plan));
+                }
+                let overlay = shade::DrawOverlay {
+                    truth: 1,
+                    prediction: 2,
+                    instances: round % 2 == 1,
+                    threshold: 0.5,
+                    alpha: 0.4,
+                    mask: None,
+                };
+                let (gathered, composed, reference) = draw_both(
+                    &gpu,
+                    (w, h),
+                    &layers,
+                    (&slices, &plans),
+                    overlay,
+                    None,
+                    checked as u64 + 1,
+                );
+                assert!(max_difference(&gathered, &reference) <= 1);
+                let differ = gathered
+                    .chunks(4)
+                    .zip(composed.chunks(4))
+                    .filter(|(a, b)| a != b)
+                    .count();
+                assert_eq!(
+                    differ, 0,
+                    "{plane:?} at {nm_per_px} nm/px, round {round}: {differ} pixels differ"
+                );
+                checked += 1;
+                if wanted.is_empty() {
+                    break;
+                }
+                wanted.truncate(4);
+                cache.request(wanted);
+                assert!(cache.wait_idle(Duration::from_secs(10)));
+            }
+        }
+    }
+    assert!(checked >= 12, "{checked}");
+    assert!(
+        coarser > 0 && loading > 0 && failed > 0,
+        "{coarser} {loading} {failed}"
+    );
+    assert!(
+        ambiguous * 1000 <= pixels,
+        "{ambiguous} of {pixels} pixels differ between f32 and f64 sampling"
+    );
+    eprintln!("{ambiguous} of {pixels} pixels on voxel borders differ between f32 and f64");
 }
 
 /// The GPU chunk store keeps to its budget: chunks drawn in the same frame that do not fit
@@ -1072,6 +1236,7 @@ fn the_gpu_chunk_store_never_exceeds_its_budget() {
             nm_per_px: 2.0,
             width_px: 64,
             height_px: 64,
+            orientation: segno::render::orientation::Orientation::IDENTITY,
         };
         let plan = loop {
             let (plan, wanted) = gather::plan(1, &raw, LayerKind::Image, &view, &cache);

@@ -315,6 +315,7 @@ fn view(container: &Path, centre: WorldNm, layout: Layout, layers: usize) -> Vie
     ViewState {
         position_nm: centre,
         zoom_nm_per_px: VOXEL_NM as f64,
+        orientation: crate::render::orientation::Orientation::IDENTITY,
         layout,
         layers: vec![
             layer("raw", LayerSettings::Image(ImageSettings::default())),

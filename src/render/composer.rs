@@ -306,7 +306,8 @@ impl PanelComposer {
             // nothing else of it changed (with several levels, stand-ins change too).
             let patches: Vec<Option<&[ChunkKey]>> = (0..scene.layers.len())
                 .map(|i| {
-                    let single = scene.layers[i].data.is_some_and(|d| d.levels.len() == 1);
+                    let single = !view.oblique()
+                        && scene.layers[i].data.is_some_and(|d| d.levels.len() == 1);
                     let had = matches!(p.slices.get(i), Some(Some(_)));
                     (partial && recompose[i] && used[i] && single && had)
                         .then(|| ready.get(i).map_or(&[][..], Vec::as_slice))
@@ -920,6 +921,8 @@ fn pack_gathered(
 /// in the plane by less than half the panel size.
 pub fn pixel_shift(old: &SliceView, new: &SliceView) -> Option<(i64, i64)> {
     if old.plane != new.plane
+        || new.oblique()
+        || old.orientation != new.orientation
         || old.nm_per_px != new.nm_per_px
         || old.width_px != new.width_px
         || old.height_px != new.height_px
@@ -1016,6 +1019,7 @@ mod tests {
             nm_per_px: 4.0,
             width_px: 16,
             height_px: 16,
+            orientation: crate::render::orientation::Orientation::IDENTITY,
         }
     }
 
@@ -1258,6 +1262,7 @@ mod tests {
             nm_per_px: 2.9,
             width_px: 23,
             height_px: 19,
+            orientation: crate::render::orientation::Orientation::IDENTITY,
         };
         let (c, frames, v) = one_chunk_per_frame(&s, v, 0.0, 0);
         // One whole composition per layer, then only the pixels of each arriving chunk:
@@ -1283,6 +1288,7 @@ mod tests {
             nm_per_px: 2.0,
             width_px: 20,
             height_px: 18,
+            orientation: crate::render::orientation::Orientation::IDENTITY,
         };
         // A pixel right every frame while the chunks arrive.
         let (c, frames, v) = one_chunk_per_frame(&s, v, 2.0, 8);

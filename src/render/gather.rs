@@ -44,6 +44,71 @@ pub struct Cell {
     pub rect: PixelRect,
     /// What they show.
     pub source: CellSource,
+    /// On a rotated plane: which of its pixels it draws and the voxel each samples (the
+    /// cells of such plans overlap and are drawn in order).
+    pub affine: Option<CellAffine>,
+}
+
+/// The affine maps of a cell of a rotated plane from panel positions (pixel centres) to
+/// continuous voxel coordinates (z, y, x): one to its chunk's voxels, one to the chosen
+/// level's. A pixel is drawn when both fall inside their sizes; it samples the chunk's
+/// voxel `floor(origin + x·du + y·dv)`, computed in `f32` in this order on the CPU and the
+/// GPU alike.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CellAffine {
+    /// Chunk voxel coordinate at panel position (0, 0).
+    pub origin: [f32; 3],
+    /// Its change per pixel to the right.
+    pub du: [f32; 3],
+    /// Its change per pixel down.
+    pub dv: [f32; 3],
+    /// The chunk's voxels (its stored shape).
+    pub size: [u32; 3],
+    /// The chosen level's voxel coordinate at panel position (0, 0).
+    pub clip_origin: [f32; 3],
+    /// Its change per pixel to the right.
+    pub clip_du: [f32; 3],
+    /// Its change per pixel down.
+    pub clip_dv: [f32; 3],
+    /// The chosen level's shape.
+    pub clip_size: [u32; 3],
+}
+
+/// `floor(o + x·du + y·dv)` when inside `size`.
+fn affine_voxel(
+    o: [f32; 3],
+    du: [f32; 3],
+    dv: [f32; 3],
+    size: [u32; 3],
+    x: f32,
+    y: f32,
+) -> Option<[usize; 3]> {
+    let mut out = [0usize; 3];
+    for a in 0..3 {
+        let q = (o[a] + x * du[a] + y * dv[a]).floor();
+        if !(q >= 0.0 && q < size[a] as f32) {
+            return None;
+        }
+        out[a] = q as usize;
+    }
+    Some(out)
+}
+
+impl CellAffine {
+    /// The chunk voxel (z, y, x) pixel (`x`, `y`) samples, or `None` when the cell does
+    /// not draw that pixel.
+    pub fn voxel(&self, x: u32, y: u32) -> Option<[usize; 3]> {
+        let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
+        affine_voxel(
+            self.clip_origin,
+            self.clip_du,
+            self.clip_dv,
+            self.clip_size,
+            px,
+            py,
+        )?;
+        affine_voxel(self.origin, self.du, self.dv, self.size, px, py)
+    }
 }
 
 /// How to draw one layer on one panel from chunks.
@@ -78,6 +143,9 @@ pub struct GatherPlan {
     pub loading: usize,
     /// Distinct read errors of the chunks shown as failed.
     pub errors: Vec<String>,
+    /// A rotated plane: the cells overlap, each with its affine map, and are drawn in
+    /// order (later ones over earlier ones).
+    pub oblique: bool,
 }
 
 /// Where a per-pixel chunk index changes along one axis (with 0 and `len`).
@@ -98,6 +166,9 @@ pub fn plan(
     view: &SliceView,
     cache: &ChunkCache,
 ) -> (GatherPlan, Wanted) {
+    if view.oblique() {
+        return super::oblique::plan_oblique(uid, layer, kind, view, cache);
+    }
     let whole = PixelRect::whole(view);
     let chosen = pick_level(layer, view.plane, view.nm_per_px);
     let coarsest = layer.levels.len() - 1;
@@ -185,7 +256,11 @@ pub fn plan(
                 CellSource::Chunk { slot, .. } if *slot > 0 => coarser += area,
                 _ => {}
             }
-            cells.push(Cell { rect, source });
+            cells.push(Cell {
+                rect,
+                source,
+                affine: None,
+            });
         }
     }
     let wanted = wanted_of(
@@ -222,6 +297,7 @@ pub fn plan(
             coarser,
             loading,
             errors,
+            oblique: false,
         },
         wanted,
     )
@@ -267,6 +343,15 @@ fn intersect(a: PixelRect, b: PixelRect) -> Option<PixelRect> {
 /// differs from the old cells under it is drawn whole; otherwise only the part that came
 /// into view.
 pub fn dirty(old: &GatherPlan, new: &GatherPlan, shift: (i64, i64)) -> Vec<(usize, PixelRect)> {
+    if old.oblique || new.oblique {
+        // Rotated planes are drawn whole: their cells overlap.
+        return new
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, c.rect))
+            .collect();
+    }
     let (dx, dy) = shift;
     let (w, h) = (i64::from(new.width), i64::from(new.height));
     // The new pixels whose old position is inside the old panel.
@@ -372,6 +457,13 @@ impl GatherPlan {
             for y in first(r.y0)..first(r.y0 + r.height) {
                 for x in first(r.x0)..first(r.x0 + r.width) {
                     let i = (y * w + x) as usize;
+                    let sampled = match &cell.affine {
+                        Some(a) => match a.voxel(x * step, y * step) {
+                            Some(v) => Some(v),
+                            None => continue,
+                        },
+                        None => None,
+                    };
                     stat[i] = match &cell.source {
                         CellSource::Outside => status::OUTSIDE,
                         CellSource::Loading => status::LOADING,
@@ -380,7 +472,11 @@ impl GatherPlan {
                             let Chunk::Ready(values) = chunk.as_ref() else {
                                 continue;
                             };
-                            let off = self.voxel_offset(*slot, values.shape(), x * step, y * step);
+                            let shape = values.shape();
+                            let off = match sampled {
+                                Some(v) => (v[0] * shape[1] + v[1]) * shape[2] + v[2],
+                                None => self.voxel_offset(*slot, shape, x * step, y * step),
+                            };
                             match values {
                                 ChunkValues::Labels { values, .. } if self.labels => {
                                     lvals[i] = values[off];
@@ -465,11 +561,7 @@ impl GatherPlan {
         if x >= self.width || y >= self.height {
             return None;
         }
-        let r = |c: &&Cell| {
-            let r = c.rect;
-            (r.x0..r.x0 + r.width).contains(&x) && (r.y0..r.y0 + r.height).contains(&y)
-        };
-        let cell = self.cells.iter().find(r)?;
+        let (cell, sampled) = self.cell_at(x, y)?;
         Some(match &cell.source {
             CellSource::Outside => PixelValue::Outside,
             CellSource::Loading => PixelValue::Loading,
@@ -478,7 +570,11 @@ impl GatherPlan {
                 let Chunk::Ready(values) = chunk.as_ref() else {
                     return Some(PixelValue::Failed);
                 };
-                let off = self.voxel_offset(*slot, values.shape(), x, y);
+                let shape = values.shape();
+                let off = match sampled {
+                    Some(v) => (v[0] * shape[1] + v[1]) * shape[2] + v[2],
+                    None => self.voxel_offset(*slot, shape, x, y),
+                };
                 match values {
                     ChunkValues::Labels { values, .. } => PixelValue::Label(values[off]),
                     ChunkValues::Float {
@@ -496,6 +592,69 @@ impl GatherPlan {
                 }
             }
         })
+    }
+
+    /// The cell that draws pixel (`x`, `y`) (the last one drawing it, for rotated planes)
+    /// and, on rotated planes, the voxel of its chunk it samples.
+    fn cell_at(&self, x: u32, y: u32) -> Option<(&Cell, Option<[usize; 3]>)> {
+        let inside = |c: &Cell| {
+            let r = c.rect;
+            (r.x0..r.x0 + r.width).contains(&x) && (r.y0..r.y0 + r.height).contains(&y)
+        };
+        if !self.oblique {
+            return self.cells.iter().find(|c| inside(c)).map(|c| (c, None));
+        }
+        self.cells.iter().rev().filter(|c| inside(c)).find_map(|c| {
+            let v = c.affine.and_then(|a| a.voxel(x, y))?;
+            Some((c, Some(v)))
+        })
+    }
+
+    /// Whether some pixel of `rect` shows as loading.
+    pub fn loads_in(&self, rect: PixelRect) -> bool {
+        let over: Vec<&Cell> = self
+            .cells
+            .iter()
+            .filter(|c| intersect(c.rect, rect).is_some())
+            .collect();
+        for y in rect.y0..rect.y0 + rect.height {
+            for x in rect.x0..rect.x0 + rect.width {
+                let drawn = over.iter().rev().find(|c| {
+                    let r = c.rect;
+                    (r.x0..r.x0 + r.width).contains(&x)
+                        && (r.y0..r.y0 + r.height).contains(&y)
+                        && c.affine.is_none_or(|a| a.voxel(x, y).is_some())
+                });
+                if drawn.is_some_and(|c| c.source == CellSource::Loading) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// For every `step`-th pixel along both axes (row-major), the index of the cell that
+    /// draws it (`u32::MAX` where none does).
+    pub fn cell_map_every(&self, step: u32) -> Vec<u32> {
+        let step = step.max(1);
+        let (w, h) = (self.width.div_ceil(step), self.height.div_ceil(step));
+        let mut map = vec![u32::MAX; (w * h) as usize];
+        let first = |from: u32| from.div_ceil(step);
+        for (ci, cell) in self.cells.iter().enumerate() {
+            let r = cell.rect;
+            for y in first(r.y0)..first(r.y0 + r.height) {
+                for x in first(r.x0)..first(r.x0 + r.width) {
+                    if cell
+                        .affine
+                        .is_some_and(|a| a.voxel(x * step, y * step).is_none())
+                    {
+                        continue;
+                    }
+                    map[(y * w + x) as usize] = ci as u32;
+                }
+            }
+        }
+        map
     }
 
     /// The chunks its cells sample.
@@ -559,6 +718,7 @@ mod tests {
                         nm_per_px,
                         width_px: 43,
                         height_px: 29,
+                        orientation: crate::render::orientation::Orientation::IDENTITY,
                     };
                     for round in 0..12 {
                         let (composed, cw) = compose(1, &layer, kind, &view, &cache);
@@ -615,6 +775,7 @@ mod tests {
                 nm_per_px: 1.1,
                 width_px: 45,
                 height_px: 31,
+                orientation: crate::render::orientation::Orientation::IDENTITY,
             };
             let (mut old, _) = plan(1, &layer, LayerKind::Image, &view, &cache);
             let mut shown = old.rasterize();

@@ -156,19 +156,24 @@ pub struct GatherRenderer {
     chunk_layouts: [wgpu::BindGroupLayout; 2],
     sample_layouts: [wgpu::PipelineLayout; 2],
     status_layout: wgpu::PipelineLayout,
-    /// (labels, channels, panel axes) → (sampling pipeline, status-only pipeline).
+    /// (labels, channels, panel axes, rotated) → (sampling pipeline, status-only pipeline).
     #[allow(clippy::type_complexity)]
-    pipelines: HashMap<(bool, usize, [usize; 3]), (wgpu::RenderPipeline, wgpu::RenderPipeline)>,
+    pipelines:
+        HashMap<(bool, usize, [usize; 3], bool), (wgpu::RenderPipeline, wgpu::RenderPipeline)>,
     tables: HashMap<(u64, usize), LayerTables>,
     max_3d: u32,
     /// The chunks in GPU memory.
     pub store: GpuChunkStore,
 }
 
-/// One panel layer's voxel tables (a texture with a row per scale level) and uniforms.
+/// One panel layer's voxel tables (a texture with a row per scale level), the affine
+/// maps of a rotated plane's cells ([`CELLS_PER_ROW`] cells of [`CELL_WORDS`] words per
+/// row) and uniforms.
 struct LayerTables {
     size: (u32, u32, u32),
+    cell_rows: u32,
     texture: wgpu::Texture,
+    cells: wgpu::Texture,
     uniforms: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
 }
@@ -206,6 +211,37 @@ fn texture_entry(
             multisampled: false,
         },
     )
+}
+
+/// Cells of a rotated plane per row of the cell texture.
+const CELLS_PER_ROW: u32 = 128;
+/// Words per cell in the cell texture: origin, du, dv, size, then the same for the chosen
+/// level (24 used).
+const CELL_WORDS: u32 = 32;
+
+/// The words of `plan`'s cells for the cell texture, in rows of [`CELLS_PER_ROW`].
+fn cell_words(plan: &GatherPlan) -> Vec<u32> {
+    let rows = (plan.cells.len() as u32).div_ceil(CELLS_PER_ROW).max(1);
+    let mut out = vec![0u32; (rows * CELLS_PER_ROW * CELL_WORDS) as usize];
+    for (i, c) in plan.cells.iter().enumerate() {
+        let Some(a) = &c.affine else { continue };
+        let w = &mut out[i * CELL_WORDS as usize..(i + 1) * CELL_WORDS as usize];
+        let floats = [a.origin, a.du, a.dv];
+        let clip = [a.clip_origin, a.clip_du, a.clip_dv];
+        for (k, v) in floats.iter().chain([&[0.0f32; 3]]).enumerate() {
+            for d in 0..3 {
+                w[k * 3 + d] = v[d].to_bits();
+            }
+        }
+        w[9..12].copy_from_slice(&a.size);
+        for (k, v) in clip.iter().enumerate() {
+            for d in 0..3 {
+                w[12 + k * 3 + d] = v[d].to_bits();
+            }
+        }
+        w[21..24].copy_from_slice(&a.clip_size);
+    }
+    out
 }
 
 /// A bind group of a uniform buffer (binding 0) and a texture (binding 1).
@@ -326,6 +362,120 @@ fn fs_status(input: VsOut) -> Out {{
     )
 }
 
+/// The WGSL of the gather pass for a rotated plane: each cell (its index in the instance
+/// index, above a status in the low two bits) reads its affine maps from the cell texture
+/// and draws the pixels whose voxels fall inside its chunk and the chosen level.
+fn oblique_wgsl(labels: bool, channels: usize) -> String {
+    let (voxel_type, targets) = if labels {
+        ("u32", 1)
+    } else {
+        ("f32", channels)
+    };
+    let mut out_fields = String::new();
+    let mut samples = String::new();
+    let mut zeros = String::new();
+    for c in 0..targets {
+        let ty = if labels { "vec2<u32>" } else { "f32" };
+        out_fields.push_str(&format!("    @location({c}) v{c}: {ty},\n"));
+        if labels {
+            samples.push_str(&format!(
+                "    out.v{c} = textureLoad(voxels, vec3<u32>(q.z, q.y, q.x), 0).xy;\n"
+            ));
+            zeros.push_str(&format!("    out.v{c} = panel.fill.xy;\n"));
+        } else {
+            samples.push_str(&format!(
+                "    out.v{c} = textureLoad(voxels, vec3<u32>(q.z, q.y, q.x + {c}u * chunk.info.y), 0).x;\n"
+            ));
+            zeros.push_str(&format!("    out.v{c} = bitcast<f32>(panel.fill.x);\n"));
+        }
+    }
+    out_fields.push_str(&format!("    @location({targets}) status: u32,\n"));
+    format!(
+        r#"// Gathers one layer of a rotated panel from chunks (src/render/gpu_gather.rs).
+struct Panel {{
+    axes: vec4<u32>,
+    size: vec4<u32>,   // panel width, height
+    fill: vec4<u32>,   // the value of pixels without data (f32 bits, or an id's low and high halves)
+}};
+struct ChunkInfo {{
+    info: vec4<u32>,   // scale level, voxels along z per channel
+}};
+@group(0) @binding(0) var<uniform> panel: Panel;
+@group(0) @binding(1) var tables: texture_2d<u32>;
+@group(0) @binding(2) var cells: texture_2d<u32>;
+@group(1) @binding(0) var<uniform> chunk: ChunkInfo;
+@group(1) @binding(1) var voxels: texture_3d<{voxel_type}>;
+
+struct VsOut {{
+    @builtin(position) pos: vec4<f32>,
+    @location(0) @interpolate(flat) cell: u32,
+}};
+
+@vertex
+fn vs_main(@builtin(vertex_index) i: u32, @builtin(instance_index) s: u32) -> VsOut {{
+    let x = f32((i << 1u) & 2u) * 2.0 - 1.0;
+    let y = f32(i & 2u) * 2.0 - 1.0;
+    return VsOut(vec4<f32>(x, y, 0.0, 1.0), s);
+}}
+
+struct Out {{
+{out_fields}}};
+
+fn word(cell: u32, k: u32) -> u32 {{
+    return textureLoad(cells, vec2<u32>((cell % {per_row}u) * {words}u + k, cell / {per_row}u), 0).x;
+}}
+
+fn vec_at(cell: u32, k: u32) -> vec3<f32> {{
+    return vec3<f32>(bitcast<f32>(word(cell, k)), bitcast<f32>(word(cell, k + 1u)), bitcast<f32>(word(cell, k + 2u)));
+}}
+
+fn size_at(cell: u32, k: u32) -> vec3<f32> {{
+    return vec3<f32>(f32(word(cell, k)), f32(word(cell, k + 1u)), f32(word(cell, k + 2u)));
+}}
+
+// floor(origin + x du + y dv) of the map at word k, or -1 outside its size.
+fn voxel_of(cell: u32, k: u32, p: vec2<f32>) -> vec3<f32> {{
+    let q = floor(vec_at(cell, k) + p.x * vec_at(cell, k + 3u) + p.y * vec_at(cell, k + 6u));
+    if (any(q < vec3<f32>(0.0)) || any(q >= size_at(cell, k + 9u))) {{
+        return vec3<f32>(-1.0);
+    }}
+    return q;
+}}
+
+@fragment
+fn fs_sample(input: VsOut) -> Out {{
+    let cell = input.cell >> 2u;
+    let p = input.pos.xy;
+    if (voxel_of(cell, 12u, p).x < 0.0) {{
+        discard;
+    }}
+    let f = voxel_of(cell, 0u, p);
+    if (f.x < 0.0) {{
+        discard;
+    }}
+    let q = vec3<u32>(f);
+    var out: Out;
+{samples}    out.status = 0u;
+    return out;
+}}
+
+@fragment
+fn fs_status(input: VsOut) -> Out {{
+    let cell = input.cell >> 2u;
+    let p = input.pos.xy;
+    if (voxel_of(cell, 12u, p).x < 0.0 || voxel_of(cell, 0u, p).x < 0.0) {{
+        discard;
+    }}
+    var out: Out;
+{zeros}    out.status = input.cell & 3u;
+    return out;
+}}
+"#,
+        per_row = CELLS_PER_ROW,
+        words = CELL_WORDS,
+    )
+}
+
 impl GatherRenderer {
     /// Pipelines and layouts for `device`, with a chunk budget of `budget_bytes`.
     pub fn new(device: &wgpu::Device, budget_bytes: u64) -> Self {
@@ -335,6 +485,7 @@ impl GatherRenderer {
             entries: &[
                 uniform_entry(0),
                 texture_entry(1, uint, wgpu::TextureViewDimension::D2),
+                texture_entry(2, uint, wgpu::TextureViewDimension::D2),
             ],
         });
         let chunk_layout = |sample_type| {
@@ -399,13 +550,19 @@ impl GatherRenderer {
         labels: bool,
         channels: usize,
         axes: [usize; 3],
+        oblique: bool,
     ) -> (wgpu::RenderPipeline, wgpu::RenderPipeline) {
-        if let Some(p) = self.pipelines.get(&(labels, channels, axes)) {
+        if let Some(p) = self.pipelines.get(&(labels, channels, axes, oblique)) {
             return p.clone();
         }
+        let text = if oblique {
+            oblique_wgsl(labels, channels)
+        } else {
+            gather_wgsl(labels, channels, axes)
+        };
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("segno gather shader"),
-            source: wgpu::ShaderSource::Wgsl(gather_wgsl(labels, channels, axes).into()),
+            source: wgpu::ShaderSource::Wgsl(text.into()),
         });
         let value_format = if labels {
             wgpu::TextureFormat::Rg32Uint
@@ -442,7 +599,7 @@ impl GatherRenderer {
             make(&self.status_layout, "fs_status"),
         );
         self.pipelines
-            .insert((labels, channels, axes), pair.clone());
+            .insert((labels, channels, axes, oblique), pair.clone());
         pair
     }
 
@@ -551,42 +708,71 @@ impl GatherRenderer {
         plan: &GatherPlan,
     ) {
         let width = plan.width + plan.height + 1;
-        let rows = (plan.level + plan.voxel_tables.len()) as u32;
+        let rows = ((plan.level + plan.voxel_tables.len()) as u32).max(1);
         let size = (plan.width, plan.height, rows);
+        let cell_rows = if plan.oblique {
+            (plan.cells.len() as u32).div_ceil(CELLS_PER_ROW).max(1)
+        } else {
+            1
+        };
         let slot = self.tables.entry((panel, layer));
         let t = match slot {
-            std::collections::hash_map::Entry::Occupied(o) if o.get().size == size => o.into_mut(),
+            std::collections::hash_map::Entry::Occupied(o)
+                if o.get().size == size && o.get().cell_rows >= cell_rows =>
+            {
+                o.into_mut()
+            }
             other => {
-                let texture = device.create_texture(&wgpu::TextureDescriptor {
-                    label: Some("segno voxel tables"),
-                    size: wgpu::Extent3d {
-                        width,
-                        height: rows,
-                        depth_or_array_layers: 1,
-                    },
-                    mip_level_count: 1,
-                    sample_count: 1,
-                    dimension: wgpu::TextureDimension::D2,
-                    format: wgpu::TextureFormat::R32Uint,
-                    usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-                    view_formats: &[],
-                });
+                let texture_of = |label: &str, width: u32, height: u32| {
+                    device.create_texture(&wgpu::TextureDescriptor {
+                        label: Some(label),
+                        size: wgpu::Extent3d {
+                            width,
+                            height,
+                            depth_or_array_layers: 1,
+                        },
+                        mip_level_count: 1,
+                        sample_count: 1,
+                        dimension: wgpu::TextureDimension::D2,
+                        format: wgpu::TextureFormat::R32Uint,
+                        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+                        view_formats: &[],
+                    })
+                };
+                let texture = texture_of("segno voxel tables", width, rows);
+                let cell_rows = cell_rows.next_power_of_two();
+                let cells = texture_of("segno cell maps", CELLS_PER_ROW * CELL_WORDS, cell_rows);
                 let uniforms = device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("segno gather panel"),
                     size: 48,
                     usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
-                let bind_group = uniforms_and_texture(
-                    device,
-                    "segno gather panel",
-                    &self.panel_layout,
-                    &uniforms,
-                    &texture,
-                );
+                let views = [&texture, &cells]
+                    .map(|t| t.create_view(&wgpu::TextureViewDescriptor::default()));
+                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("segno gather panel"),
+                    layout: &self.panel_layout,
+                    entries: &[
+                        wgpu::BindGroupEntry {
+                            binding: 0,
+                            resource: uniforms.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 1,
+                            resource: wgpu::BindingResource::TextureView(&views[0]),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 2,
+                            resource: wgpu::BindingResource::TextureView(&views[1]),
+                        },
+                    ],
+                });
                 let made = LayerTables {
                     size,
+                    cell_rows,
                     texture,
+                    cells,
                     uniforms,
                     bind_group,
                 };
@@ -599,6 +785,28 @@ impl GatherRenderer {
                 }
             }
         };
+        if plan.oblique {
+            let words = cell_words(plan);
+            queue.write_texture(
+                wgpu::TexelCopyTextureInfo {
+                    texture: &t.cells,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d::ZERO,
+                    aspect: wgpu::TextureAspect::All,
+                },
+                bytemuck::cast_slice(&words),
+                wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(CELLS_PER_ROW * CELL_WORDS * 4),
+                    rows_per_image: None,
+                },
+                wgpu::Extent3d {
+                    width: CELLS_PER_ROW * CELL_WORDS,
+                    height: cell_rows,
+                    depth_or_array_layers: 1,
+                },
+            );
+        }
         let a = plan.axes;
         let fill = if plan.labels {
             let id = plan.fill.max(0.0) as u64;
@@ -621,6 +829,9 @@ impl GatherRenderer {
             0,
         ];
         queue.write_buffer(&t.uniforms, 0, bytemuck::cast_slice(&u));
+        if plan.voxel_tables.is_empty() {
+            return;
+        }
         // Row `plan.level + slot` holds that level's table and its normal position.
         let mut data = Vec::with_capacity((width * plan.voxel_tables.len() as u32) as usize);
         for (table, normal) in plan.voxel_tables.iter().zip(&plan.normals) {
@@ -677,7 +888,8 @@ impl GatherRenderer {
         } else {
             plan.channels.clamp(1, MAX_CHANNELS)
         };
-        let (sample, status_only) = self.pipelines(device, plan.labels, channels, plan.axes);
+        let (sample, status_only) =
+            self.pipelines(device, plan.labels, channels, plan.axes, plan.oblique);
         // Chunks first: one that does not fit is drawn as loading.
         let mut fits: HashMap<ChunkKey, bool> = HashMap::new();
         for (cell, _) in items {
@@ -737,9 +949,16 @@ impl GatherRenderer {
         pass.set_viewport(0.0, 0.0, plan.width as f32, plan.height as f32, 0.0, 1.0);
         pass.set_bind_group(0, &tables.bind_group, &[]);
         let mut complete = true;
-        for (cell, rect) in items {
-            let Some(cell) = plan.cells.get(*cell) else {
+        for (index, rect) in items {
+            let Some(cell) = plan.cells.get(*index) else {
                 continue;
+            };
+            // A rotated plane's cell passes its index to the shader (with the status in
+            // the low two bits).
+            let base = if plan.oblique {
+                (*index as u32) << 2
+            } else {
+                0
             };
             let r = *rect;
             if r.width == 0
@@ -755,7 +974,7 @@ impl GatherRenderer {
                     Some(c) if fits.get(key).copied().unwrap_or(false) => {
                         pass.set_pipeline(&sample);
                         pass.set_bind_group(1, &c.bind_group, &[]);
-                        pass.draw(0..3, 0..1);
+                        pass.draw(0..3, base..base + 1);
                         continue;
                     }
                     _ => {
@@ -768,7 +987,7 @@ impl GatherRenderer {
                 CellSource::Outside => status::OUTSIDE,
             };
             pass.set_pipeline(&status_only);
-            let s = u32::from(status_value);
+            let s = base + u32::from(status_value);
             pass.draw(0..3, s..s + 1);
         }
         complete

@@ -14,6 +14,8 @@ pub mod gpu;
 pub mod gpu_gather;
 pub mod layer;
 pub mod neuroglancer;
+pub mod oblique;
+pub mod orientation;
 pub mod shade;
 pub mod shader;
 pub mod slice;

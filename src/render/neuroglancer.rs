@@ -140,6 +140,13 @@ pub fn state_json(view: &ViewState, layers: &[Option<&LayerData>], served: &Serv
         "crossSectionScale".into(),
         json!(view.zoom_nm_per_px / canonical),
     );
+    if !view.orientation.is_identity() {
+        // Both are quaternions [x, y, z, w] over the x, y, z axes.
+        out.insert(
+            "crossSectionOrientation".into(),
+            json!(view.orientation.normalized().0),
+        );
+    }
     out.insert("layout".into(), json!(view.layout.name()));
     out.insert("showAxisLines".into(), json!(view.cross_hairs));
     out.insert("showScaleBar".into(), json!(view.scale_bar));
@@ -385,6 +392,30 @@ mod tests {
         assert!(url.starts_with("https://neuroglancer-demo.appspot.com/#!%7B"));
         assert!(!url[NEUROGLANCER_APP.len() + 2..].contains(['{', '"', ' ', '#', '!', ',']));
         assert_eq!(decode(&url), state);
+    }
+
+    #[test]
+    fn a_rotation_exports_as_the_cross_section_orientation() {
+        let root = Path::new("/data");
+        let served = Served {
+            base_url: "http://127.0.0.1:9000/",
+            root,
+        };
+        let mut view = ViewState::default();
+        assert!(state_json(&view, &[], &served)
+            .get("crossSectionOrientation")
+            .is_none());
+        view.orientation = crate::render::orientation::Orientation::IDENTITY
+            .rotated([1.0, 0.0, 0.0], std::f64::consts::FRAC_PI_2);
+        let q = state_json(&view, &[], &served)["crossSectionOrientation"].clone();
+        let s = std::f64::consts::FRAC_1_SQRT_2;
+        let q: Vec<f64> = serde_json::from_value(q).unwrap();
+        // 90° about z: [0, 0, sin 45°, cos 45°] over x, y, z, w.
+        assert!(q[0].abs() < 1e-12 && q[1].abs() < 1e-12, "{q:?}");
+        assert!(
+            (q[2] - s).abs() < 1e-12 && (q[3] - s).abs() < 1e-12,
+            "{q:?}"
+        );
     }
 
     #[test]

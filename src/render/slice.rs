@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::cache::{Chunk, ChunkCache, ChunkKey, Request};
 use super::layer::{ChunkValues, LayerData, LayerKind, WorldNm};
+use super::orientation::Orientation;
 
 /// The three cross-section orientations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -57,26 +58,81 @@ pub struct SliceView {
     pub width_px: u32,
     /// Panel height in pixels.
     pub height_px: u32,
+    /// The rotation of the plane about `center` (identity: axis-aligned).
+    pub orientation: Orientation,
 }
 
 impl SliceView {
+    /// An axis-aligned view.
+    pub fn aligned(
+        plane: Plane,
+        center: WorldNm,
+        nm_per_px: f64,
+        width_px: u32,
+        height_px: u32,
+    ) -> Self {
+        Self {
+            plane,
+            center,
+            nm_per_px,
+            width_px,
+            height_px,
+            orientation: Orientation::IDENTITY,
+        }
+    }
+
+    /// Whether the plane is rotated (sampled per pixel from whole chunks rather than from
+    /// voxel-thick slabs).
+    pub fn oblique(&self) -> bool {
+        !self.orientation.is_identity()
+    }
+
+    /// The world directions (z, y, x; unit length) of the panel's right, down and normal.
+    pub fn directions(&self) -> [[f64; 3]; 3] {
+        self.plane.axes().map(|a| self.orientation.axis(a))
+    }
+
     /// The world point at panel position (`x`, `y`) in pixels from the top-left corner
     /// (pixel centres are at half-integers).
     pub fn world_at(&self, x: f64, y: f64) -> WorldNm {
-        let [h, v, _] = self.plane.axes();
+        let dx = (x - f64::from(self.width_px) / 2.0) * self.nm_per_px;
+        let dy = (y - f64::from(self.height_px) / 2.0) * self.nm_per_px;
         let mut p = self.center;
-        p.0[h] += (x - f64::from(self.width_px) / 2.0) * self.nm_per_px;
-        p.0[v] += (y - f64::from(self.height_px) / 2.0) * self.nm_per_px;
+        if self.oblique() {
+            let [u, v, _] = self.directions();
+            for a in 0..3 {
+                p.0[a] += dx * u[a] + dy * v[a];
+            }
+            return p;
+        }
+        let [h, v, _] = self.plane.axes();
+        p.0[h] += dx;
+        p.0[v] += dy;
         p
     }
 
     /// The panel position (pixels from the top-left corner) of world point `p`'s projection.
     pub fn pixel_of(&self, p: &WorldNm) -> (f64, f64) {
+        if self.oblique() {
+            let [u, v, _] = self.directions();
+            let d: [f64; 3] = std::array::from_fn(|a| p.0[a] - self.center.0[a]);
+            let dot = |w: [f64; 3]| d[0] * w[0] + d[1] * w[1] + d[2] * w[2];
+            return (
+                dot(u) / self.nm_per_px + f64::from(self.width_px) / 2.0,
+                dot(v) / self.nm_per_px + f64::from(self.height_px) / 2.0,
+            );
+        }
         let [h, v, _] = self.plane.axes();
         (
             (p.0[h] - self.center.0[h]) / self.nm_per_px + f64::from(self.width_px) / 2.0,
             (p.0[v] - self.center.0[v]) / self.nm_per_px + f64::from(self.height_px) / 2.0,
         )
+    }
+
+    /// The signed distance (nm) of world point `p` from the plane, along its normal.
+    pub fn depth_of(&self, p: &WorldNm) -> f64 {
+        let n = self.directions()[2];
+        (0..3).map(|a| (p.0[a] - self.center.0[a]) * n[a]).sum()
     }
 }
 
@@ -277,10 +333,29 @@ impl Wanted {
 /// The level to draw at `nm_per_px` on `plane`: the coarsest whose in-plane voxels are no
 /// larger than a screen pixel (so no detail is lost), or the finest when all are larger.
 pub fn pick_level(layer: &LayerData, plane: Plane, nm_per_px: f64) -> usize {
-    let [h, v, _] = plane.axes();
+    pick_level_among(layer, plane.axes(), 2, nm_per_px)
+}
+
+/// [`pick_level`] for `view`: a rotated plane crosses voxels along every axis, so all
+/// three voxel sizes must fit a pixel.
+pub fn pick_level_for(layer: &LayerData, view: &SliceView) -> usize {
+    if view.oblique() {
+        pick_level_among(layer, [0, 1, 2], 3, view.nm_per_px)
+    } else {
+        pick_level(layer, view.plane, view.nm_per_px)
+    }
+}
+
+/// The coarsest level whose voxels along the first `n` of `axes` are no larger than
+/// `nm_per_px` (the finest when none is).
+fn pick_level_among(layer: &LayerData, axes: [usize; 3], n: usize, nm_per_px: f64) -> usize {
     let mut best = 0;
     for (i, l) in layer.levels.iter().enumerate() {
-        if l.voxel_size_nm[h].max(l.voxel_size_nm[v]) <= nm_per_px * 1.000_001 {
+        let largest = axes[..n]
+            .iter()
+            .map(|a| l.voxel_size_nm[*a])
+            .fold(0.0, f64::max);
+        if largest <= nm_per_px * 1.000_001 {
             best = i;
         }
     }
@@ -405,6 +480,59 @@ pub(crate) fn level_grid(
     }
 }
 
+/// How `layer` drawn as `kind` is sampled — as label ids (else floats) and how many
+/// channels — and `pixels` pixels of its fill value: ids (labels) or floats per channel.
+pub(crate) fn blank_values(
+    layer: &LayerData,
+    kind: LayerKind,
+    pixels: usize,
+) -> (bool, usize, Vec<u64>, Vec<f32>) {
+    let labels = kind == LayerKind::Segmentation && layer.channels == 1;
+    let channels = if labels { 1 } else { layer.channels.max(1) };
+    let fill = layer.fill_value;
+    if labels {
+        (
+            labels,
+            channels,
+            vec![fill.max(0.0) as u64; pixels],
+            Vec::new(),
+        )
+    } else {
+        (
+            labels,
+            channels,
+            Vec::new(),
+            vec![fill as f32; pixels * channels],
+        )
+    }
+}
+
+/// Copies voxel `off` of `values` to pixel `i` of a slice of `pixels` pixels: its id into
+/// `to.0` (labels) or its first `channels` channels into `to.1` (floats, channel-major).
+pub(crate) fn copy_voxel(
+    values: &ChunkValues,
+    off: usize,
+    labels: bool,
+    channels: usize,
+    (pixels, i): (usize, usize),
+    to: (&mut [u64], &mut [f32]),
+) {
+    match values {
+        ChunkValues::Labels { values, .. } if labels => to.0[i] = values[off],
+        ChunkValues::Float {
+            values,
+            channels: cc,
+            shape,
+        } if !labels => {
+            let n = shape.iter().product::<usize>();
+            for c in 0..channels.min(*cc) {
+                to.1[c * pixels + i] = values[c * n + off];
+            }
+        }
+        _ => {}
+    }
+}
+
 /// A chunk index and what the cache held for it.
 type LastChunk = ([u64; 3], Option<Arc<Chunk>>);
 
@@ -430,6 +558,9 @@ pub fn compose_window(
     window: PixelRect,
     cache: &ChunkCache,
 ) -> (LayerSlice, Wanted) {
+    if view.oblique() {
+        return super::oblique::compose_oblique(uid, layer, kind, view, window, cache);
+    }
     let (w, h) = (window.width as usize, window.height as usize);
     let pixels = w * h;
     let chosen = pick_level(layer, view.plane, view.nm_per_px);
@@ -438,19 +569,7 @@ pub fn compose_window(
         .map(|l| level_grid(layer, l, view, window))
         .collect();
     let [ah, av, an] = view.plane.axes();
-    let labels = kind == LayerKind::Segmentation && layer.channels == 1;
-    let channels = if labels { 1 } else { layer.channels.max(1) };
-    let fill = layer.fill_value;
-    let mut fvals = if labels {
-        Vec::new()
-    } else {
-        vec![fill as f32; pixels * channels]
-    };
-    let mut lvals = if labels {
-        vec![fill.max(0.0) as u64; pixels]
-    } else {
-        Vec::new()
-    };
+    let (labels, channels, mut lvals, mut fvals) = blank_values(layer, kind, pixels);
     let mut stat = vec![status::OUTSIDE; pixels];
     let mut memo: HashMap<ChunkKey, Option<Arc<Chunk>>> = HashMap::new();
     let mut wanted_chosen: HashMap<ChunkKey, ()> = HashMap::new();
@@ -498,20 +617,8 @@ pub fn compose_window(
                         local[an] = 0;
                         let s = values.shape();
                         let off = (local[0] * s[1] + local[1]) * s[2] + local[2];
-                        match values {
-                            ChunkValues::Labels { values, .. } if labels => lvals[i] = values[off],
-                            ChunkValues::Float {
-                                values,
-                                channels: cc,
-                                ..
-                            } if !labels => {
-                                let n = s[0] * s[1] * s[2];
-                                for c in 0..channels.min(*cc) {
-                                    fvals[c * pixels + i] = values[c * n + off];
-                                }
-                            }
-                            _ => {}
-                        }
+                        let to = (&mut lvals[..], &mut fvals[..]);
+                        copy_voxel(values, off, labels, channels, (pixels, i), to);
                         stat[i] = status::DATA;
                         if gi > 0 {
                             coarser += 1;
@@ -703,6 +810,7 @@ mod tests {
                 nm_per_px: 4.0,
                 width_px: 40,
                 height_px: 20,
+                orientation: crate::render::orientation::Orientation::IDENTITY,
             };
             let p = v.world_at(30.5, 2.5);
             let (x, y) = v.pixel_of(&p);
@@ -717,6 +825,7 @@ mod tests {
             nm_per_px: 2.0,
             width_px: 10,
             height_px: 10,
+            orientation: crate::render::orientation::Orientation::IDENTITY,
         };
         // One pixel right is +2 nm in x; one pixel down is +2 nm in z.
         assert_eq!(v.world_at(6.0, 5.0), WorldNm([0.0, 0.0, 2.0]));
@@ -761,6 +870,7 @@ mod tests {
             nm_per_px: 1.7,
             width_px: 41,
             height_px: 37,
+            orientation: crate::render::orientation::Orientation::IDENTITY,
         };
         let compose_all = |cache: &ChunkCache| loop {
             let (slice, wanted) = compose(1, &layer, LayerKind::Image, &view, cache);

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::colors::Colormap;
 use super::layer::{LayerKind, WorldNm};
+use super::orientation::Orientation;
 
 /// Errors reading or writing a view state; each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -297,6 +298,10 @@ pub struct ViewState {
     pub position_nm: WorldNm,
     /// Zoom of the cross-sections: nanometres per screen pixel.
     pub zoom_nm_per_px: f64,
+    /// The rotation of the cross-sections about `position_nm` (neuroglancer's
+    /// `crossSectionOrientation`, a quaternion `[x, y, z, w]`); absent: axis-aligned.
+    #[serde(default, skip_serializing_if = "Orientation::is_identity")]
+    pub orientation: Orientation,
     /// The panel arrangement.
     pub layout: Layout,
     /// Layers, bottom first.
@@ -327,6 +332,7 @@ impl Default for ViewState {
         Self {
             position_nm: WorldNm::default(),
             zoom_nm_per_px: 1.0,
+            orientation: Orientation::IDENTITY,
             layout: Layout::FourPanel,
             layers: Vec::new(),
             overlays: Vec::new(),
@@ -379,6 +385,7 @@ impl ViewState {
                 self.zoom_nm_per_px
             ));
         }
+        self.orientation.check()?;
         for (i, l) in self.layers.iter().enumerate() {
             if self.layers[..i].iter().any(|o| o.name == l.name) {
                 return Err(format!("layers: the name {:?} is used twice", l.name));
@@ -425,6 +432,7 @@ mod tests {
         ViewState {
             position_nm: WorldNm([10.0, 20.0, 30.0]),
             zoom_nm_per_px: 2.5,
+            orientation: Orientation::IDENTITY,
             layout: Layout::Xz,
             layers: vec![
                 LayerState {
@@ -473,12 +481,19 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("\"layout\": \"xz\""), "{text}");
         assert!(text.contains("\"type\": \"segmentation\""), "{text}");
+        // Axis-aligned planes write no orientation.
+        assert!(!text.contains("orientation"), "{text}");
         let back = ViewState::load(&path).unwrap();
         assert_eq!(back.layers[0].source, dir.path().join("data.zarr/raw"));
         assert_eq!(back.layers[1].source, PathBuf::from("/abs/data.zarr/gt"));
         let mut expected = s;
         expected.layers[0].source = dir.path().join("data.zarr/raw");
         assert_eq!(back, expected);
+        // A rotation is kept exactly.
+        let mut rotated = expected.clone();
+        rotated.orientation = Orientation::IDENTITY.rotated([0.3, 0.2, 1.0], 0.7);
+        rotated.save(&path).unwrap();
+        assert_eq!(ViewState::load(&path).unwrap(), rotated);
     }
 
     #[test]
@@ -505,6 +520,11 @@ mod tests {
         .unwrap();
         let e = ViewState::load(&path).unwrap_err().to_string();
         assert!(e.contains("5panel"), "{e}");
+        let mut s = state();
+        s.orientation = Orientation([0.0; 4]);
+        std::fs::write(&path, serde_json::to_string(&s).unwrap()).unwrap();
+        let e = ViewState::load(&path).unwrap_err().to_string();
+        assert!(e.contains("bad.json") && e.contains("orientation"), "{e}");
         assert_eq!(Layout::ThreeD.next(), Layout::FourPanel);
         assert_eq!(Layout::FourPanel.next(), Layout::Xy);
     }

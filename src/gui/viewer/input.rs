@@ -18,6 +18,21 @@ impl Viewer {
         if ui.ctx().egui_wants_keyboard_input() {
             return;
         }
+        let (rotate_r, rotate_e) = ui
+            .ctx()
+            .input(|i| (i.key_pressed(egui::Key::R), i.key_pressed(egui::Key::E)));
+        // r / e turn the cross-sections about the normal of the panel under the pointer
+        // (xy elsewhere), as neuroglancer's keys do.
+        for (pressed, sign) in [(rotate_r, -1.0), (rotate_e, 1.0)] {
+            if pressed {
+                let plane = self.hover.map(|h| h.0).unwrap_or(Plane::Xy);
+                let n = self.state.orientation.axis(plane.axes()[2]);
+                self.state.orientation = self
+                    .state
+                    .orientation
+                    .rotated(n, sign * ROTATE_KEY_DEG.to_radians());
+            }
+        }
         let (space, digits) = ui.ctx().input(|i| {
             let digits: Vec<usize> = [
                 egui::Key::Num1,
@@ -58,10 +73,26 @@ impl Viewer {
         let zoom = self.state.zoom_nm_per_px;
         // While a region is drawn, dragging draws it instead of panning.
         let drawing = self.draw_region(plane, rect, response);
+        let shift = ui.ctx().input(|i| i.modifiers.shift);
+        let o = self.state.orientation;
+        let [du, dv, dn] = [h, v, n].map(|a| o.axis(a));
         if !drawing && response.dragged_by(egui::PointerButton::Primary) {
             let d = response.drag_delta();
-            self.state.position_nm.0[h] -= f64::from(d.x) * zoom;
-            self.state.position_nm.0[v] -= f64::from(d.y) * zoom;
+            if shift {
+                // Shift-drag turns the cross-sections: right about the panel's vertical,
+                // down about its horizontal.
+                self.state.orientation = o
+                    .rotated(dv, f64::from(d.x) * ROTATE_DRAG_DEG_PER_POINT.to_radians())
+                    .rotated(du, -f64::from(d.y) * ROTATE_DRAG_DEG_PER_POINT.to_radians());
+            } else if o.is_identity() {
+                self.state.position_nm.0[h] -= f64::from(d.x) * zoom;
+                self.state.position_nm.0[v] -= f64::from(d.y) * zoom;
+            } else {
+                for a in 0..3 {
+                    self.state.position_nm.0[a] -=
+                        (f64::from(d.x) * du[a] + f64::from(d.y) * dv[a]) * zoom;
+                }
+            }
         }
         let world_at = |pos: egui::Pos2, state: &ViewState| world_at(state, plane, rect, pos);
         if response.secondary_clicked() {
@@ -99,9 +130,20 @@ impl Viewer {
             if m.ctrl || m.command {
                 factor *= if d > 0.0 { 1.25 } else { 0.8 };
             } else {
-                let step = self.normal_step(n) * if m.shift { 10.0 } else { 1.0 };
                 // Wheel up (content moves down) goes one slice back, as in neuroglancer.
-                self.state.position_nm.0[n] += if d > 0.0 { -step } else { step };
+                let sign = if d > 0.0 { -1.0 } else { 1.0 };
+                let times = if m.shift { 10.0 } else { 1.0 };
+                if o.is_identity() {
+                    self.state.position_nm.0[n] += sign * self.normal_step(n) * times;
+                } else {
+                    // A rotated plane steps by the finest voxel along any axis.
+                    let step = (0..3)
+                        .map(|a| self.normal_step(a))
+                        .fold(f64::INFINITY, f64::min);
+                    for (p, d) in self.state.position_nm.0.iter_mut().zip(dn) {
+                        *p += sign * step * times * d;
+                    }
+                }
             }
         }
         if factor != 1.0 {
@@ -110,7 +152,7 @@ impl Viewer {
                 let before = world_at(pos, &self.state);
                 self.state.zoom_nm_per_px = (zoom / factor).clamp(1e-3, 1e7);
                 let after = world_at(pos, &self.state);
-                for a in [h, v] {
+                for a in 0..3 {
                     self.state.position_nm.0[a] += before.0[a] - after.0[a];
                 }
             }
@@ -163,10 +205,24 @@ pub(super) fn world_at(
 ) -> WorldNm {
     let [h, v, _] = plane.axes();
     let mut p = state.position_nm;
-    p.0[h] += f64::from(pos.x - rect.center().x) * state.zoom_nm_per_px;
-    p.0[v] += f64::from(pos.y - rect.center().y) * state.zoom_nm_per_px;
+    let dx = f64::from(pos.x - rect.center().x) * state.zoom_nm_per_px;
+    let dy = f64::from(pos.y - rect.center().y) * state.zoom_nm_per_px;
+    if state.orientation.is_identity() {
+        p.0[h] += dx;
+        p.0[v] += dy;
+    } else {
+        let (u, w) = (state.orientation.axis(h), state.orientation.axis(v));
+        for a in 0..3 {
+            p.0[a] += dx * u[a] + dy * w[a];
+        }
+    }
     p
 }
+
+/// Degrees the cross-sections turn per press of `r` or `e`.
+pub(super) const ROTATE_KEY_DEG: f64 = 5.0;
+/// Degrees the cross-sections turn per point of a shift-drag.
+pub(super) const ROTATE_DRAG_DEG_PER_POINT: f64 = 0.5;
 
 #[cfg(test)]
 mod tests {
@@ -194,6 +250,20 @@ mod tests {
             }
         }
         (dir, h)
+    }
+
+    /// A left click at `pos`, and two frames.
+    fn click(h: &mut Harness<'static, Viewer>, pos: egui::Pos2) {
+        h.event(egui::Event::PointerMoved(pos));
+        for pressed in [true, false] {
+            h.event(egui::Event::PointerButton {
+                pos,
+                button: egui::PointerButton::Primary,
+                pressed,
+                modifiers: egui::Modifiers::NONE,
+            });
+        }
+        h.run_steps(2);
     }
 
     fn press(h: &mut Harness<'static, Viewer>, key: egui::Key) {
@@ -239,20 +309,103 @@ mod tests {
         let pos = centre - egui::vec2(0.0, 100.0);
         assert!(34.0 - 100.0 * zoom < 32.0);
         for expected in [vec![1u64], vec![]] {
-            h.event(egui::Event::PointerMoved(pos));
-            for pressed in [true, false] {
-                h.event(egui::Event::PointerButton {
-                    pos,
-                    button: egui::PointerButton::Primary,
-                    pressed,
-                    modifiers: egui::Modifiers::NONE,
-                });
-            }
-            h.run_steps(2);
+            click(&mut h, pos);
             match &h.state().state.layers[1].settings {
                 LayerSettings::Segmentation(s) => assert_eq!(s.selected, expected),
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn r_e_and_shift_drag_rotate_the_cross_sections_and_clicks_follow_the_rotation() {
+        let (_dir, mut h) = harness();
+        let rect = h.state().panel_rects[&Plane::Xy];
+        let centre = rect.center();
+        let zoom = h.state().state.zoom_nm_per_px;
+        // e turns 5° about the xy panel's normal (z), r back.
+        press(&mut h, egui::Key::E);
+        let o = h.state().state.orientation;
+        assert!((o.angle_deg() - 5.0).abs() < 1e-9, "{}", o.angle_deg());
+        assert!(o.axis(0)[0] > 1.0 - 1e-12 && o.axis(2)[1] > 0.08);
+        press(&mut h, egui::Key::R);
+        assert!(h.state().state.orientation.angle_deg() < 1e-6);
+        // 90° about z: the panel's right is world +y and its down is world −x.
+        h.state_mut().state.orientation = crate::render::orientation::Orientation::IDENTITY
+            .rotated([1.0, 0.0, 0.0], std::f64::consts::FRAC_PI_2);
+        h.run_steps(2);
+        let o = h.state().state.orientation;
+        let right = o.axis(2);
+        assert!(
+            (right[1] - 1.0).abs() < 1e-9 && right[0].abs() < 1e-9,
+            "{right:?}"
+        );
+        // The point 100 points left of the centre is now at world y = 34 − 100 × zoom
+        // (segment 1), the one 100 points above at y = 34 (segment 2): a click on each.
+        assert!(34.0 - 100.0 * zoom < 32.0);
+        for (offset, id) in [
+            (egui::vec2(-100.0, 0.0), 1u64),
+            (egui::vec2(0.0, -100.0), 2),
+        ] {
+            let pos = centre + offset;
+            let world = world_at(&h.state().state, Plane::Xy, rect, pos);
+            assert!((world.0[1] - (34.0 + f64::from(offset.x) * zoom)).abs() < 1e-9);
+            click(&mut h, pos);
+            match &h.state().state.layers[1].settings {
+                LayerSettings::Segmentation(s) => assert_eq!(s.selected, vec![id]),
+                other => panic!("{other:?}"),
+            }
+            if let LayerSettings::Segmentation(s) = &mut h.state_mut().state.layers[1].settings {
+                s.selected.clear();
+            }
+        }
+        // The wheel steps along the rotated normal (still z here).
+        let z = h.state().state.position_nm.0[0];
+        h.event(egui::Event::PointerMoved(centre));
+        h.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Line,
+            delta: egui::vec2(0.0, -1.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Unknown,
+            modifiers: egui::Modifiers::NONE,
+        });
+        h.run_steps(2);
+        assert!((h.state().state.position_nm.0[0] - (z + 4.0)).abs() < 1e-9);
+        h.state_mut().state.orientation = crate::render::orientation::Orientation::IDENTITY;
+        // Shift-drag 20 points right turns the planes about the panel's vertical (y): x
+        // tilts toward z by at most 10°.
+        h.event(egui::Event::ModifiersChanged(egui::Modifiers::SHIFT));
+        h.event(egui::Event::PointerMoved(centre));
+        h.event(egui::Event::PointerButton {
+            pos: centre,
+            button: egui::PointerButton::Primary,
+            pressed: true,
+            modifiers: egui::Modifiers::SHIFT,
+        });
+        h.run_steps(1);
+        for k in 1..=4 {
+            h.event(egui::Event::PointerMoved(
+                centre + egui::vec2(5.0 * k as f32, 0.0),
+            ));
+            h.run_steps(1);
+        }
+        h.event(egui::Event::PointerButton {
+            pos: centre + egui::vec2(20.0, 0.0),
+            button: egui::PointerButton::Primary,
+            pressed: false,
+            modifiers: egui::Modifiers::SHIFT,
+        });
+        h.event(egui::Event::ModifiersChanged(egui::Modifiers::NONE));
+        h.run_steps(2);
+        let o = h.state().state.orientation;
+        let angle = o.angle_deg();
+        assert!(angle > 4.0 && angle <= 10.0 + 1e-9, "{angle}");
+        let x = o.axis(2);
+        assert!(x[1].abs() < 1e-9 && x[0].abs() > 0.05, "{x:?}");
+        // Dragging turned the planes; it did not pan.
+        assert!((h.state().state.position_nm.0[2] - 34.0).abs() < 1e-9);
+        // The rotation is saved with the view.
+        let text = serde_json::to_string(&h.state().state).unwrap();
+        assert!(text.contains("\"orientation\""), "{text}");
     }
 }

@@ -562,6 +562,7 @@ impl Viewer {
             nm_per_px: self.state.zoom_nm_per_px,
             width_px: size[0].max(1),
             height_px: size[1].max(1),
+            orientation: self.state.orientation,
         };
         self.poll_models();
         self.note_changes();

@@ -201,6 +201,11 @@ impl RegionDraft {
 impl Viewer {
     /// Draws the block map, the job's region and the drawn region over a cross-section.
     pub(super) fn draw_overlays(&self, painter: &egui::Painter, plane: Plane, rect: egui::Rect) {
+        // Block maps and regions are boxes along the axes: a rotated plane cuts them in
+        // polygons this does not draw.
+        if !self.state.orientation.is_identity() {
+            return;
+        }
         let [h, v, n] = plane.axes();
         let zoom = self.state.zoom_nm_per_px;
         let centre = self.state.position_nm;
@@ -297,6 +302,10 @@ impl Viewer {
         rect: egui::Rect,
         response: &egui::Response,
     ) -> bool {
+        // Regions are boxes along the axes: drawn on axis-aligned planes only.
+        if !self.state.orientation.is_identity() {
+            return false;
+        }
         let Some(d) = self.region.as_mut().filter(|d| !d.accepted) else {
             return false;
         };

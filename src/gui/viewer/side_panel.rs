@@ -55,6 +55,19 @@ impl Viewer {
                 }
             }
         });
+        // The cross-sections' rotation (shift-drag, r / e) and a way back to the axes.
+        if !self.state.orientation.is_identity() {
+            ui.horizontal(|ui| {
+                ui.label(format!(
+                    "planes rotated {:.1}°",
+                    self.state.orientation.angle_deg()
+                ))
+                .on_hover_text("shift-drag or r / e turn the cross-sections");
+                if ui.button("Reset orientation").clicked() {
+                    self.state.orientation = crate::render::orientation::Orientation::IDENTITY;
+                }
+            });
+        }
         ui.horizontal(|ui| {
             if ui.button("Save view…").clicked() {
                 if let Some(p) = rfd::FileDialog::new()
