@@ -76,10 +76,32 @@ fn a_headless_screenshot_shows_the_view_state() {
         }
     }
     assert!(worst <= 1, "worst difference {worst}");
-    // The 3D panel (bottom right) shows the MIP of the raw data inside, black outside.
+    // The 3D panel (bottom right, 199×149 at (201, 151)) is ray cast on the GPU as the
+    // CPU reference casts it: the raw data's projection, the cells as surfaces and the
+    // three planes; black where the rays miss.
     assert_eq!(img.get_pixel(399, 299).0, [0, 0, 0, 255]);
-    let centre = img.get_pixel(300, 225).0;
-    assert!(centre[0] > 100, "{centre:?}");
+    let draw = viewer
+        .three_d_draw_now([199, 149], [199, 149])
+        .unwrap()
+        .unwrap();
+    assert!(draw.image.is_some() && draw.labels.is_some() && draw.planes.is_some());
+    let cpu = segno::render::volume_render::render_cpu(&draw, 199, 149);
+    let mut off = 0;
+    for y in 0..149u32 {
+        for x in 0..199u32 {
+            let i = ((y * 199 + x) * 4) as usize;
+            let g = img.get_pixel(201 + x, 151 + y).0;
+            if (0..3).any(|k| (i32::from(cpu[i + k]) - i32::from(g[k])).abs() > 2) {
+                off += 1;
+            }
+        }
+    }
+    assert!(
+        off * 100 <= 199 * 149,
+        "{off} pixels of the 3D panel differ"
+    );
+    let lit = cpu.chunks(4).filter(|p| p[..3] != [0, 0, 0]).count();
+    assert!(lit * 4 > 199 * 149, "{lit}");
     // A bad view state is refused with its file and field.
     std::fs::write(
         &view,

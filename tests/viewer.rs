@@ -1377,3 +1377,145 @@ fn chunk_statistics_count_each_layers_chunks_by_state() {
         assert!(r.in_memory > 0 && r.in_memory_bytes > 0, "{r:?}");
     }
 }
+
+/// The 3D panel ray cast on the GPU draws what the CPU reference draws (the projection of
+/// the image, the nearest segment, only the selected ones when some are, and the planes,
+/// rotated too), and an unchanged view is not cast again.
+#[test]
+fn the_3d_panel_on_the_gpu_matches_the_cpu_reference() {
+    use segno::render::colors::Colormap;
+    use segno::render::gpu::Headless;
+    use segno::render::orientation::Orientation;
+    use segno::render::volume::{CoarseLabels, CoarseVolume, Orbit};
+    use segno::render::volume_render::{render_cpu, ImageLook, LabelLook, VolumeDraw};
+    use std::sync::Arc;
+
+    // 12 × 20 × 24 voxels of 8 × 4 × 4 nm from (16, 0, 8) nm.
+    let shape = [12usize, 20, 24];
+    let n = shape.iter().product::<usize>();
+    let at = |i: usize| {
+        (
+            i / (shape[1] * shape[2]),
+            i / shape[2] % shape[1],
+            i % shape[2],
+        )
+    };
+    let image = CoarseVolume {
+        values: (0..n)
+            .map(|i| {
+                let (z, y, x) = at(i);
+                ((z * 7 + y * 3 + x * 5) % 50) as f32
+            })
+            .collect(),
+        shape,
+        voxel_size_nm: [8.0, 4.0, 4.0],
+        offset_nm: [16.0, 0.0, 8.0],
+    };
+    let labels = CoarseLabels {
+        values: (0..n)
+            .map(|i| {
+                let (z, y, x) = at(i);
+                if (3..7).contains(&z) && (4..10).contains(&y) && (5..12).contains(&x) {
+                    7u64
+                } else if (6..10).contains(&z) && (12..18).contains(&y) && (14..20).contains(&x) {
+                    (1u64 << 40) + 3
+                } else {
+                    0
+                }
+            })
+            .collect(),
+        shape,
+        voxel_size_nm: [8.0, 4.0, 4.0],
+        offset_nm: [16.0, 0.0, 8.0],
+    };
+    let (image, labels) = (Arc::new(image), Arc::new(labels));
+    let gpu = Headless::new().expect("a wgpu adapter (lavapipe in CI)");
+    let (w, h) = (90u32, 70u32);
+    let rotated = Orientation::IDENTITY.rotated([0.0, 1.0, 0.0], 0.4);
+    let mut casts = 0;
+    for (orbit, selected, planes, colormap) in [
+        ((35.0, 25.0), vec![], None, Colormap::Grey),
+        (
+            (35.0, 25.0),
+            vec![(1u64 << 40) + 3],
+            None,
+            Colormap::Viridis,
+        ),
+        (
+            (-60.0, 10.0),
+            vec![],
+            Some(Orientation::IDENTITY),
+            Colormap::Grey,
+        ),
+        ((120.0, -30.0), vec![7], Some(rotated), Colormap::Magma),
+    ] {
+        let draw = VolumeDraw {
+            orbit: Orbit {
+                yaw_deg: orbit.0,
+                pitch_deg: orbit.1,
+            },
+            centre_nm: [64.0, 40.0, 56.0],
+            nm_per_px: 1.9,
+            image: Some((
+                Arc::clone(&image),
+                ImageLook {
+                    range: [0.0, 49.0],
+                    colormap,
+                    invert: false,
+                },
+            )),
+            labels: Some((
+                Arc::clone(&labels),
+                LabelLook {
+                    selected: selected.clone(),
+                    color_seed: 3,
+                    alpha: 0.5,
+                },
+            )),
+            planes: planes.map(|o| ([60.0, 37.0, 50.0], o)),
+        };
+        let cpu = render_cpu(&draw, w, h);
+        let (got, renders) = gpu.render_volume(&draw, w, h).unwrap();
+        casts += 1;
+        assert_eq!(renders, casts);
+        let off = got
+            .chunks(4)
+            .zip(cpu.chunks(4))
+            .filter(|(a, b)| (0..3).any(|k| (i32::from(a[k]) - i32::from(b[k])).abs() > 2))
+            .count();
+        eprintln!("{orbit:?}: {off} of {} pixels differ by more than 2", w * h);
+        // Only pixels whose samples fall on a voxel border may differ.
+        assert!(
+            off * 200 <= (w * h) as usize,
+            "{orbit:?} {selected:?}: {off} of {} pixels differ",
+            w * h
+        );
+        // Something of everything is drawn: the image, and the segments unless hidden.
+        let distinct: std::collections::HashSet<&[u8]> = cpu.chunks(4).collect();
+        assert!(distinct.len() > 20, "{}", distinct.len());
+        // The same view again is not cast again.
+        let (again, renders) = gpu.render_volume(&draw, w, h).unwrap();
+        assert_eq!(renders, casts);
+        assert!(again == got);
+        // Moved planes are drawn over the last cast, not cast again, and equal the CPU's.
+        if let Some((p, o)) = draw.planes {
+            let moved = VolumeDraw {
+                planes: Some(([p[0] + 17.0, p[1] - 9.0, p[2]], o)),
+                ..draw.clone()
+            };
+            let (got, renders) = gpu.render_volume(&moved, w, h).unwrap();
+            assert_eq!(renders, casts);
+            let cpu = render_cpu(&moved, w, h);
+            let off = got
+                .chunks(4)
+                .zip(cpu.chunks(4))
+                .filter(|(a, b)| (0..3).any(|k| (i32::from(a[k]) - i32::from(b[k])).abs() > 2))
+                .count();
+            assert!(
+                off * 200 <= (w * h) as usize,
+                "moved planes: {off} pixels differ"
+            );
+            assert_ne!(got, again);
+        }
+    }
+}

@@ -213,6 +213,13 @@ fn viewer_report_text(
             "    CPU time        median {:.1} ms per frame (all threads of the process)",
             f.cpu_ms
         );
+        if f.three_d_first_ms > 0.0 {
+            let _ = writeln!(
+                out,
+                "    3D panel        {:.1} ms per frame (planes over the cast image), first image {:.0} ms (volumes uploaded, rays cast)",
+                f.three_d_ms, f.three_d_first_ms
+            );
+        }
         let list: Vec<String> = f.jump_ms.iter().map(|v| format!("{v:.0}")).collect();
         let _ = writeln!(
             out,

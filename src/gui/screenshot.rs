@@ -10,7 +10,6 @@ use crate::render::gpu::Headless;
 use crate::render::shade::{GpuUniforms, PanelTextures};
 use crate::render::slice::Plane;
 use crate::render::state::{Layout, ViewState};
-use crate::render::volume::{mip_rgba, read_coarse, Orbit};
 
 use super::viewer::Viewer;
 
@@ -88,7 +87,7 @@ pub fn render_view(
         .map_err(|e| e.to_string())?;
     for (plane, r) in &rects {
         if plane.is_none() {
-            draw_mip(viewer, &mut rgba, width, *r);
+            draw_3d(viewer, gpu, &mut rgba, width, *r)?;
         }
     }
     Ok(Rendered {
@@ -100,34 +99,27 @@ pub fn render_view(
     })
 }
 
-/// The 3D panel offscreen: the MIP of the first layer that opens, in its colormap.
-fn draw_mip(viewer: &Viewer, rgba: &mut [u8], width: u32, r: [u32; 4]) {
-    // The layers the viewer already opened (not opened again).
-    let Some((layer, settings)) = (0..viewer.state.layers.len()).find_map(|i| {
-        viewer
-            .layer_data(i)
-            .map(|d| (d, &viewer.state.layers[i].settings))
-    }) else {
-        return;
+/// The 3D panel offscreen, ray cast on the GPU into its rectangle `r` of the image.
+fn draw_3d(
+    viewer: &Viewer,
+    gpu: &Headless,
+    rgba: &mut [u8],
+    width: u32,
+    r: [u32; 4],
+) -> Result<(), String> {
+    let Some(draw) = viewer.three_d_draw_now([r[2], r[3]], [r[2], r[3]]) else {
+        return Ok(());
     };
-    let Ok(volume) = read_coarse(layer) else {
-        return;
-    };
-    let (b, e) = layer.levels[0].bounds_nm();
-    let extent = (0..3).map(|a| e[a] - b[a]).fold(1e-9, f64::max);
-    let scale = f64::from(r[2].min(r[3])) * 0.45 / extent;
-    let orbit = Orbit {
-        yaw_deg: viewer.state.orbit_deg[0],
-        pitch_deg: viewer.state.orbit_deg[1],
-    };
-    let m = volume.mip(&orbit, r[2] as usize, r[3] as usize, 1.0 / scale);
-    let colours = mip_rgba(&m, settings);
+    let (colours, _) = gpu
+        .render_volume(&draw?, r[2], r[3])
+        .map_err(|e| e.to_string())?;
     for y in 0..r[3] {
         let src = (y * r[2] * 4) as usize;
         let dst = (((r[1] + y) * width + r[0]) * 4) as usize;
         let n = (r[2] * 4) as usize;
         rgba[dst..dst + n].copy_from_slice(&colours[src..src + n]);
     }
+    Ok(())
 }
 
 /// Writes RGBA pixels as a PNG, atomically.

@@ -138,6 +138,12 @@ pub struct PathFrames {
     pub jump_ms: Vec<f64>,
     /// Where the GPU time of a frame in which nothing changed goes.
     pub unchanged_frame: UnchangedFrame,
+    /// Median time per panning frame making the 3D panel's image (4panel; its planes
+    /// move, its rays are not cast again), included in the GPU time, ms.
+    pub three_d_ms: f64,
+    /// Time making the 3D panel's first image (uploading its volumes and casting the
+    /// rays), ms.
+    pub three_d_first_ms: f64,
 }
 
 /// The GPU time of a frame in which nothing changed, by step (medians of 7, ms).
@@ -388,9 +394,10 @@ pub fn bench_viewer(
         .iter()
         .map(|(_, r)| u64::from(r[2]) * u64::from(r[3]) * options.layers as u64)
         .sum();
+    let three_d = rects.iter().find(|(p, _)| p.is_none()).map(|(_, r)| *r);
     let run = |how: Way, out: &mut dyn std::io::Write| {
         let _ = writeln!(out, "bench viewer: panning, slices {} …", how.label());
-        path_frames(options, &container, &gpu, &planes, how, out)
+        path_frames(options, &container, &gpu, (&planes, three_d), how, out)
     };
     let (gathered, model) = run(Way::Gathered, out)?;
     let gpu_store = gpu.gpu_store_stats();
@@ -502,24 +509,59 @@ impl Panels {
     }
 }
 
+/// A cross-section panel and its rectangle `[x, y, w, h]` in the image.
+type PanelRect = (Plane, [u32; 4]);
+
 /// Pans, profiles an unchanged frame and jumps, with slices reaching the GPU `how`; with
 /// `--model` (gathered only) pans again with a model layer computing.
 fn path_frames(
     options: &ViewerBenchOptions,
     container: &Path,
     gpu: &Headless,
-    planes: &[(Plane, [u32; 4])],
+    (planes, three_d): (&[PanelRect], Option<[u32; 4]>),
     how: Way,
     out: &mut dyn std::io::Write,
 ) -> Result<(PathFrames, Option<ModelFrames>), String> {
     let (w, h) = (options.width, options.height);
     let steps = std::cell::RefCell::new(Vec::new());
+    // The 3D panel as the app draws it: its volumes read once, its image made at most
+    // VOLUME_MAX_PX a side each frame (the planes move with the position; the camera
+    // does not, so the rays are cast once).
+    let volume = std::cell::RefCell::new(None::<crate::render::volume_render::VolumeDraw>);
+    let three_d_times = std::cell::RefCell::new(Vec::new());
+    let draw_3d = |viewer: &Viewer| -> Result<(), String> {
+        let Some(r) = three_d else {
+            return Ok(());
+        };
+        let size = crate::render::gpu_volume::image_size(
+            r[2] as f32,
+            r[3] as f32,
+            crate::render::gpu_volume::VOLUME_MAX_PX,
+        );
+        let mut cached = volume.borrow_mut();
+        if cached.is_none() {
+            *cached = viewer
+                .three_d_draw_now([r[2], r[3]], [size.0, size.1])
+                .transpose()?;
+        }
+        if let Some(d) = cached.as_mut() {
+            d.planes = Some((viewer.state.position_nm.0, viewer.state.orientation));
+            let t = Instant::now();
+            gpu.render_volume(d, size.0, size.1)
+                .map_err(|e| e.to_string())?;
+            three_d_times
+                .borrow_mut()
+                .push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok(())
+    };
     let draw = |viewer: &mut Viewer| -> Result<(f64, f64, bool), String> {
         let t0 = Instant::now();
         let panels = Panels::of(viewer, planes, how);
         let complete = !viewer.loading();
         let t1 = Instant::now();
         let times = panels.render(gpu, w, h)?;
+        draw_3d(viewer)?;
         steps.borrow_mut().push(times);
         let t2 = Instant::now();
         Ok((
@@ -555,6 +597,13 @@ fn path_frames(
         }
     }
     let panning: Vec<RenderTimes> = steps.borrow().clone();
+    let three_d_all = three_d_times.borrow().clone();
+    let three_d_ms = if three_d_all.len() > options.frames {
+        percentile_of(&three_d_all[three_d_all.len() - options.frames..], 0.5)
+    } else {
+        0.0
+    };
+    let three_d_first_ms = three_d_all.first().copied().unwrap_or(0.0);
     // Frames with nothing new: what drawing alone costs.
     let mut statics = Vec::new();
     for _ in 0..10 {
@@ -640,6 +689,8 @@ fn path_frames(
             incomplete_frames: incomplete,
             jump_ms,
             unchanged_frame,
+            three_d_ms,
+            three_d_first_ms,
         },
         model,
     ))

@@ -595,6 +595,17 @@ mod tests {
         let cache = ChunkCache::new(1 << 20, 1);
         let (model, gate, computed) = layer(true, false);
         let (raw, _, read) = layer(false, true);
+        // Whatever fails below, the gate opens, so that the blocked thread ends.
+        struct OpenOnDrop(Gate);
+        impl Drop for OpenOnDrop {
+            fn drop(&mut self) {
+                if let Ok(mut open) = self.0 .0.lock() {
+                    *open = true;
+                }
+                self.0 .1.notify_all();
+            }
+        }
+        let _open = OpenOnDrop(Arc::clone(&gate));
         // The compute thread blocks on the model's first chunk; the one reader still reads.
         cache.request(vec![
             request(&model, 1, 0),
@@ -606,7 +617,10 @@ mod tests {
             cache.get(&request(&raw, 2, 0).key).is_some()
         });
         assert_eq!(read.load(Ordering::SeqCst), 1);
-        assert_eq!(cache.stats().in_flight, 1);
+        // (The compute thread may pick its first block up after the read finished.)
+        wait_for("the model's first block is computing", || {
+            cache.stats().in_flight == 1
+        });
         // The view moves on: the queued blocks are dropped; the one in flight finishes.
         cache.request(Vec::new());
         *gate.0.lock().unwrap() = true;

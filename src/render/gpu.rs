@@ -24,6 +24,9 @@ pub enum GpuError {
     /// Reading the rendered image back failed.
     #[error("cannot read the rendered image back: {0}")]
     Readback(String),
+    /// A 3D view's volume cannot be drawn on this device.
+    #[error("the 3D view: {0}")]
+    Volume(String),
 }
 
 /// The pipelines (one per shader key, built on first use) and the colormap table, shared
@@ -613,6 +616,8 @@ pub struct ViewerResources {
     pub renderer: SliceRenderer,
     /// Gathers slices from chunks in GPU memory.
     pub gather: GatherRenderer,
+    /// The 3D panel's ray caster.
+    pub volume: super::gpu_volume::VolumeRenderer,
     /// The last frame whose panels were prepared (the chunk store starts a frame when it
     /// changes).
     pub frame: u64,
@@ -635,6 +640,10 @@ pub fn install(render_state: &egui_wgpu::RenderState, gpu_budget_bytes: u64) {
         .insert(ViewerResources {
             renderer,
             gather: GatherRenderer::new(&render_state.device, gpu_budget_bytes),
+            volume: super::gpu_volume::VolumeRenderer::new(
+                &render_state.device,
+                render_state.target_format,
+            ),
             frame: 0,
             panels: HashMap::new(),
         });
@@ -742,6 +751,8 @@ pub struct Headless {
     panels: std::sync::Mutex<Vec<(Arc<PanelTextures>, Option<PanelGpu>)>>,
     /// The image rendered into and its readback buffer.
     target: std::sync::Mutex<Option<Target>>,
+    /// The 3D panel's ray caster (made on first use).
+    volume: std::sync::Mutex<Option<super::gpu_volume::VolumeRenderer>>,
     /// The gather renderer and the panel resources of gathered renders.
     #[allow(clippy::type_complexity)]
     gathered: std::sync::Mutex<(
@@ -776,6 +787,7 @@ impl Headless {
         let renderer = SliceRenderer::new(&device, &queue, wgpu::TextureFormat::Rgba8Unorm);
         let gather = GatherRenderer::new(&device, super::gpu_gather::DEFAULT_GPU_CACHE_BYTES);
         Ok(Headless {
+            volume: std::sync::Mutex::new(None),
             gathered: std::sync::Mutex::new((gather, Vec::new())),
             device,
             queue,
@@ -876,6 +888,49 @@ impl Headless {
         })
     }
 
+    /// The 3D panel's image of `draw`, made at `width` × `height` pixels on the GPU (RGBA,
+    /// row-major), with how many ray casts the renderer has done in all (a view whose
+    /// camera, volumes and looks did not change is not cast again).
+    pub fn render_volume(
+        &self,
+        draw: &super::volume_render::VolumeDraw,
+        width: u32,
+        height: u32,
+    ) -> Result<(Vec<u8>, u64), GpuError> {
+        let poisoned = || GpuError::Readback("a render panicked".into());
+        let mut volume = self.volume.lock().map_err(|_| poisoned())?;
+        let renderer = volume.get_or_insert_with(|| {
+            super::gpu_volume::VolumeRenderer::new(&self.device, wgpu::TextureFormat::Rgba8Unorm)
+        });
+        let mut target = self.target.lock().map_err(|_| poisoned())?;
+        if target.as_ref().is_none_or(|t| t.size != (width, height)) {
+            *target = Some(Target::new(&self.device, width, height));
+        }
+        let Some(target) = target.as_ref() else {
+            return Err(poisoned());
+        };
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        renderer.prepare(
+            &self.device,
+            &self.queue,
+            &mut encoder,
+            draw,
+            (width, height),
+        );
+        {
+            let mut pass = cleared_pass(&mut encoder, &target.view, "segno offscreen 3D pass");
+            renderer.paint(&mut pass);
+        }
+        self.queue.submit([encoder.finish()]);
+        let pixels = target.read_back(&self.device, &self.queue, width, height)?;
+        if let Some(e) = &renderer.error {
+            return Err(GpuError::Volume(e.clone()));
+        }
+        Ok((pixels, renderer.renders))
+    }
+
     /// What the GPU chunk store of [`Headless::render_gathered`] holds and did.
     pub fn gpu_store_stats(&self) -> GpuStoreStats {
         self.gathered
@@ -926,22 +981,7 @@ impl Headless {
         wait("uploading")?;
         let t1 = std::time::Instant::now();
         {
-            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-                label: Some("segno offscreen pass"),
-                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view: &target.view,
-                    depth_slice: None,
-                    resolve_target: None,
-                    ops: wgpu::Operations {
-                        load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
-                        store: wgpu::StoreOp::Store,
-                    },
-                })],
-                depth_stencil_attachment: None,
-                timestamp_writes: None,
-                occlusion_query_set: None,
-                multiview_mask: None,
-            });
+            let mut pass = cleared_pass(&mut encoder, &target.view, "segno offscreen pass");
             for (rect, gpu) in rects.iter().zip(&gpus) {
                 let Some(gpu) = *gpu else { continue };
                 let [x, y, w, h] = *rect;
@@ -971,6 +1011,30 @@ impl Headless {
             },
         ))
     }
+}
+
+/// A render pass into `view`, cleared to black first.
+fn cleared_pass<'a>(
+    encoder: &'a mut wgpu::CommandEncoder,
+    view: &wgpu::TextureView,
+    label: &str,
+) -> wgpu::RenderPass<'a> {
+    encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+        label: Some(label),
+        color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+            view,
+            depth_slice: None,
+            resolve_target: None,
+            ops: wgpu::Operations {
+                load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                store: wgpu::StoreOp::Store,
+            },
+        })],
+        depth_stencil_attachment: None,
+        timestamp_writes: None,
+        occlusion_query_set: None,
+        multiview_mask: None,
+    })
 }
 
 /// A panel drawn from chunks on the GPU: its rectangle, uniforms (as

@@ -15,7 +15,11 @@ use super::shade::{GpuUniforms, MAX_LAYERS};
 use super::state::overlay_colors;
 
 /// The declarations and helper functions every generated shader starts with.
-pub const SLICE_PRELUDE: &str = include_str!("../../shaders/slice.wgsl");
+pub const SLICE_PRELUDE: &str = concat!(
+    include_str!("../../shaders/colors.wgsl"),
+    "\n",
+    include_str!("../../shaders/slice.wgsl")
+);
 
 /// What a panel's shader must do: panels with equal keys share one pipeline.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

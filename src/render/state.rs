@@ -321,6 +321,13 @@ pub struct ViewState {
     /// The 3D panel's camera: yaw about y, then pitch about x, in degrees.
     #[serde(default = "default_orbit")]
     pub orbit_deg: [f64; 2],
+    /// The 3D panel's zoom: 1 fits the volume in the panel.
+    #[serde(default = "one")]
+    pub orbit_zoom: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 fn default_orbit() -> [f64; 2] {
@@ -340,6 +347,7 @@ impl Default for ViewState {
             cross_hairs: true,
             scale_bar: true,
             orbit_deg: default_orbit(),
+            orbit_zoom: 1.0,
         }
     }
 }
@@ -386,6 +394,12 @@ impl ViewState {
             ));
         }
         self.orientation.check()?;
+        if !(self.orbit_zoom.is_finite() && self.orbit_zoom > 0.0) {
+            return Err(format!(
+                "orbit_zoom must be a positive number, got {}",
+                self.orbit_zoom
+            ));
+        }
         for (i, l) in self.layers.iter().enumerate() {
             if self.layers[..i].iter().any(|o| o.name == l.name) {
                 return Err(format!("layers: the name {:?} is used twice", l.name));
@@ -469,6 +483,7 @@ mod tests {
             cross_hairs: true,
             scale_bar: false,
             orbit_deg: [10.0, 20.0],
+            orbit_zoom: 1.0,
         }
     }
 

@@ -1,12 +1,11 @@
-//! The 3D panel: an orbit camera (yaw about y, then pitch about x, orthographic) shared by
-//! the plane outlines and a maximum-intensity projection (MIP) of a coarse scale level,
-//! read and rendered off the UI thread by [`MipJob`].
+//! The 3D panel's data: an orbit camera (yaw about y, then pitch about x, orthographic)
+//! shared by the plane outlines and the ray caster, the coarse scale levels it draws
+//! (read off the UI thread by [`VolumeJob`]) and a maximum-intensity projection on the CPU.
 
 use std::sync::mpsc::{channel, Receiver, TryRecvError};
 use std::sync::Arc;
 
 use super::layer::{ChunkValues, LayerData, LayerKind};
-use super::state::LayerSettings;
 
 /// Most voxels of the level a MIP reads (the coarsest level is used; finer ones while they
 /// stay below this).
@@ -64,6 +63,52 @@ fn voxel_count(shape: &[u64]) -> u64 {
 /// Reads the finest level of `layer` with at most [`MIP_MAX_VOXELS`] voxels (else the
 /// coarsest), chunk by chunk.
 pub fn read_coarse(layer: &LayerData) -> Result<CoarseVolume, String> {
+    let (values, shape, l) = read_coarse_values(layer, LayerKind::Image, |c| match c {
+        ChunkValues::Float { values, shape, .. } => Some((values, shape)),
+        ChunkValues::Labels { .. } => None,
+    })?;
+    Ok(CoarseVolume {
+        values,
+        shape,
+        voxel_size_nm: l.0,
+        offset_nm: l.1,
+    })
+}
+
+/// The label ids of a whole scale level in memory, for the 3D panel.
+pub struct CoarseLabels {
+    /// Ids z, y, x.
+    pub values: Vec<u64>,
+    /// Voxels along z, y, x.
+    pub shape: [usize; 3],
+    /// Voxel size along z, y, x in nm.
+    pub voxel_size_nm: [f64; 3],
+    /// World position of the first voxel's corner in nm.
+    pub offset_nm: [f64; 3],
+}
+
+/// [`read_coarse`] for a segmentation layer: its ids.
+pub fn read_coarse_labels(layer: &LayerData) -> Result<CoarseLabels, String> {
+    let (values, shape, l) = read_coarse_values(layer, LayerKind::Segmentation, |c| match c {
+        ChunkValues::Labels { values, shape } => Some((values, shape)),
+        ChunkValues::Float { .. } => None,
+    })?;
+    Ok(CoarseLabels {
+        values,
+        shape,
+        voxel_size_nm: l.0,
+        offset_nm: l.1,
+    })
+}
+
+/// The voxels (first channel) of the level [`read_coarse`] picks, read as `kind` and
+/// taken from each chunk by `take`; with their shape, voxel size and offset.
+#[allow(clippy::type_complexity)]
+fn read_coarse_values<T: Copy + Default>(
+    layer: &LayerData,
+    kind: LayerKind,
+    take: impl Fn(ChunkValues) -> Option<(Vec<T>, [usize; 3])>,
+) -> Result<(Vec<T>, [usize; 3], ([f64; 3], [f64; 3])), String> {
     let level = layer
         .levels
         .iter()
@@ -81,17 +126,12 @@ pub fn read_coarse(layer: &LayerData) -> Result<CoarseVolume, String> {
         ));
     }
     let shape = l.shape.map(|s| s as usize);
-    let mut values = vec![0f32; shape.iter().product()];
+    let mut values = vec![T::default(); shape.iter().product()];
     for cz in 0..l.grid[0] {
         for cy in 0..l.grid[1] {
             for cx in 0..l.grid[2] {
-                let chunk = layer.read_chunk(level, [cz, cy, cx], LayerKind::Image)?;
-                let ChunkValues::Float {
-                    values: v,
-                    shape: s,
-                    ..
-                } = chunk
-                else {
+                let chunk = layer.read_chunk(level, [cz, cy, cx], kind)?;
+                let Some((v, s)) = take(chunk) else {
                     continue;
                 };
                 let base = [cz, cy, cx]
@@ -109,12 +149,7 @@ pub fn read_coarse(layer: &LayerData) -> Result<CoarseVolume, String> {
             }
         }
     }
-    Ok(CoarseVolume {
-        values,
-        shape,
-        voxel_size_nm: l.voxel_size_nm,
-        offset_nm: l.offset_nm,
-    })
+    Ok((values, shape, (l.voxel_size_nm, l.offset_nm)))
 }
 
 impl CoarseVolume {
@@ -124,88 +159,11 @@ impl CoarseVolume {
             self.offset_nm[a] + self.shape[a] as f64 * self.voxel_size_nm[a] / 2.0
         })
     }
-
-    /// The maximum value along each pixel's ray through the volume, row-major
-    /// `width × height`; NaN where the ray misses. `nm_per_px` sets the zoom; the volume
-    /// centre is drawn at the image centre.
-    pub fn mip(&self, orbit: &Orbit, width: usize, height: usize, nm_per_px: f64) -> Vec<f32> {
-        let centre = self.centre_nm();
-        let half: [f64; 3] =
-            std::array::from_fn(|a| self.shape[a] as f64 * self.voxel_size_nm[a] / 2.0);
-        let radius = (half[0].powi(2) + half[1].powi(2) + half[2].powi(2)).sqrt();
-        let step_nm = self
-            .voxel_size_nm
-            .iter()
-            .copied()
-            .fold(f64::INFINITY, f64::min)
-            * 0.75;
-        let steps = ((2.0 * radius / step_nm).ceil() as usize).clamp(2, 1024);
-        let mut out = vec![f32::NAN; width * height];
-        for py in 0..height {
-            for px in 0..width {
-                let sx = (px as f64 + 0.5 - width as f64 / 2.0) * nm_per_px;
-                let sy = (py as f64 + 0.5 - height as f64 / 2.0) * nm_per_px;
-                let mut best = f32::NEG_INFINITY;
-                for k in 0..steps {
-                    let d = -radius + 2.0 * radius * (k as f64 + 0.5) / steps as f64;
-                    // (x, y, z) relative to the centre, back to z, y, x voxel indices.
-                    let [x, y, z] = orbit.unproject([sx, sy, d]);
-                    let w = [z + centre[0], y + centre[1], x + centre[2]];
-                    let mut idx = [0usize; 3];
-                    let mut inside = true;
-                    for a in 0..3 {
-                        let v = ((w[a] - self.offset_nm[a]) / self.voxel_size_nm[a]).floor();
-                        if v < 0.0 || v >= self.shape[a] as f64 {
-                            inside = false;
-                            break;
-                        }
-                        idx[a] = v as usize;
-                    }
-                    if inside {
-                        let v =
-                            self.values[(idx[0] * self.shape[1] + idx[1]) * self.shape[2] + idx[2]];
-                        best = best.max(v);
-                    }
-                }
-                if best > f32::NEG_INFINITY {
-                    out[py * width + px] = best;
-                }
-            }
-        }
-        out
-    }
 }
 
-/// RGBA pixels of a MIP drawn with a layer's range and colormap (black where rays miss).
-pub fn mip_rgba(mip: &[f32], settings: &LayerSettings) -> Vec<u8> {
-    let (range, cmap, invert) = match settings {
-        LayerSettings::Image(s) => (s.range, s.colormap, s.invert),
-        LayerSettings::Prediction(s) => (s.range, s.colormap, false),
-        LayerSettings::Segmentation(_) => ([0.0, 1.0], super::colors::Colormap::Grey, false),
-    };
-    let span = range[1] - range[0];
-    mip.iter()
-        .flat_map(|v| {
-            if v.is_nan() {
-                return [0, 0, 0, 255];
-            }
-            let mut t = if span == 0.0 {
-                1.0
-            } else {
-                (f64::from(*v) - range[0]) / span
-            };
-            if invert {
-                t = 1.0 - t;
-            }
-            let [r, g, b] = cmap.rgb(t);
-            [r, g, b, 255]
-        })
-        .collect()
-}
-
-/// A rendered projection: `width` × `height` RGBA pixels, row by row.
+/// The 3D panel rendered on the CPU: `width` × `height` RGBA pixels, row by row.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MipImage {
+pub struct VolumeImage {
     /// Width in pixels.
     pub width: usize,
     /// Height in pixels.
@@ -214,82 +172,119 @@ pub struct MipImage {
     pub rgba: Vec<u8>,
 }
 
-/// What a projection is drawn with: the camera, the panel size in points, its scale and the
-/// layer's drawing settings.
-#[derive(Debug, Clone, PartialEq)]
-struct MipKey {
-    orbit: Orbit,
-    panel: [f32; 2],
-    scale: f64,
-    settings: LayerSettings,
-}
-
-/// The 3D panel's projection: the coarse volume of one layer and its image, each computed
-/// on a background thread; the panel shows the last finished image.
-#[derive(Default)]
-pub struct MipJob {
+/// A volume read off the UI thread: of which layer, the result once there, and the
+/// read under way.
+struct Loading<T> {
     layer: Option<u64>,
-    volume: Option<Arc<CoarseVolume>>,
+    value: Option<Arc<T>>,
     error: Option<String>,
-    loading: Option<Receiver<Result<CoarseVolume, String>>>,
-    rendering: Option<Receiver<MipImage>>,
-    drawn: Option<MipKey>,
+    rx: Option<Receiver<Result<T, String>>>,
 }
 
-impl MipJob {
-    /// Why the volume could not be read, if it could not.
-    pub fn error(&self) -> Option<&str> {
-        self.error.as_deref()
-    }
-
-    /// Reading the volume or rendering the projection is under way.
-    pub fn busy(&self) -> bool {
-        self.loading.is_some() || self.rendering.is_some()
-    }
-
-    /// A new image when one finished; starts reading layer `uid`'s volume or rendering its
-    /// projection for a `panel` of width × height points at `scale` points per nm when
-    /// they changed. `wake` is called from the background thread when a result is ready.
-    pub fn poll(
-        &mut self,
-        layer: &Arc<LayerData>,
-        uid: u64,
-        orbit: Orbit,
-        (panel, scale): ([f32; 2], f64),
-        settings: &LayerSettings,
-        wake: Arc<dyn Fn() + Send + Sync>,
-    ) -> Option<MipImage> {
-        if self.layer != Some(uid) {
-            *self = MipJob {
-                layer: Some(uid),
-                ..MipJob::default()
-            };
-            let (tx, rx) = channel();
-            let l = Arc::clone(layer);
-            let w = Arc::clone(&wake);
-            std::thread::spawn(move || {
-                let _ = tx.send(read_coarse(&l));
-                w();
-            });
-            self.loading = Some(rx);
+impl<T> Default for Loading<T> {
+    fn default() -> Self {
+        Self {
+            layer: None,
+            value: None,
+            error: None,
+            rx: None,
         }
-        if let Some(rx) = &self.loading {
+    }
+}
+
+impl<T: Send + 'static> Loading<T> {
+    /// The volume of `layer` (viewer id `uid`) once read; starts reading it with `read`
+    /// when the layer changed (`None`: nothing).
+    fn poll(
+        &mut self,
+        layer: Option<(&Arc<LayerData>, u64)>,
+        read: fn(&LayerData) -> Result<T, String>,
+        wake: &Arc<dyn Fn() + Send + Sync>,
+    ) -> Option<Arc<T>> {
+        let uid = layer.map(|(_, u)| u);
+        if self.layer != uid {
+            *self = Loading {
+                layer: uid,
+                ..Loading::default()
+            };
+            if let Some((l, _)) = layer {
+                let (tx, rx) = channel();
+                let l = Arc::clone(l);
+                let w = Arc::clone(wake);
+                std::thread::spawn(move || {
+                    let _ = tx.send(read(&l));
+                    w();
+                });
+                self.rx = Some(rx);
+            }
+        }
+        if let Some(rx) = &self.rx {
             match rx.try_recv() {
                 Ok(Ok(v)) => {
-                    self.volume = Some(Arc::new(v));
-                    self.loading = None;
+                    self.value = Some(Arc::new(v));
+                    self.rx = None;
                 }
                 Ok(Err(e)) => {
                     self.error = Some(e);
-                    self.loading = None;
+                    self.rx = None;
                 }
-                Err(TryRecvError::Empty) => return None,
+                Err(TryRecvError::Empty) => {}
                 Err(TryRecvError::Disconnected) => {
                     self.error = Some("reading the 3D volume stopped".into());
-                    self.loading = None;
+                    self.rx = None;
                 }
             }
         }
+        self.value.clone()
+    }
+}
+
+/// The 3D panel's background work: reading the coarse volumes of its image and
+/// segmentation layers, and, without a GPU, ray casting its image on the CPU
+/// ([`super::volume_render::render_cpu`]); the panel shows the last finished image.
+#[derive(Default)]
+pub struct VolumeJob {
+    image: Loading<CoarseVolume>,
+    labels: Loading<CoarseLabels>,
+    rendering: Option<Receiver<VolumeImage>>,
+    drawn: Option<String>,
+}
+
+impl VolumeJob {
+    /// Why a volume could not be read, if one could not.
+    pub fn error(&self) -> Option<&str> {
+        self.image.error.as_deref().or(self.labels.error.as_deref())
+    }
+
+    /// Reading a volume or rendering the image is under way.
+    pub fn busy(&self) -> bool {
+        self.image.rx.is_some() || self.labels.rx.is_some() || self.rendering.is_some()
+    }
+
+    /// The coarse volumes of the image layer `image` and the segmentation layer `labels`
+    /// (each with its viewer id) once read; starts reading those that changed. `wake` is
+    /// called from the background thread when one is read.
+    #[allow(clippy::type_complexity)]
+    pub fn volumes(
+        &mut self,
+        image: Option<(&Arc<LayerData>, u64)>,
+        labels: Option<(&Arc<LayerData>, u64)>,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> (Option<Arc<CoarseVolume>>, Option<Arc<CoarseLabels>>) {
+        (
+            self.image.poll(image, read_coarse, &wake),
+            self.labels.poll(labels, read_coarse_labels, &wake),
+        )
+    }
+
+    /// A new CPU image of `draw` (`width` × `height` pixels) when one finished; starts
+    /// rendering it when it changed.
+    pub fn render_cpu(
+        &mut self,
+        draw: &super::volume_render::VolumeDraw,
+        (width, height): (usize, usize),
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> Option<VolumeImage> {
         let mut finished = None;
         if let Some(rx) = &self.rendering {
             match rx.try_recv() {
@@ -301,29 +296,16 @@ impl MipJob {
                 Err(TryRecvError::Disconnected) => self.rendering = None,
             }
         }
-        let volume = self.volume.clone()?;
-        let key = MipKey {
-            orbit,
-            panel,
-            scale,
-            settings: settings.clone(),
-        };
-        if self.rendering.is_none() && self.drawn.as_ref() != Some(&key) {
+        let key = format!("{} {width}x{height}", draw.key());
+        if self.rendering.is_none() && self.drawn.as_deref() != Some(key.as_str()) {
             self.drawn = Some(key);
-            let factor = (panel[0].max(panel[1]) / 192.0).ceil().max(1.0);
-            let (w, h) = (
-                (panel[0] / factor).max(1.0) as usize,
-                (panel[1] / factor).max(1.0) as usize,
-            );
-            let nm_per_px = f64::from(factor) / scale.max(1e-12);
-            let settings = settings.clone();
+            let draw = draw.clone();
             let (tx, rx) = channel();
             std::thread::spawn(move || {
-                let m = volume.mip(&orbit, w, h, nm_per_px);
-                let rgba = mip_rgba(&m, &settings);
-                let _ = tx.send(MipImage {
-                    width: w,
-                    height: h,
+                let rgba = super::volume_render::render_cpu(&draw, width as u32, height as u32);
+                let _ = tx.send(VolumeImage {
+                    width,
+                    height,
                     rgba,
                 });
                 wake();
@@ -352,29 +334,5 @@ mod tests {
             pitch_deg: 0.0,
         };
         assert_eq!(flat.project(p), p);
-    }
-
-    #[test]
-    fn the_mip_of_a_bright_voxel_shows_where_it_projects() {
-        // 8³ volume of 1 nm voxels, one bright voxel at (z, y, x) = (1, 2, 6).
-        let mut values = vec![0.1f32; 512];
-        values[(8 + 2) * 8 + 6] = 1.0;
-        let v = CoarseVolume {
-            values,
-            shape: [8, 8, 8],
-            voxel_size_nm: [1.0; 3],
-            offset_nm: [0.0; 3],
-        };
-        let straight = Orbit {
-            yaw_deg: 0.0,
-            pitch_deg: 0.0,
-        };
-        let m = v.mip(&straight, 8, 8, 1.0);
-        // Looking down z: pixel (x 6, y 2) is the maximum, the rest the background.
-        assert_eq!(m[2 * 8 + 6], 1.0);
-        assert_eq!(m[2 * 8 + 5], 0.1);
-        // A 20-pixel image has a margin the rays miss.
-        let m = v.mip(&straight, 20, 20, 1.0);
-        assert!(m[0].is_nan());
     }
 }

@@ -408,4 +408,38 @@ mod tests {
         let text = serde_json::to_string(&h.state().state).unwrap();
         assert!(text.contains("\"orientation\""), "{text}");
     }
+
+    #[test]
+    fn the_wheel_zooms_the_3d_panel_whose_image_shows_the_segments() {
+        let (_dir, mut h) = harness();
+        let (xz, yz) = (
+            h.state().panel_rects[&Plane::Xz],
+            h.state().panel_rects[&Plane::Yz],
+        );
+        let centre = egui::pos2(xz.center().x, yz.center().y);
+        let zoom = h.state().state.zoom_nm_per_px;
+        h.event(egui::Event::PointerMoved(centre));
+        h.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Line,
+            delta: egui::vec2(0.0, 1.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Unknown,
+            modifiers: egui::Modifiers::NONE,
+        });
+        h.run_steps(2);
+        assert!((h.state().state.orbit_zoom - 1.1).abs() < 1e-9);
+        // The slices kept their zoom.
+        assert_eq!(h.state().state.zoom_nm_per_px, zoom);
+        // Without a GPU the panel is ray cast on a background thread, with both layers.
+        for _ in 0..50 {
+            h.run_steps(1);
+            if !h.state().volume_job.busy() && h.state().volume_texture.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(h.state().volume_texture.is_some());
+        let (image, labels) = h.state().three_d_layers();
+        assert_eq!((image, labels), (Some(0), Some(1)));
+    }
 }

@@ -13,6 +13,7 @@ mod overlay;
 mod panels;
 mod side_panel;
 pub mod statistics;
+mod three_d;
 mod validation;
 
 pub use overlay::{BlockMap, RegionDraft};
@@ -35,7 +36,7 @@ use crate::render::layer::{open_layer, LayerData, LayerKind, WorldNm};
 use crate::render::shade::{self, GpuUniforms, PanelTextures};
 use crate::render::slice::{Histogram, PixelValue, Plane, SliceView};
 use crate::render::state::{Blend, ErrorOverlay, LayerSettings, LayerState, Layout, ViewState};
-use crate::render::volume::{MipJob, Orbit};
+use crate::render::volume::{Orbit, VolumeJob};
 use crate::store::layout::RunDir;
 
 /// A layer as the viewer holds it: its state plus the opened data (or why it failed).
@@ -84,8 +85,8 @@ pub struct Viewer {
     prediction_pick: usize,
     /// Where each cross-section was drawn last frame (points).
     pub panel_rects: HashMap<Plane, egui::Rect>,
-    mip: MipJob,
-    mip_texture: Option<egui::TextureHandle>,
+    volume_job: VolumeJob,
+    volume_texture: Option<egui::TextureHandle>,
     /// The directory neuroglancer exports serve (the project), and the URL it is served at.
     pub serve_root: Option<PathBuf>,
     /// The project's saved views (newest first), offered while the viewer is empty.
@@ -181,8 +182,8 @@ impl Viewer {
             prediction_pick: 0,
             panel_rects: HashMap::new(),
             project_views: Vec::new(),
-            mip: MipJob::default(),
-            mip_texture: None,
+            volume_job: VolumeJob::default(),
+            volume_texture: None,
             serve_root: None,
             ng_base_url: "http://127.0.0.1:9000/".into(),
             ng_write_computed: false,
@@ -447,7 +448,7 @@ impl Viewer {
     pub fn loading(&self) -> bool {
         let st = self.composer.cache().stats();
         let three_d = matches!(self.state.layout, Layout::FourPanel | Layout::ThreeD);
-        (three_d && self.mip.busy())
+        (three_d && self.volume_job.busy())
             || st.queued > 0
             || st.in_flight > 0
             || self.composer.loading()
