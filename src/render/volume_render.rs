@@ -79,6 +79,53 @@ impl VolumeDraw {
     }
 }
 
+/// The planes of the 3D panel: their common point (z, y, x nm) and rotation.
+pub type Planes = ([f64; 3], Orientation);
+
+/// Keeps the 3D panel's planes where they are while the view keeps moving, and moves
+/// them once it has been still for [`SettledPlanes::SETTLE`]: panning then costs no
+/// redrawing of the 3D panel frame after frame (its outlines follow at once).
+#[derive(Debug, Default)]
+pub struct SettledPlanes {
+    shown: Option<Planes>,
+    seen: Option<(Planes, std::time::Instant)>,
+}
+
+impl SettledPlanes {
+    /// How long the view must stay still before the planes move.
+    pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(150);
+
+    /// The planes to draw at `now` when the view's are `planes`, and how long until they
+    /// settle (`None` when the drawn planes are the view's).
+    pub fn update(
+        &mut self,
+        planes: Planes,
+        now: std::time::Instant,
+    ) -> (Planes, Option<std::time::Duration>) {
+        let Some(shown) = self.shown else {
+            self.shown = Some(planes);
+            self.seen = Some((planes, now));
+            return (planes, None);
+        };
+        if shown == planes {
+            self.seen = Some((planes, now));
+            return (planes, None);
+        }
+        let since = match self.seen {
+            Some((p, t)) if p == planes => now.saturating_duration_since(t),
+            _ => {
+                self.seen = Some((planes, now));
+                std::time::Duration::ZERO
+            }
+        };
+        if since >= Self::SETTLE {
+            self.shown = Some(planes);
+            return (planes, None);
+        }
+        (shown, Some(Self::SETTLE - since))
+    }
+}
+
 /// The uniforms of `shaders/volume.wgsl` (same layout).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -513,6 +560,32 @@ mod tests {
         let img = render_cpu(&s, 8, 8);
         assert_eq!(pixel(&img, 8, 3, 3), [26; 3]);
         assert_eq!(pixel(&img, 8, 6, 6), far);
+    }
+
+    #[test]
+    fn the_planes_wait_until_the_view_has_been_still() {
+        let t0 = std::time::Instant::now();
+        let ms = |n: u64| t0 + std::time::Duration::from_millis(n);
+        let at = |z: f64| ([z, 0.0, 0.0], Orientation::IDENTITY);
+        let mut s = SettledPlanes::default();
+        assert_eq!(s.update(at(1.0), ms(0)), (at(1.0), None));
+        // Moving every 40 ms: the planes stay at 1 and say when they would settle.
+        assert_eq!(
+            s.update(at(2.0), ms(40)),
+            (at(1.0), Some(SettledPlanes::SETTLE))
+        );
+        assert_eq!(
+            s.update(at(3.0), ms(80)),
+            (at(1.0), Some(SettledPlanes::SETTLE))
+        );
+        let (p, wait) = s.update(at(3.0), ms(180));
+        assert_eq!(
+            (p, wait),
+            (at(1.0), Some(std::time::Duration::from_millis(50)))
+        );
+        // Still for 150 ms: they move.
+        assert_eq!(s.update(at(3.0), ms(230)), (at(3.0), None));
+        assert_eq!(s.update(at(3.0), ms(240)), (at(3.0), None));
     }
 
     #[test]

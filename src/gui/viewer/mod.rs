@@ -87,6 +87,7 @@ pub struct Viewer {
     pub panel_rects: HashMap<Plane, egui::Rect>,
     volume_job: VolumeJob,
     volume_texture: Option<egui::TextureHandle>,
+    three_d_planes: crate::render::volume_render::SettledPlanes,
     /// The directory neuroglancer exports serve (the project), and the URL it is served at.
     pub serve_root: Option<PathBuf>,
     /// The project's saved views (newest first), offered while the viewer is empty.
@@ -184,6 +185,7 @@ impl Viewer {
             project_views: Vec::new(),
             volume_job: VolumeJob::default(),
             volume_texture: None,
+            three_d_planes: Default::default(),
             serve_root: None,
             ng_base_url: "http://127.0.0.1:9000/".into(),
             ng_write_computed: false,

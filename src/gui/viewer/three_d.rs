@@ -232,7 +232,18 @@ impl Viewer {
         let size = crate::render::gpu_volume::image_size(w_px, h_px, cap as u32);
         // One image pixel spans this many points.
         let points_per_px = f64::from(rect.width()) / f64::from(size.0);
-        let draw = self.volume_draw(&camera, points_per_px / camera.points_per_nm, volumes);
+        let mut draw = self.volume_draw(&camera, points_per_px / camera.points_per_nm, volumes);
+        // While the view moves, the planes drawn in 3D wait for it to settle (their
+        // outlines below follow at once).
+        if let Some(planes) = draw.planes {
+            let (shown, wait) = self
+                .three_d_planes
+                .update(planes, std::time::Instant::now());
+            draw.planes = Some(shown);
+            if let Some(wait) = wait {
+                ui.ctx().request_repaint_after(wait);
+            }
+        }
         if self.uses_gpu() {
             painter.add(egui_wgpu::Callback::new_paint_callback(
                 rect,
