@@ -1673,6 +1673,12 @@ fn bench_viewer_matrix_runs_every_layout_layer_count_and_image_size() {
         assert!(ms[1] <= p95 && p95 <= ms[2], "{r}");
         assert!((r["p95_fps"].as_f64().unwrap() - 1e3 / p95).abs() < 1e-9);
         assert!(r["cpu_ms"].as_f64().unwrap() > 0.0, "{r}");
+        // The 3D panel is drawn in 4panel only: its first image, and its planes once the
+        // view settled.
+        let four = r["layout"] == "4panel";
+        for key in ["three_d_first_ms", "three_d_settled_ms"] {
+            assert_eq!(r[key].as_f64().unwrap() > 0.0, four, "{key}: {r}");
+        }
         // The same frames composed on the CPU, side by side, and the ratio of medians.
         let composed = r["composed"]["frame_ms"][0].as_f64().unwrap();
         let speedup = r["speedup"].as_f64().unwrap();
