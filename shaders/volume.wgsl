@@ -3,10 +3,11 @@
 // fs_planes draws the planes over it (also when only the planes moved). Orthographic
 // rays cross a coarse scale level of an image layer (maximum-intensity projection) and of
 // a segmentation layer (the first segment each ray meets, in its neuroglancer colour,
-// nearer brighter; only the selected segments when some are); the three cross-section
-// planes are drawn textured where the rays cross them. The nearest surface (a plane or a segment) is drawn; where a
-// ray meets none, the projection. The CPU reference in src/render/volume_render.rs computes
-// the same colours with the same f32 arithmetic in the same order.
+// nearer brighter, lit by the face of the voxel it entered; only the selected segments
+// when some are); the three cross-section planes are drawn textured where the rays cross
+// them. The nearest surface (a plane or a segment) is drawn; where a ray meets none, the
+// projection. The CPU reference in src/render/volume_render.rs computes the same colours
+// with the same f32 arithmetic in the same order.
 
 struct Uniforms {
     right: vec4<f32>,     // world step (z, y, x, nm) of one nm to the right on screen
@@ -28,6 +29,7 @@ struct Uniforms {
     inv_forward: vec4<f32>, // 1 / forward per axis (0 where forward is 0)
     bounds_lo: vec4<f32>,   // the volumes' box: lowest corner (z, y, x), samples per nm of ray
     bounds_hi: vec4<f32>,   // highest corner
+    face_inv: vec4<f32>,    // 1 / (forward × segmentation voxels per nm) per axis (0 where forward is 0)
     selected: array<vec4<u32>, 16>, // 32 ids as (low, high) pairs
     lut: array<vec4<u32>, 64>,      // the image colormap: 256 RGBA8 colours
 };
@@ -121,6 +123,37 @@ fn sample_range(base: vec3<f32>) -> vec2<u32> {
     return vec2<u32>(u32(k0), u32(max(k1, k0)));
 }
 
+// Light on the face of the segmentation voxel where the ray at depth d entered it: a face
+// seen straight on is lit fully, one seen edge-on at 55 %.
+fn face_light(base: vec3<f32>, d: f32) -> f32 {
+    let fwd = u.forward.xyz;
+    let p = base + d * fwd;
+    let v = vec3<f32>(
+        floor((p.x - u.label_off.x) * u.label_inv.x),
+        floor((p.y - u.label_off.y) * u.label_inv.y),
+        floor((p.z - u.label_off.z) * u.label_inv.z),
+    );
+    let b = vec3<f32>(
+        (base.x - u.label_off.x) * u.label_inv.x,
+        (base.y - u.label_off.y) * u.label_inv.y,
+        (base.z - u.label_off.z) * u.label_inv.z,
+    );
+    var best = -3.0e38;
+    var facing = 1.0;
+    for (var a = 0u; a < 3u; a = a + 1u) {
+        let inv = u.face_inv[a];
+        if (inv == 0.0) { continue; }
+        var edge = v[a] + 1.0;
+        if (fwd[a] > 0.0) { edge = v[a]; }
+        let t = (edge - b[a]) * inv;
+        if (t > best) {
+            best = t;
+            facing = abs(fwd[a]);
+        }
+    }
+    return 0.55 + 0.45 * facing;
+}
+
 struct Cast {
     @location(0) color: vec4<f32>,
     @location(1) depth: f32,
@@ -163,7 +196,7 @@ fn fs_cast(@builtin(position) pos: vec4<f32>) -> Cast {
     out.color = vec4<f32>(0.0, 0.0, 0.0, 1.0);
     out.depth = 3.0e38;
     if (hit) {
-        let shade = 1.0 - 0.5 * ((hit_d + radius) / (2.0 * radius));
+        let shade = (1.0 - 0.5 * ((hit_d + radius) / (2.0 * radius))) * face_light(base, hit_d);
         out.color = vec4<f32>(segment_color(u.label_look.x, hit_id) * shade, 1.0);
         out.depth = hit_d;
     } else if (any_image) {

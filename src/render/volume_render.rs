@@ -1,11 +1,11 @@
 //! What the 3D panel draws and its CPU reference: an orthographic ray caster over a coarse
 //! level of an image layer (maximum-intensity projection) and of a segmentation layer (the
-//! first segment each ray meets in its neuroglancer colour, nearer brighter; only the
-//! selected segments when some are), with the three cross-section planes drawn textured
-//! where the rays cross them. The nearest surface — a plane or a segment — is drawn; where a
-//! ray meets none, the projection. [`VolumeUniforms`] holds every number the GPU shader
-//! (`shaders/volume.wgsl`) uses; [`render_cpu`] computes the same colours from the same
-//! `f32` values in the same order.
+//! first segment each ray meets in its neuroglancer colour, nearer brighter and lit by the
+//! face of the voxel it entered; only the selected segments when some are), with the three
+//! cross-section planes drawn textured where the rays cross them. The nearest surface — a
+//! plane or a segment — is drawn; where a ray meets none, the projection.
+//! [`VolumeUniforms`] holds every number the GPU shader (`shaders/volume.wgsl`) uses;
+//! [`render_cpu`] computes the same colours from the same `f32` values in the same order.
 
 use std::sync::Arc;
 
@@ -168,6 +168,8 @@ pub struct VolumeUniforms {
     pub bounds_lo: [f32; 4],
     /// The volumes' box: highest corner.
     pub bounds_hi: [f32; 4],
+    /// 1 / (forward × segmentation voxels per nm) per axis (0 where forward is 0).
+    pub face_inv: [f32; 4],
     /// Selected ids as (low, high) pairs.
     pub selected: [[u32; 4]; 16],
     /// The image colormap: 256 RGBA8 colours.
@@ -250,6 +252,17 @@ pub fn pack(draw: &VolumeDraw, width: u32, height: u32, origin: [f32; 2]) -> Vol
             u.selected[k / 2][(k % 2) * 2] = *id as u32;
             u.selected[k / 2][(k % 2) * 2 + 1] = (id >> 32) as u32;
         }
+        let inv = v.voxel_size_nm.map(|s| 1.0 / s);
+        u.face_inv = four(
+            std::array::from_fn(|a| {
+                if forward[a].abs() < 1e-12 {
+                    0.0
+                } else {
+                    1.0 / (forward[a] * inv[a])
+                }
+            }),
+            0.0,
+        );
         u.label_look[0] = look.color_seed;
         u.label_look[1] = ids.len() as u32;
         u.label_look[2] = look.alpha.clamp(0.0, 1.0).to_bits();
@@ -321,6 +334,28 @@ fn sample_range(u: &VolumeUniforms, base: [f32; 3]) -> (u32, u32) {
     let k0 = (((t0 + u.centre[3]) * u.bounds_lo[3] - 0.5).floor() - 1.0).max(0.0);
     let k1 = (((t1 + u.centre[3]) * u.bounds_lo[3] - 0.5).ceil() + 2.0).min(steps);
     (k0 as u32, k1.max(k0) as u32)
+}
+
+/// The light on the face of the segmentation voxel where the ray from `base` entered it
+/// at depth `d`, as the shader computes it: 1 seen straight on, 0.55 edge-on.
+fn face_light(u: &VolumeUniforms, base: [f32; 3], d: f32) -> f32 {
+    let p = add(base, scale(d, u.forward));
+    let v: [f32; 3] = std::array::from_fn(|a| ((p[a] - u.label_off[a]) * u.label_inv[a]).floor());
+    let b: [f32; 3] = std::array::from_fn(|a| (base[a] - u.label_off[a]) * u.label_inv[a]);
+    let (mut best, mut facing) = (-3.0e38f32, 1.0f32);
+    for a in 0..3 {
+        let inv = u.face_inv[a];
+        if inv == 0.0 {
+            continue;
+        }
+        let edge = if u.forward[a] > 0.0 { v[a] } else { v[a] + 1.0 };
+        let t = (edge - b[a]) * inv;
+        if t > best {
+            best = t;
+            facing = u.forward[a].abs();
+        }
+    }
+    0.55 + 0.45 * facing
 }
 
 /// The voxel of a volume at `p` as the shader finds it.
@@ -441,7 +476,8 @@ pub fn render_cpu(draw: &VolumeDraw, width: u32, height: u32) -> Vec<u8> {
                     c
                 }
                 (_, Some((hd, id))) => {
-                    let shade = 1.0 - 0.5 * ((hd + radius) / (2.0 * radius));
+                    let shade =
+                        (1.0 - 0.5 * ((hd + radius) / (2.0 * radius))) * face_light(&u, base, hd);
                     seg(id).map(|x| x * shade)
                 }
                 _ if any_image => image_color(best),
@@ -560,6 +596,21 @@ mod tests {
         let img = render_cpu(&s, 8, 8);
         assert_eq!(pixel(&img, 8, 3, 3), [26; 3]);
         assert_eq!(pixel(&img, 8, 6, 6), far);
+    }
+
+    #[test]
+    fn a_segment_face_is_lit_by_how_squarely_the_ray_meets_it() {
+        let mut u = VolumeUniforms::zeroed();
+        u.forward = [0.6, 0.0, 0.8, 0.0];
+        u.label_inv = [1.0, 1.0, 1.0, 0.0];
+        u.face_inv = [1.0 / 0.6, 0.0, 1.0 / 0.8, 0.0];
+        // From (z 0.5, y 0.5, x −5) the ray reaches x = 0 at depth 6.25, after crossing
+        // z = 4 at 5.83: at depth 6.3 it is in voxel (4, 0, 0), entered through its x face.
+        let light = face_light(&u, [0.5, 0.5, -5.0], 6.3);
+        assert!((light - (0.55 + 0.45 * 0.8)).abs() < 1e-6, "{light}");
+        // At depth 6.0 it is in voxel (4, 0, −1), entered through its z face.
+        let light = face_light(&u, [0.5, 0.5, -5.0], 6.0);
+        assert!((light - (0.55 + 0.45 * 0.6)).abs() < 1e-6, "{light}");
     }
 
     #[test]
