@@ -450,3 +450,83 @@ pub fn plan_oblique(
     }
     (plan, wanted)
 }
+
+/// The polygon (in order around it) where the plane through `point` with unit normal
+/// `normal` cuts the box `lo`..`hi` (world z, y, x); `along` is a direction in the plane
+/// the points are ordered from.
+pub fn plane_cut(
+    lo: [f64; 3],
+    hi: [f64; 3],
+    point: [f64; 3],
+    normal: [f64; 3],
+    along: [f64; 3],
+) -> Vec<[f64; 3]> {
+    let dot = |a: [f64; 3], b: [f64; 3]| a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+    let corner = |i: usize| -> [f64; 3] {
+        std::array::from_fn(|a| if i >> a & 1 == 1 { hi[a] } else { lo[a] })
+    };
+    let depth = |p: [f64; 3]| dot(std::array::from_fn(|a| p[a] - point[a]), normal);
+    let mut out: Vec<[f64; 3]> = Vec::new();
+    for i in 0..8usize {
+        for a in 0..3 {
+            let j = i | 1 << a;
+            if j == i {
+                continue;
+            }
+            let (ci, cj) = (corner(i), corner(j));
+            let (di, dj) = (depth(ci), depth(cj));
+            if (di > 0.0 && dj > 0.0) || (di < 0.0 && dj < 0.0) || di == dj {
+                continue;
+            }
+            let t = di / (di - dj);
+            let p: [f64; 3] = std::array::from_fn(|b| ci[b] + t * (cj[b] - ci[b]));
+            // A corner on the plane is reached from several edges.
+            let scale = (0..3).map(|a| hi[a] - lo[a]).fold(1e-9, f64::max);
+            if !out
+                .iter()
+                .any(|q| (0..3).all(|a| (p[a] - q[a]).abs() <= 1e-9 * scale))
+            {
+                out.push(p);
+            }
+        }
+    }
+    if out.is_empty() {
+        return out;
+    }
+    let n = out.len() as f64;
+    let mid: [f64; 3] = std::array::from_fn(|a| out.iter().map(|p| p[a]).sum::<f64>() / n);
+    let other = [
+        normal[1] * along[2] - normal[2] * along[1],
+        normal[2] * along[0] - normal[0] * along[2],
+        normal[0] * along[1] - normal[1] * along[0],
+    ];
+    let angle = |p: &[f64; 3]| {
+        let d: [f64; 3] = std::array::from_fn(|a| p[a] - mid[a]);
+        dot(d, other).atan2(dot(d, along))
+    };
+    out.sort_by(|p, q| angle(p).total_cmp(&angle(q)));
+    out
+}
+
+#[cfg(test)]
+mod cut_tests {
+    #[test]
+    fn a_tilted_plane_cuts_the_unit_box_in_an_ordered_polygon() {
+        // The plane z = x through the box's centre cuts a rectangle.
+        let s = std::f64::consts::FRAC_1_SQRT_2;
+        let cut = super::plane_cut([0.0; 3], [1.0; 3], [0.5; 3], [s, 0.0, -s], [0.0, 1.0, 0.0]);
+        assert_eq!(cut.len(), 4);
+        for p in &cut {
+            assert!((p[0] - p[2]).abs() < 1e-12, "{p:?}");
+        }
+        // In order around the polygon: consecutive corners share an edge of length 1 or √2.
+        for k in 0..4 {
+            let (p, q) = (cut[k], cut[(k + 1) % 4]);
+            let d = (0..3).map(|a| (p[a] - q[a]).powi(2)).sum::<f64>().sqrt();
+            assert!(
+                (d - 1.0).abs() < 1e-9 || (d - 2f64.sqrt()).abs() < 1e-9,
+                "{d}"
+            );
+        }
+    }
+}

@@ -113,6 +113,51 @@ impl BlockMap {
     }
 }
 
+impl BlockMap {
+    /// Where the rotated cross-section `view` cuts the blocks that are not pending: each
+    /// one's polygon in panel pixels (pixel_of's coordinates) and its state; none for maps
+    /// of more than [`MAX_ROTATED_BLOCKS`] blocks.
+    pub fn cut_rotated(&self, view: &SliceView) -> Vec<(Vec<(f64, f64)>, BlockMark)> {
+        let counts = self.counts();
+        let total = counts.iter().product::<u64>();
+        if total > MAX_ROTATED_BLOCKS {
+            return Vec::new();
+        }
+        let [u, _, n] = view.directions();
+        let (w, h) = (f64::from(view.width_px), f64::from(view.height_px));
+        let mut out = Vec::new();
+        for k in 0..total {
+            let mark = self.marks.get(k as usize).copied().unwrap_or_default();
+            if mark == BlockMark::Pending {
+                continue;
+            }
+            let index = [
+                k / (counts[1] * counts[2]),
+                k / counts[2] % counts[1],
+                k % counts[2],
+            ];
+            let lo: [f64; 3] =
+                std::array::from_fn(|a| self.begin_nm[a] + index[a] as f64 * self.block_nm[a]);
+            let hi: [f64; 3] =
+                std::array::from_fn(|a| (lo[a] + self.block_nm[a]).min(self.end_nm[a]));
+            let cut = crate::render::oblique::plane_cut(lo, hi, view.center.0, n, u);
+            if cut.len() < 3 {
+                continue;
+            }
+            let points: Vec<(f64, f64)> = cut.iter().map(|p| view.pixel_of(&WorldNm(*p))).collect();
+            let inside = points.iter().any(|p| p.0 >= 0.0 && p.0 <= w)
+                && points.iter().any(|p| p.1 >= 0.0 && p.1 <= h);
+            if inside {
+                out.push((points, mark));
+            }
+        }
+        out
+    }
+}
+
+/// Most blocks a block map may have to be drawn on rotated cross-sections.
+pub const MAX_ROTATED_BLOCKS: u64 = 100_000;
+
 /// The colour a block's state is drawn in (translucent).
 pub fn mark_color(mark: BlockMark) -> egui::Color32 {
     match mark {
@@ -201,9 +246,8 @@ impl RegionDraft {
 impl Viewer {
     /// Draws the block map, the job's region and the drawn region over a cross-section.
     pub(super) fn draw_overlays(&self, painter: &egui::Painter, plane: Plane, rect: egui::Rect) {
-        // Block maps and regions are boxes along the axes: a rotated plane cuts them in
-        // polygons this does not draw.
         if !self.state.orientation.is_identity() {
+            self.draw_overlays_rotated(painter, plane, rect);
             return;
         }
         let [h, v, n] = plane.axes();
@@ -260,6 +304,55 @@ impl Viewer {
         }
         if let Some(d) = &self.region {
             outline(&d.begin_nm, &d.end_nm, egui::Stroke::new(2.0, REGION_COLOR));
+        }
+    }
+
+    /// [`Viewer::draw_overlays`] on a rotated cross-section: the polygons where it cuts
+    /// the blocks and the regions.
+    fn draw_overlays_rotated(&self, painter: &egui::Painter, plane: Plane, rect: egui::Rect) {
+        let view = SliceView {
+            plane,
+            center: self.state.position_nm,
+            nm_per_px: self.state.zoom_nm_per_px,
+            width_px: rect.width().max(1.0) as u32,
+            height_px: rect.height().max(1.0) as u32,
+            orientation: self.state.orientation,
+        };
+        let to_screen = |(x, y): (f64, f64)| {
+            rect.center()
+                + egui::vec2(
+                    (x - f64::from(view.width_px) / 2.0) as f32,
+                    (y - f64::from(view.height_px) / 2.0) as f32,
+                )
+        };
+        let [u, _, n] = view.directions();
+        let outline = |b: [f64; 3], e: [f64; 3], stroke: egui::Stroke| {
+            let cut = crate::render::oblique::plane_cut(b, e, view.center.0, n, u);
+            if cut.len() >= 3 {
+                let points = cut
+                    .iter()
+                    .map(|p| to_screen(view.pixel_of(&WorldNm(*p))))
+                    .collect();
+                painter.add(egui::Shape::closed_line(points, stroke));
+            }
+        };
+        if let Some(map) = &self.block_map {
+            for (points, mark) in map.cut_rotated(&view) {
+                let points = points.into_iter().map(to_screen).collect();
+                painter.add(egui::Shape::convex_polygon(
+                    points,
+                    mark_color(mark),
+                    egui::Stroke::NONE,
+                ));
+            }
+            outline(
+                map.begin_nm,
+                map.end_nm,
+                egui::Stroke::new(1.5, REGION_COLOR),
+            );
+        }
+        if let Some(d) = &self.region {
+            outline(d.begin_nm, d.end_nm, egui::Stroke::new(2.0, REGION_COLOR));
         }
     }
 
@@ -358,6 +451,47 @@ mod tests {
         marks[5] = BlockMark::Running;
         marks[11] = BlockMark::Failed;
         BlockMap::new(&[0, 0, 0], &[25, 20, 20], &[10, 10, 10], marks).unwrap()
+    }
+
+    #[test]
+    fn a_rotated_cross_section_cuts_the_blocks_it_crosses_in_polygons() {
+        let m = map();
+        // The xy panel at z = 12 turned 30° about z: still inside z block 1, whose
+        // running block 5 (y 0..10, x 10..20) it cuts in a polygon around its centre.
+        let view = SliceView {
+            plane: Plane::Xy,
+            center: WorldNm([12.0, 10.0, 10.0]),
+            nm_per_px: 0.5,
+            width_px: 80,
+            height_px: 80,
+            orientation: crate::render::orientation::Orientation::IDENTITY
+                .rotated([1.0, 0.0, 0.0], 30f64.to_radians()),
+        };
+        let cuts = m.cut_rotated(&view);
+        assert_eq!(cuts.len(), 1, "{cuts:?}");
+        let (points, mark) = &cuts[0];
+        assert_eq!(*mark, BlockMark::Running);
+        assert_eq!(points.len(), 4);
+        // The block's centre (z 12, y 5, x 15) lies inside the polygon's bounding box.
+        let (cx, cy) = view.pixel_of(&WorldNm([12.0, 5.0, 15.0]));
+        let (x0, x1) = points
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+        let (y0, y1) = points
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+        assert!(
+            x0 < cx && cx < x1 && y0 < cy && cy < y1,
+            "{points:?} ({cx}, {cy})"
+        );
+        // Tilted out of the z = 10..20 layer, the plane also cuts the done block 0 (z 0).
+        let tilted = SliceView {
+            orientation: crate::render::orientation::Orientation::IDENTITY
+                .rotated([0.0, 1.0, 0.0], -60f64.to_radians()),
+            ..view
+        };
+        let marks: Vec<BlockMark> = m.cut_rotated(&tilted).into_iter().map(|c| c.1).collect();
+        assert!(marks.contains(&BlockMark::Done), "{marks:?}");
     }
 
     #[test]
