@@ -337,6 +337,18 @@ impl Viewer {
             }
         };
         if let Some(map) = &self.block_map {
+            let blocks = map.counts().iter().product::<u64>();
+            if blocks > MAX_ROTATED_BLOCKS {
+                painter.text(
+                    rect.left_bottom() + egui::vec2(6.0, -4.0),
+                    egui::Align2::LEFT_BOTTOM,
+                    format!(
+                        "{blocks} blocks: too many to draw on a rotated plane (at most {MAX_ROTATED_BLOCKS})"
+                    ),
+                    egui::FontId::proportional(12.0),
+                    egui::Color32::from_rgb(255, 200, 0),
+                );
+            }
             for (points, mark) in map.cut_rotated(&view) {
                 let points = points.into_iter().map(to_screen).collect();
                 painter.add(egui::Shape::convex_polygon(
