@@ -13,8 +13,8 @@ use std::sync::Arc;
 use super::cache::{Chunk, ChunkCache, ChunkKey};
 use super::layer::{ChunkValues, LayerData, LayerKind};
 use super::slice::{
-    level_grid, pick_level, status, wanted_of, LayerSlice, PixelRect, PixelValue, SliceValues,
-    SliceView, Wanted,
+    level_grid, note_error, pick_level, status, wanted_of, LayerSlice, PixelRect, PixelValue,
+    SliceValues, SliceView, Wanted,
 };
 
 /// What a cell of a gathered slice shows.
@@ -231,9 +231,7 @@ pub fn plan(
                         }
                         Chunk::Failed(message) => {
                             if gi == 0 {
-                                if !errors.contains(message) && errors.len() < 8 {
-                                    errors.push(message.clone());
-                                }
+                                note_error(&mut errors, message);
                                 source = CellSource::Failed;
                                 break;
                             }

@@ -10,8 +10,8 @@ use super::cache::{Chunk, ChunkCache, ChunkKey};
 use super::gather::{Cell, CellAffine, CellSource, GatherPlan};
 use super::layer::{LayerData, LayerKind};
 use super::slice::{
-    blank_values, copy_voxel, pick_level_for, status, wanted_of, LayerSlice, PixelRect,
-    SliceValues, SliceView, Wanted,
+    blank_values, copy_voxel, note_error, pick_level_for, slice_values, status, wanted_of,
+    LayerSlice, PixelRect, SliceView, Wanted,
 };
 
 /// The continuous voxel coordinate (z, y, x) of `level` at panel position (`x`, `y`).
@@ -260,9 +260,7 @@ pub fn compose_oblique(
                     }
                     Some(Chunk::Failed(message)) if gi == 0 => {
                         stat[i] = status::FAILED;
-                        if !errors.contains(message) && errors.len() < 8 {
-                            errors.push(message.clone());
-                        }
+                        note_error(&mut errors, message);
                         break;
                     }
                     _ => {}
@@ -286,14 +284,7 @@ pub fn compose_oblique(
         LayerSlice {
             width: window.width,
             height: window.height,
-            values: if labels {
-                SliceValues::Labels(lvals)
-            } else {
-                SliceValues::Float {
-                    channels,
-                    values: fvals,
-                }
-            },
+            values: slice_values(labels, channels, lvals, fvals),
             status: stat,
             level: chosen,
             coarser,
@@ -380,9 +371,7 @@ pub fn plan_oblique(
                     }
                     Chunk::Failed(message) => {
                         if slot == 0 {
-                            if !errors.contains(message) && errors.len() < 8 {
-                                errors.push(message.clone());
-                            }
+                            note_error(&mut errors, message);
                             failed.push(Cell {
                                 rect,
                                 source: CellSource::Failed,

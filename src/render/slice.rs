@@ -507,6 +507,30 @@ pub(crate) fn blank_values(
     }
 }
 
+/// Adds a chunk's read error to the distinct ones a slice lists (at most eight).
+pub(crate) fn note_error(errors: &mut Vec<String>, message: &str) {
+    if !errors.iter().any(|e| e == message) && errors.len() < 8 {
+        errors.push(message.to_string());
+    }
+}
+
+/// The values of a slice: `lvals` as label ids, else `fvals` as `channels` float channels.
+pub(crate) fn slice_values(
+    labels: bool,
+    channels: usize,
+    lvals: Vec<u64>,
+    fvals: Vec<f32>,
+) -> SliceValues {
+    if labels {
+        SliceValues::Labels(lvals)
+    } else {
+        SliceValues::Float {
+            channels,
+            values: fvals,
+        }
+    }
+}
+
 /// Copies voxel `off` of `values` to pixel `i` of a slice of `pixels` pixels: its id into
 /// `to.0` (labels) or its first `channels` channels into `to.1` (floats, channel-major).
 pub(crate) fn copy_voxel(
@@ -628,9 +652,7 @@ pub fn compose_window(
                     Some(Chunk::Failed(message)) => {
                         if gi == 0 {
                             stat[i] = status::FAILED;
-                            if !errors.contains(message) && errors.len() < 8 {
-                                errors.push(message.clone());
-                            }
+                            note_error(&mut errors, message);
                             break;
                         }
                     }
@@ -659,14 +681,7 @@ pub fn compose_window(
         wanted_chosen.into_keys(),
         wanted_coarse.into_keys(),
     );
-    let values = if labels {
-        SliceValues::Labels(lvals)
-    } else {
-        SliceValues::Float {
-            channels,
-            values: fvals,
-        }
-    };
+    let values = slice_values(labels, channels, lvals, fvals);
     (
         LayerSlice {
             width: window.width,
