@@ -17,6 +17,7 @@ struct Layer {
     range: vec4<f32>,      // lo, hi, opacity, selected alpha
     seg: vec4<u32>,        // colour seed, first selected id, selected count, unselected alpha (f32 bits)
     hover: vec4<u32>,      // hovered id low, high, visible, pending look for loading pixels (1)
+    sampling: vec4<f32>,   // linear sampling: voxels per pixel and voxel position at the edge, horizontally then vertically (0: nearest)
     colors: array<vec4<f32>, 4>,
 };
 
@@ -81,6 +82,42 @@ fn level(i: u32, tex: u32, p: vec2<i32>) -> f32 {
 fn level_thresholded(i: u32, tex: u32, p: vec2<i32>) -> f32 {
     let v = textureLoad(floats, p, i32(tex), 0).x;
     return select(0.0, 1.0, v > u.layers[i].range.w);
+}
+
+// The value of float texture layer `tex` of layer `i` at pixel `p`, sampled linearly: along
+// each axis where a voxel covers more than a pixel, the two voxel centres around the pixel
+// centre weighted by distance, each read from a pixel that shows it. Voxels beyond the
+// panel or without data count for nothing; when none counts, the pixel's own value. The
+// CPU reference is `sample_linear` in src/render/shade.rs.
+fn sample_linear(i: u32, tex: u32, p: vec2<i32>) -> f32 {
+    let s = u.layers[i].sampling;
+    let a = s.xz;
+    let b = s.yw;
+    let on = a > vec2<f32>(0.0);
+    let c = b + (vec2<f32>(p) + 0.5) * a - 0.5;
+    let i0 = floor(c);
+    let f = select(vec2<f32>(0.0), c - i0, on);
+    let size = vec2<i32>(u.origin_size.zw);
+    let safe_a = select(vec2<f32>(1.0), a, on);
+    var sum = 0.0;
+    var weight = 0.0;
+    for (var k = 0u; k < 4u; k = k + 1u) {
+        let o = vec2<f32>(f32(k & 1u), f32(k >> 1u));
+        let w2 = select(1.0 - f, f, o == vec2<f32>(1.0));
+        let w = w2.x * w2.y;
+        if (w == 0.0) { continue; }
+        let q = select(p, vec2<i32>(floor((i0 + o + 0.5 - b) / safe_a)), on);
+        if (any(q < vec2<i32>(0)) || any(q >= size)) { continue; }
+        if (textureLoad(status, q, i32(u.layers[i].kind_tex.w), 0).x != 0u) { continue; }
+        sum = sum + w * textureLoad(floats, q, i32(tex), 0).x;
+        weight = weight + w;
+    }
+    if (weight == 0.0) { return textureLoad(floats, p, i32(tex), 0).x; }
+    return sum / weight;
+}
+
+fn level_linear(i: u32, tex: u32, p: vec2<i32>) -> f32 {
+    return invlerp(sample_linear(i, tex, p), u.layers[i].range.x, u.layers[i].range.y);
 }
 
 // Status (0 data, 1 outside, 2 loading, 3 failed) of layer `index` at pixel `p`; outside

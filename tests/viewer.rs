@@ -861,6 +861,13 @@ fn every_specialised_shader_draws_what_the_cpu_reference_computes() {
     v.layers[0].kind_tex = [2, 1, 4, 0]; // four channels alone
     v.layers[0].opts[2] = 1;
     variants.push(("four channels", v));
+    let mut v = base();
+    // Linear sampling: both axes magnified on the image (voxels of 1/0.3 by 1/0.45 pixels,
+    // the grid off the panel's edge), only the horizontal one on the prediction.
+    v.layers[0].sampling = [0.3, 1.7, 0.45, -2.2];
+    v.layers[2].sampling = [0.25, 3.0, 0.0, 0.0];
+    v.layers[4].sampling = [0.0, 0.0, 0.2, 0.6];
+    variants.push(("linear sampling", v));
 
     let gpu = segno::render::gpu::Headless::new().expect("a wgpu adapter (lavapipe in CI)");
     for (name, u) in &variants {
@@ -891,8 +898,40 @@ fn every_specialised_shader_draws_what_the_cpu_reference_computes() {
     assert_eq!(gpu.pipelines_built(), variants.len());
 }
 
+/// The layers' linear sampling mappings of `slices` on `view`: on odd rounds (so nearest
+/// and linear alternate) those `linear_mapping` gives (zoomed in past a voxel per pixel;
+/// never on rotated planes), which the image and prediction of
+/// [`three_layers_with_a_failed_chunk`] use.
+fn linear_on_odd_rounds(
+    layers: &[(
+        std::sync::Arc<segno::render::layer::LayerData>,
+        LayerSettings,
+    )],
+    slices: &[segno::render::slice::LayerSlice],
+    view: &segno::render::slice::SliceView,
+    round: usize,
+) -> Vec<Option<[f32; 4]>> {
+    layers
+        .iter()
+        .zip(slices)
+        .map(|((layer, _), slice)| {
+            segno::render::slice::linear_mapping(layer, slice.level, view)
+                .filter(|_| round % 2 == 1)
+        })
+        .collect()
+}
+
+/// A panel's layers: slices composed on the CPU, plans gathered on the GPU, and linear
+/// sampling mappings.
+type PanelLayers<'a> = (
+    &'a [segno::render::slice::LayerSlice],
+    &'a [std::sync::Arc<segno::render::gather::GatherPlan>],
+    &'a [Option<[f32; 4]>],
+);
+
 /// Layers `layers` drawn from `slices` (and, on the GPU, gathered from `plans`) with the
-/// error overlay `overlay` (its split/merge flags when it counts instances): the panel
+/// error overlay `overlay` (its split/merge flags when it counts instances) and the
+/// layers' `linear` sampling mappings (for those whose settings sample linearly): the panel
 /// gathered on the GPU, composed and coloured on the GPU, and coloured by the CPU reference.
 fn draw_both(
     gpu: &segno::render::gpu::Headless,
@@ -901,30 +940,29 @@ fn draw_both(
         std::sync::Arc<segno::render::layer::LayerData>,
         LayerSettings,
     )],
-    (slices, plans): (
-        &[segno::render::slice::LayerSlice],
-        &[std::sync::Arc<segno::render::gather::GatherPlan>],
-    ),
+    (slices, plans, linear): PanelLayers<'_>,
     overlay: shade::DrawOverlay,
     cross: Option<([f32; 2], [u8; 3], [u8; 3])>,
     id: u64,
 ) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     use segno::render::gpu::{GatherLayer, GatheredContent, GatheredPanel};
+    use segno::render::gpu_split_merge::SplitMergeSource;
     use std::sync::Arc;
     let draw: Vec<shade::DrawLayer> = slices
         .iter()
         .zip(layers)
-        .map(|(s, (_, settings))| shade::DrawLayer {
+        .enumerate()
+        .map(|(i, (s, (_, settings)))| shade::DrawLayer {
             slice: s,
             settings,
             visible: true,
             hover: None,
             pending: false,
+            linear: linear.get(i).copied().flatten(),
         })
         .collect();
     let (u, t) = shade::pack(&draw, Some(overlay), [0.0, 0.0], cross);
     let t = Arc::new(t);
-    let n = (w * h) as usize;
     let panel = GatheredPanel {
         rect: [0, 0, w, h],
         uniforms: u,
@@ -937,9 +975,17 @@ fn draw_both(
                 .enumerate()
                 .map(|(i, p)| GatherLayer::whole(i, u.layers[i].kind_tex[1], p.clone()))
                 .collect(),
-            flags: overlay
-                .instances
-                .then(|| Arc::new(t.status[3 * n..4 * n].to_vec())),
+            flags: overlay.instances.then(|| {
+                let labels = |i: usize| {
+                    (u.layers[i].kind_tex[0] == 1).then_some([u.layers[i].kind_tex[1], i as u32])
+                };
+                match (labels(overlay.truth), labels(overlay.prediction)) {
+                    (Some(truth), Some(prediction)) => {
+                        SplitMergeSource::Labels { truth, prediction }
+                    }
+                    _ => SplitMergeSource::None,
+                }
+            }),
         }),
     };
     let (gathered, _) = gpu.render_gathered(w, h, &[panel], true).unwrap();
@@ -949,7 +995,8 @@ fn draw_both(
 }
 
 /// The raw, labels (segment 7 selected; one chunk corrupt) and prediction layers of the
-/// test volume written into `dir`, with their drawing settings.
+/// test volume written into `dir`, with their drawing settings (the raw image and the
+/// prediction sampled linearly when given a mapping).
 fn three_layers_with_a_failed_chunk(
     dir: &std::path::Path,
 ) -> [(
@@ -957,13 +1004,16 @@ fn three_layers_with_a_failed_chunk(
     LayerSettings,
 ); 3] {
     use segno::render::layer::open_layer;
-    use segno::render::state::{ImageSettings, PredictionSettings, SegmentationSettings};
+    use segno::render::state::{ImageSettings, PredictionSettings, Sampling, SegmentationSettings};
     let c = volume(dir);
     corrupt_label_chunk(&c);
     [
         (
             open_layer(&c.join("raw")).unwrap(),
-            LayerSettings::Image(ImageSettings::default()),
+            LayerSettings::Image(ImageSettings {
+                sampling: Sampling::Linear,
+                ..ImageSettings::default()
+            }),
         ),
         (
             open_layer(&c.join("labels")).unwrap(),
@@ -974,7 +1024,10 @@ fn three_layers_with_a_failed_chunk(
         ),
         (
             open_layer(&c.join("pred")).unwrap(),
-            LayerSettings::Prediction(PredictionSettings::default()),
+            LayerSettings::Prediction(PredictionSettings {
+                sampling: Sampling::Linear,
+                ..PredictionSettings::default()
+            }),
         ),
     ]
 }
@@ -997,6 +1050,7 @@ fn panels_gathered_on_the_gpu_equal_panels_composed_on_the_cpu() {
     let gpu = Headless::new().expect("a wgpu adapter (lavapipe in CI)");
     let (w, h) = (61u32, 47u32);
     let mut checked = 0;
+    let mut linear_rounds = 0;
     let (mut coarser, mut loading, mut failed) = (0, 0, 0);
     for plane in Plane::ALL {
         for (nm_per_px, centre) in [
@@ -1032,6 +1086,8 @@ fn panels_gathered_on_the_gpu_equal_panels_composed_on_the_cpu() {
                     slices.push(slice);
                     plans.push(Arc::new(plan));
                 }
+                let linear = linear_on_odd_rounds(&layers, &slices, &view, round);
+                linear_rounds += usize::from(linear.iter().any(Option::is_some));
                 let overlay = shade::DrawOverlay {
                     truth: 1,
                     prediction: 2,
@@ -1045,7 +1101,7 @@ fn panels_gathered_on_the_gpu_equal_panels_composed_on_the_cpu() {
                     &gpu,
                     (w, h),
                     &layers,
-                    (&slices, &plans),
+                    (&slices, &plans, &linear),
                     overlay,
                     cross,
                     checked as u64 + 1,
@@ -1073,6 +1129,10 @@ fn panels_gathered_on_the_gpu_equal_panels_composed_on_the_cpu() {
         }
     }
     assert!(checked >= 20, "{checked}");
+    assert!(
+        linear_rounds >= 4,
+        "{linear_rounds} rounds sampled linearly"
+    );
     assert!(
         coarser > 0 && loading > 0 && failed > 0,
         "{coarser} {loading} {failed}"
@@ -1107,6 +1167,7 @@ fn rotated_planes_on_the_gpu_equal_the_cpu_reference() {
         .rotated([0.0, 1.0, 0.0], 30f64.to_radians())
         .rotated([0.0, 0.0, 1.0], 20f64.to_radians());
     let (mut checked, mut ambiguous, mut pixels) = (0, 0usize, 0usize);
+    let mut linear_rounds = 0;
     let (mut coarser, mut loading, mut failed) = (0, 0, 0);
     for plane in Plane::ALL {
         for (nm_per_px, centre) in [(1.7, [66.3, 60.1, 70.4]), (9.0, [64.0, 64.0, 64.0])] {
@@ -1159,6 +1220,8 @@ fn rotated_planes_on_the_gpu_equal_the_cpu_reference() {
                     slices.push(slice);
                     plans.push(Arc::new(plan));
                 }
+                let linear = linear_on_odd_rounds(&layers, &slices, &view, round);
+                linear_rounds += usize::from(linear.iter().any(Option::is_some));
                 let overlay = shade::DrawOverlay {
                     truth: 1,
                     prediction: 2,
@@ -1171,7 +1234,7 @@ fn rotated_planes_on_the_gpu_equal_the_cpu_reference() {
                     &gpu,
                     (w, h),
                     &layers,
-                    (&slices, &plans),
+                    (&slices, &plans, &linear),
                     overlay,
                     None,
                     checked as u64 + 1,
@@ -1197,6 +1260,7 @@ fn rotated_planes_on_the_gpu_equal_the_cpu_reference() {
         }
     }
     assert!(checked >= 12, "{checked}");
+    assert_eq!(linear_rounds, 0, "rotated planes sample the nearest voxel");
     assert!(
         coarser > 0 && loading > 0 && failed > 0,
         "{coarser} {loading} {failed}"
@@ -1518,4 +1582,172 @@ fn the_3d_panel_on_the_gpu_matches_the_cpu_reference() {
             assert_ne!(got, again);
         }
     }
+}
+
+/// A label slice of `w` × `h` pixels with ids `id(x, y)` and statuses `st(x, y)`.
+fn label_slice(
+    (w, h): (u32, u32),
+    id: impl Fn(u32, u32) -> u64,
+    st: impl Fn(u32, u32) -> u8,
+) -> segno::render::slice::LayerSlice {
+    let mut ids = Vec::new();
+    let mut statuses = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            ids.push(id(x, y));
+            statuses.push(st(x, y));
+        }
+    }
+    segno::render::slice::LayerSlice {
+        width: w,
+        height: h,
+        values: segno::render::slice::SliceValues::Labels(ids),
+        status: statuses,
+        level: 0,
+        coarser: 0,
+        loading: 0,
+        errors: Vec::new(),
+    }
+}
+
+#[test]
+fn split_and_merge_flags_counted_on_the_gpu_equal_the_cpu_count() {
+    use segno::render::gpu_split_merge::count_on;
+    let gpu = segno::render::gpu::Headless::new().expect("a wgpu adapter (lavapipe in CI)");
+    let size = (97, 61);
+    let high = 1u64 << 32;
+    // True objects: vertical bands 10 pixels wide; ids 5 and 5 + 2^32 share their low half,
+    // as do 7 and 7 + 2^32, so only a 64-bit comparison tells them apart.
+    let truth_id = |x: u32, _y: u32| match x / 10 {
+        0 => 0,
+        1 => 5,
+        2 => 5 + high,
+        3 => 7,
+        4 => 7 + high,
+        5 => u64::MAX - 1,
+        b => 100 + u64::from(b),
+    };
+    // Predicted objects: horizontal bands 20 pixels high in the left half (each true band
+    // there is split, and each predicted band merges several true ones), one id per true
+    // band in the right half, except two true bands merged into one id there.
+    let prediction_id = |x: u32, y: u32| {
+        if x < 48 {
+            1 + high * u64::from(y / 20)
+        } else if x / 10 == 6 || x / 10 == 7 {
+            9
+        } else {
+            truth_id(x, y) ^ 0xffff
+        }
+    };
+    // Pixels without data in either layer count for nothing: a loading corner and an
+    // outside row; a band whose other half is not loaded is not split.
+    let truth_status = |x: u32, y: u32| {
+        if x > 90 && y < 10 {
+            status::LOADING
+        } else {
+            status::DATA
+        }
+    };
+    let prediction_status = |x: u32, y: u32| match (x, y) {
+        (_, 60) => status::OUTSIDE,
+        (20..=29, 20..) => status::LOADING,
+        _ => status::DATA,
+    };
+    let truth = label_slice(size, truth_id, truth_status);
+    let prediction = label_slice(size, prediction_id, prediction_status);
+    let cpu = shade::instance_flags(&truth, &prediction);
+    let on_gpu = count_on(&gpu, &truth, &prediction).unwrap();
+    assert_eq!(on_gpu.len(), cpu.len());
+    let differ = on_gpu.iter().zip(&cpu).filter(|(a, b)| a != b).count();
+    assert_eq!(differ, 0, "{differ} pixels' flags differ");
+    let at = |x: u32, y: u32| cpu[(y * size.0 + x) as usize];
+    // Band 1 (id 5) meets predicted ids 1, 1 + 2^32, 1 + 2·2^32: split, and those merge it
+    // with band 2.
+    assert_eq!(at(15, 5), 3);
+    // Band 2 (5 + 2^32) is loaded only in its first 20 rows: one predicted id, not split,
+    // but its predicted id also covers band 1: merged.
+    assert_eq!(at(25, 5), 2);
+    assert_eq!(at(25, 30), 0, "no data in the prediction");
+    // Bands 6 and 7 are both predicted as 9 (merge) but each is whole (no split).
+    assert_eq!(at(65, 30), 2);
+    assert_eq!(at(75, 30), 2);
+    // Band 8 is predicted as one id of its own: nothing.
+    assert_eq!(at(85, 30), 0);
+    // True background (id 0) is never split, but a merging predicted object is flagged
+    // over it too.
+    assert_eq!(at(3, 3), 2);
+    assert_eq!(at(95, 50), 0);
+    // Every pixel a different true id (no two share a slot's key): only merges.
+    let many = label_slice(
+        size,
+        |x, y| u64::from(y * 97 + x + 1) * (high + 3),
+        |_, _| status::DATA,
+    );
+    let blocks = label_slice(
+        size,
+        |x, y| u64::from(x / 4 + 1000 * (y / 4) + 1),
+        |_, _| status::DATA,
+    );
+    let cpu = shade::instance_flags(&many, &blocks);
+    assert_eq!(count_on(&gpu, &many, &blocks).unwrap(), cpu);
+    // Every block merges several true ids but the 1-pixel one in the corner.
+    let corner = cpu.len() - 1;
+    assert!(cpu[..corner].iter().all(|f| *f == 2) && cpu[corner] == 0);
+    let cpu = shade::instance_flags(&blocks, &many);
+    assert_eq!(count_on(&gpu, &blocks, &many).unwrap(), cpu);
+    assert!(cpu[..corner].iter().all(|f| *f == 1) && cpu[corner] == 0);
+    // Identical segmentations: nothing flagged.
+    assert!(count_on(&gpu, &blocks, &blocks)
+        .unwrap()
+        .iter()
+        .all(|f| *f == 0));
+}
+
+/// Linear sampling zoomed in past a voxel per pixel: the raw values (8 × voxel index along
+/// x) interpolate to a ramp between voxel centres; nearest shows steps; zoomed out it is
+/// nearest; the choice is saved with the view.
+#[test]
+fn linear_sampling_shows_values_between_voxel_centres() {
+    use segno::render::state::Sampling;
+    let dir = tempfile::tempdir().unwrap();
+    let c = volume(dir.path());
+    let mut v = viewer(&c, &["raw"]);
+    v.state.zoom_nm_per_px = 1.0;
+    settle(&mut v, Plane::Xy);
+    // Pixel x's centre is at world 66 − 32 + x + 0.5 nm, voxel position (34.5 + x) / 4.
+    let nearest: Vec<u8> = (8..14)
+        .map(|x| cpu_pixel(&v, Plane::Xy, x, 20)[0])
+        .collect();
+    assert_eq!(nearest, vec![80, 80, 88, 88, 88, 88]);
+    if let LayerSettings::Image(s) = &mut v.state.layers[0].settings {
+        s.sampling = Sampling::Linear;
+    }
+    settle(&mut v, Plane::Xy);
+    // Between voxel centres the ramp 8 · (position − 0.5) = 65 + 2x.
+    let linear: Vec<u8> = (8..14)
+        .map(|x| cpu_pixel(&v, Plane::Xy, x, 20)[0])
+        .collect();
+    assert_eq!(linear, vec![81, 83, 85, 87, 89, 91]);
+    // The GPU draws the same.
+    let (u, t) = v.panel_upload(Plane::Xy).unwrap();
+    let gpu = segno::render::gpu::Headless::new().expect("a wgpu adapter (lavapipe in CI)");
+    let image = gpu
+        .render(64, 64, &[([0, 0, 64, 64], u, t.clone())])
+        .unwrap();
+    assert!(max_difference(&image, &shade::shade_all(&u, &t)) <= 1);
+    assert_eq!(image[(20 * 64 + 10) * 4], 85);
+    // At 4 nm per pixel (one voxel per pixel) nothing is magnified: nearest.
+    v.state.zoom_nm_per_px = 4.0;
+    settle(&mut v, Plane::Xy);
+    let x = 10;
+    let world = 66.0 - 128.0 + 4.0 * (f64::from(x) + 0.5);
+    let value = (8.0 * (world / 4.0).floor()) as u8;
+    assert_eq!(cpu_pixel(&v, Plane::Xy, x, 20)[0], value);
+    // Saved and read back with the view.
+    let file = dir.path().join("view.json");
+    v.state.save(&file).unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("\"sampling\": \"linear\""), "{text}");
+    let back = segno::render::state::ViewState::load(&file).unwrap();
+    assert_eq!(back.layers[0].settings, v.state.layers[0].settings);
 }

@@ -12,6 +12,7 @@ use super::cache::{ChunkCache, ChunkKey, Request};
 use super::colors::AXIS_COLORS;
 use super::gather::{self, GatherPlan};
 use super::gpu::{GatherLayer, GatheredContent, PanelUpload};
+use super::gpu_split_merge::SplitMergeSource;
 use super::layer::{LayerData, LayerKind};
 use super::shade::{self, DrawLayer, DrawOverlay};
 use super::slice::{self, compose, Histogram, LayerSlice, PixelValue, Plane, SliceView, Wanted};
@@ -807,6 +808,7 @@ fn pack(
                 visible: l.state.visible,
                 hover: hover_id,
                 pending: l.data.is_some_and(|d| d.computed),
+                linear: l.data.and_then(|d| slice::linear_mapping(d, s.level, view)),
             });
         }
     }
@@ -832,8 +834,8 @@ enum Contents {
 
 /// The upload of a panel whose slices are gathered on the GPU from its plans: the
 /// uniforms [`pack`] would make, the plans with the texture layers they fill (and what to
-/// draw of them after a pan), and the overlay's split/merge flags (counted on the CPU from
-/// the two layers' plans, when shown). New contents take the id `version`.
+/// draw of them after a pan), and where the overlay's split/merge flags are counted from
+/// (on the GPU, from the two layers' gathered ids, when shown). New contents take the id `version`.
 fn pack_gathered(
     scene: &Scene<'_>,
     p: &PanelState,
@@ -865,6 +867,9 @@ fn pack_gathered(
                 visible: l.state.visible,
                 hover: hover_id,
                 pending: l.data.is_some_and(|d| d.computed),
+                linear: l
+                    .data
+                    .and_then(|d| slice::linear_mapping(d, plan.level, view)),
             });
             drawn.push((plan, dirty.get(i).and_then(|d| d.as_ref())));
         }
@@ -877,11 +882,16 @@ fn pack_gathered(
         let flags = overlay
             .filter(|o| o.instances && uniforms.counts[1] == 1)
             .map(|o| {
-                let (t, pr) = (
-                    drawn[o.truth].0.rasterize(),
-                    drawn[o.prediction].0.rasterize(),
-                );
-                Arc::new(shade::instance_flags(&t, &pr))
+                let labels = |i: usize| {
+                    let g = &uniforms.layers[i];
+                    (g.kind_tex[0] == 1).then_some([g.kind_tex[1], g.kind_tex[3]])
+                };
+                match (labels(o.truth), labels(o.prediction)) {
+                    (Some(truth), Some(prediction)) => {
+                        SplitMergeSource::Labels { truth, prediction }
+                    }
+                    _ => SplitMergeSource::None,
+                }
             });
         let layers = drawn
             .iter()

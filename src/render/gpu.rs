@@ -348,8 +348,9 @@ impl SliceRenderer {
                 1 => s.labels.clone(),
                 _ => s.status.clone(),
             };
-            // Not the last status layer: the overlay's flags are written whole, before
-            // this copy runs (queue writes precede the frame's commands).
+            // Not the last status layer: the overlay's flags are counted anew after the
+            // layers are gathered (or, without compute shaders, written whole before this
+            // copy runs: queue writes precede the frame's commands).
             let status = panel.dims[4].saturating_sub(1).max(1);
             for (i, layers) in [panel.dims[2], panel.dims[3], status]
                 .into_iter()
@@ -430,7 +431,8 @@ impl PanelGpu {
         self.dims
     }
 
-    /// Uploads the status layer `layer` (the overlay's split/merge flags) alone.
+    /// Uploads the status layer `layer` (the overlay's split/merge flags, counted on the
+    /// CPU where the device has no compute shaders) alone.
     pub fn write_status_layer(&self, queue: &wgpu::Queue, layer: u32, bytes: &[u8]) {
         let [w, h, ..] = self.dims;
         if bytes.len() < (w * h) as usize || layer >= self.dims[4] {
@@ -580,8 +582,9 @@ pub struct GatheredContent {
     pub dims: [u32; 5],
     /// The drawn layers.
     pub layers: Vec<GatherLayer>,
-    /// The overlay's split/merge flags (the last status layer), when it highlights them.
-    pub flags: Option<Arc<Vec<u8>>>,
+    /// Where the overlay's split/merge flags (the last status layer) are counted from,
+    /// when it highlights them.
+    pub flags: Option<super::gpu_split_merge::SplitMergeSource>,
 }
 
 /// One layer of gathered contents.

@@ -162,6 +162,8 @@ pub struct GatherRenderer {
         HashMap<(bool, usize, [usize; 3], bool), (wgpu::RenderPipeline, wgpu::RenderPipeline)>,
     tables: HashMap<(u64, usize), LayerTables>,
     max_3d: u32,
+    /// The split/merge counter (`None`: the device has no compute shaders).
+    split_merge: Option<super::gpu_split_merge::SplitMergeGpu>,
     /// The chunks in GPU memory.
     pub store: GpuChunkStore,
 }
@@ -476,6 +478,30 @@ fn fs_status(input: VsOut) -> Out {{
     )
 }
 
+/// The split/merge flags of `content` from `source`, rasterised and counted on the CPU
+/// (for devices without compute shaders).
+fn counted_on_the_cpu(
+    content: &super::gpu::GatheredContent,
+    source: super::gpu_split_merge::SplitMergeSource,
+) -> Vec<u8> {
+    use super::gpu_split_merge::SplitMergeSource;
+    let pixels = (content.dims[0] * content.dims[1]) as usize;
+    let SplitMergeSource::Labels { truth, prediction } = source else {
+        return vec![0; pixels];
+    };
+    let slice_of = |status_layer: u32| {
+        content
+            .layers
+            .iter()
+            .find(|l| l.status_layer == status_layer as usize)
+            .map(|l| l.plan.rasterize())
+    };
+    match (slice_of(truth[1]), slice_of(prediction[1])) {
+        (Some(t), Some(p)) => super::shade::instance_flags(&t, &p),
+        _ => vec![0; pixels],
+    }
+}
+
 impl GatherRenderer {
     /// Pipelines and layouts for `device`, with a chunk budget of `budget_bytes`.
     pub fn new(device: &wgpu::Device, budget_bytes: u64) -> Self {
@@ -525,6 +551,8 @@ impl GatherRenderer {
             pipelines: HashMap::new(),
             tables: HashMap::new(),
             max_3d: device.limits().max_texture_dimension_3d,
+            split_merge: super::gpu_split_merge::SplitMergeGpu::supported(device)
+                .then(|| super::gpu_split_merge::SplitMergeGpu::new(device)),
             store: GpuChunkStore::new(budget_bytes),
         }
     }
@@ -1050,8 +1078,13 @@ impl GatherRenderer {
                 items,
             );
         }
-        if let Some(flags) = &content.flags {
-            gpu.write_status_layer(queue, content.dims[4] - 1, flags);
+        match (content.flags, self.split_merge.as_mut()) {
+            (Some(source), Some(counter)) => counter.record(device, encoder, gpu, source),
+            (Some(source), None) => {
+                let flags = counted_on_the_cpu(content, source);
+                gpu.write_status_layer(queue, content.dims[4] - 1, &flags);
+            }
+            (None, _) => {}
         }
         gpu.gathered = Some((content.id, complete));
     }

@@ -12,6 +12,7 @@ pub(crate) mod fixtures;
 pub mod gather;
 pub mod gpu;
 pub mod gpu_gather;
+pub mod gpu_split_merge;
 pub mod gpu_volume;
 pub mod layer;
 pub mod neuroglancer;

@@ -9,7 +9,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::colors::{segment_color, Colormap};
 use super::slice::{status, LayerSlice, SliceValues};
-use super::state::{overlay_colors, Blend, LayerSettings};
+use super::state::{overlay_colors, Blend, LayerSettings, Sampling};
 
 /// Most layers drawn in one panel.
 pub const MAX_LAYERS: usize = 8;
@@ -30,6 +30,9 @@ pub struct GpuLayer {
     pub seg: [u32; 4],
     /// Hovered id low and high halves, visible, pending look for loading pixels (1).
     pub hover: [u32; 4],
+    /// Linear sampling (see [`super::slice::linear_mapping`]): voxels per pixel and the
+    /// voxel position at the panel's edge, horizontally then vertically; all 0: nearest.
+    pub sampling: [f32; 4],
     /// Channel colours of multi-channel predictions.
     pub colors: [[f32; 4]; 4],
 }
@@ -90,6 +93,9 @@ pub struct DrawLayer<'a> {
     /// Its missing chunks are being computed (a live prediction): they are drawn as
     /// pending (thin grey diagonal lines) instead of left empty.
     pub pending: bool,
+    /// How its chosen level maps onto the panel for linear sampling
+    /// ([`super::slice::linear_mapping`]); used when its settings ask for it.
+    pub linear: Option<[f32; 4]>,
 }
 
 /// An error overlay between two of the panel's layers (indices into the layer list).
@@ -198,6 +204,9 @@ pub struct UniformLayer<'a> {
     pub hover: Option<u64>,
     /// Its missing chunks are being computed and drawn as pending.
     pub pending: bool,
+    /// How its chosen level maps onto the panel for linear sampling; used when its
+    /// settings ask for it.
+    pub linear: Option<[f32; 4]>,
 }
 
 /// How many texture layers of each kind a panel's uniforms index.
@@ -262,6 +271,9 @@ pub fn pack_uniforms(
                 match settings {
                     LayerSettings::Image(s) => {
                         g.kind_tex[0] = 0;
+                        if s.sampling == Sampling::Linear {
+                            g.sampling = l.linear.unwrap_or_default();
+                        }
                         g.opts = [
                             colormap_row(s.colormap),
                             u32::from(s.invert),
@@ -272,6 +284,9 @@ pub fn pack_uniforms(
                     }
                     LayerSettings::Prediction(s) => {
                         g.kind_tex[0] = 2;
+                        if s.sampling == Sampling::Linear && s.threshold.is_none() {
+                            g.sampling = l.linear.unwrap_or_default();
+                        }
                         let (flag, threshold) = match s.threshold {
                             Some(t) => (8, t),
                             None => (0, 0.0),
@@ -357,6 +372,7 @@ pub fn pack(
             visible: l.visible,
             hover: l.hover,
             pending: l.pending,
+            linear: l.linear,
         })
         .collect();
     let (u, counts) = pack_uniforms(&described, overlay, (width, height), origin, cross);
@@ -432,11 +448,71 @@ fn mix(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
 /// Pixels between the thin diagonal lines drawn over a computed layer's pending blocks.
 pub const PENDING_SPACING: u32 = 8;
 
+/// Linear sampling at pixel `p` of a `size` panel with `sampling` (see
+/// [`GpuLayer::sampling`]): per magnified axis the two voxel centres around the pixel
+/// centre, weighted by distance, each read (`value`) from the pixel that shows it; voxels
+/// beyond the panel or whose pixel's status (`stat`) is not data count for nothing.
+/// `None` when none counts. Computed in `f32` in the order `shaders/slice.wgsl` does.
+fn sample_linear(
+    sampling: [f32; 4],
+    p: (u32, u32),
+    size: (u32, u32),
+    stat: impl Fn((u32, u32)) -> u8,
+    value: impl Fn((u32, u32)) -> f32,
+) -> Option<f32> {
+    let (a, b) = ([sampling[0], sampling[2]], [sampling[1], sampling[3]]);
+    let pix = [p.0 as f32, p.1 as f32];
+    let on = [a[0] > 0.0, a[1] > 0.0];
+    let c: [f32; 2] = std::array::from_fn(|k| b[k] + (pix[k] + 0.5) * a[k] - 0.5);
+    let i0 = c.map(f32::floor);
+    let f: [f32; 2] = std::array::from_fn(|k| if on[k] { c[k] - i0[k] } else { 0.0 });
+    let (mut sum, mut weight) = (0.0f32, 0.0f32);
+    for k in 0..4u32 {
+        let o = [(k & 1) as f32, (k >> 1) as f32];
+        let w2: [f32; 2] = std::array::from_fn(|d| if o[d] == 1.0 { f[d] } else { 1.0 - f[d] });
+        let w = w2[0] * w2[1];
+        if w == 0.0 {
+            continue;
+        }
+        let q: [i64; 2] = std::array::from_fn(|d| {
+            if on[d] {
+                ((i0[d] + o[d] + 0.5 - b[d]) / a[d]).floor() as i64
+            } else {
+                i64::from([p.0, p.1][d])
+            }
+        });
+        if q[0] < 0 || q[1] < 0 || q[0] >= i64::from(size.0) || q[1] >= i64::from(size.1) {
+            continue;
+        }
+        let q = (q[0] as u32, q[1] as u32);
+        if stat(q) != status::DATA {
+            continue;
+        }
+        sum += w * value(q);
+        weight += w;
+    }
+    (weight > 0.0).then(|| sum / weight)
+}
+
 /// The colour the shader gives pixel (`x`, `y`) of the panel, as 8-bit RGBA.
 pub fn shade(u: &GpuUniforms, tex: &PanelTextures, x: u32, y: u32) -> [u8; 4] {
     let n = (tex.width * tex.height) as usize;
     let i = (y * tex.width + x) as usize;
     let float = |layer: u32| tex.floats[layer as usize * n + i];
+    // A float layer's value as `l` samples it (shaders/slice.wgsl's `sample_linear`).
+    let sampled = |l: &GpuLayer, layer: u32| {
+        if l.sampling[0] > 0.0 || l.sampling[2] > 0.0 {
+            let stat = |q: (u32, u32)| {
+                tex.status[l.kind_tex[3] as usize * n + (q.1 * tex.width + q.0) as usize]
+            };
+            let value =
+                |q: (u32, u32)| tex.floats[layer as usize * n + (q.1 * tex.width + q.0) as usize];
+            sample_linear(l.sampling, (x, y), (tex.width, tex.height), stat, value)
+                .unwrap_or_else(|| float(layer))
+        } else {
+            float(layer)
+        }
+    };
     let label = |layer: u32| {
         let j = (layer as usize * n + i) * 2;
         u64::from(tex.labels[j]) | (u64::from(tex.labels[j + 1]) << 32)
@@ -473,7 +549,7 @@ pub fn shade(u: &GpuUniforms, tex: &PanelTextures, x: u32, y: u32) -> [u8; 4] {
         }
         let (c, a) = match l.kind_tex[0] {
             0 => {
-                let mut t = invlerp(float(l.kind_tex[1]), l.range[0], l.range[1]);
+                let mut t = invlerp(sampled(l, l.kind_tex[1]), l.range[0], l.range[1]);
                 if l.opts[1] == 1 {
                     t = 1.0 - t;
                 }
@@ -509,7 +585,11 @@ pub fn shade(u: &GpuUniforms, tex: &PanelTextures, x: u32, y: u32) -> [u8; 4] {
                 // are not drawn.
                 let thresholded = l.opts[3] & 8 != 0;
                 let level = |k: u32| {
-                    let v = float(l.kind_tex[1] + k);
+                    let v = if thresholded {
+                        float(l.kind_tex[1] + k)
+                    } else {
+                        sampled(l, l.kind_tex[1] + k)
+                    };
                     if thresholded {
                         if v > l.range[3] {
                             1.0
@@ -645,6 +725,77 @@ pub fn shade_all(u: &GpuUniforms, tex: &PanelTextures) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn linear_sampling_interpolates_between_voxel_centres_read_from_their_pixels() {
+        // A row of 8 pixels showing 2 voxels (4 pixels each) of values 0 and 200.
+        let values = [0.0f32, 0.0, 0.0, 0.0, 200.0, 200.0, 200.0, 200.0];
+        let sampling = [0.25, 0.0, 0.0, 0.0];
+        let row = |stat: &dyn Fn(u32) -> u8| -> Vec<Option<f32>> {
+            (0..8)
+                .map(|x| {
+                    sample_linear(
+                        sampling,
+                        (x, 0),
+                        (8, 1),
+                        |q| stat(q.0),
+                        |q| values[q.0 as usize],
+                    )
+                })
+                .collect()
+        };
+        let all = row(&|_| status::DATA);
+        // Pixel 3's centre is 0.375 voxels past voxel 0's centre: 200 · 0.375 = 75. Pixels
+        // 0, 1 and 6, 7 lie beyond the outer voxel centres, whose other neighbours are off
+        // the panel: their own voxel's value.
+        let want = [0.0, 0.0, 25.0, 75.0, 125.0, 175.0, 200.0, 200.0];
+        assert_eq!(all, want.map(Some).to_vec());
+        // Voxel 1 loading: its pixels count for nothing (pixel 3 shows voxel 0 alone, and
+        // pixels of voxel 1 have no voxel with data to read).
+        let loading = row(&|x| {
+            if x >= 4 {
+                status::LOADING
+            } else {
+                status::DATA
+            }
+        });
+        assert_eq!(loading[3], Some(0.0));
+        assert_eq!(loading[5], Some(0.0));
+        // Through the uniforms: a grey image layer with linear sampling.
+        let slice = LayerSlice {
+            width: 8,
+            height: 1,
+            values: SliceValues::Float {
+                channels: 1,
+                values: values.to_vec(),
+            },
+            status: vec![status::DATA; 8],
+            level: 0,
+            coarser: 0,
+            loading: 0,
+            errors: Vec::new(),
+        };
+        let linear = LayerSettings::Image(super::super::state::ImageSettings {
+            sampling: Sampling::Linear,
+            ..Default::default()
+        });
+        let draw = |settings: &LayerSettings| {
+            let layer = DrawLayer {
+                slice: &slice,
+                settings,
+                visible: true,
+                hover: None,
+                pending: false,
+                linear: Some(sampling),
+            };
+            let (u, t) = pack(&[layer], None, [0.0, 0.0], None);
+            (0..8).map(|x| shade(&u, &t, x, 0)[0]).collect::<Vec<u8>>()
+        };
+        assert_eq!(draw(&linear), vec![0, 0, 25, 75, 125, 175, 200, 200]);
+        // Nearest (the default) ignores the mapping.
+        let nearest = LayerSettings::Image(super::super::state::ImageSettings::default());
+        assert_eq!(draw(&nearest), vec![0, 0, 0, 0, 200, 200, 200, 200]);
+    }
+
     fn labels(ids: &[u64]) -> LayerSlice {
         LayerSlice {
             width: ids.len() as u32,
@@ -672,8 +823,8 @@ mod tests {
 
     #[test]
     fn uniforms_match_the_shader_layout() {
-        // WGSL: 6 vec4 + 16 vec4 + 8 layers of 9 vec4.
-        assert_eq!(std::mem::size_of::<GpuLayer>(), 9 * 16);
-        assert_eq!(std::mem::size_of::<GpuUniforms>(), (6 + 16 + 8 * 9) * 16);
+        // WGSL: 6 vec4 + 16 vec4 + 8 layers of 10 vec4.
+        assert_eq!(std::mem::size_of::<GpuLayer>(), 10 * 16);
+        assert_eq!(std::mem::size_of::<GpuUniforms>(), (6 + 16 + 8 * 10) * 16);
     }
 }

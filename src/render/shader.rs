@@ -56,6 +56,8 @@ pub enum KindKey {
         lut: bool,
         /// Inverted contrast.
         invert: bool,
+        /// Linear sampling.
+        linear: bool,
     },
     /// Label ids in segment colours.
     Segmentation {
@@ -76,6 +78,8 @@ pub enum KindKey {
         lut: bool,
         /// The threshold preview.
         threshold: bool,
+        /// Linear sampling (never with the threshold preview).
+        linear: bool,
     },
 }
 
@@ -102,10 +106,12 @@ impl ShaderKey {
             .filter(|(_, l)| l.hover[2] != 0)
             .map(|(i, l)| {
                 let flag = |bit: u32| l.opts[3] & bit != 0;
+                let linear = l.sampling[0] > 0.0 || l.sampling[2] > 0.0;
                 let kind = match l.kind_tex[0] {
                     0 => KindKey::Image {
                         lut: l.opts[0] != 0,
                         invert: l.opts[1] == 1,
+                        linear,
                     },
                     1 => KindKey::Segmentation {
                         hide_zero: flag(1),
@@ -119,6 +125,7 @@ impl ShaderKey {
                             channels,
                             lut: channels == 1 && l.opts[0] != 0,
                             threshold: flag(8),
+                            linear: linear && !flag(8),
                         }
                     }
                 };
@@ -228,12 +235,20 @@ fn layer_function(s: &mut String, l: &LayerKey) {
         }
     };
     match l.kind {
-        KindKey::Image { lut, invert } => {
-            let _ = writeln!(
-                s,
-                "    let v = textureLoad(floats, p, i32({lay}.kind_tex.y), 0).x;\n\
-                 \x20   var t = invlerp(v, {lay}.range.x, {lay}.range.y);"
-            );
+        KindKey::Image {
+            lut,
+            invert,
+            linear,
+        } => {
+            if linear {
+                let _ = writeln!(s, "    let v = sample_linear({i}u, {lay}.kind_tex.y, p);");
+            } else {
+                let _ = writeln!(
+                    s,
+                    "    let v = textureLoad(floats, p, i32({lay}.kind_tex.y), 0).x;"
+                );
+            }
+            let _ = writeln!(s, "    var t = invlerp(v, {lay}.range.x, {lay}.range.y);");
             if invert {
                 s.push_str("    t = 1.0 - t;\n");
             }
@@ -286,9 +301,12 @@ fn layer_function(s: &mut String, l: &LayerKey) {
             channels,
             lut,
             threshold,
+            linear,
         } => {
             let level = if threshold {
                 "level_thresholded"
+            } else if linear {
+                "level_linear"
             } else {
                 "level"
             };
@@ -461,7 +479,8 @@ mod tests {
             KindKey::Prediction {
                 channels: 3,
                 lut: false,
-                threshold: false
+                threshold: false,
+                linear: false
             }
         );
     }

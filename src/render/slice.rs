@@ -346,6 +346,33 @@ pub fn pick_level_for(layer: &LayerData, view: &SliceView) -> usize {
     }
 }
 
+/// How linear sampling reads level `level` of `layer` on `view`: per panel axis
+/// (horizontal, then vertical) the voxels per pixel and the voxel position at the panel's
+/// left or top edge, so that pixel `x`'s centre is at voxel position `b + (x + 0.5)·a`
+/// (the voxel it shows is its floor). An axis along which a voxel does not cover more
+/// than a pixel gets 0 voxels per pixel (nearest along it). `None` on rotated planes and
+/// when neither axis is magnified.
+pub fn linear_mapping(layer: &LayerData, level: usize, view: &SliceView) -> Option<[f32; 4]> {
+    let l = layer.levels.get(level)?;
+    if view.oblique() {
+        return None;
+    }
+    let [h, v, _] = view.plane.axes();
+    let axis = |a: usize, pixels: u32| {
+        let per_px = view.nm_per_px / l.voxel_size_nm[a];
+        let edge_nm = view.center.0[a] - f64::from(pixels) / 2.0 * view.nm_per_px;
+        let at_edge = (edge_nm - l.offset_nm[a]) / l.voxel_size_nm[a];
+        if per_px < 1.0 && per_px > 0.0 {
+            [per_px as f32, at_edge as f32]
+        } else {
+            [0.0, at_edge as f32]
+        }
+    };
+    let [ah, bh] = axis(h, view.width_px);
+    let [av, bv] = axis(v, view.height_px);
+    (ah > 0.0 || av > 0.0).then_some([ah, bh, av, bv])
+}
+
 /// The coarsest level whose voxels along the first `n` of `axes` are no larger than
 /// `nm_per_px` (the finest when none is).
 fn pick_level_among(layer: &LayerData, axes: [usize; 3], n: usize, nm_per_px: f64) -> usize {

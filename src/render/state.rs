@@ -90,6 +90,33 @@ pub enum Blend {
     Additive,
 }
 
+/// How an image or prediction layer's values are read between voxel centres.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Sampling {
+    /// Each pixel shows the voxel it falls in.
+    #[default]
+    Nearest,
+    /// Zoomed in past one pixel per voxel on an axis-aligned plane, each pixel shows the
+    /// bilinear interpolation of the four voxel centres around it in the plane, along each
+    /// axis where a voxel covers more than a pixel. Rotated planes, threshold previews
+    /// and error overlays always show the voxels themselves.
+    Linear,
+}
+
+impl Sampling {
+    /// Both samplings, in the order the side panel lists them.
+    pub const ALL: [Sampling; 2] = [Sampling::Nearest, Sampling::Linear];
+
+    /// Its name in the side panel.
+    pub fn label(self) -> &'static str {
+        match self {
+            Sampling::Nearest => "nearest",
+            Sampling::Linear => "linear",
+        }
+    }
+}
+
 /// Drawing settings of an image layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -104,6 +131,8 @@ pub struct ImageSettings {
     pub opacity: f32,
     /// Blending with the layers below.
     pub blend: Blend,
+    /// Reading values between voxel centres.
+    pub sampling: Sampling,
 }
 
 impl Default for ImageSettings {
@@ -114,6 +143,7 @@ impl Default for ImageSettings {
             colormap: Colormap::Grey,
             opacity: 1.0,
             blend: Blend::Default,
+            sampling: Sampling::Nearest,
         }
     }
 }
@@ -166,6 +196,8 @@ pub struct PredictionSettings {
     /// Threshold preview: when set, a channel is drawn fully above this value and not at
     /// all below it, as thresholding post-processing would segment it.
     pub threshold: Option<f32>,
+    /// Reading values between voxel centres (the threshold preview always reads voxels).
+    pub sampling: Sampling,
 }
 
 /// Colours of the first four channels of multi-channel predictions.
@@ -180,6 +212,7 @@ impl Default for PredictionSettings {
             opacity: 0.6,
             blend: Blend::Default,
             threshold: None,
+            sampling: Sampling::Nearest,
         }
     }
 }

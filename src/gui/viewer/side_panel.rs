@@ -2,6 +2,7 @@
 //! export, each layer's drawing settings (with its histogram) and the error overlays.
 
 use super::*;
+use crate::render::state::Sampling;
 
 impl Viewer {
     pub(super) fn side_panel(&mut self, ui: &mut egui::Ui, project_arrays: &[PathBuf]) {
@@ -359,6 +360,7 @@ fn settings_ui(
                 colormap_ui(ui, ("cmap", i), &mut s.colormap);
                 ui.checkbox(&mut s.invert, "invert");
             });
+            sampling_ui(ui, ("sampling", i), &mut s.sampling);
             opacity_blend_ui(ui, &mut s.opacity, &mut s.blend);
         }
         LayerSettings::Segmentation(s) => {
@@ -387,6 +389,7 @@ fn settings_ui(
             histogram_ui(ui, shown, &mut s.range);
             range_ui(ui, &mut s.range);
             colormap_ui(ui, ("pcmap", i), &mut s.colormap);
+            sampling_ui(ui, ("psampling", i), &mut s.sampling);
             opacity_blend_ui(ui, &mut s.opacity, &mut s.blend);
             threshold_ui(ui, s);
         }
@@ -496,6 +499,23 @@ fn colormap_ui(ui: &mut egui::Ui, id: (&str, usize), c: &mut Colormap) {
         });
 }
 
+/// Nearest or linear sampling of an image or prediction layer.
+fn sampling_ui(ui: &mut egui::Ui, id: (&str, usize), sampling: &mut Sampling) {
+    egui::ComboBox::new(id, "sampling")
+        .selected_text(sampling.label())
+        .show_ui(ui, |ui| {
+            for m in Sampling::ALL {
+                ui.selectable_value(sampling, m, m.label());
+            }
+        })
+        .response
+        .on_hover_text(
+            "linear: zoomed in past one pixel per voxel on axis-aligned planes, values between \
+             voxel centres are interpolated; rotated planes, the threshold preview and error \
+             overlays always show the voxels themselves",
+        );
+}
+
 fn opacity_blend_ui(ui: &mut egui::Ui, opacity: &mut f32, blend: &mut Blend) {
     ui.horizontal(|ui| {
         ui.add(egui::Slider::new(opacity, 0.0..=1.0).text("opacity"));
@@ -520,20 +540,27 @@ mod tests {
         v.state.layers.iter().map(|l| l.name.clone()).collect()
     }
 
-    #[test]
-    fn the_side_panel_adds_hides_overlays_and_removes_layers() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = crate::render::fixtures::small_volume(dir.path());
+    /// A viewer in a 1000×800 harness that added the arrays `paths` of `container` with
+    /// its Add button.
+    fn viewer_with(container: &std::path::Path, paths: &[&str]) -> Harness<'static, Viewer> {
         let mut h = Harness::builder()
             .with_size(egui::Vec2::new(1000.0, 800.0))
             .build_ui_state(|ui, v: &mut Viewer| v.ui(ui, &[]), Viewer::new(16 << 20));
         h.run_steps(2);
-        for (path, expected) in [("raw", 1), ("labels", 2), ("labels", 3)] {
-            h.state_mut().path_field = c.join(path).display().to_string();
+        for (i, path) in paths.iter().enumerate() {
+            h.state_mut().path_field = container.join(path).display().to_string();
             h.get_by_label("Add").click();
             h.run_steps(2);
-            assert_eq!(h.state().state.layers.len(), expected);
+            assert_eq!(h.state().state.layers.len(), i + 1);
         }
+        h
+    }
+
+    #[test]
+    fn the_side_panel_adds_hides_overlays_and_removes_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::render::fixtures::small_volume(dir.path());
+        let mut h = viewer_with(&c, &["raw", "labels", "labels"]);
         let names = layer_names(h.state());
         assert_eq!(names, ["raw", "labels", "labels (2)"]);
         // The first layer centres the view on its middle voxel's centre (voxels of 4 nm).
@@ -564,5 +591,34 @@ mod tests {
         let names = layer_names(h.state());
         assert_eq!(names, ["labels", "labels (2)"]);
         assert_eq!(h.state().state.overlays.len(), 1);
+    }
+
+    #[test]
+    fn an_image_layer_samples_linearly_when_chosen_in_its_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::render::fixtures::small_volume(dir.path());
+        let mut h = viewer_with(&c, &["raw"]);
+        let sampling = |v: &Viewer| match &v.state.layers[0].settings {
+            LayerSettings::Image(s) => s.sampling,
+            other => panic!("not an image layer: {other:?}"),
+        };
+        assert_eq!(sampling(h.state()), Sampling::Nearest);
+        let revision = h.state().revision;
+        // Once the slice is loaded its histogram is drawn above the settings: wait for it,
+        // so the click lands where the combo box is drawn.
+        for _ in 0..20 {
+            assert!(h
+                .state()
+                .cache()
+                .wait_idle(std::time::Duration::from_secs(10)));
+            h.run_steps(2);
+        }
+        h.get_by_role_and_label(egui::accesskit::Role::ComboBox, "sampling")
+            .click();
+        h.run_steps(2);
+        h.get_by_label("linear").click();
+        h.run_steps(2);
+        assert_eq!(sampling(h.state()), Sampling::Linear);
+        assert!(h.state().revision > revision, "the panels are drawn anew");
     }
 }
