@@ -422,17 +422,7 @@ impl VolumeRenderer {
             binding,
             resource: wgpu::BindingResource::TextureView(view),
         };
-        let attachment = |view| {
-            Some(wgpu::RenderPassColorAttachment {
-                view,
-                depth_slice: None,
-                resolve_target: None,
-                ops: wgpu::Operations {
-                    load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
-                    store: wgpu::StoreOp::Store,
-                },
-            })
-        };
+        let attachment = |view| Some(super::gpu::cleared_attachment(view));
         let pass = |encoder: &mut wgpu::CommandEncoder,
                     label,
                     targets: &[Option<wgpu::RenderPassColorAttachment>],

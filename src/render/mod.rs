@@ -10,10 +10,12 @@ pub mod composer;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod gather;
+mod gather_wgsl;
 pub mod gpu;
 pub mod gpu_gather;
 pub mod gpu_split_merge;
 pub mod gpu_volume;
+pub mod headless;
 pub mod layer;
 pub mod neuroglancer;
 pub mod oblique;
