@@ -975,17 +975,9 @@ fn draw_both(
                 .enumerate()
                 .map(|(i, p)| GatherLayer::whole(i, u.layers[i].kind_tex[1], p.clone()))
                 .collect(),
-            flags: overlay.instances.then(|| {
-                let labels = |i: usize| {
-                    (u.layers[i].kind_tex[0] == 1).then_some([u.layers[i].kind_tex[1], i as u32])
-                };
-                match (labels(overlay.truth), labels(overlay.prediction)) {
-                    (Some(truth), Some(prediction)) => {
-                        SplitMergeSource::Labels { truth, prediction }
-                    }
-                    _ => SplitMergeSource::None,
-                }
-            }),
+            flags: overlay
+                .instances
+                .then(|| SplitMergeSource::of(&u, overlay.truth, overlay.prediction)),
         }),
     };
     let (gathered, _) = gpu.render_gathered(w, h, &[panel], true).unwrap();

@@ -881,18 +881,7 @@ fn pack_gathered(
     let content = reuse.unwrap_or_else(|| {
         let flags = overlay
             .filter(|o| o.instances && uniforms.counts[1] == 1)
-            .map(|o| {
-                let labels = |i: usize| {
-                    let g = &uniforms.layers[i];
-                    (g.kind_tex[0] == 1).then_some([g.kind_tex[1], g.kind_tex[3]])
-                };
-                match (labels(o.truth), labels(o.prediction)) {
-                    (Some(truth), Some(prediction)) => {
-                        SplitMergeSource::Labels { truth, prediction }
-                    }
-                    _ => SplitMergeSource::None,
-                }
-            });
+            .map(|o| SplitMergeSource::of(&uniforms, o.truth, o.prediction));
         let layers = drawn
             .iter()
             .take(described.len())

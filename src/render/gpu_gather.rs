@@ -181,24 +181,35 @@ struct LayerTables {
     bind_group: wgpu::BindGroup,
 }
 
-fn entry(binding: u32, ty: wgpu::BindingType) -> wgpu::BindGroupLayoutEntry {
+/// A bind group layout entry of `ty` at `binding`, seen by `stages`.
+pub(crate) fn stage_entry(
+    stages: wgpu::ShaderStages,
+    binding: u32,
+    ty: wgpu::BindingType,
+) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
-        visibility: wgpu::ShaderStages::FRAGMENT,
+        visibility: stages,
         ty,
         count: None,
     }
 }
 
+/// A uniform buffer binding.
+pub(crate) fn uniform_buffer() -> wgpu::BindingType {
+    wgpu::BindingType::Buffer {
+        ty: wgpu::BufferBindingType::Uniform,
+        has_dynamic_offset: false,
+        min_binding_size: None,
+    }
+}
+
+fn entry(binding: u32, ty: wgpu::BindingType) -> wgpu::BindGroupLayoutEntry {
+    stage_entry(wgpu::ShaderStages::FRAGMENT, binding, ty)
+}
+
 fn uniform_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
-    entry(
-        binding,
-        wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Uniform,
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-    )
+    entry(binding, uniform_buffer())
 }
 
 fn texture_entry(

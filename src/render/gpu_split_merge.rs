@@ -22,6 +22,21 @@ pub enum SplitMergeSource {
     None,
 }
 
+impl SplitMergeSource {
+    /// The source of the overlay between layers `truth` and `prediction` of a panel with
+    /// `uniforms`: their label and status layers when both are drawn as label ids.
+    pub fn of(uniforms: &super::shade::GpuUniforms, truth: usize, prediction: usize) -> Self {
+        let labels = |i: usize| {
+            let g = uniforms.layers.get(i)?;
+            (g.kind_tex[0] == 1).then_some([g.kind_tex[1], g.kind_tex[3]])
+        };
+        match (labels(truth), labels(prediction)) {
+            (Some(truth), Some(prediction)) => SplitMergeSource::Labels { truth, prediction },
+            _ => SplitMergeSource::None,
+        }
+    }
+}
+
 /// Most slots per hash table: 2²⁴ distinct ids on one panel (a 64 MiB scratch buffer for
 /// the two tables). A panel with more distinct ids leaves the ones beyond unflagged.
 const MAX_SLOTS: u64 = 1 << 24;
@@ -37,12 +52,7 @@ pub struct SplitMergeGpu {
 }
 
 fn entry(binding: u32, ty: wgpu::BindingType) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty,
-        count: None,
-    }
+    super::gpu_gather::stage_entry(wgpu::ShaderStages::COMPUTE, binding, ty)
 }
 
 fn storage(binding: u32) -> wgpu::BindGroupLayoutEntry {
@@ -122,14 +132,7 @@ impl SplitMergeGpu {
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("segno split/merge"),
             entries: &[
-                entry(
-                    0,
-                    wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                ),
+                entry(0, super::gpu_gather::uniform_buffer()),
                 uint_array(1),
                 uint_array(2),
                 storage(3),
@@ -320,7 +323,6 @@ pub fn count_on(
     let Some(panel) = slot else {
         return Err(super::gpu::GpuError::Readback("no panel was made".into()));
     };
-    let layer = |i: usize| [uniforms.layers[i].kind_tex[1], i as u32];
     let mut counter = SplitMergeGpu::new(device);
     let mut encoder =
         device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
@@ -328,10 +330,7 @@ pub fn count_on(
         device,
         &mut encoder,
         &panel,
-        SplitMergeSource::Labels {
-            truth: layer(0),
-            prediction: layer(1),
-        },
+        SplitMergeSource::of(&uniforms, 0, 1),
     );
     let [w, h, ..] = panel.dims();
     let row = w.div_ceil(256) * 256;
@@ -341,41 +340,12 @@ pub fn count_on(
         usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
         mapped_at_creation: false,
     });
-    encoder.copy_texture_to_buffer(
+    super::headless::copy_out(
+        device,
+        queue,
+        encoder,
         flags_layer(&panel),
-        wgpu::TexelCopyBufferInfo {
-            buffer: &buffer,
-            layout: wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(row),
-                rows_per_image: Some(h),
-            },
-        },
-        wgpu::Extent3d {
-            width: w,
-            height: h,
-            depth_or_array_layers: 1,
-        },
-    );
-    queue.submit([encoder.finish()]);
-    let (tx, rx) = std::sync::mpsc::channel();
-    buffer.map_async(wgpu::MapMode::Read, .., move |r| {
-        let _ = tx.send(r);
-    });
-    let failed = |e: String| super::gpu::GpuError::Readback(e);
-    device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| failed(e.to_string()))?;
-    rx.recv()
-        .map_err(|e| failed(e.to_string()))?
-        .map_err(|e| failed(e.to_string()))?;
-    let mapped = buffer
-        .get_mapped_range(..)
-        .map_err(|e| failed(format!("{e:?}")))?;
-    let mut out = Vec::with_capacity((w * h) as usize);
-    for y in 0..h {
-        let start = (y * row) as usize;
-        out.extend_from_slice(&mapped[start..start + w as usize]);
-    }
-    Ok(out)
+        (w, h, 1),
+        (&buffer, row),
+    )
 }

@@ -286,6 +286,58 @@ impl Headless {
     }
 }
 
+/// Copies `width` × `height` texels of `size.2` bytes each from `from` into `buffer`
+/// (rows `row` bytes apart, a multiple of 256) after the commands `encoder` holds, runs
+/// them and returns the texels row by row without the padding.
+pub(crate) fn copy_out(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    mut encoder: wgpu::CommandEncoder,
+    from: wgpu::TexelCopyTextureInfo<'_>,
+    (width, height, texel): (u32, u32, u32),
+    (buffer, row): (&wgpu::Buffer, u32),
+) -> Result<Vec<u8>, GpuError> {
+    encoder.copy_texture_to_buffer(
+        from,
+        wgpu::TexelCopyBufferInfo {
+            buffer,
+            layout: wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(row),
+                rows_per_image: Some(height),
+            },
+        },
+        wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
+    );
+    queue.submit([encoder.finish()]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    buffer.map_async(wgpu::MapMode::Read, .., move |r| {
+        let _ = tx.send(r);
+    });
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| GpuError::Readback(format!("reading back: {e}")))?;
+    rx.recv()
+        .map_err(|e| GpuError::Readback(e.to_string()))?
+        .map_err(|e| GpuError::Readback(e.to_string()))?;
+    let mapped = buffer
+        .get_mapped_range(..)
+        .map_err(|e| GpuError::Readback(format!("{e:?}")))?;
+    let bytes = (width * texel) as usize;
+    let mut out = Vec::with_capacity(bytes * height as usize);
+    for y in 0..height {
+        let start = (y * row) as usize;
+        out.extend_from_slice(&mapped[start..start + bytes]);
+    }
+    drop(mapped);
+    buffer.unmap();
+    Ok(out)
+}
+
 /// A render pass into `view`, cleared to black first.
 fn cleared_pass<'a>(
     encoder: &'a mut wgpu::CommandEncoder,
@@ -343,52 +395,22 @@ impl Target {
         width: u32,
         height: u32,
     ) -> Result<Vec<u8>, GpuError> {
-        let mut encoder =
+        let encoder =
             device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        encoder.copy_texture_to_buffer(
-            wgpu::TexelCopyTextureInfo {
-                texture: &self.texture,
-                mip_level: 0,
-                origin: wgpu::Origin3d::ZERO,
-                aspect: wgpu::TextureAspect::All,
-            },
-            wgpu::TexelCopyBufferInfo {
-                buffer: &self.buffer,
-                layout: wgpu::TexelCopyBufferLayout {
-                    offset: 0,
-                    bytes_per_row: Some(self.row),
-                    rows_per_image: Some(height),
-                },
-            },
-            wgpu::Extent3d {
-                width,
-                height,
-                depth_or_array_layers: 1,
-            },
-        );
-        queue.submit([encoder.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.buffer.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Readback(format!("reading back: {e}")))?;
-        rx.recv()
-            .map_err(|e| GpuError::Readback(e.to_string()))?
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
-        let mapped = self
-            .buffer
-            .get_mapped_range(..)
-            .map_err(|e| GpuError::Readback(format!("{e:?}")))?;
-        let mut out = Vec::with_capacity((width * height * 4) as usize);
-        for y in 0..height {
-            let start = (y * self.row) as usize;
-            out.extend_from_slice(&mapped[start..start + (width * 4) as usize]);
-        }
-        drop(mapped);
-        self.buffer.unmap();
-        Ok(out)
+        let image = wgpu::TexelCopyTextureInfo {
+            texture: &self.texture,
+            mip_level: 0,
+            origin: wgpu::Origin3d::ZERO,
+            aspect: wgpu::TextureAspect::All,
+        };
+        copy_out(
+            device,
+            queue,
+            encoder,
+            image,
+            (width, height, 4),
+            (&self.buffer, self.row),
+        )
     }
 
     fn new(device: &wgpu::Device, width: u32, height: u32) -> Self {
