@@ -544,6 +544,36 @@ fn the_gpu_draws_what_the_cpu_reference_computes() {
 }
 
 #[test]
+fn a_view_that_keeps_moving_is_read_at_low_priority_and_a_single_jump_is_not() {
+    use segno::render::cache::VIEW_MOVING_HOLD;
+    let dir = tempfile::tempdir().unwrap();
+    let c = volume(dir.path());
+    let mut v = viewer(&c, &["raw"]);
+    std::thread::sleep(VIEW_MOVING_HOLD);
+    // One jump wants its chunks at full speed.
+    v.state.position_nm.0[2] += 40.0;
+    v.compose_panel(Plane::Xy, [64, 64]);
+    assert!(!v.cache().view_moving());
+    // Redrawing the same view is no motion either.
+    v.compose_panel(Plane::Xy, [64, 64]);
+    assert!(!v.cache().view_moving());
+    // A second change soon after is: panning, zooming and rotating alike.
+    v.state.position_nm.0[2] += 2.0;
+    v.compose_panel(Plane::Xy, [64, 64]);
+    assert!(v.cache().view_moving());
+    v.state.zoom_nm_per_px *= 1.5;
+    v.compose_panel(Plane::Xy, [64, 64]);
+    assert!(v.cache().view_moving());
+    // Once the view rests, readers at the app's priority take over.
+    std::thread::sleep(VIEW_MOVING_HOLD + std::time::Duration::from_millis(20));
+    v.compose_panel(Plane::Xy, [64, 64]);
+    assert!(!v.cache().view_moving());
+    assert!(v.cache().wait_idle(std::time::Duration::from_secs(10)));
+    v.compose_panel(Plane::Xy, [64, 64]);
+    assert!(!v.loading(), "the view at rest loaded");
+}
+
+#[test]
 fn panning_by_whole_pixels_moves_the_slice_and_fills_in_the_new_strips() {
     let dir = tempfile::tempdir().unwrap();
     let c = volume(dir.path());

@@ -3,11 +3,14 @@
 //! the list it wants (most important first); a new list replaces the old one, so requests
 //! for what is no longer visible are dropped before they are read. Chunks of computed
 //! layers (live predictions) have their own queue and thread: a forward pass of seconds
-//! never holds up the reading of the other layers.
+//! never holds up the reading of the other layers. While the view keeps moving, reader
+//! threads of lower priority read instead of those at the app's priority, so that
+//! drawing the motion comes first.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::layer::{ChunkValues, LayerData, LayerKind};
 
@@ -67,6 +70,27 @@ struct State {
     tick: u64,
     completed: u64,
     shutdown: bool,
+    /// Until when the view counts as moving (see [`ChunkCache::view_moved`]).
+    moving_until: Option<Instant>,
+}
+
+impl State {
+    /// How long the view still counts as moving (zero when it rests).
+    fn moving_for(&self, now: Instant) -> Duration {
+        self.moving_until
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
+    }
+}
+
+/// What a worker thread does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Reads chunks while the view rests, at the app's priority.
+    Resting,
+    /// Reads chunks while the view moves, at [`MOVING_READER_NICENESS`].
+    Moving,
+    /// Computes chunks of computed layers, at [`COMPUTE_NICENESS`].
+    Compute,
 }
 
 type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -148,21 +172,22 @@ impl ChunkCache {
             waker: Mutex::new(None),
         });
         let lanes = (0..threads.max(1))
-            .map(|i| (format!("segno-chunks-{i}"), false))
+            .map(|i| (format!("segno-chunks-{i}"), Lane::Resting))
+            .chain((0..threads.max(1)).map(|i| (format!("segno-chunks-moving-{i}"), Lane::Moving)))
             .chain((0..lanes.max(1)).map(|i| {
                 let name = if i == 0 {
                     "segno-compute".to_string()
                 } else {
                     format!("segno-compute-{i}")
                 };
-                (name, true)
+                (name, Lane::Compute)
             }));
         let workers = lanes
-            .map(|(name, computed)| {
+            .map(|(name, lane)| {
                 let s = Arc::clone(&shared);
                 std::thread::Builder::new()
                     .name(name)
-                    .spawn(move || worker(&s, computed))
+                    .spawn(move || worker(&s, lane))
             })
             .filter_map(Result::ok)
             .collect();
@@ -190,6 +215,27 @@ impl ChunkCache {
         let mut st = self.shared.lock();
         st.budget_bytes = budget_bytes;
         evict(&mut st);
+    }
+
+    /// Says that the view keeps moving (panning, scrolling through slices): for
+    /// [`VIEW_MOVING_HOLD`] from now chunks are read by reader threads of lower priority
+    /// ([`MOVING_READER_NICENESS`]), so the frames of the motion come first and the
+    /// finest data follows as it can (coarser levels stand in). Once the view rests, the
+    /// readers at the app's own priority take over, so a busy machine (a training run)
+    /// slows loading down but never stops it for a view at rest.
+    pub fn view_moved(&self) {
+        let mut st = self.shared.lock();
+        let was_moving = !st.moving_for(Instant::now()).is_zero();
+        st.moving_until = Some(Instant::now() + VIEW_MOVING_HOLD);
+        drop(st);
+        if !was_moving {
+            self.shared.wake_workers.notify_all();
+        }
+    }
+
+    /// Whether the view counts as moving now (see [`ChunkCache::view_moved`]).
+    pub fn view_moving(&self) -> bool {
+        !self.shared.lock().moving_for(Instant::now()).is_zero()
     }
 
     /// Starts a new frame: chunks looked up from now on count as in use and are not evicted
@@ -334,6 +380,14 @@ impl Drop for ChunkCache {
     }
 }
 
+/// How long the view counts as moving after [`ChunkCache::view_moved`]: longer than the
+/// gap between two frames of a continuous pan (also at a few frames per second).
+pub const VIEW_MOVING_HOLD: Duration = Duration::from_millis(250);
+
+/// Niceness of the reader threads that read while the view moves: drawing the motion's
+/// frames comes first.
+pub const MOVING_READER_NICENESS: i32 = 10;
+
 /// Niceness of the compute thread (and the threads its network starts): computing blocks
 /// yields the processor to drawing and reading whenever both want it, so panning stays as
 /// smooth as without a model layer; alone, it runs at full speed.
@@ -356,13 +410,16 @@ fn lower_priority(niceness: i32) {
 
 /// A reader thread (`computed` false) or the compute thread: takes requests from its
 /// queue until the cache is dropped.
-fn worker(shared: &Shared, computed: bool) {
-    // Reader threads keep the caller's priority: a lower one would yield to drawing, but
-    // also to every other busy process on the machine (training, a test suite), and the
-    // view would stop loading while they run.
-    if computed {
-        lower_priority(COMPUTE_NICENESS);
+fn worker(shared: &Shared, lane: Lane) {
+    // The readers of a view at rest keep the caller's priority: a lower one would yield
+    // to drawing, but also to every other busy process on the machine (training, a test
+    // suite), and the view would stop loading while they run.
+    match lane {
+        Lane::Resting => {}
+        Lane::Moving => lower_priority(MOVING_READER_NICENESS),
+        Lane::Compute => lower_priority(COMPUTE_NICENESS),
     }
+    let computed = lane == Lane::Compute;
     loop {
         let request = {
             let mut st = shared.lock();
@@ -379,6 +436,23 @@ fn worker(shared: &Shared, computed: bool) {
                         st = shared.lock();
                         continue;
                     }
+                }
+                let moving_for = st.moving_for(Instant::now());
+                if lane == Lane::Resting && !moving_for.is_zero() && !st.queue.is_empty() {
+                    // Until the view rests.
+                    st = shared
+                        .wake_workers
+                        .wait_timeout(st, moving_for)
+                        .map_or_else(|p| p.into_inner().0, |(g, _)| g);
+                    continue;
+                }
+                if lane == Lane::Moving && moving_for.is_zero() {
+                    // Until the view moves again.
+                    st = shared
+                        .wake_workers
+                        .wait(st)
+                        .unwrap_or_else(|p| p.into_inner());
+                    continue;
                 }
                 let next = if computed {
                     st.compute_queue.pop_front()
@@ -546,6 +620,18 @@ mod tests {
         (layer_of("gated", Box::new(source), computed), gate, reads)
     }
 
+    /// Opens a gate when dropped: whatever fails in a test, the blocked thread ends.
+    struct OpenOnDrop(Gate);
+
+    impl Drop for OpenOnDrop {
+        fn drop(&mut self) {
+            if let Ok(mut open) = self.0 .0.lock() {
+                *open = true;
+            }
+            self.0 .1.notify_all();
+        }
+    }
+
     fn request(layer: &Arc<LayerData>, uid: u64, x: u64) -> Request {
         Request {
             key: ChunkKey {
@@ -592,7 +678,7 @@ mod tests {
     }
 
     #[test]
-    fn chunks_are_read_at_the_callers_priority() {
+    fn chunks_are_read_at_the_callers_priority_and_lower_while_the_view_moves() {
         let cache = ChunkCache::new(1 << 20, 1);
         let inner = x_ramp("probe", &[8, 8, 8]);
         let nice = Arc::new(std::sync::atomic::AtomicI32::new(-100));
@@ -601,21 +687,69 @@ mod tests {
             nice: Arc::clone(&nice),
         };
         let layer = layer_of("probe", Box::new(probe), false);
-        cache.request(vec![request(&layer, 1, 0)]);
-        assert!(cache.wait_idle(std::time::Duration::from_secs(10)));
-        assert!(matches!(
-            cache.get(&request(&layer, 1, 0).key).as_deref(),
-            Some(Chunk::Ready(_))
-        ));
-        let read_at = nice.load(Ordering::SeqCst);
+        let read_once = || {
+            cache.forget_layer(1);
+            assert_eq!(cache.request(vec![request(&layer, 1, 0)]), 1);
+            assert!(cache.wait_idle(std::time::Duration::from_secs(10)));
+            assert!(matches!(
+                cache.get(&request(&layer, 1, 0).key).as_deref(),
+                Some(Chunk::Ready(_))
+            ));
+            nice.load(Ordering::SeqCst)
+        };
         #[cfg(target_os = "linux")]
-        {
-            // SAFETY: reads this thread's own priority.
-            let own =
-                unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
-            assert_eq!(read_at, own, "read at niceness {read_at}, made at {own}");
-        }
-        assert!(read_at < COMPUTE_NICENESS, "read at niceness {read_at}");
+        // SAFETY: reads this thread's own priority.
+        let own = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+        #[cfg(not(target_os = "linux"))]
+        let own = 0;
+        let at_rest = read_once();
+        assert_eq!(at_rest, own, "read at niceness {at_rest}, made at {own}");
+        assert!(
+            at_rest < MOVING_READER_NICENESS,
+            "read at niceness {at_rest}"
+        );
+        // While the view moves, a reader of lower priority reads.
+        cache.view_moved();
+        let moving = read_once();
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            moving,
+            MOVING_READER_NICENESS.max(own),
+            "read at niceness {moving}"
+        );
+        // Once it rests, the caller's priority again.
+        std::thread::sleep(VIEW_MOVING_HOLD + std::time::Duration::from_millis(20));
+        assert_eq!(read_once(), own);
+    }
+
+    #[test]
+    fn a_view_at_rest_is_read_whatever_the_moving_readers_do() {
+        // The moving reader is stuck in a read; the view rests, and the reader at the
+        // app's priority reads the next chunk.
+        let cache = ChunkCache::new(1 << 20, 1);
+        let (stuck, gate, _) = layer(false, false);
+        let (raw, _, read) = layer(false, true);
+        let _open = OpenOnDrop(Arc::clone(&gate));
+        cache.view_moved();
+        cache.request(vec![request(&stuck, 1, 0)]);
+        wait_for("the moving reader takes the chunk", || {
+            cache.stats().in_flight == 1
+        });
+        std::thread::sleep(VIEW_MOVING_HOLD);
+        cache.request(vec![request(&raw, 2, 1)]);
+        wait_for("the resting reader reads", || {
+            cache.get(&request(&raw, 2, 1).key).is_some()
+        });
+        assert_eq!(read.load(Ordering::SeqCst), 1);
+        // While the view moves, the resting reader leaves the queue alone.
+        cache.view_moved();
+        cache.request(vec![request(&raw, 2, 2)]);
+        std::thread::sleep(VIEW_MOVING_HOLD / 2);
+        assert_eq!(read.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.stats().queued, 1);
+        wait_for("read once the view rests", || {
+            cache.get(&request(&raw, 2, 2).key).is_some()
+        });
     }
 
     #[test]
@@ -655,15 +789,6 @@ mod tests {
         let (model, gate, computed) = layer(true, false);
         let (raw, _, read) = layer(false, true);
         // Whatever fails below, the gate opens, so that the blocked thread ends.
-        struct OpenOnDrop(Gate);
-        impl Drop for OpenOnDrop {
-            fn drop(&mut self) {
-                if let Ok(mut open) = self.0 .0.lock() {
-                    *open = true;
-                }
-                self.0 .1.notify_all();
-            }
-        }
         let _open = OpenOnDrop(Arc::clone(&gate));
         // The compute thread blocks on the model's first chunk; the one reader still reads.
         cache.request(vec![

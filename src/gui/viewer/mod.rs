@@ -33,6 +33,7 @@ use crate::render::composer::{PanelComposer, Scene, SceneLayer};
 use crate::render::gpu::SliceCallback;
 use crate::render::gpu_gather::{GpuStorePublished, GpuStoreStats};
 use crate::render::layer::{open_layer, LayerData, LayerKind, WorldNm};
+use crate::render::orientation::Orientation;
 use crate::render::shade::{self, GpuUniforms, PanelTextures};
 use crate::render::slice::{Histogram, PixelValue, Plane, SliceView};
 use crate::render::state::{Blend, ErrorOverlay, LayerSettings, LayerState, Layout, ViewState};
@@ -66,6 +67,9 @@ pub struct Viewer {
     revision: u64,
     /// The layer states, overlays and cross-hair switch the panels were last drawn with.
     drawn: Option<(Vec<LayerState>, Vec<ErrorOverlay>, bool)>,
+    /// Where the panels looked at the last frame (position, zoom, orientation) and when that
+    /// last changed, to tell the chunk cache when the view keeps moving.
+    looked_at: Option<((WorldNm, f64, Orientation), std::time::Instant)>,
     /// CPU-shaded panel images (without the wgpu pipeline) and the upload version shaded.
     cpu_textures: HashMap<Plane, (u64, egui::TextureHandle)>,
     next_uid: u64,
@@ -170,6 +174,7 @@ impl Viewer {
             ))),
             revision: 0,
             drawn: None,
+            looked_at: None,
             cpu_textures: HashMap::new(),
             next_uid: 1,
             gpu: false,
@@ -515,6 +520,24 @@ impl Viewer {
     /// what the panels were last drawn with (widgets and callers edit `state` directly);
     /// one comparison per frame, no copy unless something changed.
     fn note_changes(&mut self) {
+        let looking_at = (
+            self.state.position_nm,
+            self.state.zoom_nm_per_px,
+            self.state.orientation,
+        );
+        match self.looked_at {
+            Some((at, _)) if at == looking_at => {}
+            Some((_, since)) => {
+                // A second change soon after the first is a motion (panning, scrolling
+                // through slices); a single jump wants its chunks as fast as possible.
+                let now = std::time::Instant::now();
+                if now - since < crate::render::cache::VIEW_MOVING_HOLD {
+                    self.composer.cache().view_moved();
+                }
+                self.looked_at = Some((looking_at, now));
+            }
+            None => self.looked_at = Some((looking_at, std::time::Instant::now())),
+        }
         let same = self
             .drawn
             .as_ref()
