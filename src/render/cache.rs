@@ -124,6 +124,9 @@ pub struct CacheStats {
     pub in_flight: usize,
     /// Chunks read since the cache was made.
     pub completed: u64,
+    /// Whether the view is moving, so that chunks are read at a lower priority than
+    /// drawing (see [`ChunkCache::view_moved`]).
+    pub view_moving: bool,
 }
 
 /// One layer's chunks in the cache, by state.
@@ -235,7 +238,7 @@ impl ChunkCache {
 
     /// Whether the view counts as moving now (see [`ChunkCache::view_moved`]).
     pub fn view_moving(&self) -> bool {
-        !self.shared.lock().moving_for(Instant::now()).is_zero()
+        self.stats().view_moving
     }
 
     /// Starts a new frame: chunks looked up from now on count as in use and are not evicted
@@ -321,6 +324,7 @@ impl ChunkCache {
             queued: st.queue.len() + st.compute_queue.len(),
             in_flight: st.in_flight.len(),
             completed: st.completed,
+            view_moving: !st.moving_for(Instant::now()).is_zero(),
         }
     }
 

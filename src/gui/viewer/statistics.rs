@@ -49,11 +49,16 @@ pub fn ui(
             }
         });
     ui.label(format!(
-        "CPU cache: {} chunks, {} of {}; {} read",
+        "CPU cache: {} chunks, {} of {}; {} read{}",
         cpu.chunks,
         mib(cpu.bytes as u64),
         mib(cpu.budget_bytes as u64),
-        cpu.completed
+        cpu.completed,
+        if cpu.view_moving {
+            ", at low priority while the view moves"
+        } else {
+            ""
+        }
     ));
     match gpu {
         Some(g) => ui.label(format!(
@@ -94,6 +99,7 @@ mod tests {
             queued: 4,
             in_flight: 2,
             completed: 15,
+            view_moving: false,
         };
         let gpu = GpuStoreStats {
             chunks: 10,
@@ -110,6 +116,15 @@ mod tests {
         harness.get_by_label("CPU cache: 12 chunks, 3.0 MiB of 2048.0 MiB; 15 read");
         harness.get_by_label(
             "GPU memory: 10 chunks, 2.5 MiB of 1024.0 MiB; 11 uploaded, 1 evicted, 0 refused",
+        );
+        // While the view moves, the line says that reading yields to drawing.
+        let moving = CacheStats {
+            view_moving: true,
+            ..cpu
+        };
+        let harness = egui_kittest::Harness::new_ui(|ui| ui_for_test(ui, &rows, &moving, &gpu));
+        harness.get_by_label(
+            "CPU cache: 12 chunks, 3.0 MiB of 2048.0 MiB; 15 read, at low priority while the view moves",
         );
     }
 
