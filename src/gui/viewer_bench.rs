@@ -183,19 +183,28 @@ fn world_centre(options: &ViewerBenchOptions, band_z: u64) -> WorldNm {
 }
 
 /// The chunk indices (z, y, x) an `w`×`h` xy view at `centre` needs, with `pan_px` more
-/// to the right.
-fn chunks_for(centre: WorldNm, w: u32, h: u32, pan_px: u32, size: u64) -> Vec<[u64; 3]> {
+/// to the right, in the z range of `depth` voxels around it that the xz and yz panels of
+/// the 4-panel layout show.
+fn chunks_for(
+    centre: WorldNm,
+    (w, h, depth): (u32, u32, u32),
+    pan_px: u32,
+    size: u64,
+) -> Vec<[u64; 3]> {
     let vox = |nm: f64| (nm / VOXEL_NM as f64).floor() as i64;
-    let z = vox(centre.0[0]) as u64 / CHUNK;
+    let z0 = vox(centre.0[0]) - i64::from(depth) / 2 - 1;
+    let z1 = vox(centre.0[0]) + i64::from(depth) / 2 + 1;
     let y0 = vox(centre.0[1]) - i64::from(h) / 2 - 1;
     let y1 = vox(centre.0[1]) + i64::from(h) / 2 + 1;
     let x0 = vox(centre.0[2]) - i64::from(w) / 2 - 1;
     let x1 = vox(centre.0[2]) + i64::from(w) / 2 + i64::from(pan_px) + 1;
     let clamp = |v: i64| (v.max(0) as u64).min(size - 1) / CHUNK;
     let mut out = Vec::new();
-    for cy in clamp(y0)..=clamp(y1) {
-        for cx in clamp(x0)..=clamp(x1) {
-            out.push([z, cy, cx]);
+    for cz in clamp(z0)..=clamp(z1) {
+        for cy in clamp(y0)..=clamp(y1) {
+            for cx in clamp(x0)..=clamp(x1) {
+                out.push([cz, cy, cx]);
+            }
         }
     }
     out
@@ -218,23 +227,23 @@ fn ensure_volume(
     let (a, b) = (band_a(options), band_b(options));
     let width = options.width.max(options.volume_image[0]);
     let height = options.height.max(options.volume_image[1]);
+    // The 4-panel layout's xz and yz panels are half the image tall.
+    let depth = height / 2;
     let mut chunks = chunks_for(
         world_centre(options, a),
-        width,
-        height,
+        (width, height, depth),
         options.pan_px * options.frames as u32,
         options.size,
     );
     chunks.extend(chunks_for(
         world_centre(options, b),
-        width,
-        height,
+        (width, height, depth),
         0,
         options.size,
     ));
     let marker = container.join("segno-bench-complete.json");
     let signature = serde_json::json!({"size": options.size, "chunks": chunks.len(),
-        "width": width, "height": height, "pan": options.pan_px * options.frames as u32});
+        "width": width, "height": height, "depth": depth, "pan": options.pan_px * options.frames as u32});
     if std::fs::read_to_string(&marker)
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
