@@ -221,11 +221,21 @@ fn viewer_report_text(
             );
         }
         let list: Vec<String> = f.jump_ms.iter().map(|v| format!("{v:.0}")).collect();
+        let settled: Vec<String> = f
+            .jump_settled_ms
+            .iter()
+            .map(|v| format!("{v:.0}"))
+            .collect();
         let _ = writeln!(
             out,
             "    jump → complete median {jump_median:.0} ms ({} ms)   target < 300 ms {}",
             list.join(", "),
             if jump_median < 300.0 { "✓" } else { "✗" }
+        );
+        let _ = writeln!(
+            out,
+            "    jump → settled  {} ms (neighbouring slices and the 3D panel's volume read too)",
+            settled.join(", ")
         );
     }
     let _ = writeln!(

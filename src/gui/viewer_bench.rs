@@ -132,10 +132,15 @@ pub struct PathFrames {
     pub gpu_draw_ms: f64,
     /// Median GPU time of a frame whose textures did not change (uniforms only), ms.
     pub gpu_static_ms: f64,
-    /// Frames that still had pixels loading (new chunks entering the view).
+    /// Frames that still had pixels loading or coarser levels standing in (new chunks
+    /// entering the view).
     pub incomplete_frames: usize,
-    /// Time from each jump to the first complete slice, ms.
+    /// Time from each jump to the first frame whose slices are complete (every pixel of
+    /// every panel drawn from its chosen level), ms.
     pub jump_ms: Vec<f64>,
+    /// Time from each jump until the chunk cache was idle as well: also the neighbouring
+    /// slices read for scrolling and, in the 4-panel layout, the 3D panel's volume, ms.
+    pub jump_settled_ms: Vec<f64>,
     /// Where the GPU time of a frame in which nothing changed goes.
     pub unchanged_frame: UnchangedFrame,
     /// Median time per panning frame spent on the 3D panel (4panel; copying its image:
@@ -459,12 +464,17 @@ impl Panels {
             u.origin_size[0] = r[0] as f32;
             u.origin_size[1] = r[1] as f32;
         };
+        // One frame as the app draws it: every panel brought up to date, then the chunks
+        // they all want asked for together.
+        let sizes: Vec<(Plane, [u32; 2])> =
+            planes.iter().map(|(p, r)| (*p, [r[2], r[3]])).collect();
+        viewer.refresh_panels(&sizes);
         match how {
             Way::Composed => Panels::Composed(
                 planes
                     .iter()
                     .map(|(plane, r)| {
-                        let (mut u, t) = viewer.compose_panel(*plane, [r[2], r[3]]);
+                        let (mut u, t) = viewer.panel_upload_or_blank(*plane);
                         origin(&mut u, r);
                         (*r, u, t)
                     })
@@ -474,7 +484,7 @@ impl Panels {
                 planes
                     .iter()
                     .filter_map(|(plane, r)| {
-                        let (mut u, content) = viewer.gather_panel(*plane, [r[2], r[3]])?;
+                        let (mut u, content) = viewer.panel_gathered(*plane)?;
                         origin(&mut u, r);
                         Some(GatheredPanel {
                             rect: *r,
@@ -573,7 +583,7 @@ fn path_frames(
     let draw = |viewer: &mut Viewer| -> Result<(f64, f64, bool), String> {
         let t0 = Instant::now();
         let panels = Panels::of(viewer, planes, how);
-        let complete = !viewer.loading();
+        let complete = viewer.slices_complete();
         let t1 = Instant::now();
         let times = panels.render(gpu, w, h)?;
         draw_3d(viewer)?;
@@ -671,21 +681,28 @@ fn path_frames(
     };
     // Jumps to band B, each with an empty chunk cache.
     let mut jump_ms = Vec::new();
+    let mut jump_settled_ms = Vec::new();
     for _ in 0..options.jumps {
         let mut v = viewer_for(world_centre(options, band_b(options)));
         let t = Instant::now();
+        let mut complete_ms = None;
         loop {
             let (_, _, complete) = draw(&mut v)?;
-            if complete {
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            if complete && complete_ms.is_none() {
+                complete_ms = Some(ms);
+            }
+            if complete && !v.loading() {
+                jump_settled_ms.push(ms);
                 break;
             }
             if t.elapsed() > Duration::from_secs(60) {
                 return Err("a jump did not complete within 60 s".into());
             }
-            // Draw again once the requested chunks are in (or after 100 ms).
-            v.cache().wait_idle(Duration::from_millis(100));
+            // As the app does: draw again as soon as chunks arrived.
+            wait_for_chunks(&v, Duration::from_millis(100));
         }
-        jump_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        jump_ms.push(complete_ms.unwrap_or_default());
     }
     let median = percentile_of(&frames, 0.5);
     let p95 = percentile_of(&frames, 0.95);
@@ -710,6 +727,7 @@ fn path_frames(
             gpu_static_ms: percentile_of(&statics, 0.5),
             incomplete_frames: incomplete,
             jump_ms,
+            jump_settled_ms,
             unchanged_frame,
             three_d_ms,
             three_d_first_ms,
@@ -719,12 +737,26 @@ fn path_frames(
     ))
 }
 
+/// Waits until `viewer`'s cache has read another chunk or has nothing left to read, or
+/// `timeout` passed (the app repaints when a chunk arrives).
+fn wait_for_chunks(viewer: &Viewer, timeout: Duration) {
+    let start = Instant::now();
+    let seen = viewer.cache().stats().completed;
+    while start.elapsed() < timeout {
+        let st = viewer.cache().stats();
+        if st.completed != seen || (st.queued == 0 && st.in_flight == 0) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Draws `viewer` until its view has loaded completely (300 s at most).
 fn load_view(viewer: &mut Viewer, draw: &Draw<'_>) -> Result<(), String> {
     let start = Instant::now();
     loop {
         let (_, _, complete) = draw(viewer)?;
-        if complete {
+        if complete && !viewer.loading() {
             return Ok(());
         }
         if start.elapsed() > Duration::from_secs(300) {

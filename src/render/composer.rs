@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::cache::{ChunkCache, ChunkKey, Request};
+use super::cache::{ChunkCache, ChunkKey};
 use super::colors::AXIS_COLORS;
 use super::gather::{self, GatherPlan};
 use super::gpu::{GatherLayer, GatheredContent, PanelUpload};
@@ -89,7 +89,7 @@ struct PanelState {
     layers_key: Vec<(u64, LayerKind, bool)>,
     /// The chunks the last composition still wanted (asked for again every frame, so the
     /// cache does not drop them).
-    wanted: Vec<Request>,
+    wanted: Wanted,
     /// Per layer, what it still wants.
     layer_wanted: Vec<Wanted>,
     /// Per layer, the missing chunks the panel shows (not the prefetched next slices):
@@ -193,9 +193,11 @@ impl PanelComposer {
         self.cache.begin_frame();
     }
 
-    /// Asks the cache for the chunks the frame's panels want (finest visible first).
-    pub fn request(&self, wanted: Vec<Request>) {
-        self.cache.request(wanted);
+    /// Asks the cache for the chunks the frame's panels want, all panels' together: the
+    /// coarse levels standing in first, then the visible chunks nearest the centre first,
+    /// then the next slices.
+    pub fn request(&self, wanted: Wanted) {
+        self.cache.request(wanted.into_requests());
     }
 
     /// Forces every panel to compose again (layers were added, removed or reopened).
@@ -219,7 +221,7 @@ impl PanelComposer {
         scene: &Scene<'_>,
         view: SliceView,
         hover: Option<(f64, f64)>,
-    ) -> Vec<Request> {
+    ) -> Wanted {
         if self.gather {
             return self.plan(scene, view, hover);
         }
@@ -418,7 +420,7 @@ impl PanelComposer {
             for w in &p.layer_wanted {
                 all.extend(w.clone());
             }
-            p.wanted = all.into_requests();
+            p.wanted = all;
         }
         let hover_id = hover.and_then(|(x, y)| hovered_label(&p.slices, x, y));
         let key = (scene.revision, p.slices_version, hover_id);
@@ -440,12 +442,7 @@ impl PanelComposer {
     /// [`PanelComposer::compose`] when slices are gathered on the GPU: each used layer is
     /// planned (work per chunk in view, not per pixel) again when the view, the loaded
     /// chunks or the layers changed.
-    fn plan(
-        &mut self,
-        scene: &Scene<'_>,
-        view: SliceView,
-        hover: Option<(f64, f64)>,
-    ) -> Vec<Request> {
+    fn plan(&mut self, scene: &Scene<'_>, view: SliceView, hover: Option<(f64, f64)>) -> Wanted {
         let completed = self.cache.stats().completed;
         let layers_key: Vec<(u64, LayerKind, bool)> = scene
             .layers
@@ -504,7 +501,7 @@ impl PanelComposer {
                 .collect();
             p.moved = moved;
             p.plans = plans;
-            p.wanted = all.into_requests();
+            p.wanted = all;
             p.slices.clear();
             p.view = Some(view);
             p.completed = completed;
@@ -1222,12 +1219,12 @@ mod tests {
         let mut frames = 0;
         loop {
             c.begin_frame();
-            let mut wanted = c.compose(s, v, None);
+            let wanted = c.compose(s, v, None);
             if !c.loading() && frames >= min_frames {
                 return (c, frames, v);
             }
-            wanted.truncate(1);
-            c.request(wanted);
+            let first = wanted.into_requests().into_iter().take(1).collect();
+            c.cache().request(first);
             assert!(c.cache().wait_idle(Duration::from_secs(10)));
             v.center.0[2] += pan_nm;
             frames += 1;

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use eframe::egui;
 use eframe::egui_wgpu;
 
-use crate::render::cache::{ChunkCache, Request, DEFAULT_CPU_CACHE_BYTES};
+use crate::render::cache::{ChunkCache, DEFAULT_CPU_CACHE_BYTES};
 use crate::render::colors::{Colormap, AXIS_COLORS};
 use crate::render::composer::{PanelComposer, Scene, SceneLayer};
 use crate::render::gpu::SliceCallback;
@@ -35,7 +35,7 @@ use crate::render::gpu_gather::{GpuStorePublished, GpuStoreStats};
 use crate::render::layer::{open_layer, LayerData, LayerKind, WorldNm};
 use crate::render::orientation::Orientation;
 use crate::render::shade::{self, GpuUniforms, PanelTextures};
-use crate::render::slice::{Histogram, PixelValue, Plane, SliceView};
+use crate::render::slice::{Histogram, PixelValue, Plane, SliceView, Wanted};
 use crate::render::state::{Blend, ErrorOverlay, LayerSettings, LayerState, Layout, ViewState};
 use crate::render::volume::{Orbit, VolumeJob};
 use crate::store::layout::RunDir;
@@ -450,8 +450,15 @@ impl Viewer {
         Ok((state, url, written))
     }
 
-    /// Whether anything shown is still loading (chunks queued or being read, or pixels
-    /// without data).
+    /// Whether the panels' slices as last drawn are complete: every pixel from its chosen
+    /// level, nothing loading and no coarser level standing in.
+    pub fn slices_complete(&self) -> bool {
+        !self.composer.loading() && self.opening.is_empty()
+    }
+
+    /// Whether anything is still loading: chunks queued or being read (also the
+    /// neighbouring slices read ahead), coarser levels standing in, layers opening or the
+    /// 3D panel's volume.
     pub fn loading(&self) -> bool {
         let st = self.composer.cache().stats();
         let three_d = matches!(self.state.layout, Layout::FourPanel | Layout::ThreeD);
@@ -564,6 +571,11 @@ impl Viewer {
         size: [u32; 2],
     ) -> (GpuUniforms, Arc<PanelTextures>) {
         self.refresh_now(plane, size);
+        self.panel_upload_or_blank(plane)
+    }
+
+    /// [`Viewer::panel_upload`], or a blank panel when there is none yet.
+    pub fn panel_upload_or_blank(&self, plane: Plane) -> (GpuUniforms, Arc<PanelTextures>) {
         self.panel_upload(plane).unwrap_or_else(|| {
             let (u, t) = shade::pack(&[], None, [0.0, 0.0], None);
             (u, Arc::new(t))
@@ -582,23 +594,34 @@ impl Viewer {
     }
 
     fn refresh_now(&mut self, plane: Plane, size: [u32; 2]) {
-        let view = SliceView {
-            plane,
-            center: self.state.position_nm,
-            nm_per_px: self.state.zoom_nm_per_px,
-            width_px: size[0].max(1),
-            height_px: size[1].max(1),
-            orientation: self.state.orientation,
-        };
+        self.refresh_panels(&[(plane, size)]);
+    }
+
+    /// Brings the panels of `panels` (each a plane and its size in pixels) up to date
+    /// from the cache now, as one frame of the app does, and asks for the chunks they
+    /// still want together (for headless renders and benchmarks; read each panel with
+    /// [`Viewer::panel_upload`] or [`Viewer::panel_gathered`]).
+    pub fn refresh_panels(&mut self, panels: &[(Plane, [u32; 2])]) {
         self.poll_models();
         self.note_changes();
         self.composer.begin_frame();
-        let wanted = self.refresh_panel(view);
+        let mut wanted = Wanted::default();
+        for &(plane, size) in panels {
+            let view = SliceView {
+                plane,
+                center: self.state.position_nm,
+                nm_per_px: self.state.zoom_nm_per_px,
+                width_px: size[0].max(1),
+                height_px: size[1].max(1),
+                orientation: self.state.orientation,
+            };
+            wanted.extend(self.refresh_panel(view));
+        }
         self.composer.request(wanted);
     }
 
     /// Brings `view.plane`'s panel up to date; returns the chunks it still wants.
-    fn refresh_panel(&mut self, view: SliceView) -> Vec<Request> {
+    fn refresh_panel(&mut self, view: SliceView) -> Wanted {
         let hover = self
             .hover
             .filter(|h| h.0 == view.plane)

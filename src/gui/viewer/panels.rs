@@ -31,7 +31,7 @@ impl Viewer {
         };
         self.note_changes();
         self.composer.begin_frame();
-        let mut wanted = Vec::new();
+        let mut wanted = Wanted::default();
         for (plane, r) in panels.drain(..) {
             match plane {
                 Some(p) => wanted.extend(self.slice_panel(ui, p, r)),
@@ -46,7 +46,7 @@ impl Viewer {
         ui: &mut egui::Ui,
         plane: Plane,
         rect: egui::Rect,
-    ) -> Vec<Request> {
+    ) -> Wanted {
         let ppp = ui.ctx().pixels_per_point();
         self.panel_rects.insert(plane, rect);
         let id = ui.scope_id().with(("panel", plane.label()));
