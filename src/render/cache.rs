@@ -227,9 +227,10 @@ impl ChunkCache {
     /// readers at the app's own priority take over, so a busy machine (a training run)
     /// slows loading down but never stops it for a view at rest.
     pub fn view_moved(&self) {
+        let now = Instant::now();
         let mut st = self.shared.lock();
-        let was_moving = !st.moving_for(Instant::now()).is_zero();
-        st.moving_until = Some(Instant::now() + VIEW_MOVING_HOLD);
+        let was_moving = !st.moving_for(now).is_zero();
+        st.moving_until = Some(now + VIEW_MOVING_HOLD);
         drop(st);
         if !was_moving {
             self.shared.wake_workers.notify_all();
@@ -412,8 +413,8 @@ fn lower_priority(niceness: i32) {
     }
 }
 
-/// A reader thread (`computed` false) or the compute thread: takes requests from its
-/// queue until the cache is dropped.
+/// A reader thread (of the view at rest or of the moving view) or a compute thread: takes
+/// requests from its queue until the cache is dropped.
 fn worker(shared: &Shared, lane: Lane) {
     // The readers of a view at rest keep the caller's priority: a lower one would yield
     // to drawing, but also to every other busy process on the machine (training, a test

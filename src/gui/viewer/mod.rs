@@ -570,7 +570,7 @@ impl Viewer {
         plane: Plane,
         size: [u32; 2],
     ) -> (GpuUniforms, Arc<PanelTextures>) {
-        self.refresh_now(plane, size);
+        self.refresh_panels(&[(plane, size)]);
         self.panel_upload_or_blank(plane)
     }
 
@@ -589,12 +589,8 @@ impl Viewer {
         plane: Plane,
         size: [u32; 2],
     ) -> Option<(GpuUniforms, Arc<crate::render::gpu::GatheredContent>)> {
-        self.refresh_now(plane, size);
-        self.panel_gathered(plane)
-    }
-
-    fn refresh_now(&mut self, plane: Plane, size: [u32; 2]) {
         self.refresh_panels(&[(plane, size)]);
+        self.panel_gathered(plane)
     }
 
     /// Brings the panels of `panels` (each a plane and its size in pixels) up to date
