@@ -213,6 +213,11 @@ fn viewer_report_text(
             "    CPU time        median {:.1} ms per frame (all threads of the process)",
             f.cpu_ms
         );
+        let _ = writeln!(
+            out,
+            "    while panning   {} chunks read; complete {:.0} ms after the last panning frame",
+            f.panning_chunks_read, f.pan_settled_ms
+        );
         if f.three_d_first_ms > 0.0 {
             let _ = writeln!(
                 out,

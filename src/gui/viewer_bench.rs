@@ -135,6 +135,11 @@ pub struct PathFrames {
     /// Frames that still had pixels loading or coarser levels standing in (new chunks
     /// entering the view).
     pub incomplete_frames: usize,
+    /// Chunks read while panning (at lower priority: see `ChunkCache::view_moved`).
+    pub panning_chunks_read: u64,
+    /// Time from the last panning frame to the first complete frame (the finest data
+    /// read for the view where panning stopped), ms.
+    pub pan_settled_ms: f64,
     /// Time from each jump to the first frame whose slices are complete (every pixel of
     /// every panel drawn from its chosen level), ms.
     pub jump_ms: Vec<f64>,
@@ -608,6 +613,7 @@ fn path_frames(
     let mut cpu = Vec::new();
     let mut incomplete = 0;
     steps.borrow_mut().clear();
+    let read_before = viewer.cache().stats().completed;
     for _ in 0..options.frames {
         viewer.state.position_nm.0[2] += f64::from(options.pan_px) * VOXEL_NM as f64;
         let t = Instant::now();
@@ -621,6 +627,7 @@ fn path_frames(
             incomplete += 1;
         }
     }
+    let panning_chunks_read = viewer.cache().stats().completed - read_before;
     let panning: Vec<RenderTimes> = steps.borrow().clone();
     let three_d_all = three_d_times.borrow().clone();
     let three_d_ms = if three_d_all.len() > options.frames {
@@ -629,6 +636,18 @@ fn path_frames(
         0.0
     };
     let three_d_first_ms = three_d_all.first().copied().unwrap_or(0.0);
+    // Where panning stopped: drawn as the app does until its slices are complete.
+    let stopped = Instant::now();
+    let pan_settled_ms = loop {
+        let (_, _, complete) = draw(&mut viewer)?;
+        if complete {
+            break stopped.elapsed().as_secs_f64() * 1e3;
+        }
+        if stopped.elapsed() > Duration::from_secs(60) {
+            return Err("the view where panning stopped did not complete within 60 s".into());
+        }
+        wait_for_chunks(&viewer, Duration::from_millis(100));
+    };
     // The planes drawn over the cast image once the view has been still.
     let mut three_d_settled_ms = 0.0;
     if three_d.is_some() {
@@ -726,6 +745,8 @@ fn path_frames(
             gpu_draw_ms: percentile_of(&panning.iter().map(|t| t.draw_ms).collect::<Vec<_>>(), 0.5),
             gpu_static_ms: percentile_of(&statics, 0.5),
             incomplete_frames: incomplete,
+            panning_chunks_read,
+            pan_settled_ms,
             jump_ms,
             jump_settled_ms,
             unchanged_frame,
