@@ -1687,11 +1687,15 @@ fn bench_viewer_matrix_runs_every_layout_layer_count_and_image_size() {
             r["composed"]["jump_ms"].as_array().unwrap().len() == 1,
             "{r}"
         );
-        // A jump's slices are complete no later than everything it reads has settled.
+        // A jump's slices are complete no later than everything it reads has settled; a
+        // jump to a place already read is timed to its complete frame too.
         for f in [r, &r["composed"]] {
             let complete = f["jump_ms"][0].as_f64().unwrap();
             let settled = f["jump_settled_ms"][0].as_f64().unwrap();
             assert!(complete > 0.0 && complete <= settled, "{f}");
+            let cached = f["jump_cached_ms"].as_array().unwrap();
+            assert_eq!(cached.len(), 1, "{f}");
+            assert!(cached[0].as_f64().unwrap() > 0.0, "{f}");
         }
         // The GPU time split into uploads and drawing, each within it.
         for f in [r, &r["composed"]] {

@@ -138,14 +138,14 @@ pub(super) fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Resul
     } else if args.matrix {
         let _ = writeln!(
             out,
-            "\nsummary    layout  layers  fps p50 (p95)   CPU ms/frame   jump ms (median)   composed: fps p50, CPU ms"
+            "\nsummary    layout  layers  fps p50 (p95)   CPU ms/frame   jump ms (median, cache empty)   composed: fps p50, CPU ms"
         );
         for r in &reports {
             let mut jumps = r.gathered.jump_ms.clone();
             jumps.sort_by(|a, b| a.total_cmp(b));
             let _ = writeln!(
                 out,
-                "{:>4}x{:<5} {:<7} {:>6}  {:>6.1} ({:>5.1})  {:>12.1}   {:>8.0}            {:>6.1}, {:>6.1}",
+                "{:>4}x{:<5} {:<7} {:>6}  {:>6.1} ({:>5.1})  {:>12.1}   {:>8.0}                        {:>6.1}, {:>6.1}",
                 r.image[0],
                 r.image[1],
                 r.layout.name(),
@@ -233,9 +233,19 @@ fn viewer_report_text(
             .collect();
         let _ = writeln!(
             out,
-            "    jump → complete median {jump_median:.0} ms ({} ms)   target < 300 ms {}",
+            "    jump → complete median {jump_median:.0} ms ({} ms; chunk cache empty, files as the system caches them)   target < 1 s {}",
             list.join(", "),
-            if jump_median < 300.0 { "✓" } else { "✗" }
+            if jump_median < 1000.0 { "✓" } else { "✗" }
+        );
+        let mut cached = f.jump_cached_ms.clone();
+        cached.sort_by(|a, b| a.total_cmp(b));
+        let cached_median = cached.get(cached.len() / 2).copied().unwrap_or(f64::NAN);
+        let cached_list: Vec<String> = f.jump_cached_ms.iter().map(|v| format!("{v:.0}")).collect();
+        let _ = writeln!(
+            out,
+            "    jump → complete median {cached_median:.0} ms ({} ms; back and forth between places already read)   target < 300 ms {}",
+            cached_list.join(", "),
+            if cached_median < 300.0 { "✓" } else { "✗" }
         );
         let _ = writeln!(
             out,

@@ -143,6 +143,10 @@ pub struct PathFrames {
     /// Time from each jump to the first frame whose slices are complete (every pixel of
     /// every panel drawn from its chosen level), ms.
     pub jump_ms: Vec<f64>,
+    /// Time from each jump between two places already read (where panning ended and the
+    /// jumps' destination: their chunks in the CPU cache and in GPU memory), each from a
+    /// view at rest, to the first complete frame, ms.
+    pub jump_cached_ms: Vec<f64>,
     /// Time from each jump until the chunk cache was idle as well: also the neighbouring
     /// slices read for scrolling and, in the 4-panel layout, the 3D panel's volume, ms.
     pub jump_settled_ms: Vec<f64>,
@@ -723,6 +727,31 @@ fn path_frames(
         }
         jump_ms.push(complete_ms.unwrap_or_default());
     }
+    // Jumps back and forth between where panning ended and band B, both read by now.
+    let mut jump_cached_ms = Vec::new();
+    let ends = [
+        viewer.state.position_nm,
+        world_centre(options, band_b(options)),
+    ];
+    viewer.state.position_nm = ends[1];
+    load_view(&mut viewer, &draw)?;
+    for i in 0..options.jumps {
+        // From a view at rest, as a click on a bookmark would jump.
+        std::thread::sleep(crate::render::cache::VIEW_MOVING_HOLD);
+        viewer.state.position_nm = ends[i % 2];
+        let t = Instant::now();
+        loop {
+            let (_, _, complete) = draw(&mut viewer)?;
+            if complete {
+                jump_cached_ms.push(t.elapsed().as_secs_f64() * 1e3);
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(60) {
+                return Err("a jump to a place already read did not complete within 60 s".into());
+            }
+            wait_for_chunks(&viewer, Duration::from_millis(100));
+        }
+    }
     let median = percentile_of(&frames, 0.5);
     let p95 = percentile_of(&frames, 0.95);
     Ok((
@@ -748,6 +777,7 @@ fn path_frames(
             panning_chunks_read,
             pan_settled_ms,
             jump_ms,
+            jump_cached_ms,
             jump_settled_ms,
             unchanged_frame,
             three_d_ms,
