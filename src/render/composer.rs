@@ -1247,6 +1247,62 @@ mod tests {
     }
 
     #[test]
+    fn panels_of_one_frame_ask_for_every_panels_visible_chunks_before_any_next_slices() {
+        // As the viewer does for a frame: the three panels' wants merged, then ordered.
+        let dir = tempfile::tempdir().unwrap();
+        let (data, states) = raw_and_labels(dir.path());
+        let s = scene(&data, &states, &[], 1);
+        let mut c = composer();
+        c.begin_frame();
+        let mut merged = Wanted::default();
+        // Each wanted chunk's priority (0 coarse, 1 visible, 2 next slices) and distance.
+        let mut kind = HashMap::new();
+        for plane in [Plane::Xy, Plane::Xz, Plane::Yz] {
+            let w = c.compose(
+                &s,
+                SliceView {
+                    plane,
+                    center: WorldNm([34.0, 30.6, 29.8]),
+                    nm_per_px: 2.9,
+                    width_px: 23,
+                    height_px: 19,
+                    orientation: crate::render::orientation::Orientation::IDENTITY,
+                },
+                None,
+            );
+            assert!(!w.visible.is_empty() && !w.prefetch.is_empty(), "{plane:?}");
+            for r in &w.coarse {
+                kind.insert(r.key, (0, 0.0));
+            }
+            for (d, r) in &w.visible {
+                kind.insert(r.key, (1, *d));
+            }
+            for r in &w.prefetch {
+                kind.insert(r.key, (2, 0.0));
+            }
+            merged.extend(w);
+        }
+        let requests = merged.into_requests();
+        let order: Vec<(u8, f64)> = requests.iter().map(|r| kind[&r.key]).collect();
+        // Coarse stand-ins, then the visible chunks of every panel nearest the centre
+        // first, then the next slices of any panel.
+        assert!(
+            order
+                .windows(2)
+                .all(|p| p[0].0 < p[1].0 || (p[0].0 == p[1].0 && p[0].1 <= p[1].1)),
+            "{order:?}"
+        );
+        let first_next = order.iter().position(|k| k.0 == 2).unwrap();
+        let visible_axes: std::collections::HashSet<u8> = requests[..first_next]
+            .iter()
+            .filter(|r| kind[&r.key].0 == 1)
+            .filter_map(|r| r.key.slab.map(|(axis, _)| axis))
+            .collect();
+        assert_eq!(visible_axes, [0, 1, 2].into_iter().collect());
+        assert_eq!(requests.len(), kind.len());
+    }
+
+    #[test]
     fn arriving_chunks_compose_only_their_pixels_and_the_result_equals_a_whole_composition() {
         let dir = tempfile::tempdir().unwrap();
         let (data, states) = raw_and_labels(dir.path());
