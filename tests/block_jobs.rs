@@ -1627,6 +1627,7 @@ fn bench_viewer_pans_again_with_a_model_layer_computing() {
         "upload_ms",
         "draw_ms",
         "readback_ms",
+        "recolour_ms",
         "draw_one_layer_ms",
         "draw_no_layer_ms",
         "clear_only_ms",

@@ -1407,19 +1407,7 @@ fn a_gathered_panel_that_pans_draws_only_what_changed_and_stays_exact() {
             uniforms: u,
             content,
         };
-        let (gathered, _) = gpu.render_gathered(w, h, &[panel], true).unwrap();
-        let (u2, t2) = v.panel_upload(Plane::Xy).unwrap();
-        let whole = gpu.render(w, h, &[([0, 0, w, h], u2, t2.clone())]).unwrap();
-        assert!(
-            gathered == whole,
-            "step {step}: {} pixels differ",
-            gathered
-                .chunks(4)
-                .zip(whole.chunks(4))
-                .filter(|(a, b)| a != b)
-                .count()
-        );
-        assert!(max_difference(&gathered, &shade::shade_all(&u2, &t2)) <= 1);
+        assert_gathered_as_composed(&gpu, &v, panel, &format!("step {step}"));
         // Chunks arrive every third step.
         if step % 3 == 2 {
             assert!(v.cache().wait_idle(Duration::from_secs(10)));
@@ -1430,6 +1418,109 @@ fn a_gathered_panel_that_pans_draws_only_what_changed_and_stays_exact() {
         drawn_px * 3 < whole_px,
         "drew {drawn_px} of {whole_px} pixels"
     );
+}
+
+/// Asserts that `panel` of `v`'s xy panel, gathered on the GPU, shows exactly what its
+/// CPU-composed slices show on the GPU, and within one grey level of the CPU reference.
+fn assert_gathered_as_composed(
+    gpu: &segno::render::gpu::Headless,
+    v: &Viewer,
+    panel: segno::render::gpu::GatheredPanel,
+    what: &str,
+) {
+    let [_, _, w, h] = panel.rect;
+    let (gathered, _) = gpu.render_gathered(w, h, &[panel], true).unwrap();
+    let (u, t) = v.panel_upload(Plane::Xy).unwrap();
+    let composed = gpu.render(w, h, &[([0, 0, w, h], u, t.clone())]).unwrap();
+    assert!(
+        gathered == composed,
+        "{what}: {} pixels differ",
+        gathered
+            .chunks(4)
+            .zip(composed.chunks(4))
+            .filter(|(a, b)| a != b)
+            .count()
+    );
+    assert!(max_difference(&gathered, &shade::shade_all(&u, &t)) <= 1);
+}
+
+/// A gathered panel keeps its colours: a frame in which nothing changed colours no pixel,
+/// a pan moves the colours with the values and colours only the pixels that came into
+/// view, chunks that arrived and the cross-hairs, and what is shown stays exactly what the
+/// CPU composition shows.
+#[test]
+fn a_gathered_panel_colours_only_what_changed() {
+    use segno::render::gpu::{GatheredPanel, Headless};
+    let dir = tempfile::tempdir().unwrap();
+    let c = volume(dir.path());
+    let mut v = viewer(&c, &["raw", "labels", "pred"]);
+    v.use_gpu(true, true);
+    v.state.layout = Layout::Xy;
+    v.state.zoom_nm_per_px = 1.3;
+    let gpu = Headless::new().expect("a wgpu adapter (lavapipe in CI)");
+    let (w, h) = (64u32, 48u32);
+    let whole = u64::from(w * h);
+    let draw = |v: &mut Viewer| {
+        let (u, content) = v.gather_panel(Plane::Xy, [w, h]).unwrap();
+        let before = gpu.gathered_coloured_px();
+        let panel = GatheredPanel {
+            rect: [0, 0, w, h],
+            uniforms: u,
+            content,
+        };
+        assert_gathered_as_composed(&gpu, v, panel, "");
+        gpu.gathered_coloured_px() - before
+    };
+    // Loaded, then drawn again unchanged: nothing coloured.
+    assert_eq!(draw(&mut v), whole);
+    for _ in 0..20 {
+        assert!(v.cache().wait_idle(Duration::from_secs(10)));
+        draw(&mut v);
+        if !v.loading() {
+            break;
+        }
+    }
+    assert!(!v.loading());
+    assert_eq!(draw(&mut v), 0);
+    // Pans by a few pixels (the chunks in view already read): the strip that came into
+    // view and the cross-hairs' lines (3 pixels wide, before and after the pan: a large
+    // share of so small a panel), less than half of it.
+    let mut panned = 0;
+    for (dx, dy) in [(3.0, 0.0), (0.0, -2.0), (-5.0, 4.0), (1.0, 1.0)] {
+        v.state.position_nm.0[2] += dx * 1.3;
+        v.state.position_nm.0[1] += dy * 1.3;
+        let px = draw(&mut v);
+        assert!(
+            px > 0 && px < whole / 2,
+            "panned ({dx}, {dy}): {px} of {whole} pixels"
+        );
+        panned += px;
+        assert!(v.cache().wait_idle(Duration::from_secs(10)));
+        draw(&mut v);
+    }
+    assert!(panned > 0);
+    // A change of look (contrast) colours every pixel again.
+    let before = gpu.gathered_coloured_px();
+    if let segno::render::state::LayerSettings::Image(s) = &mut v.state.layers[0].settings {
+        s.range = [10.0, 200.0];
+    }
+    let after = draw(&mut v);
+    assert_eq!(after, whole, "{before}");
+    // With the error overlay (it outlines regions by their neighbours) a pan colours
+    // every pixel; an unchanged frame still none.
+    v.state.overlays.push(overlay("labels", "pred", true, 0.4));
+    for _ in 0..20 {
+        draw(&mut v);
+        assert!(v.cache().wait_idle(Duration::from_secs(10)));
+        if !v.loading() {
+            break;
+        }
+    }
+    draw(&mut v);
+    assert_eq!(draw(&mut v), 0);
+    v.state.position_nm.0[2] += 2.0 * 1.3;
+    assert!(v.cache().wait_idle(Duration::from_secs(10)));
+    assert_eq!(draw(&mut v), whole);
 }
 
 /// The chunk statistics count each layer's chunks by state: once the view has loaded,

@@ -168,13 +168,17 @@ pub struct PathFrames {
 pub struct UnchangedFrame {
     /// Uploading the uniforms (the textures are unchanged).
     pub upload_ms: f64,
-    /// Drawing every layer.
+    /// Drawing: the panels' colours are kept from the last frame, so only shown again.
     pub draw_ms: f64,
     /// Copying the image back (a benchmark's cost; the app's window never reads back).
     pub readback_ms: f64,
-    /// Drawing the first layer only, no overlay.
+    /// Drawing when the look changed (contrast, hover, selection): every layer of every
+    /// pixel coloured anew.
+    pub recolour_ms: f64,
+    /// Colouring every pixel anew with the first layer only, no overlay.
     pub draw_one_layer_ms: f64,
-    /// The render pass with no layer (clearing and the full-panel triangle alone).
+    /// Colouring every pixel anew with no layer (the passes and the full-panel triangle
+    /// alone).
     pub draw_no_layer_ms: f64,
     /// The render pass clearing the image, nothing drawn.
     pub clear_only_ms: f64,
@@ -506,12 +510,17 @@ impl Panels {
         }
     }
 
-    /// These panels drawing only their first `n` layers, without an overlay.
-    fn with_layers(&self, n: u32) -> Panels {
+    /// These panels drawing only their first `n` layers (all with `None`), without an
+    /// overlay when cut; `nudge` goes into a uniform the shader does not read, so that
+    /// panels drawn with a new nudge are coloured anew although they look the same.
+    fn with_layers(&self, n: Option<u32>, nudge: f32) -> Panels {
         let cut = |u: &crate::render::shade::GpuUniforms| {
             let mut u = *u;
-            u.counts[0] = u.counts[0].min(n);
-            u.counts[1] = 0;
+            if let Some(n) = n {
+                u.counts[0] = u.counts[0].min(n);
+                u.counts[1] = 0;
+            }
+            u.cross[3] = nudge;
             u
         };
         match self {
@@ -668,28 +677,32 @@ fn path_frames(
     // Where an unchanged frame's GPU time goes: uploads, drawing (with every layer, one
     // layer, none: the cost per layer-pixel and of the pass alone) and the read back.
     let panels = Panels::of(&mut viewer, planes, how);
-    let profile = |panels: &Panels| -> Result<RenderTimes, String> {
-        let mut runs = Vec::new();
-        for _ in 0..7 {
-            runs.push(panels.render(gpu, w, h)?);
-        }
-        let median = |f: fn(&RenderTimes) -> f64| {
-            percentile_of(&runs.iter().map(f).collect::<Vec<_>>(), 0.5)
+    // Kept colours are shown again unless `recolour`: then every run colours anew.
+    let profile =
+        |panels: &Panels, layers: Option<u32>, recolour: bool| -> Result<RenderTimes, String> {
+            let mut runs = Vec::new();
+            for i in 0..7 {
+                let nudge = if recolour { i as f32 + 1.0 } else { 0.0 };
+                runs.push(panels.with_layers(layers, nudge).render(gpu, w, h)?);
+            }
+            let median = |f: fn(&RenderTimes) -> f64| {
+                percentile_of(&runs.iter().map(f).collect::<Vec<_>>(), 0.5)
+            };
+            Ok(RenderTimes {
+                upload_ms: median(|t| t.upload_ms),
+                draw_ms: median(|t| t.draw_ms),
+                readback_ms: median(|t| t.readback_ms),
+            })
         };
-        Ok(RenderTimes {
-            upload_ms: median(|t| t.upload_ms),
-            draw_ms: median(|t| t.draw_ms),
-            readback_ms: median(|t| t.readback_ms),
-        })
-    };
-    let unchanged = profile(&panels)?;
+    let unchanged = profile(&panels, None, false)?;
     let unchanged_frame = UnchangedFrame {
         upload_ms: unchanged.upload_ms,
         draw_ms: unchanged.draw_ms,
         readback_ms: unchanged.readback_ms,
-        draw_one_layer_ms: profile(&panels.with_layers(1))?.draw_ms,
-        draw_no_layer_ms: profile(&panels.with_layers(0))?.draw_ms,
-        clear_only_ms: profile(&Panels::Composed(Vec::new()))?.draw_ms,
+        recolour_ms: profile(&panels, None, true)?.draw_ms,
+        draw_one_layer_ms: profile(&panels, Some(1), true)?.draw_ms,
+        draw_no_layer_ms: profile(&panels, Some(0), true)?.draw_ms,
+        clear_only_ms: profile(&Panels::Composed(Vec::new()), None, false)?.draw_ms,
     };
     let model = match (&options.model, how) {
         (Some(project), Way::Gathered) => Some(model_frames(

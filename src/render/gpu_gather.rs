@@ -848,12 +848,34 @@ impl GatherRenderer {
         if let Some(shift) = moved.filter(|s| *s != (0, 0)) {
             renderer.shift_panel(device, encoder, gpu, shift);
         }
+        // What of the colours to draw again: the pixels gathered anew after a pan (the
+        // colours move with the values), unless a failed chunk's hatching (at fixed
+        // pixels) is in view; every pixel otherwise.
+        let hatched = content.layers.iter().any(|l| {
+            l.plan
+                .cells
+                .iter()
+                .any(|c| matches!(c.source, CellSource::Failed))
+        });
+        let mut recolour = match moved {
+            Some(shift) if !hatched => super::gpu::Recolour::Moved {
+                shift,
+                rects: Vec::new(),
+            },
+            _ => super::gpu::Recolour::All,
+        };
         let mut complete = true;
         for l in &content.layers {
             let all: Vec<(usize, PixelRect)>;
             let items = match (&l.dirty, moved) {
-                (Some(d), Some(_)) => d.as_slice(),
+                (Some(d), Some(_)) => {
+                    if let super::gpu::Recolour::Moved { rects, .. } = &mut recolour {
+                        rects.extend(d.iter().map(|(_, r)| *r));
+                    }
+                    d.as_slice()
+                }
                 _ => {
+                    recolour = super::gpu::Recolour::All;
                     all = l
                         .plan
                         .cells
@@ -885,6 +907,8 @@ impl GatherRenderer {
             (None, _) => {}
         }
         gpu.gathered = Some((content.id, complete));
+        gpu.recolour =
+            std::mem::replace(&mut gpu.recolour, super::gpu::Recolour::Nothing).then(recolour);
     }
 
     /// Drops the voxel tables of panel `panel` (closed or resized away).

@@ -101,7 +101,7 @@ impl Headless {
         let mut held = self.panels.lock().map_err(|_| poisoned())?;
         held.resize_with(panels.len(), || (Arc::new(PanelTextures::default()), None));
         let rects: Vec<[u32; 4]> = panels.iter().map(|(r, _, _)| *r).collect();
-        self.frame(width, height, read_back, &rects, |_| {
+        self.frame(width, height, read_back, &rects, |encoder| {
             for ((_, u, t), (last, slot)) in panels.iter().zip(held.iter_mut()) {
                 match slot {
                     Some(p) if Arc::ptr_eq(last, t) => {
@@ -112,6 +112,9 @@ impl Headless {
                         self.renderer.upload(&self.device, &self.queue, slot, u, t);
                         *last = Arc::clone(t);
                     }
+                }
+                if let Some(p) = slot.as_mut() {
+                    self.renderer.colour(&self.device, encoder, p);
                 }
             }
             held.iter().map(|(_, p)| p.as_ref()).collect()
@@ -155,6 +158,9 @@ impl Headless {
                         );
                         *last = Some(Arc::clone(&p.content));
                     }
+                }
+                if let Some(gpu) = slot.as_mut() {
+                    self.renderer.colour(&self.device, encoder, gpu);
                 }
             }
             held.iter().map(|(_, p)| p.as_ref()).collect()
@@ -209,6 +215,21 @@ impl Headless {
         self.gathered
             .lock()
             .map(|g| g.0.store.stats())
+            .unwrap_or_default()
+    }
+
+    /// Pixels the slice shader has coloured in the panels of [`Headless::render_gathered`]
+    /// (a frame in which nothing changed colours none; a pan, the pixels that came into
+    /// view).
+    pub fn gathered_coloured_px(&self) -> u64 {
+        self.gathered
+            .lock()
+            .map(|g| {
+                g.1.iter()
+                    .filter_map(|(_, p)| p.as_ref())
+                    .map(|p| p.coloured_px)
+                    .sum()
+            })
             .unwrap_or_default()
     }
 
