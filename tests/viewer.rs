@@ -1370,20 +1370,27 @@ fn the_gpu_chunk_store_never_exceeds_its_budget() {
     assert_eq!(other.bytes, 3 * 1024);
 }
 
+/// The test volume written into `dir` with raw, labels and prediction in the xy layout at
+/// 1.3 nm per pixel, gathered on the GPU, and a headless renderer.
+fn gathered_xy_viewer(dir: &Path) -> (Viewer, segno::render::gpu::Headless) {
+    let c = volume(dir);
+    let mut v = viewer(&c, &["raw", "labels", "pred"]);
+    v.use_gpu(true, true);
+    v.state.layout = Layout::Xy;
+    v.state.zoom_nm_per_px = 1.3;
+    let gpu = segno::render::gpu::Headless::new().expect("a wgpu adapter (lavapipe in CI)");
+    (v, gpu)
+}
+
 /// A gathered panel that pans moves the pixels it holds on the GPU and draws only the
 /// strips that came into view and the chunks that arrived, and shows exactly what a panel
 /// drawn whole shows, overlay flags included.
 #[test]
 fn a_gathered_panel_that_pans_draws_only_what_changed_and_stays_exact() {
-    use segno::render::gpu::{GatheredPanel, Headless};
+    use segno::render::gpu::GatheredPanel;
     let dir = tempfile::tempdir().unwrap();
-    let c = volume(dir.path());
-    let mut v = viewer(&c, &["raw", "labels", "pred"]);
-    v.use_gpu(true, true);
-    v.state.layout = Layout::Xy;
-    v.state.zoom_nm_per_px = 1.3;
+    let (mut v, gpu) = gathered_xy_viewer(dir.path());
     v.state.overlays.push(overlay("labels", "pred", true, 0.4));
-    let gpu = Headless::new().expect("a wgpu adapter (lavapipe in CI)");
     let (w, h) = (64u32, 48u32);
     let (mut incremental, mut drawn_px, mut whole_px) = (0, 0u64, 0u64);
     for step in 0..14 {
@@ -1450,14 +1457,9 @@ fn assert_gathered_as_composed(
 /// CPU composition shows.
 #[test]
 fn a_gathered_panel_colours_only_what_changed() {
-    use segno::render::gpu::{GatheredPanel, Headless};
+    use segno::render::gpu::GatheredPanel;
     let dir = tempfile::tempdir().unwrap();
-    let c = volume(dir.path());
-    let mut v = viewer(&c, &["raw", "labels", "pred"]);
-    v.use_gpu(true, true);
-    v.state.layout = Layout::Xy;
-    v.state.zoom_nm_per_px = 1.3;
-    let gpu = Headless::new().expect("a wgpu adapter (lavapipe in CI)");
+    let (mut v, gpu) = gathered_xy_viewer(dir.path());
     let (w, h) = (64u32, 48u32);
     let whole = u64::from(w * h);
     let draw = |v: &mut Viewer| {

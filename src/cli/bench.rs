@@ -141,8 +141,6 @@ pub(super) fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Resul
             "\nsummary    layout  layers  fps p50 (p95)   CPU ms/frame   jump ms (median, cache empty)   composed: fps p50, CPU ms"
         );
         for r in &reports {
-            let mut jumps = r.gathered.jump_ms.clone();
-            jumps.sort_by(|a, b| a.total_cmp(b));
             let _ = writeln!(
                 out,
                 "{:>4}x{:<5} {:<7} {:>6}  {:>6.1} ({:>5.1})  {:>12.1}   {:>8.0}                        {:>6.1}, {:>6.1}",
@@ -153,13 +151,29 @@ pub(super) fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Resul
                 r.gathered.median_fps,
                 r.gathered.p95_fps,
                 r.gathered.cpu_ms,
-                jumps.get(jumps.len() / 2).copied().unwrap_or(f64::NAN),
+                upper_median(&r.gathered.jump_ms),
                 r.composed.median_fps,
                 r.composed.cpu_ms
             );
         }
     }
     Ok(exit::OK)
+}
+
+/// The upper median of `values` (the middle one of an odd count), NaN for none.
+fn upper_median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// `values` in whole milliseconds, comma-separated.
+fn whole_ms(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn viewer_report_text(
@@ -182,9 +196,7 @@ fn viewer_report_text(
         ("gathered on the GPU", &r.gathered),
         ("composed on the CPU", &r.composed),
     ] {
-        let mut jumps = f.jump_ms.clone();
-        jumps.sort_by(|a, b| a.total_cmp(b));
-        let jump_median = jumps.get(jumps.len() / 2).copied().unwrap_or(f64::NAN);
+        let jump_median = upper_median(&f.jump_ms);
         let _ = writeln!(out, "  slices {name}:");
         let _ = writeln!(
             out,
@@ -225,32 +237,23 @@ fn viewer_report_text(
                 f.three_d_ms, f.three_d_settled_ms, f.three_d_first_ms
             );
         }
-        let list: Vec<String> = f.jump_ms.iter().map(|v| format!("{v:.0}")).collect();
-        let settled: Vec<String> = f
-            .jump_settled_ms
-            .iter()
-            .map(|v| format!("{v:.0}"))
-            .collect();
         let _ = writeln!(
             out,
             "    jump → complete median {jump_median:.0} ms ({} ms; chunk cache empty, files as the system caches them)   target < 1 s {}",
-            list.join(", "),
+            whole_ms(&f.jump_ms),
             if jump_median < 1000.0 { "✓" } else { "✗" }
         );
-        let mut cached = f.jump_cached_ms.clone();
-        cached.sort_by(|a, b| a.total_cmp(b));
-        let cached_median = cached.get(cached.len() / 2).copied().unwrap_or(f64::NAN);
-        let cached_list: Vec<String> = f.jump_cached_ms.iter().map(|v| format!("{v:.0}")).collect();
+        let cached_median = upper_median(&f.jump_cached_ms);
         let _ = writeln!(
             out,
             "    jump → complete median {cached_median:.0} ms ({} ms; back and forth between places already read)   target < 300 ms {}",
-            cached_list.join(", "),
+            whole_ms(&f.jump_cached_ms),
             if cached_median < 300.0 { "✓" } else { "✗" }
         );
         let _ = writeln!(
             out,
             "    jump → settled  {} ms (neighbouring slices and the 3D panel's volume read too)",
-            settled.join(", ")
+            whole_ms(&f.jump_settled_ms)
         );
     }
     let _ = writeln!(

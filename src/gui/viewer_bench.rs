@@ -650,17 +650,7 @@ fn path_frames(
     };
     let three_d_first_ms = three_d_all.first().copied().unwrap_or(0.0);
     // Where panning stopped: drawn as the app does until its slices are complete.
-    let stopped = Instant::now();
-    let pan_settled_ms = loop {
-        let (_, _, complete) = draw(&mut viewer)?;
-        if complete {
-            break stopped.elapsed().as_secs_f64() * 1e3;
-        }
-        if stopped.elapsed() > Duration::from_secs(60) {
-            return Err("the view where panning stopped did not complete within 60 s".into());
-        }
-        wait_for_chunks(&viewer, Duration::from_millis(100));
-    };
+    let pan_settled_ms = ms_to_complete(&mut viewer, &draw, "the view where panning stopped")?;
     // The planes drawn over the cast image once the view has been still.
     let mut three_d_settled_ms = 0.0;
     if three_d.is_some() {
@@ -752,18 +742,11 @@ fn path_frames(
         // From a view at rest, as a click on a bookmark would jump.
         std::thread::sleep(crate::render::cache::VIEW_MOVING_HOLD);
         viewer.state.position_nm = ends[i % 2];
-        let t = Instant::now();
-        loop {
-            let (_, _, complete) = draw(&mut viewer)?;
-            if complete {
-                jump_cached_ms.push(t.elapsed().as_secs_f64() * 1e3);
-                break;
-            }
-            if t.elapsed() > Duration::from_secs(60) {
-                return Err("a jump to a place already read did not complete within 60 s".into());
-            }
-            wait_for_chunks(&viewer, Duration::from_millis(100));
-        }
+        jump_cached_ms.push(ms_to_complete(
+            &mut viewer,
+            &draw,
+            "a jump to a place already read",
+        )?);
     }
     let median = percentile_of(&frames, 0.5);
     let p95 = percentile_of(&frames, 0.95);
@@ -799,6 +782,23 @@ fn path_frames(
         },
         model,
     ))
+}
+
+/// Draws `viewer` as the app does (again whenever chunks arrived) from now until its
+/// slices are complete; the time that took, ms (`what` did not complete within 60 s: an
+/// error).
+fn ms_to_complete(viewer: &mut Viewer, draw: &Draw<'_>, what: &str) -> Result<f64, String> {
+    let t = Instant::now();
+    loop {
+        let (_, _, complete) = draw(viewer)?;
+        if complete {
+            return Ok(t.elapsed().as_secs_f64() * 1e3);
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            return Err(format!("{what} did not complete within 60 s"));
+        }
+        wait_for_chunks(viewer, Duration::from_millis(100));
+    }
 }
 
 /// Waits until `viewer`'s cache has read another chunk or has nothing left to read, or

@@ -696,21 +696,26 @@ mod tests {
         }
 
         fn read(&self, roi: &Roi) -> Result<ArrayData, ArrayError> {
-            #[cfg(target_os = "linux")]
-            // SAFETY: reads this thread's own priority.
-            let nice =
-                unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
-            #[cfg(not(target_os = "linux"))]
-            let nice = 0;
-            #[cfg(target_os = "linux")]
-            // SAFETY: reads this thread's own scheduling policy.
-            let policy = unsafe { libc::sched_getscheduler(libc::gettid()) };
-            #[cfg(not(target_os = "linux"))]
-            let policy = 0;
+            let (nice, policy) = scheduling();
             self.nice.store(nice, Ordering::SeqCst);
             self.policy.store(policy, Ordering::SeqCst);
             self.inner.read(roi)
         }
+    }
+
+    /// The calling thread's niceness and scheduling policy (0 and 0 outside Linux).
+    fn scheduling() -> (i32, i32) {
+        #[cfg(target_os = "linux")]
+        // SAFETY: reads this thread's own priority and scheduling policy.
+        unsafe {
+            let tid = libc::gettid();
+            (
+                libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t),
+                libc::sched_getscheduler(tid),
+            )
+        }
+        #[cfg(not(target_os = "linux"))]
+        (0, 0)
     }
 
     #[test]
@@ -735,16 +740,7 @@ mod tests {
             ));
             (nice.load(Ordering::SeqCst), policy.load(Ordering::SeqCst))
         };
-        #[cfg(target_os = "linux")]
-        // SAFETY: reads this thread's own priority.
-        let own = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
-        #[cfg(not(target_os = "linux"))]
-        let own = 0;
-        #[cfg(target_os = "linux")]
-        // SAFETY: reads this thread's own scheduling policy.
-        let own_policy = unsafe { libc::sched_getscheduler(libc::gettid()) };
-        #[cfg(not(target_os = "linux"))]
-        let own_policy = 0;
+        let (own, own_policy) = scheduling();
         let (at_rest, policy_at_rest) = read_once();
         assert_eq!(at_rest, own, "read at niceness {at_rest}, made at {own}");
         assert_eq!(policy_at_rest, own_policy);

@@ -848,22 +848,17 @@ impl GatherRenderer {
         if let Some(shift) = moved.filter(|s| *s != (0, 0)) {
             renderer.shift_panel(device, encoder, gpu, shift);
         }
-        // What of the colours to draw again: the pixels gathered anew after a pan (the
-        // colours move with the values), unless a failed chunk's hatching (at fixed
-        // pixels) is in view; every pixel otherwise.
+        // What of the colours to draw again: after a pan, the pixels gathered anew;
+        // every pixel otherwise.
         let hatched = content.layers.iter().any(|l| {
             l.plan
                 .cells
                 .iter()
                 .any(|c| matches!(c.source, CellSource::Failed))
         });
-        let mut recolour = match moved {
-            Some(shift) if !hatched => super::gpu::Recolour::Moved {
-                shift,
-                rects: Vec::new(),
-            },
-            _ => super::gpu::Recolour::All,
-        };
+        let mut recolour = moved.map_or(super::gpu::Recolour::All, |shift| {
+            super::gpu::Recolour::after_pan(shift, uniforms, hatched)
+        });
         let mut complete = true;
         for l in &content.layers {
             let all: Vec<(usize, PixelRect)>;
