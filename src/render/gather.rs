@@ -367,6 +367,7 @@ pub fn dirty(old: &GatherPlan, new: &GatherPlan, shift: (i64, i64)) -> Vec<(usiz
             }
         })
     };
+    let old_cells = CellIndex::of(old);
     let mut out = Vec::new();
     for (i, cell) in new.cells.iter().enumerate() {
         let Some(inside) = kept.and_then(|k| intersect(cell.rect, k)) else {
@@ -379,9 +380,9 @@ pub fn dirty(old: &GatherPlan, new: &GatherPlan, shift: (i64, i64)) -> Vec<(usiz
             y0: (i64::from(inside.y0) + dy) as u32,
             ..inside
         };
-        let unchanged = old
-            .cells
-            .iter()
+        let unchanged = old_cells
+            .under(moved)
+            .map(|o| &old.cells[o])
             .filter(|o| intersect(o.rect, moved).is_some())
             .all(|o| same_source(&o.source, &cell.source));
         if !unchanged {
@@ -413,6 +414,62 @@ pub fn dirty(old: &GatherPlan, new: &GatherPlan, shift: (i64, i64)) -> Vec<(usiz
         }
     }
     out
+}
+
+/// A plan's cells by the squares of a grid their rectangles touch, so that the cells under
+/// a rectangle are found without looking at every cell (a 4K panel has thousands).
+struct CellIndex {
+    /// Edge of a grid square in pixels.
+    square: u32,
+    /// Grid squares per row.
+    columns: usize,
+    /// Per square (row-major), the indices of the cells touching it.
+    squares: Vec<Vec<usize>>,
+}
+
+impl CellIndex {
+    /// `plan`'s cells indexed by squares about a cell's size.
+    fn of(plan: &GatherPlan) -> CellIndex {
+        let area = f64::from(plan.width) * f64::from(plan.height);
+        let square = (area / plan.cells.len().max(1) as f64).sqrt().max(4.0) as u32;
+        let columns = plan.width.div_ceil(square).max(1) as usize;
+        let rows = plan.height.div_ceil(square).max(1) as usize;
+        let mut squares = vec![Vec::new(); columns * rows];
+        for (i, c) in plan.cells.iter().enumerate() {
+            for index in Self::squares_of(square, columns, rows, c.rect) {
+                squares[index].push(i);
+            }
+        }
+        CellIndex {
+            square,
+            columns,
+            squares,
+        }
+    }
+
+    /// The squares (row-major indices) `r` touches, within a `columns` × `rows` grid.
+    fn squares_of(
+        square: u32,
+        columns: usize,
+        rows: usize,
+        r: PixelRect,
+    ) -> impl Iterator<Item = usize> {
+        let span = |from: u32, len: u32, count: usize| {
+            let first = (from / square) as usize;
+            let last = ((from + len.max(1) - 1) / square) as usize;
+            first.min(count)..(last + 1).min(count)
+        };
+        let xs = span(r.x0, r.width, columns);
+        span(r.y0, r.height, rows).flat_map(move |y| xs.clone().map(move |x| y * columns + x))
+    }
+
+    /// The cells touching the squares under `r` (a cell may come more than once; some
+    /// may not meet `r` itself).
+    fn under(&self, r: PixelRect) -> impl Iterator<Item = usize> + '_ {
+        let rows = self.squares.len() / self.columns;
+        Self::squares_of(self.square, self.columns, rows, r)
+            .flat_map(move |s| self.squares[s].iter().copied())
+    }
 }
 
 impl GatherPlan {
@@ -755,6 +812,54 @@ mod tests {
             }
         }
         assert!(saw_coarser && saw_failed && saw_loading);
+    }
+
+    /// The cell index finds every cell that meets a rectangle, whatever the zoom (cells of
+    /// a few pixels to cells larger than the panel), as looking at every cell does.
+    #[test]
+    fn the_cell_index_finds_every_cell_under_a_rectangle() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = crate::render::fixtures::pyramid_volume(dir.path());
+        let layer = crate::render::layer::open_layer(&p.join("raw")).unwrap();
+        let cache = ChunkCache::new(16 << 20, 2);
+        let mut checked = 0;
+        for (nm_per_px, (w, h)) in [(0.3, (97, 61)), (1.1, (45, 31)), (4.0, (200, 150))] {
+            let view = SliceView {
+                plane: Plane::Xy,
+                center: WorldNm([37.3, 41.1, 39.7]),
+                nm_per_px,
+                width_px: w,
+                height_px: h,
+                orientation: crate::render::orientation::Orientation::IDENTITY,
+            };
+            let (plan, _) = plan(1, &layer, LayerKind::Image, &view, &cache);
+            let index = CellIndex::of(&plan);
+            for (x0, y0, width, height) in [
+                (0, 0, w, h),
+                (0, 0, 1, 1),
+                (w - 1, h - 1, 1, 1),
+                (13, 7, 9, 5),
+                (w / 2, 3, w - w / 2, 2),
+            ] {
+                let r = PixelRect {
+                    x0,
+                    y0,
+                    width,
+                    height,
+                };
+                let every: std::collections::BTreeSet<usize> = (0..plan.cells.len())
+                    .filter(|&i| intersect(plan.cells[i].rect, r).is_some())
+                    .collect();
+                let found: std::collections::BTreeSet<usize> = index
+                    .under(r)
+                    .filter(|&i| intersect(plan.cells[i].rect, r).is_some())
+                    .collect();
+                assert!(!every.is_empty());
+                assert_eq!(found, every, "{nm_per_px} {r:?}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 15);
     }
 
     /// Redrawing only what [`dirty`] lists over the old slice moved by the pan gives the
