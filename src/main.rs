@@ -11,6 +11,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     segno::nn::keep_tensor_memory();
+    // Named, so that profilers and per-thread CPU times (`bench viewer`) tell them apart.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("segno-rayon-{i}"))
+        .build_global();
     let cli = segno::cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));

@@ -1645,10 +1645,11 @@ fn bench_viewer_pans_again_with_a_model_layer_computing() {
 #[test]
 fn bench_viewer_matrix_runs_every_layout_layer_count_and_image_size() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, v, err) = bench_viewer(&dir.path().join("volume"), &["--frames", "3", "--matrix"]);
+    let volume = dir.path().join("volume");
+    let (code, v, err) = bench_viewer(&volume, &["--frames", "3", "--matrix"]);
     assert_eq!(code, 0, "{err}");
     let runs = v["runs"].as_array().unwrap();
-    let seen: Vec<(String, u64, u64, u64)> = runs
+    let seen: Vec<(String, u64, u64, u64, f64)> = runs
         .iter()
         .map(|r| {
             (
@@ -1656,19 +1657,27 @@ fn bench_viewer_matrix_runs_every_layout_layer_count_and_image_size() {
                 r["layers"].as_u64().unwrap(),
                 r["image"][0].as_u64().unwrap(),
                 r["image"][1].as_u64().unwrap(),
+                r["pixels_per_point"].as_f64().unwrap(),
             )
         })
         .collect();
     let mut expected = Vec::new();
-    for (w, h) in [(1280, 800), (3840, 2160)] {
+    for (w, h, ppp) in [(1280, 800, 1.0), (3840, 2160, 1.0), (3840, 2160, 2.0)] {
         for layout in ["xy", "4panel"] {
             for layers in [1, 3] {
-                expected.push((layout.to_string(), layers, w, h));
+                expected.push((layout.to_string(), layers, w, h, ppp));
             }
         }
     }
     assert_eq!(seen, expected);
     for r in runs {
+        // The CPU time per frame by thread group adds up, the main thread's above 0.
+        let t = &r["cpu_threads_ms"];
+        let group = |k: &str| t[k].as_f64().unwrap();
+        assert!(group("main_ms") > 0.0, "{t}");
+        for k in ["readers_ms", "other_ms", "driver_ms", "readback_ms"] {
+            assert!(group(k) >= 0.0, "{k}: {t}");
+        }
         let ms: Vec<f64> = (0..3).map(|i| r["frame_ms"][i].as_f64().unwrap()).collect();
         let p95 = r["frame_p95_ms"].as_f64().unwrap();
         assert!(ms[1] <= p95 && p95 <= ms[2], "{r}");
@@ -1719,12 +1728,37 @@ fn bench_viewer_matrix_runs_every_layout_layer_count_and_image_size() {
             assert_eq!(r["pixels_per_frame"].as_u64().unwrap(), px);
         }
     }
-    // The volume was written once, for the largest image.
-    assert_eq!(
-        err.matches("writing the 128³ benchmark volume").count(),
-        1,
-        "{err}"
-    );
+    // Each larger screen against 1280x800's run of its layout and layers.
+    let ratios = v["cpu_ratios"].as_array().unwrap();
+    assert_eq!(ratios.len(), 8, "{ratios:?}");
+    for c in ratios {
+        let ms = |k: &str, i: usize| c[k][i].as_f64().unwrap();
+        let base = runs
+            .iter()
+            .find(|r| {
+                r["image"][0] == 1280 && r["layout"] == c["layout"] && r["layers"] == c["layers"]
+            })
+            .unwrap();
+        let t = &base["cpu_threads_ms"];
+        let app = ["main_ms", "readers_ms", "other_ms"]
+            .iter()
+            .map(|k| t[*k].as_f64().unwrap())
+            .sum::<f64>();
+        assert!((ms("app_ms", 1) - app).abs() < 1e-9, "{c}");
+        assert!((c["app_ratio"].as_f64().unwrap() - ms("app_ms", 0) / app).abs() < 1e-9);
+        assert!(ms("all_ms", 0) >= ms("app_ms", 0), "{c}");
+    }
+    // Every chunk a run reads was written once: the 128³ volume has 8 chunks of 64³ per
+    // array, written as the runs came to need them.
+    let written: usize = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("writing "))
+        .filter_map(|l| l.split(' ').next()?.parse::<usize>().ok())
+        .sum();
+    assert_eq!(written, 8, "{err}");
+    let (code, _, err) = bench_viewer(&volume, &["--frames", "1", "--layout", "4panel"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("writing "), "{err}");
     // --matrix with --model is refused by name.
     let (code, _, err) = segno(&["bench", "viewer", "--matrix", "--model", "x"]);
     assert_eq!(code, 2, "{err}");

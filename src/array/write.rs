@@ -810,6 +810,17 @@ impl ArrayWriter {
         store_typed!(self, subset, &data, format!("chunk {index:?}"))
     }
 
+    /// Whether chunk `index` (its grid index) is stored; a chunk never written reads as
+    /// the fill value.
+    pub fn chunk_stored(&self, index: &[u64]) -> Result<bool, ArrayError> {
+        let key = self.array.chunk_key(index);
+        self.array
+            .storage()
+            .size_key(&key)
+            .map(|size| size.is_some())
+            .map_err(|e| werr(&self.reader.info().path, format!("chunk {index:?}"), e))
+    }
+
     /// The array's metadata and geometry.
     pub fn info(&self) -> &ArrayInfo {
         self.reader.info()

@@ -605,6 +605,15 @@ pub(super) fn parse_size(s: &str) -> Result<[u32; 2], String> {
     Ok([parse(w)?, parse(h)?])
 }
 
+/// Parses `--pixels-per-point`: a number from 1 to 4.
+pub(super) fn parse_pixels_per_point(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| (1.0..=4.0).contains(v))
+        .ok_or_else(|| format!("{s:?} is not a number of pixels per point from 1 to 4"))
+}
+
 /// Options of `segno import-weights`.
 #[derive(Debug, Args, Clone)]
 pub struct ImportWeightsArgs {
@@ -843,9 +852,14 @@ pub struct ViewerBenchArgs {
     /// Timed frames of panning.
     #[arg(long, default_value_t = 120)]
     pub frames: usize,
-    /// Pixels panned per frame.
+    /// Screen points panned per frame (one point is one voxel at the view's zoom).
     #[arg(long, default_value_t = 4)]
     pub pan: u32,
+    /// Physical pixels per screen point, as on a high-density screen (a 4K screen at
+    /// 200 % scale: 2): the view shows one voxel per point, so each voxel is drawn this
+    /// many pixels wide.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_pixels_per_point)]
+    pub pixels_per_point: f64,
     /// Jumps timed, each with an empty chunk cache.
     #[arg(long, default_value_t = 5)]
     pub jumps: usize,
@@ -855,8 +869,9 @@ pub struct ViewerBenchArgs {
     /// Layers drawn: 1 (raw), 2 (and labels) or 3 (and a float prediction).
     #[arg(long, default_value_t = 3)]
     pub layers: usize,
-    /// Run every combination of layout (xy, 4panel), layers (1, 3) and image size
-    /// (1280x800, 3840x2160) one after the other, ignoring --layout, --layers and --image.
+    /// Run every combination of layout (xy, 4panel), layers (1, 3) and screen (1280x800;
+    /// 3840x2160 at 1 and at 2 pixels per point) one after the other, ignoring --layout,
+    /// --layers, --image and --pixels-per-point.
     #[arg(long, conflicts_with = "model")]
     pub matrix: bool,
     /// Pan once more with a model layer computing over the view: the demo run of this

@@ -74,31 +74,28 @@ pub(super) fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Resul
             format!("--layers is 1, 2 or 3, not {}", args.layers),
         ));
     }
-    // (layout, layers, image) of each run.
-    let runs: Vec<(Layout, usize, [u32; 2])> = if args.matrix {
+    // (layout, layers, image, pixels per point) of each run.
+    let runs: Vec<(Layout, usize, [u32; 2], f64)> = if args.matrix {
         let mut runs = Vec::new();
-        for image in [[1280, 800], [3840, 2160]] {
+        for (image, ppp) in MATRIX_SCREENS {
             for layout in [Layout::Xy, Layout::FourPanel] {
                 for layers in [1, 3] {
-                    runs.push((layout, layers, image));
+                    runs.push((layout, layers, image, ppp));
                 }
             }
         }
         runs
     } else {
-        vec![(layout, args.layers, args.image)]
+        vec![(layout, args.layers, args.image, args.pixels_per_point)]
     };
-    let volume_image = runs
-        .iter()
-        .fold([0, 0], |m, (_, _, i)| [m[0].max(i[0]), m[1].max(i[1])]);
     let mut reports = Vec::new();
-    for (layout, layers, image) in runs {
+    for (layout, layers, image, pixels_per_point) in runs {
         let options = crate::gui::viewer_bench::ViewerBenchOptions {
             dir: args.dir.clone(),
             size: args.size,
             width: image[0],
             height: image[1],
-            volume_image,
+            pixels_per_point,
             frames: args.frames.max(1),
             pan_px: args.pan,
             jumps: args.jumps,
@@ -111,7 +108,7 @@ pub(super) fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Resul
         // only the JSON.
         if args.matrix {
             eprintln!(
-                "bench viewer: {} {}x{}, {layers} layer(s) …",
+                "bench viewer: {} {}x{} at {pixels_per_point} pixel(s) per point, {layers} layer(s) …",
                 layout.name(),
                 image[0],
                 image[1]
@@ -126,7 +123,7 @@ pub(super) fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Resul
     }
     if args.json {
         let json = if args.matrix {
-            serde_json::json!({ "runs": reports })
+            serde_json::json!({ "runs": reports, "cpu_ratios": cpu_ratios(&reports) })
         } else {
             serde_json::to_value(&reports[0]).unwrap_or_default()
         };
@@ -138,14 +135,15 @@ pub(super) fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Resul
     } else if args.matrix {
         let _ = writeln!(
             out,
-            "\nsummary    layout  layers  fps p50 (p95)   CPU ms/frame   jump ms (median, cache empty)   composed: fps p50, CPU ms"
+            "\nsummary        layout  layers  fps p50 (p95)   CPU ms/frame   jump ms (median, cache empty)   composed: fps p50, CPU ms"
         );
         for r in &reports {
             let _ = writeln!(
                 out,
-                "{:>4}x{:<5} {:<7} {:>6}  {:>6.1} ({:>5.1})  {:>12.1}   {:>8.0}                        {:>6.1}, {:>6.1}",
+                "{:>4}x{:<5} @{:<2} {:<7} {:>6}  {:>6.1} ({:>5.1})  {:>12.1}   {:>8.0}                        {:>6.1}, {:>6.1}",
                 r.image[0],
                 r.image[1],
+                r.pixels_per_point,
                 r.layout.name(),
                 r.layers,
                 r.gathered.median_fps,
@@ -156,8 +154,89 @@ pub(super) fn bench_viewer(args: &ViewerBenchArgs, out: &mut dyn Write) -> Resul
                 r.composed.cpu_ms
             );
         }
+        let _ = writeln!(
+            out,
+            "\nCPU time per frame against 1280x800 (target ≤ 1.5×):"
+        );
+        for c in cpu_ratios(&reports) {
+            let _ = writeln!(
+                out,
+                "  {}x{} at {} pixel(s) per point, {} {} layer(s): the app's threads {:.1} / {:.1} ms = {:.2}× {}; without the chunk readers {:.1} / {:.1} ms = {:.2}×; every thread (the graphics driver's, reading back) {:.1} / {:.1} ms = {:.2}×",
+                c.image[0],
+                c.image[1],
+                c.pixels_per_point,
+                c.layout,
+                c.layers,
+                c.app_ms[0],
+                c.app_ms[1],
+                c.app_ratio,
+                if c.app_ratio <= 1.5 { "✓" } else { "✗" },
+                c.drawing_ms[0],
+                c.drawing_ms[1],
+                c.drawing_ratio,
+                c.all_ms[0],
+                c.all_ms[1],
+                c.all_ratio
+            );
+        }
     }
     Ok(exit::OK)
+}
+
+/// The screens of `bench viewer --matrix`: image size and pixels per point.
+const MATRIX_SCREENS: [([u32; 2], f64); 3] =
+    [([1280, 800], 1.0), ([3840, 2160], 1.0), ([3840, 2160], 2.0)];
+
+/// A larger screen's CPU time per panning frame against 1280x800's, same layout and layers.
+#[derive(Debug, serde::Serialize)]
+struct CpuRatio {
+    layout: &'static str,
+    layers: usize,
+    image: [u32; 2],
+    pixels_per_point: f64,
+    /// The app's threads (not the graphics driver's, not reading back), mean ms per
+    /// frame: this screen, 1280x800.
+    app_ms: [f64; 2],
+    /// `app_ms[0] / app_ms[1]`.
+    app_ratio: f64,
+    /// The app's threads but the chunk readers: the frame's own work.
+    drawing_ms: [f64; 2],
+    /// `drawing_ms[0] / drawing_ms[1]`.
+    drawing_ratio: f64,
+    /// Every thread, mean ms per frame: this screen, 1280x800.
+    all_ms: [f64; 2],
+    /// `all_ms[0] / all_ms[1]`.
+    all_ratio: f64,
+}
+
+/// Every run but 1280x800's against the 1280x800 run of its layout and layers (runs
+/// without per-thread times are left out).
+fn cpu_ratios(reports: &[crate::gui::viewer_bench::ViewerBenchReport]) -> Vec<CpuRatio> {
+    let mut out = Vec::new();
+    for r in reports.iter().filter(|r| r.image != [1280, 800]) {
+        let base = reports
+            .iter()
+            .find(|b| b.image == [1280, 800] && b.layout == r.layout && b.layers == r.layers);
+        let (Some(t), Some(b)) = (
+            r.gathered.cpu_threads_ms,
+            base.and_then(|b| b.gathered.cpu_threads_ms),
+        ) else {
+            continue;
+        };
+        out.push(CpuRatio {
+            layout: r.layout.name(),
+            layers: r.layers,
+            image: r.image,
+            pixels_per_point: r.pixels_per_point,
+            app_ms: [t.app_ms(), b.app_ms()],
+            app_ratio: t.app_ms() / b.app_ms(),
+            drawing_ms: [t.main_ms + t.other_ms, b.main_ms + b.other_ms],
+            drawing_ratio: (t.main_ms + t.other_ms) / (b.main_ms + b.other_ms),
+            all_ms: [t.total_ms(), b.total_ms()],
+            all_ratio: t.total_ms() / b.total_ms(),
+        });
+    }
+    out
 }
 
 /// The upper median of `values` (the middle one of an odd count), NaN for none.
@@ -183,10 +262,11 @@ fn viewer_report_text(
 ) {
     let _ = writeln!(
         out,
-        "viewer benchmark: {}³ volume, {}×{} {}, {} layer(s) ({} pixels per frame), {}",
+        "viewer benchmark: {}³ volume, {}×{} at {} pixel(s) per point, {}, {} layer(s) ({} pixels per frame), {}",
         args.size,
         r.image[0],
         r.image[1],
+        r.pixels_per_point,
         r.layout.name(),
         r.layers,
         r.pixels_per_frame,
@@ -225,6 +305,18 @@ fn viewer_report_text(
             "    CPU time        median {:.1} ms per frame (all threads of the process)",
             f.cpu_ms
         );
+        if let Some(t) = f.cpu_threads_ms {
+            let _ = writeln!(
+                out,
+                "      by thread     mean {:.1} ms per frame: main {:.1}, chunk readers {:.1}, other {:.1}; graphics driver {:.1}, reading the image back {:.1}",
+                t.total_ms(),
+                t.main_ms,
+                t.readers_ms,
+                t.other_ms,
+                t.driver_ms,
+                t.readback_ms
+            );
+        }
         let _ = writeln!(
             out,
             "    while panning   {} chunks read; complete {:.0} ms after the last panning frame",

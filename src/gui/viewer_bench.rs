@@ -3,18 +3,17 @@
 //! time from a jump to the first complete slice.
 //!
 //! The volume is declared at full size (default 2048³, six levels) but only the chunks the
-//! benchmark looks at are written (once, kept in `--dir`); every other chunk is missing and
-//! reads as the fill value, as zarr defines.
+//! benchmark's panels show are written (kept in `--dir`, each run adding those it lacks);
+//! every other chunk is missing and reads as the fill value, as zarr defines.
+
+mod threads;
+mod volume;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ndarray::ArrayD;
-use rayon::prelude::*;
+pub use threads::ThreadCpu;
 
-use crate::array::write::{self, ArraySpec, ArrayWriter, Compression, WriteMode};
-use crate::array::{ArrayData, DataType};
-use crate::geometry::{Coordinate, Roi};
 use crate::render::gpu::{GatheredPanel, Headless, RenderTimes};
 use crate::render::layer::WorldNm;
 use crate::render::slice::Plane;
@@ -41,12 +40,12 @@ pub struct ViewerBenchOptions {
     pub width: u32,
     /// Image height in pixels.
     pub height: u32,
-    /// The largest image the volume's written chunks must cover (at least the image; a
-    /// series of runs at several sizes writes the volume once).
-    pub volume_image: [u32; 2],
+    /// Physical pixels per screen point (2 for a 4K screen at 200 % scale): the view shows
+    /// one voxel per point, as the app's zoom is per point.
+    pub pixels_per_point: f64,
     /// Timed frames of panning.
     pub frames: usize,
-    /// Pixels panned per frame.
+    /// Screen points panned per frame (one voxel each).
     pub pan_px: u32,
     /// Jumps timed (each with an empty chunk cache).
     pub jumps: usize,
@@ -93,6 +92,8 @@ pub struct ViewerBenchReport {
     pub layers: usize,
     /// Image size in pixels.
     pub image: [u32; 2],
+    /// Physical pixels per screen point (the view shows one voxel per point).
+    pub pixels_per_point: f64,
     /// Pixels drawn per frame (all layers of all panels).
     pub pixels_per_frame: u64,
     /// The frames with slices gathered from chunks in GPU memory (the app's way).
@@ -122,6 +123,9 @@ pub struct PathFrames {
     /// Median CPU time of the process per panning frame (all threads: composing or
     /// planning, and on a software rasteriser such as lavapipe also drawing), ms.
     pub cpu_ms: f64,
+    /// Mean CPU time per panning frame by thread group: the app's own threads apart from
+    /// the graphics driver's (`None` where the system does not tell per-thread times).
+    pub cpu_threads_ms: Option<ThreadCpu>,
     /// Median time composing (or, gathered, planning) slices on the CPU, ms.
     pub compose_ms: f64,
     /// Median time uploading, drawing and reading back on the GPU, ms.
@@ -200,138 +204,6 @@ fn world_centre(options: &ViewerBenchOptions, band_z: u64) -> WorldNm {
     ])
 }
 
-/// The chunk indices (z, y, x) an `w`×`h` xy view at `centre` needs, with `pan_px` more
-/// to the right, in the z range of `depth` voxels around it that the xz and yz panels of
-/// the 4-panel layout show.
-fn chunks_for(
-    centre: WorldNm,
-    (w, h, depth): (u32, u32, u32),
-    pan_px: u32,
-    size: u64,
-) -> Vec<[u64; 3]> {
-    let vox = |nm: f64| (nm / VOXEL_NM as f64).floor() as i64;
-    let z0 = vox(centre.0[0]) - i64::from(depth) / 2 - 1;
-    let z1 = vox(centre.0[0]) + i64::from(depth) / 2 + 1;
-    let y0 = vox(centre.0[1]) - i64::from(h) / 2 - 1;
-    let y1 = vox(centre.0[1]) + i64::from(h) / 2 + 1;
-    let x0 = vox(centre.0[2]) - i64::from(w) / 2 - 1;
-    let x1 = vox(centre.0[2]) + i64::from(w) / 2 + i64::from(pan_px) + 1;
-    let clamp = |v: i64| (v.max(0) as u64).min(size - 1) / CHUNK;
-    let mut out = Vec::new();
-    for cz in clamp(z0)..=clamp(z1) {
-        for cy in clamp(y0)..=clamp(y1) {
-            for cx in clamp(x0)..=clamp(x1) {
-                out.push([cz, cy, cx]);
-            }
-        }
-    }
-    out
-}
-
-fn hash(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
-}
-
-/// Writes the benchmark volume's chunks under `dir` (skipped when already complete).
-fn ensure_volume(
-    options: &ViewerBenchOptions,
-    out: &mut dyn std::io::Write,
-) -> Result<PathBuf, String> {
-    let container = options.dir.join("volume.zarr");
-    let (a, b) = (band_a(options), band_b(options));
-    let width = options.width.max(options.volume_image[0]);
-    let height = options.height.max(options.volume_image[1]);
-    // The 4-panel layout's xz and yz panels are half the image tall.
-    let depth = height / 2;
-    let mut chunks = chunks_for(
-        world_centre(options, a),
-        (width, height, depth),
-        options.pan_px * options.frames as u32,
-        options.size,
-    );
-    chunks.extend(chunks_for(
-        world_centre(options, b),
-        (width, height, depth),
-        0,
-        options.size,
-    ));
-    let marker = container.join("segno-bench-complete.json");
-    let signature = serde_json::json!({"size": options.size, "chunks": chunks.len(),
-        "width": width, "height": height, "depth": depth, "pan": options.pan_px * options.frames as u32});
-    if std::fs::read_to_string(&marker)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        == Some(signature.clone())
-    {
-        return Ok(container);
-    }
-    let _ = writeln!(
-        out,
-        "writing the {}³ benchmark volume ({} chunks of {CHUNK}³ per array) to {} …",
-        options.size,
-        chunks.len(),
-        container.display()
-    );
-    let n = i64::try_from(options.size).map_err(|e| e.to_string())? * VOXEL_NM;
-    let roi = Roi::new(Coordinate::from([0, 0, 0]), Coordinate::from([n, n, n]))
-        .map_err(|e| e.to_string())?;
-    let vs = Coordinate::from([VOXEL_NM; 3]);
-    let levels = (options.size / CHUNK).ilog2() as usize + 1;
-    let make =
-        |name: &str, dt: DataType, compression: Compression| -> Result<ArrayWriter, String> {
-            let mut spec = ArraySpec::new(dt, roi, vs, None);
-            spec.chunk_voxels = Some(vec![CHUNK; 3]);
-            spec.compression = compression;
-            let mut w = write::create_image(&container, name, &spec, levels, WriteMode::Overwrite)
-                .map_err(|e| e.to_string())?;
-            Ok(w.remove(0))
-        };
-    let raw = make("raw", DataType::U8, Compression::BloscLz4)?;
-    let labels = make("labels", DataType::U64, Compression::BloscLz4)?;
-    let pred = make("prediction", DataType::F32, Compression::BloscLz4)?;
-    let shape = vec![CHUNK as usize; 3];
-    chunks
-        .par_iter()
-        .try_for_each(|idx| -> Result<(), String> {
-            let origin = idx.map(|i| i * CHUNK);
-            let at = |i: &ndarray::IxDyn| {
-                [
-                    origin[0] + i[0] as u64,
-                    origin[1] + i[1] as u64,
-                    origin[2] + i[2] as u64,
-                ]
-            };
-            let r = ArrayD::from_shape_fn(shape.clone(), |i| {
-                let [z, y, x] = at(&i);
-                let cell = hash((z / 48) << 40 | (y / 48) << 20 | (x / 48));
-                ((cell % 160) as u8 + 40).wrapping_add((hash(z * 7919 + y * 31 + x) % 24) as u8)
-            });
-            raw.write_chunk(idx, &ArrayData::U8(r))
-                .map_err(|e| e.to_string())?;
-            let l = ArrayD::from_shape_fn(shape.clone(), |i| {
-                let [z, y, x] = at(&i);
-                hash((z / 48) << 40 | (y / 48) << 20 | (x / 48)) | 1 << 62
-            });
-            labels
-                .write_chunk(idx, &ArrayData::U64(l))
-                .map_err(|e| e.to_string())?;
-            let p = ArrayD::from_shape_fn(shape.clone(), |i| {
-                let [z, y, x] = at(&i);
-                ((x as f32 / 23.0).sin() * (y as f32 / 17.0).cos() + (z as f32 / 31.0).sin()) * 0.25
-                    + 0.5
-            });
-            pred.write_chunk(idx, &ArrayData::F32(p))
-                .map_err(|e| e.to_string())
-        })?;
-    crate::store::atomic::write_atomic(&marker, signature.to_string().as_bytes(), true)
-        .map_err(|e| e.to_string())?;
-    Ok(container)
-}
-
 fn band_a(options: &ViewerBenchOptions) -> u64 {
     options.size / CHUNK / 2
 }
@@ -340,7 +212,8 @@ fn band_b(options: &ViewerBenchOptions) -> u64 {
     (options.size / CHUNK * 3 / 4).min(options.size / CHUNK - 1)
 }
 
-fn view(container: &Path, centre: WorldNm, layout: Layout, layers: usize) -> ViewState {
+/// The benchmark's view of `container` at `centre`: one voxel per screen point.
+fn view(container: &Path, centre: WorldNm, options: &ViewerBenchOptions) -> ViewState {
     let layer = |name: &str, settings: LayerSettings| LayerState {
         name: name.into(),
         source: container.join(name),
@@ -350,9 +223,10 @@ fn view(container: &Path, centre: WorldNm, layout: Layout, layers: usize) -> Vie
     };
     ViewState {
         position_nm: centre,
-        zoom_nm_per_px: VOXEL_NM as f64,
+        // Per physical pixel, as the app's panels compute it from its zoom per point.
+        zoom_nm_per_px: VOXEL_NM as f64 / options.pixels_per_point,
         orientation: crate::render::orientation::Orientation::IDENTITY,
-        layout,
+        layout: options.layout,
         layers: vec![
             layer("raw", LayerSettings::Image(ImageSettings::default())),
             layer(
@@ -365,7 +239,7 @@ fn view(container: &Path, centre: WorldNm, layout: Layout, layers: usize) -> Vie
             ),
         ]
         .into_iter()
-        .take(layers)
+        .take(options.layers)
         .collect(),
         ..ViewState::default()
     }
@@ -412,7 +286,7 @@ pub fn bench_viewer(
             options.size
         ));
     }
-    let container = ensure_volume(options, out)?;
+    let container = volume::ensure_volume(options, out)?;
     let gpu = Headless::new().map_err(|e| e.to_string())?;
     let (w, h) = (options.width, options.height);
     let rects = super::screenshot::layout_rects(options.layout, w, h);
@@ -437,6 +311,7 @@ pub fn bench_viewer(
         layout: options.layout,
         layers: options.layers,
         image: [w, h],
+        pixels_per_point: options.pixels_per_point,
         pixels_per_frame: pixels,
         speedup: composed.frame_ms[0] / gathered.frame_ms[0],
         gathered,
@@ -616,7 +491,7 @@ fn path_frames(
     let viewer_for = |centre: WorldNm| {
         let mut v = Viewer::default();
         v.use_gpu(true, how == Way::Gathered);
-        v.set_state(view(container, centre, options.layout, options.layers));
+        v.set_state(view(container, centre, options));
         v
     };
     // Panning over band A, after its first view has loaded.
@@ -627,6 +502,7 @@ fn path_frames(
     let mut incomplete = 0;
     steps.borrow_mut().clear();
     let read_before = viewer.cache().stats().completed;
+    let threads_before = ThreadCpu::now();
     for _ in 0..options.frames {
         viewer.state.position_nm.0[2] += f64::from(options.pan_px) * VOXEL_NM as f64;
         let t = Instant::now();
@@ -642,6 +518,13 @@ fn path_frames(
     }
     let panning_chunks_read = viewer.cache().stats().completed - read_before;
     let panning: Vec<RenderTimes> = steps.borrow().clone();
+    // The main thread's copying the image out stands in for presenting it: apart.
+    let readback_cpu_ms: f64 = panning.iter().map(|t| t.readback_cpu_ms).sum();
+    let cpu_threads_ms = threads_before.zip(ThreadCpu::now()).map(|(before, after)| {
+        after
+            .with_read_back(readback_cpu_ms)
+            .per_frame_since(before, options.frames)
+    });
     let three_d_all = three_d_times.borrow().clone();
     let three_d_ms = if three_d_all.len() > options.frames {
         percentile_of(&three_d_all[three_d_all.len() - options.frames..], 0.5)
@@ -682,6 +565,7 @@ fn path_frames(
                 upload_ms: median(|t| t.upload_ms),
                 draw_ms: median(|t| t.draw_ms),
                 readback_ms: median(|t| t.readback_ms),
+                readback_cpu_ms: median(|t| t.readback_cpu_ms),
             })
         };
     let unchanged = profile(&panels, None, false)?;
@@ -761,6 +645,7 @@ fn path_frames(
             median_fps: 1e3 / median,
             p95_fps: 1e3 / p95,
             cpu_ms: percentile_of(&cpu, 0.5),
+            cpu_threads_ms,
             compose_ms: percentile_of(&compose, 0.5),
             gpu_ms: percentile_of(&gpu_times, 0.5),
             gpu_upload_ms: percentile_of(
@@ -864,8 +749,7 @@ fn model_frames(
     viewer.set_state(view(
         container,
         world_centre(options, band_a(options)),
-        options.layout,
-        options.layers,
+        options,
     ));
     load_view(&mut viewer, &draw)?;
     // The demo network reads 8 nm voxels: the volume's second level.

@@ -290,11 +290,13 @@ impl Headless {
         self.queue.submit([encoder.finish()]);
         wait("drawing")?;
         let t2 = std::time::Instant::now();
+        let cpu2 = thread_cpu_ms();
         let mut out = Vec::new();
         if read_back {
             out = target.read_back(&self.device, &self.queue, width, height)?;
         }
         let t3 = std::time::Instant::now();
+        let readback_cpu_ms = thread_cpu_ms() - cpu2;
         let ms = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64() * 1e3;
         Ok((
             out,
@@ -302,6 +304,7 @@ impl Headless {
                 upload_ms: ms(t0, t1),
                 draw_ms: ms(t1, t2),
                 readback_ms: ms(t2, t3),
+                readback_cpu_ms,
             },
         ))
     }
@@ -395,6 +398,24 @@ pub struct RenderTimes {
     pub draw_ms: f64,
     /// Copying the image back to memory.
     pub readback_ms: f64,
+    /// CPU time the calling thread spent reading the image back (copying it out), ms.
+    pub readback_cpu_ms: f64,
+}
+
+/// CPU time the calling thread has used, ms (0 where the system does not tell).
+fn thread_cpu_ms() -> f64 {
+    #[cfg(unix)]
+    {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes the timespec it is given; the clock id is a constant.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } == 0 {
+            return t.tv_sec as f64 * 1e3 + t.tv_nsec as f64 / 1e6;
+        }
+    }
+    0.0
 }
 
 /// The offscreen image and the buffer it is read back through, kept between renders of
