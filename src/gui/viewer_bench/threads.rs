@@ -3,8 +3,9 @@
 //! rasteriser such as lavapipe is the work a GPU would do.
 //!
 //! Segno names every thread it starts `segno-…` (the rayon pool too, see `main`); threads
-//! that kept the process's name or carry another are the driver's (lavapipe's queue and
-//! shader cache threads, its `llvmpipe-N` rasteriser threads).
+//! that kept the process's name (whatever the binary is called) or carry another are the
+//! driver's (lavapipe's queue and shader cache threads, its `llvmpipe-N` rasteriser
+//! threads).
 
 use std::path::Path;
 
@@ -31,6 +32,8 @@ impl ThreadCpu {
     /// does not tell per-thread times).
     pub fn now() -> Option<ThreadCpu> {
         let pid = std::process::id();
+        // Threads started without a name keep the process's (the binary's file name).
+        let process = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
         let tasks = std::fs::read_dir("/proc/self/task").ok()?;
         let mut sum = ThreadCpu::default();
         for task in tasks.flatten() {
@@ -42,15 +45,18 @@ impl ThreadCpu {
                 .to_str()
                 .and_then(|t| t.parse::<u32>().ok())
                 == Some(pid);
-            *sum.group(name.trim_end(), main) += ms;
+            *sum.group(name.trim_end(), process.trim_end(), main) += ms;
         }
         Some(sum)
     }
 
-    /// The group of a thread named `name` (`main`: the process's first thread).
-    fn group(&mut self, name: &str, main: bool) -> &mut f64 {
+    /// The group of a thread named `name` in a process named `process` (`main`: the
+    /// process's first thread).
+    fn group(&mut self, name: &str, process: &str, main: bool) -> &mut f64 {
         if main {
             &mut self.main_ms
+        } else if name == process {
+            &mut self.driver_ms
         } else if name.starts_with("segno-chunks") {
             &mut self.readers_ms
         } else if name.starts_with("segno-") {
@@ -177,21 +183,24 @@ mod tests {
             ("segno:disk$0", false, 128.0),
             ("segno-rayon-1", false, 256.0),
         ] {
-            *t.group(name, main) += ms;
+            *t.group(name, "segno", main) += ms;
         }
+        // A binary called `segno-new`: its unnamed threads are still the driver's.
+        *t.group("segno-new", "segno-new", false) += 512.0;
+        *t.group("segno-rayon-0", "segno-new", false) += 1024.0;
         let t = t.with_read_back(3.0);
         assert_eq!(
             t,
             ThreadCpu {
                 main_ms: 30.0,
                 readers_ms: 6.0,
-                other_ms: 272.0,
-                driver_ms: 200.0,
+                other_ms: 1296.0,
+                driver_ms: 712.0,
                 readback_ms: 3.0,
             }
         );
-        assert_eq!(t.app_ms(), 308.0);
-        assert_eq!(t.total_ms(), 511.0);
+        assert_eq!(t.app_ms(), 1332.0);
+        assert_eq!(t.total_ms(), 2047.0);
         let half = t.per_frame_since(ThreadCpu::default(), 2);
         assert_eq!(half.readers_ms, 3.0);
         assert_eq!(half.readback_ms, 1.5);
