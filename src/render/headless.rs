@@ -403,7 +403,7 @@ pub struct RenderTimes {
 }
 
 /// CPU time the calling thread has used, ms (0 where the system does not tell).
-fn thread_cpu_ms() -> f64 {
+pub(crate) fn thread_cpu_ms() -> f64 {
     #[cfg(unix)]
     {
         let mut t = libc::timespec {

@@ -90,7 +90,13 @@ impl ThreadCpu {
     /// The app's own threads' time, reading back and the driver's apart: what the app
     /// itself used.
     pub fn app_ms(&self) -> f64 {
-        self.main_ms + self.readers_ms + self.other_ms
+        self.drawing_ms() + self.readers_ms
+    }
+
+    /// The app's threads but the chunk readers: the frame's own work (planning or
+    /// composing, uploads, recording GPU commands).
+    pub fn drawing_ms(&self) -> f64 {
+        self.main_ms + self.other_ms
     }
 
     /// Every group.
@@ -130,15 +136,7 @@ mod tests {
     fn a_busy_thread_counts_in_its_group_and_the_main_thread_in_its_own() {
         // Busy until this thread has used `ms` of CPU time.
         let spin = |ms: f64| {
-            let cpu_ms = || {
-                let mut t = libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 0,
-                };
-                // SAFETY: writes the timespec it is given; the clock id is a constant.
-                unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-                t.tv_sec as f64 * 1e3 + t.tv_nsec as f64 / 1e6
-            };
+            let cpu_ms = crate::render::headless::thread_cpu_ms;
             let start = cpu_ms();
             let mut x = 0u64;
             while cpu_ms() - start < ms {
