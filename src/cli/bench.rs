@@ -319,8 +319,8 @@ fn viewer_report_text(
         }
         let _ = writeln!(
             out,
-            "    while panning   {} chunks read; complete {:.0} ms after the last panning frame",
-            f.panning_chunks_read, f.pan_settled_ms
+            "    while panning   {} chunk reads ({} slabs); complete {:.0} ms after the last panning frame",
+            f.panning_chunks_read, f.panning_slabs_read, f.pan_settled_ms
         );
         if f.three_d_first_ms > 0.0 {
             let _ = writeln!(

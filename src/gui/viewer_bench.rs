@@ -139,8 +139,11 @@ pub struct PathFrames {
     /// Frames that still had pixels loading or coarser levels standing in (new chunks
     /// entering the view).
     pub incomplete_frames: usize,
-    /// Chunks read while panning (at lower priority: see `ChunkCache::view_moved`).
+    /// Reads of chunks while panning (at lower priority: see `ChunkCache::view_moved`);
+    /// one read brings every slab of a chunk wanted along one axis.
     pub panning_chunks_read: u64,
+    /// Chunks and slabs those reads brought.
+    pub panning_slabs_read: u64,
     /// Time from the last panning frame to the first complete frame (the finest data
     /// read for the view where panning stopped), ms.
     pub pan_settled_ms: f64,
@@ -501,7 +504,7 @@ fn path_frames(
     let mut cpu = Vec::new();
     let mut incomplete = 0;
     steps.borrow_mut().clear();
-    let read_before = viewer.cache().stats().completed;
+    let read_before = viewer.cache().stats();
     let threads_before = ThreadCpu::now();
     for _ in 0..options.frames {
         viewer.state.position_nm.0[2] += f64::from(options.pan_px) * VOXEL_NM as f64;
@@ -516,7 +519,9 @@ fn path_frames(
             incomplete += 1;
         }
     }
-    let panning_chunks_read = viewer.cache().stats().completed - read_before;
+    let read_after = viewer.cache().stats();
+    let panning_chunks_read = read_after.reads - read_before.reads;
+    let panning_slabs_read = read_after.completed - read_before.completed;
     let panning: Vec<RenderTimes> = steps.borrow().clone();
     // The main thread's copying the image out stands in for presenting it: apart.
     let readback_cpu_ms: f64 = panning.iter().map(|t| t.readback_cpu_ms).sum();
@@ -656,6 +661,7 @@ fn path_frames(
             gpu_static_ms: percentile_of(&statics, 0.5),
             incomplete_frames: incomplete,
             panning_chunks_read,
+            panning_slabs_read,
             pan_settled_ms,
             jump_ms,
             jump_cached_ms,

@@ -47,6 +47,42 @@ pub struct Request {
     pub layer: Arc<LayerData>,
     /// How the layer is drawn (labels or floats).
     pub kind: LayerKind,
+    /// For a slab: also read and keep every slab from this offset (inside the chunk, along
+    /// the slab's axis) to the key's, in the same read (reading ahead of a plane moving
+    /// along its normal).
+    pub read_from: Option<u32>,
+}
+
+/// Requests for one chunk (and, for slabs, one axis) read together, in one read: a slab
+/// and the slabs read ahead of it (a compressed chunk is decoded once for all of them).
+type Group = Vec<Request>;
+
+/// What requests of one [`Group`] share: the chunk, and the slab axis (`None`: the whole
+/// chunk).
+fn group_of(key: &ChunkKey) -> (u64, usize, [u64; 3], bool, Option<u8>) {
+    (
+        key.layer,
+        key.level,
+        key.index,
+        key.labels,
+        key.slab.map(|(axis, _)| axis),
+    )
+}
+
+/// The slabs (offsets along the slab's axis) a group's read covers: from its lowest to its
+/// highest offset, read-ahead ranges included; `None` for whole chunks.
+fn slab_span(group: &[Request]) -> Option<(u8, u32, u32)> {
+    let mut span: Option<(u8, u32, u32)> = None;
+    for r in group {
+        let (axis, offset) = r.key.slab?;
+        let from = r.read_from.unwrap_or(offset);
+        let (lo, hi) = (offset.min(from), offset.max(from));
+        span = Some(match span {
+            None => (axis, lo, hi),
+            Some((a, l, h)) => (a, l.min(lo), h.max(hi)),
+        });
+    }
+    span
 }
 
 struct Entry {
@@ -60,8 +96,8 @@ type Job = Box<dyn FnOnce() + Send>;
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<Request>,
-    compute_queue: VecDeque<Request>,
+    queue: VecDeque<Group>,
+    compute_queue: VecDeque<Group>,
     jobs: VecDeque<Job>,
     in_flight: HashSet<ChunkKey>,
     ready: HashMap<ChunkKey, Entry>,
@@ -69,6 +105,7 @@ struct State {
     budget_bytes: usize,
     tick: u64,
     completed: u64,
+    reads: u64,
     shutdown: bool,
     /// Until when the view counts as moving (see [`ChunkCache::view_moved`]).
     moving_until: Option<Instant>,
@@ -122,8 +159,11 @@ pub struct CacheStats {
     pub queued: usize,
     /// Chunks being read now.
     pub in_flight: usize,
-    /// Chunks read since the cache was made.
+    /// Chunks (or slabs) read since the cache was made.
     pub completed: u64,
+    /// Reads of the stores since the cache was made (one read can bring several slabs of
+    /// one chunk).
+    pub reads: u64,
     /// Whether the view is moving, so that chunks are read at a lower priority than
     /// drawing (see [`ChunkCache::view_moved`]).
     pub view_moving: bool,
@@ -278,19 +318,39 @@ impl ChunkCache {
 
     /// Replaces the wanted chunks by `requests`, most important first. Chunks already
     /// cached or being read are skipped; earlier requests not in the list are dropped.
-    /// Returns how many are queued.
+    /// Slabs read ahead (`read_from`) are read with the first request for their chunk and
+    /// axis, when it is due. Returns how many are queued.
     pub fn request(&self, requests: Vec<Request>) -> usize {
         let mut st = self.shared.lock();
         let mut seen = HashSet::new();
-        let (compute, read): (VecDeque<Request>, VecDeque<Request>) = requests
-            .into_iter()
-            .filter(|r| {
-                !st.ready.contains_key(&r.key)
-                    && !st.in_flight.contains(&r.key)
-                    && seen.insert(r.key)
-            })
-            .partition(|r| r.layer.computed);
-        let n = read.len() + compute.len();
+        let mut groups: HashMap<_, usize> = HashMap::new();
+        let (mut read, mut compute): (VecDeque<Group>, VecDeque<Group>) = Default::default();
+        let mut n = 0;
+        for r in requests {
+            if st.ready.contains_key(&r.key) || st.in_flight.contains(&r.key) || !seen.insert(r.key)
+            {
+                continue;
+            }
+            n += 1;
+            // A layer is computed or not: a group's requests share one queue.
+            let queue = if r.layer.computed {
+                &mut compute
+            } else {
+                &mut read
+            };
+            // Reading ahead joins the chunk's first request (one decode for both); other
+            // slabs are read on their own, so that a visible slab never waits for the
+            // next slices of its chunk.
+            let group = group_of(&r.key);
+            if r.read_from.is_some() {
+                if let Some(&i) = groups.get(&group) {
+                    queue[i].push(r);
+                    continue;
+                }
+            }
+            groups.entry(group).or_insert(queue.len());
+            queue.push_back(vec![r]);
+        }
         st.queue = read;
         st.compute_queue = compute;
         drop(st);
@@ -312,8 +372,10 @@ impl ChunkCache {
                 st.bytes -= e.bytes;
             }
         }
-        st.queue.retain(|r| r.key.layer != layer);
-        st.compute_queue.retain(|r| r.key.layer != layer);
+        st.queue
+            .retain(|g| g.first().is_some_and(|r| r.key.layer != layer));
+        st.compute_queue
+            .retain(|g| g.first().is_some_and(|r| r.key.layer != layer));
     }
 
     /// What the cache holds and does now.
@@ -323,9 +385,10 @@ impl ChunkCache {
             chunks: st.ready.len(),
             bytes: st.bytes,
             budget_bytes: st.budget_bytes,
-            queued: st.queue.len() + st.compute_queue.len(),
+            queued: st.queue.iter().chain(&st.compute_queue).map(Vec::len).sum(),
             in_flight: st.in_flight.len(),
             completed: st.completed,
+            reads: st.reads,
             view_moving: !st.moving_for(Instant::now()).is_zero(),
         }
     }
@@ -334,7 +397,7 @@ impl ChunkCache {
     pub fn counts_by_layer(&self) -> HashMap<u64, LayerChunkCounts> {
         let st = self.shared.lock();
         let mut out: HashMap<u64, LayerChunkCounts> = HashMap::new();
-        for r in st.queue.iter().chain(&st.compute_queue) {
+        for r in st.queue.iter().chain(&st.compute_queue).flatten() {
             out.entry(r.key.layer).or_default().queued += 1;
         }
         for k in &st.in_flight {
@@ -449,7 +512,7 @@ fn worker(shared: &Shared, lane: Lane) {
     }
     let computed = lane == Lane::Compute;
     loop {
-        let request = {
+        let work = {
             let mut st = shared.lock();
             loop {
                 if st.shutdown {
@@ -487,9 +550,18 @@ fn worker(shared: &Shared, lane: Lane) {
                 } else {
                     st.queue.pop_front()
                 };
-                if let Some(r) = next {
-                    st.in_flight.insert(r.key);
-                    break r;
+                if let Some(mut group) = next {
+                    // What an earlier read (reading ahead) brought or brings is not read
+                    // again.
+                    group.retain(|r| {
+                        !st.ready.contains_key(&r.key) && !st.in_flight.contains(&r.key)
+                    });
+                    let keys = keys_read(&group);
+                    if keys.is_empty() {
+                        continue;
+                    }
+                    st.in_flight.extend(keys.iter().copied());
+                    break (group, keys);
                 }
                 st = shared
                     .wake_workers
@@ -497,45 +569,33 @@ fn worker(shared: &Shared, lane: Lane) {
                     .unwrap_or_else(|p| p.into_inner());
             }
         };
-        let key = request.key;
-        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            request.layer.read_slab(
-                key.level,
-                key.index,
-                key.slab.map(|(a, o)| (usize::from(a), u64::from(o))),
-                request.kind,
-            )
-        }));
-        let chunk = match read {
-            Ok(Ok(values)) => Chunk::Ready(values),
-            Ok(Err(message)) => Chunk::Failed(message),
-            Err(_) => Chunk::Failed(format!(
-                "{}: reading chunk {:?} of level {} crashed",
-                request.layer.path.display(),
-                key.index,
-                key.level
-            )),
-        };
-        let bytes = match &chunk {
-            Chunk::Ready(v) => v.bytes(),
-            Chunk::Failed(m) => m.len(),
-        };
+        let (group, keys) = work;
+        let results = read_group(&group, &keys);
         {
             let mut st = shared.lock();
-            st.in_flight.remove(&key);
             let tick = st.tick;
-            st.bytes += bytes;
-            if let Some(old) = st.ready.insert(
-                key,
-                Entry {
-                    chunk: Arc::new(chunk),
-                    bytes,
-                    last_used: tick,
-                },
-            ) {
-                st.bytes -= old.bytes;
+            for key in &keys {
+                st.in_flight.remove(key);
             }
-            st.completed += 1;
+            st.reads += 1;
+            for (key, chunk) in results {
+                let bytes = match &chunk {
+                    Chunk::Ready(v) => v.bytes(),
+                    Chunk::Failed(m) => m.len(),
+                };
+                st.bytes += bytes;
+                if let Some(old) = st.ready.insert(
+                    key,
+                    Entry {
+                        chunk: Arc::new(chunk),
+                        bytes,
+                        last_used: tick,
+                    },
+                ) {
+                    st.bytes -= old.bytes;
+                }
+                st.completed += 1;
+            }
             evict(&mut st);
         }
         let waker = shared
@@ -547,6 +607,74 @@ fn worker(shared: &Shared, lane: Lane) {
             w();
         }
     }
+}
+
+/// The keys one read of `group` brings: every slab of its span, or its one whole chunk.
+fn keys_read(group: &[Request]) -> Vec<ChunkKey> {
+    let Some(first) = group.first() else {
+        return Vec::new();
+    };
+    match slab_span(group) {
+        Some((axis, lo, hi)) => (lo..=hi)
+            .map(|o| ChunkKey {
+                slab: Some((axis, o)),
+                ..first.key
+            })
+            .collect(),
+        None => group.iter().map(|r| r.key).collect(),
+    }
+}
+
+/// Reads `group` (whose read brings `keys`) in one read of its store: each key with its
+/// voxels, or, when the read fails, the requested keys with the error (slabs only read
+/// ahead are then left out, to be asked for again if they are shown).
+fn read_group(group: &[Request], keys: &[ChunkKey]) -> Vec<(ChunkKey, Chunk)> {
+    let Some(first) = group.first() else {
+        return Vec::new();
+    };
+    let key = first.key;
+    let layer = &first.layer;
+    let span = slab_span(group);
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match span {
+        Some((axis, lo, hi)) => layer.read_slabs(
+            key.level,
+            key.index,
+            usize::from(axis),
+            u64::from(lo)..=u64::from(hi),
+            first.kind,
+        ),
+        None => layer
+            .read_slab(key.level, key.index, None, first.kind)
+            .map(|v| vec![v]),
+    }));
+    let message = match read {
+        Ok(Ok(values)) if values.len() == keys.len() => {
+            return keys
+                .iter()
+                .copied()
+                .zip(values.into_iter().map(Chunk::Ready))
+                .collect();
+        }
+        Ok(Ok(values)) => format!(
+            "{}: chunk {:?} of level {} gave {} slabs, expected {}",
+            layer.path.display(),
+            key.index,
+            key.level,
+            values.len(),
+            keys.len()
+        ),
+        Ok(Err(message)) => message,
+        Err(_) => format!(
+            "{}: reading chunk {:?} of level {} crashed",
+            layer.path.display(),
+            key.index,
+            key.level
+        ),
+    };
+    group
+        .iter()
+        .map(|r| (r.key, Chunk::Failed(message.clone())))
+        .collect()
 }
 
 /// Evicts least recently used chunks until the budget holds with a sixteenth to spare
@@ -662,6 +790,7 @@ mod tests {
 
     fn request(layer: &Arc<LayerData>, uid: u64, x: u64) -> Request {
         Request {
+            read_from: None,
             key: ChunkKey {
                 layer: uid,
                 level: 0,
@@ -716,6 +845,62 @@ mod tests {
         }
         #[cfg(not(target_os = "linux"))]
         (0, 0)
+    }
+
+    /// A request for the slab at `offset` along x of chunk `x`, reading ahead from `from`.
+    fn slab_request(layer: &Arc<LayerData>, x: u64, offset: u32, from: Option<u32>) -> Request {
+        let mut r = request(layer, 1, x);
+        r.key.slab = Some((2, offset));
+        r.read_from = from;
+        r
+    }
+
+    #[test]
+    fn slabs_read_ahead_come_with_their_chunks_first_slab_in_one_read() {
+        let (layer, _gate, reads) = layer(false, true);
+        let cache = ChunkCache::new(1 << 20, 2);
+        let queued = cache.request(vec![
+            slab_request(&layer, 1, 3, None),
+            slab_request(&layer, 0, 5, None),
+            slab_request(&layer, 1, 2, None),
+            slab_request(&layer, 1, 4, None),
+            // Ahead of the plane: slab 7, read from slab 5.
+            slab_request(&layer, 1, 7, Some(5)),
+            // Outside the chunk (8 voxels along x): fails alone.
+            slab_request(&layer, 2, 9, None),
+        ]);
+        assert_eq!(queued, 6);
+        assert!(cache.wait_idle(std::time::Duration::from_secs(10)));
+        // Slab 3 and those read ahead (5 to 7) in one read of the store, slab 2 and chunk 0's
+        // slab in one each; slab 4 came with the first read (it is not read again); the
+        // failed read. Six slabs of chunk 1 (2 to 7) and one of chunk 0 in the cache, and
+        // the failure.
+        assert_eq!(reads.load(Ordering::SeqCst), 3);
+        let st = cache.stats();
+        assert_eq!((st.reads, st.completed, st.chunks), (4, 8, 8));
+        for (x, offset) in [(1u64, 2u32), (1, 3), (1, 4), (1, 5), (1, 6), (1, 7), (0, 5)] {
+            let key = slab_request(&layer, x, offset, None).key;
+            match cache.get(&key).as_deref() {
+                Some(Chunk::Ready(ChunkValues::Float { values, shape, .. })) => {
+                    assert_eq!(*shape, [8, 8, 1]);
+                    let want = (x * 8 + u64::from(offset)) as f32;
+                    assert!(
+                        values.len() == 64 && values.iter().all(|v| *v == want),
+                        "{key:?}"
+                    );
+                }
+                other => panic!("{key:?}: {other:?}"),
+            }
+        }
+        for offset in [0, 1] {
+            assert!(cache
+                .get(&slab_request(&layer, 1, offset, None).key)
+                .is_none());
+        }
+        match cache.get(&slab_request(&layer, 2, 9, None).key).as_deref() {
+            Some(Chunk::Failed(m)) => assert!(m.contains("outside chunk [0, 0, 2]"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

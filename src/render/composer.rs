@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::cache::{ChunkCache, ChunkKey};
+use super::cache::{ChunkCache, ChunkKey, Request};
 use super::colors::AXIS_COLORS;
 use super::gather::{self, GatherPlan};
 use super::gpu::{GatherLayer, GatheredContent, PanelUpload};
@@ -124,6 +124,28 @@ pub struct PanelComposer {
     gather: bool,
 }
 
+/// The slabs to read ahead of every used layer's plane in `view`, which moved `step_nm`
+/// along its normal (see [`slice::read_ahead`]).
+fn read_ahead(scene: &Scene<'_>, used: &[bool], view: &SliceView, step_nm: f64) -> Vec<Request> {
+    scene
+        .layers
+        .iter()
+        .zip(used)
+        .filter(|(_, u)| **u)
+        .filter_map(|(l, _)| {
+            let d = l.data?;
+            Some(slice::read_ahead(
+                l.uid,
+                d,
+                l.state.settings.kind(),
+                view,
+                step_nm,
+            ))
+        })
+        .flatten()
+        .collect()
+}
+
 /// Most pixels a histogram counts (a gathered slice is sampled on a regular grid).
 const HISTOGRAM_SAMPLES: u32 = 1 << 16;
 
@@ -236,6 +258,7 @@ impl PanelComposer {
             .collect();
         let cache = &self.cache;
         let p = self.panels.entry(plane).or_default();
+        let old_view = p.view;
         // Chunks read since the last composition change a layer only when the panel shows
         // them: only such layers are composed again.
         let ready: Vec<Vec<ChunkKey>> = if p.completed == completed {
@@ -420,6 +443,9 @@ impl PanelComposer {
             for w in &p.layer_wanted {
                 all.extend(w.clone());
             }
+            if let Some(step) = old_view.and_then(|old| slice::normal_step_nm(&old, &view)) {
+                all.prefetch.extend(read_ahead(scene, &used, &view, step));
+            }
             p.wanted = all;
         }
         let hover_id = hover.and_then(|(x, y)| hovered_label(&p.slices, x, y));
@@ -499,6 +525,10 @@ impl PanelComposer {
                     _ => None,
                 })
                 .collect();
+            if let Some(step) = p.view.and_then(|old| slice::normal_step_nm(&old, &view)) {
+                let used: Vec<bool> = layers_key.iter().map(|k| k.2).collect();
+                all.prefetch.extend(read_ahead(scene, &used, &view, step));
+            }
             p.moved = moved;
             p.plans = plans;
             p.wanted = all;
@@ -1352,6 +1382,49 @@ mod tests {
             "{} pixels composed in {frames} frames",
             c.stats().composed_px
         );
+    }
+
+    #[test]
+    fn a_plane_moving_along_its_normal_finds_each_slab_read_ahead_and_reads_a_chunk_per_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let (raw, _) = volume(dir.path());
+        let data = [raw];
+        let states = [state("raw", LayerKind::Image, true)];
+        let s = scene(&data, &states, &[], 1);
+        for gather in [false, true] {
+            let mut c = composer();
+            c.set_gather(gather);
+            // The xy panel (2 × 2 chunks of 8³) moving one voxel (4 nm) along z per frame
+            // through the 16 voxels of the volume.
+            let at = |z: u64| SliceView {
+                center: WorldNm([z as f64 * 4.0 + 2.0, 32.0, 32.0]),
+                ..view(0.0)
+            };
+            settle(&mut c, &s, at(0));
+            let mut shown_missing = Vec::new();
+            for z in 0..16 {
+                c.begin_frame();
+                let wanted = c.compose(&s, at(z), None);
+                if c.loading() {
+                    shown_missing.push(z);
+                }
+                c.request(wanted);
+                assert!(c.cache().wait_idle(Duration::from_secs(10)));
+            }
+            // Every slab shown was read before its frame came. Four frames ahead at one
+            // voxel per frame: each cell's chunk was read for slab 0 and the next slice 1
+            // (at rest), then 2–7 (the first step), 8–11 (at z = 4) and 9–15 (at z = 8):
+            // 5 reads in 16 frames.
+            assert_eq!(shown_missing, Vec::<u64>::new(), "gather {gather}");
+            assert_eq!(c.cache().stats().reads, 5 * 4, "gather {gather}");
+            assert_eq!(c.cache().stats().chunks, 16 * 4, "gather {gather}");
+            c.begin_frame();
+            c.compose(&s, at(15), None);
+            assert_eq!(
+                c.value_at(Plane::Xy, 0, 13.0, 2.0),
+                Some(PixelValue::Float(vec![130.0]))
+            );
+        }
     }
 
     #[test]

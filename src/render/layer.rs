@@ -143,6 +143,49 @@ impl ChunkValues {
             ChunkValues::Float { shape, .. } | ChunkValues::Labels { shape, .. } => *shape,
         }
     }
+
+    /// A copy of the voxel-thick slab at `offset` along `axis` (every channel), or why there
+    /// is none (an axis above 2, an offset beyond the shape, values not of the shape).
+    pub fn slab(&self, axis: usize, offset: usize) -> Result<ChunkValues, String> {
+        fn cut<T: Copy>(
+            values: &[T],
+            channels: usize,
+            shape: [usize; 3],
+            axis: usize,
+            k: usize,
+        ) -> Result<Vec<T>, String> {
+            if axis > 2 || k >= shape[axis] {
+                return Err(format!(
+                    "no slab {k} along axis {axis} of a chunk of {shape:?}"
+                ));
+            }
+            let dims = (channels, shape[0], shape[1], shape[2]);
+            let a = ndarray::ArrayView4::from_shape(dims, values)
+                .map_err(|e| format!("{} values are not {dims:?}: {e}", values.len()))?;
+            Ok(a.index_axis(ndarray::Axis(axis + 1), k)
+                .iter()
+                .copied()
+                .collect())
+        }
+        let shape = self.shape();
+        let mut out = shape;
+        if let Some(n) = out.get_mut(axis) {
+            *n = 1;
+        }
+        Ok(match self {
+            ChunkValues::Float {
+                values, channels, ..
+            } => ChunkValues::Float {
+                values: cut(values, *channels, shape, axis, offset)?,
+                channels: *channels,
+                shape: out,
+            },
+            ChunkValues::Labels { values, .. } => ChunkValues::Labels {
+                values: cut(values, 1, shape, axis, offset)?,
+                shape: out,
+            },
+        })
+    }
 }
 
 /// An opened layer: its levels (finest first), what it holds and how it is drawn by default.
@@ -457,6 +500,33 @@ impl LayerData {
         slab: Option<(usize, u64)>,
         kind: LayerKind,
     ) -> Result<ChunkValues, String> {
+        self.read_part(level, index, slab.map(|(a, o)| (a, o..=o)), kind)
+    }
+
+    /// Reads the voxel-thick slabs `offsets` along `axis` of chunk `index` in one read (a
+    /// compressed chunk is decoded once for all of them), one [`ChunkValues`] per offset.
+    pub fn read_slabs(
+        &self,
+        level: usize,
+        index: [u64; 3],
+        axis: usize,
+        offsets: std::ops::RangeInclusive<u64>,
+        kind: LayerKind,
+    ) -> Result<Vec<ChunkValues>, String> {
+        let block = self.read_part(level, index, Some((axis, offsets)), kind)?;
+        (0..block.shape()[axis])
+            .map(|k| block.slab(axis, k))
+            .collect()
+    }
+
+    /// Reads chunk `index`, or only the slabs `offsets` along an axis of it.
+    fn read_part(
+        &self,
+        level: usize,
+        index: [u64; 3],
+        slab: Option<(usize, std::ops::RangeInclusive<u64>)>,
+        kind: LayerKind,
+    ) -> Result<ChunkValues, String> {
         let l = self
             .levels
             .get(level)
@@ -467,14 +537,15 @@ impl LayerData {
         let mut begin: [u64; 3] = std::array::from_fn(|a| index[a] * l.chunk[a]);
         let mut end: [u64; 3] =
             std::array::from_fn(|a| ((index[a] + 1) * l.chunk[a]).min(l.shape[a]));
-        if let Some((axis, offset)) = slab {
-            if axis > 2 || begin[axis] + offset >= end[axis] {
+        if let Some((axis, offsets)) = slab {
+            let (first, last) = (*offsets.start(), *offsets.end());
+            if axis > 2 || first > last || begin[axis] + last >= end[axis] {
                 return Err(format!(
-                    "slab {offset} along axis {axis} is outside chunk {index:?}"
+                    "slabs {first}..={last} along axis {axis} are outside chunk {index:?}"
                 ));
             }
-            begin[axis] += offset;
-            end[axis] = begin[axis] + 1;
+            end[axis] = begin[axis] + last + 1;
+            begin[axis] += first;
         }
         let info = l.source.info();
         let vs = info.geometry.voxel_size;
@@ -552,6 +623,44 @@ fn to_chunk_values(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slab_is_cut_from_every_channel_of_a_chunk() {
+        // 2 channels of 2 × 2 × 3 voxels: each voxel's linear index, plus 100 in channel 1.
+        let values: Vec<f32> = (0..2)
+            .flat_map(|c| (0..12).map(move |i| (100 * c + i) as f32))
+            .collect();
+        let chunk = ChunkValues::Float {
+            values,
+            channels: 2,
+            shape: [2, 2, 3],
+        };
+        // x = 1 of each (z, y), channel 0 then channel 1.
+        assert_eq!(
+            chunk.slab(2, 1),
+            Ok(ChunkValues::Float {
+                values: vec![1.0, 4.0, 7.0, 10.0, 101.0, 104.0, 107.0, 110.0],
+                channels: 2,
+                shape: [2, 2, 1],
+            })
+        );
+        let labels = ChunkValues::Labels {
+            values: (0..12).collect(),
+            shape: [2, 2, 3],
+        };
+        assert_eq!(
+            labels.slab(0, 1),
+            Ok(ChunkValues::Labels {
+                values: vec![6, 7, 8, 9, 10, 11],
+                shape: [1, 2, 3],
+            })
+        );
+        assert_eq!(
+            labels.slab(2, 3),
+            Err("no slab 3 along axis 2 of a chunk of [2, 2, 3]".to_string())
+        );
+        assert!(labels.slab(3, 0).is_err());
+    }
 
     #[test]
     fn names_and_kinds() {

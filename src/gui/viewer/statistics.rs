@@ -99,6 +99,7 @@ mod tests {
             queued: 4,
             in_flight: 2,
             completed: 15,
+            reads: 9,
             view_moving: false,
         };
         let gpu = GpuStoreStats {
