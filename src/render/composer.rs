@@ -103,6 +103,11 @@ struct PanelState {
     dirty: Vec<Option<DirtyRects>>,
     /// The pixels the view moved by since the last plans (`None`: not a pan).
     moved: Option<(i64, i64)>,
+    /// How far the plane moved along its normal in the frame its slices (or plans) were
+    /// made for, nm (0 at rest or after a jump): a moving plane is drawn at a coarser level.
+    step_nm: f64,
+    /// Some layer is drawn at a coarser level than at rest because the plane moves.
+    moving_level: bool,
     /// The `slices_version` of the plans in the last upload.
     plans_packed: u64,
     /// Increases whenever `slices` (or `plans`) change.
@@ -122,6 +127,39 @@ pub struct PanelComposer {
     stats: ComposerStats,
     /// Slices are gathered from chunks on the GPU: panels are planned, not composed.
     gather: bool,
+}
+
+/// How far `view`'s plane moved along its normal since `old` (nm), when that is motion for
+/// some used layer of `scene` rather than a jump (else 0), and whether some used layer is
+/// then drawn at a coarser level than at rest.
+fn moving_step(
+    scene: &Scene<'_>,
+    used: &[bool],
+    old: Option<SliceView>,
+    view: &SliceView,
+) -> (f64, bool) {
+    let Some(step) = old.and_then(|old| slice::normal_step_nm(&old, view)) else {
+        return (0.0, false);
+    };
+    let layers: Vec<&Arc<LayerData>> = scene
+        .layers
+        .iter()
+        .zip(used)
+        .filter(|(_, u)| **u)
+        .filter_map(|(l, _)| l.data)
+        .collect();
+    let (plane, nm_per_px) = (view.plane, view.nm_per_px);
+    if !layers
+        .iter()
+        .any(|d| slice::is_motion(d, plane, nm_per_px, step))
+    {
+        return (0.0, false);
+    }
+    let coarser = layers.iter().any(|d| {
+        slice::pick_level_moving(d, plane, nm_per_px, step)
+            != slice::pick_level(d, plane, nm_per_px)
+    });
+    (step, coarser)
 }
 
 /// The slabs to read ahead of every used layer's plane in `view`, which moved `step_nm`
@@ -258,7 +296,7 @@ impl PanelComposer {
             .collect();
         let cache = &self.cache;
         let p = self.panels.entry(plane).or_default();
-        let old_view = p.view;
+        let (step, coarser_level) = moving_step(scene, &used, p.view, &view);
         // Chunks read since the last composition change a layer only when the panel shows
         // them: only such layers are composed again.
         let ready: Vec<Vec<ChunkKey>> = if p.completed == completed {
@@ -271,7 +309,9 @@ impl PanelComposer {
         };
         let arrivals: Vec<bool> = ready.iter().map(|r| !r.is_empty()).collect();
         let arrived = arrivals.iter().any(|a| *a);
-        let same_layers = p.layers_key == layers_key && p.slices.len() == scene.layers.len();
+        // A plane that moved along its normal, or stopped moving, is drawn at another level.
+        let same_layers =
+            p.layers_key == layers_key && p.slices.len() == scene.layers.len() && p.step_nm == step;
         let same_data = !arrived && same_layers;
         let stale = p.view != Some(view) || !same_data;
         let shift = p
@@ -352,11 +392,12 @@ impl PanelComposer {
                     let Some(rect) = slice::chunk_rect(d, key.level, &view, key.index) else {
                         continue;
                     };
-                    let (part, w) = slice::compose_window(
+                    let (part, w) = slice::compose_moving(
                         layer.uid,
                         d,
                         layer.state.settings.kind(),
                         &view,
+                        step,
                         rect,
                         cache,
                     );
@@ -392,11 +433,13 @@ impl PanelComposer {
                 .zip(recompose.par_iter())
                 .map(
                     |((layer, used), again)| match (layer.data, *used && *again) {
-                        (Some(d), true) => Some(compose(
+                        (Some(d), true) => Some(slice::compose_moving(
                             layer.uid,
                             d,
                             layer.state.settings.kind(),
                             &view,
+                            step,
+                            slice::PixelRect::whole(&view),
                             cache,
                         )),
                         _ => None,
@@ -443,10 +486,12 @@ impl PanelComposer {
             for w in &p.layer_wanted {
                 all.extend(w.clone());
             }
-            if let Some(step) = old_view.and_then(|old| slice::normal_step_nm(&old, &view)) {
+            if step != 0.0 {
                 all.prefetch.extend(read_ahead(scene, &used, &view, step));
             }
             p.wanted = all;
+            p.step_nm = step;
+            p.moving_level = coarser_level;
         }
         let hover_id = hover.and_then(|(x, y)| hovered_label(&p.slices, x, y));
         let key = (scene.revision, p.slices_version, hover_id);
@@ -478,7 +523,11 @@ impl PanelComposer {
             .collect();
         let cache = &self.cache;
         let p = self.panels.entry(view.plane).or_default();
+        let used: Vec<bool> = layers_key.iter().map(|k| k.2).collect();
+        let (step, coarser_level) = moving_step(scene, &used, p.view, &view);
+        // A plane that moved along its normal, or stopped moving, is drawn at another level.
         let stale = p.view != Some(view)
+            || p.step_nm != step
             || p.completed != completed
             || p.layers_key != layers_key
             || p.plans.len() != scene.layers.len();
@@ -486,7 +535,11 @@ impl PanelComposer {
             // A pan by whole pixels (or none) with the same layers: the GPU moves what it
             // holds and draws only what changed.
             let moved = match p.view {
-                Some(old) if p.layers_key == layers_key && p.plans.len() == scene.layers.len() => {
+                Some(old)
+                    if p.layers_key == layers_key
+                        && p.plans.len() == scene.layers.len()
+                        && p.step_nm == step =>
+                {
                     if old == view {
                         Some((0, 0))
                     } else {
@@ -501,7 +554,7 @@ impl PanelComposer {
                 .zip(layers_key.par_iter())
                 .map(|(layer, (_, kind, used))| {
                     let d = layer.data.filter(|_| *used)?;
-                    Some(gather::plan(layer.uid, d, *kind, &view, cache))
+                    Some(gather::plan_moving(layer.uid, d, *kind, &view, step, cache))
                 })
                 .collect();
             let mut all = Wanted::default();
@@ -525,10 +578,11 @@ impl PanelComposer {
                     _ => None,
                 })
                 .collect();
-            if let Some(step) = p.view.and_then(|old| slice::normal_step_nm(&old, &view)) {
-                let used: Vec<bool> = layers_key.iter().map(|k| k.2).collect();
+            if step != 0.0 {
                 all.prefetch.extend(read_ahead(scene, &used, &view, step));
             }
+            p.step_nm = step;
+            p.moving_level = coarser_level;
             p.moved = moved;
             p.plans = plans;
             p.wanted = all;
@@ -695,13 +749,15 @@ impl PanelComposer {
     }
 
     /// Whether any panel still shows pixels that are loading or stood in for by a coarser
-    /// level.
+    /// level, or is drawn at a coarser level while its plane moves (the next frame at rest
+    /// draws its own level).
     pub fn loading(&self) -> bool {
         self.panels.values().any(|p| {
-            p.slices
-                .iter()
-                .flatten()
-                .any(|s| s.loading > 0 || s.coarser > 0)
+            p.moving_level
+                || p.slices
+                    .iter()
+                    .flatten()
+                    .any(|s| s.loading > 0 || s.coarser > 0)
                 || p.plans
                     .iter()
                     .flatten()
@@ -1405,7 +1461,8 @@ mod tests {
             for z in 0..16 {
                 c.begin_frame();
                 let wanted = c.compose(&s, at(z), None);
-                if c.loading() {
+                let shown = c.progress(0);
+                if shown.loading > 0 || shown.coarser > 0 {
                     shown_missing.push(z);
                 }
                 c.request(wanted);
@@ -1424,6 +1481,61 @@ mod tests {
                 c.value_at(Plane::Xy, 0, 13.0, 2.0),
                 Some(PixelValue::Float(vec![130.0]))
             );
+        }
+    }
+
+    #[test]
+    fn a_plane_moving_fast_along_its_normal_is_drawn_from_a_coarser_level_until_it_rests() {
+        let dir = tempfile::tempdir().unwrap();
+        // Levels of 4, 8 and 16 nm voxels in chunks of 8³.
+        let container = crate::render::fixtures::pyramid_volume(dir.path());
+        let data = [open_layer(&container.join("raw")).unwrap()];
+        let states = [state("raw", LayerKind::Image, true)];
+        let s = scene(&data, &states, &[], 1);
+        let at = |z_nm: f64| SliceView {
+            plane: Plane::Xy,
+            center: WorldNm([z_nm, 16.0, 16.0]),
+            nm_per_px: 4.0,
+            width_px: 8,
+            height_px: 8,
+            orientation: crate::render::orientation::Orientation::IDENTITY,
+        };
+        for gather in [false, true] {
+            let mut c = composer();
+            c.set_gather(gather);
+            let mut level_at = |z_nm: f64| {
+                c.begin_frame();
+                let wanted = c.compose(&s, at(z_nm), None);
+                c.request(wanted);
+                assert!(c.cache().wait_idle(Duration::from_secs(10)));
+                (c.progress(0).level, c.loading())
+            };
+            assert_eq!(level_at(10.0).0, Some(0), "gather {gather}");
+            // One voxel per frame: its own level.
+            assert_eq!(level_at(14.0).0, Some(0), "gather {gather}");
+            // Two voxels per frame: level 1, one of its voxels per frame; loading until the
+            // plane rests.
+            assert_eq!(level_at(22.0), (Some(1), true), "gather {gather}");
+            // Four: level 2.
+            assert_eq!(level_at(38.0), (Some(2), true), "gather {gather}");
+            // At rest: its own level again.
+            assert_eq!(level_at(38.0).0, Some(0), "gather {gather}");
+            // A jump of more than a chunk (32 nm) is not motion: its own level.
+            assert_eq!(level_at(74.0).0, Some(0), "gather {gather}");
+            // Back and forth along the normal, then at rest: drawn as when it never moved.
+            level_at(70.0);
+            level_at(74.0);
+            settle(&mut c, &s, at(74.0));
+            let moved = c.value_at(Plane::Xy, 0, 3.0, 2.0);
+            let mut fresh = composer();
+            fresh.set_gather(gather);
+            settle(&mut fresh, &s, at(74.0));
+            assert_eq!(
+                moved,
+                fresh.value_at(Plane::Xy, 0, 3.0, 2.0),
+                "gather {gather}"
+            );
+            assert!(moved.is_some_and(|v| v != PixelValue::Loading));
         }
     }
 

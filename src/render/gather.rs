@@ -13,8 +13,8 @@ use std::sync::Arc;
 use super::cache::{Chunk, ChunkCache, ChunkKey};
 use super::layer::{ChunkValues, LayerData, LayerKind};
 use super::slice::{
-    level_grid, note_error, pick_level, status, wanted_of, LayerSlice, PixelRect, PixelValue,
-    SliceValues, SliceView, Wanted,
+    level_grid, note_error, pick_level_moving, status, wanted_of, LayerSlice, PixelRect,
+    PixelValue, SliceValues, SliceView, Wanted,
 };
 
 /// What a cell of a gathered slice shows.
@@ -166,11 +166,24 @@ pub fn plan(
     view: &SliceView,
     cache: &ChunkCache,
 ) -> (GatherPlan, Wanted) {
+    plan_moving(uid, layer, kind, view, 0.0, cache)
+}
+
+/// [`plan`] for a plane moving `step_nm` along its normal per frame (0 at rest): planned
+/// at [`pick_level_moving`]'s level, as [`super::slice::compose_moving`] composes it.
+pub fn plan_moving(
+    uid: u64,
+    layer: &Arc<LayerData>,
+    kind: LayerKind,
+    view: &SliceView,
+    step_nm: f64,
+    cache: &ChunkCache,
+) -> (GatherPlan, Wanted) {
     if view.oblique() {
         return super::oblique::plan_oblique(uid, layer, kind, view, cache);
     }
     let whole = PixelRect::whole(view);
-    let chosen = pick_level(layer, view.plane, view.nm_per_px);
+    let chosen = pick_level_moving(layer, view.plane, view.nm_per_px, step_nm);
     let coarsest = layer.levels.len() - 1;
     let grids: Vec<_> = (chosen..=coarsest)
         .map(|l| level_grid(layer, l, view, whole))

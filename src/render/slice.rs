@@ -596,7 +596,7 @@ pub fn compose(
     view: &SliceView,
     cache: &ChunkCache,
 ) -> (LayerSlice, Wanted) {
-    compose_window(uid, layer, kind, view, PixelRect::whole(view), cache)
+    compose_moving(uid, layer, kind, view, 0.0, PixelRect::whole(view), cache)
 }
 
 /// Draws just the pixels `window` of `view` as [`compose`] draws them (the same values,
@@ -609,12 +609,26 @@ pub fn compose_window(
     window: PixelRect,
     cache: &ChunkCache,
 ) -> (LayerSlice, Wanted) {
+    compose_moving(uid, layer, kind, view, 0.0, window, cache)
+}
+
+/// [`compose_window`] for a plane moving `step_nm` along its normal per frame (0 at rest):
+/// drawn from [`pick_level_moving`]'s level.
+pub fn compose_moving(
+    uid: u64,
+    layer: &Arc<LayerData>,
+    kind: LayerKind,
+    view: &SliceView,
+    step_nm: f64,
+    window: PixelRect,
+    cache: &ChunkCache,
+) -> (LayerSlice, Wanted) {
     if view.oblique() {
         return super::oblique::compose_oblique(uid, layer, kind, view, window, cache);
     }
     let (w, h) = (window.width as usize, window.height as usize);
     let pixels = w * h;
-    let chosen = pick_level(layer, view.plane, view.nm_per_px);
+    let chosen = pick_level_moving(layer, view.plane, view.nm_per_px, step_nm);
     let coarsest = layer.levels.len() - 1;
     let grids: Vec<LevelGrid> = (chosen..=coarsest)
         .map(|l| level_grid(layer, l, view, window))
@@ -784,12 +798,43 @@ pub(crate) fn wanted_of(
 /// slabs it reaches within about this many frames are read with the one it shows.
 pub const READ_AHEAD_FRAMES: f64 = 4.0;
 
-/// The fastest motion along a plane's normal that reads ahead, in voxels per frame: enough
-/// for scrolling through slices. A faster plane (a panel cut across a pan) shows coarser
-/// levels while it moves, as without reading ahead: drawing every finest slab it passes
-/// costs one slab upload per chunk per frame, which on a software rasteriser took a pan
-/// of 4 panels at 1280×800 from 33.5 to 21.8 fps.
-pub const READ_AHEAD_MAX_STEP_VOX: f64 = 2.0;
+/// The fastest motion along a plane's normal, in voxels per frame of the level drawn, at
+/// which a panel keeps its level: a plane moving faster (scrolling quickly through slices,
+/// or the panel cut across a pan) is drawn from the finest level at which it moves at
+/// most this far per frame, and read ahead there, until it rests. Every slab it passes
+/// would otherwise be read and uploaded for one frame: with the finest level read ahead,
+/// a pan of 4 panels at 1280×800 on a software rasteriser fell from 33.5 to 21.8 fps for
+/// the slab uploads alone.
+pub const MOVING_MAX_STEP_VOX: f64 = 1.0;
+
+/// Whether a step of `step_nm` along `plane`'s normal is motion for `layer` at
+/// `nm_per_px` (not zero, and no longer than a chunk of [`pick_level`]'s level) rather than
+/// a jump.
+pub fn is_motion(layer: &LayerData, plane: Plane, nm_per_px: f64, step_nm: f64) -> bool {
+    let n = plane.axes()[2];
+    let step = step_nm.abs();
+    layer
+        .levels
+        .get(pick_level(layer, plane, nm_per_px))
+        .is_some_and(|l| step > 0.0 && step <= l.chunk[n] as f64 * l.voxel_size_nm[n])
+}
+
+/// The level to draw `layer` at on `plane` at `nm_per_px` while the plane moves `step_nm`
+/// along its normal per frame (0 at rest): [`pick_level`]'s, or the finest coarser one at
+/// which the plane moves at most [`MOVING_MAX_STEP_VOX`] voxels per frame (the coarsest
+/// when none does). A step longer than a chunk of [`pick_level`]'s level is a jump, not
+/// motion, and keeps that level.
+pub fn pick_level_moving(layer: &LayerData, plane: Plane, nm_per_px: f64, step_nm: f64) -> usize {
+    let base = pick_level(layer, plane, nm_per_px);
+    if !is_motion(layer, plane, nm_per_px, step_nm) {
+        return base;
+    }
+    let n = plane.axes()[2];
+    let step = step_nm.abs();
+    (base..layer.levels.len())
+        .find(|&i| step <= layer.levels[i].voxel_size_nm[n] * MOVING_MAX_STEP_VOX * 1.000_001)
+        .unwrap_or(layer.levels.len() - 1)
+}
 
 /// How far (nm, signed) the plane of `new` moved along its normal from `old`, when both
 /// are the same axis-aligned plane and it moved; `None` otherwise.
@@ -808,9 +853,9 @@ pub(crate) fn normal_step_nm(old: &SliceView, new: &SliceView) -> Option<f64> {
 /// worth of slabs in the direction of motion, rounded out to a whole block of that many
 /// slabs, one request per chunk the range crosses (its far slab, read from its near one).
 /// A chunk is then read once per block of frames instead of once per frame, and the slab
-/// a frame shows is there when it comes. Motion of less than half a voxel or more than
-/// [`READ_AHEAD_MAX_STEP_VOX`] voxels per frame, and rotated planes (drawn from whole
-/// chunks), read nothing ahead.
+/// a frame shows is there when it comes. The level is [`pick_level_moving`]'s. Motion of
+/// less than half a voxel or more than [`MOVING_MAX_STEP_VOX`] voxels per frame of that
+/// level, and rotated planes (drawn from whole chunks), read nothing ahead.
 pub(crate) fn read_ahead(
     uid: u64,
     layer: &Arc<LayerData>,
@@ -822,13 +867,13 @@ pub(crate) fn read_ahead(
     if view.oblique() || layer.levels.is_empty() {
         return ahead;
     }
-    let level = pick_level(layer, view.plane, view.nm_per_px);
+    let level = pick_level_moving(layer, view.plane, view.nm_per_px, step_nm);
     let l = &layer.levels[level];
     let axes = view.plane.axes();
     let an = axes[2];
     let step_vox = step_nm / l.voxel_size_nm[an];
     let g = level_grid(layer, level, view, PixelRect::whole(view));
-    if !(0.5..=READ_AHEAD_MAX_STEP_VOX).contains(&step_vox.abs())
+    if !(0.5..=MOVING_MAX_STEP_VOX * 1.000_001).contains(&step_vox.abs())
         || l.shape[an] == 0
         || g.normal.0 < 0
     {
@@ -1041,18 +1086,18 @@ mod tests {
         // 5–7 were read with the first (the cache skips what it holds).
         assert_eq!(ahead(4, 4.0), vec![(0, 7, Some(5)), (1, 3, Some(0))]);
         assert_eq!(ahead(6, 4.0), vec![(0, 7, Some(7)), (1, 3, Some(0))]);
-        // 2 voxels per frame: a whole chunk ahead (8 slabs, at most a chunk), to the end
-        // of the next chunk: one request per chunk.
-        assert_eq!(ahead(3, 8.0), vec![(0, 7, Some(4)), (1, 7, Some(0))]);
+        // 3/4 voxel per frame: 3 frames ahead, to the end of the block of 3 slabs (6–8)
+        // in the next chunk: one request per chunk.
+        assert_eq!(ahead(3, 3.0), vec![(0, 7, Some(4)), (1, 0, Some(0))]);
         // Backwards: from slab 2 down to the start of the block of 4 below slab 3 - 4.
         assert_eq!(ahead(3, -4.0), vec![(0, 0, Some(2))]);
         assert_eq!(ahead(12, -4.0), vec![(1, 0, Some(3))]);
         // Nearest chunk first.
         assert_eq!(ahead(9, -4.0), vec![(1, 0, Some(0)), (0, 4, Some(7))]);
-        // Less than half a voxel or more than 2 voxels per frame, or at the volume's end:
-        // nothing.
+        // Less than half a voxel or (with no coarser level to draw) more than a voxel per
+        // frame, or at the volume's end: nothing.
         assert_eq!(ahead(3, 1.0), vec![]);
-        assert_eq!(ahead(3, 12.0), vec![]);
+        assert_eq!(ahead(3, 8.0), vec![]);
         assert_eq!(ahead(15, 4.0), vec![]);
         assert_eq!(ahead(0, -4.0), vec![]);
     }
