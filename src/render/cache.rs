@@ -323,6 +323,9 @@ impl ChunkCache {
     pub fn request(&self, requests: Vec<Request>) -> usize {
         let mut st = self.shared.lock();
         let mut seen = HashSet::new();
+        // Only read-ahead requests look their chunk's group up: without them (a view at
+        // rest, a pan in the plane) no group is indexed.
+        let ahead = requests.iter().any(|r| r.read_from.is_some());
         let mut groups: HashMap<_, usize> = HashMap::new();
         let (mut read, mut compute): (VecDeque<Group>, VecDeque<Group>) = Default::default();
         let mut n = 0;
@@ -341,14 +344,16 @@ impl ChunkCache {
             // Reading ahead joins the chunk's first request (one decode for both); other
             // slabs are read on their own, so that a visible slab never waits for the
             // next slices of its chunk.
-            let group = group_of(&r.key);
-            if r.read_from.is_some() {
-                if let Some(&i) = groups.get(&group) {
-                    queue[i].push(r);
-                    continue;
+            if ahead {
+                let group = group_of(&r.key);
+                if r.read_from.is_some() {
+                    if let Some(&i) = groups.get(&group) {
+                        queue[i].push(r);
+                        continue;
+                    }
                 }
+                groups.entry(group).or_insert(queue.len());
             }
-            groups.entry(group).or_insert(queue.len());
             queue.push_back(vec![r]);
         }
         st.queue = read;
@@ -556,12 +561,13 @@ fn worker(shared: &Shared, lane: Lane) {
                     group.retain(|r| {
                         !st.ready.contains_key(&r.key) && !st.in_flight.contains(&r.key)
                     });
-                    let keys = keys_read(&group);
+                    let span = slab_span(&group);
+                    let keys = keys_read(&group, span);
                     if keys.is_empty() {
                         continue;
                     }
                     st.in_flight.extend(keys.iter().copied());
-                    break (group, keys);
+                    break (group, span, keys);
                 }
                 st = shared
                     .wake_workers
@@ -569,8 +575,8 @@ fn worker(shared: &Shared, lane: Lane) {
                     .unwrap_or_else(|p| p.into_inner());
             }
         };
-        let (group, keys) = work;
-        let results = read_group(&group, &keys);
+        let (group, span, keys) = work;
+        let results = read_group(&group, span, &keys);
         {
             let mut st = shared.lock();
             let tick = st.tick;
@@ -609,12 +615,13 @@ fn worker(shared: &Shared, lane: Lane) {
     }
 }
 
-/// The keys one read of `group` brings: every slab of its span, or its one whole chunk.
-fn keys_read(group: &[Request]) -> Vec<ChunkKey> {
+/// The keys one read of `group` (of slab span `span`, see [`slab_span`]) brings: every
+/// slab of the span, or its one whole chunk.
+fn keys_read(group: &[Request], span: Option<(u8, u32, u32)>) -> Vec<ChunkKey> {
     let Some(first) = group.first() else {
         return Vec::new();
     };
-    match slab_span(group) {
+    match span {
         Some((axis, lo, hi)) => (lo..=hi)
             .map(|o| ChunkKey {
                 slab: Some((axis, o)),
@@ -625,16 +632,19 @@ fn keys_read(group: &[Request]) -> Vec<ChunkKey> {
     }
 }
 
-/// Reads `group` (whose read brings `keys`) in one read of its store: each key with its
-/// voxels, or, when the read fails, the requested keys with the error (slabs only read
-/// ahead are then left out, to be asked for again if they are shown).
-fn read_group(group: &[Request], keys: &[ChunkKey]) -> Vec<(ChunkKey, Chunk)> {
+/// Reads `group` (of slab span `span`, whose read brings `keys`) in one read of its store:
+/// each key with its voxels, or, when the read fails, the requested keys with the error
+/// (slabs only read ahead are then left out, to be asked for again if they are shown).
+fn read_group(
+    group: &[Request],
+    span: Option<(u8, u32, u32)>,
+    keys: &[ChunkKey],
+) -> Vec<(ChunkKey, Chunk)> {
     let Some(first) = group.first() else {
         return Vec::new();
     };
     let key = first.key;
     let layer = &first.layer;
-    let span = slab_span(group);
     let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match span {
         Some((axis, lo, hi)) => layer.read_slabs(
             key.level,

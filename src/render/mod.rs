@@ -17,6 +17,7 @@ pub mod gpu_split_merge;
 pub mod gpu_volume;
 pub mod headless;
 pub mod layer;
+pub mod motion;
 pub mod neuroglancer;
 pub mod oblique;
 pub mod orientation;
